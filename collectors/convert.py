@@ -1,0 +1,225 @@
+"""Turn finished OpenTelemetry spans into Arrow tables shaped like the store's tables.
+
+This is the exporter's hot path: one pass over the spans fills plain Python lists column by
+column, attributes are serialised with orjson, and pyarrow builds each column at once. The
+embedding vectors of EMBEDDING spans are moved out of the attributes into their own table
+(FLOAT lists), so a 2,048-d vector is never turned into JSON text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from vlmscope import conventions as cv
+
+SPAN_SCHEMA = pa.schema(
+    [
+        ("trace_id", pa.string()),
+        ("span_id", pa.string()),
+        ("parent_span_id", pa.string()),
+        ("name", pa.string()),
+        ("kind", pa.string()),
+        ("start_time", pa.timestamp("ns")),
+        ("end_time", pa.timestamp("ns")),
+        ("duration_ms", pa.float64()),
+        ("status_code", pa.string()),
+        ("status_message", pa.string()),
+        ("service_name", pa.string()),
+        ("scope_name", pa.string()),
+        ("scope_version", pa.string()),
+        ("trace_state", pa.string()),
+        ("trace_flags", pa.int32()),
+        ("attributes", pa.string()),
+        ("events", pa.string()),
+        ("links", pa.string()),
+        ("resource", pa.string()),
+        ("dropped_attributes", pa.int32()),
+        ("dropped_events", pa.int32()),
+        ("dropped_links", pa.int32()),
+    ]
+)
+"""Arrow schema of a batch of spans, column for column the ``spans`` table."""
+
+EMBEDDING_SCHEMA = pa.schema(
+    [
+        ("trace_id", pa.string()),
+        ("span_id", pa.string()),
+        ("record_index", pa.int32()),
+        ("vector", pa.list_(pa.float32())),
+    ]
+)
+"""Arrow schema of the vectors pulled out of a batch (joined to their records at insert)."""
+
+_KIND_NAMES = ("INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
+_STATUS_NAMES = ("UNSET", "OK", "ERROR")
+
+
+@dataclass
+class SpanBatch:
+    """A batch of spans as Arrow tables, ready for one insert per table."""
+
+    spans: pa.Table
+    embeddings: pa.Table
+
+    @property
+    def num_spans(self) -> int:
+        """Spans in the batch."""
+        return self.spans.num_rows
+
+
+def _hex_span(span_id: int) -> str:
+    return format(span_id, "016x")
+
+
+def _hex_trace(trace_id: int) -> str:
+    return format(trace_id, "032x")
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _pop_vectors(attributes: dict[str, Any]) -> list[tuple[int, Sequence[float]]]:
+    """Remove ``embedding.embeddings.N.embedding.vector`` keys; return (N, vector) pairs."""
+    found = []
+    for key in [k for k in attributes if k.endswith(cv.EMBEDDING_VECTOR_SUFFIX)]:
+        middle = key[len(cv.EMBEDDING_EMBEDDINGS_PREFIX) + 1 : -len(cv.EMBEDDING_VECTOR_SUFFIX)]
+        if key.startswith(cv.EMBEDDING_EMBEDDINGS_PREFIX + ".") and middle.isdigit():
+            found.append((int(middle), attributes.pop(key)))
+    return found
+
+
+def spans_to_batch(spans: Sequence[Any]) -> SpanBatch:
+    """Convert OpenTelemetry ``ReadableSpan`` objects into a :class:`SpanBatch`."""
+    trace_ids: list[str] = []
+    span_ids: list[str] = []
+    parents: list[str | None] = []
+    names: list[str] = []
+    kinds: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    durations: list[float] = []
+    status_codes: list[str] = []
+    status_messages: list[str | None] = []
+    services: list[str | None] = []
+    scope_names: list[str | None] = []
+    scope_versions: list[str | None] = []
+    trace_states: list[str | None] = []
+    trace_flags: list[int] = []
+    attributes_json: list[str] = []
+    events_json: list[str | None] = []
+    links_json: list[str | None] = []
+    resources_json: list[str] = []
+    dropped_attributes: list[int] = []
+    dropped_events: list[int] = []
+    dropped_links: list[int] = []
+    emb_trace: list[str] = []
+    emb_span: list[str] = []
+    emb_index: list[int] = []
+    emb_vector: list[Sequence[float]] = []
+
+    # Spans of one process share one Resource object: serialise it once per batch.
+    resource_cache: dict[int, tuple[str, str | None]] = {}
+
+    for span in spans:
+        ctx = span.context
+        trace_hex = _hex_trace(ctx.trace_id)
+        span_hex = _hex_span(ctx.span_id)
+        trace_ids.append(trace_hex)
+        span_ids.append(span_hex)
+        parent = span.parent
+        parents.append(_hex_span(parent.span_id) if parent is not None else None)
+        names.append(span.name)
+        kinds.append(_KIND_NAMES[span.kind.value])
+        start = span.start_time or 0
+        end = span.end_time or start
+        starts.append(start)
+        ends.append(end)
+        durations.append((end - start) / 1e6)
+        status = span.status
+        status_codes.append(_STATUS_NAMES[status.status_code.value])
+        status_messages.append(status.description)
+        resource = span.resource
+        cached = resource_cache.get(id(resource))
+        if cached is None:
+            res_attrs = dict(resource.attributes)
+            cached = (
+                _dumps({"attributes": res_attrs, "schema_url": resource.schema_url or ""}),
+                res_attrs.get("service.name"),
+            )
+            resource_cache[id(resource)] = cached
+        resources_json.append(cached[0])
+        services.append(cached[1])
+        scope = span.instrumentation_scope
+        scope_names.append(scope.name if scope is not None else None)
+        scope_versions.append(scope.version if scope is not None else None)
+        trace_states.append(ctx.trace_state.to_header() if ctx.trace_state else None)
+        trace_flags.append(int(ctx.trace_flags))
+
+        attributes = dict(span.attributes) if span.attributes else {}
+        if attributes.get(cv.OPENINFERENCE_SPAN_KIND) == cv.SPAN_KIND_EMBEDDING:
+            for index, vector in _pop_vectors(attributes):
+                emb_trace.append(trace_hex)
+                emb_span.append(span_hex)
+                emb_index.append(index)
+                emb_vector.append(vector)
+        attributes_json.append(_dumps(attributes))
+
+        events = span.events
+        events_json.append(
+            _dumps(
+                [
+                    {"name": e.name, "time_unix_nano": e.timestamp,
+                     "attributes": dict(e.attributes or {})}
+                    for e in events
+                ]
+            )
+            if events
+            else None
+        )
+        links = span.links
+        links_json.append(
+            _dumps(
+                [
+                    {
+                        "trace_id": _hex_trace(link.context.trace_id),
+                        "span_id": _hex_span(link.context.span_id),
+                        "trace_state": link.context.trace_state.to_header()
+                        if link.context.trace_state else None,
+                        "attributes": dict(link.attributes or {}),
+                    }
+                    for link in links
+                ]
+            )
+            if links
+            else None
+        )
+        dropped_attributes.append(span.dropped_attributes)
+        dropped_events.append(span.dropped_events)
+        dropped_links.append(span.dropped_links)
+
+    columns = [
+        trace_ids, span_ids, parents, names, kinds, starts, ends, durations, status_codes,
+        status_messages, services, scope_names, scope_versions, trace_states, trace_flags,
+        attributes_json, events_json, links_json, resources_json, dropped_attributes,
+        dropped_events, dropped_links,
+    ]
+    spans_table = pa.Table.from_arrays(
+        [pa.array(col, type=field.type) for col, field in zip(columns, SPAN_SCHEMA, strict=True)],
+        schema=SPAN_SCHEMA,
+    )
+    embeddings_table = pa.Table.from_arrays(
+        [
+            pa.array(emb_trace, pa.string()),
+            pa.array(emb_span, pa.string()),
+            pa.array(emb_index, pa.int32()),
+            pa.array(emb_vector, pa.list_(pa.float32())),
+        ],
+        schema=EMBEDDING_SCHEMA,
+    )
+    return SpanBatch(spans=spans_table, embeddings=embeddings_table)

@@ -1,0 +1,231 @@
+"""The DuckDB schema of a vlmscope store, as an ordered list of versioned migrations.
+
+Tables:
+
+* ``spans`` - every span, losslessly: typed columns for ids, timing, status and service, and
+  JSON for attributes, events, links and resource. Embedding vectors are moved out of the
+  attributes into ``embeddings`` (they are large; the export puts them back).
+* ``embeddings`` - one row per image whose feature vector was captured.
+* ``encoder_records`` / ``llm_records`` / ``row_records`` - spans normalised per pipeline row
+  (one per image of a batched encoder call, one per output of a batched ``generate``). They are
+  derived from ``spans`` at ingest by :mod:`vlmscope.collectors.normalize` and can be rebuilt.
+* view ``pipeline_rows`` - one row per pipeline row, joining the three.
+
+A migration runs once; ``schema_migrations`` records which ran. Add a migration by appending
+to :data:`MIGRATIONS`; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema step: a version number, a name and the SQL statements it runs."""
+
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+_V1_TABLES = (
+    """
+    CREATE TABLE spans (
+        trace_id VARCHAR NOT NULL,
+        span_id VARCHAR NOT NULL,
+        parent_span_id VARCHAR,
+        name VARCHAR NOT NULL,
+        kind VARCHAR NOT NULL,
+        start_time TIMESTAMP_NS NOT NULL,
+        end_time TIMESTAMP_NS NOT NULL,
+        duration_ms DOUBLE NOT NULL,
+        status_code VARCHAR NOT NULL,
+        status_message VARCHAR,
+        service_name VARCHAR,
+        scope_name VARCHAR,
+        scope_version VARCHAR,
+        trace_state VARCHAR,
+        trace_flags INTEGER,
+        attributes JSON,
+        events JSON,
+        links JSON,
+        resource JSON,
+        dropped_attributes INTEGER,
+        dropped_events INTEGER,
+        dropped_links INTEGER
+    )
+    """,
+    """
+    CREATE TABLE embeddings (
+        trace_id VARCHAR NOT NULL,
+        span_id VARCHAR NOT NULL,
+        record_index INTEGER NOT NULL,
+        row_id VARCHAR,
+        model VARCHAR,
+        checkpoint_sha256 VARCHAR,
+        dimension INTEGER NOT NULL,
+        vector FLOAT[] NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE encoder_records (
+        trace_id VARCHAR NOT NULL,
+        span_id VARCHAR NOT NULL,
+        record_index INTEGER NOT NULL,
+        row_id VARCHAR,
+        image_sha256 VARCHAR,
+        model VARCHAR,
+        architecture VARCHAR,
+        checkpoint_sha256 VARCHAR,
+        layer VARCHAR,
+        embedding_dim INTEGER,
+        top_k_labels VARCHAR[],
+        top_k_scores DOUBLE[],
+        top_k_class_ids BIGINT[],
+        entropy DOUBLE,
+        embedding_l2_norm DOUBLE,
+        start_time TIMESTAMP_NS,
+        duration_ms DOUBLE,
+        status_code VARCHAR
+    )
+    """,
+    """
+    CREATE TABLE llm_records (
+        trace_id VARCHAR NOT NULL,
+        span_id VARCHAR NOT NULL,
+        record_index INTEGER NOT NULL,
+        row_id VARCHAR,
+        model VARCHAR,
+        provider VARCHAR,
+        instruction VARCHAR,
+        output VARCHAR,
+        input_tokens BIGINT,
+        output_tokens BIGINT,
+        encoder_span_id VARCHAR,
+        start_time TIMESTAMP_NS,
+        duration_ms DOUBLE,
+        status_code VARCHAR
+    )
+    """,
+    """
+    CREATE TABLE row_records (
+        trace_id VARCHAR NOT NULL,
+        span_id VARCHAR NOT NULL,
+        row_id VARCHAR NOT NULL,
+        run_name VARCHAR,
+        cohort VARCHAR,
+        expected VARCHAR,
+        objects VARCHAR[],
+        instruction VARCHAR,
+        image_sha256 VARCHAR,
+        start_time TIMESTAMP_NS,
+        duration_ms DOUBLE,
+        status_code VARCHAR,
+        status_message VARCHAR
+    )
+    """,
+    # The last encoder call and the last language-head call of a row are the ones that made
+    # its answer (a row may re-encode or re-ask; the final reading is what the head used).
+    """
+    CREATE VIEW pipeline_rows AS
+    WITH enc AS (
+        SELECT * FROM encoder_records WHERE row_id IS NOT NULL
+        QUALIFY row_number() OVER (
+            PARTITION BY trace_id, row_id ORDER BY start_time DESC, span_id) = 1
+    ), llm AS (
+        SELECT * FROM llm_records WHERE row_id IS NOT NULL
+        QUALIFY row_number() OVER (
+            PARTITION BY trace_id, row_id ORDER BY start_time DESC, span_id) = 1
+    )
+    SELECT
+        r.row_id,
+        r.trace_id,
+        r.span_id,
+        r.run_name AS run,
+        r.cohort,
+        coalesce(r.image_sha256, e.image_sha256) AS image_sha256,
+        r.expected,
+        r.objects,
+        e.model AS encoder_model,
+        e.checkpoint_sha256,
+        e.top_k_labels,
+        e.top_k_scores,
+        e.embedding_dim,
+        e.entropy AS encoder_entropy,
+        l.model AS llm_model,
+        coalesce(l.instruction, r.instruction) AS instruction,
+        l.output,
+        l.input_tokens,
+        l.output_tokens,
+        e.duration_ms AS encoder_ms,
+        l.duration_ms AS llm_ms,
+        r.duration_ms AS row_ms,
+        CASE
+            WHEN 'ERROR' IN (r.status_code, e.status_code, l.status_code) THEN 'ERROR'
+            ELSE 'OK'
+        END AS status,
+        r.status_message AS error,
+        e.span_id AS encoder_span_id,
+        l.span_id AS llm_span_id,
+        r.start_time
+    FROM row_records r
+    LEFT JOIN enc e ON e.trace_id = r.trace_id AND e.row_id = r.row_id
+    LEFT JOIN llm l ON l.trace_id = r.trace_id AND l.row_id = r.row_id
+    """,
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "spans, embeddings, per-row records and pipeline_rows", _V1_TABLES),
+)
+"""Every schema step, in order."""
+
+SCHEMA_VERSION = MIGRATIONS[-1].version
+"""The schema version this vlmscope writes."""
+
+
+def applied_version(con: duckdb.DuckDBPyConnection) -> int:
+    """The highest migration applied to the database behind ``con`` (0 for an empty file)."""
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
+    ).fetchone()
+    if not exists or exists[0] == 0:
+        return 0
+    row = con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> int:
+    """Apply every migration not yet applied, each in its own transaction; return the version.
+
+    Raises :class:`RuntimeError` when the file was written by a newer vlmscope.
+    """
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL,"
+        " applied_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp)"
+    )
+    current = applied_version(con)
+    if current > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"this store has schema version {current}, newer than this vlmscope understands "
+            f"({SCHEMA_VERSION}); upgrade vlmscope to read or write it"
+        )
+    for migration in MIGRATIONS:
+        if migration.version <= current:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for statement in migration.statements:
+                con.execute(statement)
+            con.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
+                [migration.version, migration.name],
+            )
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+    return SCHEMA_VERSION

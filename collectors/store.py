@@ -1,0 +1,244 @@
+"""Opening a vlmscope DuckDB store for writing and for reading, across processes.
+
+DuckDB lets one process write a database file and, while it holds it, no other process may
+open it at all, not even read-only. Opening and closing per write would let readers in, but
+costs about 40 ms a cycle (every close checkpoints). So the two sides take turns:
+
+* the :class:`StoreWriter` keeps its connection open while spans flow, and gives the file up
+  when a reader asks, and after :data:`DEFAULT_IDLE_CLOSE_S` without writes;
+* a reader (:func:`read_connection`, used by ``vlmscope sql``) that finds the file locked asks
+  by dropping a request file into ``<db>.readers/``, retries until it gets in, and removes the
+  request when done. The writer waits (at most :data:`DEFAULT_READER_WAIT_S`) for pending
+  requests before it opens the file again; spans that arrive meanwhile queue in memory.
+
+Request files older than :data:`STALE_REQUEST_S` (a crashed reader) are ignored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+
+from vlmscope.collectors import normalize
+from vlmscope.collectors.convert import SpanBatch
+from vlmscope.collectors.schema import migrate
+
+_log = logging.getLogger("vlmscope.store")
+
+DEFAULT_IDLE_CLOSE_S = 1.0
+"""Seconds without writes after which the writer closes the file (readers then open at once)."""
+
+DEFAULT_READER_WAIT_S = 10.0
+"""Longest time, in seconds, a writer waits for pending readers before it writes again."""
+
+DEFAULT_READ_TIMEOUT_S = 30.0
+"""Longest time, in seconds, a reader waits for a busy writer to hand the file over."""
+
+STALE_REQUEST_S = 120.0
+"""Age in seconds after which a reader's request file is considered abandoned."""
+
+_POLL_S = 0.02
+_BATCH = "_vlmscope_span_batch"
+_VECTORS = "_vlmscope_vector_batch"
+
+
+class StoreLockedError(RuntimeError):
+    """The store is held by another process that did not hand it over in time."""
+
+
+def readers_dir(db_path: str | os.PathLike[str]) -> Path:
+    """The folder where readers of ``db_path`` leave their requests for the writer."""
+    return Path(str(db_path) + ".readers")
+
+
+def _pending_readers(db_path: Path) -> bool:
+    folder = readers_dir(db_path)
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return False
+    now = time.time()
+    for entry in entries:
+        try:
+            if now - entry.stat().st_mtime < STALE_REQUEST_S:
+                return True
+        except FileNotFoundError:
+            continue
+    return False
+
+
+def _is_lock_error(error: Exception) -> bool:
+    return "lock" in str(error).lower()
+
+
+class StoreWriter:
+    """Appends span batches to a DuckDB store; thread-safe; one per process and file.
+
+    Each :meth:`write` is one transaction: the spans (one Arrow insert), the per-row records
+    derived from them and the embeddings, all or nothing.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        idle_close_s: float = DEFAULT_IDLE_CLOSE_S,
+        reader_wait_s: float = DEFAULT_READER_WAIT_S,
+    ) -> None:
+        if idle_close_s <= 0 or reader_wait_s < 0:
+            raise ValueError("idle_close_s must be > 0 and reader_wait_s >= 0 (seconds)")
+        self.path = Path(path)
+        self._idle_close_s = idle_close_s
+        self._reader_wait_s = reader_wait_s
+        self._lock = threading.Lock()
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._last_write = 0.0
+        self._closed = False
+        self._watcher: threading.Thread | None = None
+        self._wake = threading.Event()
+
+    # -- connection lifecycle ------------------------------------------------------------
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        if self._con is not None:
+            return self._con
+        deadline = time.monotonic() + self._reader_wait_s
+        while _pending_readers(self.path) and time.monotonic() < deadline:
+            time.sleep(_POLL_S)
+        con = self._connect_with_retry(deadline + DEFAULT_READ_TIMEOUT_S)
+        try:
+            migrate(con)
+        except Exception:
+            con.close()
+            raise
+        self._con = con
+        self._ensure_watcher()
+        return con
+
+    def _connect_with_retry(self, deadline: float) -> duckdb.DuckDBPyConnection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            try:
+                return duckdb.connect(str(self.path))
+            except duckdb.IOException as error:
+                # A reader holds a shared lock for the length of its query: wait it out.
+                if not _is_lock_error(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(_POLL_S)
+
+    def _ensure_watcher(self) -> None:
+        if self._watcher is None or not self._watcher.is_alive():
+            self._watcher = threading.Thread(
+                target=self._watch, name="vlmscope-store-watcher", daemon=True
+            )
+            self._watcher.start()
+
+    def _watch(self) -> None:
+        """Close the connection when a reader asks for the file or writes have stopped."""
+        while not self._closed:
+            self._wake.wait(0.05)
+            with self._lock:
+                if self._con is None:
+                    return
+                idle = time.monotonic() - self._last_write > self._idle_close_s
+                if idle or _pending_readers(self.path):
+                    self._close_connection()
+                    return
+
+    def _close_connection(self) -> None:
+        if self._con is not None:
+            try:
+                self._con.close()
+            finally:
+                self._con = None
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def write(self, batch: SpanBatch) -> None:
+        """Append ``batch`` in one transaction. Raises on failure (the exporter counts it)."""
+        if batch.num_spans == 0:
+            return
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the store writer is closed")
+            con = self._open()
+            con.register(_BATCH, batch.spans)
+            con.register(_VECTORS, batch.embeddings)
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(f"INSERT INTO spans SELECT * FROM {_BATCH}")
+                normalize.derive(con, _BATCH)
+                if batch.embeddings.num_rows:
+                    con.execute(normalize.embeddings_sql(_VECTORS))
+                con.execute("COMMIT")
+            except Exception:
+                with contextlib.suppress(Exception):
+                    con.execute("ROLLBACK")
+                # A failed connection may be unusable; open afresh next time.
+                self._close_connection()
+                raise
+            finally:
+                self._last_write = time.monotonic()
+                if self._con is not None:
+                    con.unregister(_BATCH)
+                    con.unregister(_VECTORS)
+
+    def close(self) -> None:
+        """Close the file; later writes raise."""
+        with self._lock:
+            self._closed = True
+            self._close_connection()
+        self._wake.set()
+
+
+@contextlib.contextmanager
+def read_connection(
+    path: str | os.PathLike[str], *, timeout_s: float = DEFAULT_READ_TIMEOUT_S
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection to the store at ``path``, waiting for a writer to hand it over.
+
+    Raises :class:`FileNotFoundError` when there is no such store and
+    :class:`StoreLockedError` when the file stayed locked for ``timeout_s`` seconds.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no vlmscope store at {path}: run your traced pipeline (or `vlmscope demo`) "
+            "first, or pass the right --db"
+        )
+    request: Path | None = None
+    deadline = time.monotonic() + timeout_s
+    con = None
+    try:
+        while con is None:
+            try:
+                con = duckdb.connect(str(path), read_only=True)
+            except duckdb.IOException as error:
+                if not _is_lock_error(error):
+                    raise
+                if time.monotonic() > deadline:
+                    raise StoreLockedError(
+                        f"{path} is held by another process that did not release it within "
+                        f"{timeout_s:.0f} s; is it a vlmscope writer? ({error})"
+                    ) from error
+                if request is None:
+                    folder = readers_dir(path)
+                    folder.mkdir(exist_ok=True)
+                    request = folder / f"{os.getpid()}-{uuid.uuid4().hex}"
+                    request.touch()
+                time.sleep(_POLL_S)
+        yield con
+    finally:
+        if con is not None:
+            con.close()
+        if request is not None:
+            with contextlib.suppress(FileNotFoundError):
+                request.unlink()

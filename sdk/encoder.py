@@ -1,0 +1,209 @@
+"""Encoder spans: what the image encoder read, one record per image.
+
+:func:`encoder_span` is the manual API, for any encoder (ONNX, a hosted vision API, a model
+vlmscope cannot hook); :func:`vlmscope.instrument_encoder` uses the same
+:class:`EncoderSpan` from torch forward hooks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from opentelemetry import trace
+
+from vlmscope import conventions as cv
+from vlmscope.rows import EncoderReading, current_rows, warn_once
+from vlmscope.tracing import get_settings, get_tracer
+
+
+def resolve_row_ids(n: int, explicit: Sequence[str] | None = None) -> list[str] | None:
+    """Row ids for ``n`` items of a call: explicit ones, else the current rows when they
+    align (N rows for N items, or one row owning every item), else None (unknown)."""
+    if explicit is not None:
+        if len(explicit) != n:
+            raise ValueError(f"got {len(explicit)} row ids for {n} items")
+        return [str(r) for r in explicit]
+    rows = current_rows()
+    if rows is None:
+        return None
+    if len(rows.row_ids) == n:
+        return list(rows.row_ids)
+    if len(rows.row_ids) == 1:
+        return [rows.row_ids[0]] * n
+    warn_once(
+        "row-mismatch",
+        "a call over %d items ran inside a batch of %d rows; its records are not tied to rows",
+        n, len(rows.row_ids),
+    )
+    return None
+
+
+class EncoderSpan:
+    """Handle of an open encoder span; :meth:`record` sets what the encoder read."""
+
+    def __init__(
+        self,
+        span: trace.Span,
+        model: str,
+        checkpoint_sha256: str | None,
+        row_ids: Sequence[str] | None,
+        capture_embeddings: bool,
+    ) -> None:
+        self.span = span
+        self.model = model
+        self.checkpoint_sha256 = checkpoint_sha256
+        self._row_ids = row_ids
+        self._capture_embeddings = capture_embeddings
+
+    def record(
+        self,
+        *,
+        top_k_labels: Sequence[Sequence[str]] | None = None,
+        top_k_scores: Sequence[Sequence[float]] | None = None,
+        top_k_class_ids: Sequence[Sequence[int]] | None = None,
+        entropy: Sequence[float] | None = None,
+        embeddings: Sequence[Sequence[float]] | None = None,
+        embedding_dim: int | None = None,
+        embedding_l2_norm: Sequence[float] | None = None,
+        embedding_mean: Sequence[float] | None = None,
+        embedding_std: Sequence[float] | None = None,
+        image_sha256: Sequence[str] | None = None,
+        image_sizes: Sequence[tuple[int, int]] | None = None,
+    ) -> None:
+        """Record one reading per image (lists aligned over the N images of the call).
+
+        ``top_k_labels``/``top_k_scores`` are per image, best first, scores as softmax
+        probabilities in [0, 1]; ``entropy`` in nats; ``embeddings`` are kept only when
+        embedding capture is on (argument or ``VLMSCOPE_CAPTURE_EMBEDDINGS``), their norms,
+        means and standard deviations always.
+        """
+        n = _batch_size(top_k_labels, embeddings, embedding_l2_norm, image_sha256)
+        attrs: dict[str, Any] = {cv.VISION_ENCODER_BATCH_SIZE: n}
+        row_ids = resolve_row_ids(n, self._row_ids)
+        if row_ids is not None:
+            attrs[cv.VLMSCOPE_ROW_IDS] = row_ids
+        k = 0
+        if top_k_labels is not None:
+            k = min((len(labels) for labels in top_k_labels), default=0)
+            attrs[cv.VISION_ENCODER_TOP_K] = k
+            attrs[cv.VISION_ENCODER_TOP_K_LABELS] = [
+                str(label) for labels in top_k_labels for label in labels[:k]
+            ]
+            attrs[cv.VISION_ENCODER_TOP1_LABEL] = [str(labels[0]) if k else ""
+                                                   for labels in top_k_labels]
+        if top_k_scores is not None:
+            attrs[cv.VISION_ENCODER_TOP_K_SCORES] = [
+                float(s) for scores in top_k_scores for s in scores[:k]
+            ]
+            attrs[cv.VISION_ENCODER_TOP1_SCORE] = [float(s[0]) if k else 0.0
+                                                   for s in top_k_scores]
+        if top_k_class_ids is not None:
+            attrs[cv.VISION_ENCODER_TOP_K_CLASS_IDS] = [
+                int(c) for ids in top_k_class_ids for c in ids[:k]
+            ]
+        if entropy is not None:
+            attrs[cv.VISION_ENCODER_ENTROPY] = [float(h) for h in entropy]
+        if embedding_dim is None and embeddings is not None and n:
+            embedding_dim = len(embeddings[0])
+        if embedding_dim is not None:
+            attrs[cv.VISION_ENCODER_EMBEDDING_DIM] = int(embedding_dim)
+        for key, values in (
+            (cv.VISION_ENCODER_EMBEDDING_L2_NORM, embedding_l2_norm),
+            (cv.VISION_ENCODER_EMBEDDING_MEAN, embedding_mean),
+            (cv.VISION_ENCODER_EMBEDDING_STD, embedding_std),
+        ):
+            if values is not None:
+                attrs[key] = [float(v) for v in values]
+        if image_sha256 is not None:
+            attrs[cv.VISION_IMAGE_SHA256] = list(image_sha256)
+        if image_sizes is not None:
+            attrs[cv.VISION_IMAGE_HEIGHT] = [int(h) for h, _ in image_sizes]
+            attrs[cv.VISION_IMAGE_WIDTH] = [int(w) for _, w in image_sizes]
+        if embeddings is not None and (
+            self._capture_embeddings or get_settings().capture_embeddings
+        ):
+            for i, vector in enumerate(embeddings):
+                attrs[cv.embedding_vector_key(i)] = vector
+        self.span.set_attributes(attrs)
+        self._share_with_rows(row_ids, top_k_labels, top_k_scores, k)
+
+    def _share_with_rows(
+        self,
+        row_ids: list[str] | None,
+        top_k_labels: Sequence[Sequence[str]] | None,
+        top_k_scores: Sequence[Sequence[float]] | None,
+        k: int,
+    ) -> None:
+        """Leave each row's reading where its LLM span will look for it."""
+        rows = current_rows()
+        if rows is None or row_ids is None:
+            return
+        context = self.span.get_span_context()
+        for i, row_id in enumerate(row_ids):
+            rows.readings[row_id] = EncoderReading(
+                span_context=context,
+                model=self.model,
+                checkpoint_sha256=self.checkpoint_sha256,
+                top_k_labels=tuple(str(x) for x in top_k_labels[i][:k]) if top_k_labels else (),
+                top_k_scores=tuple(float(x) for x in top_k_scores[i][:k])
+                if top_k_scores else (),
+            )
+
+
+def _batch_size(*candidates: Sequence[Any] | None) -> int:
+    for candidate in candidates:
+        if candidate is not None:
+            return len(candidate)
+    return 1
+
+
+def encoder_attributes(
+    model: str,
+    checkpoint_sha256: str | None,
+    architecture: str | None,
+    depth: int | None,
+    layer: str | None,
+    classifier: str | None,
+) -> dict[str, Any]:
+    """The attributes every encoder span starts with."""
+    attrs: dict[str, Any] = {
+        cv.VLMSCOPE_SPAN_ROLE: cv.ROLE_ENCODER,
+        cv.OPENINFERENCE_SPAN_KIND: cv.SPAN_KIND_EMBEDDING,
+        cv.EMBEDDING_MODEL_NAME: model,
+    }
+    for key, value in (
+        (cv.VISION_ENCODER_CHECKPOINT_SHA256, checkpoint_sha256),
+        (cv.VISION_ENCODER_ARCHITECTURE, architecture),
+        (cv.VISION_ENCODER_DEPTH, depth),
+        (cv.VISION_ENCODER_LAYER, layer),
+        (cv.VISION_ENCODER_CLASSIFIER, classifier),
+    ):
+        if value is not None:
+            attrs[key] = value
+    return attrs
+
+
+@contextlib.contextmanager
+def encoder_span(
+    model: str,
+    *,
+    checkpoint_sha256: str | None = None,
+    architecture: str | None = None,
+    depth: int | None = None,
+    layer: str | None = None,
+    row_ids: Sequence[str] | None = None,
+    capture_embeddings: bool = False,
+) -> Iterator[EncoderSpan]:
+    """Trace one call of an encoder vlmscope does not hook; call ``.record(...)`` inside.
+
+    >>> with vlmscope.encoder_span("resnet50-onnx", checkpoint_sha256=sha) as enc:  # doctest: +SKIP
+    ...     enc.record(top_k_labels=[["tabby", "tiger cat"]], top_k_scores=[[0.8, 0.1]])
+    """
+    attrs = encoder_attributes(model, checkpoint_sha256, architecture, depth, layer, None)
+    with get_tracer().start_as_current_span(
+        cv.ENCODER_SPAN_NAME, attributes=attrs, record_exception=True,
+        set_status_on_exception=True,
+    ) as span:
+        yield EncoderSpan(span, model, checkpoint_sha256, row_ids, capture_embeddings)

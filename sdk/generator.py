@@ -1,0 +1,158 @@
+"""``instrument_generator``: an LLM span around a transformers model's ``generate``.
+
+The model's ``generate`` is replaced by a wrapper on that one instance (the class is left
+alone); ``uninstrument()`` deletes the wrapper so the class method shows through again.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from vlmscope import conventions as cv
+from vlmscope.llm import llm_span
+from vlmscope.rows import current_rows, warn_once
+
+_GENERATION_PARAMETERS = (
+    "max_new_tokens", "max_length", "min_new_tokens", "do_sample", "temperature", "top_p",
+    "top_k", "num_beams", "repetition_penalty", "no_repeat_ngram_size", "seed",
+)
+
+
+class GeneratorInstrumentation:
+    """The wrapper on one model's ``generate``; :meth:`uninstrument` removes it."""
+
+    def __init__(self, model: Any, tokenizer: Any, name: str | None, provider: str) -> None:
+        if not callable(getattr(model, "generate", None)):
+            raise TypeError(
+                f"instrument_generator needs a model with a generate() method, got "
+                f"{type(model).__name__}"
+            )
+        self.model = model
+        self.tokenizer = tokenizer
+        config = getattr(model, "config", None)
+        self.name = name or getattr(config, "_name_or_path", None) or getattr(
+            config, "model_type", None) or type(model).__name__
+        self.provider = provider
+        self._had_instance_attr = "generate" in vars(model)
+        self._original = model.generate
+        @functools.wraps(self._original)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return self._generate(*args, **kwargs)
+
+        wrapper._vlmscope_instrumentation = self  # type: ignore[attr-defined]
+        model.generate = wrapper
+        self._wrapper = wrapper
+
+    def _parameters(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        config = getattr(self.model, "generation_config", None)
+        override = kwargs.get("generation_config")
+        for key in _GENERATION_PARAMETERS:
+            if key in kwargs:
+                value = kwargs[key]
+            elif override is not None and getattr(override, key, None) is not None:
+                value = getattr(override, key)
+            else:
+                value = getattr(config, key, None) if config is not None else None
+            if isinstance(value, bool | int | float | str):
+                params[key] = value
+        return params
+
+    def _generate(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            input_ids = kwargs.get("input_ids", args[0] if args else None)
+            n = int(input_ids.shape[0]) if hasattr(input_ids, "shape") else 1
+            instructions = self._instructions(n)
+            parameters = self._parameters(kwargs)
+            span_cm = llm_span(
+                self.name, self.provider, instructions,
+                operation=cv.GEN_AI_OPERATION_TEXT_COMPLETION, parameters=parameters,
+                name=f"{cv.GEN_AI_OPERATION_TEXT_COMPLETION} {self.name}",
+            )
+            llm = span_cm.__enter__()
+        except Exception as error:
+            warn_once("generate-pre", "vlmscope could not open the LLM span: %s", error)
+            return self._original(*args, **kwargs)
+        try:
+            output = self._original(*args, **kwargs)
+        except BaseException as error:
+            span_cm.__exit__(type(error), error, error.__traceback__)
+            raise
+        try:
+            self._record(llm, input_ids, kwargs.get("attention_mask"), output)
+        except Exception as error:
+            warn_once("generate-post", "vlmscope could not record the generated output: %s",
+                      error)
+            llm.span.set_attribute(cv.VLMSCOPE_INSTRUMENTATION_ERROR, str(error))
+        finally:
+            span_cm.__exit__(None, None, None)
+        return output
+
+    def _instructions(self, n: int) -> str | list[str] | None:
+        rows = current_rows()
+        if rows is None or not any(rows.instructions):
+            return None
+        if len(rows.instructions) == n:
+            values = [i or "" for i in rows.instructions]
+            return values[0] if n == 1 else values
+        if len(rows.instructions) == 1:
+            return rows.instructions[0]
+        return None
+
+    def _record(self, llm: Any, input_ids: Any, attention_mask: Any, output: Any) -> None:
+        sequences = getattr(output, "sequences", output)
+        if not hasattr(sequences, "shape"):
+            return
+        encoder_decoder = bool(getattr(getattr(self.model, "config", None),
+                                       "is_encoder_decoder", False))
+        if hasattr(input_ids, "shape"):
+            prompt_len = int(input_ids.shape[1])
+            if attention_mask is not None:
+                input_tokens = [int(x) for x in attention_mask.sum(dim=1).tolist()]
+            else:
+                input_tokens = [prompt_len] * int(input_ids.shape[0])
+        else:
+            prompt_len, input_tokens = 0, None
+        generated = sequences if encoder_decoder else sequences[:, prompt_len:]
+        pad_id = getattr(getattr(self.model, "generation_config", None), "pad_token_id", None)
+        if pad_id is not None:
+            output_tokens = [int(x) for x in (generated != pad_id).sum(dim=1).tolist()]
+        else:
+            output_tokens = [int(generated.shape[1])] * int(generated.shape[0])
+        if self.tokenizer is not None:
+            texts = self.tokenizer.batch_decode(generated, skip_special_tokens=True)
+        else:
+            texts = None
+        single = int(generated.shape[0]) == 1
+        llm.set_output(
+            (texts[0] if single else texts) if texts is not None else None,
+            input_tokens=(input_tokens[0] if single else input_tokens)
+            if input_tokens is not None else None,
+            output_tokens=output_tokens[0] if single else output_tokens,
+        )
+
+    def uninstrument(self) -> None:
+        """Restore the model's own ``generate``; safe to call twice."""
+        if getattr(self.model, "generate", None) is self._wrapper:
+            if self._had_instance_attr:
+                self.model.generate = self._original
+            else:
+                del self.model.generate
+
+
+def instrument_generator(
+    model: Any, tokenizer: Any = None, *, name: str | None = None, provider: str = "huggingface"
+) -> GeneratorInstrumentation:
+    """Trace every ``model.generate(...)`` call of a transformers model as an LLM span.
+
+    The span has the GenAI and OpenInference attributes, the generation parameters, prompt
+    and generated token counts per row, and, with a ``tokenizer``, the decoded output of
+    each row. Inside ``trace_row``/``trace_batch`` it carries the encoder's reading of the
+    same rows and links to the encoder span. Instrumenting twice replaces the first wrapper.
+    """
+    existing = getattr(model, "generate", None)
+    previous = getattr(existing, "_vlmscope_instrumentation", None)
+    if previous is not None:
+        previous.uninstrument()
+    return GeneratorInstrumentation(model, tokenizer, name, provider)

@@ -1,0 +1,16 @@
+"""Class names that ship with libraries (no download)."""
+
+from __future__ import annotations
+
+import functools
+
+
+@functools.cache
+def imagenet_labels() -> list[str] | None:
+    """The 1,000 ImageNet-1k class names from torchvision's weights metadata (the metadata
+    ships with torchvision; no weights are downloaded), or None without torchvision."""
+    try:
+        from torchvision.models import ResNet18_Weights
+    except ImportError:
+        return None
+    return list(ResNet18_Weights.IMAGENET1K_V1.meta["categories"])

@@ -1,0 +1,232 @@
+"""Pipeline rows: ``trace_row`` (one row) and ``trace_batch`` (N rows served together).
+
+A row's span is the parent of everything its pipeline does. Inside it, the encoder hook
+records what the encoder read for each row, and the language-head span of the same row picks
+that reading up (checkpoint hash, top-k, a link to the encoder span) from here, so a failure
+seen on the LLM span leads to the encoder without a join.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.trace import SpanContext, Status, StatusCode
+
+from vlmscope import conventions as cv
+from vlmscope.images import image_base64_png, image_sha256
+from vlmscope.tracing import get_settings, get_tracer
+
+_log = logging.getLogger("vlmscope")
+
+
+@dataclass(frozen=True)
+class EncoderReading:
+    """What the encoder reported for one row: enough for the LLM span to carry."""
+
+    span_context: SpanContext
+    model: str | None
+    checkpoint_sha256: str | None
+    top_k_labels: tuple[str, ...]
+    top_k_scores: tuple[float, ...]
+
+
+@dataclass
+class RowContext:
+    """The rows being traced right now, and what the encoder read for each."""
+
+    row_ids: tuple[str, ...]
+    row_spans: tuple[trace.Span, ...]
+    instructions: tuple[str | None, ...]
+    readings: dict[str, EncoderReading] = field(default_factory=dict)
+
+
+_current: contextvars.ContextVar[RowContext | None] = contextvars.ContextVar(
+    "vlmscope_rows", default=None
+)
+
+
+def current_rows() -> RowContext | None:
+    """The innermost ``trace_row``/``trace_batch`` context, or None outside one."""
+    return _current.get()
+
+
+_warned: set[str] = set()
+
+
+def warn_once(key: str, message: str, *args: Any) -> None:
+    """Log an instrumentation problem at WARNING the first time, at DEBUG afterwards."""
+    if key in _warned:
+        _log.debug(message, *args)
+    else:
+        _warned.add(key)
+        _log.warning(message + " (vlmscope goes on; further occurrences are logged at DEBUG)",
+                     *args)
+
+
+def _row_attributes(
+    row_id: str,
+    cohort: str | None,
+    expected: Any,
+    objects: Sequence[str] | None,
+    image: Any,
+    instruction: str | None,
+    run: str | None,
+    attributes: dict[str, Any] | None,
+) -> dict[str, Any]:
+    attrs: dict[str, Any] = {
+        cv.VLMSCOPE_SPAN_ROLE: cv.ROLE_ROW,
+        cv.OPENINFERENCE_SPAN_KIND: cv.SPAN_KIND_CHAIN,
+        cv.VLMSCOPE_ROW_ID: str(row_id),
+    }
+    if cohort is not None:
+        attrs[cv.VLMSCOPE_COHORT] = str(cohort)
+    if run is not None:
+        attrs[cv.VLMSCOPE_RUN_NAME] = str(run)
+    if expected is not None:
+        attrs[cv.VLMSCOPE_ROW_EXPECTED] = str(expected)
+    if objects is not None:
+        attrs[cv.VLMSCOPE_ROW_OBJECTS] = [str(o) for o in objects]
+    if instruction is not None:
+        attrs[cv.VLMSCOPE_ROW_INSTRUCTION] = str(instruction)
+    if image is not None:
+        try:
+            attrs[cv.VISION_IMAGE_SHA256] = image_sha256(image)
+            if isinstance(image, str):
+                attrs[cv.VISION_IMAGE_URI] = image
+            settings = get_settings()
+            if settings.capture_images:
+                encoded = image_base64_png(image, settings.base64_max_length)
+                if encoded is not None:
+                    attrs[cv.VISION_IMAGE_BASE64] = encoded
+        except Exception as error:  # a bad image must not break the user's pipeline
+            warn_once("row-image", "vlmscope could not record the image of row %s: %s",
+                      row_id, error)
+            attrs[cv.VLMSCOPE_INSTRUMENTATION_ERROR] = f"image: {error}"
+    if attributes:
+        attrs.update(attributes)
+    return attrs
+
+
+@contextlib.contextmanager
+def trace_row(
+    row_id: str,
+    cohort: str | None = None,
+    expected: Any = None,
+    objects: Sequence[str] | None = None,
+    image: Any = None,
+    *,
+    instruction: str | None = None,
+    run: str | None = None,
+    attributes: dict[str, Any] | None = None,
+) -> Iterator[trace.Span]:
+    """Trace one pipeline row: everything inside becomes a child of its row span.
+
+    ``expected`` (the right answer or label) and ``objects`` (what is really in the image)
+    are stored with the row when known at trace time; ``image`` (bytes, path, PIL image,
+    array or tensor) is hashed, and recorded as base64 PNG when image capture is on.
+    ``run`` names the run the row belongs to. An exception raised inside marks the row
+    ``ERROR`` and propagates unchanged.
+
+    >>> with vlmscope.trace_row("img-17", cohort="night", expected="cat"):  # doctest: +SKIP
+    ...     answer = pipeline(image)
+    """
+    attrs = _row_attributes(row_id, cohort, expected, objects, image, instruction, run,
+                            attributes)
+    tracer = get_tracer()
+    with tracer.start_as_current_span(
+        cv.ROW_SPAN_NAME, attributes=attrs, record_exception=True, set_status_on_exception=True
+    ) as span:
+        token = _current.set(RowContext((str(row_id),), (span,), (instruction,)))
+        try:
+            yield span
+        finally:
+            _current.reset(token)
+
+
+def _aligned(name: str, values: Any, n: int, *, per_row_list: bool = False) -> list[Any]:
+    """Broadcast a scalar to ``n`` rows, or check that a list has one entry per row."""
+    if values is None:
+        return [None] * n
+    is_list = isinstance(values, list | tuple)
+    if per_row_list:  # objects: a list of lists is per row; a flat list is for every row
+        is_list = is_list and all(
+            v is None or isinstance(v, list | tuple | set | frozenset) for v in values
+        ) and len(values) > 0
+    if not is_list:
+        return [values] * n
+    if len(values) != n:
+        raise ValueError(f"trace_batch got {len(values)} {name} for {n} row_ids; give one per row")
+    return list(values)
+
+
+@contextlib.contextmanager
+def trace_batch(
+    row_ids: Sequence[str],
+    cohort: str | Sequence[str] | None = None,
+    expected: Sequence[Any] | None = None,
+    objects: Sequence[Sequence[str]] | None = None,
+    images: Sequence[Any] | None = None,
+    *,
+    instructions: Sequence[str] | None = None,
+    run: str | None = None,
+) -> Iterator[trace.Span]:
+    """Trace N pipeline rows served by batched calls (one encoder forward, one ``generate``).
+
+    Opens a batch span with one child row span per id. Per-row arguments are lists aligned
+    with ``row_ids`` (``cohort`` may also be one value for all). A batched encoder forward
+    inside records one reading per image, and a batched ``generate`` one output per row,
+    each tied to its row id. Raises ``ValueError`` when a list's length differs from
+    ``row_ids``'.
+    """
+    ids = [str(r) for r in row_ids]
+    if not ids:
+        raise ValueError("trace_batch needs at least one row id")
+    if len(set(ids)) != len(ids):
+        raise ValueError("trace_batch row_ids must be unique within the batch")
+    n = len(ids)
+    cohorts = _aligned("cohorts", cohort, n)
+    expecteds = _aligned("expected values", expected, n)
+    object_lists = _aligned("object lists", objects, n, per_row_list=True)
+    image_list = _aligned("images", images, n)
+    instruction_list = _aligned("instructions", instructions, n)
+
+    tracer = get_tracer()
+    with tracer.start_as_current_span(
+        cv.BATCH_SPAN_NAME,
+        attributes={
+            cv.VLMSCOPE_SPAN_ROLE: cv.ROLE_BATCH,
+            cv.OPENINFERENCE_SPAN_KIND: cv.SPAN_KIND_CHAIN,
+            cv.VLMSCOPE_ROW_IDS: ids,
+        },
+        record_exception=True,
+        set_status_on_exception=True,
+    ) as batch_span:
+        row_spans = tuple(
+            tracer.start_span(
+                cv.ROW_SPAN_NAME,
+                attributes=_row_attributes(
+                    ids[i], cohorts[i], expecteds[i], object_lists[i], image_list[i],
+                    instruction_list[i], run, None,
+                ),
+            )
+            for i in range(n)
+        )
+        token = _current.set(RowContext(tuple(ids), row_spans, tuple(instruction_list)))
+        error: BaseException | None = None
+        try:
+            yield batch_span
+        except BaseException as raised:
+            error = raised
+            raise
+        finally:
+            _current.reset(token)
+            for span in row_spans:
+                if error is not None:
+                    span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+                span.end()

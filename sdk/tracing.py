@@ -1,0 +1,233 @@
+"""``vlmscope.configure()``: the tracer provider, its span processor and where spans go."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExporter,
+)
+
+from vlmscope.settings import DEFAULT_DB, Settings
+
+_log = logging.getLogger("vlmscope")
+
+TRACER_NAME = "vlmscope"
+"""Instrumentation scope name of every span vlmscope creates."""
+
+DEFAULT_SCHEDULE_DELAY_MS = 500
+"""How often, in milliseconds, the batch processor hands queued spans to the exporter."""
+
+DEFAULT_MAX_QUEUE_SIZE = 65_536
+"""Spans queued before the batch processor starts dropping the oldest (each drop is counted)."""
+
+DEFAULT_MAX_EXPORT_BATCH_SIZE = 4_096
+"""Spans per export call (one Arrow insert per table)."""
+
+DEFAULT_SERVICE_NAME = "vlmscope-app"
+"""``service.name`` when neither the argument nor ``OTEL_SERVICE_NAME`` gives one."""
+
+
+class _CountingBatchSpanProcessor(BatchSpanProcessor):
+    """A BatchSpanProcessor that counts the spans it drops because its queue was full."""
+
+    def __init__(self, exporter: SpanExporter, **kwargs: Any) -> None:
+        super().__init__(exporter, **kwargs)
+        self.max_queue_size = kwargs["max_queue_size"]
+        self.dropped_spans = 0
+
+    def on_end(self, span: ReadableSpan) -> None:
+        queue = getattr(self._batch_processor, "_queue", None)
+        if queue is not None and len(queue) >= self.max_queue_size:
+            self.dropped_spans += 1
+        super().on_end(span)
+
+
+@dataclass(frozen=True)
+class ExportStatus:
+    """Spans written and lost since :func:`configure`, as :func:`export_stats` reports them."""
+
+    destination: str
+    exported_spans: int
+    failed_spans: int
+    dropped_spans: int
+    last_error: str | None
+
+
+@dataclass
+class _State:
+    provider: TracerProvider | None = None
+    processor: SpanProcessor | None = None
+    exporter: SpanExporter | None = None
+    destination: str = ""
+    settings: Settings = Settings()
+    tracer: trace.Tracer | None = None
+
+
+_state = _State()
+_lock = threading.RLock()
+_atexit_registered = False
+
+
+def configure(
+    db: str | os.PathLike[str] = DEFAULT_DB,
+    endpoint: str | None = None,
+    service_name: str | None = None,
+    *,
+    headers: dict[str, str] | None = None,
+    capture_images: bool | None = None,
+    capture_prompts: bool | None = None,
+    capture_embeddings: bool | None = None,
+    hide_inputs: bool | None = None,
+    hide_outputs: bool | None = None,
+    base64_max_length: int | None = None,
+    exporter: SpanExporter | None = None,
+    batch: bool = True,
+    schedule_delay_ms: int = DEFAULT_SCHEDULE_DELAY_MS,
+    max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE,
+    max_export_batch_size: int = DEFAULT_MAX_EXPORT_BATCH_SIZE,
+    resource_attributes: dict[str, Any] | None = None,
+    set_global: bool = False,
+) -> TracerProvider:
+    """Send vlmscope's spans somewhere; returns the tracer provider.
+
+    By default spans go to the embedded DuckDB store ``db`` (``VLMSCOPE_DB`` overrides the
+    default path). With ``endpoint`` (or ``VLMSCOPE_ENDPOINT``) they go to an OTLP/HTTP
+    collector such as ``vlmscope collect``, Phoenix or Jaeger through the official OTLP
+    exporter (``{endpoint}/v1/traces``), with ``headers``. ``exporter`` overrides both.
+
+    Privacy switches default to the environment (see :mod:`vlmscope.settings`), then off.
+    ``service_name`` defaults to ``OTEL_SERVICE_NAME``, then ``vlmscope-app``.
+
+    Calling it again flushes and replaces the previous set-up. Spans are flushed at
+    interpreter exit; :func:`shutdown` flushes on demand. With ``set_global=True`` the
+    provider also becomes OpenTelemetry's global one (possible once per process), so other
+    instrumentations' spans land in the same place.
+    """
+    if schedule_delay_ms <= 0 or max_queue_size <= 0 or max_export_batch_size <= 0:
+        raise ValueError(
+            "schedule_delay_ms, max_queue_size and max_export_batch_size must be positive"
+        )
+    if max_export_batch_size > max_queue_size:
+        raise ValueError("max_export_batch_size must not exceed max_queue_size")
+    settings = Settings.from_env(
+        capture_images=capture_images,
+        capture_prompts=capture_prompts,
+        capture_embeddings=capture_embeddings,
+        hide_inputs=hide_inputs,
+        hide_outputs=hide_outputs,
+        base64_max_length=base64_max_length,
+    )
+    endpoint = endpoint or os.environ.get("VLMSCOPE_ENDPOINT") or None
+    if exporter is not None:
+        destination = type(exporter).__name__
+    elif endpoint:
+        exporter = _otlp_exporter(endpoint, headers)
+        destination = endpoint
+    else:
+        from vlmscope.collectors.exporter import DuckDBSpanExporter
+
+        if os.fspath(db) == DEFAULT_DB:
+            db = os.environ.get("VLMSCOPE_DB", DEFAULT_DB)
+        exporter = DuckDBSpanExporter(db)
+        destination = os.fspath(db)
+
+    service = service_name or os.environ.get("OTEL_SERVICE_NAME") or DEFAULT_SERVICE_NAME
+    resource = Resource.create({**(resource_attributes or {}), "service.name": service})
+    provider = TracerProvider(resource=resource)
+    if batch:
+        processor: SpanProcessor = _CountingBatchSpanProcessor(
+            exporter,
+            max_queue_size=max_queue_size,
+            schedule_delay_millis=schedule_delay_ms,
+            max_export_batch_size=max_export_batch_size,
+        )
+    else:
+        processor = SimpleSpanProcessor(exporter)
+    provider.add_span_processor(processor)
+
+    global _atexit_registered
+    with _lock:
+        shutdown()
+        _state.provider = provider
+        _state.processor = processor
+        _state.exporter = exporter
+        _state.destination = destination
+        _state.settings = settings
+        _state.tracer = provider.get_tracer(TRACER_NAME, _version())
+        if set_global:
+            trace.set_tracer_provider(provider)
+        if not _atexit_registered:
+            atexit.register(shutdown)
+            _atexit_registered = True
+    return provider
+
+
+def _otlp_exporter(endpoint: str, headers: dict[str, str] | None) -> SpanExporter:
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    url = endpoint.rstrip("/")
+    if not url.endswith("/v1/traces"):
+        url += "/v1/traces"
+    return OTLPSpanExporter(endpoint=url, headers=headers)
+
+
+def _version() -> str:
+    from vlmscope import __version__
+
+    return __version__
+
+
+def shutdown() -> None:
+    """Flush every queued span to its destination and close it. Safe to call twice."""
+    with _lock:
+        provider = _state.provider
+        _state.provider = None
+        _state.tracer = None
+    if provider is not None:
+        provider.shutdown()
+
+
+def force_flush(timeout_millis: int = 30_000) -> bool:
+    """Export every span ended so far without shutting down; True when all went out."""
+    provider = _state.provider
+    return provider.force_flush(timeout_millis) if provider is not None else True
+
+
+def export_stats() -> ExportStatus:
+    """Spans written to and lost on the way to the configured destination, so far."""
+    exporter = _state.exporter
+    processor = _state.processor
+    stats = getattr(exporter, "stats", None)
+    return ExportStatus(
+        destination=_state.destination,
+        exported_spans=stats.exported_spans if stats else 0,
+        failed_spans=stats.failed_spans if stats else 0,
+        dropped_spans=getattr(processor, "dropped_spans", 0),
+        last_error=stats.last_error if stats else None,
+    )
+
+
+def get_tracer() -> trace.Tracer:
+    """vlmscope's tracer: the configured one, else one from OpenTelemetry's global provider."""
+    tracer = _state.tracer
+    if tracer is None:
+        return trace.get_tracer(TRACER_NAME)
+    return tracer
+
+
+def get_settings() -> Settings:
+    """The privacy settings in force (from :func:`configure`, else the environment)."""
+    if _state.provider is None:
+        return Settings.from_env()
+    return _state.settings
