@@ -37,8 +37,10 @@ class DuckDBSpanExporter(SpanExporter):
     shutdown.
     """
 
-    def __init__(self, path: str | os.PathLike[str] = "vlmscope.duckdb") -> None:
-        self._writer = StoreWriter(path)
+    def __init__(
+        self, path: str | os.PathLike[str] = "vlmscope.duckdb", *, writer: StoreWriter | None = None
+    ) -> None:
+        self._writer = writer if writer is not None else StoreWriter(path)
         self.path = self._writer.path
         self._stats_lock = threading.Lock()
         self._exported = 0

@@ -188,13 +188,15 @@ SCHEMA_VERSION = MIGRATIONS[-1].version
 
 def applied_version(con: duckdb.DuckDBPyConnection) -> int:
     """The highest migration applied to the database behind ``con`` (0 for an empty file)."""
-    exists = con.execute(
+    # fetchall, not fetchone: DuckDB 2.0 keeps a partly fetched result open on the connection.
+    ((exists,),) = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
-    ).fetchone()
-    if not exists or exists[0] == 0:
+    ).fetchall()
+    if exists == 0:
         return 0
-    row = con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
-    return int(row[0]) if row else 0
+    ((version,),) = con.execute(
+        "SELECT coalesce(max(version), 0) FROM schema_migrations").fetchall()
+    return int(version)
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> int:

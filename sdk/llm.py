@@ -36,7 +36,7 @@ def _encoder_context(row_ids: list[str] | None) -> tuple[dict[str, Any], list[Li
     k = min((len(r.top_k_labels) for r in readings if r), default=0)
     if k and all(readings):
         attrs[cv.VISION_ENCODER_TOP_K] = k
-        attrs[cv.VISION_ENCODER_TOP_K_LABELS] = [lab for r in readings for lab in r.top_k_labels[:k]]
+        attrs[cv.VISION_ENCODER_TOP_K_LABELS] = [x for r in readings for x in r.top_k_labels[:k]]
         attrs[cv.VISION_ENCODER_TOP_K_SCORES] = [s for r in readings for s in r.top_k_scores[:k]]
         attrs[cv.VISION_ENCODER_TOP1_LABEL] = [r.top_k_labels[0] for r in readings]
         attrs[cv.VISION_ENCODER_TOP1_SCORE] = [r.top_k_scores[0] for r in readings]

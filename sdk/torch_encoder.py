@@ -134,7 +134,8 @@ class EncoderInstrumentation:
     ) -> None:
         torch = require("torch", "instrument_encoder")
         if not isinstance(model, torch.nn.Module):
-            raise TypeError(f"instrument_encoder needs a torch.nn.Module, got {type(model).__name__}")
+            raise TypeError(
+                f"instrument_encoder needs a torch.nn.Module, got {type(model).__name__}")
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
         self._torch = torch
@@ -262,9 +263,7 @@ class EncoderInstrumentation:
     def _record(self, call: _Call, output: Any) -> None:
         torch = self._torch
         logits = call.logits
-        if logits is None and self.classifier is None:
-            logits = None
-        elif logits is None:
+        if logits is None and self.classifier is not None:
             logits = getattr(output, "logits", output)
         reading: dict[str, Any] = {}
         n = None

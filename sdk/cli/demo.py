@@ -50,8 +50,8 @@ def run(args: argparse.Namespace) -> int:
     if args.rows < 1:
         raise CommandError("--rows must be at least 1")
     try:
-        from vlmscope.demo import run_pipeline
         from vlmscope.cli.sql import query_store
+        from vlmscope.demo import run_pipeline
 
         bar = ProgressBar("tracing rows", stream=sys.stderr)
         result = run_pipeline(args.db, limit=args.rows, progress=bar.update)

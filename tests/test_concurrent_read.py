@@ -1,0 +1,59 @@
+"""One process writes traces while another runs `vlmscope sql` on the same file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .conftest import PYTHON, query
+
+_WRITER = """
+import sys, time, vlmscope
+vlmscope.configure(db=sys.argv[1], schedule_delay_ms=50)
+deadline = time.monotonic() + float(sys.argv[2])
+rows = 0
+while time.monotonic() < deadline:
+    with vlmscope.trace_row(f"r{rows}", expected="cat"):
+        with vlmscope.llm_span(model="m", instruction="q") as span:
+            span.set_output("cat")
+    rows += 1
+    time.sleep(0.001)
+vlmscope.shutdown()
+stats = vlmscope.export_stats()
+print(rows, stats.exported_spans, stats.failed_spans, stats.dropped_spans)
+"""
+
+
+def _vlmscope(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "vlmscope", *args], capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_vlmscope_sql_works_while_another_process_is_writing(tmp_path: Path):
+    db = tmp_path / "live.duckdb"
+    writer = subprocess.Popen([PYTHON, "-c", _WRITER, str(db), "6"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not db.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        counts = []
+        while writer.poll() is None and len(counts) < 5:
+            result = _vlmscope("sql", "--db", str(db), "--format", "json",
+                               "SELECT count(*) AS n FROM pipeline_rows")
+            assert result.returncode == 0, result.stderr
+            counts.append(json.loads(result.stdout)[0]["n"])
+            time.sleep(0.3)
+        assert writer.poll() is None, "the writer finished before the reads overlapped it"
+        out, err = writer.communicate(timeout=60)
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+    rows, exported, failed, dropped = map(int, out.split())
+    assert (failed, dropped) == (0, 0), err
+    assert exported == 2 * rows
+    assert len(counts) >= 3 and counts == sorted(counts) and counts[-1] > 0
+    assert query(db, "SELECT count(*) FROM pipeline_rows") == [(rows,)]

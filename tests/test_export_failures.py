@@ -1,0 +1,95 @@
+"""Storage failures never reach the pipeline: they are counted and logged once."""
+
+from __future__ import annotations
+
+import errno
+import logging
+
+import pytest
+
+import vlmscope
+from vlmscope.collectors.exporter import DuckDBSpanExporter
+from vlmscope.collectors.store import StoreWriter
+
+
+def _trace_rows(n: int) -> None:
+    for i in range(n):
+        with vlmscope.trace_row(f"r{i}", expected="cat"):
+            with vlmscope.llm_span(model="m", instruction="q") as span:
+                span.set_output("cat")
+        vlmscope.force_flush()
+
+
+def _warnings(caplog) -> list[str]:
+    return [r.message for r in caplog.records
+            if r.levelno == logging.WARNING and "could not write" in r.getMessage()]
+
+
+def test_an_unwritable_database_path_never_raises_and_the_loss_is_counted_once(tmp_path, caplog):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    vlmscope.configure(db=blocker / "traces.duckdb")
+    with caplog.at_level(logging.DEBUG, logger="vlmscope"):
+        _trace_rows(3)
+        stats = vlmscope.export_stats()
+        vlmscope.shutdown()
+    assert stats.failed_spans == 6 and stats.exported_spans == 0
+    assert len(_warnings(caplog)) == 1
+
+
+class _FullDisk(StoreWriter):
+    def write(self, batch):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_disk_never_raises_and_every_lost_span_is_counted(tmp_path, caplog):
+    exporter = DuckDBSpanExporter(writer=_FullDisk(tmp_path / "x.duckdb"))
+    vlmscope.configure(exporter=exporter)
+    with caplog.at_level(logging.DEBUG, logger="vlmscope"):
+        _trace_rows(4)
+        stats = vlmscope.export_stats()
+        vlmscope.shutdown()
+    assert stats.failed_spans == 8 and "No space left" in stats.last_error
+    assert len(_warnings(caplog)) == 1
+
+
+def test_a_file_that_is_not_a_duckdb_database_never_raises(tmp_path, caplog):
+    bad = tmp_path / "garbage.duckdb"
+    bad.write_bytes(b"this is not a database" * 1000)
+    vlmscope.configure(db=bad)
+    with caplog.at_level(logging.DEBUG, logger="vlmscope"):
+        _trace_rows(2)
+        stats = vlmscope.export_stats()
+        vlmscope.shutdown()
+    assert stats.failed_spans == 4 and stats.exported_spans == 0
+    assert bad.read_bytes() == b"this is not a database" * 1000  # left untouched
+    assert len(_warnings(caplog)) == 1
+
+
+def test_a_failed_batch_does_not_stop_later_batches(tmp_path):
+    class _FailOnce(StoreWriter):
+        failed = False
+
+        def write(self, batch):
+            if not self.failed:
+                self.failed = True
+                raise RuntimeError("transient")
+            super().write(batch)
+
+    path = tmp_path / "t.duckdb"
+    vlmscope.configure(exporter=DuckDBSpanExporter(writer=_FailOnce(path)))
+    _trace_rows(3)
+    stats = vlmscope.export_stats()
+    vlmscope.shutdown()
+    assert (stats.failed_spans, stats.exported_spans) == (2, 4)
+    from .conftest import query
+
+    assert query(path, "SELECT count(*) FROM pipeline_rows") == [(2,)]
+
+
+def test_bad_settings_fail_early_with_what_was_expected(monkeypatch):
+    monkeypatch.setenv("VLMSCOPE_CAPTURE_IMAGES", "maybe")
+    with pytest.raises(ValueError, match="VLMSCOPE_CAPTURE_IMAGES='maybe' is not a boolean"):
+        vlmscope.configure(db=":memory:")
+    with pytest.raises(ValueError, match="must be positive"):
+        vlmscope.configure(db=":memory:", max_queue_size=0)
