@@ -297,3 +297,83 @@ ENCODER_SPAN_NAME = "vision.encoder"
 
 LLM_SPAN_NAME = "llm.generate"
 """Default name of a language-head span."""
+
+# --------------------------------------------------------------------------------------------
+# vlmscope.training.*: training runs, epochs and training-side checks
+# --------------------------------------------------------------------------------------------
+
+ROLE_TRAINING_RUN = "training.run"
+"""Span role of a training run's span (the parent of its epochs and checks)."""
+
+ROLE_TRAINING_EPOCH = "training.epoch"
+"""Span role of one training epoch's span."""
+
+ROLE_TRAINING_CHECK = "training.check"
+"""Span role of a training-side check's EVALUATOR span (overfitting, residual paths, ...)."""
+
+TRAINING_RUN_SPAN_NAME = "vlmscope.training.run"
+"""Name of a training run's span."""
+
+TRAINING_EPOCH_SPAN_NAME = "vlmscope.training.epoch"
+"""Name of a training epoch's span."""
+
+TRAINING_CHECK_SPAN_NAME = "vlmscope.training.check"
+"""Name of a training-side check's span."""
+
+VLMSCOPE_TRAINING_RUN_NAME = "vlmscope.training.run.name"
+"""The training run's name, on its run, epoch and check spans."""
+
+VLMSCOPE_TRAINING_EPOCH = "vlmscope.training.epoch"
+"""Epoch index, counted from 0."""
+
+VLMSCOPE_TRAINING_STEPS = "vlmscope.training.steps"
+"""Optimisation steps recorded in the epoch."""
+
+VLMSCOPE_TRAINING_TRAIN_LOSS = "vlmscope.training.train.loss"
+"""Mean training loss of the epoch over its finite steps, weighted by batch size (NaN when
+no step was finite)."""
+
+VLMSCOPE_TRAINING_TRAIN_ACCURACY = "vlmscope.training.train.accuracy"
+"""Training accuracy of the epoch, in [0, 1]."""
+
+VLMSCOPE_TRAINING_VAL_LOSS = "vlmscope.training.val.loss"
+"""Validation loss at the end of the epoch."""
+
+VLMSCOPE_TRAINING_VAL_ACCURACY = "vlmscope.training.val.accuracy"
+"""Validation accuracy at the end of the epoch, in [0, 1]."""
+
+VLMSCOPE_TRAINING_LEARNING_RATE = "vlmscope.training.learning_rate"
+"""Learning rate of the optimizer's first parameter group at the end of the epoch."""
+
+VLMSCOPE_TRAINING_NONFINITE_STEPS = "vlmscope.training.loss.nonfinite_steps"
+"""Steps of the epoch whose loss was NaN or infinite (they are left out of the mean)."""
+
+VLMSCOPE_TRAINING_GRAD_NORM_STAGES = "vlmscope.training.grad_norm.stages"
+"""Names of the model's stages whose gradient norms are recorded (list of strings)."""
+
+VLMSCOPE_TRAINING_GRAD_NORM_VALUES = "vlmscope.training.grad_norm.values"
+"""Mean L2 norm of each stage's gradient over the epoch's steps, aligned with
+:data:`VLMSCOPE_TRAINING_GRAD_NORM_STAGES`."""
+
+VLMSCOPE_TRAINING_CHECKPOINT_SHA256 = "vlmscope.training.checkpoint.sha256"
+"""SHA-256 of the weights an epoch produced (or a check examined); joins
+:data:`VISION_ENCODER_CHECKPOINT_SHA256` on inference encoder spans."""
+
+VLMSCOPE_TRAINING_CHECK_NAME = "vlmscope.training.check.name"
+"""The check's name: ``overfitting``, ``instability``, ``gradient_flow``, ``residual_paths``
+or ``leakage``."""
+
+VLMSCOPE_TRAINING_CHECK_PASSED = "vlmscope.training.check.passed"
+"""Whether the check found nothing wrong."""
+
+VLMSCOPE_TRAINING_CHECK_LABEL = "vlmscope.training.check.label"
+"""The check's verdict as a word (``ok``, ``overfitting``, ``broken``, ``leaked``, ...)."""
+
+VLMSCOPE_TRAINING_CHECK_SCORE = "vlmscope.training.check.score"
+"""The number the check judged (its report's docstring gives the unit)."""
+
+VLMSCOPE_TRAINING_CHECK_EXPLANATION = "vlmscope.training.check.explanation"
+"""Why the check decided as it did, with the values and thresholds involved."""
+
+VLMSCOPE_TRAINING_CHECK_ANNOTATOR_KIND = "vlmscope.training.check.annotator_kind"
+"""Who judged, in OpenInference's terms: always ``CODE`` for the training checks."""
