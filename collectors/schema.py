@@ -10,6 +10,10 @@ Tables:
   (one per image of a batched encoder call, one per output of a batched ``generate``). They are
   derived from ``spans`` at ingest by :mod:`vlmscope.collectors.normalize` and can be rebuilt.
 * view ``pipeline_rows`` - one row per pipeline row, joining the three.
+* ``evaluations`` - one row per pipeline row judged by an evaluator (score, passed, label,
+  explanation, metadata, annotator kind), keyed by run id, row id, trace id and judged span id.
+* ``eval_runs`` - one row per evaluator per evaluation run: its configuration, the cohort and
+  checkpoints it covered, and its summary (JSON).
 
 A migration runs once; ``schema_migrations`` records which ran. Add a migration by appending
 to :data:`MIGRATIONS`; never edit one that has shipped.
@@ -177,8 +181,40 @@ _V1_TABLES = (
     """,
 )
 
+# Evaluation results, in the OpenInference annotation shape: one row per judged pipeline row
+# and evaluator (``evaluations``), one row per evaluator and run (``eval_runs``).
+_V2_EVALUATIONS = (
+    """
+    CREATE TABLE evaluations (
+        run_id VARCHAR NOT NULL,
+        row_id VARCHAR,
+        trace_id VARCHAR,
+        span_id VARCHAR,
+        evaluator VARCHAR NOT NULL,
+        score DOUBLE,
+        passed BOOLEAN,
+        label VARCHAR,
+        explanation VARCHAR,
+        metadata JSON,
+        annotator_kind VARCHAR NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE eval_runs (
+        run_id VARCHAR NOT NULL,
+        evaluator VARCHAR NOT NULL,
+        config JSON,
+        cohort VARCHAR,
+        checkpoints VARCHAR[],
+        summary JSON,
+        created_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp
+    )
+    """,
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "spans, embeddings, per-row records and pipeline_rows", _V1_TABLES),
+    Migration(2, "evaluations and eval_runs", _V2_EVALUATIONS),
 )
 """Every schema step, in order."""
 

@@ -1,1 +1,17 @@
-"""Scoring over the store: each evaluator turns ``pipeline_rows`` into evaluation rows."""
+"""Evaluators: score pipeline rows in DuckDB and write the results back to the store.
+
+Each evaluator turns a relation with the ``pipeline_rows`` columns into evaluation rows
+(table ``evaluations``) and a run summary (table ``eval_runs``), in SQL. The per-row API
+(``GroundTruthMatch().evaluate(output="cat", expected="cat")``) runs the same SQL on one row.
+"""
+
+from vlmscope.evaluators.base import ANNOTATOR_KINDS, EvalResult, Evaluator, RowEvaluator
+from vlmscope.evaluators.ground_truth import GroundTruthMatch
+
+__all__ = [
+    "ANNOTATOR_KINDS",
+    "EvalResult",
+    "Evaluator",
+    "GroundTruthMatch",
+    "RowEvaluator",
+]

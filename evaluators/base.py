@@ -1,0 +1,196 @@
+"""The evaluator interface: what every evaluator is, and the result of judging one row.
+
+An evaluator is a transform from a relation with the ``pipeline_rows`` columns to evaluation
+rows (:class:`RowEvaluator`) and/or a run summary (:class:`Evaluator`), written in SQL that
+DuckDB runs over the whole relation at once. The per-row API of a :class:`RowEvaluator`
+builds a one-row relation and runs the very same SQL on it, so there is one implementation of
+each rule.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+ANNOTATOR_KINDS = ("CODE", "LLM", "HUMAN")
+"""Who judged a row, as OpenInference names it: deterministic code, an LLM judge or a person."""
+
+PIPELINE_ROW_SCHEMA = pa.schema([
+    ("row_id", pa.string()),
+    ("trace_id", pa.string()),
+    ("span_id", pa.string()),
+    ("run", pa.string()),
+    ("cohort", pa.string()),
+    ("image_sha256", pa.string()),
+    ("expected", pa.string()),
+    ("objects", pa.list_(pa.string())),
+    ("encoder_model", pa.string()),
+    ("checkpoint_sha256", pa.string()),
+    ("top_k_labels", pa.list_(pa.string())),
+    ("top_k_scores", pa.list_(pa.float64())),
+    ("embedding_dim", pa.int32()),
+    ("encoder_entropy", pa.float64()),
+    ("llm_model", pa.string()),
+    ("instruction", pa.string()),
+    ("output", pa.string()),
+    ("input_tokens", pa.int64()),
+    ("output_tokens", pa.int64()),
+    ("encoder_ms", pa.float64()),
+    ("llm_ms", pa.float64()),
+    ("row_ms", pa.float64()),
+    ("status", pa.string()),
+    ("error", pa.string()),
+    ("encoder_span_id", pa.string()),
+    ("llm_span_id", pa.string()),
+    ("start_time", pa.timestamp("ns")),
+])
+"""The columns of the ``pipeline_rows`` view, with their Arrow types."""
+
+_ONE_ROW = "_vlmscope_one_row"
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """The judgement of one pipeline row.
+
+    ``score`` is in [0, 1] (1 = right), ``passed`` says whether the row passes; both are None
+    when the row was skipped (no ground truth: never scored 0). ``label`` is a short category
+    (``match``, ``mismatch``, ``no_answer``, ``skipped``), ``reason`` a sentence a person can
+    read, ``metadata`` what was compared.
+    """
+
+    score: float | None
+    passed: bool | None
+    label: str
+    reason: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class Evaluator(ABC):
+    """Scores a relation with the ``pipeline_rows`` columns and summarises one run.
+
+    Subclasses set :attr:`name` (the registry and ``evaluations.evaluator`` name),
+    :attr:`description` (one line, shown by ``vlmscope eval --list``), :attr:`annotator_kind`
+    and :attr:`required_columns`.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    annotator_kind: ClassVar[str] = "CODE"
+    required_columns: ClassVar[tuple[str, ...]]
+
+    @abstractmethod
+    def config(self) -> dict[str, Any]:
+        """The settings of this evaluator, as stored in ``eval_runs.config``."""
+
+    @abstractmethod
+    def run(self, con: duckdb.DuckDBPyConnection, source: str, run_id: str) -> dict[str, Any]:
+        """Judge every row of the relation named ``source`` on ``con`` (writing any
+        evaluation rows under ``run_id``) and return the run's summary (JSON-serialisable)."""
+
+    def check_columns(self, con: duckdb.DuckDBPyConnection, source: str) -> None:
+        """Raise :class:`ValueError` naming the missing columns when ``source`` lacks one that
+        this evaluator reads."""
+        present = {row[0] for row in con.execute(f"DESCRIBE {source}").fetchall()}
+        missing = [c for c in self.required_columns if c not in present]
+        if missing:
+            raise ValueError(
+                f"{self.name} needs the column(s) {', '.join(missing)}, which {source} lacks; "
+                f"it reads {', '.join(self.required_columns)} (the pipeline_rows columns)"
+            )
+
+
+class RowEvaluator(Evaluator):
+    """An evaluator that judges each pipeline row, in SQL.
+
+    Subclasses give :meth:`judge_sql` (the judged rows) and :meth:`skip_reason_sql` (why a row
+    cannot be judged). :meth:`run` inserts the judged rows into ``evaluations`` in one
+    statement; :meth:`evaluate` runs the same SQL on a one-row relation.
+    """
+
+    def __init__(self) -> None:
+        self._row_con: duckdb.DuckDBPyConnection | None = None
+        self._row_lock = threading.Lock()
+
+    def prepare(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Create whatever :meth:`judge_sql` needs on ``con`` (macros, lookup tables)."""
+
+    @abstractmethod
+    def skip_reason_sql(self) -> str:
+        """A SQL expression over one row: why it cannot be judged, or NULL when it can."""
+
+    @abstractmethod
+    def judge_sql(self, source: str) -> str:
+        """A query over ``source`` giving ``row_id, trace_id, span_id, score, passed, label,
+        explanation, metadata`` for every row whose :meth:`skip_reason_sql` is NULL."""
+
+    def run(self, con: duckdb.DuckDBPyConnection, source: str, run_id: str) -> dict[str, Any]:
+        """Insert one ``evaluations`` row per judged row; summary: ``judged``, ``passed``,
+        ``accuracy`` (= passed / judged), ``skipped`` and ``skipped_reasons``."""
+        self.check_columns(con, source)
+        self.prepare(con)
+        con.execute(
+            "INSERT INTO evaluations SELECT $run_id, row_id, trace_id, span_id, $evaluator, "
+            "score, passed, label, explanation, metadata, $kind "
+            f"FROM ({self.judge_sql(source)})",
+            {"run_id": run_id, "evaluator": self.name, "kind": self.annotator_kind},
+        )
+        ((judged, passed),) = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE passed) FROM evaluations "
+            "WHERE run_id = ? AND evaluator = ?", [run_id, self.name],
+        ).fetchall()
+        reasons = dict(con.execute(
+            f"SELECT reason, count(*) FROM (SELECT {self.skip_reason_sql()} AS reason "
+            f"FROM {source}) WHERE reason IS NOT NULL GROUP BY reason ORDER BY reason"
+        ).fetchall())
+        return {
+            "judged": judged,
+            "passed": passed,
+            "accuracy": passed / judged if judged else None,
+            "skipped": sum(reasons.values()),
+            "skipped_reasons": reasons,
+        }
+
+    def _one_row_connection(self) -> duckdb.DuckDBPyConnection:
+        if self._row_con is None:
+            # One row gains nothing from parallelism; one thread halves the per-call cost.
+            self._row_con = duckdb.connect(config={"threads": 1})
+            self.prepare(self._row_con)
+        return self._row_con
+
+    def evaluate_row(self, row: Mapping[str, Any]) -> EvalResult:
+        """Judge one row given as a mapping of ``pipeline_rows`` columns (others are NULL)."""
+        unknown = set(row) - set(PIPELINE_ROW_SCHEMA.names)
+        if unknown:
+            raise ValueError(
+                f"unknown column(s) {', '.join(sorted(unknown))}; the row columns are "
+                f"{', '.join(PIPELINE_ROW_SCHEMA.names)}"
+            )
+        table = pa.Table.from_pylist([dict(row)], schema=PIPELINE_ROW_SCHEMA)
+        with self._row_lock:
+            con = self._one_row_connection()
+            con.register(_ONE_ROW, table)
+            try:
+                judged = con.execute(
+                    f"SELECT score, passed, label, explanation, metadata "
+                    f"FROM ({self.judge_sql(_ONE_ROW)})"
+                ).fetchall()
+                if not judged:
+                    ((reason,),) = con.execute(
+                        f"SELECT {self.skip_reason_sql()} FROM {_ONE_ROW}"
+                    ).fetchall()
+            finally:
+                con.unregister(_ONE_ROW)
+        if not judged:
+            return EvalResult(None, None, "skipped", f"skipped: {reason}")
+        score, passed, label, explanation, metadata = judged[0]
+        return EvalResult(score, passed, label, explanation,
+                          orjson.loads(metadata) if metadata else {})
+
