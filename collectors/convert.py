@@ -61,10 +61,12 @@ _STATUS_NAMES = ("UNSET", "OK", "ERROR")
 
 @dataclass
 class SpanBatch:
-    """A batch of spans as Arrow tables, ready for one insert per table."""
+    """A batch of spans as Arrow tables, ready for one insert per table, and each span's
+    ``vlmscope.span.role`` (None for foreign spans), so normalisation reads only its spans."""
 
     spans: pa.Table
     embeddings: pa.Table
+    roles: pa.Array
 
     @property
     def num_spans(self) -> int:
@@ -82,6 +84,19 @@ def _hex_trace(trace_id: int) -> str:
 
 def _dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _attribute_dict(span: Any) -> dict[str, Any]:
+    """The span's attributes as a plain dict, without copying when possible.
+
+    ``dict(span.attributes)`` iterates the SDK's BoundedAttributes under its lock (about
+    5 us a span); the mapping underneath is read directly when the SDK has one.
+    """
+    inner = getattr(getattr(span, "_attributes", None), "_dict", None)
+    if isinstance(inner, dict):
+        return inner
+    attributes = span.attributes
+    return dict(attributes) if attributes else {}
 
 
 def _pop_vectors(attributes: dict[str, Any]) -> list[tuple[int, Sequence[float]]]:
@@ -122,6 +137,7 @@ def spans_to_batch(spans: Sequence[Any]) -> SpanBatch:
     emb_span: list[str] = []
     emb_index: list[int] = []
     emb_vector: list[Sequence[float]] = []
+    roles: list[str | None] = []
 
     # Spans of one process share one Resource object: serialise it once per batch.
     resource_cache: dict[int, tuple[str, str | None]] = {}
@@ -161,8 +177,12 @@ def spans_to_batch(spans: Sequence[Any]) -> SpanBatch:
         trace_states.append(ctx.trace_state.to_header() if ctx.trace_state else None)
         trace_flags.append(int(ctx.trace_flags))
 
-        attributes = dict(span.attributes) if span.attributes else {}
-        if attributes.get(cv.OPENINFERENCE_SPAN_KIND) == cv.SPAN_KIND_EMBEDDING:
+        attributes = _attribute_dict(span)
+        roles.append(attributes.get(cv.VLMSCOPE_SPAN_ROLE))
+        if attributes.get(cv.OPENINFERENCE_SPAN_KIND) == cv.SPAN_KIND_EMBEDDING and any(
+            k.endswith(cv.EMBEDDING_VECTOR_SUFFIX) for k in attributes
+        ):
+            attributes = dict(attributes)  # never mutate the span's own attributes
             for index, vector in _pop_vectors(attributes):
                 emb_trace.append(trace_hex)
                 emb_span.append(span_hex)
@@ -222,4 +242,5 @@ def spans_to_batch(spans: Sequence[Any]) -> SpanBatch:
         ],
         schema=EMBEDDING_SCHEMA,
     )
-    return SpanBatch(spans=spans_table, embeddings=embeddings_table)
+    return SpanBatch(spans=spans_table, embeddings=embeddings_table,
+                     roles=pa.array(roles, pa.string()))

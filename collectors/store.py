@@ -26,7 +26,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
+import pyarrow.compute as pc
 
+from vlmscope import conventions as cv
 from vlmscope.collectors import normalize
 from vlmscope.collectors.convert import SpanBatch
 from vlmscope.collectors.schema import migrate
@@ -172,10 +174,18 @@ class StoreWriter:
             con = self._open()
             con.register(_BATCH, batch.spans)
             con.register(_VECTORS, batch.embeddings)
+            routed = {}
+            for role in (cv.ROLE_ROW, cv.ROLE_ENCODER, cv.ROLE_LLM):
+                subset = batch.spans.filter(pc.equal(batch.roles, role))
+                if subset.num_rows:
+                    routed[role] = f"_vlmscope_{role}_batch"
+                    con.register(routed[role], subset)
             con.execute("BEGIN TRANSACTION")
             try:
                 con.execute(f"INSERT INTO spans SELECT * FROM {_BATCH}")
-                normalize.derive(con, _BATCH)
+                normalize.derive(con, rows=routed.get(cv.ROLE_ROW),
+                                 encoders=routed.get(cv.ROLE_ENCODER),
+                                 llms=routed.get(cv.ROLE_LLM))
                 if batch.embeddings.num_rows:
                     con.execute(normalize.embeddings_sql(_VECTORS))
                 con.execute("COMMIT")
@@ -188,8 +198,8 @@ class StoreWriter:
             finally:
                 self._last_write = time.monotonic()
                 if self._con is not None:
-                    con.unregister(_BATCH)
-                    con.unregister(_VECTORS)
+                    for name in (_BATCH, _VECTORS, *routed.values()):
+                        con.unregister(name)
 
     def close(self) -> None:
         """Close the file; later writes raise."""
