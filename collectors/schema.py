@@ -13,7 +13,7 @@ Tables:
 * ``evaluations`` - one row per pipeline row judged by an evaluator (score, passed, label,
   explanation, metadata, annotator kind), keyed by run id, row id, trace id and judged span id.
 * ``eval_runs`` - one row per evaluator per evaluation run: its configuration, the cohort and
-  checkpoints it covered, and its summary (JSON).
+  checkpoints it covered, its summary (JSON) and when it ran (``created_at``, UTC).
 
 A migration runs once; ``schema_migrations`` records which ran. Add a migration by appending
 to :data:`MIGRATIONS`; never edit one that has shipped.
@@ -207,7 +207,7 @@ _V2_EVALUATIONS = (
         cohort VARCHAR,
         checkpoints VARCHAR[],
         summary JSON,
-        created_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp
+        created_at TIMESTAMP NOT NULL
     )
     """,
 )

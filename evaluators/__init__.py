@@ -6,12 +6,28 @@ Each evaluator turns a relation with the ``pipeline_rows`` columns into evaluati
 """
 
 from vlmscope.evaluators.base import ANNOTATOR_KINDS, EvalResult, Evaluator, RowEvaluator
-from vlmscope.evaluators.ground_truth import GroundTruthMatch
+from vlmscope.evaluators.classification import ClassificationMetrics, ClassificationReport
+from vlmscope.evaluators.ground_truth import MODES, GroundTruthMatch
+from vlmscope.evaluators.runner import (
+    EVALUATORS,
+    EvalRun,
+    resolve_evaluators,
+    run_evaluations,
+    write_connection,
+)
 
 __all__ = [
     "ANNOTATOR_KINDS",
+    "EVALUATORS",
+    "MODES",
+    "ClassificationMetrics",
+    "ClassificationReport",
     "EvalResult",
+    "EvalRun",
     "Evaluator",
     "GroundTruthMatch",
     "RowEvaluator",
+    "resolve_evaluators",
+    "run_evaluations",
+    "write_connection",
 ]

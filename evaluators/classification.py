@@ -1,0 +1,340 @@
+"""ClassificationReport: how often the encoder is right, per class, and how well it knows it.
+
+DuckDB reduces the rows to counts (one scan: expected label x top-1 label x confidence bin);
+numpy turns the counts into the metrics. The metrics follow scikit-learn's definitions, with
+``zero_division=0``, over the classes seen as expected or predicted (sorted):
+
+* ``precision_c = TP_c / (TP_c + FP_c)``, ``recall_c = TP_c / (TP_c + FN_c)``,
+  ``f1_c = 2 TP_c / (2 TP_c + FP_c + FN_c)``, ``support_c`` = rows whose expected label is c.
+* averages: ``macro`` = unweighted mean over classes; ``weighted`` = mean weighted by
+  support; ``micro`` = the same ratios over the summed counts (equals top-1 accuracy here).
+* ``top1`` = share of rows whose top-1 label is the expected one; ``top5`` = share whose
+  expected label is among the first ``k`` (default 5) top-k labels.
+* calibration, with confidence = the top-1 softmax score and ``B`` = 15 equal-width bins
+  (``[i/B, (i+1)/B)``, the last closed): ``ECE = sum_b (n_b / N) |acc_b - conf_b|`` and
+  ``MCE = max_b |acc_b - conf_b|`` over non-empty bins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import numpy as np
+
+from vlmscope.evaluators.base import Evaluator
+from vlmscope.evaluators.text import install_macros
+
+DEFAULT_BINS = 15
+"""Equal-width confidence bins for ECE and MCE."""
+
+AVERAGES = ("macro", "micro", "weighted")
+"""The averaging modes reported for precision, recall and F1."""
+
+_SKIP_REASON = (
+    "CASE WHEN vlmscope_blank(expected) THEN 'no expected label' "
+    "WHEN len(coalesce(top_k_labels, []::VARCHAR[])) = 0 THEN 'no encoder top-k' END"
+)
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """``numerator / denominator`` elementwise, 0 where the denominator is 0."""
+    out = np.zeros(numerator.shape, dtype=np.float64)
+    np.divide(numerator, denominator, out=out, where=denominator != 0)
+    return out
+
+
+@dataclass(frozen=True)
+class ClassificationMetrics:
+    """The metrics of one set of rows (all of a run, or one slice).
+
+    ``labels`` are the classes (sorted), ``confusion[i, j]`` counts rows expected
+    ``labels[i]`` and predicted (top-1) ``labels[j]``. Rates are in [0, 1].
+    """
+
+    labels: list[str]
+    confusion: np.ndarray
+    top_k_hits: int
+    bin_rows: np.ndarray
+    bin_confidence_sum: np.ndarray
+    bin_correct: np.ndarray
+    k: int
+
+    @property
+    def rows(self) -> int:
+        """Rows scored."""
+        return int(self.confusion.sum())
+
+    @property
+    def support(self) -> np.ndarray:
+        """Rows expected to be each class."""
+        return self.confusion.sum(axis=1)
+
+    @property
+    def predicted(self) -> np.ndarray:
+        """Rows predicted (top-1) as each class."""
+        return self.confusion.sum(axis=0)
+
+    @property
+    def precision(self) -> np.ndarray:
+        """``TP / (TP + FP)`` per class (0 for a class never predicted)."""
+        return _ratio(np.diag(self.confusion).astype(np.float64), self.predicted)
+
+    @property
+    def recall(self) -> np.ndarray:
+        """``TP / (TP + FN)`` per class (0 for a class never expected)."""
+        return _ratio(np.diag(self.confusion).astype(np.float64), self.support)
+
+    @property
+    def f1(self) -> np.ndarray:
+        """``2 TP / (2 TP + FP + FN)`` per class."""
+        tp = np.diag(self.confusion).astype(np.float64)
+        return _ratio(2 * tp, (self.support + self.predicted).astype(np.float64))
+
+    @property
+    def top1(self) -> float | None:
+        """Share of rows whose top-1 label is the expected label."""
+        return float(np.trace(self.confusion) / self.rows) if self.rows else None
+
+    @property
+    def top5(self) -> float | None:
+        """Share of rows whose expected label is among the first ``k`` top-k labels."""
+        return self.top_k_hits / self.rows if self.rows else None
+
+    def average(self, mode: str) -> dict[str, float]:
+        """Precision, recall and F1 averaged by ``mode`` (``macro``, ``micro``, ``weighted``)."""
+        if mode not in AVERAGES:
+            raise ValueError(f"unknown average {mode!r}; use one of {', '.join(AVERAGES)}")
+        if not self.labels:
+            return {"precision": 0.0, "recall": 0.0, "f1": 0.0}
+        if mode == "micro":
+            tp = float(np.trace(self.confusion))
+            fp = float(self.predicted.sum()) - tp
+            fn = float(self.support.sum()) - tp
+            precision = tp / (tp + fp) if tp + fp else 0.0
+            recall = tp / (tp + fn) if tp + fn else 0.0
+            f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
+            return {"precision": precision, "recall": recall, "f1": f1}
+        weights = self.support if mode == "weighted" else None
+        if weights is not None and weights.sum() == 0:
+            return {"precision": 0.0, "recall": 0.0, "f1": 0.0}
+        return {name: float(np.average(values, weights=weights)) for name, values in
+                (("precision", self.precision), ("recall", self.recall), ("f1", self.f1))}
+
+    def _bin_gaps(self) -> np.ndarray:
+        filled = self.bin_rows > 0
+        accuracy = self.bin_correct[filled] / self.bin_rows[filled]
+        confidence = self.bin_confidence_sum[filled] / self.bin_rows[filled]
+        return np.abs(accuracy - confidence)
+
+    @property
+    def ece(self) -> float | None:
+        """Expected calibration error: ``sum_b (n_b / N) |acc_b - conf_b|``."""
+        total = self.bin_rows.sum()
+        if not total:
+            return None
+        return float(np.sum(self.bin_rows[self.bin_rows > 0] / total * self._bin_gaps()))
+
+    @property
+    def mce(self) -> float | None:
+        """Maximum calibration error: ``max_b |acc_b - conf_b|`` over non-empty bins."""
+        gaps = self._bin_gaps()
+        return float(gaps.max()) if gaps.size else None
+
+    def confusion_table(self) -> list[dict[str, Any]]:
+        """The non-zero cells of the confusion matrix: ``expected``, ``predicted``, ``count``
+        and ``share`` (count over the expected class's support: the row-normalised matrix)."""
+        support = self.support
+        rows, cols = np.nonzero(self.confusion)
+        return [
+            {"expected": self.labels[i], "predicted": self.labels[j],
+             "count": int(self.confusion[i, j]),
+             "share": float(self.confusion[i, j] / support[i])}
+            for i, j in zip(rows.tolist(), cols.tolist(), strict=True)
+        ]
+
+
+class ClassificationReport(Evaluator):
+    """Top-1/top-k accuracy, per-class precision/recall/F1/support with macro, micro and
+    weighted averages, the confusion matrix and calibration (ECE, MCE) of the encoder's top-k
+    against the expected label; sliceable by any columns; warns about the accuracy paradox,
+    class imbalance and classes never predicted.
+
+    Rows without an expected label or without encoder top-k are skipped and counted.
+
+    Example::
+
+        >>> report = ClassificationReport(slice_by=["cohort"])
+        >>> summary = report.compute(con, "pipeline_rows")  # doctest: +SKIP
+        >>> summary["top1"], summary["per_class"]["cat"]["recall"]  # doctest: +SKIP
+    """
+
+    name = "classification_report"
+    description = ("encoder top-1/top-5 accuracy, per-class precision/recall/F1, confusion "
+                   "matrix and calibration (ECE) against the expected label")
+    base_columns = ("expected", "top_k_labels", "top_k_scores")
+
+    def __init__(
+        self,
+        *,
+        k: int = 5,
+        slice_by: Sequence[str] = (),
+        n_bins: int = DEFAULT_BINS,
+        paradox_accuracy: float = 0.9,
+        paradox_recall: float = 0.5,
+        imbalance_ratio: float = 10.0,
+    ) -> None:
+        if k < 1 or n_bins < 1:
+            raise ValueError(f"k and n_bins must be at least 1 (got k={k}, n_bins={n_bins})")
+        if not 0 <= paradox_accuracy <= 1 or not 0 <= paradox_recall <= 1:
+            raise ValueError("paradox_accuracy and paradox_recall are rates in [0, 1]")
+        if imbalance_ratio <= 1:
+            raise ValueError(f"imbalance_ratio must be > 1, got {imbalance_ratio}")
+        self.k = k
+        self.slice_by = tuple(slice_by)
+        self.n_bins = n_bins
+        self.paradox_accuracy = paradox_accuracy
+        self.paradox_recall = paradox_recall
+        self.imbalance_ratio = imbalance_ratio
+
+    @property
+    def required_columns(self) -> tuple[str, ...]:  # type: ignore[override]
+        """The label columns plus the slicing columns."""
+        return self.base_columns + tuple(c for c in self.slice_by if c not in self.base_columns)
+
+    def config(self) -> dict[str, Any]:
+        """k, slicing columns, bins and warning thresholds."""
+        return {"k": self.k, "slice_by": list(self.slice_by), "n_bins": self.n_bins,
+                "paradox_accuracy": self.paradox_accuracy,
+                "paradox_recall": self.paradox_recall, "imbalance_ratio": self.imbalance_ratio}
+
+    def run(self, con: duckdb.DuckDBPyConnection, source: str, run_id: str) -> dict[str, Any]:
+        """The report of ``source`` (no per-row evaluation rows: see ground_truth_match)."""
+        return self.compute(con, source)
+
+    def compute(self, con: duckdb.DuckDBPyConnection, source: str) -> dict[str, Any]:
+        """The report over the relation named ``source``, as a JSON-serialisable summary;
+        with ``slice_by``, ``slices`` holds one summary per distinct slice value."""
+        self.check_columns(con, source)
+        install_macros(con)
+        keys = [f'"{c}"' for c in self.slice_by]
+        key_select = "".join(f"{k}, " for k in keys)
+        counts = con.execute(f"""
+            SELECT {key_select}expected, top_k_labels[1] AS predicted,
+                   least(floor(top_k_scores[1] * {self.n_bins}), {self.n_bins - 1})::INTEGER
+                       AS bin,
+                   count(*) AS n,
+                   count(*) FILTER (WHERE list_contains(top_k_labels[1:{self.k}], expected))
+                       AS hits,
+                   sum(top_k_scores[1]) AS confidence_sum,
+                   max(len(top_k_labels)) AS recorded_k
+            FROM {source} WHERE ({_SKIP_REASON}) IS NULL
+            GROUP BY ALL
+        """).fetchnumpy()
+        skipped = con.execute(f"""
+            SELECT {key_select}{_SKIP_REASON} AS reason, count(*) AS n FROM {source}
+            WHERE reason IS NOT NULL GROUP BY ALL
+        """).fetchall()
+        overall = self._summary(counts, np.ones(len(counts["n"]), dtype=bool),
+                                [(row[-2], row[-1]) for row in skipped])
+        if not self.slice_by:
+            return overall
+        slice_values = {tuple(row[:-2]) for row in skipped}
+        slice_values |= set(zip(*(counts[c].tolist() for c in self.slice_by), strict=True))
+        slices = []
+        for value in sorted(slice_values, key=lambda v: tuple((x is None, str(x)) for x in v)):
+            mask = np.ones(len(counts["n"]), dtype=bool)
+            for column, part in zip(self.slice_by, value, strict=True):
+                mask &= np.array([x == part for x in counts[column].tolist()], dtype=bool)
+            slice_skips = [(row[-2], row[-1]) for row in skipped if tuple(row[:-2]) == value]
+            slices.append({**dict(zip(self.slice_by, value, strict=True)),
+                           **self._summary(counts, mask, slice_skips)})
+        return {**overall, "slices": slices}
+
+    def metrics(self, counts: dict[str, np.ndarray], mask: np.ndarray) -> ClassificationMetrics:
+        """The metrics of the count rows selected by ``mask`` (output of the count query)."""
+        expected = counts["expected"][mask].astype(str)
+        predicted = counts["predicted"][mask].astype(str)
+        n = counts["n"][mask].astype(np.int64)
+        labels = np.unique(np.concatenate([expected, predicted]))
+        confusion = np.zeros((labels.size, labels.size), dtype=np.int64)
+        np.add.at(confusion, (np.searchsorted(labels, expected),
+                              np.searchsorted(labels, predicted)), n)
+        bins = counts["bin"][mask]
+        has_bin = ~np.ma.getmaskarray(bins)
+        bin_index = np.asarray(np.ma.getdata(bins), dtype=np.int64)[has_bin]
+        correct = np.where(expected == predicted, n, 0)[has_bin]
+        confidence = np.asarray(np.ma.getdata(counts["confidence_sum"][mask]),
+                                dtype=np.float64)[has_bin]
+        return ClassificationMetrics(
+            labels=labels.tolist(),
+            confusion=confusion,
+            top_k_hits=int(counts["hits"][mask].sum()),
+            bin_rows=np.bincount(bin_index, weights=n[has_bin], minlength=self.n_bins),
+            bin_confidence_sum=np.bincount(bin_index, weights=confidence,
+                                           minlength=self.n_bins),
+            bin_correct=np.bincount(bin_index, weights=correct, minlength=self.n_bins),
+            k=self.k,
+        )
+
+    def _summary(self, counts: dict[str, np.ndarray], mask: np.ndarray,
+                 skips: list[tuple[str, int]]) -> dict[str, Any]:
+        metrics = self.metrics(counts, mask)
+        reasons: dict[str, int] = {}
+        for reason, n in skips:
+            reasons[reason] = reasons.get(reason, 0) + int(n)
+        recorded = counts["recorded_k"][mask]
+        recorded_k = int(recorded.max()) if recorded.size else None
+        averages = {mode: metrics.average(mode) for mode in AVERAGES}
+        per_class = {
+            label: {"precision": float(p), "recall": float(r), "f1": float(f),
+                    "support": int(s), "predicted": int(q)}
+            for label, p, r, f, s, q in zip(metrics.labels, metrics.precision, metrics.recall,
+                                            metrics.f1, metrics.support, metrics.predicted,
+                                            strict=True)
+        }
+        return {
+            "rows": metrics.rows,
+            "skipped": sum(reasons.values()),
+            "skipped_reasons": reasons,
+            "k": self.k,
+            "top_k_recorded": recorded_k,
+            "top1": metrics.top1,
+            "top5": metrics.top5,
+            "macro_f1": averages["macro"]["f1"],
+            "averages": averages,
+            "ece": metrics.ece,
+            "mce": metrics.mce,
+            "per_class": per_class,
+            "confusion": metrics.confusion_table(),
+            "warnings": self._warnings(metrics, recorded_k),
+        }
+
+    def _warnings(self, metrics: ClassificationMetrics, recorded_k: int | None) -> list[str]:
+        warnings = []
+        present = metrics.support > 0
+        recall, support = metrics.recall, metrics.support
+        top1 = metrics.top1
+        if top1 is not None and top1 >= self.paradox_accuracy:
+            for i in np.flatnonzero(present & (recall < self.paradox_recall)):
+                warnings.append(
+                    f"accuracy paradox: top-1 accuracy {top1:.3f} while class "
+                    f"'{metrics.labels[i]}' has recall {recall[i]:.3f} (support {support[i]})")
+        if present.sum() >= 2:
+            big, small = np.argmax(np.where(present, support, -1)), np.argmin(
+                np.where(present, support, np.iinfo(np.int64).max))
+            if support[big] >= self.imbalance_ratio * support[small]:
+                warnings.append(
+                    f"class imbalance: '{metrics.labels[big]}' has {support[big]} rows and "
+                    f"'{metrics.labels[small]}' {support[small]} "
+                    f"({support[big] / support[small]:.1f}x); read the macro average")
+        never = [metrics.labels[i] for i in np.flatnonzero(present & (metrics.predicted == 0))]
+        if never:
+            warnings.append(f"{len(never)} class(es) never predicted: "
+                            + ", ".join(f"'{label}'" for label in never))
+        if recorded_k is not None and recorded_k < self.k:
+            warnings.append(f"top5 is top-{recorded_k}: the encoder recorded only "
+                            f"{recorded_k} labels per row")
+        return warnings

@@ -1,0 +1,173 @@
+"""Running evaluators over a store and recording the run.
+
+A run selects the pipeline rows once (optionally one cohort and one checkpoint), runs each
+evaluator on them in one transaction, writes the evaluation rows (``evaluations``) and one
+``eval_runs`` row per evaluator, all under one run id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+from vlmscope.collectors.schema import migrate
+from vlmscope.collectors.store import DEFAULT_READ_TIMEOUT_S, StoreLockedError, readers_dir
+from vlmscope.evaluators.base import Evaluator
+from vlmscope.evaluators.classification import ClassificationReport
+from vlmscope.evaluators.ground_truth import GroundTruthMatch
+
+EVALUATORS: dict[str, type[Evaluator]] = {
+    GroundTruthMatch.name: GroundTruthMatch,
+    ClassificationReport.name: ClassificationReport,
+}
+"""Every evaluator by name, as ``vlmscope eval --evaluators`` knows them."""
+
+_ROWS = "_vlmscope_eval_rows"
+_POLL_S = 0.02
+
+
+@dataclass(frozen=True)
+class EvalRun:
+    """What a run judged: its id, the filters, the checkpoints seen and each evaluator's
+    summary by evaluator name."""
+
+    run_id: str
+    cohort: str | None
+    checkpoint: str | None
+    checkpoints: list[str]
+    summaries: dict[str, dict[str, Any]]
+
+
+def resolve_evaluators(names: Sequence[str]) -> list[type[Evaluator]]:
+    """The evaluator classes called ``names``; :class:`ValueError` lists the valid names."""
+    unknown = [n for n in names if n not in EVALUATORS]
+    if unknown:
+        raise ValueError(f"unknown evaluator(s) {', '.join(unknown)}; "
+                         f"valid: {', '.join(EVALUATORS)}")
+    return [EVALUATORS[n] for n in names]
+
+
+def run_evaluations(
+    con: duckdb.DuckDBPyConnection,
+    evaluators: Sequence[Evaluator],
+    *,
+    source: str = "pipeline_rows",
+    cohort: str | None = None,
+    checkpoint: str | None = None,
+    run_id: str | None = None,
+) -> EvalRun:
+    """Run ``evaluators`` over ``source`` (a table or view with the ``pipeline_rows``
+    columns) on the read-write connection ``con`` and store the results.
+
+    ``cohort`` keeps one cohort; ``checkpoint`` keeps rows whose encoder checkpoint SHA-256
+    starts with it. Unknown columns in ``source`` raise :class:`ValueError`.
+    """
+    if not evaluators:
+        raise ValueError("give at least one evaluator")
+    migrate(con)
+    run_id = run_id or uuid.uuid4().hex
+    created_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    present = [r[0] for r in con.execute(f"DESCRIBE {source}").fetchall()]
+    needed = {"cohort", "checkpoint_sha256"}
+    for evaluator in evaluators:
+        needed.update(evaluator.required_columns)
+    missing = sorted(needed - set(present))
+    if missing:
+        raise ValueError(f"{source} lacks the column(s) {', '.join(missing)}; "
+                         f"its columns are {', '.join(present)}")
+    columns = ", ".join(f'"{c}"' for c in present if c in needed)
+    # Bulk inserts run in parallel only when row order need not be kept.
+    (preserve,) = con.execute(
+        "SELECT current_setting('preserve_insertion_order')").fetchall()[0]
+    con.execute("SET preserve_insertion_order = false")
+    con.execute("SET enable_progress_bar = false")
+    con.execute("BEGIN TRANSACTION")
+    try:
+        # Select once: the view joins three tables; every evaluator then scans this.
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {_ROWS} AS SELECT {columns} FROM {source} "
+            "WHERE ($cohort IS NULL OR cohort = $cohort) AND "
+            "($checkpoint IS NULL OR starts_with(checkpoint_sha256, $checkpoint))",
+            {"cohort": cohort, "checkpoint": checkpoint},
+        )
+        checkpoints = con.execute(
+            f"SELECT coalesce(list(DISTINCT checkpoint_sha256 ORDER BY checkpoint_sha256) "
+            f"FILTER (WHERE checkpoint_sha256 IS NOT NULL), []) FROM {_ROWS}"
+        ).fetchall()[0][0]
+        summaries = {ev.name: ev.run(con, _ROWS, run_id) for ev in evaluators}
+        runs = pa.table({
+            "run_id": [run_id] * len(evaluators),
+            "evaluator": [ev.name for ev in evaluators],
+            "config": [orjson.dumps(ev.config()).decode() for ev in evaluators],
+            "cohort": pa.array([cohort] * len(evaluators), pa.string()),
+            "checkpoints": pa.array([checkpoints] * len(evaluators), pa.list_(pa.string())),
+            "summary": [orjson.dumps(summaries[ev.name]).decode() for ev in evaluators],
+            "created_at": pa.array([created_at] * len(evaluators), pa.timestamp("us")),
+        })
+        con.register("_vlmscope_eval_runs", runs)
+        con.execute("INSERT INTO eval_runs (run_id, evaluator, config, cohort, checkpoints, "
+                    "summary, created_at) SELECT * FROM _vlmscope_eval_runs")
+        con.unregister("_vlmscope_eval_runs")
+        con.execute(f"DROP TABLE {_ROWS}")
+        con.execute("COMMIT")
+    except Exception:
+        with contextlib.suppress(duckdb.Error):
+            con.execute("ROLLBACK")
+        raise
+    finally:
+        con.execute(f"SET preserve_insertion_order = {str(preserve).lower()}")
+    return EvalRun(run_id, cohort, checkpoint, checkpoints, summaries)
+
+
+@contextlib.contextmanager
+def write_connection(
+    path: str | os.PathLike[str], *, timeout_s: float = DEFAULT_READ_TIMEOUT_S
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-write connection to an existing store, asking a writing process to hand the
+    file over (as :func:`vlmscope.collectors.store.read_connection` does for readers).
+
+    Raises :class:`FileNotFoundError` when there is no store at ``path`` and
+    :class:`StoreLockedError` when it stayed locked for ``timeout_s`` seconds.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no vlmscope store at {path}: run your traced pipeline (or `vlmscope demo`) "
+            "first, or pass the right --db")
+    request: Path | None = None
+    deadline = time.monotonic() + timeout_s
+    con = None
+    try:
+        while con is None:
+            try:
+                con = duckdb.connect(str(path))
+            except duckdb.IOException as error:
+                if "lock" not in str(error).lower():
+                    raise
+                if time.monotonic() > deadline:
+                    raise StoreLockedError(
+                        f"{path} is held by another process that did not release it within "
+                        f"{timeout_s:.0f} s ({error})") from error
+                if request is None:
+                    readers_dir(path).mkdir(exist_ok=True)
+                    request = readers_dir(path) / f"{os.getpid()}-{uuid.uuid4().hex}"
+                    request.touch()
+                time.sleep(_POLL_S)
+        yield con
+    finally:
+        if con is not None:
+            con.close()
+        if request is not None:
+            with contextlib.suppress(FileNotFoundError):
+                request.unlink()
