@@ -251,7 +251,7 @@ class ClassificationReport(Evaluator):
             slice_skips = [(row[-2], row[-1]) for row in skipped if tuple(row[:-2]) == value]
             slices.append({**dict(zip(self.slice_by, value, strict=True)),
                            **self._summary(counts, mask, slice_skips)})
-        return {**overall, "slices": slices}
+        return {**overall, "slice_by": list(self.slice_by), "slices": slices}
 
     def metrics(self, counts: dict[str, np.ndarray], mask: np.ndarray) -> ClassificationMetrics:
         """The metrics of the count rows selected by ``mask`` (output of the count query)."""

@@ -1,0 +1,227 @@
+"""``vlmscope eval``: run evaluators over a store, record the run, print a summary, gate CI.
+
+Exit status: 0 when every ``--fail-under`` threshold holds, 1 when one fails, 2 on a usage
+error (unknown evaluator, column or metric; no store).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from vlmscope.cli import CommandError
+from vlmscope.cli.output import render
+from vlmscope.settings import DEFAULT_DB
+
+GATED_METRICS = {
+    "top1": "encoder top-1 accuracy",
+    "top5": "encoder top-5 accuracy",
+    "answer_accuracy": "share of final answers matching the expected label",
+    "macro_f1": "macro-averaged F1 over classes",
+    "micro_f1": "micro-averaged F1",
+    "weighted_f1": "support-weighted F1",
+    "macro_precision": "macro-averaged precision",
+    "macro_recall": "macro-averaged recall",
+    "recall_min": "lowest recall of any class present",
+    "precision_min": "lowest precision of any class predicted or present",
+    "f1_min": "lowest F1 of any class",
+}
+"""Metrics ``--fail-under`` accepts (higher is better), with what each measures."""
+
+_WORST_CLASSES = 15
+_TOP_CONFUSIONS = 10
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``eval`` to the CLI."""
+    from vlmscope.evaluators.ground_truth import MODES
+
+    parser = subparsers.add_parser(
+        "eval", help="score the stored pipeline rows and record the run",
+        description="Run evaluators over the pipeline rows of a store (one cohort and/or "
+        "checkpoint if asked), write one evaluations row per judged row and one eval_runs row "
+        "per evaluator, and print a summary with the worst classes first. With --fail-under, "
+        "exit 1 when a metric is below its threshold (for CI gates).",
+    )
+    parser.add_argument("--db", default=os.environ.get("VLMSCOPE_DB", DEFAULT_DB),
+                        help="the DuckDB store (default: $VLMSCOPE_DB or vlmscope.duckdb)")
+    parser.add_argument("--evaluators", default="ground_truth_match,classification_report",
+                        help="comma-separated evaluator names (see --list)")
+    parser.add_argument("--cohort", help="only rows of this cohort")
+    parser.add_argument("--checkpoint", metavar="SHA",
+                        help="only rows whose encoder checkpoint SHA-256 starts with SHA")
+    parser.add_argument("--by", metavar="COLUMNS",
+                        help="also report per slice of these comma-separated columns")
+    parser.add_argument("--mode", choices=MODES, default="normalized",
+                        help="how ground_truth_match compares answers (default: normalized)")
+    parser.add_argument("--format", choices=("table", "json"), default="table",
+                        help="output format")
+    parser.add_argument("--fail-under", metavar="NAME=VALUE,...",
+                        help="thresholds, e.g. top1=0.9,recall_min=0.5; metrics: "
+                        + ", ".join(GATED_METRICS))
+    parser.add_argument("--list", action="store_true", help="list evaluators and exit")
+    parser.add_argument("--timeout", type=float, default=30.0,
+                        help="seconds to wait for a writing process to hand the file over")
+    parser.set_defaults(handler=run)
+
+
+def parse_thresholds(text: str | None) -> dict[str, float]:
+    """``"top1=0.9,recall_min=0.5"`` as a dict; :class:`CommandError` lists valid metrics."""
+    thresholds: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in (text or "").split(","))):
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or name not in GATED_METRICS:
+            raise CommandError(
+                f"--fail-under {item!r} names no metric; use NAME=VALUE with NAME one of "
+                f"{', '.join(GATED_METRICS)}")
+        try:
+            thresholds[name] = float(value)
+        except ValueError as error:
+            raise CommandError(f"--fail-under {name}: {value!r} is not a number") from error
+    return thresholds
+
+
+def combined_summary(run_id: str, summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One summary from the evaluators' summaries: the classification report's keys, plus
+    ``answer_accuracy`` (and ``answers``) from ground_truth_match, plus the gated metrics."""
+    report = summaries.get("classification_report")
+    match = summaries.get("ground_truth_match")
+    summary: dict[str, Any] = {"run_id": run_id}
+    if report is not None:
+        summary.update(report)
+    elif match is not None:
+        summary.update(rows=match["judged"], skipped=match["skipped"],
+                       skipped_reasons=match["skipped_reasons"])
+    if match is not None:
+        summary["answer_accuracy"] = match["accuracy"]
+        summary["answers"] = match
+    return summary
+
+
+def metric_values(summary: dict[str, Any]) -> dict[str, float | None]:
+    """The value of every gated metric in ``summary`` (None when not measured)."""
+    values: dict[str, float | None] = dict.fromkeys(GATED_METRICS)
+    values["answer_accuracy"] = summary.get("answer_accuracy")
+    if "top1" not in summary:
+        return values
+    values.update(top1=summary["top1"], top5=summary["top5"], macro_f1=summary["macro_f1"])
+    for mode in ("micro", "weighted"):
+        values[f"{mode}_f1"] = summary["averages"][mode]["f1"]
+    values["macro_precision"] = summary["averages"]["macro"]["precision"]
+    values["macro_recall"] = summary["averages"]["macro"]["recall"]
+    classes = summary["per_class"].values()
+    present = [c for c in classes if c["support"]]
+    if present:
+        values["recall_min"] = min(c["recall"] for c in present)
+        values["f1_min"] = min(c["f1"] for c in classes)
+        values["precision_min"] = min(c["precision"] for c in classes)
+    return values
+
+
+def check_thresholds(summary: dict[str, Any],
+                     thresholds: dict[str, float]) -> list[dict[str, Any]]:
+    """Each threshold with the measured value and whether it holds (an unmeasured metric
+    fails: a gate must not pass on missing data)."""
+    values = metric_values(summary)
+    return [{"metric": name, "threshold": threshold, "value": values[name],
+             "passed": values[name] is not None and values[name] >= threshold}
+            for name, threshold in thresholds.items()]
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def render_summary(summary: dict[str, Any]) -> str:
+    """The human-readable summary: counts, metrics, worst classes, confusions, warnings."""
+    parts = [f"run {summary['run_id']}: {summary['rows']} rows scored, "
+             f"{summary['skipped']} skipped"]
+    parts += [f"  {n} rows had {reason}"
+              for reason, n in summary.get("skipped_reasons", {}).items()]
+    metrics = [(name, _fmt(value)) for name, value in metric_values(summary).items()
+               if value is not None]
+    if summary.get("ece") is not None:
+        metrics += [("ece", _fmt(summary["ece"])), ("mce", _fmt(summary["mce"]))]
+    parts.append("\nMetrics (averages name their mode):\n" + render(
+        ["metric", "value"], metrics, "table"))
+    if summary.get("per_class"):
+        worst = sorted(summary["per_class"].items(),
+                       key=lambda item: (item[1]["f1"], item[1]["recall"], item[0]))
+        rows = [(label, _fmt(c["precision"]), _fmt(c["recall"]), _fmt(c["f1"]),
+                 c["support"], c["predicted"]) for label, c in worst[:_WORST_CLASSES]]
+        parts.append(f"\nClasses, worst first ({len(worst)} in all):\n" + render(
+            ["class", "precision", "recall", "f1", "support", "predicted"], rows, "table"))
+        confusions = sorted((c for c in summary["confusion"] if c["expected"] != c["predicted"]),
+                            key=lambda c: -c["count"])[:_TOP_CONFUSIONS]
+        if confusions:
+            parts.append("\nMost frequent confusions (share = of the expected class):\n"
+                         + render(["expected", "predicted", "count", "share"],
+                                  [(c["expected"], c["predicted"], c["count"],
+                                    _fmt(c["share"])) for c in confusions], "table"))
+    for piece in summary.get("slices", []):
+        key = ", ".join(f"{column}={piece[column]}" for column in summary["slice_by"])
+        parts.append(f"  slice {key}: rows {piece['rows']}, top1 {_fmt(piece['top1'])}, "
+                     f"macro_f1 {_fmt(piece['macro_f1'])}, ece {_fmt(piece['ece'])}")
+    parts += [f"warning: {w}" for w in summary.get("warnings", [])]
+    for check in summary.get("thresholds", []):
+        verdict = "ok  " if check["passed"] else "FAIL"
+        parts.append(f"{verdict} {check['metric']} = {_fmt(check['value'])} "
+                     f"(fail under {check['threshold']:g})")
+    return "\n".join(parts)
+
+
+def list_evaluators() -> str:
+    """The evaluators, one per line: name and one-line description."""
+    from vlmscope.evaluators.runner import EVALUATORS
+
+    width = max(len(name) for name in EVALUATORS) + 2
+    return "\n".join(f"{name:<{width}}{cls.description}" for name, cls in EVALUATORS.items())
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handle ``vlmscope eval``."""
+    import duckdb
+
+    from vlmscope.collectors.store import StoreLockedError
+    from vlmscope.evaluators import (
+        ClassificationReport,
+        GroundTruthMatch,
+        resolve_evaluators,
+        run_evaluations,
+        write_connection,
+    )
+
+    if args.list:
+        print(list_evaluators())
+        return 0
+    thresholds = parse_thresholds(args.fail_under)
+    names = [n.strip() for n in args.evaluators.split(",") if n.strip()]
+    slice_by = [c.strip() for c in (args.by or "").split(",") if c.strip()]
+    try:
+        classes = resolve_evaluators(names)
+    except ValueError as error:
+        raise CommandError(str(error)) from error
+    evaluators = [GroundTruthMatch(mode=args.mode) if cls is GroundTruthMatch
+                  else ClassificationReport(slice_by=slice_by) if cls is ClassificationReport
+                  else cls() for cls in classes]
+    print(f"evaluating {args.db} ...", file=sys.stderr)
+    try:
+        with write_connection(args.db, timeout_s=args.timeout) as con:
+            result = run_evaluations(con, evaluators, cohort=args.cohort,
+                                     checkpoint=args.checkpoint)
+    except (FileNotFoundError, StoreLockedError, ValueError) as error:
+        raise CommandError(str(error)) from error
+    except duckdb.Error as error:
+        raise CommandError(f"evaluation failed: {error}") from error
+    summary = combined_summary(result.run_id, result.summaries)
+    summary.update(cohort=args.cohort, checkpoints=result.checkpoints)
+    summary["thresholds"] = check_thresholds(summary, thresholds)
+    if args.format == "json":
+        print(json.dumps(summary, indent=2))
+    else:
+        print(render_summary(summary))
+    return 0 if all(check["passed"] for check in summary["thresholds"]) else 1
