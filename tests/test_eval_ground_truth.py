@@ -1,0 +1,159 @@
+"""GroundTruthMatch: the modes, bad input, and one implementation for rows and batches."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import orjson
+import pyarrow as pa
+import pytest
+
+from vlmscope.collectors.schema import migrate
+from vlmscope.evaluators import GroundTruthMatch, run_evaluations
+from vlmscope.evaluators.base import PIPELINE_ROW_SCHEMA
+
+
+def test_exact_match_scores_one_with_a_readable_reason() -> None:
+    result = GroundTruthMatch(mode="exact").evaluate(output="cat", expected="cat")
+    assert (result.score, result.passed, result.label) == (1.0, True, "match")
+    assert result.reason == "answer 'cat' matches expected 'cat'"
+
+
+def test_exact_mode_is_case_sensitive() -> None:
+    assert GroundTruthMatch(mode="exact").evaluate(output="Cat", expected="cat").score == 0.0
+
+
+def test_normalized_mode_ignores_case_whitespace_punctuation_and_articles() -> None:
+    result = GroundTruthMatch().evaluate(output="  The Tabby-Cat. ", expected="tabby cat")
+    assert result.passed
+    assert "(both read as 'tabby cat')" in result.reason
+
+
+def test_a_mismatch_names_what_was_compared_and_the_encoder_top1() -> None:
+    result = GroundTruthMatch().evaluate(output="dog", expected="tabby cat",
+                                         top_k_labels=["tabby cat", "dog"])
+    assert result.score == 0.0 and result.label == "mismatch"
+    assert result.reason == "expected 'tabby cat', answer 'dog'; encoder top-1 'tabby cat'"
+
+
+@pytest.mark.parametrize(("answer", "expected"), [
+    ("a kitten", "cat"), ("aeroplane", "airplane"), ("TV-monitor", "tv"),
+    ("tabby cat", "tabby"),
+])
+def test_synonyms_mode_accepts_builtin_aliases(answer: str, expected: str) -> None:
+    assert GroundTruthMatch(mode="synonyms").evaluate(output=answer, expected=expected).passed
+    assert not GroundTruthMatch().evaluate(output=answer, expected=expected).passed
+
+
+def test_synonyms_mode_uses_the_user_map_first() -> None:
+    match = GroundTruthMatch(mode="synonyms", synonyms={"moggy": "cat", "kitten": "dog"})
+    assert match.evaluate(output="moggy", expected="cat").passed
+    assert match.evaluate(output="kitten", expected="dog").passed
+
+
+def test_set_mode_accepts_any_expected_label() -> None:
+    match = GroundTruthMatch(mode="set")
+    assert match.evaluate(output="Kitten", expected=["cat", "kitten"]).passed
+    result = match.evaluate(output="dog", expected="cat|kitten")
+    assert result.reason == "answer 'dog' is not one of the expected ['cat', 'kitten']"
+    assert match.evaluate(output="sofa", expected=None, objects=["couch", "cat"]).passed
+
+
+@pytest.mark.parametrize(("answer", "passed"), [
+    ("about 3.05 apples", True), ("3.2", False), ("-3", False), ("three", False),
+])
+def test_numeric_mode_compares_the_first_number_within_tolerance(answer: str,
+                                                                 passed: bool) -> None:
+    result = GroundTruthMatch(mode="numeric", abs_tol=0.1).evaluate(output=answer,
+                                                                    expected="3")
+    assert result.passed is passed
+
+
+def test_numeric_mode_skips_a_non_numeric_expected_label() -> None:
+    result = GroundTruthMatch(mode="numeric").evaluate(output="3", expected="three")
+    assert result.score is None and result.reason == "skipped: expected label is not a number"
+
+
+def test_top_k_mode_finds_the_expected_label_among_the_encoder_labels() -> None:
+    match = GroundTruthMatch(mode="top_k", k=2)
+    hit = match.evaluate(expected="cat", top_k_labels=["dog", "Cat", "bird"])
+    assert hit.passed and hit.reason.startswith("expected 'cat' is rank 2")
+    assert not match.evaluate(expected="bird", top_k_labels=["dog", "cat", "bird"]).passed
+    missing = match.evaluate(expected="bird", top_k_labels=None)
+    assert missing.label == "no_answer" and missing.score == 0.0
+
+
+@pytest.mark.parametrize(("output", "why"), [(None, "NULL"), ("", "empty"), ("  ", "empty")])
+def test_null_or_empty_outputs_are_scored_wrong_with_that_reason(output, why) -> None:
+    result = GroundTruthMatch().evaluate(output=output, expected="cat")
+    assert (result.score, result.label) == (0.0, "no_answer")
+    assert result.reason == f"no answer: the output is {why}; expected 'cat'"
+
+
+def test_a_row_without_expected_label_is_skipped_not_scored_zero() -> None:
+    result = GroundTruthMatch().evaluate(output="cat", expected=None)
+    assert result.score is None and result.passed is None and result.label == "skipped"
+
+
+def test_bad_settings_fail_with_what_is_valid() -> None:
+    with pytest.raises(ValueError, match="use one of exact, normalized"):
+        GroundTruthMatch(mode="fuzzy")
+    with pytest.raises(ValueError, match="use any of imagenet, coco"):
+        GroundTruthMatch(aliases=["voc"])
+    with pytest.raises(ValueError, match="unknown column"):
+        GroundTruthMatch().evaluate_row({"answer": "cat"})
+
+
+WORDS = ["cat", "Cat.", "the cat", "dog", "a dog", "kitten", "3", "3.1", "tabby", "", None,
+         "tabby cat", "DOG!"]
+
+
+def random_rows(seed: int, n: int) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    pick = lambda: WORDS[int(rng.integers(len(WORDS)))]  # noqa: E731
+    rows = [{"row_id": f"r{i}", "trace_id": "t", "span_id": f"s{i}", "output": pick(),
+             "expected": pick(), "objects": [pick() for _ in range(int(rng.integers(3)))],
+             "top_k_labels": [pick() for _ in range(int(rng.integers(4)))] or None}
+            for i in range(n)]
+    return pa.Table.from_pylist(rows, schema=PIPELINE_ROW_SCHEMA)
+
+
+@pytest.mark.parametrize("mode", ["exact", "normalized", "synonyms", "set", "numeric", "top_k"])
+def test_per_row_and_batch_give_identical_scores_and_reasons(mode: str) -> None:
+    table = random_rows(seed=len(mode), n=60)
+    con = duckdb.connect()
+    migrate(con)
+    con.register("rows", table)
+    match = GroundTruthMatch(mode=mode, k=2, abs_tol=0.2)
+    run = run_evaluations(con, [match], source="rows")
+    stored = {row[0]: row[1:] for row in con.execute(
+        "SELECT row_id, score, passed, label, explanation, metadata FROM evaluations "
+        "WHERE run_id = ?", [run.run_id]).fetchall()}
+    skipped = 0
+    for row in table.to_pylist():
+        fields = {k: row[k] for k in ("output", "expected", "objects", "top_k_labels")}
+        result = match.evaluate_row(fields)
+        if result.score is None:
+            skipped += 1
+            assert row["row_id"] not in stored
+            continue
+        score, passed, label, explanation, metadata = stored[row["row_id"]]
+        assert (result.score, result.passed, result.label, result.reason) == (
+            score, passed, label, explanation)
+        assert result.metadata == orjson.loads(metadata)
+    assert len(stored) + skipped == table.num_rows
+    assert run.summaries["ground_truth_match"]["skipped"] == skipped
+
+
+def test_rows_without_expected_label_are_skipped_and_counted() -> None:
+    con = duckdb.connect()
+    migrate(con)
+    con.register("rows", pa.Table.from_pylist(
+        [{"row_id": "a", "output": "cat", "expected": "cat"},
+         {"row_id": "b", "output": "cat", "expected": None},
+         {"row_id": "c", "output": "cat", "expected": ""}], schema=PIPELINE_ROW_SCHEMA))
+    summary = run_evaluations(con, [GroundTruthMatch()], source="rows").summaries
+    assert summary["ground_truth_match"] == {
+        "judged": 1, "passed": 1, "accuracy": 1.0, "skipped": 2,
+        "skipped_reasons": {"no expected label": 2}}
+    assert con.execute("SELECT list(row_id) FROM evaluations").fetchall() == [(["a"],)]
