@@ -1,0 +1,141 @@
+"""``vlmscope eval`` over a store written by the real tracing SDK."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+
+import vlmscope
+from vlmscope.cli import main
+
+LABELS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+
+
+@pytest.fixture(scope="module")
+def traced_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """12 rows through an instrumented ResNet-18 and a manual LLM span; two rows have no
+    expected label, one answer is NULL; the answer repeats the encoder's top-1 label."""
+    torch = pytest.importorskip("torch")
+    torchvision = pytest.importorskip("torchvision")
+    db = tmp_path_factory.mktemp("eval") / "store.duckdb"
+    torch.manual_seed(0)
+    encoder = torchvision.models.resnet18(weights=None, num_classes=10).eval()
+    vlmscope.configure(db=db)
+    hooks = vlmscope.instrument_encoder(encoder, labels=LABELS, top_k=5)
+    try:
+        for i in range(12):
+            expected = None if i in (3, 7) else LABELS[i % 10]
+            with vlmscope.trace_row(f"row-{i}", expected=expected, cohort=f"c{i % 2}"):
+                with torch.no_grad():
+                    top1 = LABELS[int(encoder(torch.rand(1, 3, 32, 32)).argmax())]
+                with vlmscope.llm_span(model="head", instruction="which digit?") as span:
+                    if i != 5:
+                        span.set_output(f"The {top1}.")
+    finally:
+        hooks.uninstrument()
+        vlmscope.shutdown()
+    return db
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    status = main(["eval", *args])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_eval_json_summary_carries_the_promised_metrics(traced_store: Path, capsys) -> None:
+    status, out, _ = run_cli(capsys, "--db", str(traced_store), "--format", "json")
+    summary = json.loads(out)
+    assert status == 0
+    for key in ("rows", "skipped", "top1", "top5", "macro_f1", "ece", "answer_accuracy"):
+        assert key in summary
+    assert summary["rows"] == 10 and summary["skipped"] == 2
+    assert summary["skipped_reasons"] == {"no expected label": 2}
+    for per_class in summary["per_class"].values():
+        assert set(per_class) >= {"precision", "recall", "f1", "support"}
+    with duckdb.connect(str(traced_store), read_only=True) as con:
+        top1 = con.execute("SELECT avg((top_k_labels[1] = expected)::INT) FROM pipeline_rows "
+                           "WHERE expected IS NOT NULL").fetchall()[0][0]
+        # The head repeats the encoder, except on the row whose answer is NULL.
+        answered = con.execute("SELECT count(*) FILTER (WHERE output IS NOT NULL "
+                               "AND top_k_labels[1] = expected) FROM pipeline_rows "
+                               "WHERE expected IS NOT NULL").fetchall()[0][0]
+    assert summary["top1"] == pytest.approx(top1)
+    assert summary["answer_accuracy"] == pytest.approx(answered / 10)
+
+
+def test_evaluation_rows_join_back_to_pipeline_rows_by_row_and_span_id(traced_store: Path,
+                                                                       capsys) -> None:
+    status, out, _ = run_cli(capsys, "--db", str(traced_store), "--format", "json")
+    run_id = json.loads(out)["run_id"]
+    with duckdb.connect(str(traced_store), read_only=True) as con:
+        joined = con.execute(
+            "SELECT e.row_id, e.label, e.explanation, e.annotator_kind FROM evaluations e "
+            "JOIN pipeline_rows p ON p.row_id = e.row_id AND p.llm_span_id = e.span_id "
+            "WHERE e.run_id = ? ORDER BY e.row_id", [run_id]).fetchall()
+        runs = con.execute("SELECT evaluator, cohort, len(checkpoints), summary->>'$.rows' "
+                           "FROM eval_runs WHERE run_id = ? ORDER BY evaluator",
+                           [run_id]).fetchall()
+    assert status == 0 and len(joined) == 10
+    assert {row[3] for row in joined} == {"CODE"}
+    row5 = next(row for row in joined if row[0] == "row-5")
+    assert row5[1] == "no_answer"
+    assert row5[2].startswith("no answer: the output is NULL; expected 'five'; encoder top-1")
+    assert runs == [("classification_report", None, 1, "10"),
+                    ("ground_truth_match", None, 1, None)]
+
+
+def test_table_output_reports_skips_and_worst_classes_first(traced_store: Path,
+                                                            capsys) -> None:
+    status, out, _ = run_cli(capsys, "--db", str(traced_store), "--by", "cohort")
+    assert status == 0
+    assert "2 rows had no expected label" in out
+    assert "Classes, worst first" in out
+    assert "slice cohort=c0" in out and "slice cohort=c1" in out
+
+
+def test_a_cohort_filter_keeps_only_that_cohort(traced_store: Path, capsys) -> None:
+    _, out, _ = run_cli(capsys, "--db", str(traced_store), "--cohort", "c0", "--format",
+                        "json")
+    summary = json.loads(out)
+    assert summary["rows"] + summary["skipped"] == 6 and summary["cohort"] == "c0"
+
+
+def test_an_unmet_threshold_exits_one_and_a_met_one_exits_zero(traced_store: Path,
+                                                                capsys) -> None:
+    status, out, _ = run_cli(capsys, "--db", str(traced_store), "--fail-under",
+                             "top1=1.01,top5=0")
+    assert status == 1 and "FAIL top1" in out and "ok   top5" in out
+    status, _, _ = run_cli(capsys, "--db", str(traced_store), "--fail-under", "top5=0")
+    assert status == 0
+
+
+def test_a_checkpoint_that_matches_nothing_fails_the_gate(traced_store: Path, capsys) -> None:
+    status, out, _ = run_cli(capsys, "--db", str(traced_store), "--checkpoint", "ffff",
+                             "--fail-under", "top1=0.1")
+    assert status == 1 and "FAIL top1 = n/a" in out
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--evaluators", "vibes"], "unknown evaluator(s) vibes; valid: ground_truth_match"),
+    (["--fail-under", "accuracy=0.9"], "names no metric; use NAME=VALUE with NAME one of top1"),
+    (["--by", "colour"], "lacks the column(s) colour; its columns are row_id"),
+])
+def test_bad_names_are_usage_errors_listing_what_is_valid(traced_store: Path, capsys,
+                                                          args, message) -> None:
+    status, _, err = run_cli(capsys, "--db", str(traced_store), *args)
+    assert status == 2 and message in err
+
+
+def test_a_missing_store_is_a_usage_error(tmp_path: Path, capsys) -> None:
+    status, _, err = run_cli(capsys, "--db", str(tmp_path / "none.duckdb"))
+    assert status == 2 and "no vlmscope store" in err
+
+
+def test_list_names_every_evaluator_with_a_description(capsys) -> None:
+    status, out, _ = run_cli(capsys, "--list")
+    assert status == 0
+    assert out.startswith("ground_truth_match") and "\nclassification_report  encoder" in out
