@@ -3,7 +3,8 @@
 This is the exporter's hot path: one pass over the spans fills plain Python lists column by
 column, attributes are serialised with orjson, and pyarrow builds each column at once. The
 embedding vectors of EMBEDDING spans are moved out of the attributes into their own table
-(FLOAT lists), so a 2,048-d vector is never turned into JSON text.
+(FLOAT lists), so a 2,048-d vector is never turned into JSON text, and the per-row records are
+derived from each attribute dict while it is at hand.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import orjson
 import pyarrow as pa
 
 from vlmscope import conventions as cv
+from vlmscope.collectors.normalize import RecordBuilder
 
 SPAN_SCHEMA = pa.schema(
     [
@@ -45,28 +47,17 @@ SPAN_SCHEMA = pa.schema(
 )
 """Arrow schema of a batch of spans, column for column the ``spans`` table."""
 
-EMBEDDING_SCHEMA = pa.schema(
-    [
-        ("trace_id", pa.string()),
-        ("span_id", pa.string()),
-        ("record_index", pa.int32()),
-        ("vector", pa.list_(pa.float32())),
-    ]
-)
-"""Arrow schema of the vectors pulled out of a batch (joined to their records at insert)."""
-
 _KIND_NAMES = ("INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
 _STATUS_NAMES = ("UNSET", "OK", "ERROR")
 
 
 @dataclass
 class SpanBatch:
-    """A batch of spans as Arrow tables, ready for one insert per table, and each span's
-    ``vlmscope.span.role`` (None for foreign spans), so normalisation reads only its spans."""
+    """A batch of spans and the per-row records derived from them, as Arrow tables ready
+    for one insert per table (see :mod:`vlmscope.collectors.normalize`)."""
 
     spans: pa.Table
-    embeddings: pa.Table
-    roles: pa.Array
+    derived: dict[str, pa.Table]
 
     @property
     def num_spans(self) -> int:
@@ -133,11 +124,7 @@ def spans_to_batch(spans: Sequence[Any]) -> SpanBatch:
     dropped_attributes: list[int] = []
     dropped_events: list[int] = []
     dropped_links: list[int] = []
-    emb_trace: list[str] = []
-    emb_span: list[str] = []
-    emb_index: list[int] = []
-    emb_vector: list[Sequence[float]] = []
-    roles: list[str | None] = []
+    records = RecordBuilder()
 
     # Spans of one process share one Resource object: serialise it once per batch.
     resource_cache: dict[int, tuple[str, str | None]] = {}
@@ -178,17 +165,15 @@ def spans_to_batch(spans: Sequence[Any]) -> SpanBatch:
         trace_flags.append(int(ctx.trace_flags))
 
         attributes = _attribute_dict(span)
-        roles.append(attributes.get(cv.VLMSCOPE_SPAN_ROLE))
+        vectors: list[tuple[int, Sequence[float]]] = []
         if attributes.get(cv.OPENINFERENCE_SPAN_KIND) == cv.SPAN_KIND_EMBEDDING and any(
             k.endswith(cv.EMBEDDING_VECTOR_SUFFIX) for k in attributes
         ):
             attributes = dict(attributes)  # never mutate the span's own attributes
-            for index, vector in _pop_vectors(attributes):
-                emb_trace.append(trace_hex)
-                emb_span.append(span_hex)
-                emb_index.append(index)
-                emb_vector.append(vector)
+            vectors = _pop_vectors(attributes)
         attributes_json.append(_dumps(attributes))
+        records.add_span(trace_hex, span_hex, start, durations[-1], status_codes[-1],
+                         status.description, attributes, vectors)
 
         events = span.events
         events_json.append(
@@ -233,14 +218,4 @@ def spans_to_batch(spans: Sequence[Any]) -> SpanBatch:
         [pa.array(col, type=field.type) for col, field in zip(columns, SPAN_SCHEMA, strict=True)],
         schema=SPAN_SCHEMA,
     )
-    embeddings_table = pa.Table.from_arrays(
-        [
-            pa.array(emb_trace, pa.string()),
-            pa.array(emb_span, pa.string()),
-            pa.array(emb_index, pa.int32()),
-            pa.array(emb_vector, pa.list_(pa.float32())),
-        ],
-        schema=EMBEDDING_SCHEMA,
-    )
-    return SpanBatch(spans=spans_table, embeddings=embeddings_table,
-                     roles=pa.array(roles, pa.string()))
+    return SpanBatch(spans=spans_table, derived=records.tables())

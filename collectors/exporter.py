@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,15 +12,20 @@ from dataclasses import dataclass
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from vlmscope.collectors.convert import spans_to_batch
+from vlmscope.collectors.convert import SpanBatch, spans_to_batch
 from vlmscope.collectors.store import StoreWriter
 
 _log = logging.getLogger("vlmscope.exporter")
 
+DEFAULT_PENDING_BATCHES = 2
+"""Converted batches that may wait for the writer thread before ``export`` blocks."""
+
+_STOP = object()
+
 
 @dataclass(frozen=True)
 class ExportStats:
-    """What an exporter did so far: spans written, spans lost, and the last error."""
+    """What an exporter did so far: spans committed, spans lost, and the last error."""
 
     exported_spans: int
     failed_spans: int
@@ -30,16 +36,27 @@ class ExportStats:
 class DuckDBSpanExporter(SpanExporter):
     """Writes each batch of finished spans into the DuckDB store at ``path``.
 
-    Each ``export`` call is one Arrow insert per table in one transaction. The exporter is
-    thread-safe and never raises into the application: a failed batch returns
-    ``SpanExportResult.FAILURE``, is counted in :attr:`stats`, and is logged once (the first
-    failure) at WARNING with what to do; later failures are logged at DEBUG and summed up at
-    shutdown.
+    ``export`` converts the spans to Arrow in the caller's thread (the batch span
+    processor's worker) and hands them to a writer thread that commits them, one
+    transaction per batch; DuckDB releases the GIL while it inserts, so conversion of the
+    next batch overlaps the commit of this one. At most ``pending_batches`` converted
+    batches wait; then ``export`` blocks, so memory stays bounded.
+
+    Never raises into the application: a batch that cannot be converted or written is
+    counted in :attr:`stats` and logged once (the first failure) at WARNING with what to do;
+    later failures are logged at DEBUG and summed up at shutdown. :meth:`force_flush` waits
+    until every handed-over batch is committed or counted as lost.
     """
 
     def __init__(
-        self, path: str | os.PathLike[str] = "vlmscope.duckdb", *, writer: StoreWriter | None = None
+        self,
+        path: str | os.PathLike[str] = "vlmscope.duckdb",
+        *,
+        writer: StoreWriter | None = None,
+        pending_batches: int = DEFAULT_PENDING_BATCHES,
     ) -> None:
+        if pending_batches < 1:
+            raise ValueError(f"pending_batches must be at least 1, got {pending_batches}")
         self._writer = writer if writer is not None else StoreWriter(path)
         self.path = self._writer.path
         self._stats_lock = threading.Lock()
@@ -48,6 +65,10 @@ class DuckDBSpanExporter(SpanExporter):
         self._failed_batches = 0
         self._last_error: str | None = None
         self._shutdown = False
+        self._queue: queue.Queue = queue.Queue(maxsize=pending_batches)
+        self._thread = threading.Thread(target=self._write_loop, name="vlmscope-duckdb-writer",
+                                        daemon=True)
+        self._thread.start()
 
     @property
     def stats(self) -> ExportStats:
@@ -58,18 +79,36 @@ class DuckDBSpanExporter(SpanExporter):
             )
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        """Write ``spans``; never raises."""
+        """Convert ``spans`` and queue them for the writer; never raises."""
         if self._shutdown:
             self._count_failure(len(spans), "exporter already shut down")
             return SpanExportResult.FAILURE
         try:
-            self._writer.write(spans_to_batch(spans))
+            batch = spans_to_batch(spans)
         except Exception as error:  # an exporter must never raise into the pipeline
             self._count_failure(len(spans), f"{type(error).__name__}: {error}")
             return SpanExportResult.FAILURE
-        with self._stats_lock:
-            self._exported += len(spans)
+        self._queue.put(batch)
         return SpanExportResult.SUCCESS
+
+    def _write_loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is _STOP:
+                    return
+                self._write(item)
+            finally:
+                self._queue.task_done()
+
+    def _write(self, batch: SpanBatch) -> None:
+        try:
+            self._writer.write(batch)
+        except Exception as error:
+            self._count_failure(batch.num_spans, f"{type(error).__name__}: {error}")
+            return
+        with self._stats_lock:
+            self._exported += batch.num_spans
 
     def _count_failure(self, count: int, message: str) -> None:
         with self._stats_lock:
@@ -88,14 +127,17 @@ class DuckDBSpanExporter(SpanExporter):
             _log.debug("vlmscope could not write %d spans to %s: %s", count, self.path, message)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Nothing is buffered here (the span processor batches); always True."""
+        """Wait until every batch handed to :meth:`export` is committed or counted lost."""
+        self._queue.join()
         return True
 
     def shutdown(self) -> None:
-        """Close the store; report lost spans once."""
+        """Commit what is queued, close the store, and report lost spans once."""
         if self._shutdown:
             return
         self._shutdown = True
+        self._queue.put(_STOP)
+        self._thread.join()
         self._writer.close()
         stats = self.stats
         if stats.failed_spans:

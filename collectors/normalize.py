@@ -1,194 +1,259 @@
 """Derive the per-row tables (``row_records``, ``encoder_records``, ``llm_records``,
-``embeddings``) from spans, in SQL.
+``embeddings``) from spans' attributes.
 
-One implementation serves every way spans arrive (the in-process exporter, the OTLP receiver,
-an import) and the rebuild of a store: each statement reads a relation of spans of one role
-(same columns as ``spans``) and inserts what it derives. Each span's attribute JSON is parsed
-once (one multi-path ``json_extract``), not once per field. Batched spans (one encoder forward
-or one ``generate`` for N rows) are unnested here: image ``i`` of a batch owns element ``i`` of
-each per-image array and elements ``i*k+1 .. (i+1)*k`` of the flattened top-k lists (see
-:mod:`vlmscope.conventions`).
+One implementation serves every way spans arrive: the in-process exporter feeds it each
+span's attribute dict as it converts the span (no second parse), an OTLP receiver or an
+import feeds it decoded attributes, and :func:`rebuild` feeds it the stored JSON. Batched
+spans (one encoder forward or one ``generate`` for N rows) are unnested here: image ``i`` of a
+batch owns element ``i`` of each per-image array and elements ``i*k .. (i+1)*k - 1`` of the
+flattened top-k lists (see :mod:`vlmscope.conventions`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import duckdb
+import orjson
+import pyarrow as pa
 
 from vlmscope import conventions as cv
 
-_SPAN_COLUMNS = "trace_id, span_id, start_time, duration_ms, status_code, status_message"
+ROW_SCHEMA = pa.schema([
+    ("trace_id", pa.string()), ("span_id", pa.string()), ("row_id", pa.string()),
+    ("run_name", pa.string()), ("cohort", pa.string()), ("expected", pa.string()),
+    ("objects", pa.list_(pa.string())), ("instruction", pa.string()),
+    ("image_sha256", pa.string()), ("start_time", pa.timestamp("ns")),
+    ("duration_ms", pa.float64()), ("status_code", pa.string()),
+    ("status_message", pa.string()),
+])
+"""Arrow schema of ``row_records``, column for column."""
+
+ENCODER_SCHEMA = pa.schema([
+    ("trace_id", pa.string()), ("span_id", pa.string()), ("record_index", pa.int32()),
+    ("row_id", pa.string()), ("image_sha256", pa.string()), ("model", pa.string()),
+    ("architecture", pa.string()), ("checkpoint_sha256", pa.string()),
+    ("layer", pa.string()), ("embedding_dim", pa.int32()),
+    ("top_k_labels", pa.list_(pa.string())), ("top_k_scores", pa.list_(pa.float64())),
+    ("top_k_class_ids", pa.list_(pa.int64())), ("entropy", pa.float64()),
+    ("embedding_l2_norm", pa.float64()), ("start_time", pa.timestamp("ns")),
+    ("duration_ms", pa.float64()), ("status_code", pa.string()),
+])
+"""Arrow schema of ``encoder_records``, column for column."""
+
+LLM_SCHEMA = pa.schema([
+    ("trace_id", pa.string()), ("span_id", pa.string()), ("record_index", pa.int32()),
+    ("row_id", pa.string()), ("model", pa.string()), ("provider", pa.string()),
+    ("instruction", pa.string()), ("output", pa.string()), ("input_tokens", pa.int64()),
+    ("output_tokens", pa.int64()), ("encoder_span_id", pa.string()),
+    ("start_time", pa.timestamp("ns")), ("duration_ms", pa.float64()),
+    ("status_code", pa.string()),
+])
+"""Arrow schema of ``llm_records``, column for column."""
+
+EMBEDDING_SCHEMA = pa.schema([
+    ("trace_id", pa.string()), ("span_id", pa.string()), ("record_index", pa.int32()),
+    ("row_id", pa.string()), ("model", pa.string()), ("checkpoint_sha256", pa.string()),
+    ("dimension", pa.int32()), ("vector", pa.list_(pa.float32())),
+])
+"""Arrow schema of ``embeddings``, column for column."""
+
+TABLES = {
+    "row_records": ROW_SCHEMA,
+    "encoder_records": ENCODER_SCHEMA,
+    "llm_records": LLM_SCHEMA,
+    "embeddings": EMBEDDING_SCHEMA,
+}
+"""Every derived table and its Arrow schema."""
 
 
-def _extract(source: str, fields: Sequence[tuple[str, str, str]]) -> str:
-    """SELECT over ``source`` that parses ``attributes`` once and names each field.
-
-    ``fields`` are (output name, attribute key, kind) with kind ``text``, ``int`` or an SQL
-    list type such as ``VARCHAR[]``.
-    """
-    paths = ", ".join(f"'$.\"{key}\"'" for _, key, _ in fields)
-    columns = []
-    for i, (name, _, kind) in enumerate(fields, start=1):
-        if kind == "text":
-            columns.append(f"v[{i}]->>'$' AS {name}")
-        elif kind == "int":
-            columns.append(f"TRY_CAST(v[{i}]->>'$' AS BIGINT) AS {name}")
-        else:
-            columns.append(f"TRY_CAST(v[{i}] AS {kind}) AS {name}")
-    return (
-        f"SELECT {_SPAN_COLUMNS}, {', '.join(columns)} "
-        f"FROM (SELECT *, json_extract(attributes, [{paths}]) AS v FROM {source})"
-    )
+def _at(values: Any, index: int) -> Any:
+    """``values[index]`` for a per-item array; None when absent or too short."""
+    if isinstance(values, list | tuple) and index < len(values):
+        return values[index]
+    return None
 
 
-def role_filter(source: str, role: str) -> str:
-    """A relation of the spans of ``source`` whose ``vlmscope.span.role`` is ``role``."""
-    return f"(SELECT * FROM {source} WHERE attributes->>'$.\"{cv.VLMSCOPE_SPAN_ROLE}\"' = '{role}')"
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
-def row_records_sql(rows: str) -> str:
-    """SQL that inserts the ``row_records`` of the row spans in relation ``rows``."""
-    select = _extract(rows, [
-        ("row_id", cv.VLMSCOPE_ROW_ID, "text"),
-        ("run_name", cv.VLMSCOPE_RUN_NAME, "text"),
-        ("cohort", cv.VLMSCOPE_COHORT, "text"),
-        ("expected", cv.VLMSCOPE_ROW_EXPECTED, "text"),
-        ("objects", cv.VLMSCOPE_ROW_OBJECTS, "VARCHAR[]"),
-        ("instruction", cv.VLMSCOPE_ROW_INSTRUCTION, "text"),
-        ("image_sha256", cv.VISION_IMAGE_SHA256, "text"),
-    ])
-    return f"""
-    INSERT INTO row_records
-    SELECT trace_id, span_id, row_id, run_name, cohort, expected, objects, instruction,
-        image_sha256, start_time, duration_ms, status_code, status_message
-    FROM ({select}) WHERE row_id IS NOT NULL
-    """
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
-def encoder_records_sql(encoders: str) -> str:
-    """SQL that inserts one ``encoder_records`` row per image of the encoder spans in
-    relation ``encoders``."""
-    select = _extract(encoders, [
-        ("row_ids", cv.VLMSCOPE_ROW_IDS, "VARCHAR[]"),
-        ("image_sha256", cv.VISION_IMAGE_SHA256, "VARCHAR[]"),
-        ("model_name", cv.EMBEDDING_MODEL_NAME, "text"),
-        ("architecture", cv.VISION_ENCODER_ARCHITECTURE, "text"),
-        ("checkpoint_sha256", cv.VISION_ENCODER_CHECKPOINT_SHA256, "text"),
-        ("layer", cv.VISION_ENCODER_LAYER, "text"),
-        ("embedding_dim", cv.VISION_ENCODER_EMBEDDING_DIM, "int"),
-        ("k", cv.VISION_ENCODER_TOP_K, "int"),
-        ("labels", cv.VISION_ENCODER_TOP_K_LABELS, "VARCHAR[]"),
-        ("scores", cv.VISION_ENCODER_TOP_K_SCORES, "DOUBLE[]"),
-        ("class_ids", cv.VISION_ENCODER_TOP_K_CLASS_IDS, "BIGINT[]"),
-        ("entropy", cv.VISION_ENCODER_ENTROPY, "DOUBLE[]"),
-        ("l2_norm", cv.VISION_ENCODER_EMBEDDING_L2_NORM, "DOUBLE[]"),
-        ("batch_size", cv.VISION_ENCODER_BATCH_SIZE, "int"),
-    ])
-    return f"""
-    INSERT INTO encoder_records
-    WITH s AS (
-        SELECT *, coalesce(k, 0) AS kk,
-            greatest(coalesce(batch_size, 0), coalesce(len(row_ids), 0), 1) AS n
-        FROM ({select})
-    ), images AS (
-        SELECT *, unnest(range(n)) AS i FROM s
-    )
-    SELECT trace_id, span_id, i, row_ids[i + 1], image_sha256[i + 1],
-        coalesce(model_name, architecture), architecture, checkpoint_sha256, layer,
-        embedding_dim,
-        CASE WHEN kk > 0 THEN list_slice(labels, i * kk + 1, (i + 1) * kk) END,
-        CASE WHEN kk > 0 THEN list_slice(scores, i * kk + 1, (i + 1) * kk) END,
-        CASE WHEN kk > 0 THEN list_slice(class_ids, i * kk + 1, (i + 1) * kk) END,
-        entropy[i + 1], l2_norm[i + 1], start_time, duration_ms, status_code
-    FROM images
-    """
+def _strings(value: Any) -> list[str] | None:
+    if isinstance(value, list | tuple):
+        return [str(v) for v in value]
+    return None
 
 
-def llm_records_sql(llms: str) -> str:
-    """SQL that inserts one ``llm_records`` row per output of the LLM spans in relation
-    ``llms``."""
-    select = _extract(llms, [
-        ("row_ids", cv.VLMSCOPE_ROW_IDS, "VARCHAR[]"),
-        ("llm_model_name", cv.LLM_MODEL_NAME, "text"),
-        ("request_model", cv.GEN_AI_REQUEST_MODEL, "text"),
-        ("provider_name", cv.GEN_AI_PROVIDER_NAME, "text"),
-        ("llm_provider", cv.LLM_PROVIDER, "text"),
-        ("instructions", cv.VLMSCOPE_LLM_INSTRUCTIONS, "VARCHAR[]"),
-        ("instruction_one", cv.INPUT_VALUE, "text"),
-        ("outputs", cv.VLMSCOPE_LLM_OUTPUTS, "VARCHAR[]"),
-        ("output_one", cv.OUTPUT_VALUE, "text"),
-        ("input_tokens", cv.VLMSCOPE_LLM_INPUT_TOKENS, "BIGINT[]"),
-        ("input_tokens_one", cv.GEN_AI_USAGE_INPUT_TOKENS, "int"),
-        ("output_tokens", cv.VLMSCOPE_LLM_OUTPUT_TOKENS, "BIGINT[]"),
-        ("output_tokens_one", cv.GEN_AI_USAGE_OUTPUT_TOKENS, "int"),
-        ("encoder_span_id", cv.VISION_ENCODER_SPAN_ID, "text"),
-    ])
-    return f"""
-    INSERT INTO llm_records
-    WITH s AS (
-        SELECT *, greatest(coalesce(len(row_ids), 0), coalesce(len(outputs), 0), 1) AS n
-        FROM ({select})
-    ), outputs AS (
-        SELECT *, unnest(range(n)) AS i FROM s
-    )
-    SELECT trace_id, span_id, i, row_ids[i + 1],
-        coalesce(llm_model_name, request_model), coalesce(provider_name, llm_provider),
-        coalesce(instructions[i + 1], CASE WHEN n = 1 THEN instruction_one END),
-        coalesce(outputs[i + 1], CASE WHEN n = 1 THEN output_one END),
-        coalesce(input_tokens[i + 1], CASE WHEN n = 1 THEN input_tokens_one END),
-        coalesce(output_tokens[i + 1], CASE WHEN n = 1 THEN output_tokens_one END),
-        encoder_span_id, start_time, duration_ms, status_code
-    FROM outputs
-    """
+class RecordBuilder:
+    """Accumulates the derived rows of a batch of spans, column by column."""
+
+    def __init__(self) -> None:
+        self.columns: dict[str, list[list[Any]]] = {
+            name: [[] for _ in schema] for name, schema in TABLES.items()
+        }
+
+    def _append(self, table: str, *values: Any) -> None:
+        for column, value in zip(self.columns[table], values, strict=True):
+            column.append(value)
+
+    def add_span(
+        self,
+        trace_id: str,
+        span_id: str,
+        start_ns: int,
+        duration_ms: float,
+        status_code: str,
+        status_message: str | None,
+        attributes: dict[str, Any],
+        vectors: Sequence[tuple[int, Sequence[float]]] = (),
+    ) -> None:
+        """Derive the records of one span from its attributes (and its embedding vectors,
+        already taken out of the attributes)."""
+        role = attributes.get(cv.VLMSCOPE_SPAN_ROLE)
+        if role == cv.ROLE_ROW:
+            self._add_row(trace_id, span_id, start_ns, duration_ms, status_code,
+                          status_message, attributes)
+        elif role == cv.ROLE_ENCODER:
+            self._add_encoder(trace_id, span_id, start_ns, duration_ms, status_code,
+                              attributes, vectors)
+        elif role == cv.ROLE_LLM:
+            self._add_llm(trace_id, span_id, start_ns, duration_ms, status_code, attributes)
+
+    def _add_row(self, trace_id: str, span_id: str, start_ns: int, duration_ms: float,
+                 status_code: str, status_message: str | None, a: dict[str, Any]) -> None:
+        row_id = a.get(cv.VLMSCOPE_ROW_ID)
+        if row_id is None:
+            return
+        self._append(
+            "row_records", trace_id, span_id, str(row_id), _text(a.get(cv.VLMSCOPE_RUN_NAME)),
+            _text(a.get(cv.VLMSCOPE_COHORT)), _text(a.get(cv.VLMSCOPE_ROW_EXPECTED)),
+            _strings(a.get(cv.VLMSCOPE_ROW_OBJECTS)),
+            _text(a.get(cv.VLMSCOPE_ROW_INSTRUCTION)), _text(a.get(cv.VISION_IMAGE_SHA256)),
+            start_ns, duration_ms, status_code, status_message,
+        )
+
+    def _add_encoder(self, trace_id: str, span_id: str, start_ns: int, duration_ms: float,
+                     status_code: str, a: dict[str, Any],
+                     vectors: Sequence[tuple[int, Sequence[float]]]) -> None:
+        row_ids = a.get(cv.VLMSCOPE_ROW_IDS)
+        n = max(_int(a.get(cv.VISION_ENCODER_BATCH_SIZE)) or 0,
+                len(row_ids) if isinstance(row_ids, list | tuple) else 0, 1)
+        k = _int(a.get(cv.VISION_ENCODER_TOP_K)) or 0
+        labels = a.get(cv.VISION_ENCODER_TOP_K_LABELS)
+        scores = a.get(cv.VISION_ENCODER_TOP_K_SCORES)
+        class_ids = a.get(cv.VISION_ENCODER_TOP_K_CLASS_IDS)
+        images = a.get(cv.VISION_IMAGE_SHA256)
+        entropy = a.get(cv.VISION_ENCODER_ENTROPY)
+        norms = a.get(cv.VISION_ENCODER_EMBEDDING_L2_NORM)
+        architecture = _text(a.get(cv.VISION_ENCODER_ARCHITECTURE))
+        model = _text(a.get(cv.EMBEDDING_MODEL_NAME)) or architecture
+        checkpoint = _text(a.get(cv.VISION_ENCODER_CHECKPOINT_SHA256))
+        layer = _text(a.get(cv.VISION_ENCODER_LAYER))
+        dim = _int(a.get(cv.VISION_ENCODER_EMBEDDING_DIM))
+        for i in range(n):
+            lo, hi = i * k, (i + 1) * k
+            self._append(
+                "encoder_records", trace_id, span_id, i, _text(_at(row_ids, i)),
+                _text(_at(images, i)), model, architecture, checkpoint, layer, dim,
+                [str(x) for x in labels[lo:hi]] if k and isinstance(labels, list | tuple)
+                else None,
+                list(scores[lo:hi]) if k and isinstance(scores, list | tuple) else None,
+                list(class_ids[lo:hi]) if k and isinstance(class_ids, list | tuple) else None,
+                _at(entropy, i), _at(norms, i), start_ns, duration_ms, status_code,
+            )
+        for index, vector in vectors:
+            self._append("embeddings", trace_id, span_id, index, _text(_at(row_ids, index)),
+                         model, checkpoint, len(vector), vector)
+
+    def _add_llm(self, trace_id: str, span_id: str, start_ns: int, duration_ms: float,
+                 status_code: str, a: dict[str, Any]) -> None:
+        row_ids = a.get(cv.VLMSCOPE_ROW_IDS)
+        outputs = a.get(cv.VLMSCOPE_LLM_OUTPUTS)
+        instructions = a.get(cv.VLMSCOPE_LLM_INSTRUCTIONS)
+        input_tokens = a.get(cv.VLMSCOPE_LLM_INPUT_TOKENS)
+        output_tokens = a.get(cv.VLMSCOPE_LLM_OUTPUT_TOKENS)
+        n = max(len(row_ids) if isinstance(row_ids, list | tuple) else 0,
+                len(outputs) if isinstance(outputs, list | tuple) else 0, 1)
+        model = _text(a.get(cv.LLM_MODEL_NAME) or a.get(cv.GEN_AI_REQUEST_MODEL))
+        provider = _text(a.get(cv.GEN_AI_PROVIDER_NAME) or a.get(cv.LLM_PROVIDER))
+        encoder_span = _text(a.get(cv.VISION_ENCODER_SPAN_ID))
+        single = n == 1
+        for i in range(n):
+            self._append(
+                "llm_records", trace_id, span_id, i, _text(_at(row_ids, i)), model, provider,
+                _text(_at(instructions, i) if instructions is not None
+                      else a.get(cv.INPUT_VALUE) if single else None),
+                _text(_at(outputs, i) if outputs is not None
+                      else a.get(cv.OUTPUT_VALUE) if single else None),
+                _int(_at(input_tokens, i) if input_tokens is not None
+                     else a.get(cv.GEN_AI_USAGE_INPUT_TOKENS) if single else None),
+                _int(_at(output_tokens, i) if output_tokens is not None
+                     else a.get(cv.GEN_AI_USAGE_OUTPUT_TOKENS) if single else None),
+                encoder_span, start_ns, duration_ms, status_code,
+            )
+
+    def tables(self) -> dict[str, pa.Table]:
+        """The derived rows as Arrow tables (tables without rows are left out)."""
+        out = {}
+        for name, schema in TABLES.items():
+            columns = self.columns[name]
+            if columns[0]:
+                out[name] = pa.Table.from_arrays(
+                    [pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)],
+                    schema=schema,
+                )
+        return out
 
 
-def embeddings_sql(vectors: str) -> str:
-    """SQL that inserts the vectors of relation ``vectors`` (trace_id, span_id, record_index,
-    vector) into ``embeddings``, labelled from their encoder records (already inserted)."""
-    return f"""
-    INSERT INTO embeddings
-    SELECT v.trace_id, v.span_id, v.record_index, r.row_id, r.model, r.checkpoint_sha256,
-        len(v.vector), v.vector
-    FROM {vectors} v
-    LEFT JOIN encoder_records r
-        ON r.span_id = v.span_id AND r.trace_id = v.trace_id AND r.record_index = v.record_index
-    """
+def insert_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table]) -> None:
+    """Append derived Arrow tables to their store tables (one insert each)."""
+    for name, table in tables.items():
+        view = f"_vlmscope_{name}_batch"
+        con.register(view, table)
+        try:
+            con.execute(f"INSERT INTO {name} SELECT * FROM {view}")
+        finally:
+            con.unregister(view)
 
 
-def derive(
-    con: duckdb.DuckDBPyConnection,
-    *,
-    rows: str | None,
-    encoders: str | None,
-    llms: str | None,
-) -> None:
-    """Insert the per-row records derived from relations of row, encoder and LLM spans
-    (None: no spans of that role)."""
-    for relation, sql in ((rows, row_records_sql), (encoders, encoder_records_sql),
-                          (llms, llm_records_sql)):
-        if relation is not None:
-            con.execute(sql(relation))
-
-
-def derive_from(con: duckdb.DuckDBPyConnection, source: str) -> None:
-    """Insert the per-row records derived from any relation of spans (roles mixed)."""
-    derive(
-        con,
-        rows=role_filter(source, cv.ROLE_ROW),
-        encoders=role_filter(source, cv.ROLE_ENCODER),
-        llms=role_filter(source, cv.ROLE_LLM),
-    )
-
-
-def rebuild(con: duckdb.DuckDBPyConnection) -> None:
-    """Recompute ``row_records``, ``encoder_records`` and ``llm_records`` from ``spans``."""
+def rebuild(con: duckdb.DuckDBPyConnection, chunk_rows: int = 50_000) -> int:
+    """Recompute the derived tables from ``spans`` (e.g. after an import); returns the
+    number of spans read. Embeddings are kept: they live only in their own table."""
     con.execute("BEGIN TRANSACTION")
     try:
         for table in ("row_records", "encoder_records", "llm_records"):
             con.execute(f"DELETE FROM {table}")
-        derive_from(con, "spans")
+        reader = con.sql(
+            "SELECT trace_id, span_id, epoch_ns(start_time), duration_ms, status_code, "
+            "status_message, attributes FROM spans"
+        ).to_arrow_reader(chunk_rows)
+        builders = []
+        seen = 0
+        for batch in reader:
+            builder = RecordBuilder()
+            for trace_id, span_id, start, duration, status, message, attrs in zip(
+                *(batch.column(i).to_pylist() for i in range(7)), strict=True
+            ):
+                builder.add_span(trace_id, span_id, start, duration, status, message,
+                                 orjson.loads(attrs) if attrs else {})
+            seen += batch.num_rows
+            builders.append(builder)
+        for builder in builders:
+            tables = builder.tables()
+            tables.pop("embeddings", None)
+            insert_tables(con, tables)
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
         raise
+    return seen

@@ -3,12 +3,14 @@
 Tables:
 
 * ``spans`` - every span, losslessly: typed columns for ids, timing, status and service, and
-  JSON for attributes, events, links and resource. Embedding vectors are moved out of the
-  attributes into ``embeddings`` (they are large; the export puts them back).
+  JSON text for attributes, events, links and resource (VARCHAR: DuckDB's JSON functions
+  and ``->>`` read it; the JSON type would re-validate every document on insert). Embedding
+  vectors are moved out of the attributes into ``embeddings`` (they are large; the export
+  puts them back).
 * ``embeddings`` - one row per image whose feature vector was captured.
 * ``encoder_records`` / ``llm_records`` / ``row_records`` - spans normalised per pipeline row
   (one per image of a batched encoder call, one per output of a batched ``generate``). They are
-  derived from ``spans`` at ingest by :mod:`vlmscope.collectors.normalize` and can be rebuilt.
+  derived from the spans at ingest by :mod:`vlmscope.collectors.normalize` and can be rebuilt.
 * view ``pipeline_rows`` - one row per pipeline row, joining the three.
 * ``evaluations`` - one row per pipeline row judged by an evaluator (score, passed, label,
   explanation, metadata, annotator kind), keyed by run id, row id, trace id and judged span id.
@@ -53,10 +55,10 @@ _V1_TABLES = (
         scope_version VARCHAR,
         trace_state VARCHAR,
         trace_flags INTEGER,
-        attributes JSON,
-        events JSON,
-        links JSON,
-        resource JSON,
+        attributes VARCHAR,
+        events VARCHAR,
+        links VARCHAR,
+        resource VARCHAR,
         dropped_attributes INTEGER,
         dropped_events INTEGER,
         dropped_links INTEGER

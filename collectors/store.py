@@ -26,9 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
-import pyarrow.compute as pc
 
-from vlmscope import conventions as cv
 from vlmscope.collectors import normalize
 from vlmscope.collectors.convert import SpanBatch
 from vlmscope.collectors.schema import migrate
@@ -49,7 +47,6 @@ STALE_REQUEST_S = 120.0
 
 _POLL_S = 0.02
 _BATCH = "_vlmscope_span_batch"
-_VECTORS = "_vlmscope_vector_batch"
 
 
 class StoreLockedError(RuntimeError):
@@ -173,21 +170,10 @@ class StoreWriter:
                 raise RuntimeError("the store writer is closed")
             con = self._open()
             con.register(_BATCH, batch.spans)
-            con.register(_VECTORS, batch.embeddings)
-            routed = {}
-            for role in (cv.ROLE_ROW, cv.ROLE_ENCODER, cv.ROLE_LLM):
-                subset = batch.spans.filter(pc.equal(batch.roles, role))
-                if subset.num_rows:
-                    routed[role] = f"_vlmscope_{role}_batch"
-                    con.register(routed[role], subset)
             con.execute("BEGIN TRANSACTION")
             try:
                 con.execute(f"INSERT INTO spans SELECT * FROM {_BATCH}")
-                normalize.derive(con, rows=routed.get(cv.ROLE_ROW),
-                                 encoders=routed.get(cv.ROLE_ENCODER),
-                                 llms=routed.get(cv.ROLE_LLM))
-                if batch.embeddings.num_rows:
-                    con.execute(normalize.embeddings_sql(_VECTORS))
+                normalize.insert_tables(con, batch.derived)
                 con.execute("COMMIT")
             except Exception:
                 with contextlib.suppress(Exception):
@@ -198,8 +184,7 @@ class StoreWriter:
             finally:
                 self._last_write = time.monotonic()
                 if self._con is not None:
-                    for name in (_BATCH, _VECTORS, *routed.values()):
-                        con.unregister(name)
+                    con.unregister(_BATCH)
 
     def close(self) -> None:
         """Close the file; later writes raise."""

@@ -199,9 +199,17 @@ def shutdown() -> None:
 
 
 def force_flush(timeout_millis: int = 30_000) -> bool:
-    """Export every span ended so far without shutting down; True when all went out."""
+    """Export every span ended so far without shutting down, and wait until the
+    destination has them (for the DuckDB store: committed); True when all went out."""
     provider = _state.provider
-    return provider.force_flush(timeout_millis) if provider is not None else True
+    if provider is None:
+        return True
+    flushed = provider.force_flush(timeout_millis)
+    exporter = _state.exporter
+    # The batch processor hands spans over but does not flush its exporter.
+    if exporter is not None:
+        flushed = exporter.force_flush(timeout_millis) and flushed
+    return flushed
 
 
 def export_stats() -> ExportStatus:
