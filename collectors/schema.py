@@ -13,9 +13,10 @@ Tables:
   derived from the spans at ingest by :mod:`vlmscope.collectors.normalize` and can be rebuilt.
 * view ``pipeline_rows`` - one row per pipeline row, joining the three.
 * ``evaluations`` - one row per pipeline row judged by an evaluator (score, passed, label,
-  explanation, metadata, annotator kind), keyed by run id, row id, trace id and judged span id.
+  explanation, metadata as JSON text, annotator kind), keyed by run id, row id, trace id and
+  judged span id.
 * ``eval_runs`` - one row per evaluator per evaluation run: its configuration, the cohort and
-  checkpoints it covered, its summary (JSON) and when it ran (``created_at``, UTC).
+  checkpoints it covered, its summary (JSON text) and when it ran (``created_at``, UTC).
 
 A migration runs once; ``schema_migrations`` records which ran. Add a migration by appending
 to :data:`MIGRATIONS`; never edit one that has shipped.
@@ -197,7 +198,7 @@ _V2_EVALUATIONS = (
         passed BOOLEAN,
         label VARCHAR,
         explanation VARCHAR,
-        metadata JSON,
+        metadata VARCHAR,
         annotator_kind VARCHAR NOT NULL
     )
     """,
@@ -205,10 +206,10 @@ _V2_EVALUATIONS = (
     CREATE TABLE eval_runs (
         run_id VARCHAR NOT NULL,
         evaluator VARCHAR NOT NULL,
-        config JSON,
+        config VARCHAR,
         cohort VARCHAR,
         checkpoints VARCHAR[],
-        summary JSON,
+        summary VARCHAR,
         created_at TIMESTAMP NOT NULL
     )
     """,
