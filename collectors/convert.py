@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+from opentelemetry.trace import SpanKind, StatusCode
 
 from vlmscope import conventions as cv
 from vlmscope.collectors.normalize import RecordBuilder
@@ -47,8 +48,8 @@ SPAN_SCHEMA = pa.schema(
 )
 """Arrow schema of a batch of spans, column for column the ``spans`` table."""
 
-_KIND_NAMES = ("INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
-_STATUS_NAMES = ("UNSET", "OK", "ERROR")
+_KIND_NAMES = {kind: kind.name for kind in SpanKind}
+_STATUS_NAMES = {code: code.name for code in StatusCode}
 
 
 @dataclass
@@ -100,53 +101,52 @@ def _pop_vectors(attributes: dict[str, Any]) -> list[tuple[int, Sequence[float]]
     return found
 
 
+def _events_json(span: Any) -> str | None:
+    # The public property copies the list: skip it when the span has none.
+    if not getattr(span, "_events", True):
+        return None
+    events = span.events
+    if not events:
+        return None
+    return _dumps([{"name": e.name, "time_unix_nano": e.timestamp,
+                    "attributes": dict(e.attributes or {})} for e in events])
+
+
+def _links_json(span: Any) -> str | None:
+    if not getattr(span, "_links", True):
+        return None
+    links = span.links
+    if not links:
+        return None
+    return _dumps([
+        {
+            "trace_id": _hex_trace(link.context.trace_id),
+            "span_id": _hex_span(link.context.span_id),
+            "trace_state": link.context.trace_state.to_header()
+            if link.context.trace_state else None,
+            "attributes": dict(link.attributes or {}),
+        }
+        for link in links
+    ])
+
+
 def spans_to_batch(spans: Sequence[Any]) -> SpanBatch:
     """Convert OpenTelemetry ``ReadableSpan`` objects into a :class:`SpanBatch`."""
-    trace_ids: list[str] = []
-    span_ids: list[str] = []
-    parents: list[str | None] = []
-    names: list[str] = []
-    kinds: list[str] = []
-    starts: list[int] = []
-    ends: list[int] = []
-    durations: list[float] = []
-    status_codes: list[str] = []
-    status_messages: list[str | None] = []
-    services: list[str | None] = []
-    scope_names: list[str | None] = []
-    scope_versions: list[str | None] = []
-    trace_states: list[str | None] = []
-    trace_flags: list[int] = []
-    attributes_json: list[str] = []
-    events_json: list[str | None] = []
-    links_json: list[str | None] = []
-    resources_json: list[str] = []
-    dropped_attributes: list[int] = []
-    dropped_events: list[int] = []
-    dropped_links: list[int] = []
+    rows: list[tuple[Any, ...]] = []
     records = RecordBuilder()
-
-    # Spans of one process share one Resource object: serialise it once per batch.
+    # Spans of one process share one Resource and a few scopes: serialise each once.
     resource_cache: dict[int, tuple[str, str | None]] = {}
 
     for span in spans:
         ctx = span.context
         trace_hex = _hex_trace(ctx.trace_id)
         span_hex = _hex_span(ctx.span_id)
-        trace_ids.append(trace_hex)
-        span_ids.append(span_hex)
         parent = span.parent
-        parents.append(_hex_span(parent.span_id) if parent is not None else None)
-        names.append(span.name)
-        kinds.append(_KIND_NAMES[span.kind.value])
         start = span.start_time or 0
         end = span.end_time or start
-        starts.append(start)
-        ends.append(end)
-        durations.append((end - start) / 1e6)
+        duration = (end - start) / 1e6
         status = span.status
-        status_codes.append(_STATUS_NAMES[status.status_code.value])
-        status_messages.append(status.description)
+        status_code = _STATUS_NAMES[status.status_code]
         resource = span.resource
         cached = resource_cache.get(id(resource))
         if cached is None:
@@ -156,13 +156,7 @@ def spans_to_batch(spans: Sequence[Any]) -> SpanBatch:
                 res_attrs.get("service.name"),
             )
             resource_cache[id(resource)] = cached
-        resources_json.append(cached[0])
-        services.append(cached[1])
         scope = span.instrumentation_scope
-        scope_names.append(scope.name if scope is not None else None)
-        scope_versions.append(scope.version if scope is not None else None)
-        trace_states.append(ctx.trace_state.to_header() if ctx.trace_state else None)
-        trace_flags.append(int(ctx.trace_flags))
 
         attributes = _attribute_dict(span)
         vectors: list[tuple[int, Sequence[float]]] = []
@@ -171,49 +165,34 @@ def spans_to_batch(spans: Sequence[Any]) -> SpanBatch:
         ):
             attributes = dict(attributes)  # never mutate the span's own attributes
             vectors = _pop_vectors(attributes)
-        attributes_json.append(_dumps(attributes))
-        records.add_span(trace_hex, span_hex, start, durations[-1], status_codes[-1],
+        records.add_span(trace_hex, span_hex, start, duration, status_code,
                          status.description, attributes, vectors)
+        rows.append((
+            trace_hex,
+            span_hex,
+            _hex_span(parent.span_id) if parent is not None else None,
+            span.name,
+            _KIND_NAMES[span.kind],
+            start,
+            end,
+            duration,
+            status_code,
+            status.description,
+            cached[1],
+            scope.name if scope is not None else None,
+            scope.version if scope is not None else None,
+            ctx.trace_state.to_header() if ctx.trace_state else None,
+            int(ctx.trace_flags),
+            _dumps(attributes),
+            _events_json(span),
+            _links_json(span),
+            cached[0],
+            span.dropped_attributes,
+            span.dropped_events,
+            span.dropped_links,
+        ))
 
-        events = span.events
-        events_json.append(
-            _dumps(
-                [
-                    {"name": e.name, "time_unix_nano": e.timestamp,
-                     "attributes": dict(e.attributes or {})}
-                    for e in events
-                ]
-            )
-            if events
-            else None
-        )
-        links = span.links
-        links_json.append(
-            _dumps(
-                [
-                    {
-                        "trace_id": _hex_trace(link.context.trace_id),
-                        "span_id": _hex_span(link.context.span_id),
-                        "trace_state": link.context.trace_state.to_header()
-                        if link.context.trace_state else None,
-                        "attributes": dict(link.attributes or {}),
-                    }
-                    for link in links
-                ]
-            )
-            if links
-            else None
-        )
-        dropped_attributes.append(span.dropped_attributes)
-        dropped_events.append(span.dropped_events)
-        dropped_links.append(span.dropped_links)
-
-    columns = [
-        trace_ids, span_ids, parents, names, kinds, starts, ends, durations, status_codes,
-        status_messages, services, scope_names, scope_versions, trace_states, trace_flags,
-        attributes_json, events_json, links_json, resources_json, dropped_attributes,
-        dropped_events, dropped_links,
-    ]
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(SPAN_SCHEMA)
     spans_table = pa.Table.from_arrays(
         [pa.array(col, type=field.type) for col, field in zip(columns, SPAN_SCHEMA, strict=True)],
         schema=SPAN_SCHEMA,

@@ -98,13 +98,10 @@ class RecordBuilder:
     """Accumulates the derived rows of a batch of spans, column by column."""
 
     def __init__(self) -> None:
-        self.columns: dict[str, list[list[Any]]] = {
-            name: [[] for _ in schema] for name, schema in TABLES.items()
-        }
+        self.rows: dict[str, list[tuple[Any, ...]]] = {name: [] for name in TABLES}
 
     def _append(self, table: str, *values: Any) -> None:
-        for column, value in zip(self.columns[table], values, strict=True):
-            column.append(value)
+        self.rows[table].append(values)
 
     def add_span(
         self,
@@ -206,8 +203,9 @@ class RecordBuilder:
         """The derived rows as Arrow tables (tables without rows are left out)."""
         out = {}
         for name, schema in TABLES.items():
-            columns = self.columns[name]
-            if columns[0]:
+            rows = self.rows[name]
+            if rows:
+                columns = zip(*rows, strict=True)
                 out[name] = pa.Table.from_arrays(
                     [pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)],
                     schema=schema,
