@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+import subprocess
 
 import pytest
 
 from vlmscope.training import check_instability, check_overfitting
+
+from .conftest import PYTHON
 
 
 def test_a_growing_gap_after_validation_loss_bottoms_out_is_overfitting() -> None:
@@ -65,3 +68,9 @@ def test_a_training_loss_that_jumps_above_its_best_is_a_spike() -> None:
 def test_small_rises_of_a_tiny_training_loss_are_not_spikes() -> None:
     assert check_instability([1.0, 0.01, 0.001, 0.004, 0.002]).passed
     assert check_instability([1.0, 0.5, 0.45, 0.6, 0.4], [None] * 5).passed
+
+
+def test_importing_the_training_checks_does_not_import_torch() -> None:
+    code = "import sys, vlmscope.training; print('torch' in sys.modules)"
+    result = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "False", result.stderr

@@ -169,6 +169,10 @@ def test_the_checks_of_a_run_are_recorded_as_evaluator_spans_under_the_run(
     assert metadata["thresholds"]["gap_threshold"] == 0.3
     assert metadata["final_gap"] == pytest.approx(_report(run, "overfitting").final_gap)
     assert {row[4] for row in rows} == {run.history[-1].checkpoint_sha256}
+    at_start = json.loads(next(row[3] for row in rows if row[0] == "gradient_flow_at_start"))
+    assert list(at_start["norms"]) == ["0", "1", "3", "8"]
+    assert at_start["norms"] == pytest.approx(run.initial_grad_norms)
+    assert all(value > 0 for value in run.initial_grad_norms.values())
 
 
 def test_a_nan_loss_is_recorded_and_flagged_and_the_training_loop_goes_on(traced: Path) -> None:

@@ -40,7 +40,8 @@ class OverfittingReport(CheckReport):
     """Verdict of :func:`check_overfitting`; ``score`` is the final generalisation gap.
 
     ``gaps`` holds validation minus training loss per usable epoch, ``gap_trend`` its
-    least-squares slope over the second half of the run (loss units per epoch),
+    least-squares slope over the second half of the run (the whole run when it has fewer
+    than 4 usable epochs; loss units per epoch),
     ``best_epoch`` the epoch whose validation loss was lowest (where it stopped improving),
     ``val_loss_rise`` the last validation loss's rise above that best, relative to it.
     """

@@ -52,12 +52,19 @@ def stage_gradient_norms(
     """
     torch = require("torch", "gradient norms")
     groups = parameters if parameters is not None else stage_parameters(model, stages)
-    norms = {}
     with torch.no_grad():
+        stage_norms = {}
         for stage, params in groups.items():
             grads = [p.grad.detach().float().norm() for p in params if p.grad is not None]
-            norms[stage] = float(torch.stack(grads).norm()) if grads else math.nan
-    return norms
+            if grads:
+                stage_norms[stage] = torch.stack(grads).norm()
+        values: dict[str, float] = {}
+        if stage_norms:
+            # one transfer for all stages: a GPU loop synchronises once per call, not per stage
+            device = next(iter(stage_norms.values())).device
+            stacked = torch.stack([norm.to(device) for norm in stage_norms.values()])
+            values = dict(zip(stage_norms, stacked.tolist(), strict=True))
+    return {stage: values.get(stage, math.nan) for stage in groups}
 
 
 @dataclass(kw_only=True)
@@ -73,11 +80,12 @@ def check_gradient_flow(
     norms: Mapping[str, float],
     *,
     vanishing_ratio: float = DEFAULT_VANISHING_RATIO,
+    name: str = "gradient_flow",
 ) -> GradientFlowReport:
     """Flag the stages whose gradient norm is below ``vanishing_ratio`` times the largest.
 
     ``norms`` maps stage names to gradient L2 norms, from :func:`stage_gradient_norms`;
-    stages without a gradient (NaN) are left out.
+    stages without a gradient (NaN) are left out. ``name`` names the report (and its span).
 
     >>> check_gradient_flow({"stem": 1e-9, "head": 1.0}).vanishing
     ['stem']
@@ -87,7 +95,7 @@ def check_gradient_flow(
     largest = max(finite.values(), default=0.0)
     if largest <= 0:
         return GradientFlowReport(
-            name="gradient_flow", passed=True, score=math.nan, label="undetermined",
+            name=name, passed=True, score=math.nan, label="undetermined",
             reasons=["no stage has a non-zero finite gradient norm; call loss.backward() first"],
             thresholds=thresholds, norms=dict(norms), vanishing=[])
     vanishing = [stage for stage, value in finite.items() if value < vanishing_ratio * largest]
@@ -100,6 +108,6 @@ def check_gradient_flow(
         reasons = [f"every stage's gradient norm is at least {ratio:.2g} of the largest "
                    f"({largest:.3g}); threshold {vanishing_ratio:g}"]
     return GradientFlowReport(
-        name="gradient_flow", passed=not vanishing, score=ratio,
+        name=name, passed=not vanishing, score=ratio,
         label="vanishing" if vanishing else "ok", reasons=reasons, thresholds=thresholds,
         norms=dict(norms), vanishing=vanishing)

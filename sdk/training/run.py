@@ -254,13 +254,11 @@ class TrainingRun:
         if history and len(measured) == len(history):
             reports.append(check_overfitting(train, measured))
         if self.initial_grad_norms:
-            at_start = check_gradient_flow(self.initial_grad_norms)
-            at_start.name = "gradient_flow_at_start"
-            reports.append(at_start)
+            reports.append(check_gradient_flow(self.initial_grad_norms,
+                                               name="gradient_flow_at_start"))
         if history and history[-1].grad_norms:
-            at_end = check_gradient_flow(history[-1].grad_norms)
-            at_end.name = "gradient_flow_at_end"
-            reports.append(at_end)
+            reports.append(check_gradient_flow(history[-1].grad_norms,
+                                               name="gradient_flow_at_end"))
         return reports
 
     def end(self) -> list[CheckReport]:
