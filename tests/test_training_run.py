@@ -204,6 +204,18 @@ def test_values_that_cannot_be_recorded_never_raise_into_the_loop(traced: Path) 
     assert errors[0][0].startswith("epoch:")
 
 
+def test_a_loop_that_raises_inside_the_run_ends_its_span_with_the_error(traced: Path) -> None:
+    with pytest.raises(RuntimeError, match="out of memory"), TrainingRun("crashing") as run:
+        run.step(1.0)
+        run.end_epoch()
+        raise RuntimeError("out of memory")
+    assert [report.name for report in run.reports] == ["instability"]
+    vlmscope.shutdown()
+    status = query(traced, f"SELECT status_code, status_message FROM spans "
+                           f"WHERE name = '{cv.TRAINING_RUN_SPAN_NAME}'")
+    assert status == [("ERROR", "RuntimeError: out of memory")]
+
+
 def test_the_training_loop_example_runs_offline_and_records_its_epochs(tmp_path: Path) -> None:
     db = tmp_path / "example.duckdb"
     result = subprocess.run(

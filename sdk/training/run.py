@@ -3,11 +3,10 @@
 One span per run, one child span per epoch (losses, accuracies, learning rate, per-stage
 gradient norms, and the SHA-256 of the weights the epoch produced), and at the end one
 EVALUATOR span per check. They land in the ``spans`` table of the configured store, next to
-inference traces; an inference row leads back to the epoch that produced its encoder with::
-
-    SELECT e.row_id, t.attributes->>'$."vlmscope.training.epoch"' AS epoch
-    FROM encoder_records e JOIN spans t
-      ON t.attributes->>'$."vlmscope.training.checkpoint.sha256"' = e.checkpoint_sha256
+inference traces. An inference row leads back to the epoch that produced its encoder by a
+join of ``encoder_records.checkpoint_sha256`` (or any encoder span's
+:data:`~vlmscope.conventions.VISION_ENCODER_CHECKPOINT_SHA256`) on the epoch spans'
+:data:`~vlmscope.conventions.VLMSCOPE_TRAINING_CHECKPOINT_SHA256`.
 
 Nothing here raises into the training loop: a value that cannot be recorded is logged once
 and marked on the span, and NaN losses are counted, flagged and left out of the means.
@@ -23,6 +22,7 @@ from types import TracebackType
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
 
 from vlmscope import conventions as cv
 from vlmscope.rows import warn_once
@@ -75,8 +75,9 @@ class TrainingRun:
 
     ``model`` (a ``torch.nn.Module``) gives per-stage gradient norms and the checkpoint
     SHA-256 of each epoch; ``optimizer`` gives the learning rate; ``stages`` maps stage names
-    to qualified submodule names (default: the model's top-level children with parameters).
-    Call :func:`vlmscope.configure` first so the spans land in the store.
+    to qualified submodule names (default: the model's top-level children with parameters);
+    ``record_checkpoints=False`` skips hashing the weights at each epoch's end (one pass over
+    them). Call :func:`vlmscope.configure` first so the spans land in the store.
 
     >>> with TrainingRun("digits-cnn", model, optimizer) as run:  # doctest: +SKIP
     ...     for epoch in range(10):
@@ -120,6 +121,9 @@ class TrainingRun:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        if exc is not None:
+            self._span.record_exception(exc)
+            self._span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
         self.end()
 
     # -- steps and epochs ----------------------------------------------------------------
@@ -134,7 +138,9 @@ class TrainingRun:
     ) -> None:
         """Record one optimisation step: its ``loss`` (a float or a 0-d tensor), and, with
         ``outputs`` (logits, N x classes) and ``targets`` (N class indices), its accuracy.
-        Call it after ``loss.backward()`` so the gradients are there. Never raises."""
+        The epoch's loss is the mean over steps weighted by ``batch_size`` (default: the
+        number of targets, else 1). Call it after ``loss.backward()`` so the gradients are
+        there. Never raises."""
         tally = self._tally
         tally.steps += 1
         try:
