@@ -189,39 +189,48 @@ class GroundTruthMatch(RowEvaluator):
         return self._scalar_sql(source)
 
     def _scalar_sql(self, source: str) -> str:
+        # Judge each distinct (answer, expected, top-1) case once and join the verdicts back:
+        # answers and labels repeat, so this builds far fewer explanation strings than rows.
         return f"""
         WITH src AS (
             SELECT row_id, trace_id, coalesce(llm_span_id, span_id) AS span_id, output,
                    expected, top_k_labels[1] AS top1
             FROM {source} WHERE ({self.skip_reason_sql()}) IS NULL
+        ), cases AS (
+            SELECT DISTINCT output, expected, top1 FROM src
         ), vocab AS (
-            SELECT DISTINCT s FROM (SELECT output AS s FROM src UNION ALL
-                                    SELECT expected FROM src) WHERE s IS NOT NULL
+            SELECT DISTINCT s FROM (SELECT output AS s FROM cases UNION ALL
+                                    SELECT expected FROM cases) WHERE s IS NOT NULL
         ), canon AS ({self._canonical_sql()}
         ), cmp AS (
-            SELECT src.*, ca.c AS answer_c, ce.c AS expected_c, {_NO_ANSWER} AS no_answer,
+            SELECT cases.*, ca.c AS answer_c, ce.c AS expected_c, {_NO_ANSWER} AS no_answer,
                    ({_NO_ANSWER}) IS NULL AND ca.c = ce.c AS matched
-            FROM src LEFT JOIN canon ca ON ca.s = src.output
-                     LEFT JOIN canon ce ON ce.s = src.expected
+            FROM cases LEFT JOIN canon ca ON ca.s = cases.output
+                       LEFT JOIN canon ce ON ce.s = cases.expected
+        ), verdicts AS (
+            SELECT output, expected, top1,
+                CASE WHEN matched THEN 1.0::DOUBLE ELSE 0.0::DOUBLE END AS score,
+                matched AS passed,
+                CASE WHEN no_answer IS NOT NULL THEN 'no_answer'
+                     WHEN matched THEN 'match' ELSE 'mismatch' END AS label,
+                CASE WHEN no_answer IS NOT NULL THEN no_answer || vlmscope_quote(expected)
+                     WHEN matched THEN 'answer ' || vlmscope_quote(output)
+                                       || ' matches expected ' || vlmscope_quote(expected)
+                     ELSE 'expected ' || vlmscope_quote(expected) || ', answer '
+                          || vlmscope_quote(output) END
+                || CASE WHEN no_answer IS NOT NULL
+                             OR (answer_c = output AND expected_c = expected) THEN ''
+                        WHEN matched THEN ' (both read as ' || vlmscope_quote(answer_c) || ')'
+                        ELSE ' (compared as ' || vlmscope_quote(expected_c) || ' and '
+                             || vlmscope_quote(answer_c) || ')' END
+                || {_TOP1} AS explanation,
+                json_object('answer', answer_c, 'expected', expected_c) AS metadata
+            FROM cmp
         )
-        SELECT row_id, trace_id, span_id,
-            CASE WHEN matched THEN 1.0::DOUBLE ELSE 0.0::DOUBLE END AS score,
-            matched AS passed,
-            CASE WHEN no_answer IS NOT NULL THEN 'no_answer'
-                 WHEN matched THEN 'match' ELSE 'mismatch' END AS label,
-            CASE WHEN no_answer IS NOT NULL THEN no_answer || vlmscope_quote(expected)
-                 WHEN matched THEN 'answer ' || vlmscope_quote(output) || ' matches expected '
-                                   || vlmscope_quote(expected)
-                 ELSE 'expected ' || vlmscope_quote(expected) || ', answer '
-                      || vlmscope_quote(output) END
-            || CASE WHEN no_answer IS NOT NULL
-                         OR (answer_c = output AND expected_c = expected) THEN ''
-                    WHEN matched THEN ' (both read as ' || vlmscope_quote(answer_c) || ')'
-                    ELSE ' (compared as ' || vlmscope_quote(expected_c) || ' and '
-                         || vlmscope_quote(answer_c) || ')' END
-            || {_TOP1} AS explanation,
-            json_object('answer', answer_c, 'expected', expected_c) AS metadata
-        FROM cmp
+        SELECT src.row_id, src.trace_id, src.span_id, v.score, v.passed, v.label,
+               v.explanation, v.metadata
+        FROM src JOIN verdicts v ON v.expected = src.expected
+            AND v.output IS NOT DISTINCT FROM src.output AND v.top1 IS NOT DISTINCT FROM src.top1
         """
 
     def _list_sql(self, source: str) -> str:
