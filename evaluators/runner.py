@@ -49,6 +49,13 @@ class EvalRun:
     summaries: dict[str, dict[str, Any]]
 
 
+def _is_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether ``name`` is a stored table (scanning it twice costs less than copying it)."""
+    found = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]).fetchall()
+    return found[0][0] > 0
+
+
 def resolve_evaluators(names: Sequence[str]) -> list[type[Evaluator]]:
     """The evaluator classes called ``names``; :class:`ValueError` lists the valid names."""
     unknown = [n for n in names if n not in EVALUATORS]
@@ -94,18 +101,21 @@ def run_evaluations(
     con.execute("SET enable_progress_bar = false")
     con.execute("BEGIN TRANSACTION")
     try:
-        # Select once: the view joins three tables; every evaluator then scans this.
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {_ROWS} AS SELECT {columns} FROM {source} "
-            "WHERE ($cohort IS NULL OR cohort = $cohort) AND "
-            "($checkpoint IS NULL OR starts_with(checkpoint_sha256, $checkpoint))",
-            {"cohort": cohort, "checkpoint": checkpoint},
-        )
+        rows = source
+        if cohort is not None or checkpoint is not None or not _is_table(con, source):
+            # Select once: the view joins three tables; every evaluator then scans this.
+            rows = _ROWS
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {_ROWS} AS SELECT {columns} FROM {source} "
+                "WHERE ($cohort IS NULL OR cohort = $cohort) AND "
+                "($checkpoint IS NULL OR starts_with(checkpoint_sha256, $checkpoint))",
+                {"cohort": cohort, "checkpoint": checkpoint},
+            )
         checkpoints = con.execute(
             f"SELECT coalesce(list(DISTINCT checkpoint_sha256 ORDER BY checkpoint_sha256) "
-            f"FILTER (WHERE checkpoint_sha256 IS NOT NULL), []) FROM {_ROWS}"
+            f"FILTER (WHERE checkpoint_sha256 IS NOT NULL), []) FROM {rows}"
         ).fetchall()[0][0]
-        summaries = {ev.name: ev.run(con, _ROWS, run_id) for ev in evaluators}
+        summaries = {ev.name: ev.run(con, rows, run_id) for ev in evaluators}
         runs = pa.table({
             "run_id": [run_id] * len(evaluators),
             "evaluator": [ev.name for ev in evaluators],
@@ -119,7 +129,7 @@ def run_evaluations(
         con.execute("INSERT INTO eval_runs (run_id, evaluator, config, cohort, checkpoints, "
                     "summary, created_at) SELECT * FROM _vlmscope_eval_runs")
         con.unregister("_vlmscope_eval_runs")
-        con.execute(f"DROP TABLE {_ROWS}")
+        con.execute(f"DROP TABLE IF EXISTS {_ROWS}")
         con.execute("COMMIT")
     except Exception:
         with contextlib.suppress(duckdb.Error):

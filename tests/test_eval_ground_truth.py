@@ -148,10 +148,12 @@ def test_per_row_and_batch_give_identical_scores_and_reasons(mode: str) -> None:
 def test_rows_without_expected_label_are_skipped_and_counted() -> None:
     con = duckdb.connect()
     migrate(con)
-    con.register("rows", pa.Table.from_pylist(
+    con.register("arrow_rows", pa.Table.from_pylist(
         [{"row_id": "a", "output": "cat", "expected": "cat"},
          {"row_id": "b", "output": "cat", "expected": None},
          {"row_id": "c", "output": "cat", "expected": ""}], schema=PIPELINE_ROW_SCHEMA))
+    # A stored table is read in place (a view or Arrow relation is copied first).
+    con.execute("CREATE TABLE rows AS SELECT * FROM arrow_rows")
     summary = run_evaluations(con, [GroundTruthMatch()], source="rows").summaries
     assert summary["ground_truth_match"] == {
         "judged": 1, "passed": 1, "accuracy": 1.0, "skipped": 2,
