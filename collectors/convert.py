@@ -78,17 +78,21 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-def _attribute_dict(span: Any) -> dict[str, Any]:
-    """The span's attributes as a plain dict, without copying when possible.
+def _plain(attributes: Any) -> dict[str, Any]:
+    """Attributes (of a span, event or link) as a plain dict, without copying when possible.
 
-    ``dict(span.attributes)`` iterates the SDK's BoundedAttributes under its lock (about
-    5 us a span); the mapping underneath is read directly when the SDK has one.
+    ``dict(attributes)`` iterates the SDK's BoundedAttributes under its lock (about 5 us
+    each); the mapping underneath is read directly when the SDK has one.
     """
-    inner = getattr(getattr(span, "_attributes", None), "_dict", None)
+    inner = getattr(attributes, "_dict", None)
     if isinstance(inner, dict):
         return inner
-    attributes = span.attributes
     return dict(attributes) if attributes else {}
+
+
+def _attribute_dict(span: Any) -> dict[str, Any]:
+    """The span's own attributes as a plain dict (see :func:`_plain`)."""
+    return _plain(getattr(span, "_attributes", None) or span.attributes)
 
 
 def _pop_vectors(attributes: dict[str, Any]) -> list[tuple[int, Sequence[float]]]:
@@ -109,7 +113,7 @@ def _events_json(span: Any) -> str | None:
     if not events:
         return None
     return _dumps([{"name": e.name, "time_unix_nano": e.timestamp,
-                    "attributes": dict(e.attributes or {})} for e in events])
+                    "attributes": _plain(e.attributes)} for e in events])
 
 
 def _links_json(span: Any) -> str | None:
@@ -124,7 +128,7 @@ def _links_json(span: Any) -> str | None:
             "span_id": _hex_span(link.context.span_id),
             "trace_state": link.context.trace_state.to_header()
             if link.context.trace_state else None,
-            "attributes": dict(link.attributes or {}),
+            "attributes": _plain(link.attributes),
         }
         for link in links
     ])
@@ -165,12 +169,13 @@ def spans_to_batch(spans: Sequence[Any]) -> SpanBatch:
         ):
             attributes = dict(attributes)  # never mutate the span's own attributes
             vectors = _pop_vectors(attributes)
+        parent_hex = _hex_span(parent.span_id) if parent is not None else None
         records.add_span(trace_hex, span_hex, start, duration, status_code,
-                         status.description, attributes, vectors)
+                         status.description, attributes, vectors, parent_hex)
         rows.append((
             trace_hex,
             span_hex,
-            _hex_span(parent.span_id) if parent is not None else None,
+            parent_hex,
             span.name,
             _KIND_NAMES[span.kind],
             start,

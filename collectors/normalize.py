@@ -1,5 +1,6 @@
 """Derive the per-row tables (``row_records``, ``encoder_records``, ``llm_records``,
-``embeddings``) from spans' attributes.
+``embeddings``) and the evaluations that arrive as spans (training checks) from spans'
+attributes.
 
 One implementation serves every way spans arrive: the in-process exporter feeds it each
 span's attribute dict as it converts the span (no second parse), an OTLP receiver or an
@@ -59,11 +60,23 @@ EMBEDDING_SCHEMA = pa.schema([
 ])
 """Arrow schema of ``embeddings``, column for column."""
 
+EVALUATION_SCHEMA = pa.schema([
+    ("run_id", pa.string()), ("row_id", pa.string()), ("trace_id", pa.string()),
+    ("span_id", pa.string()), ("evaluator", pa.string()), ("score", pa.float64()),
+    ("passed", pa.bool_()), ("label", pa.string()), ("explanation", pa.string()),
+    ("metadata", pa.string()), ("annotator_kind", pa.string()),
+])
+"""Arrow schema of ``evaluations``, column for column."""
+
+KEPT_ON_REBUILD = ("embeddings", "evaluations")
+"""Tables :func:`rebuild` leaves alone: their rows are not recomputed from ``spans`` alone."""
+
 TABLES = {
     "row_records": ROW_SCHEMA,
     "encoder_records": ENCODER_SCHEMA,
     "llm_records": LLM_SCHEMA,
     "embeddings": EMBEDDING_SCHEMA,
+    "evaluations": EVALUATION_SCHEMA,
 }
 """Every derived table and its Arrow schema."""
 
@@ -113,10 +126,14 @@ class RecordBuilder:
         status_message: str | None,
         attributes: dict[str, Any],
         vectors: Sequence[tuple[int, Sequence[float]]] = (),
+        parent_span_id: str | None = None,
     ) -> None:
         """Derive the records of one span from its attributes (and its embedding vectors,
         already taken out of the attributes)."""
         role = attributes.get(cv.VLMSCOPE_SPAN_ROLE)
+        if role == cv.ROLE_TRAINING_CHECK:
+            self._add_training_check(trace_id, span_id, parent_span_id, attributes)
+            return
         if role == cv.ROLE_ROW:
             self._add_row(trace_id, span_id, start_ns, duration_ms, status_code,
                           status_message, attributes)
@@ -199,6 +216,25 @@ class RecordBuilder:
                 encoder_span, start_ns, duration_ms, status_code,
             )
 
+    def _add_training_check(self, trace_id: str, span_id: str, parent_span_id: str | None,
+                            a: dict[str, Any]) -> None:
+        """A training check's verdict is an evaluation of the training run it judged (its
+        parent span); the run id is the training run's trace."""
+        name = a.get(cv.VLMSCOPE_TRAINING_CHECK_NAME)
+        if name is None:
+            return
+        score = a.get(cv.VLMSCOPE_TRAINING_CHECK_SCORE)
+        passed = a.get(cv.VLMSCOPE_TRAINING_CHECK_PASSED)
+        self._append(
+            "evaluations", f"training:{trace_id}", None, trace_id, parent_span_id or span_id,
+            str(name), float(score) if isinstance(score, int | float) else None,
+            passed if isinstance(passed, bool) else None,
+            _text(a.get(cv.VLMSCOPE_TRAINING_CHECK_LABEL)),
+            _text(a.get(cv.VLMSCOPE_TRAINING_CHECK_EXPLANATION)),
+            _text(a.get(cv.METADATA)),
+            _text(a.get(cv.VLMSCOPE_TRAINING_CHECK_ANNOTATOR_KIND)) or "CODE",
+        )
+
     def tables(self) -> dict[str, pa.Table]:
         """The derived rows as Arrow tables (tables without rows are left out)."""
         out = {}
@@ -233,22 +269,23 @@ def rebuild(con: duckdb.DuckDBPyConnection, chunk_rows: int = 50_000) -> int:
             con.execute(f"DELETE FROM {table}")
         reader = con.sql(
             "SELECT trace_id, span_id, epoch_ns(start_time), duration_ms, status_code, "
-            "status_message, attributes FROM spans"
+            "status_message, attributes, parent_span_id FROM spans"
         ).to_arrow_reader(chunk_rows)
         builders = []
         seen = 0
         for batch in reader:
             builder = RecordBuilder()
-            for trace_id, span_id, start, duration, status, message, attrs in zip(
-                *(batch.column(i).to_pylist() for i in range(7)), strict=True
+            for trace_id, span_id, start, duration, status, message, attrs, parent in zip(
+                *(batch.column(i).to_pylist() for i in range(8)), strict=True
             ):
                 builder.add_span(trace_id, span_id, start, duration, status, message,
-                                 orjson.loads(attrs) if attrs else {})
+                                 orjson.loads(attrs) if attrs else {}, parent_span_id=parent)
             seen += batch.num_rows
             builders.append(builder)
         for builder in builders:
             tables = builder.tables()
-            tables.pop("embeddings", None)
+            for kept in KEPT_ON_REBUILD:
+                tables.pop(kept, None)
             insert_tables(con, tables)
         con.execute("COMMIT")
     except Exception:

@@ -173,6 +173,13 @@ def test_the_checks_of_a_run_are_recorded_as_evaluator_spans_under_the_run(
     assert list(at_start["norms"]) == ["0", "1", "3", "8"]
     assert at_start["norms"] == pytest.approx(run.initial_grad_norms)
     assert all(value > 0 for value in run.initial_grad_norms.values())
+    # the same verdicts are evaluation rows, judging the run span, next to vlmscope eval's
+    evaluations = query(traced, f"""
+        SELECT e.evaluator, e.passed, e.annotator_kind, e.explanation IS NOT NULL
+        FROM evaluations e JOIN spans r ON e.span_id = r.span_id
+        WHERE r.name = '{cv.TRAINING_RUN_SPAN_NAME}' ORDER BY 1""")
+    assert [(e[0], e[1]) for e in evaluations] == [(row[0], row[2]) for row in rows]
+    assert {(e[2], e[3]) for e in evaluations} == {("CODE", True)}
 
 
 def test_a_nan_loss_is_recorded_and_flagged_and_the_training_loop_goes_on(traced: Path) -> None:
