@@ -17,6 +17,14 @@ Tables:
   judged span id.
 * ``eval_runs`` - one row per evaluator per evaluation run: its configuration, the cohort and
   checkpoints it covered, its summary (JSON text) and when it ran (``created_at``, UTC).
+* ``datasets`` / ``dataset_rows`` - named cohorts (:class:`vlmscope.Dataset`): one row per
+  dataset (its fingerprint, the dataset it was derived from), one per dataset row (image
+  content hash, a small PNG thumbnail, ground truth, and for a perturbed row its source row,
+  corruption and severity). ``dataset_images`` holds full images by content hash, only when
+  asked to.
+* ``dataset_runs`` - one row per named run of a dataset through a pipeline: the evaluation
+  run that judged it, rows and failures, the encoder checkpoints, embedding dimensions and
+  language-head models its rows saw (JSON counts), the mixed-checkpoint flag and its summary.
 
 A migration runs once; ``schema_migrations`` records which ran. Add a migration by appending
 to :data:`MIGRATIONS`; never edit one that has shipped.
@@ -215,9 +223,63 @@ _V2_EVALUATIONS = (
     """,
 )
 
+# Named cohorts and the runs of pipelines over them (vlmscope.Dataset, vlmscope diff).
+_V3_DATASETS = (
+    """
+    CREATE TABLE datasets (
+        name VARCHAR NOT NULL,
+        fingerprint VARCHAR NOT NULL,
+        num_rows INTEGER NOT NULL,
+        derived_from VARCHAR,
+        created_at TIMESTAMP NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE dataset_rows (
+        dataset VARCHAR NOT NULL,
+        row_id VARCHAR NOT NULL,
+        position INTEGER NOT NULL,
+        image_sha256 VARCHAR,
+        image_uri VARCHAR,
+        thumbnail BLOB,
+        image_error VARCHAR,
+        instruction VARCHAR,
+        expected VARCHAR,
+        objects VARCHAR[],
+        caption VARCHAR,
+        tags VARCHAR[],
+        source_row_id VARCHAR,
+        corruption VARCHAR,
+        severity INTEGER
+    )
+    """,
+    """
+    CREATE TABLE dataset_images (
+        image_sha256 VARCHAR NOT NULL,
+        data BLOB NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE dataset_runs (
+        run_name VARCHAR NOT NULL,
+        dataset VARCHAR NOT NULL,
+        eval_run_id VARCHAR,
+        num_rows INTEGER NOT NULL,
+        failed_rows INTEGER NOT NULL,
+        checkpoints VARCHAR,
+        embedding_dims VARCHAR,
+        llm_models VARCHAR,
+        mixed_checkpoints BOOLEAN NOT NULL,
+        summary VARCHAR,
+        created_at TIMESTAMP NOT NULL
+    )
+    """,
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "spans, embeddings, per-row records and pipeline_rows", _V1_TABLES),
     Migration(2, "evaluations and eval_runs", _V2_EVALUATIONS),
+    Migration(3, "datasets, dataset rows and images, dataset runs", _V3_DATASETS),
 )
 """Every schema step, in order."""
 
