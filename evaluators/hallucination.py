@@ -1,0 +1,344 @@
+"""CaptionHallucination: objects a caption mentions that the image does not contain (CHAIR),
+and yes/no object probes (POPE).
+
+CHAIR (Rohrbach et al., 2018), over the judged captions ``c`` with mentioned objects ``M_c``
+(distinct canonical objects, :mod:`vlmscope.evaluators.mentions`) and ground-truth objects
+``G_c`` (those the vocabulary knows):
+
+* ``CHAIR-i = sum_c |M_c - G_c| / sum_c |M_c|`` (hallucinated mentions / all mentions);
+* ``CHAIR-s = #{c : |M_c - G_c| > 0} / #captions``;
+* ``coverage = sum_c |M_c & G_c| / sum_c |G_c|``.
+
+Per caption: ``score = 1 - |M - G| / |M|`` (1 when nothing is mentioned), ``passed`` when
+nothing is hallucinated; metadata lists ``mentioned``, ``hallucinated``, ``missed``,
+``negated`` (mentions under a negation, not counted unless ``chair_compatible``) and which
+side each hallucinated object comes from: the encoder when one of its top-k labels with score
+``>= encoder_threshold`` names the object (it "saw" what is not there), the language head when
+none does (the head invented it).
+
+POPE (Li et al., 2023): an instruction such as "Is there a dog in the image?" makes the row a
+probe of one object; the answer is read as yes or no (a first word such as yes/no decides,
+else a negation word anywhere means no, else a yes word means yes, else it is ``unparsed``),
+and with ``yes`` as the positive class: ``accuracy = (TP + TN) / N``, ``precision = TP /
+(TP + FP)``, ``recall = TP / (TP + FN)``, ``F1 = 2PR / (P + R)``, ``yes_ratio = (TP + FP) /
+N`` over the ``N`` parsed probes (unparsed answers are counted apart and score 0).
+
+Ground truth is the row's ``objects``; with ``objects_from_encoder=True``, a row without
+objects takes the encoder's labels with score ``>= encoder_threshold`` instead, marked
+``ground_truth: encoder`` (it then measures whether the head says more than the encoder saw).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from vlmscope.evaluators.base import EvalResult
+from vlmscope.evaluators.mentions import install_vocabulary, mentions_sql
+from vlmscope.evaluators.summarised import SummarisedRowEvaluator
+from vlmscope.evaluators.text import install_macros
+from vlmscope.evaluators.vocabulary import Vocabulary, resolve_vocabularies
+
+DEFAULT_ENCODER_THRESHOLD = 0.1
+"""Softmax score (0-1) at which an encoder label counts as something the encoder saw."""
+
+YES_WORDS = ("yes", "yeah", "yep", "yup", "true", "correct", "certainly", "sure")
+"""Words that read as a yes to a probe."""
+
+NO_WORDS = ("no", "nope", "not", "false", "none", "nothing", "never")
+"""Words that read as a no to a probe."""
+
+_PLACE = r"(?:the|this)\s+(?:image|picture|photo|photograph|scene)"
+PROBE_PATTERN = (
+    r"(?i)^\s*(?:(?:is|are)\s+there|(?:does|do)\s+" + _PLACE
+    + r"\s+(?:contains?|shows?|includes?|have|has)|(?:can|do)\s+you\s+see)\s+"
+    r"(?:(?:an?|any|some)\s+)?(.+?)(?:\s+(?:in|on)\s+" + _PLACE + r")?\s*[?.!]*\s*$"
+)
+"""A POPE-style yes/no object probe; group 1 is the object asked about."""
+
+
+def _quoted_words(words: Sequence[str]) -> str:
+    return "[" + ", ".join(f"'{w}'" for w in words) + "]"
+
+
+class CaptionHallucination(SummarisedRowEvaluator):
+    """Scores captions with CHAIR and yes/no object probes with POPE (see the module).
+
+    ``vocabularies``: built-in names (``coco``, ``imagenet``), files of ``canonical:
+    synonym, ...`` lines, mappings or :class:`Vocabulary` objects; the first to claim a word
+    wins. ``chair_compatible=True`` counts negated mentions ("no dog") as the original CHAIR
+    does.
+
+    Example::
+
+        >>> r = CaptionHallucination().evaluate("a dog and a cat on a sofa", ["dog", "sofa"])
+        >>> r.passed, r.metadata["hallucinated"], r.score
+        (False, ['cat'], 0.6666666666666667)
+    """
+
+    name = "caption_hallucination"
+    description = ("objects a caption mentions that the image lacks (CHAIR-i, CHAIR-s, "
+                   "coverage) and yes/no object probes (POPE)")
+    required_columns = ("row_id", "trace_id", "span_id", "llm_span_id", "output",
+                        "instruction", "objects", "top_k_labels", "top_k_scores")
+
+    def __init__(
+        self,
+        vocabularies: Sequence[str | Path | Vocabulary | Mapping[str, Iterable[str]]] = (
+            "coco",),
+        *,
+        chair_compatible: bool = False,
+        objects_from_encoder: bool = False,
+        encoder_threshold: float = DEFAULT_ENCODER_THRESHOLD,
+    ) -> None:
+        if not 0.0 <= encoder_threshold <= 1.0:
+            raise ValueError(f"encoder_threshold must be in [0, 1], got {encoder_threshold}")
+        super().__init__()
+        self.vocabularies = resolve_vocabularies(vocabularies)
+        self.chair_compatible = chair_compatible
+        self.objects_from_encoder = objects_from_encoder
+        self.encoder_threshold = encoder_threshold
+        self._vocabulary = f"_vlmscope_vocab_{uuid.uuid4().hex}"
+
+    def config(self) -> dict[str, Any]:
+        """Vocabularies (name and version) and the switches."""
+        return {
+            "vocabularies": [{"name": v.name, "version": v.version} for v in self.vocabularies],
+            "chair_compatible": self.chair_compatible,
+            "objects_from_encoder": self.objects_from_encoder,
+            "encoder_threshold": self.encoder_threshold,
+        }
+
+    def evaluate(
+        self,
+        output: str | None = None,
+        objects: Sequence[str] | None = None,
+        *,
+        instruction: str | None = None,
+        top_k_labels: Sequence[str] | None = None,
+        top_k_scores: Sequence[float] | None = None,
+    ) -> EvalResult:
+        """Judge one caption (or, when ``instruction`` is a yes/no probe, one answer)."""
+        return self.evaluate_row({
+            "output": output, "objects": objects, "instruction": instruction,
+            "top_k_labels": top_k_labels, "top_k_scores": top_k_scores,
+        })
+
+    # -- SQL ---------------------------------------------------------------------------------
+
+    def prepare(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Define the macros and build the vocabulary's lookup tables."""
+        install_macros(con)
+        install_vocabulary(con, self._vocabulary, self.vocabularies)
+
+    def skip_reason_sql(self) -> str:
+        """No caption, or no ground truth (no objects, and no encoder record to fall back
+        on when ``objects_from_encoder``)."""
+        no_objects = "len(coalesce(objects, []::VARCHAR[])) = 0"
+        if self.objects_from_encoder:
+            no_truth = (f"{no_objects} AND len(coalesce(top_k_labels, []::VARCHAR[])) = 0 "
+                        "THEN 'no ground-truth objects and no encoder record'")
+        else:
+            no_truth = f"{no_objects} THEN 'no ground-truth objects'"
+        return ("CASE WHEN output IS NULL THEN 'no caption: the output is NULL' "
+                "WHEN vlmscope_blank(output) THEN 'no caption: the output is empty' "
+                f"WHEN {no_truth} END")
+
+    def judge_sql(self, source: str) -> str:
+        """Captions scored with CHAIR, probes with POPE; extra columns for the summary."""
+        voc = self._vocabulary
+        negation = not self.chair_compatible
+        from_encoder = "true" if self.objects_from_encoder else "false"
+        yes, no = _quoted_words(YES_WORDS), _quoted_words(NO_WORDS)
+        return f"""
+        WITH src AS MATERIALIZED (
+            SELECT row_number() OVER () AS k, row_id, trace_id,
+                   coalesce(llm_span_id, span_id) AS span_id, output,
+                   nullif(regexp_extract(instruction, '{PROBE_PATTERN}', 1), '') AS probe,
+                   coalesce(objects, []::VARCHAR[]) AS objects,
+                   coalesce(top_k_labels, []::VARCHAR[]) AS top_k_labels, top_k_scores
+            FROM {source} WHERE ({self.skip_reason_sql()}) IS NULL
+        ), texts AS (
+            SELECT k, output AS text FROM src WHERE probe IS NULL
+            UNION ALL SELECT -k, probe FROM src WHERE probe IS NOT NULL
+        ), mentions AS (
+            SELECT k, list(DISTINCT canonical ORDER BY canonical)
+                          FILTER (WHERE NOT negated) AS mentioned,
+                   list(DISTINCT canonical ORDER BY canonical) FILTER (WHERE negated) AS negated
+            FROM ({mentions_sql('texts', voc, negation=negation)}) GROUP BY k
+        ), name_list AS (
+            SELECT DISTINCT s FROM (SELECT unnest(objects) AS s FROM src
+                                    UNION ALL SELECT unnest(top_k_labels) FROM src)
+            WHERE s IS NOT NULL
+        ), names AS (
+            SELECT row_number() OVER () AS k, s AS text FROM name_list
+        ), name_mentions AS (
+            SELECT n.text AS s, list(DISTINCT m.canonical ORDER BY m.canonical)
+                                FILTER (WHERE m.canonical IS NOT NULL) AS canon
+            FROM names n LEFT JOIN ({mentions_sql('names', voc, negation=False)}) m
+                ON m.k = n.k GROUP BY n.text
+        ), truth AS (
+            SELECT o.k, list_distinct(flatten(list(nm.canon))) AS known,
+                   list(o.s ORDER BY o.s) FILTER (WHERE coalesce(len(nm.canon), 0) = 0) AS unknown
+            FROM (SELECT k, unnest(objects) AS s FROM src) o JOIN name_mentions nm USING (s)
+            GROUP BY o.k
+        ), seen AS (
+            SELECT e.k, list_distinct(flatten(list(nm.canon))) AS seen
+            FROM (SELECT k, unnest(top_k_labels) AS s, unnest(top_k_scores) AS p FROM src) e
+                JOIN name_mentions nm USING (s)
+            WHERE coalesce(e.p, 1.0) >= {self.encoder_threshold} GROUP BY e.k
+        ), rows AS (
+            SELECT src.k, src.row_id, src.trace_id, src.span_id, src.output, src.probe,
+                   len(src.top_k_labels) > 0 AS has_encoder,
+                   coalesce(cm.mentioned, []::VARCHAR[]) AS mentioned,
+                   coalesce(cm.negated, []::VARCHAR[]) AS negated,
+                   coalesce(pm.mentioned[1], pm.negated[1],
+                            array_to_string(list_filter(vlmscope_words(src.probe),
+                                                        lambda w: w <> ''), ' ')) AS probe_object,
+                   CASE WHEN len(src.objects) > 0 OR NOT {from_encoder} THEN 'objects'
+                        ELSE 'encoder' END AS ground_truth,
+                   CASE WHEN len(src.objects) > 0 OR NOT {from_encoder}
+                        THEN coalesce(t.known, []::VARCHAR[])
+                        ELSE coalesce(se.seen, []::VARCHAR[]) END AS truth,
+                   coalesce(t.unknown, []::VARCHAR[]) AS unknown,
+                   coalesce(se.seen, []::VARCHAR[]) AS seen
+            FROM src LEFT JOIN mentions cm ON cm.k = src.k
+                     LEFT JOIN mentions pm ON pm.k = -src.k
+                     LEFT JOIN truth t ON t.k = src.k
+                     LEFT JOIN seen se ON se.k = src.k
+        )
+        {self._caption_select()}
+        UNION ALL
+        {self._probe_select(yes, no)}
+        """
+
+    @staticmethod
+    def _caption_select() -> str:
+        return """
+        SELECT row_id, trace_id, span_id,
+            CASE WHEN len(mentioned) = 0 THEN 1.0
+                 ELSE 1.0 - len(hallucinated) / len(mentioned) END::DOUBLE AS score,
+            len(hallucinated) = 0 AS passed,
+            CASE WHEN len(hallucinated) = 0 THEN 'faithful' ELSE 'hallucinated' END AS label,
+            CASE WHEN len(mentioned) = 0 THEN 'mentions no known object'
+                 ELSE 'mentions ' || vlmscope_quote_list(mentioned) END
+            || CASE WHEN len(hallucinated) = 0 THEN ''
+                    ELSE '; hallucinated ' || vlmscope_quote_list(hallucinated)
+                         || ' (not in the ' || ground_truth || ' ground truth '
+                         || vlmscope_quote_list(truth) || ')' END
+            || CASE WHEN len(by_encoder) = 0 THEN ''
+                    ELSE '; the encoder reported ' || vlmscope_quote_list(by_encoder) END
+            || CASE WHEN len(by_head) = 0 THEN ''
+                    ELSE '; the language head invented ' || vlmscope_quote_list(by_head) END
+            || CASE WHEN len(missed) = 0 THEN '' ELSE '; missed ' || vlmscope_quote_list(missed)
+               END AS explanation,
+            json_object('kind', 'caption', 'mentioned', mentioned, 'hallucinated', hallucinated,
+                        'missed', missed, 'negated', negated, 'ground_truth', ground_truth,
+                        'ground_truth_objects', truth, 'unknown_objects', unknown,
+                        'encoder_saw', seen, 'hallucinated_by_encoder', by_encoder,
+                        'hallucinated_by_language_head', by_head,
+                        'hallucinated_unattributed', unattributed) AS metadata,
+            'caption' AS kind, len(mentioned) AS n_mentioned,
+            len(hallucinated) AS n_hallucinated, len(truth) AS n_truth,
+            len(truth) - len(missed) AS n_covered, len(by_encoder) AS n_by_encoder,
+            len(by_head) AS n_by_head, NULL::VARCHAR AS pope_answer,
+            NULL::BOOLEAN AS pope_truth, ground_truth
+        FROM (
+            SELECT *, CASE WHEN has_encoder AND ground_truth = 'objects'
+                           THEN list_filter(hallucinated, lambda x: list_contains(seen, x))
+                           ELSE []::VARCHAR[] END AS by_encoder,
+                      CASE WHEN has_encoder
+                           THEN list_filter(hallucinated, lambda x: NOT list_contains(seen, x))
+                           ELSE []::VARCHAR[] END AS by_head,
+                      CASE WHEN has_encoder THEN []::VARCHAR[]
+                           ELSE hallucinated END AS unattributed
+            FROM (
+                SELECT *, list_filter(mentioned, lambda x: NOT list_contains(truth, x))
+                              AS hallucinated,
+                          list_filter(truth, lambda x: NOT list_contains(mentioned, x)) AS missed
+                FROM rows WHERE probe IS NULL
+            )
+        )
+        """
+
+    @staticmethod
+    def _probe_select(yes: str, no: str) -> str:
+        return f"""
+        SELECT row_id, trace_id, span_id,
+            CASE WHEN answer IS NOT NULL AND (answer = 'yes') = present THEN 1.0
+                 ELSE 0.0 END::DOUBLE AS score,
+            coalesce((answer = 'yes') = present, false) AS passed,
+            CASE WHEN answer IS NULL THEN 'unparsed'
+                 WHEN answer = 'yes' AND present THEN 'true_positive'
+                 WHEN answer = 'yes' THEN 'false_positive'
+                 WHEN present THEN 'false_negative' ELSE 'true_negative' END AS label,
+            'probe of ' || vlmscope_quote(probe_object) || ': '
+            || CASE WHEN answer IS NULL THEN 'the answer ' || vlmscope_quote(output)
+                                             || ' reads as neither yes nor no'
+                    ELSE 'answered ' || answer END
+            || '; the ' || ground_truth || ' ground truth '
+            || CASE WHEN present THEN 'has it' ELSE 'lacks it' END
+            || ' ' || vlmscope_quote_list(truth) AS explanation,
+            json_object('kind', 'probe', 'object', probe_object, 'answer', answer,
+                        'present', present, 'ground_truth', ground_truth,
+                        'ground_truth_objects', truth) AS metadata,
+            'probe' AS kind, 0 AS n_mentioned, 0 AS n_hallucinated, 0 AS n_truth,
+            0 AS n_covered, 0 AS n_by_encoder, 0 AS n_by_head, answer AS pope_answer,
+            present AS pope_truth, ground_truth
+        FROM (
+            SELECT *, list_contains(truth, probe_object) AS present,
+                CASE WHEN words[1] IN {yes} THEN 'yes' WHEN words[1] IN {no} THEN 'no'
+                     WHEN list_has_any(words, {no}) THEN 'no'
+                     WHEN list_has_any(words, {yes}) THEN 'yes' END AS answer
+            FROM (SELECT *, list_filter(vlmscope_words(output), lambda w: w <> '') AS words
+                  FROM rows WHERE probe IS NOT NULL)
+        )
+        """
+
+    def summarise(self, con: duckdb.DuckDBPyConnection, judged: str) -> dict[str, Any]:
+        """CHAIR-i, CHAIR-s, coverage, hallucination sources and POPE metrics (see the
+        module docstring); a rate is None when its denominator is 0."""
+        ((captions, mentions, hallucinated, hallucinating, truth, covered, by_encoder,
+          by_head, from_encoder, probes, tp, fp, tn, fn, unparsed),) = con.execute(f"""
+            SELECT count(*) FILTER (WHERE kind = 'caption'),
+                   coalesce(sum(n_mentioned), 0), coalesce(sum(n_hallucinated), 0),
+                   count(*) FILTER (WHERE n_hallucinated > 0),
+                   coalesce(sum(n_truth), 0), coalesce(sum(n_covered), 0),
+                   coalesce(sum(n_by_encoder), 0), coalesce(sum(n_by_head), 0),
+                   count(*) FILTER (WHERE ground_truth = 'encoder'),
+                   count(*) FILTER (WHERE kind = 'probe'),
+                   count(*) FILTER (WHERE pope_answer = 'yes' AND pope_truth),
+                   count(*) FILTER (WHERE pope_answer = 'yes' AND NOT pope_truth),
+                   count(*) FILTER (WHERE pope_answer = 'no' AND NOT pope_truth),
+                   count(*) FILTER (WHERE pope_answer = 'no' AND pope_truth),
+                   count(*) FILTER (WHERE kind = 'probe' AND pope_answer IS NULL)
+            FROM {judged}""").fetchall()
+
+        def rate(numerator: int, denominator: int) -> float | None:
+            return numerator / denominator if denominator else None
+
+        parsed = tp + fp + tn + fn
+        precision, recall = rate(tp, tp + fp), rate(tp, tp + fn)
+        return {
+            "captions": captions,
+            "chair_i": rate(hallucinated, mentions),
+            "chair_s": rate(hallucinating, captions),
+            "coverage": rate(covered, truth),
+            "mentions": mentions,
+            "hallucinated_mentions": hallucinated,
+            "hallucinated_by_encoder": by_encoder,
+            "hallucinated_by_language_head": by_head,
+            "ground_truth_from_encoder": from_encoder,
+            "pope_probes": probes,
+            "pope_unparsed": unparsed,
+            "pope_accuracy": rate(tp + tn, parsed),
+            "pope_precision": precision,
+            "pope_recall": recall,
+            "pope_f1": (2 * precision * recall / (precision + recall)
+                        if precision and recall else (0.0 if parsed else None)),
+            "pope_yes_ratio": rate(tp + fp, parsed),
+        }
