@@ -19,6 +19,8 @@ from vlmscope.settings import Settings
 from vlmscope.tracing import ExportStatus, configure, export_stats, force_flush, shutdown
 
 if TYPE_CHECKING:
+    from vlmscope import cohorts
+    from vlmscope.dataset import Dataset
     from vlmscope.torch_encoder import EncoderInstrumentation
 
 __version__ = "0.1.0"
@@ -51,7 +53,22 @@ def checkpoint_sha256(model: Any) -> str:
     return _checkpoint(model)
 
 
+def __getattr__(name: str) -> Any:
+    """``vlmscope.Dataset`` and ``vlmscope.cohorts``, imported on first use (they pull in
+    DuckDB, Arrow and, for perturbations, Pillow; ``import vlmscope`` stays light)."""
+    if name == "Dataset":
+        from vlmscope.dataset import Dataset
+
+        return Dataset
+    if name == "cohorts":
+        import importlib
+
+        return importlib.import_module("vlmscope.cohorts")
+    raise AttributeError(f"module 'vlmscope' has no attribute {name!r}")
+
+
 __all__ = [
+    "Dataset",
     "EncoderSpan",
     "ExportStatus",
     "GeneratorInstrumentation",
@@ -60,6 +77,7 @@ __all__ = [
     "Settings",
     "__version__",
     "checkpoint_sha256",
+    "cohorts",
     "configure",
     "encoder_span",
     "export_stats",

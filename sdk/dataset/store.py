@@ -51,6 +51,18 @@ def configured_store() -> Path:
     return Path(exporter.path)
 
 
+def default_store(db: str | os.PathLike[str] | None = None) -> Path:
+    """``db`` when given, else the configured store, else ``$VLMSCOPE_DB`` or the default."""
+    from vlmscope.settings import DEFAULT_DB
+
+    if db is not None:
+        return Path(db)
+    try:
+        return configured_store()
+    except ValueError:
+        return Path(os.environ.get("VLMSCOPE_DB", DEFAULT_DB))
+
+
 @contextlib.contextmanager
 def store_connection(db: str | os.PathLike[str]) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-write, migrated connection to the store ``db`` (created when missing), shared
