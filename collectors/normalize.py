@@ -20,6 +20,7 @@ import orjson
 import pyarrow as pa
 
 from vlmscope import conventions as cv
+from vlmscope.collectors import annotations as an
 
 ROW_SCHEMA = pa.schema([
     ("trace_id", pa.string()), ("span_id", pa.string()), ("row_id", pa.string()),
@@ -67,6 +68,9 @@ EVALUATION_SCHEMA = pa.schema([
     ("metadata", pa.string()), ("annotator_kind", pa.string()),
 ])
 """Arrow schema of ``evaluations``, column for column."""
+
+TRAINING_RUN_ID_PREFIX = "training:"
+"""Run id prefix of evaluations derived from training-check spans (``training:<trace id>``)."""
 
 KEPT_ON_REBUILD = ("embeddings", "evaluations")
 """Tables :func:`rebuild` leaves alone: their rows are not recomputed from ``spans`` alone."""
@@ -133,6 +137,9 @@ class RecordBuilder:
         role = attributes.get(cv.VLMSCOPE_SPAN_ROLE)
         if role == cv.ROLE_TRAINING_CHECK:
             self._add_training_check(trace_id, span_id, parent_span_id, attributes)
+            return
+        if role == an.ROLE_EVALUATION:
+            self._add_evaluation(parent_span_id, attributes)
             return
         if role == cv.ROLE_ROW:
             self._add_row(trace_id, span_id, start_ns, duration_ms, status_code,
@@ -226,13 +233,33 @@ class RecordBuilder:
         score = a.get(cv.VLMSCOPE_TRAINING_CHECK_SCORE)
         passed = a.get(cv.VLMSCOPE_TRAINING_CHECK_PASSED)
         self._append(
-            "evaluations", f"training:{trace_id}", None, trace_id, parent_span_id or span_id,
+            "evaluations", f"{TRAINING_RUN_ID_PREFIX}{trace_id}", None, trace_id,
+            parent_span_id or span_id,
             str(name), float(score) if isinstance(score, int | float) else None,
             passed if isinstance(passed, bool) else None,
             _text(a.get(cv.VLMSCOPE_TRAINING_CHECK_LABEL)),
             _text(a.get(cv.VLMSCOPE_TRAINING_CHECK_EXPLANATION)),
             _text(a.get(cv.METADATA)),
             _text(a.get(cv.VLMSCOPE_TRAINING_CHECK_ANNOTATOR_KIND)) or "CODE",
+        )
+
+    def _add_evaluation(self, judged_span_id: str | None, a: dict[str, Any]) -> None:
+        """An evaluation span (see :mod:`vlmscope.collectors.annotations`) is one
+        evaluation of its parent span."""
+        run_id, name = a.get(an.EVALUATION_RUN_ID), a.get(an.ANNOTATION_NAME)
+        if run_id is None or name is None:
+            return
+        score = a.get(an.ANNOTATION_SCORE)
+        passed = a.get(an.EVALUATION_PASSED)
+        self._append(
+            "evaluations", str(run_id), _text(a.get(an.EVALUATION_ROW_ID)),
+            _text(a.get(an.EVALUATION_TRACE_ID)), judged_span_id, str(name),
+            float(score) if isinstance(score, int | float) and not isinstance(score, bool)
+            else None,
+            passed if isinstance(passed, bool) else None,
+            _text(a.get(an.ANNOTATION_LABEL)), _text(a.get(an.ANNOTATION_EXPLANATION)),
+            _text(a.get(an.ANNOTATION_METADATA)),
+            _text(a.get(an.ANNOTATION_ANNOTATOR_KIND)) or "CODE",
         )
 
     def tables(self) -> dict[str, pa.Table]:

@@ -22,8 +22,9 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -91,12 +92,14 @@ class StoreWriter:
         *,
         idle_close_s: float = DEFAULT_IDLE_CLOSE_S,
         reader_wait_s: float = DEFAULT_READER_WAIT_S,
+        config: dict[str, Any] | None = None,
     ) -> None:
         if idle_close_s <= 0 or reader_wait_s < 0:
             raise ValueError("idle_close_s must be > 0 and reader_wait_s >= 0 (seconds)")
         self.path = Path(path)
         self._idle_close_s = idle_close_s
         self._reader_wait_s = reader_wait_s
+        self._config = dict(config or {})
         self._lock = threading.Lock()
         self._con: duckdb.DuckDBPyConnection | None = None
         self._last_write = 0.0
@@ -126,7 +129,7 @@ class StoreWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         while True:
             try:
-                return duckdb.connect(str(self.path))
+                return duckdb.connect(str(self.path), config=self._config)
             except duckdb.IOException as error:
                 # A reader holds a shared lock for the length of its query: wait it out.
                 if not _is_lock_error(error) or time.monotonic() > deadline:
@@ -161,9 +164,17 @@ class StoreWriter:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def write(self, batch: SpanBatch) -> None:
-        """Append ``batch`` in one transaction. Raises on failure (the exporter counts it)."""
-        if batch.num_spans == 0:
+    def write(
+        self,
+        batch: SpanBatch,
+        prepare: Callable[[duckdb.DuckDBPyConnection, SpanBatch], SpanBatch] | None = None,
+    ) -> None:
+        """Append ``batch`` in one transaction. Raises on failure (the exporter counts it).
+
+        ``prepare``, when given, runs inside the transaction before the inserts and returns
+        the batch to insert instead (e.g. without the spans the store already holds).
+        """
+        if batch.num_spans == 0 and not batch.derived:
             return
         with self._lock:
             if self._closed:
@@ -172,6 +183,9 @@ class StoreWriter:
             con.register(_BATCH, batch.spans)
             con.execute("BEGIN TRANSACTION")
             try:
+                if prepare is not None:
+                    batch = prepare(con, batch)
+                    con.register(_BATCH, batch.spans)
                 con.execute(f"INSERT INTO spans SELECT * FROM {_BATCH}")
                 normalize.insert_tables(con, batch.derived)
                 con.execute("COMMIT")
@@ -185,6 +199,19 @@ class StoreWriter:
                 self._last_write = time.monotonic()
                 if self._con is not None:
                     con.unregister(_BATCH)
+
+    @contextlib.contextmanager
+    def cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor on the open store for one read, holding writes back until it closes."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the store writer is closed")
+            cursor = self._open().cursor()
+            try:
+                yield cursor
+            finally:
+                cursor.close()
+                self._last_write = time.monotonic()
 
     def close(self) -> None:
         """Close the file; later writes raise."""

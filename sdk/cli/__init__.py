@@ -9,7 +9,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
-COMMANDS = ("vlmscope.cli.sql", "vlmscope.cli.demo", "vlmscope.cli.eval", "vlmscope.cli.diff")
+COMMANDS = ("vlmscope.cli.sql", "vlmscope.cli.demo", "vlmscope.cli.eval",
+            "vlmscope.cli.collect", "vlmscope.cli.interchange", "vlmscope.cli.diff")
 """Modules that each add one or more subcommands."""
 
 

@@ -1,0 +1,319 @@
+"""Decode OTLP trace requests (protobuf or JSON) into store batches.
+
+One decoder serves the OTLP/HTTP receiver and the OTLP JSON Lines import: a JSON request is
+first turned into the protobuf message (OTLP JSON differs from the proto3 JSON mapping only
+in its hex-encoded ids), then every span goes through the same code as a protobuf one, and
+its decoded attributes through the one normaliser (:class:`RecordBuilder`).
+
+Spans that break a limit (:class:`OtlpLimits`) or carry ids of the wrong length are rejected
+one by one and counted (OTLP ``partial_success``); a body that does not parse is rejected as a
+whole (:class:`OtlpDecodeError`). Embedding vectors leave the attributes for the
+``embeddings`` table as in the in-process exporter. Spans repeated within one request are
+kept once.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import pyarrow as pa
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+)
+
+from vlmscope import conventions as cv
+from vlmscope.collectors import annotations as an
+from vlmscope.collectors.convert import SPAN_SCHEMA, SpanBatch, _pop_vectors
+from vlmscope.collectors.normalize import RecordBuilder
+
+DEFAULT_MAX_ATTRIBUTES = 1024
+"""Most attributes one span, event, link or resource may carry."""
+
+DEFAULT_MAX_VALUE_CHARS = 256 * 1024
+"""Longest string attribute value, in characters."""
+
+DEFAULT_MAX_ARRAY_ITEMS = 65_536
+"""Most items in one array or key-value-list attribute value."""
+
+DEFAULT_MAX_DEPTH = 16
+"""Deepest nesting of array and key-value-list attribute values."""
+
+SPAN_KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
+"""Stored span kind names by OTLP ``SpanKind`` number."""
+
+STATUS_CODES = ("UNSET", "OK", "ERROR")
+"""Stored status code names by OTLP ``StatusCode`` number."""
+
+
+class OtlpDecodeError(ValueError):
+    """The request body is not an OTLP trace request."""
+
+
+class _SpanRejected(ValueError):
+    """One span breaks a limit; the others of its request still land."""
+
+
+@dataclass(frozen=True)
+class OtlpLimits:
+    """Caps on what one span may carry (see the ``DEFAULT_*`` constants)."""
+
+    max_attributes: int = DEFAULT_MAX_ATTRIBUTES
+    max_value_chars: int = DEFAULT_MAX_VALUE_CHARS
+    max_array_items: int = DEFAULT_MAX_ARRAY_ITEMS
+    max_depth: int = DEFAULT_MAX_DEPTH
+
+    def __post_init__(self) -> None:
+        if min(self.max_attributes, self.max_value_chars, self.max_array_items,
+               self.max_depth) < 1:
+            raise ValueError(f"every OTLP limit must be at least 1, got {self}")
+
+
+DEFAULT_LIMITS = OtlpLimits()
+"""The limits when none are given."""
+
+
+@dataclass
+class DecodedSpans:
+    """A decoded request: the batch to store, the (trace id, span id) of each of its spans in
+    row order, and the spans rejected with the first reason."""
+
+    batch: SpanBatch
+    keys: list[tuple[str, str]]
+    rejected: int = 0
+    message: str = ""
+    evaluations: int = 0
+
+
+_ARRAY, _KVLIST, _BYTES = 5, 6, 7  # AnyValue field numbers of the values that need work
+
+
+def _check_text(text: str, limits: OtlpLimits) -> str:
+    if len(text) > limits.max_value_chars:
+        raise _SpanRejected(f"a string value is longer than {limits.max_value_chars} chars")
+    return text
+
+
+def _value(number: int, value: Any, limits: OtlpLimits, depth: int) -> Any:
+    """The set field (``number``, ``value``) of an OTLP ``AnyValue`` as a plain Python
+    value (bytes as base64 text)."""
+    if type(value) is str:
+        return _check_text(value, limits)
+    if number < _ARRAY:
+        return value
+    if number == _BYTES:
+        return base64.b64encode(value).decode()
+    if depth >= limits.max_depth:
+        raise _SpanRejected(f"an attribute value is nested deeper than {limits.max_depth}")
+    items = value.values
+    if len(items) > limits.max_array_items:
+        raise _SpanRejected(f"an attribute value has more than {limits.max_array_items} items")
+    if number == _ARRAY:
+        out: list[Any] = []
+        for item in items:
+            fields = item.ListFields()
+            out.append(_value(fields[0][0].number, fields[0][1], limits, depth + 1)
+                       if fields else None)
+        return out
+    return _attributes(items, limits, depth + 1)
+
+
+def _attributes(key_values: Sequence[Any], limits: OtlpLimits,
+                depth: int = 0) -> dict[str, Any]:
+    """OTLP ``KeyValue`` messages as a dict. ``ListFields`` reads the one set field of each
+    ``AnyValue`` in one call: the cheapest access upb offers from Python."""
+    if len(key_values) > limits.max_attributes:
+        raise _SpanRejected(f"more than {limits.max_attributes} attributes")
+    out: dict[str, Any] = {}
+    for kv in key_values:
+        fields = kv.value.ListFields()
+        if not fields:
+            out[kv.key] = None
+            continue
+        ((descriptor, value),) = fields
+        if type(value) is str:
+            if len(value) > limits.max_value_chars:
+                raise _SpanRejected(
+                    f"a string value is longer than {limits.max_value_chars} chars")
+            out[kv.key] = value
+        else:
+            out[kv.key] = _value(descriptor.number, value, limits, depth)
+    return out
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _hex_id(raw: bytes, size: int, what: str) -> str:
+    if len(raw) != size:
+        raise _SpanRejected(f"{what} must be {size} bytes, got {len(raw)}")
+    return raw.hex()
+
+
+def _events(span: Any, limits: OtlpLimits) -> str | None:
+    if not span.events:
+        return None
+    return _dumps([{"name": e.name, "time_unix_nano": e.time_unix_nano,
+                    "attributes": _attributes(e.attributes, limits)} for e in span.events])
+
+
+def _links(span: Any, limits: OtlpLimits) -> str | None:
+    if not span.links:
+        return None
+    return _dumps([{"trace_id": _hex_id(link.trace_id, 16, "a link's trace_id"),
+                    "span_id": _hex_id(link.span_id, 8, "a link's span_id"),
+                    "trace_state": link.trace_state or None,
+                    "attributes": _attributes(link.attributes, limits)}
+                   for link in span.links])
+
+
+def decode_request(request: ExportTraceServiceRequest,
+                   limits: OtlpLimits = DEFAULT_LIMITS) -> DecodedSpans:
+    """Decode a parsed ``ExportTraceServiceRequest`` into a batch for the store."""
+    rows: list[tuple[Any, ...]] = []
+    keys: list[tuple[str, str]] = []
+    seen: set[tuple[str, str]] = set()
+    records = RecordBuilder()
+    rejected = evaluations = 0
+    message = ""
+    for resource_spans in request.resource_spans:
+        try:
+            resource_attributes = _attributes(resource_spans.resource.attributes, limits)
+        except _SpanRejected as error:
+            count = sum(len(s.spans) for s in resource_spans.scope_spans)
+            rejected += count
+            message = message or f"resource: {error}"
+            continue
+        resource = _dumps({"attributes": resource_attributes,
+                           "schema_url": resource_spans.schema_url})
+        service = resource_attributes.get("service.name")
+        service = None if service is None else str(service)
+        for scope_spans in resource_spans.scope_spans:
+            scope = scope_spans.scope
+            scope_name, scope_version = scope.name or None, scope.version or None
+            for span in scope_spans.spans:
+                try:
+                    trace_hex = _hex_id(span.trace_id, 16, "trace_id")
+                    span_hex = _hex_id(span.span_id, 8, "span_id")
+                    parent_hex = (_hex_id(span.parent_span_id, 8, "parent_span_id")
+                                  if span.parent_span_id else None)
+                    attributes = _attributes(span.attributes, limits)
+                    events = _events(span, limits)
+                    links = _links(span, limits)
+                except _SpanRejected as error:
+                    rejected += 1
+                    message = message or f"span {span.name!r}: {error}"
+                    continue
+                key = (trace_hex, span_hex)
+                if key in seen:
+                    continue
+                seen.add(key)
+                start = span.start_time_unix_nano
+                end = span.end_time_unix_nano or start
+                duration = (end - start) / 1e6
+                status = span.status
+                status_code = STATUS_CODES[status.code] if status.code < 3 else "UNSET"
+                status_message = status.message or None
+                role = attributes.get(cv.VLMSCOPE_SPAN_ROLE)
+                if role == an.ROLE_EVALUATION:
+                    # Evaluations live in their own table, never as spans (see annotations).
+                    records.add_span(trace_hex, span_hex, start, duration, status_code,
+                                     status_message, attributes, (), parent_hex)
+                    evaluations += 1
+                    continue
+                vectors: list[tuple[int, Sequence[float]]] = []
+                if attributes.get(cv.OPENINFERENCE_SPAN_KIND) == cv.SPAN_KIND_EMBEDDING:
+                    vectors = _pop_vectors(attributes)
+                records.add_span(trace_hex, span_hex, start, duration, status_code,
+                                 status_message, attributes, vectors, parent_hex)
+                keys.append(key)
+                rows.append((
+                    trace_hex, span_hex, parent_hex, span.name,
+                    SPAN_KINDS[span.kind] if span.kind < 6 else "UNSPECIFIED",
+                    start, end, duration, status_code, status_message, service,
+                    scope_name, scope_version, span.trace_state or None, span.flags,
+                    _dumps(attributes), events, links, resource,
+                    span.dropped_attributes_count, span.dropped_events_count,
+                    span.dropped_links_count,
+                ))
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(SPAN_SCHEMA)
+    spans = pa.Table.from_arrays(
+        [pa.array(c, type=f.type) for c, f in zip(columns, SPAN_SCHEMA, strict=True)],
+        schema=SPAN_SCHEMA,
+    )
+    return DecodedSpans(SpanBatch(spans, records.tables()), keys, rejected, message,
+                        evaluations)
+
+
+def parse_protobuf(body: bytes) -> ExportTraceServiceRequest:
+    """Parse a binary ``ExportTraceServiceRequest``; :class:`OtlpDecodeError` if it is not."""
+    request = ExportTraceServiceRequest()
+    try:
+        request.ParseFromString(body)
+    except (DecodeError, RecursionError, ValueError) as error:
+        raise OtlpDecodeError(f"the body is not a protobuf ExportTraceServiceRequest "
+                              f"({error})") from error
+    return request
+
+
+def _hex_to_base64(container: dict[str, Any], name: str) -> None:
+    value = container.get(name)
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise OtlpDecodeError(f"{name} must be a hex string, got {type(value).__name__}")
+    try:
+        container[name] = base64.b64encode(bytes.fromhex(value)).decode()
+    except ValueError as error:
+        raise OtlpDecodeError(f"{name} {value[:40]!r} is not hex") from error
+
+
+def _list(container: Any, *names: str) -> list[Any]:
+    if not isinstance(container, dict):
+        raise OtlpDecodeError("expected a JSON object")
+    for name in names:
+        if name in container:
+            value = container[name]
+            if not isinstance(value, list):
+                raise OtlpDecodeError(f"{name} must be a list")
+            return value
+    return []
+
+
+def parse_json(document: bytes | dict[str, Any]) -> ExportTraceServiceRequest:
+    """Parse an OTLP JSON ``ExportTraceServiceRequest`` (hex ids, 64-bit integers as
+    strings or numbers); :class:`OtlpDecodeError` if it is not one."""
+    try:
+        data = orjson.loads(document) if isinstance(document, bytes) else document
+    except orjson.JSONDecodeError as error:
+        raise OtlpDecodeError(f"the body is not JSON ({error})") from error
+    # The proto3 JSON mapping reads ids as base64; OTLP JSON writes them as hex.
+    if not isinstance(data, dict):
+        raise OtlpDecodeError("the body must be a JSON object")
+    for resource_spans in _list(data, "resourceSpans", "resource_spans"):
+        for scope_spans in _list(resource_spans, "scopeSpans", "scope_spans"):
+            for span in _list(scope_spans, "spans"):
+                if not isinstance(span, dict):
+                    raise OtlpDecodeError("a span must be a JSON object")
+                for name in ("traceId", "spanId", "parentSpanId",
+                             "trace_id", "span_id", "parent_span_id"):
+                    _hex_to_base64(span, name)
+                for link in _list(span, "links"):
+                    if not isinstance(link, dict):
+                        raise OtlpDecodeError("a link must be a JSON object")
+                    for name in ("traceId", "spanId", "trace_id", "span_id"):
+                        _hex_to_base64(link, name)
+    request = ExportTraceServiceRequest()
+    try:
+        json_format.ParseDict(data, request, ignore_unknown_fields=True)
+    except (json_format.ParseError, RecursionError, TypeError, ValueError,
+            AttributeError) as error:
+        raise OtlpDecodeError(f"the body is not an OTLP JSON trace request ({error})") from error
+    return request
+

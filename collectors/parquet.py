@@ -1,0 +1,94 @@
+"""The store as Hive-partitioned Parquet, and such a folder opened as a store.
+
+``export_parquet`` writes one folder per table (``spans/``, ``row_records/``, ...), each
+partitioned as ``date=YYYY-MM-DD/service=NAME/`` by the start date and service of the span the
+row belongs to (evaluations: the span they judged; ``eval_runs``: by creation date), so DuckDB,
+Spark or Ray read it as is and prune by date and service. ``open_parquet_folder`` gives a
+DuckDB connection on which the folder looks like a store: the same tables (views on the files)
+and the ``pipeline_rows`` view, for ``vlmscope sql`` and ``vlmscope eval``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+
+from vlmscope.collectors.schema import migrate
+
+SPAN_TABLES = ("spans", "row_records", "encoder_records", "llm_records", "embeddings")
+"""Tables whose rows belong to one span, partitioned by that span's date and service."""
+
+WRITTEN_TABLES = ("evaluations", "eval_runs")
+"""Tables a folder opened as a store keeps as real (in-memory) tables: evaluators add rows."""
+
+_PARTITION = ("strftime(s.start_time, '%Y-%m-%d') AS date, "
+              "coalesce(s.service_name, 'unknown') AS service")
+
+
+def _quote(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def _copy(con: duckdb.DuckDBPyConnection, select: str, folder: Path,
+          partition: str) -> int:
+    ((rows,),) = con.execute(f"SELECT count(*) FROM ({select})").fetchall()
+    if rows:
+        con.execute(f"COPY ({select}) TO {_quote(folder)} "
+                    f"(FORMAT parquet, PARTITION_BY ({partition}))").fetchall()
+    return int(rows)
+
+
+def export_parquet(con: duckdb.DuckDBPyConnection, folder: str | os.PathLike[str], *,
+                   where: str | None = None) -> dict[str, int]:
+    """Write the store's tables under ``folder`` (which must not exist or be empty); rows of
+    spans matching ``where`` only, when given. Returns the rows written per table."""
+    folder = Path(folder)
+    if folder.exists() and any(folder.iterdir()):
+        raise FileExistsError(f"{folder} is not empty; choose a new folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    selected = f"(SELECT * FROM spans WHERE {where})" if where else "spans"
+    written = {}
+    for table in SPAN_TABLES:
+        source = (f"SELECT s.*, {_PARTITION} FROM {selected} s" if table == "spans" else
+                  f"SELECT t.*, {_PARTITION} FROM {table} t JOIN {selected} s "
+                  "ON s.trace_id = t.trace_id AND s.span_id = t.span_id")
+        written[table] = _copy(con, source, folder / table, "date, service")
+    join = "JOIN" if where else "LEFT JOIN"
+    written["evaluations"] = _copy(
+        con, f"SELECT e.*, {_PARTITION} FROM evaluations e {join} {selected} s "
+        "ON s.trace_id = e.trace_id AND s.span_id = e.span_id", folder / "evaluations",
+        "date, service")
+    runs = "eval_runs" if not where else (
+        "(SELECT * FROM eval_runs WHERE run_id IN (SELECT e.run_id FROM evaluations e "
+        f"JOIN {selected} s ON s.trace_id = e.trace_id AND s.span_id = e.span_id))")
+    written["eval_runs"] = _copy(
+        con, f"SELECT r.*, strftime(r.created_at, '%Y-%m-%d') AS date FROM {runs} r",
+        folder / "eval_runs", "date")
+    return written
+
+
+def open_parquet_folder(folder: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection on which the Parquet folder written by
+    :func:`export_parquet` reads like a store. Raises :class:`FileNotFoundError` when
+    ``folder`` holds no ``spans`` Parquet files."""
+    folder = Path(folder)
+    if not any((folder / "spans").glob("**/*.parquet")):
+        raise FileNotFoundError(f"no vlmscope Parquet export in {folder} "
+                                "(expected spans/date=.../service=.../*.parquet)")
+    con = duckdb.connect()
+    migrate(con)
+    for table in (*SPAN_TABLES, *WRITTEN_TABLES):
+        files = folder / table
+        if not any(files.glob("**/*.parquet")):
+            continue
+        columns = ", ".join(f'"{r[0]}"' for r in con.execute(f"DESCRIBE {table}").fetchall())
+        scan = (f"SELECT {columns} FROM read_parquet({_quote(files / '**' / '*.parquet')}, "
+                "hive_partitioning = true)")
+        if table in WRITTEN_TABLES:
+            con.execute(f"INSERT INTO {table} {scan}").fetchall()
+        else:
+            con.execute(f"DROP TABLE {table}")
+            con.execute(f"CREATE VIEW {table} AS {scan}")
+    return con
