@@ -7,9 +7,11 @@ error (unknown evaluator, column or metric; no store).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from vlmscope.cli import CommandError
@@ -48,6 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--db", default=os.environ.get("VLMSCOPE_DB", DEFAULT_DB),
                         help="the DuckDB store (default: $VLMSCOPE_DB or vlmscope.duckdb)")
+    parser.add_argument("--parquet", type=Path, metavar="DIR",
+                        help="score a folder written by `vlmscope export --format parquet` "
+                        "instead (results are printed, not stored)")
     parser.add_argument("--evaluators", default="ground_truth_match,classification_report",
                         help="comma-separated evaluator names (see --list)")
     parser.add_argument("--cohort", help="only rows of this cohort")
@@ -186,6 +191,7 @@ def run(args: argparse.Namespace) -> int:
     """Handle ``vlmscope eval``."""
     import duckdb
 
+    from vlmscope.collectors.parquet import open_parquet_folder
     from vlmscope.collectors.store import StoreLockedError
     from vlmscope.evaluators import (
         ClassificationReport,
@@ -208,9 +214,10 @@ def run(args: argparse.Namespace) -> int:
     evaluators = [GroundTruthMatch(mode=args.mode) if cls is GroundTruthMatch
                   else ClassificationReport(slice_by=slice_by) if cls is ClassificationReport
                   else cls() for cls in classes]
-    print(f"evaluating {args.db} ...", file=sys.stderr)
+    print(f"evaluating {args.parquet or args.db} ...", file=sys.stderr)
     try:
-        with write_connection(args.db, timeout_s=args.timeout) as con:
+        with (contextlib.closing(open_parquet_folder(args.parquet)) if args.parquet
+              else write_connection(args.db, timeout_s=args.timeout)) as con:
             result = run_evaluations(con, evaluators, cohort=args.cohort,
                                      checkpoint=args.checkpoint)
     except (FileNotFoundError, StoreLockedError, ValueError) as error:
