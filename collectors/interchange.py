@@ -170,7 +170,8 @@ def otlp_requests(con: duckdb.DuckDBPyConnection, where: str | None = None,
     if spans_per_request < 1:
         raise ValueError(f"spans_per_request must be at least 1, got {spans_per_request}")
     reader = con.sql(
-        "SELECT s.* EXCLUDE (start_time, end_time), epoch_ns(s.start_time) AS start_ns, epoch_ns(s.end_time) AS end_ns, "
+        "SELECT s.* EXCLUDE (start_time, end_time), epoch_ns(s.start_time) AS start_ns, "
+        "epoch_ns(s.end_time) AS end_ns, "
         "v.vectors FROM " + _selected(where) + " s LEFT JOIN ("
         "  SELECT trace_id, span_id, list({'i': record_index, 'v': vector} "
         "  ORDER BY record_index) AS vectors FROM embeddings GROUP BY trace_id, span_id"

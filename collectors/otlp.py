@@ -156,6 +156,19 @@ def _hex_id(raw: bytes, size: int, what: str) -> str:
     return raw.hex()
 
 
+_MAX_INT64 = 2**63 - 1
+_MAX_INT32 = 2**31 - 1
+
+
+def _check_numbers(span: Any) -> None:
+    """Times must fit a TIMESTAMP_NS, counts and flags an INTEGER column."""
+    if max(span.start_time_unix_nano, span.end_time_unix_nano) > _MAX_INT64:
+        raise _SpanRejected("a time is beyond the year 2262 (over 2**63 - 1 ns)")
+    if max(span.flags, span.dropped_attributes_count, span.dropped_events_count,
+           span.dropped_links_count) > _MAX_INT32:
+        raise _SpanRejected("flags or a dropped count is over 2**31 - 1")
+
+
 def _events(span: Any, limits: OtlpLimits) -> str | None:
     if not span.events:
         return None
@@ -199,6 +212,7 @@ def decode_request(request: ExportTraceServiceRequest,
             scope_name, scope_version = scope.name or None, scope.version or None
             for span in scope_spans.spans:
                 try:
+                    _check_numbers(span)
                     trace_hex = _hex_id(span.trace_id, 16, "trace_id")
                     span_hex = _hex_id(span.span_id, 8, "span_id")
                     parent_hex = (_hex_id(span.parent_span_id, 8, "parent_span_id")
