@@ -62,7 +62,9 @@ class GeneratorInstrumentation:
     def _generate(self, *args: Any, **kwargs: Any) -> Any:
         try:
             input_ids = kwargs.get("input_ids", args[0] if args else None)
-            n = int(input_ids.shape[0]) if hasattr(input_ids, "shape") else 1
+            # A head conditioned on image features is often called with inputs_embeds only.
+            prompt = input_ids if hasattr(input_ids, "shape") else kwargs.get("inputs_embeds")
+            n = int(prompt.shape[0]) if hasattr(prompt, "shape") else 1
             instructions = self._instructions(n)
             parameters = self._parameters(kwargs)
             span_cm = llm_span(
@@ -80,7 +82,8 @@ class GeneratorInstrumentation:
             span_cm.__exit__(type(error), error, error.__traceback__)
             raise
         try:
-            self._record(llm, input_ids, kwargs.get("attention_mask"), output)
+            self._record(llm, input_ids, kwargs.get("inputs_embeds"),
+                         kwargs.get("attention_mask"), output)
         except Exception as error:
             warn_once("generate-post", "vlmscope could not record the generated output: %s",
                       error)
@@ -100,20 +103,22 @@ class GeneratorInstrumentation:
             return rows.instructions[0]
         return None
 
-    def _record(self, llm: Any, input_ids: Any, attention_mask: Any, output: Any) -> None:
+    def _record(self, llm: Any, input_ids: Any, inputs_embeds: Any, attention_mask: Any,
+                output: Any) -> None:
         sequences = getattr(output, "sequences", output)
         if not hasattr(sequences, "shape"):
             return
         encoder_decoder = bool(getattr(getattr(self.model, "config", None),
                                        "is_encoder_decoder", False))
-        if hasattr(input_ids, "shape"):
-            prompt_len = int(input_ids.shape[1])
-            if attention_mask is not None:
-                input_tokens = [int(x) for x in attention_mask.sum(dim=1).tolist()]
-            else:
-                input_tokens = [prompt_len] * int(input_ids.shape[0])
+        prompt = input_ids if hasattr(input_ids, "shape") else inputs_embeds
+        # With only inputs_embeds, a decoder-only model returns just the new tokens.
+        prompt_len = int(input_ids.shape[1]) if hasattr(input_ids, "shape") else 0
+        if attention_mask is not None:
+            input_tokens = [int(x) for x in attention_mask.sum(dim=1).tolist()]
+        elif hasattr(prompt, "shape"):
+            input_tokens = [int(prompt.shape[1])] * int(prompt.shape[0])
         else:
-            prompt_len, input_tokens = 0, None
+            input_tokens = None
         generated = sequences if encoder_decoder else sequences[:, prompt_len:]
         pad_id = getattr(getattr(self.model, "generation_config", None), "pad_token_id", None)
         if pad_id is not None:

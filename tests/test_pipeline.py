@@ -108,11 +108,12 @@ def test_a_failing_row_is_recorded_as_an_error_and_the_exception_propagates(trac
 
 
 def test_generate_with_a_tokenizer_records_each_rows_decoded_answer(traced):
-    from vlmscope.demo import build_language_head
+    from vlmscope.demo import build_tokenizer
 
-    head, tokenizer = build_language_head()
+    tokenizer = build_tokenizer()
+    head = _gpt2(vocab=len(tokenizer))
     gen = vlmscope.instrument_generator(head, tokenizer, name="tiny")
-    prompts = ["what digit is shown ?", "what digit is shown ? encoder sees seven"]
+    prompts = ["what digits are shown ?", "is there a seven ? describe the image"]
     with vlmscope.trace_batch(["a", "b"], instructions=prompts):
         batch = tokenizer(prompts, return_tensors="pt", padding=True)
         out = head.generate(**batch, max_new_tokens=2, do_sample=False, pad_token_id=0,
