@@ -5,9 +5,11 @@ Each evaluator turns a relation with the ``pipeline_rows`` columns into evaluati
 (``GroundTruthMatch().evaluate(output="cat", expected="cat")``) runs the same SQL on one row.
 """
 
+from vlmscope.evaluators.attribution import BLAMES, FailureAttribution
 from vlmscope.evaluators.base import ANNOTATOR_KINDS, EvalResult, Evaluator, RowEvaluator
 from vlmscope.evaluators.classification import ClassificationMetrics, ClassificationReport
 from vlmscope.evaluators.ground_truth import MODES, GroundTruthMatch
+from vlmscope.evaluators.hallucination import CaptionHallucination
 from vlmscope.evaluators.runner import (
     EVALUATORS,
     EvalRun,
@@ -15,18 +17,24 @@ from vlmscope.evaluators.runner import (
     run_evaluations,
     write_connection,
 )
+from vlmscope.evaluators.vocabulary import Vocabulary, VocabularyError
 
 __all__ = [
     "ANNOTATOR_KINDS",
+    "BLAMES",
     "EVALUATORS",
     "MODES",
+    "CaptionHallucination",
     "ClassificationMetrics",
     "ClassificationReport",
     "EvalResult",
     "EvalRun",
     "Evaluator",
+    "FailureAttribution",
     "GroundTruthMatch",
     "RowEvaluator",
+    "Vocabulary",
+    "VocabularyError",
     "resolve_evaluators",
     "run_evaluations",
     "write_connection",

@@ -106,17 +106,28 @@ def install_vocabulary(con: duckdb.DuckDBPyConnection, table: str,
         """)
     finally:
         con.unregister(raw)
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE {table}_words AS
-        SELECT form AS token, canonical, false AS negated FROM {table} WHERE n_words = 1
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table}_words AS {words_sql(table)}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table}_phrases AS {phrases_sql(table)}")
+
+
+def words_sql(forms: str) -> str:
+    """The ``{vocabulary}_words`` lookup (``token, canonical, negated``) from a relation of
+    normalised ``form, canonical, n_words``: each one-word form, plain and negated."""
+    return f"""
+        SELECT form AS token, canonical, false AS negated FROM {forms} WHERE n_words = 1
         UNION ALL
-        SELECT '{NEGATED}' || form, canonical, true FROM {table} WHERE n_words = 1
-    """)
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE {table}_phrases AS
+        SELECT '{NEGATED}' || form, canonical, true FROM {forms} WHERE n_words = 1
+    """
+
+
+def phrases_sql(forms: str) -> str:
+    """The ``{vocabulary}_phrases`` lookup (``first_token, form, n_words, canonical``) from a
+    relation of normalised ``form, canonical, n_words``: forms of several words, keyed by
+    their first word, plain and negated."""
+    return f"""
         SELECT prefix || string_split(form, ' ')[1] AS first_token, form, n_words, canonical
-        FROM {table}, (VALUES (''), ('{NEGATED}')) p(prefix) WHERE n_words > 1
-    """)
+        FROM {forms}, (VALUES (''), ('{NEGATED}')) p(prefix) WHERE n_words > 1
+    """
 
 
 def mentions_sql(texts: str, vocabulary: str, *, negation: bool = True) -> str:
@@ -131,12 +142,14 @@ def mentions_sql(texts: str, vocabulary: str, *, negation: bool = True) -> str:
         ), tokens AS MATERIALIZED (
             SELECT k, unnest(words) AS token, generate_subscripts(words, 1) AS i
             FROM tokenised
-        ), phrase_hits AS MATERIALIZED (
-            SELECT c.k, c.i, p.n_words, p.canonical, starts_with(c.token, '{NEGATED}') AS negated
+        ), phrase_starts AS MATERIALIZED (
+            SELECT c.k, c.i, c.token, p.n_words, p.canonical, p.form
             FROM tokens c JOIN {vocabulary}_phrases p ON p.first_token = c.token
-            JOIN tokenised t ON t.k = c.k
-            WHERE replace(array_to_string(t.words[c.i:c.i + p.n_words - 1], ' '),
-                          '{NEGATED}', '') = p.form
+        ), phrase_hits AS MATERIALIZED (
+            SELECT c.k, c.i, c.n_words, c.canonical, starts_with(c.token, '{NEGATED}') AS negated
+            FROM phrase_starts c JOIN tokenised t ON t.k = c.k
+            WHERE replace(array_to_string(t.words[c.i:c.i + c.n_words - 1], ' '),
+                          '{NEGATED}', '') = c.form
         ), hits AS (
             SELECT c.k, c.i, 1 AS n_words, w.canonical, w.negated
             FROM tokens c JOIN {vocabulary}_words w ON w.token = c.token

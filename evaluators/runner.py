@@ -23,13 +23,17 @@ import pyarrow as pa
 
 from vlmscope.collectors.schema import migrate
 from vlmscope.collectors.store import DEFAULT_READ_TIMEOUT_S, StoreLockedError, readers_dir
+from vlmscope.evaluators.attribution import FailureAttribution
 from vlmscope.evaluators.base import Evaluator
 from vlmscope.evaluators.classification import ClassificationReport
 from vlmscope.evaluators.ground_truth import GroundTruthMatch
+from vlmscope.evaluators.hallucination import CaptionHallucination
 
 EVALUATORS: dict[str, type[Evaluator]] = {
     GroundTruthMatch.name: GroundTruthMatch,
     ClassificationReport.name: ClassificationReport,
+    CaptionHallucination.name: CaptionHallucination,
+    FailureAttribution.name: FailureAttribution,
 }
 """Every evaluator by name, as ``vlmscope eval --evaluators`` knows them."""
 
