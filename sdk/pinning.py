@@ -32,14 +32,18 @@ class CheckpointMix:
         return ("mixed checkpoints: " if self.mixed else "checkpoint: ") + ", ".join(parts)
 
 
-def checkpoint_mix(con: duckdb.DuckDBPyConnection, source: str) -> CheckpointMix:
-    """Count the rows of ``source`` (a relation with the ``pipeline_rows`` columns) per
-    ``checkpoint_sha256`` and per ``embedding_dim``, most rows first, ties by value."""
+def checkpoint_mix(con: duckdb.DuckDBPyConnection, source: str,
+                   params: dict[str, object] | None = None) -> CheckpointMix:
+    """Count the rows of ``source`` (a relation with the ``pipeline_rows`` columns, or a
+    parenthesised query over one with named ``params``) per ``checkpoint_sha256`` and per
+    ``embedding_dim``, most rows first, ties by value."""
     checkpoints = con.execute(
         f"SELECT checkpoint_sha256, count(*) AS n FROM {source} "
-        "WHERE checkpoint_sha256 IS NOT NULL GROUP BY 1 ORDER BY n DESC, 1").fetchall()
+        "WHERE checkpoint_sha256 IS NOT NULL GROUP BY 1 ORDER BY n DESC, 1",
+        params or {}).fetchall()
     dims = con.execute(
         f"SELECT embedding_dim, count(*) AS n FROM {source} "
-        "WHERE embedding_dim IS NOT NULL GROUP BY 1 ORDER BY n DESC, 1").fetchall()
+        "WHERE embedding_dim IS NOT NULL GROUP BY 1 ORDER BY n DESC, 1",
+        params or {}).fetchall()
     return CheckpointMix({str(sha): int(n) for sha, n in checkpoints},
                          {int(dim): int(n) for dim, n in dims})

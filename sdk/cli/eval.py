@@ -33,6 +33,8 @@ GATED_METRICS = {
 }
 """Metrics ``--fail-under`` accepts (higher is better), with what each measures."""
 
+_SELECTED_ROWS = ("(SELECT * FROM pipeline_rows WHERE ($cohort IS NULL OR cohort = $cohort) "
+                  "AND ($checkpoint IS NULL OR starts_with(checkpoint_sha256, $checkpoint)))")
 _WORST_CLASSES = 15
 _TOP_CONFUSIONS = 10
 
@@ -200,6 +202,7 @@ def run(args: argparse.Namespace) -> int:
         run_evaluations,
         write_connection,
     )
+    from vlmscope.pinning import checkpoint_mix
 
     if args.list:
         print(list_evaluators())
@@ -220,12 +223,17 @@ def run(args: argparse.Namespace) -> int:
               else write_connection(args.db, timeout_s=args.timeout)) as con:
             result = run_evaluations(con, evaluators, cohort=args.cohort,
                                      checkpoint=args.checkpoint)
+            mix = checkpoint_mix(con, _SELECTED_ROWS, {"cohort": args.cohort,
+                                                       "checkpoint": args.checkpoint})
     except (FileNotFoundError, StoreLockedError, ValueError) as error:
         raise CommandError(str(error)) from error
     except duckdb.Error as error:
         raise CommandError(f"evaluation failed: {error}") from error
     summary = combined_summary(result.run_id, result.summaries)
-    summary.update(cohort=args.cohort, checkpoints=result.checkpoints)
+    summary.update(cohort=args.cohort, checkpoints=result.checkpoints,
+                   mixed_checkpoints=mix.mixed, checkpoint_rows=mix.checkpoints)
+    if mix.mixed:
+        summary.setdefault("warnings", []).append(mix.describe())
     summary["thresholds"] = check_thresholds(summary, thresholds)
     if args.format == "json":
         print(json.dumps(summary, indent=2))

@@ -149,14 +149,15 @@ def load_dataset(con: duckdb.DuckDBPyConnection, name: str) -> Dataset:
         names = [n for (n,) in con.execute("SELECT name FROM datasets ORDER BY 1").fetchall()]
         raise KeyError(f"no dataset {name!r} in the store; stored: {', '.join(names) or 'none'}")
     rows = con.execute(
-        "SELECT r.row_id, coalesce(r.image_uri, i.data), r.instruction, r.expected, "
+        "SELECT r.row_id, r.image_uri, i.data, r.instruction, r.expected, "
         "r.objects, r.caption, r.tags, r.source_row_id, r.corruption, r.severity "
         "FROM dataset_rows r LEFT JOIN dataset_images i USING (image_sha256) "
         "WHERE r.dataset = ? ORDER BY r.position", [name]).fetchall()
     return Dataset(name, (
-        DatasetRow(id=row_id, image=image, instruction=instruction, expected=expected,
+        DatasetRow(id=row_id, image=uri if uri is not None else data,
+                   instruction=instruction, expected=expected,
                    objects=None if objects is None else tuple(objects), caption=caption,
                    tags=tuple(tags or ()), source_row_id=source, corruption=corruption,
                    severity=severity)
-        for row_id, image, instruction, expected, objects, caption, tags, source, corruption,
+        for row_id, uri, data, instruction, expected, objects, caption, tags, source, corruption,
         severity in rows), derived_from=found[0][0])
