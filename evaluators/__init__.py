@@ -5,9 +5,11 @@ Each evaluator turns a relation with the ``pipeline_rows`` columns into evaluati
 (``GroundTruthMatch().evaluate(output="cat", expected="cat")``) runs the same SQL on one row.
 """
 
+from vlmscope.evaluators.adherence import ImageInstructionAdherence
 from vlmscope.evaluators.attribution import BLAMES, FailureAttribution
 from vlmscope.evaluators.base import ANNOTATOR_KINDS, EvalResult, Evaluator, RowEvaluator
 from vlmscope.evaluators.classification import ClassificationMetrics, ClassificationReport
+from vlmscope.evaluators.custom import CustomEvaluation
 from vlmscope.evaluators.ground_truth import MODES, GroundTruthMatch
 from vlmscope.evaluators.hallucination import CaptionHallucination
 from vlmscope.evaluators.runner import (
@@ -27,11 +29,13 @@ __all__ = [
     "CaptionHallucination",
     "ClassificationMetrics",
     "ClassificationReport",
+    "CustomEvaluation",
     "EvalResult",
     "EvalRun",
     "Evaluator",
     "FailureAttribution",
     "GroundTruthMatch",
+    "ImageInstructionAdherence",
     "RowEvaluator",
     "Vocabulary",
     "VocabularyError",

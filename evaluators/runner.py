@@ -23,9 +23,11 @@ import pyarrow as pa
 
 from vlmscope.collectors.schema import migrate
 from vlmscope.collectors.store import DEFAULT_READ_TIMEOUT_S, StoreLockedError, readers_dir
+from vlmscope.evaluators.adherence import ImageInstructionAdherence
 from vlmscope.evaluators.attribution import FailureAttribution
 from vlmscope.evaluators.base import Evaluator
 from vlmscope.evaluators.classification import ClassificationReport
+from vlmscope.evaluators.custom import CustomEvaluation
 from vlmscope.evaluators.ground_truth import GroundTruthMatch
 from vlmscope.evaluators.hallucination import CaptionHallucination
 
@@ -34,6 +36,8 @@ EVALUATORS: dict[str, type[Evaluator]] = {
     ClassificationReport.name: ClassificationReport,
     CaptionHallucination.name: CaptionHallucination,
     FailureAttribution.name: FailureAttribution,
+    ImageInstructionAdherence.name: ImageInstructionAdherence,
+    CustomEvaluation.name: CustomEvaluation,
 }
 """Every evaluator by name, as ``vlmscope eval --evaluators`` knows them."""
 

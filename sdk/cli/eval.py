@@ -30,11 +30,24 @@ GATED_METRICS = {
     "recall_min": "lowest recall of any class present",
     "precision_min": "lowest precision of any class predicted or present",
     "f1_min": "lowest F1 of any class",
+    "coverage": "share of ground-truth objects the captions mention (caption_hallucination)",
+    "pope_accuracy": "share of yes/no object probes answered right (caption_hallucination)",
+    "pope_f1": "F1 of the yes answers to object probes (caption_hallucination)",
+    "adherence": "mean share of instruction checks passed (instruction_adherence)",
 }
 """Metrics ``--fail-under`` accepts (higher is better), with what each measures."""
 
 _SELECTED_ROWS = ("(SELECT * FROM pipeline_rows WHERE ($cohort IS NULL OR cohort = $cohort) "
                   "AND ($checkpoint IS NULL OR starts_with(checkpoint_sha256, $checkpoint)))")
+REPORTED_METRICS = {
+    "caption_hallucination": ("chair_i", "chair_s", "coverage", "pope_accuracy",
+                              "pope_precision", "pope_recall", "pope_f1", "pope_yes_ratio"),
+    "failure_attribution": ("blame_encoder", "blame_language_head", "blame_both",
+                            "blame_unattributable", "disagreement_rate"),
+    "instruction_adherence": ("adherence",),
+}
+"""Summary keys each evaluator adds to the combined summary (and the printed metrics)."""
+
 _WORST_CLASSES = 15
 _TOP_CONFUSIONS = 10
 
@@ -64,6 +77,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="also report per slice of these comma-separated columns")
     parser.add_argument("--mode", choices=MODES, default="normalized",
                         help="how ground_truth_match compares answers (default: normalized)")
+    parser.add_argument("--custom", action="append", default=[], metavar="NAME=SQL",
+                        help="a custom SQL rule over pipeline_rows columns, scored per row "
+                        "(true/1 passes); NAME@THRESHOLD=SQL sets the pass threshold "
+                        "(default 0.5); repeatable")
+    parser.add_argument("--vocabulary", default="coco", metavar="NAMES",
+                        help="comma-separated object vocabularies for caption_hallucination "
+                        "and instruction_adherence: coco, imagenet or a file of "
+                        "'canonical: synonym, ...' lines (default: coco)")
+    parser.add_argument("--objects-from-encoder", action="store_true",
+                        help="caption_hallucination: rows without objects take the "
+                        "encoder's confident labels as ground truth")
     parser.add_argument("--format", choices=("table", "json"), default="table",
                         help="output format")
     parser.add_argument("--fail-under", metavar="NAME=VALUE,...",
@@ -103,9 +127,20 @@ def combined_summary(run_id: str, summaries: dict[str, dict[str, Any]]) -> dict[
     elif match is not None:
         summary.update(rows=match["judged"], skipped=match["skipped"],
                        skipped_reasons=match["skipped_reasons"])
+    elif summaries:
+        first = next(iter(summaries.values()))
+        summary.update(rows=first["judged"], skipped=first["skipped"],
+                       skipped_reasons=first["skipped_reasons"])
     if match is not None:
         summary["answer_accuracy"] = match["accuracy"]
         summary["answers"] = match
+    for name, keys in REPORTED_METRICS.items():
+        if name in summaries:
+            summary.update({key: summaries[name][key] for key in keys})
+            summary[name] = summaries[name]
+    custom = {name: s for name, s in summaries.items() if "threshold" in s}
+    if custom:
+        summary["custom"] = custom
     return summary
 
 
@@ -113,6 +148,8 @@ def metric_values(summary: dict[str, Any]) -> dict[str, float | None]:
     """The value of every gated metric in ``summary`` (None when not measured)."""
     values: dict[str, float | None] = dict.fromkeys(GATED_METRICS)
     values["answer_accuracy"] = summary.get("answer_accuracy")
+    for name in ("coverage", "pope_accuracy", "pope_f1", "adherence"):
+        values[name] = summary.get(name)
     if "top1" not in summary:
         return values
     values.update(top1=summary["top1"], top5=summary["top5"], macro_f1=summary["macro_f1"])
@@ -153,6 +190,11 @@ def render_summary(summary: dict[str, Any]) -> str:
                if value is not None]
     if summary.get("ece") is not None:
         metrics += [("ece", _fmt(summary["ece"])), ("mce", _fmt(summary["mce"]))]
+    shown = {name for name, _ in metrics}
+    metrics += [(key, _fmt(summary[key])) for keys in REPORTED_METRICS.values()
+                for key in keys if key not in shown and summary.get(key) is not None]
+    metrics += [(f"custom {name} (pass rate)", _fmt(s["accuracy"]))
+                for name, s in summary.get("custom", {}).items()]
     parts.append("\nMetrics (averages name their mode):\n" + render(
         ["metric", "value"], metrics, "table"))
     if summary.get("per_class"):
@@ -173,6 +215,14 @@ def render_summary(summary: dict[str, Any]) -> str:
         key = ", ".join(f"{column}={piece[column]}" for column in summary["slice_by"])
         parts.append(f"  slice {key}: rows {piece['rows']}, top1 {_fmt(piece['top1'])}, "
                      f"macro_f1 {_fmt(piece['macro_f1'])}, ece {_fmt(piece['ece'])}")
+    blame = summary.get("failure_attribution")
+    if blame and blame["by_cohort_checkpoint"]:
+        parts.append("\nBlame of the failing rows per cohort and checkpoint:\n" + render(
+            ["cohort", "checkpoint", "rows", "failing", "encoder", "language_head", "both",
+             "unattributable"],
+            [(p["cohort"], (p["checkpoint_sha256"] or "")[:12], p["rows"], p["failing"],
+              p["encoder"], p["language_head"], p["both"], p["unattributable"])
+             for p in blame["by_cohort_checkpoint"]], "table"))
     parts += [f"warning: {w}" for w in summary.get("warnings", [])]
     for check in summary.get("thresholds", []):
         verdict = "ok  " if check["passed"] else "FAIL"
@@ -196,12 +246,17 @@ def run(args: argparse.Namespace) -> int:
     from vlmscope.collectors.parquet import open_parquet_folder
     from vlmscope.collectors.store import StoreLockedError
     from vlmscope.evaluators import (
+        CaptionHallucination,
         ClassificationReport,
+        CustomEvaluation,
         GroundTruthMatch,
+        ImageInstructionAdherence,
+        Vocabulary,
         resolve_evaluators,
         run_evaluations,
         write_connection,
     )
+    from vlmscope.evaluators.custom import parse_custom
     from vlmscope.pinning import checkpoint_mix
 
     if args.list:
@@ -210,13 +265,24 @@ def run(args: argparse.Namespace) -> int:
     thresholds = parse_thresholds(args.fail_under)
     names = [n.strip() for n in args.evaluators.split(",") if n.strip()]
     slice_by = [c.strip() for c in (args.by or "").split(",") if c.strip()]
+    vocabularies: list[str | Vocabulary] = [
+        v.strip() for v in args.vocabulary.split(",") if v.strip()]
     try:
         classes = resolve_evaluators(names)
+        custom = [parse_custom(spec) for spec in args.custom]
+        if CustomEvaluation in classes and not custom:
+            raise ValueError("the custom evaluator needs its rule: --custom NAME=SQL")
+        evaluators = [
+            GroundTruthMatch(mode=args.mode) if cls is GroundTruthMatch
+            else ClassificationReport(slice_by=slice_by) if cls is ClassificationReport
+            else CaptionHallucination(vocabularies,
+                                      objects_from_encoder=args.objects_from_encoder)
+            if cls is CaptionHallucination
+            else ImageInstructionAdherence(vocabularies) if cls is ImageInstructionAdherence
+            else cls() for cls in classes if cls is not CustomEvaluation]
+        evaluators += custom
     except ValueError as error:
         raise CommandError(str(error)) from error
-    evaluators = [GroundTruthMatch(mode=args.mode) if cls is GroundTruthMatch
-                  else ClassificationReport(slice_by=slice_by) if cls is ClassificationReport
-                  else cls() for cls in classes]
     print(f"evaluating {args.parquet or args.db} ...", file=sys.stderr)
     try:
         with (contextlib.closing(open_parquet_folder(args.parquet)) if args.parquet
