@@ -3,10 +3,12 @@ specification says, tokens, exactly-once retries and reads through the collector
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import signal
 import subprocess
+import threading
 
 import numpy as np
 import pytest
@@ -24,6 +26,9 @@ from tests.conftest import query
 from tests.otlp_requests import request
 from vlmscope import conventions as cv
 from vlmscope.cli import main
+from vlmscope.collectors.ingest import SpanIngestor
+from vlmscope.collectors.receiver import OtlpReceiver
+from vlmscope.collectors.store import StoreWriter
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 
@@ -205,3 +210,51 @@ def test_sql_through_the_collector_reads_and_rejects_writes(running, capsys):
         refused = requests.post(running.url + "/v1/query", json={"sql": statement}, timeout=30)
         assert refused.status_code == 400
     assert count(running.url, f"SELECT count(*) FROM spans WHERE trace_id = '{ids[0][0]}'") == 4
+
+
+class BlockedWriter(StoreWriter):
+    """A store writer that holds every write until released."""
+
+    def __init__(self, path) -> None:
+        super().__init__(path)
+        self.release = threading.Event()
+
+    def write(self, batch, prepare=None) -> None:
+        self.release.wait(30)
+        super().write(batch, prepare)
+
+
+async def post(app: OtlpReceiver, body: bytes) -> tuple[int, dict[bytes, bytes]]:
+    """One ASGI request to ``app``; returns the status and headers."""
+    sent: list[dict] = []
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict:
+        return messages.pop(0)
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    await app({"type": "http", "method": "POST", "path": "/v1/traces",
+               "headers": [(b"content-type", b"application/x-protobuf")]}, receive, send)
+    return sent[0]["status"], dict(sent[0]["headers"])
+
+
+def test_a_lagging_store_answers_503_with_retry_after_and_acknowledges_after_commit(tmp_path):
+    writer = BlockedWriter(tmp_path / "s.duckdb")
+    app = OtlpReceiver(SpanIngestor(writer.path, writer=writer, max_pending_spans=10))
+    first, _ = request(8)
+    second, _ = request(8)
+
+    async def scenario() -> tuple:
+        waiting = asyncio.create_task(post(app, first.SerializeToString()))
+        await asyncio.sleep(0.3)
+        assert not waiting.done()  # no answer before the commit
+        refused = await post(app, second.SerializeToString())
+        writer.release.set()
+        return refused, await waiting
+
+    (status, headers), (ok, _) = asyncio.run(scenario())
+    app.close()
+    assert (status, headers[b"retry-after"], ok) == (503, b"1", 200)
+    assert query(writer.path, "SELECT count(*) FROM spans") == [(8,)]
