@@ -87,16 +87,17 @@ class DriftReport:
                 "methods": {name: asdict(score) for name, score in self.methods.items()}}
 
 
-def stored_embeddings(db: str | os.PathLike[str], run_or_cohort: str) -> np.ndarray:
+def stored_embeddings(db: str | os.PathLike[str] | None, run_or_cohort: str) -> np.ndarray:
     """The embeddings (``n x d``, float32) of the rows of the run named ``run_or_cohort``,
-    else of the cohort of that name, in row id order (:class:`ValueError` when neither has
-    stored embeddings or their dimensions differ)."""
-    from vlmscope.collectors.store import read_connection
+    else of the cohort of that name, in row id order, from the store ``db`` (default: the
+    configured store, else ``$VLMSCOPE_DB``); :class:`ValueError` when neither has stored
+    embeddings or their dimensions differ."""
+    from vlmscope.dataset.store import reading_connection
 
     query = ("SELECT e.vector FROM embeddings e JOIN row_records r "
              "ON r.trace_id = e.trace_id AND r.row_id = e.row_id WHERE r.{} = ? "
              "ORDER BY r.row_id, e.span_id, e.record_index")
-    with read_connection(db) as con:
+    with reading_connection(db) as con:
         for column in ("run_name", "cohort"):
             vectors = con.sql(query.format(column), params=[run_or_cohort]).to_arrow_table()
             if vectors.num_rows:
@@ -115,9 +116,7 @@ def stored_embeddings(db: str | os.PathLike[str], run_or_cohort: str) -> np.ndar
 def _side(value: str | np.ndarray | Sequence[Sequence[float]],
           db: str | os.PathLike[str] | None) -> np.ndarray:
     if isinstance(value, str):
-        from vlmscope.dataset.store import default_store
-
-        return stored_embeddings(default_store(db), value)
+        return stored_embeddings(db, value)
     array = np.asarray(value, dtype=np.float64)
     if array.ndim != 2:
         raise ValueError(f"embeddings must be a 2-d array (rows x dimensions), got shape "
@@ -189,7 +188,7 @@ def _domain_classifier(a: np.ndarray, b: np.ndarray, seed: int) -> DriftScore:
 
 def _drifted_dims(a: np.ndarray, b: np.ndarray, alpha: float) -> DriftScore:
     stats = require("scipy.stats", "the per-dimension drift test")
-    p_values = np.atleast_1d(stats.ks_2samp(a, b, axis=0).pvalue)
+    p_values = np.atleast_1d(stats.ks_2samp(a, b, axis=0, method="asymp").pvalue)
     p_values = np.where(np.isnan(p_values), 1.0, p_values)
     order = np.sort(p_values)
     m = order.size

@@ -130,11 +130,10 @@ def robustness(
     accuracy drop and flip rate over severities, and ``ce`` when there is a baseline) and
     ``mce``. ``db`` defaults to the configured store, else ``$VLMSCOPE_DB``.
     """
-    from vlmscope.collectors.store import read_connection
-    from vlmscope.dataset.store import default_store
+    from vlmscope.dataset.store import reading_connection
     from vlmscope.evaluators.text import install_macros
 
-    with read_connection(default_store(db)) as con:
+    with reading_connection(db) as con:
         install_macros(con)
         levels = _by_severity(con, run, evaluator)
         reference = _by_severity(con, baseline, evaluator) if baseline is not None else None

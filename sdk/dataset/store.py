@@ -78,6 +78,24 @@ def store_connection(db: str | os.PathLike[str]) -> Iterator[duckdb.DuckDBPyConn
         yield con
 
 
+@contextlib.contextmanager
+def reading_connection(db: str | os.PathLike[str] | None = None
+                       ) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection for reading the store ``db`` (see :func:`default_store`): read-only,
+    except for the store this process traces into. DuckDB opens a file once per process
+    with one configuration, so that one is shared with the span writer (read-write)."""
+    from vlmscope.collectors.store import read_connection
+    from vlmscope.evaluators.runner import write_connection
+
+    path = default_store(db)
+    try:
+        traced = configured_store().resolve() == path.resolve()
+    except ValueError:
+        traced = False
+    with (write_connection if traced else read_connection)(path) as con:
+        yield con
+
+
 def _image_rows(dataset: Dataset, store_images: bool) -> tuple[pa.Table, pa.Table]:
     rows: dict[str, list] = {name: [] for name in DATASET_ROW_SCHEMA.names}
     images: dict[str, bytes] = {}
