@@ -83,6 +83,12 @@ def _run_info(con: duckdb.DuckDBPyConnection, name: str) -> dict[str, Any]:
 def _pair_rows(con: duckdb.DuckDBPyConnection, base: dict[str, Any],
                candidate: dict[str, Any], intersect: bool) -> dict[str, Any]:
     """Build the table of compared rows; report the rows that are not in both runs."""
+    if base["dataset"] == candidate["dataset"]:  # one cohort: nothing to match up
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {_ROWS} AS "
+                    "SELECT row_id, expected FROM dataset_rows WHERE dataset = ?",
+                    [base["dataset"]])
+        ((count,),) = con.execute(f"SELECT count(*) FROM {_ROWS}").fetchall()
+        return {"compared_rows": count}
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {_ROWS} AS "
         "SELECT coalesce(a.row_id, b.row_id) AS row_id, a.row_id IS NOT NULL AS in_base, "
@@ -233,21 +239,32 @@ def _blame(con: duckdb.DuckDBPyConnection, base: dict[str, Any], candidate: dict
         if judge is None:
             return None
         install_macros(con)
+        # The last encoder reading of each failed row, read from the per-row records
+        # directly: the pipeline_rows view would rank every encoder record in the store.
         counts = con.execute(
             "WITH failed AS ("
-            f"  SELECT 'base' AS side, row_id FROM {_PAIRS} "
+            f"  SELECT $ra AS run, row_id FROM {_PAIRS} "
             "   WHERE evaluator = $judge AND base_passed = false UNION ALL "
-            f"  SELECT 'candidate', row_id FROM {_PAIRS} "
+            f"  SELECT $rb, row_id FROM {_PAIRS} "
             "   WHERE evaluator = $judge AND candidate_passed = false), "
-            "rows AS (SELECT CASE WHEN run = $ra THEN 'base' ELSE 'candidate' END AS side, "
-            "         row_id, status, expected, top_k_labels[1] AS top1 FROM pipeline_rows "
-            "         WHERE run IN ($ra, $rb)) "
-            "SELECT f.side, CASE WHEN r.status = 'ERROR' THEN 'pipeline_error' "
-            "  WHEN r.top1 IS NULL THEN 'unknown' "
-            "  WHEN vlmscope_normalize(r.top1) = vlmscope_normalize(r.expected) "
-            "  THEN 'language_head' ELSE 'encoder' END AS blame, count(*) "
-            "FROM failed f LEFT JOIN rows r ON r.side = f.side AND r.row_id = f.row_id "
-            "GROUP BY ALL",
+            "rows AS (SELECT f.run, r.trace_id, r.row_id, r.status_code, r.expected "
+            "         FROM failed f JOIN row_records r "
+            "         ON r.run_name = f.run AND r.row_id = f.row_id), "
+            "readings AS (SELECT rows.trace_id, rows.row_id, "
+            "             arg_max(e.top_k_labels[1], e.start_time) AS top1 "
+            "             FROM rows JOIN encoder_records e "
+            "             ON e.trace_id = rows.trace_id AND e.row_id = rows.row_id "
+            "             GROUP BY ALL), "
+            # Labels repeat: normalise each distinct (top-1, expected) case once.
+            "cases AS (SELECT rows.run, rows.status_code, readings.top1, rows.expected, "
+            "          count(*) AS n FROM rows LEFT JOIN readings USING (trace_id, row_id) "
+            "          GROUP BY ALL) "
+            "SELECT CASE WHEN run = $ra THEN 'base' ELSE 'candidate' END, "
+            "  CASE WHEN status_code = 'ERROR' THEN 'pipeline_error' "
+            "  WHEN top1 IS NULL THEN 'unknown' "
+            "  WHEN vlmscope_normalize(top1) = vlmscope_normalize(expected) "
+            "  THEN 'language_head' ELSE 'encoder' END AS blame, sum(n)::BIGINT "
+            "FROM cases GROUP BY ALL",
             {"judge": judge, "ra": base["run"], "rb": candidate["run"]}).fetchall()
         source = f"{judge} failures by encoder top-1"
     table: dict[str, dict[str, int]] = {"base": {}, "candidate": {}}
