@@ -147,7 +147,7 @@ class CaptionHallucination(SummarisedRowEvaluator):
         else:
             no_truth = f"{no_objects} THEN 'no ground-truth objects'"
         return ("CASE WHEN output IS NULL THEN 'no caption: the output is NULL' "
-                "WHEN vlmscope_blank(output) THEN 'no caption: the output is empty' "
+                r"WHEN regexp_full_match(output, '\s*') THEN 'no caption: the output is empty' "
                 f"WHEN {no_truth} END")
 
     def judge_sql(self, source: str) -> str:
