@@ -31,8 +31,9 @@ fed a label instead of the encoder's reading). Each failing row with an encoder 
 re-asked with its expected label; the oracle answer is judged by the same SQL, and the blame
 becomes: oracle right and ``t != e`` -> ``encoder``; oracle wrong and ``t = e`` ->
 ``language_head``; oracle wrong and ``t != e`` -> ``both``; oracle right and ``t = e`` keeps
-the rule's label (the fault did not reproduce). Metadata ``oracle`` says ``confirmed`` or
-``revised`` and gives the oracle answer.
+the rule's label. Metadata ``oracle`` says ``confirmed``, ``revised`` or ``not_reproduced``
+(the last case: the head answers right when fed the label it was fed) and gives the oracle
+answer.
 """
 
 from __future__ import annotations
@@ -321,7 +322,7 @@ class FailureAttribution(SummarisedRowEvaluator):
         try:
             con.execute(f"""
                 CREATE OR REPLACE TEMP TABLE {name}_verdicts AS
-                SELECT o.expected, o.instruction, o.top_k_labels AS top_k, j.passed AS right,
+                SELECT o.expected, o.instruction, o.top_k_labels AS top_k, j.passed AS is_right,
                        o.output AS answer
                 FROM ({self.judge_sql(name)}) j JOIN {name} o ON o.row_id = j.row_id
             """)
@@ -329,23 +330,26 @@ class FailureAttribution(SummarisedRowEvaluator):
             con.unregister(name)
         con.execute(f"""
             UPDATE {judged} SET label = r.blame, explanation = {judged}.explanation || '; oracle '
-                || CASE WHEN r.blame = {judged}.label THEN 'confirms' ELSE 'revises to '
-                        || r.blame END || ': given the expected label the head answers '
+                || CASE r.oracle WHEN 'revised' THEN 'revises to ' || r.blame
+                                 WHEN 'confirmed' THEN 'confirms'
+                                 ELSE 'does not reproduce the fault' END
+                || ': given the expected label the head answers '
                 || coalesce(vlmscope_quote(r.answer), 'nothing')
-                || CASE WHEN r.right THEN ' (right)' ELSE ' (wrong)' END,
+                || CASE WHEN r.is_right THEN ' (right)' ELSE ' (wrong)' END,
                 metadata = json_merge_patch({judged}.metadata, json_object(
-                    'blame', r.blame, 'rule_blame', {judged}.label,
-                    'oracle', CASE WHEN r.blame = {judged}.label THEN 'confirmed'
-                                   ELSE 'revised' END,
-                    'oracle_answer', r.answer, 'oracle_right', r.right))
-            FROM (SELECT j.row_id, j.trace_id, o.answer, o.right,
-                         CASE WHEN o.right AND NOT j.encoder_right THEN 'encoder'
-                              WHEN NOT o.right AND j.encoder_right THEN 'language_head'
-                              WHEN NOT o.right THEN 'both' ELSE j.label END AS blame
-                  FROM {judged} j JOIN {name}_verdicts o ON o.expected = j.expected
-                       AND o.instruction IS NOT DISTINCT FROM j.instruction
-                       AND o.top_k = j.top_k
-                  WHERE NOT j.passed AND j.has_encoder) r
+                    'blame', r.blame, 'rule_blame', {judged}.label, 'oracle', r.oracle,
+                    'oracle_answer', r.answer, 'oracle_right', r.is_right))
+            FROM (SELECT *, CASE WHEN is_right AND encoder_right THEN 'not_reproduced'
+                                 WHEN blame = label THEN 'confirmed' ELSE 'revised' END AS oracle
+                  FROM (SELECT j.row_id, j.trace_id, j.label, j.encoder_right, o.answer, o.is_right,
+                               CASE WHEN o.is_right AND NOT j.encoder_right THEN 'encoder'
+                                    WHEN NOT o.is_right AND j.encoder_right
+                                        THEN 'language_head'
+                                    WHEN NOT o.is_right THEN 'both' ELSE j.label END AS blame
+                        FROM {judged} j JOIN {name}_verdicts o ON o.expected = j.expected
+                             AND o.instruction IS NOT DISTINCT FROM j.instruction
+                             AND o.top_k = j.top_k
+                        WHERE NOT j.passed AND j.has_encoder)) r
             WHERE {judged}.row_id = r.row_id
               AND {judged}.trace_id IS NOT DISTINCT FROM r.trace_id
         """)

@@ -1,0 +1,196 @@
+"""FailureAttribution: the rule table, unattributable rows, the oracle swap, summaries, and one
+implementation for rows and batches."""
+
+from __future__ import annotations
+
+import duckdb
+import orjson
+import pyarrow as pa
+import pytest
+
+from vlmscope.collectors.schema import migrate
+from vlmscope.evaluators import FailureAttribution, run_evaluations
+from vlmscope.evaluators.base import PIPELINE_ROW_SCHEMA
+
+BLAME = FailureAttribution()
+
+
+@pytest.mark.parametrize(("answer", "expected", "top_k", "blame", "reason"), [
+    ("seven", "seven", ["one", "seven"], "correct",
+     "answer names the expected 'seven'; encoder top-1 'one'"),
+    ("one", "seven", ["seven", "one"], "language_head",
+     "encoder says 'seven' (right), LLM says 'one'"),
+    ("one", "seven", ["one", "two"], "encoder",
+     "encoder says 'one', expected 'seven'; the LLM followed it"),
+    ("two", "seven", ["one", "two"], "both",
+     "encoder says 'one', LLM says 'two', expected 'seven'"),
+])
+def test_each_rule_of_the_table_gives_its_blame_and_says_why(answer: str, expected: str,
+                                                             top_k: list[str], blame: str,
+                                                             reason: str) -> None:
+    result = BLAME.evaluate(output=answer, expected=expected, encoder_top_k=top_k)
+    assert result.label == blame and result.reason == reason
+    assert result.passed is (blame == "correct") and result.score == float(blame == "correct")
+
+
+def test_answers_are_read_as_labels_through_normalisation_aliases_and_mentions() -> None:
+    assert BLAME.evaluate(output="The Seven.", expected="seven",
+                          encoder_top_k=["seven"]).label == "correct"
+    assert BLAME.evaluate(output="a kitten", expected="cat",
+                          encoder_top_k=["dog"]).label == "correct"
+    said = BLAME.evaluate(output="I think it is a one, not a seven", expected="seven",
+                          encoder_top_k=["seven", "one"])
+    assert said.label == "language_head" and said.metadata["answer_label"] == "one"
+
+
+def test_a_near_miss_says_where_the_expected_label_was_in_the_top_k() -> None:
+    result = BLAME.evaluate(output="one", expected="seven",
+                            encoder_top_k=["one", "two", "seven"])
+    assert result.label == "encoder"
+    assert result.metadata["expected_rank"] == 3 and result.metadata["near_miss"] is True
+    assert result.reason.endswith("expected is rank 3 of the encoder's top-k (near miss)")
+    assert BLAME.evaluate(output="one", expected="seven",
+                          encoder_top_k=["one", "two"]).metadata["near_miss"] is False
+
+
+@pytest.mark.parametrize(("answer", "top_k", "reason"), [
+    ("one", None, "no encoder record for this row; the answer 'one', expected 'seven'"),
+    ("banana", ["seven", "one"],
+     "the answer 'banana' names no known label; expected 'seven', encoder top-1 'seven'"),
+    ("seven or one", ["one"], "the answer 'seven or one' names several labels ['one', "
+                              "'seven']; expected 'seven', encoder top-1 'one'"),
+    ("", ["one"], "the answer is empty; expected 'seven', encoder top-1 'one'"),
+    (None, ["one"], "the answer is empty; expected 'seven', encoder top-1 'one'"),
+])
+def test_rows_that_cannot_be_blamed_are_unattributable_with_the_reason(
+        answer: str | None, top_k: list[str] | None, reason: str) -> None:
+    result = BLAME.evaluate(output=answer, expected="seven", encoder_top_k=top_k)
+    assert result.label == "unattributable" and result.reason == reason
+
+
+def test_rows_without_an_expected_label_are_skipped() -> None:
+    result = BLAME.evaluate(output="one", expected=None, encoder_top_k=["one"])
+    assert (result.score, result.label, result.reason) == (
+        None, "skipped", "skipped: no expected label")
+
+
+def test_extra_labels_and_synonyms_let_answers_name_labels_the_run_never_saw() -> None:
+    assert BLAME.evaluate(output="two", expected="seven",
+                          encoder_top_k=["seven"]).label == "unattributable"
+    labelled = FailureAttribution(labels=["two"], synonyms={"deuce": "two"})
+    assert labelled.evaluate(output="deuce", expected="seven",
+                             encoder_top_k=["seven"]).label == "language_head"
+
+
+@pytest.mark.parametrize(("top_k", "oracle_answer", "rule", "blame", "verdict"), [
+    (["one"], "seven", "encoder", "encoder", "confirmed"),
+    (["one"], "one", "encoder", "both", "revised"),
+    (["seven"], "one", "language_head", "language_head", "confirmed"),
+    (["seven"], "seven", "language_head", "language_head", "not_reproduced"),
+    (["one"], "seven", "both", "encoder", "revised"),
+])
+def test_the_oracle_swap_confirms_or_revises_the_blame(top_k: list[str], oracle_answer: str,
+                                                       rule: str, blame: str,
+                                                       verdict: str) -> None:
+    asked: list[tuple[str, str | None]] = []
+
+    def head(label: str, instruction: str | None) -> str:
+        asked.append((label, instruction))
+        return oracle_answer
+
+    answer = "two" if rule == "both" else "one"
+    result = FailureAttribution(labels=["one", "two"], head=head).evaluate(
+        output=answer, expected="seven", encoder_top_k=top_k, instruction="which digit?")
+    assert asked == [("seven", "which digit?")]
+    assert result.metadata["rule_blame"] == rule and result.label == blame
+    assert result.metadata["oracle"] == verdict
+    assert result.metadata["oracle_answer"] == oracle_answer
+
+
+def test_the_oracle_is_not_asked_about_correct_rows() -> None:
+    def head(label: str, instruction: str | None) -> str:
+        raise AssertionError("a correct row needs no oracle")
+
+    assert FailureAttribution(head=head).evaluate(
+        output="seven", expected="seven", encoder_top_k=["seven"]).label == "correct"
+
+
+def store_with(rows: list[dict]) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    migrate(con)
+    con.register("rows_arrow", pa.Table.from_pylist(rows, schema=PIPELINE_ROW_SCHEMA))
+    con.execute("CREATE TABLE rows AS SELECT * FROM rows_arrow")
+    return con
+
+
+CASES = [
+    # (answer, expected, top-k, cohort, checkpoint)
+    ("seven", "seven", ["seven", "one"], "a", "c1"),
+    ("one", "seven", ["seven", "one"], "a", "c1"),
+    ("one", "seven", ["one", "seven"], "a", "c1"),
+    ("two", "seven", ["one", "seven"], "b", "c1"),
+    ("one", "seven", ["one", "two"], "b", "c2"),
+    ("banana", "seven", ["seven"], "b", "c2"),
+    ("The Seven", "seven", None, "b", "c2"),
+    ("one", None, ["one"], "b", "c2"),
+    ("one", "seven", ["seven", "one"], "a", "c1"),
+]
+
+
+def test_per_row_and_batch_blames_agree_and_the_summary_counts_them() -> None:
+    # The per-row call knows only its own labels; given the run's, it judges alike.
+    blame = FailureAttribution(labels=["one", "two", "seven"])
+    rows = [{"row_id": f"r{i}", "trace_id": "t", "span_id": f"s{i}", "llm_span_id": f"l{i}",
+             "output": a, "expected": e, "top_k_labels": k, "cohort": c,
+             "checkpoint_sha256": ck, "instruction": "which digit?"}
+            for i, (a, e, k, c, ck) in enumerate(CASES)]
+    con = store_with(rows)
+    run = run_evaluations(con, [blame], source="rows")
+    stored = {r[0]: r[1:] for r in con.execute(
+        "SELECT row_id, span_id, score, label, explanation, metadata FROM evaluations "
+        "WHERE run_id = ?", [run.run_id]).fetchall()}
+    for i, (answer, expected, top_k, _, _) in enumerate(CASES):
+        single = blame.evaluate(output=answer, expected=expected, encoder_top_k=top_k)
+        if expected is None:
+            assert f"r{i}" not in stored
+            continue
+        span, score, label, explanation, metadata = stored[f"r{i}"]
+        assert span == f"l{i}"
+        assert (score, label, explanation) == (single.score, single.label, single.reason)
+        assert orjson.loads(metadata) == single.metadata
+    summary = run.summaries["failure_attribution"]
+    assert summary["blame_counts"] == {"correct": 2, "encoder": 2, "language_head": 2,
+                                       "both": 1, "unattributable": 1}
+    assert summary["failing"] == 6
+    assert summary["blame_encoder"] == pytest.approx(2 / 6)
+    assert summary["blame_language_head"] == pytest.approx(2 / 6)
+    assert summary["blame_both"] == pytest.approx(1 / 6)
+    assert summary["skipped_reasons"] == {"no expected label": 1}
+    # Rows where both sides read a label: all but "banana" and the row without an encoder.
+    assert summary["disagreement_rate"] == pytest.approx(3 / 6)
+    slices = {(p["cohort"], p["checkpoint_sha256"]): p for p in summary["by_cohort_checkpoint"]}
+    assert slices[("a", "c1")] == {
+        "cohort": "a", "checkpoint_sha256": "c1", "rows": 4, "failing": 3, "encoder": 1,
+        "language_head": 2, "both": 0, "unattributable": 0, "blame_encoder": 1 / 3,
+        "blame_language_head": 2 / 3, "blame_both": 0.0, "blame_unattributable": 0.0}
+    assert slices[("b", "c2")]["unattributable"] == 1
+
+
+def test_the_answer_can_name_any_label_of_the_run() -> None:
+    # "two" is nobody's expected label or top-k in this row, but another row's.
+    con = store_with([
+        {"row_id": "a", "trace_id": "t", "output": "two", "expected": "seven",
+         "top_k_labels": ["seven"]},
+        {"row_id": "b", "trace_id": "t", "output": "two", "expected": "two",
+         "top_k_labels": ["two"]}])
+    run = run_evaluations(con, [BLAME], source="rows")
+    labels = dict(con.execute("SELECT row_id, label FROM evaluations WHERE run_id = ?",
+                              [run.run_id]).fetchall())
+    assert labels == {"a": "language_head", "b": "correct"}
+
+
+def test_bad_settings_fail_when_the_evaluator_is_made() -> None:
+    with pytest.raises(ValueError, match="unknown alias table"):
+        FailureAttribution(aliases=["klingon"])
+    with pytest.raises(TypeError, match="head must be a callable"):
+        FailureAttribution(head="gpt")  # type: ignore[arg-type]
