@@ -271,3 +271,14 @@ def test_from_folder_reads_a_csv_of_labels_and_a_stored_dataset_loads_back(
 def test_bad_records_are_refused_with_what_was_expected(records, message) -> None:
     with pytest.raises(ValueError, match=message):
         vlmscope.Dataset.from_records("bad", records)
+
+
+def test_vlmscope_dataset_and_cohorts_load_without_importing_torch() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, vlmscope; vlmscope.Dataset; vlmscope.cohorts.perturb; "
+            "import vlmscope.regression, vlmscope.cli.diff; "
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
