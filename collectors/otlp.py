@@ -331,3 +331,9 @@ def parse_json(document: bytes | dict[str, Any]) -> ExportTraceServiceRequest:
         raise OtlpDecodeError(f"the body is not an OTLP JSON trace request ({error})") from error
     return request
 
+
+
+def decode_body(body: bytes, is_json: bool, limits: OtlpLimits = DEFAULT_LIMITS) -> DecodedSpans:
+    """Parse and decode one request body (OTLP JSON when ``is_json``, else protobuf)."""
+    request = parse_json(body) if is_json else parse_protobuf(body)
+    return decode_request(request, limits)

@@ -24,8 +24,13 @@ import asyncio
 import concurrent.futures
 import hmac
 import logging
+import multiprocessing
+import os
+import threading
+import time
 import zlib
 from collections.abc import Awaitable, Callable
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +57,9 @@ DEFAULT_QUERY_TIMEOUT_S = 30.0
 
 DEFAULT_QUERY_MAX_ROWS = 100_000
 """Most rows a query through the receiver may return."""
+
+DEFAULT_DECODERS = min(os.cpu_count() or 1, 4)
+"""Processes that decode request bodies in parallel (0: one thread in the server process)."""
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -83,8 +91,11 @@ class ReceiverConfig:
     retry_after_s: int = DEFAULT_RETRY_AFTER_S
     query_timeout_s: float = DEFAULT_QUERY_TIMEOUT_S
     query_max_rows: int = DEFAULT_QUERY_MAX_ROWS
+    decoders: int = DEFAULT_DECODERS
 
     def __post_init__(self) -> None:
+        if self.decoders < 0:
+            raise ValueError(f"decoders must be 0 or more, got {self.decoders}")
         if self.max_body_bytes < 1:
             raise ValueError(f"max_body_bytes must be at least 1, got {self.max_body_bytes}")
         if self.token is not None and not self.token:
@@ -108,6 +119,18 @@ def _gunzip(body: bytes, limit: int) -> bytes:
     return data
 
 
+def _exit_with_parent(parent: int) -> None:
+    """In a decoder process: exit as soon as the server process is gone (even SIGKILLed,
+    which gives the pool no chance to stop its workers)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="vlmscope-parent-watch", daemon=True).start()
+
+
 class OtlpReceiver:
     """The ASGI application; ``ingestor`` commits what it accepts."""
 
@@ -115,10 +138,18 @@ class OtlpReceiver:
         self.ingestor = ingestor
         self.config = config = config if config is not None else ReceiverConfig()
         self._token = config.token.encode() if config.token is not None else None
-        # One decoding thread: decoding holds the GIL anyway, and the event loop stays free
-        # to read the next bodies while it runs.
-        self._decoder = concurrent.futures.ThreadPoolExecutor(1, "vlmscope-otlp-decode")
+        # Decoding is pure Python (about 40 us a span): worker processes run it in parallel
+        # while this process serves HTTP and DuckDB commits (which release the GIL).
+        self._decoder = self._decoder_pool()
         self._queries = concurrent.futures.ThreadPoolExecutor(2, "vlmscope-query")
+
+    def _decoder_pool(self) -> concurrent.futures.Executor:
+        if self.config.decoders == 0:
+            return concurrent.futures.ThreadPoolExecutor(1, "vlmscope-otlp-decode")
+        # spawn, not fork: this process runs threads (DuckDB, the ingest writer).
+        return concurrent.futures.ProcessPoolExecutor(
+            self.config.decoders, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_exit_with_parent, initargs=(os.getpid(),))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -152,11 +183,21 @@ class OtlpReceiver:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                await self._warm_up()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def _warm_up(self) -> None:
+        """Start every decoder process before the first request (each imports vlmscope)."""
+        loop = asyncio.get_running_loop()
+        empty = b""
+        await asyncio.gather(*(
+            loop.run_in_executor(self._decoder, otlp.decode_body, empty, False,
+                                 self.config.limits)
+            for _ in range(max(self.config.decoders, 1))))
 
     def close(self) -> None:
         """Finish decoding and committing every request taken in; close the store."""
@@ -205,10 +246,17 @@ class OtlpReceiver:
             raise _HttpError(415, f"content type {media or 'none'!r} is not accepted; send "
                              f"{PROTOBUF} or {JSON}")
         loop = asyncio.get_running_loop()
+        decoder = self._decoder
         try:
-            decoded = await loop.run_in_executor(self._decoder, self._decode, media, body)
+            decoded = await loop.run_in_executor(decoder, otlp.decode_body, body,
+                                                 media == JSON, self.config.limits)
         except otlp.OtlpDecodeError as error:
             raise _HttpError(400, str(error)) from error
+        except BrokenProcessPool as error:
+            # A decoder process died (e.g. killed): start fresh ones, let the client retry.
+            if self._decoder is decoder:
+                self._decoder = self._decoder_pool()
+            raise _HttpError(503, "the decoder restarted; retry", self._retry_after()) from error
         try:
             future = self.ingestor.submit(decoded)
         except IngestBusyError as error:
@@ -231,10 +279,6 @@ class OtlpReceiver:
                        if decoded.rejected else {})
             payload = orjson.dumps(partial)
         await self._respond(send, 200, media, payload)
-
-    def _decode(self, media: str, body: bytes) -> otlp.DecodedSpans:
-        request = otlp.parse_protobuf(body) if media == PROTOBUF else otlp.parse_json(body)
-        return otlp.decode_request(request, self.config.limits)
 
     def _retry_after(self) -> list[tuple[bytes, bytes]]:
         return [(b"retry-after", str(self.config.retry_after_s).encode())]

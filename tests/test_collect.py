@@ -9,6 +9,8 @@ import json
 import signal
 import subprocess
 import threading
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,11 +23,12 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from tests.collector_process import collector
+from tests.collector_process import Collector, collector
 from tests.conftest import query
 from tests.otlp_requests import request
 from vlmscope import conventions as cv
 from vlmscope.cli import main
+from vlmscope.cli.collect import exposure_warning
 from vlmscope.collectors.ingest import SpanIngestor
 from vlmscope.collectors.receiver import OtlpReceiver
 from vlmscope.collectors.store import StoreWriter
@@ -190,10 +193,44 @@ def test_without_the_token_requests_get_401_and_store_nothing(tmp_path):
     assert query(c.db, "SELECT count(*) FROM spans") == [(5,)]
 
 
-def test_binding_beyond_loopback_without_a_token_warns(tmp_path):
-    with collector(tmp_path / "s.duckdb", "--host", "0.0.0.0") as c:
-        pass
-    assert "warning: listening on 0.0.0.0 without a token" in c.log()
+@pytest.mark.parametrize(("host", "has_token", "warns"), [
+    ("0.0.0.0", False, True), ("192.168.1.5", False, True), ("::", False, True),
+    ("0.0.0.0", True, False), ("127.0.0.1", False, False), ("::1", False, False),
+    ("localhost", False, False)])
+def test_binding_beyond_loopback_without_a_token_warns(host, has_token, warns):
+    warning = exposure_warning(host, has_token)
+    assert (warning is not None) == warns
+    assert warning is None or host in warning
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses (hex, as the kernel lists them) of TCP sockets listening on ``port``."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, _, hex_port = local.partition(":")
+            if state == "0A" and int(hex_port, 16) == port:
+                found.add(address)
+    return found
+
+
+def test_the_default_collector_listens_on_loopback_only_and_does_not_warn(running):
+    assert "warning" not in running.log()
+    assert listening_addresses(running.port) == {"0100007F"}  # 127.0.0.1
+
+
+def test_a_sigkilled_collector_leaves_no_decoder_process_behind(tmp_path):
+    c = Collector(tmp_path / "s.duckdb")
+    children = subprocess.run(["pgrep", "-P", str(c.process.pid)], capture_output=True,
+                              text=True, check=False).stdout.split()
+    assert len(children) >= 2
+    c.stop(signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in children) and \
+            time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in children if Path(f"/proc/{pid}").exists()]
 
 
 def test_sql_through_the_collector_reads_and_rejects_writes(running, capsys):

@@ -44,6 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="most attributes per span, event, link or resource")
     parser.add_argument("--max-value-chars", type=int, default=otlp.DEFAULT_MAX_VALUE_CHARS,
                         help="longest string attribute value, in characters")
+    parser.add_argument("--decoders", type=int, default=receiver.DEFAULT_DECODERS,
+                        help="processes decoding requests in parallel (default: "
+                        f"{receiver.DEFAULT_DECODERS}; 0 decodes in the server process)")
     parser.set_defaults(handler=run)
 
 
@@ -68,6 +71,15 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def exposure_warning(host: str, has_token: bool) -> str | None:
+    """The warning to print when ``host`` is reachable from other machines and no token
+    guards it; None otherwise."""
+    if has_token or _is_loopback(host):
+        return None
+    return (f"warning: listening on {host} without a token: anyone who reaches this address "
+            "can write traces and read the store; pass --token-file")
+
+
 def run(args: argparse.Namespace) -> int:
     """Handle ``vlmscope collect``."""
     import uvicorn
@@ -78,13 +90,12 @@ def run(args: argparse.Namespace) -> int:
     from vlmscope.collectors.store import StoreWriter
 
     token = read_token(args.token_file) if args.token_file else None
-    if token is None and not _is_loopback(args.host):
-        print(f"warning: listening on {args.host} without a token: anyone who reaches this "
-              "address can write traces and read the store; pass --token-file",
-              file=sys.stderr)
+    warning = exposure_warning(args.host, token is not None)
+    if warning:
+        print(warning, file=sys.stderr)
     try:
         config = ReceiverConfig(
-            max_body_bytes=args.max_body_bytes, token=token,
+            max_body_bytes=args.max_body_bytes, token=token, decoders=args.decoders,
             limits=OtlpLimits(max_attributes=args.max_attributes,
                               max_value_chars=args.max_value_chars))
     except ValueError as error:

@@ -71,7 +71,7 @@ def run_export(args: argparse.Namespace) -> int:
     from vlmscope.collectors.parquet import export_parquet
     from vlmscope.collectors.store import StoreLockedError, read_connection
 
-    bar = ProgressBar(f"export {args.format}")
+    bar = ProgressBar(f"export {args.format}", sys.stderr)
     try:
         with read_connection(args.db, timeout_s=args.timeout) as con:
             if args.format == "parquet":
@@ -101,7 +101,7 @@ def run_import(args: argparse.Namespace) -> int:
     if not args.input.is_file():
         raise CommandError(f"no such file: {args.input}")
     ingestor = SpanIngestor(args.db)
-    bar = ProgressBar("import")
+    bar = ProgressBar("import", sys.stderr)
     try:
         counts = import_otlp_jsonl(args.input, ingestor, progress=bar.update)
     except ValueError as error:
@@ -136,7 +136,7 @@ def run_replay(args: argparse.Namespace) -> int:
     headers = parse_headers(args.header)
     if args.token_file:
         headers["Authorization"] = f"Bearer {read_token(args.token_file)}"
-    bar = ProgressBar("replay")
+    bar = ProgressBar("replay", sys.stderr)
     try:
         with read_connection(args.db, timeout_s=args.timeout) as con:
             counts = replay(con, args.endpoint, where=args.where, headers=headers,

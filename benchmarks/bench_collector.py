@@ -1,0 +1,224 @@
+"""The collector: sustained ingest from the official OTLP/HTTP exporter, and its ceiling with
+pre-encoded requests from concurrent senders.
+
+Spans are realistic vlmscope spans (row, encoder with top-5, LLM, in equal shares; no
+embedding vectors), made once with the real SDK. The collector is a `vlmscope collect`
+subprocess on a fresh store, pinned with ``taskset`` to ``--cpus`` (default: 2 cores) when
+the machine has more; senders run on the other cores then.
+
+1. Sustained: one client process with the official ``OTLPSpanExporter`` behind a
+   ``BatchSpanProcessor`` (512 spans per request) exports ``--spans`` spans; the clock runs from
+   the first export to ``shutdown()`` returning (the client's own export time) and, separately,
+   until the store holds the last span. "keeps up" = store time within 20% of client time.
+2. Ceiling: ``--senders`` processes post pre-encoded 512-span protobuf requests (fresh ids
+   each), ``--requests`` each, as fast as the collector acknowledges them.
+
+    .venv/bin/python benchmarks/bench_collector.py [--spans 60000] [--senders 2]
+        [--requests 100] [--cpus 0,1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+SPANS_PER_REQUEST = 512
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_collector(db: Path, cpus: str | None) -> tuple[subprocess.Popen, str]:
+    """A collector subprocess on ``db`` (pinned to ``cpus``); returns it and its URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "vlmscope", "collect", "--db", str(db), "--port",
+               str(port)]
+    if cpus and shutil.which("taskset"):
+        command = ["taskset", "-c", cpus, *command]
+    process = subprocess.Popen(command)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            if requests.get(url + "/health", timeout=1).status_code == 200:
+                return process, url
+        except requests.RequestException:
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError("the collector did not start")
+
+
+def committed(url: str) -> int:
+    """Spans the collector has committed so far."""
+    return requests.get(url + "/health", timeout=10).json()["committed_spans"]
+
+
+def make_spans(count: int) -> list:
+    """``count`` realistic finished spans (row, encoder, LLM)."""
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    import vlmscope
+
+    memory = InMemorySpanExporter()
+    vlmscope.configure(exporter=memory, batch=False)
+    for i in range(count // 3):
+        with vlmscope.trace_row(f"row-{i}", cohort="bench", expected="tabby"):
+            with vlmscope.encoder_span("resnet18", checkpoint_sha256="ab" * 32) as enc:
+                enc.record(top_k_labels=[["tabby", "tiger cat", "lynx", "dog", "fox"]],
+                           top_k_scores=[[0.6, 0.2, 0.1, 0.05, 0.01]], entropy=[1.2],
+                           image_sha256=["cd" * 32])
+            with vlmscope.llm_span(model="gpt-4o-mini", provider="openai",
+                                   instruction="What animal is in the image?") as llm:
+                llm.set_output("A tabby cat.", input_tokens=42, output_tokens=4)
+    vlmscope.shutdown()
+    return list(memory.get_finished_spans())
+
+
+def official_client(url: str, count: int, result: mp.Queue) -> None:
+    """Export ``count`` spans with the official OTLP/HTTP exporter; report the time taken."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    spans = make_spans(count)
+    processor = BatchSpanProcessor(OTLPSpanExporter(endpoint=url + "/v1/traces"),
+                                   max_queue_size=len(spans) + 1,
+                                   max_export_batch_size=SPANS_PER_REQUEST,
+                                   schedule_delay_millis=50)
+    started = time.perf_counter()
+    for span in spans:
+        processor.on_end(span)
+    processor.shutdown()
+    result.put((started, time.perf_counter(), len(spans)))
+
+
+def encoded_requests(count: int, seed: int) -> list[bytes]:
+    """``count`` protobuf requests of 512 realistic spans, each with fresh ids and times
+    moving forward as a live client's do."""
+    import random
+
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    template = encode_spans(make_spans(SPANS_PER_REQUEST + 3)[:SPANS_PER_REQUEST])
+    rng = random.Random(seed)
+    bodies = []
+    clock = time.time_ns()
+    for _ in range(count):
+        for resource_spans in template.resource_spans:
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    clock += 20_000
+                    span.trace_id = rng.randbytes(16)
+                    span.span_id = rng.randbytes(8)
+                    duration = span.end_time_unix_nano - span.start_time_unix_nano
+                    span.start_time_unix_nano = clock
+                    span.end_time_unix_nano = clock + duration
+        bodies.append(template.SerializeToString())
+    return bodies
+
+
+def sender(url: str, count: int, seed: int, cpus: str | None, ready: mp.Barrier,
+           result: mp.Queue) -> None:
+    """Post ``count`` pre-encoded requests back to back; report the time taken."""
+    if cpus:
+        os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})
+    bodies = encoded_requests(count, seed)
+    session = requests.Session()
+    headers = {"Content-Type": "application/x-protobuf"}
+    ready.wait()
+    started = time.perf_counter()
+    for body in bodies:
+        while True:
+            status = session.post(url + "/v1/traces", data=body, headers=headers,
+                                  timeout=60).status_code
+            if status == 200:
+                break
+            time.sleep(0.05)  # 503: the store lags; retry as an OTLP client does
+    result.put((started, time.perf_counter(), count * SPANS_PER_REQUEST))
+
+
+def sustained(db: Path, spans: int, cpus: str | None) -> None:
+    """Benchmark 1: the official exporter against the collector."""
+    process, url = start_collector(db, cpus)
+    try:
+        result: mp.Queue = mp.Queue()
+        client = mp.Process(target=official_client, args=(url, spans, result))
+        client.start()
+        started, finished, sent = result.get(timeout=600)
+        while committed(url) < sent:
+            time.sleep(0.005)
+        stored_at = time.perf_counter()
+        client.join()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)
+    client_s, store_s = finished - started, stored_at - started
+    print(f"sustained, official OTLP/HTTP exporter: {sent} spans, client export "
+          f"{client_s:.2f} s ({sent / client_s:,.0f} spans/s), last span stored after "
+          f"{store_s:.2f} s: store/client = {store_s / client_s:.3f}")
+
+
+def ceiling(db: Path, senders: int, per_sender: int, cpus: str | None) -> None:
+    """Benchmark 2: pre-encoded 512-span requests from concurrent senders."""
+    all_cpus = sorted(os.sched_getaffinity(0))
+    collector_cpus = {int(c) for c in cpus.split(",")} if cpus else set()
+    other = [c for c in all_cpus if c not in collector_cpus]
+    sender_cpus = ",".join(map(str, other)) if len(other) >= senders else None
+    process, url = start_collector(db, cpus)
+    try:
+        result: mp.Queue = mp.Queue()
+        ready = mp.Barrier(senders)
+        workers = [mp.Process(target=sender, args=(url, per_sender, i, sender_cpus, ready,
+                                                   result)) for i in range(senders)]
+        for worker in workers:
+            worker.start()
+        reports = [result.get(timeout=600) for _ in workers]
+        for worker in workers:
+            worker.join()
+        total = committed(url)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)
+    started = min(r[0] for r in reports)
+    finished = max(r[1] for r in reports)
+    sent = sum(r[2] for r in reports)
+    assert total == sent, (total, sent)
+    print(f"ceiling, {senders} senders x {per_sender} pre-encoded {SPANS_PER_REQUEST}-span "
+          f"requests: {sent} spans in {finished - started:.2f} s = "
+          f"{sent / (finished - started):,.0f} spans/s acknowledged (= committed); collector "
+          f"on cpus {cpus or 'all'}, senders on {sender_cpus or 'the same cpus'}")
+
+
+def main() -> None:
+    """Run both benchmarks on fresh stores and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spans", type=int, default=60_000)
+    parser.add_argument("--senders", type=int, default=2)
+    parser.add_argument("--requests", type=int, default=100, help="requests per sender")
+    available = sorted(os.sched_getaffinity(0))
+    parser.add_argument("--cpus", default=",".join(map(str, available[:2]))
+                        if len(available) > 2 else None,
+                        help="cores for the collector (default: the first 2 when there "
+                        "are more)")
+    args = parser.parse_args()
+    print(f"machine: {os.cpu_count()} cores, collector pinned to {args.cpus or 'all'}")
+    with tempfile.TemporaryDirectory() as folder:
+        sustained(Path(folder) / "sustained.duckdb", args.spans, args.cpus)
+        ceiling(Path(folder) / "ceiling.duckdb", args.senders, args.requests, args.cpus)
+
+
+if __name__ == "__main__":
+    main()
