@@ -16,7 +16,8 @@ and its explicit format constraints are read: "one word"/"a single word" (``max_
 
 Checks (each applicable or not): ``non_empty``; ``not_refusal`` (no "I'm sorry", "I cannot",
 "as an AI", ...); ``answer_type`` (yes_no: starts with yes/no; counting: has a number;
-naming: is not a bare yes/no; listing: has several items; describing: at least 3 words);
+naming: is not a bare yes/no; listing: has several items or is JSON; describing: at least
+3 words);
 ``format_max_words``, ``format_number``, ``format_json``, ``format_yes_no`` when asked; and
 ``object_consistency`` - the objects the answer asserts agree with the ground truth (the row's
 objects) or, without it, with the encoder's labels of score ``>= encoder_threshold``:
@@ -216,6 +217,7 @@ class ImageInstructionAdherence(SummarisedRowEvaluator):
                       WHEN 'naming' THEN NOT coalesce(words[1] IN {_YES_NO}, false)
                       WHEN 'listing' THEN regexp_matches(output,
                                                          '[,;\n]|\band\b|^\s*[-*\d]')
+                                          OR coalesce(TRY(json_valid(trim(output))), false)
                       WHEN 'describing' THEN len(words) >= 3 ELSE true END,
                   'detail': 'a ' || instruction_type || ' instruction; ' || CASE
                       instruction_type WHEN 'yes_no' THEN 'asked for yes or no'

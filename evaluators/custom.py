@@ -142,7 +142,7 @@ class CustomEvaluation(RowEvaluator):
     def _score_rows(self, con: duckdb.DuckDBPyConnection, source: str) -> str:
         """Call ``fn`` on every row of ``source``; return a temporary table of the rows with
         ``_custom_score`` and ``_custom_reason``."""
-        rows = con.execute(f"SELECT * FROM {source}").fetch_arrow_table()
+        rows = con.sql(f"SELECT * FROM {source}").to_arrow_table()
         scored = [self._call(row) for row in rows.to_pylist()]
         rows = rows.append_column("_custom_score", pa.array([s for s, _ in scored],
                                                             pa.float64()))
