@@ -115,10 +115,20 @@ def _value(number: int, value: Any, limits: OtlpLimits, depth: int) -> Any:
         raise _SpanRejected(f"an attribute value has more than {limits.max_array_items} items")
     if number == _ARRAY:
         out: list[Any] = []
+        append = out.append
         for item in items:
             fields = item.ListFields()
-            out.append(_value(fields[0][0].number, fields[0][1], limits, depth + 1)
-                       if fields else None)
+            if not fields:
+                append(None)
+                continue
+            ((descriptor, scalar),) = fields
+            # Arrays hold scalars nearly always (embedding vectors, top-k lists): no call.
+            if type(scalar) is str:
+                append(_check_text(scalar, limits))
+            elif descriptor.number < _ARRAY:
+                append(scalar)
+            else:
+                append(_value(descriptor.number, scalar, limits, depth + 1))
         return out
     return _attributes(items, limits, depth + 1)
 
