@@ -6,7 +6,8 @@ import functools
 import importlib
 from types import ModuleType
 
-_EXTRA_OF = {"torch": "torch", "torchvision": "torch", "transformers": "hf"}
+_EXTRA_OF = {"torch": "torch", "torchvision": "torch", "transformers": "hf",
+             "tokenizers": "hf", "sklearn": "demo", "matplotlib": "report"}
 
 
 class MissingExtraError(ImportError):

@@ -10,7 +10,8 @@ import sys
 from collections.abc import Sequence
 
 COMMANDS = ("vlmscope.cli.sql", "vlmscope.cli.demo", "vlmscope.cli.eval",
-            "vlmscope.cli.collect", "vlmscope.cli.interchange", "vlmscope.cli.diff")
+            "vlmscope.cli.collect", "vlmscope.cli.interchange", "vlmscope.cli.diff",
+            "vlmscope.cli.report")
 """Modules that each add one or more subcommands."""
 
 

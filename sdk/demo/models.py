@@ -30,7 +30,7 @@ from vlmscope.demo.scenes import Scene, ask, make_scenes, vocabulary
 PREFIX_TOKENS = 2
 """Prefix embeddings the encoder's features become, ahead of the instruction."""
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 """Bump when training changes, so cached checkpoints are retrained."""
 
 

@@ -19,8 +19,8 @@ from vlmscope._optional import require
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 """Class names of the encoder, and the words the head answers with."""
 
-COUNT_WORDS = ("none", "one", "two", "three")
-"""How many digits a scene has, in words."""
+COUNT_WORDS = ("0", "1", "2", "3")
+"""How many digits a scene has, as the head answers it (numerals: "one" is a class name)."""
 
 TRAIN_SCANS = 1300
 """Scans 0..TRAIN_SCANS-1 make training scenes; the rest make evaluation scenes."""
@@ -63,7 +63,8 @@ def _list(scene: Scene, rng: random.Random) -> Question:
 
 
 def _count(scene: Scene, rng: random.Random) -> Question:
-    return Question("count", "how many digits are there ?", COUNT_WORDS[len(scene.digits)])
+    return Question("count", "how many digits are there ? answer with a number",
+                    COUNT_WORDS[len(scene.digits)])
 
 
 def _probe(scene: Scene, rng: random.Random) -> Question:
