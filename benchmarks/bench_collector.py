@@ -43,11 +43,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_collector(db: Path, cpus: str | None) -> tuple[subprocess.Popen, str]:
+def start_collector(db: Path, cpus: str | None, decoders: int | None = None
+                    ) -> tuple[subprocess.Popen, str]:
     """A collector subprocess on ``db`` (pinned to ``cpus``); returns it and its URL."""
     port = free_port()
     command = [sys.executable, "-m", "vlmscope", "collect", "--db", str(db), "--port",
                str(port)]
+    if decoders is not None:
+        command += ["--decoders", str(decoders)]
     if cpus and shutil.which("taskset"):
         command = ["taskset", "-c", cpus, *command]
     process = subprocess.Popen(command)
@@ -171,13 +174,14 @@ def sustained(db: Path, spans: int, cpus: str | None) -> None:
           f"{store_s:.2f} s: store/client = {store_s / client_s:.3f}")
 
 
-def ceiling(db: Path, senders: int, per_sender: int, cpus: str | None) -> None:
+def ceiling(db: Path, senders: int, per_sender: int, cpus: str | None,
+            decoders: int | None) -> None:
     """Benchmark 2: pre-encoded 512-span requests from concurrent senders."""
     all_cpus = sorted(os.sched_getaffinity(0))
     collector_cpus = {int(c) for c in cpus.split(",")} if cpus else set()
     other = [c for c in all_cpus if c not in collector_cpus]
     sender_cpus = ",".join(map(str, other)) if len(other) >= senders else None
-    process, url = start_collector(db, cpus)
+    process, url = start_collector(db, cpus, decoders)
     try:
         result: mp.Queue = mp.Queue()
         ready = mp.Barrier(senders)
@@ -199,7 +203,8 @@ def ceiling(db: Path, senders: int, per_sender: int, cpus: str | None) -> None:
     print(f"ceiling, {senders} senders x {per_sender} pre-encoded {SPANS_PER_REQUEST}-span "
           f"requests: {sent} spans in {finished - started:.2f} s = "
           f"{sent / (finished - started):,.0f} spans/s acknowledged (= committed); collector "
-          f"on cpus {cpus or 'all'}, senders on {sender_cpus or 'the same cpus'}")
+          f"on cpus {cpus or 'all'} with {decoders if decoders is not None else 'default'} "
+          f"decoder processes, senders on {sender_cpus or 'the same cpus'}")
 
 
 def main() -> None:
@@ -213,11 +218,16 @@ def main() -> None:
                         if len(available) > 2 else None,
                         help="cores for the collector (default: the first 2 when there "
                         "are more)")
+    parser.add_argument("--decoders", type=int, help="decoder processes of the collector")
+    parser.add_argument("--only", choices=("sustained", "ceiling"), help="run one benchmark")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, collector pinned to {args.cpus or 'all'}")
     with tempfile.TemporaryDirectory() as folder:
-        sustained(Path(folder) / "sustained.duckdb", args.spans, args.cpus)
-        ceiling(Path(folder) / "ceiling.duckdb", args.senders, args.requests, args.cpus)
+        if args.only != "ceiling":
+            sustained(Path(folder) / "sustained.duckdb", args.spans, args.cpus)
+        if args.only != "sustained":
+            ceiling(Path(folder) / "ceiling.duckdb", args.senders, args.requests, args.cpus,
+                    args.decoders)
 
 
 if __name__ == "__main__":
