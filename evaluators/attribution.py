@@ -34,6 +34,10 @@ becomes: oracle right and ``t != e`` -> ``encoder``; oracle wrong and ``t = e`` 
 the rule's label. Metadata ``oracle`` says ``confirmed``, ``revised`` or ``not_reproduced``
 (the last case: the head answers right when fed the label it was fed) and gives the oracle
 answer.
+
+Linear probe (``linear_probe=True``), for encoders without a classifier head: rows without
+top-k labels but with a stored embedding take a cross-validated logistic-regression probe's
+label as the encoder's top-1 (:mod:`vlmscope.evaluators.probe`).
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ from vlmscope.evaluators.mentions import (
     phrases_sql,
     words_sql,
 )
+from vlmscope.evaluators.probe import DEFAULT_FOLDS, probe_readings
 from vlmscope.evaluators.summarised import SummarisedRowEvaluator
 from vlmscope.evaluators.text import install_macros
 
@@ -74,7 +79,9 @@ class FailureAttribution(SummarisedRowEvaluator):
 
     ``labels``: extra label names the answers may use beyond those seen in the run;
     ``synonyms``: the user's alias map (alias -> label), looked up before the built-in
-    ``aliases`` tables (``imagenet``, ``coco``); ``head``: the oracle swap.
+    ``aliases`` tables (``imagenet``, ``coco``); ``head``: the oracle swap;
+    ``linear_probe``: read rows without top-k labels through a probe on their embeddings
+    (``probe_folds``-fold cross-validation; in :meth:`run` only).
 
     Example::
 
@@ -97,6 +104,8 @@ class FailureAttribution(SummarisedRowEvaluator):
         synonyms: Mapping[str, str] | None = None,
         aliases: Sequence[str] = ("imagenet", "coco"),
         head: Head | None = None,
+        linear_probe: bool = False,
+        probe_folds: int = DEFAULT_FOLDS,
     ) -> None:
         unknown = [a for a in aliases if a not in _ALIASES]
         if unknown:
@@ -105,7 +114,11 @@ class FailureAttribution(SummarisedRowEvaluator):
         if head is not None and not callable(head):
             raise TypeError(f"head must be a callable head(label, instruction) -> answer, "
                             f"got {type(head).__name__}")
+        if probe_folds < 2:
+            raise ValueError(f"probe_folds must be at least 2, got {probe_folds}")
         super().__init__()
+        self.linear_probe = linear_probe
+        self.probe_folds = probe_folds
         self.labels = tuple(labels)
         self.synonyms = dict(synonyms or {})
         self.aliases = tuple(aliases)
@@ -115,7 +128,49 @@ class FailureAttribution(SummarisedRowEvaluator):
     def config(self) -> dict[str, Any]:
         """Extra labels, aliases and whether the oracle swap ran."""
         return {"labels": list(self.labels), "synonyms": self.synonyms,
-                "aliases": list(self.aliases), "oracle_swap": self.head is not None}
+                "aliases": list(self.aliases), "oracle_swap": self.head is not None,
+                "linear_probe": self.linear_probe, "probe_folds": self.probe_folds}
+
+    def run(self, con: duckdb.DuckDBPyConnection, source: str, run_id: str) -> dict[str, Any]:
+        """Blame every row (see :class:`SummarisedRowEvaluator.run`). With
+        ``linear_probe=True``, rows without encoder top-k labels but with a stored embedding
+        take the cross-validated probe's label as the encoder's top-1
+        (:mod:`vlmscope.evaluators.probe`); summary key ``linear_probe`` says how many rows,
+        the folds, the probe's accuracy, or why it was skipped."""
+        if not self.linear_probe:
+            return super().run(con, source, run_id)
+        self.prepare(con)
+        probe = probe_readings(con, source, folds=self.probe_folds)
+        report: dict[str, Any] = {"rows": probe.rows, "folds": probe.folds,
+                                  "accuracy": probe.accuracy, "skipped": probe.skipped}
+        if probe.readings is None:
+            return {**super().run(con, source, run_id), "linear_probe": report}
+        readings, probed = f"{self._tables}_probe", f"{self._tables}_probed"
+        con.register(f"{readings}_arrow", probe.readings)
+        try:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {readings} AS "
+                        f"SELECT * FROM {readings}_arrow")
+        finally:
+            con.unregister(f"{readings}_arrow")
+        con.execute(f"""
+            CREATE OR REPLACE TEMP VIEW {probed} AS
+            SELECT s.* REPLACE (
+                CASE WHEN len(coalesce(s.top_k_labels, []::VARCHAR[])) = 0
+                          AND p.label IS NOT NULL THEN [p.label]
+                     ELSE s.top_k_labels END AS top_k_labels)
+            FROM {source} s LEFT JOIN {readings} p
+                ON p.row_id = s.row_id AND p.trace_id IS NOT DISTINCT FROM s.trace_id
+        """)
+        try:
+            ((used,),) = con.execute(
+                f"SELECT count(*) FROM {source} s JOIN {readings} p ON p.row_id = s.row_id "
+                "AND p.trace_id IS NOT DISTINCT FROM s.trace_id "
+                "WHERE len(coalesce(s.top_k_labels, []::VARCHAR[])) = 0").fetchall()
+            report["used_for_rows"] = used
+            return {**super().run(con, probed, run_id), "linear_probe": report}
+        finally:
+            con.execute(f"DROP VIEW IF EXISTS {probed}")
+            con.execute(f"DROP TABLE IF EXISTS {readings}")
 
     def evaluate(
         self,

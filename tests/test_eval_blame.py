@@ -4,6 +4,7 @@ implementation for rows and batches."""
 from __future__ import annotations
 
 import duckdb
+import numpy as np
 import orjson
 import pyarrow as pa
 import pytest
@@ -194,3 +195,43 @@ def test_bad_settings_fail_when_the_evaluator_is_made() -> None:
         FailureAttribution(aliases=["klingon"])
     with pytest.raises(TypeError, match="head must be a callable"):
         FailureAttribution(head="gpt")  # type: ignore[arg-type]
+
+
+def test_a_linear_probe_on_stored_embeddings_reads_rows_without_top_k() -> None:
+    pytest.importorskip("sklearn")
+    rng = np.random.default_rng(0)
+    centres = {"cat": np.eye(8)[0] * 5, "dog": np.eye(8)[1] * 5, "bird": np.eye(8)[2] * 5}
+    names = list(centres)
+    rows, vectors = [], []
+    for i in range(60):
+        expected = names[i % 3]
+        seen = "dog" if i == 0 else expected  # row 0: the embedding looks like a dog
+        answer = names[(i + 1) % 3] if i % 10 == 5 else seen
+        rows.append({"row_id": f"r{i}", "trace_id": "t", "span_id": f"s{i}",
+                     "output": answer, "expected": expected})
+        vectors.append((f"r{i}", (centres[seen] + rng.normal(0, 0.3, 8)).tolist()))
+    con = store_with(rows)
+    con.executemany("INSERT INTO embeddings (trace_id, span_id, record_index, row_id, "
+                    "dimension, vector) VALUES ('t', 'e', 0, ?, 8, ?)", vectors)
+    plain = run_evaluations(con, [BLAME], source="rows").summaries["failure_attribution"]
+    assert plain["blame_counts"]["unattributable"] == 7 and plain["failing"] == 7
+    run = run_evaluations(con, [FailureAttribution(linear_probe=True)], source="rows")
+    summary = run.summaries["failure_attribution"]
+    probe = summary["linear_probe"]
+    assert (probe["rows"], probe["folds"], probe["used_for_rows"]) == (60, 5, 60)
+    assert probe["accuracy"] == pytest.approx(59 / 60)  # row 0 reads as a dog
+    labels = dict(con.execute("SELECT row_id, label FROM evaluations WHERE run_id = ?",
+                              [run.run_id]).fetchall())
+    assert labels["r0"] == "encoder"
+    assert {labels[f"r{i}"] for i in range(5, 60, 10)} == {"language_head"}
+    assert summary["blame_counts"] == {"correct": 53, "encoder": 1, "language_head": 6,
+                                       "both": 0, "unattributable": 0}
+
+
+def test_a_linear_probe_without_embeddings_says_why_it_was_skipped() -> None:
+    con = store_with([{"row_id": "r", "trace_id": "t", "output": "cat", "expected": "cat"}])
+    summary = run_evaluations(con, [FailureAttribution(linear_probe=True)],
+                              source="rows").summaries["failure_attribution"]
+    assert summary["linear_probe"]["skipped"] == (
+        "no row has both an embedding and an expected label")
+    assert summary["blame_counts"]["correct"] == 1
