@@ -23,9 +23,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from tests.collector_process import Collector, collector
 from tests.conftest import query
-from tests.otlp_requests import request
+from tests.test_collect_helpers import Collector, collector, request
 from vlmscope import conventions as cv
 from vlmscope.cli import main
 from vlmscope.cli.collect import exposure_warning

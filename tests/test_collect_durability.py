@@ -9,9 +9,8 @@ import time
 
 import requests
 
-from tests.collector_process import Collector
 from tests.conftest import query
-from tests.otlp_requests import request
+from tests.test_collect_helpers import Collector, request
 
 SPANS_PER_REQUEST = 50
 

@@ -10,8 +10,7 @@ import orjson
 import pytest
 import requests
 
-from tests.collector_process import collector
-from tests.otlp_requests import request
+from tests.test_collect_helpers import collector, request
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"

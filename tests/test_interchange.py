@@ -18,8 +18,8 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceState
 
 import vlmscope
-from tests.collector_process import collector
 from tests.conftest import query
+from tests.test_collect_helpers import collector
 from vlmscope import conventions as cv
 from vlmscope.cli import main
 from vlmscope.collectors.annotations import ROLE_EVALUATION
