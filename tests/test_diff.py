@@ -216,3 +216,37 @@ def test_unknown_runs_and_bad_thresholds_are_usage_errors(runs: dict, capsys, ar
                                                           message) -> None:
     status, _, err = diff(capsys, runs, *args)
     assert status == 2 and message in err
+
+
+def test_blame_shift_comes_from_failure_attribution_when_both_runs_have_it(
+        traced: Path, capsys) -> None:
+    from vlmscope.evaluators import EVALUATORS, GroundTruthMatch
+
+    if "failure_attribution" not in EVALUATORS:
+        pytest.skip("FailureAttribution is not in this checkout")
+    model = digit_model(0)
+    pipeline = digit_pipeline(model)
+
+    def always_seven(row):
+        pipeline(row)  # the encoder reads the image; the answer ignores it
+        return "7"
+
+    for name, answer in (("right", pipeline), ("always-seven", always_seven)):
+        dataset = digits_dataset("blamed", stop=1200 + 30)
+        dataset.add_evaluation(GroundTruthMatch()).add_evaluation("failure_attribution")
+        dataset.run(answer, name=name, progress=False)
+    vlmscope.shutdown()
+    status = main(["diff", "--db", str(traced), "--base", "right", "--candidate",
+                   "always-seven", "--format", "json"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["blame"]["source"] == "failure_attribution"
+    stored = dict(query(traced, "SELECT e.label, count(*) FROM evaluations e "
+                                "JOIN dataset_runs r ON r.eval_run_id = e.run_id "
+                                "WHERE r.run_name = 'always-seven' AND e.label <> 'correct' "
+                                "AND e.evaluator = 'failure_attribution' GROUP BY 1"))
+    assert {b["blame"]: b["candidate"] for b in report["blame"]["labels"]
+            if b["candidate"]} == stored
+    # Answering "7" whatever the encoder read moves the blame to the language head.
+    shift = {b["blame"]: b["shift"] for b in report["blame"]["labels"]}
+    assert shift["language_head"] > 0
+    assert status == 1

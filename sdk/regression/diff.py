@@ -229,7 +229,8 @@ def _blame(con: duckdb.DuckDBPyConnection, base: dict[str, Any], candidate: dict
         counts = con.execute(
             "SELECT CASE WHEN e.run_id = $a THEN 'base' ELSE 'candidate' END, e.label, "
             f"count(*) FROM evaluations e JOIN {_ROWS} r USING (row_id) "
-            "WHERE e.run_id IN ($a, $b) AND e.evaluator = $ev AND NOT e.passed GROUP BY ALL",
+            "WHERE e.run_id IN ($a, $b) AND e.evaluator = $ev AND e.label <> 'correct' "
+            "GROUP BY ALL",
             {"a": base["eval_run_id"], "b": candidate["eval_run_id"],
              "ev": BLAME_EVALUATOR}).fetchall()
         source = BLAME_EVALUATOR
