@@ -103,6 +103,7 @@ class CaptionHallucination(SummarisedRowEvaluator):
         self.objects_from_encoder = objects_from_encoder
         self.encoder_threshold = encoder_threshold
         self._vocabulary = f"_vlmscope_vocab_{uuid.uuid4().hex}"
+        self._longest = 1
 
     def config(self) -> dict[str, Any]:
         """Vocabularies (name and version) and the switches."""
@@ -135,7 +136,7 @@ class CaptionHallucination(SummarisedRowEvaluator):
         install_macros(con)
         # Quoting each name costs 5x a plain cast, on every caption.
         con.execute("CREATE OR REPLACE TEMP MACRO vlmscope_plain_list(xs) AS xs::VARCHAR")
-        install_vocabulary(con, self._vocabulary, self.vocabularies)
+        self._longest = install_vocabulary(con, self._vocabulary, self.vocabularies)
 
     def skip_reason_sql(self) -> str:
         """No caption, or no ground truth (no objects, and no encoder record to fall back
@@ -173,7 +174,8 @@ class CaptionHallucination(SummarisedRowEvaluator):
             SELECT k, list_sort(list_distinct(list(canonical) FILTER (WHERE NOT negated)))
                           AS mentioned,
                    list_sort(list_distinct(list(canonical) FILTER (WHERE negated))) AS negated
-            FROM ({mentions_sql('texts', voc, negation=negation)}) GROUP BY k
+            FROM ({mentions_sql('texts', voc, negation=negation, longest=self._longest)})
+            GROUP BY k
         ), name_sets AS MATERIALIZED (
             -- Object lists and encoder label lists repeat (a few classes per image): each
             -- distinct list is read into canonical objects once.
@@ -184,7 +186,8 @@ class CaptionHallucination(SummarisedRowEvaluator):
                 SELECT DISTINCT unnest(names) AS s FROM name_sets) WHERE s IS NOT NULL
         ), name_mentions AS (
             SELECT n.text AS s, list_sort(list_distinct(list(m.canonical))) AS canon
-            FROM names n LEFT JOIN ({mentions_sql('names', voc, negation=False)}) m
+            FROM names n LEFT JOIN ({mentions_sql('names', voc, negation=False,
+                                                   longest=self._longest)}) m
                 ON m.k = n.k GROUP BY n.text
         ), set_objects AS (
             SELECT ns.names, list_sort(list_distinct(flatten(list(nm.canon)))) AS known,

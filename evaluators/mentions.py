@@ -16,7 +16,8 @@ answers, ground-truth object names, encoder labels):
    comparing the ``n`` words that start there). Plurals match because the vocabulary lists
    them (:func:`vlmscope.evaluators.vocabulary.inflections`).
 4. A match inside a longer match is dropped: ``"hot dog"`` is one hot dog, not a dog;
-   ``"teddy bear"`` is no bear. A phrase is negated when its first word is.
+   ``"teddy bear"`` is no bear (of two overlapping phrases, neither inside the other, both
+   count). A phrase is negated when its first word is.
 
 Tokenising in SQL costs one regular-expression pass per text and one hash join per word:
 no Python loop over texts.
@@ -34,6 +35,9 @@ NEGATION_CUES = ("no", "not", "without", "never", "nor", "neither", "none")
 NEGATION_WINDOW = 3
 """How many words after a negation cue it negates (``"no big brown dog"`` negates dog)."""
 
+MAX_PHRASE_WORDS = 6
+"""Forms of more words than this are not looked for (ImageNet's longest names have 5)."""
+
 NEGATED = "¬"
 """The mark on a negated word inside the word lists (not a letter, so never in a word)."""
 
@@ -50,8 +54,11 @@ _CUE_GUARD = " OR ".join(f"contains(x, '{cue}')" for cue in ("no", "never", "wit
 
 MACROS = (
     rf"""
-    CREATE OR REPLACE TEMP MACRO vlmscope_text_prepared(x) AS regexp_replace(regexp_replace(
-        replace(lower(x), '{NEGATED}', ' '), 'n[''’]t\b', ' not', 'g'), '[''’]s\b', '', 'g')
+    CREATE OR REPLACE TEMP MACRO vlmscope_text_prepared(x) AS CASE
+        WHEN contains(x, '''') OR contains(x, '’') THEN regexp_replace(regexp_replace(
+            replace(lower(x), '{NEGATED}', ' '), 'n[''’]t\b', ' not', 'g'),
+            '[''’]s\b', '', 'g')
+        ELSE replace(lower(x), '{NEGATED}', ' ') END
     """,
     # Only characters other than letters, digits and plain spaces are replaced: replacing
     # every space too makes the expression match once per word (4x slower). Runs of spaces
@@ -80,14 +87,17 @@ def install_mention_macros(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def install_vocabulary(con: duckdb.DuckDBPyConnection, table: str,
-                       vocabularies: list[Vocabulary]) -> None:
+                       vocabularies: list[Vocabulary]) -> int:
     """Build the lookup tables of ``vocabularies`` on ``con`` (temporary):
 
     * ``{table}`` - ``form, canonical, vocabulary, n_words``: each normalised form once, owned
       by the object of lowest priority (then alphabetical);
     * ``{table}_words`` - ``token, canonical, negated``: one-word forms, plain and negated;
-    * ``{table}_phrases`` - ``first_token, form, n_words, canonical``: longer forms, keyed by
-      their first word (plain and negated).
+    * ``{table}_phrases`` - ``first_token, word_2 .. word_N, form, n_words, canonical``:
+      longer forms (up to :data:`MAX_PHRASE_WORDS` words), keyed by their first word (plain
+      and negated).
+
+    Returns the number of words of the longest form (what :func:`mentions_sql` needs).
     """
     install_mention_macros(con)
     raw = f"{table}_raw"
@@ -108,6 +118,9 @@ def install_vocabulary(con: duckdb.DuckDBPyConnection, table: str,
         con.unregister(raw)
     con.execute(f"CREATE OR REPLACE TEMP TABLE {table}_words AS {words_sql(table)}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE {table}_phrases AS {phrases_sql(table)}")
+    ((longest,),) = con.execute(
+        f"SELECT coalesce(max(n_words), 1) FROM {table}_phrases").fetchall()
+    return int(longest)
 
 
 def words_sql(forms: str) -> str:
@@ -121,41 +134,54 @@ def words_sql(forms: str) -> str:
 
 
 def phrases_sql(forms: str) -> str:
-    """The ``{vocabulary}_phrases`` lookup (``first_token, form, n_words, canonical``) from a
-    relation of normalised ``form, canonical, n_words``: forms of several words, keyed by
-    their first word, plain and negated."""
+    """The ``{vocabulary}_phrases`` lookup (``first_token, word_2 .. word_N, form, n_words,
+    canonical``) from a relation of normalised ``form, canonical, n_words``: forms of 2 to
+    :data:`MAX_PHRASE_WORDS` words, keyed by their first word, plain and negated."""
+    later = ", ".join(f"string_split(form, ' ')[{j}] AS word_{j}"
+                      for j in range(2, MAX_PHRASE_WORDS + 1))
     return f"""
-        SELECT prefix || string_split(form, ' ')[1] AS first_token, form, n_words, canonical
-        FROM {forms}, (VALUES (''), ('{NEGATED}')) p(prefix) WHERE n_words > 1
+        SELECT prefix || string_split(form, ' ')[1] AS first_token, {later}, form, n_words,
+               canonical
+        FROM {forms}, (VALUES (''), ('{NEGATED}')) p(prefix)
+        WHERE n_words BETWEEN 2 AND {MAX_PHRASE_WORDS}
     """
 
 
-def mentions_sql(texts: str, vocabulary: str, *, negation: bool = True) -> str:
+def mentions_sql(texts: str, vocabulary: str, *, negation: bool = True,
+                 longest: int = MAX_PHRASE_WORDS) -> str:
     """A query over ``texts`` (a relation with columns ``k`` and ``text``) giving every
     object mention: ``k, i`` (word position, from 1), ``n_words``, ``canonical``,
     ``negated`` (always false when ``negation`` is off: then "no dog" mentions a dog, as the
-    original CHAIR counts)."""
+    original CHAIR counts). ``longest``: the most words a form of the vocabulary has.
+
+    Each word comes with the ``longest - 1`` words after it (shifted copies of the word list,
+    unnested side by side), so a phrase is checked on its own row: no join back to the
+    word lists."""
     words = "vlmscope_negated_words(text)" if negation else "vlmscope_words(text)"
+    longest = max(1, min(longest, MAX_PHRASE_WORDS))
+    following = "".join(f", unnest(words[{j}:]) AS next_{j}" for j in range(2, longest + 1))
+    checks = " AND ".join(
+        f"(p.word_{j} IS NULL OR replace(c.next_{j}, '{NEGATED}', '') = p.word_{j})"
+        for j in range(2, longest + 1)) or "false"
     return f"""
-        WITH tokenised AS MATERIALIZED (
-            SELECT k, {words} AS words FROM {texts} WHERE text IS NOT NULL
-        ), tokens AS MATERIALIZED (
-            SELECT k, unnest(words) AS token, generate_subscripts(words, 1) AS i
-            FROM tokenised
-        ), phrase_starts AS MATERIALIZED (
-            SELECT c.k, c.i, c.token, p.n_words, p.canonical, p.form
-            FROM tokens c JOIN {vocabulary}_phrases p ON p.first_token = c.token
+        WITH tokens AS MATERIALIZED (
+            SELECT k, unnest(words) AS token, generate_subscripts(words, 1) AS i {following}
+            FROM (SELECT k, {words} AS words FROM {texts} WHERE text IS NOT NULL)
         ), phrase_hits AS MATERIALIZED (
-            SELECT c.k, c.i, c.n_words, c.canonical, starts_with(c.token, '{NEGATED}') AS negated
-            FROM phrase_starts c JOIN tokenised t ON t.k = c.k
-            WHERE replace(array_to_string(t.words[c.i:c.i + c.n_words - 1], ' '),
-                          '{NEGATED}', '') = c.form
+            SELECT c.k, c.i, p.n_words, p.canonical, starts_with(c.token, '{NEGATED}') AS negated
+            FROM tokens c JOIN {vocabulary}_phrases p ON p.first_token = c.token
+            WHERE p.n_words <= {longest} AND {checks}
+        ), covered AS (
+            -- Positions inside a phrase match, with the phrase's length: a shorter match
+            -- there is part of it. Equality joins on (k, position) are far cheaper than
+            -- joining every match with every phrase of its text on ranges.
+            SELECT k, unnest(range(i, i + n_words)) AS position, n_words
+            FROM (SELECT k, i, max(n_words) AS n_words FROM phrase_hits GROUP BY k, i)
         ), hits AS (
             SELECT c.k, c.i, 1 AS n_words, w.canonical, w.negated
             FROM tokens c JOIN {vocabulary}_words w ON w.token = c.token
             UNION ALL SELECT * FROM phrase_hits
         )
-        SELECT h.* FROM hits h ANTI JOIN phrase_hits p
-            ON p.k = h.k AND p.n_words > h.n_words AND p.i <= h.i
-               AND h.i + h.n_words <= p.i + p.n_words
+        SELECT h.* FROM hits h ANTI JOIN covered c
+            ON c.k = h.k AND c.position = h.i AND c.n_words > h.n_words
     """
