@@ -149,6 +149,9 @@ class Vocabulary:
                 raise VocabularyError(
                     f"vocabulary {name!r}: synonym(s) {bad!r} of {canonical!r} must be "
                     "non-blank strings")
+            if any(chr(31) in s for s in (canonical, *listed)):
+                raise VocabularyError(f"vocabulary {name!r}: {canonical!r} or a synonym holds "
+                                      "the control character U+001F")
             entries[canonical.strip()] = tuple(s.strip() for s in listed)
         digest = hashlib.sha256(repr(sorted(entries.items())).encode()).hexdigest()[:12]
         return cls(name, f"{name}/{digest}", entries)
