@@ -11,13 +11,14 @@ class ProgressBar:
     """``update(done, total)`` redraws one line; on a non-terminal stream it prints only
     at 25% steps, so logs stay short."""
 
-    def __init__(self, label: str, stream: TextIO = sys.stderr, width: int = 30) -> None:
+    def __init__(self, label: str, stream: TextIO | None = None, width: int = 30) -> None:
         self.label = label
-        self.stream = stream
+        # Looked up now, not at import: pytest and others swap sys.stderr at run time.
+        self.stream = stream if stream is not None else sys.stderr
         self.width = width
         self._started = time.perf_counter()
         self._last_quarter = -1
-        self._tty = stream.isatty()
+        self._tty = self.stream.isatty()
 
     def update(self, done: int, total: int) -> None:
         """Show ``done`` of ``total`` items."""
