@@ -54,9 +54,10 @@ def _encoder_context(row_ids: list[str] | None) -> tuple[dict[str, Any], list[Li
 class LLMSpan:
     """Handle of an open language-head span; :meth:`set_output` records the answer(s)."""
 
-    def __init__(self, span: trace.Span, n: int) -> None:
+    def __init__(self, span: trace.Span, n: int, row_ids: list[str] | None = None) -> None:
         self.span = span
         self._n = n
+        self._row_ids = row_ids
 
     def set_output(
         self,
@@ -115,6 +116,9 @@ class LLMSpan:
         if response_model is not None:
             attrs[cv.GEN_AI_RESPONSE_MODEL] = response_model
         self.span.set_attributes(attrs)
+        rows = current_rows()
+        if rows is not None and self._row_ids is not None and len(texts) == len(self._row_ids):
+            rows.outputs.update(zip(self._row_ids, texts, strict=True))
 
 
 def llm_attributes(
@@ -188,7 +192,9 @@ def llm_span(
     ...                     output_tokens=reply.usage.output)
     """
     n = 1 if instruction is None or isinstance(instruction, str) else len(instruction)
-    if row_ids is None:
+    if row_ids is not None:
+        n = len(row_ids)
+    else:
         rows = current_rows()
         if rows is not None and n == 1 and len(rows.row_ids) > 1:
             n = len(rows.row_ids)  # one call serving the whole batch
@@ -209,4 +215,4 @@ def llm_span(
         record_exception=True,
         set_status_on_exception=True,
     ) as span:
-        yield LLMSpan(span, n)
+        yield LLMSpan(span, n, ids)

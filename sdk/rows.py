@@ -38,12 +38,15 @@ class EncoderReading:
 
 @dataclass
 class RowContext:
-    """The rows being traced right now, and what the encoder read for each."""
+    """The rows being traced right now, what the encoder read for each, and what the
+    language head answered for each."""
 
     row_ids: tuple[str, ...]
     row_spans: tuple[trace.Span, ...]
     instructions: tuple[str | None, ...]
     readings: dict[str, EncoderReading] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
+    """The last answer a language-head span recorded for each row (by row id)."""
 
 
 _current: contextvars.ContextVar[RowContext | None] = contextvars.ContextVar(

@@ -156,3 +156,38 @@ def test_content_capture_is_off_by_default_and_on_when_asked(db_path, monkeypatc
     assert rows == [("cFalse", 0, False, False), ("cTrue", 1, True, True)]
     (dim, length), = query(db_path, "SELECT dimension, len(vector) FROM embeddings")
     assert dim == length == 512
+
+
+def test_dataset_runs_keep_the_heads_own_span_and_score_post_processed_answers(traced):
+    from vlmscope.dataset.runner import ANSWER_MODEL
+
+    records = [{"id": f"r{i}", "image": _png(i), "instruction": "q", "expected": "cat"}
+               for i in range(4)]
+    dataset = vlmscope.Dataset.from_records("tiny", records)
+
+    def head_answers(rows):
+        with vlmscope.llm_span(model="my-head", instruction=["q"] * len(rows)) as span:
+            span.set_output(["cat"] * len(rows))
+        return ["cat"] * len(rows)
+
+    def post_processed(rows):
+        with vlmscope.llm_span(model="my-head", instruction=["q"] * len(rows)) as span:
+            span.set_output(["  Cat!"] * len(rows))
+        return ["cat"] * len(rows)
+
+    dataset.run(head_answers, name="own-head", batch_size=2, progress=False)
+    dataset.run(post_processed, name="post", batch_size=2, progress=False)
+    vlmscope.shutdown()
+    rows = query(traced, "SELECT run, llm_model, output, count(*) FROM pipeline_rows "
+                         "GROUP BY ALL ORDER BY ALL")
+    assert rows == [("own-head", "my-head", "cat", 4), ("post", ANSWER_MODEL, "cat", 4)]
+
+
+def _png(seed: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (seed * 40, 0, 0)).save(buffer, format="PNG")
+    return buffer.getvalue()

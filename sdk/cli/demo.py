@@ -11,14 +11,13 @@ from pathlib import Path
 
 from vlmscope.cli import CommandError
 from vlmscope.cli.output import render
-from vlmscope.cli.progress import ProgressBar
 from vlmscope.settings import DEFAULT_DB
 
 DEMO_SERVICE = "vlmscope-demo"
 """``service.name`` of the demo's spans; a store holding only these may be replaced."""
 
-SIZES = {"full": 300, "small": 48}
-"""Held-out rows per run for each ``--size``."""
+SIZES = {"full": (300, 40), "small": (48, 8)}
+"""Held-out rows, and held-out rows perturbed (x 3 corruptions x 3 severities), per --size."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -72,59 +71,89 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         import vlmscope
-        from vlmscope.demo import (
-            SMALL_PLAN,
-            TrainingPlan,
-            evaluate_runs,
-            load_or_train,
-            plan_runs,
-            trace_run,
-        )
+        from vlmscope.demo import SMALL_PLAN, TrainingPlan, load_or_train
+        from vlmscope.demo.pipeline import BASE_RUN, CANDIDATE_RUN, run_all
 
         _prepare_store(db)
         plan = SMALL_PLAN if args.size == "small" else TrainingPlan()
-        print("1/4 models: loading the cached checkpoints, or training them on this CPU "
-              "(first run only, about a minute)", file=sys.stderr, flush=True)
+        _step("1/5 models: the cached checkpoints, or trained now on this CPU (first run only)")
         models = load_or_train(plan, Path(args.cache) if args.cache else None,
-                               progress=lambda line: print(f"    {line}", file=sys.stderr,
-                                                           flush=True))
-        runs = plan_runs(SIZES[args.size])
-        print("2/4 tracing three runs into", db, file=sys.stderr, flush=True)
-        vlmscope.configure(db=db, service_name=DEMO_SERVICE)
+                               progress=_detail)
+        _step(f"2/5 tracing and scoring three runs into {db}")
+        vlmscope.configure(db=db, service_name=DEMO_SERVICE, capture_images=True)
         try:
-            for demo_run in runs:
-                bar = ProgressBar(f"    {demo_run.name:<20}", stream=sys.stderr)
-                trace_run(demo_run, models, progress=bar.update)
-                bar.close()
+            results = run_all(models, *SIZES[args.size], progress=_detail)
         finally:
             vlmscope.shutdown()
         stats = vlmscope.export_stats()
-        print("3/4 scoring every run", file=sys.stderr, flush=True)
-        summaries = evaluate_runs(db, runs)
+        _step("3/5 comparing the candidate checkpoint with the baseline")
+        diff = _compare(db, BASE_RUN, CANDIDATE_RUN)
+        _step("4/5 writing the HTML report")
+        from vlmscope.report import build_report
+
+        report = build_report(db, out / "report.html", base=BASE_RUN, candidate=CANDIDATE_RUN)
+        _step("5/5 exporting the traces as OTLP JSON Lines")
+        exported = _export(db, out / "traces.otlp.jsonl")
     except MissingExtraError as error:
         raise CommandError(str(error)) from error
-    print("4/4 done\n", file=sys.stderr, flush=True)
-    _print_summary(runs, summaries)
-    print(f"\n{stats.exported_spans} spans in {db} ({stats.failed_spans} lost); "
+    _print_summary(results, diff)
+    print(f"\n{stats.exported_spans} spans in {db} ({stats.failed_spans} lost), "
           f"{time.perf_counter() - started:.0f} s in all"
-          + (" (checkpoints trained now and cached)" if models.trained_now else ""))
-    out.mkdir(parents=True, exist_ok=True)
-    print(f"Runs: {', '.join(r.name for r in runs)}. Try:\n"
-          f"  vlmscope sql --db {db} \"SELECT run, count(*) FROM pipeline_rows GROUP BY run\"\n"
-          f"  vlmscope eval --db {db} --cohort heldout")
+          + (" (checkpoints trained now, cached for next time)." if models.trained_now
+             else "."))
+    print(f"Report:  {report.path}  ({report.failing_rows} failing rows explained)")
+    print(f"Traces:  {out / 'traces.otlp.jsonl'}  ({exported} spans, OTLP JSON Lines)")
+    print(f"Next:    vlmscope diff --db {db} --base {BASE_RUN} --candidate {CANDIDATE_RUN}\n"
+          f"         vlmscope eval --db {db} --cohort heldout\n"
+          f"         vlmscope sql --db {db} \"SELECT run, count(*) FROM pipeline_rows "
+          "GROUP BY run\"")
     return 0
 
 
-def _print_summary(runs: list, summaries: dict[str, dict]) -> None:
-    columns = ["run", "cohort", "rows", "answer_accuracy", "encoder_top1", "macro_f1", "ece"]
+def _step(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _detail(text: str) -> None:
+    print(f"    {text}", file=sys.stderr, flush=True)
+
+
+def _compare(db: Path, base: str, candidate: str) -> dict:
+    from vlmscope.collectors.store import read_connection
+    from vlmscope.regression.diff import compare_runs
+
+    with read_connection(db) as con:
+        return compare_runs(con, base, candidate)
+
+
+def _export(db: Path, path: Path) -> int:
+    from vlmscope.collectors.interchange import export_otlp_jsonl
+    from vlmscope.collectors.store import read_connection
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with read_connection(db) as con:
+        return export_otlp_jsonl(con, path).spans
+
+
+def _blame_shares(evaluations: dict) -> tuple:
+    blame = evaluations.get("failure_attribution", {})
+    return (blame.get("blame_encoder"), blame.get("blame_language_head"), blame.get("blame_both"))
+
+
+def _print_summary(results: list, diff: dict) -> None:
+    columns = ["run", "dataset", "rows", "answer_accuracy", "hallucination_chair_s",
+               "adherence", "blame_encoder", "blame_head", "blame_both"]
     rows = []
-    for demo_run in runs:
-        summary = summaries[demo_run.name]
-        answers = summary.get("ground_truth_match", {})
-        report = summary.get("classification_report", {})
+    for result in results:
+        evaluations = result.summary.get("evaluations", {})
         rows.append([
-            demo_run.name, demo_run.cohort, len(demo_run.rows), answers.get("accuracy"),
-            report.get("top1"), (report.get("averages") or {}).get("macro", {}).get("f1"),
-            report.get("ece"),
+            result.name, result.dataset, result.summary.get("rows"),
+            evaluations.get("ground_truth_match", {}).get("accuracy"),
+            evaluations.get("caption_hallucination", {}).get("chair_s"),
+            evaluations.get("instruction_adherence", {}).get("adherence"),
+            *_blame_shares(evaluations),
         ])
     print(render(columns, rows, "table"))
+    regressed = ", ".join(diff.get("regressed", [])) or "none"
+    print(f"\nRegression verdict, candidate vs baseline: {diff['verdict'].upper()} "
+          f"(regressed evaluators: {regressed})")

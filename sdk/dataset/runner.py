@@ -17,7 +17,7 @@ from vlmscope.dataset.images import decode_image
 from vlmscope.dataset.store import configured_store, save_dataset, store_connection
 from vlmscope.llm import llm_span
 from vlmscope.pinning import CheckpointMix, checkpoint_mix
-from vlmscope.rows import trace_batch, trace_row
+from vlmscope.rows import current_rows, trace_batch, trace_row
 from vlmscope.tracing import force_flush
 
 if TYPE_CHECKING:
@@ -66,12 +66,25 @@ def _check_new_run(con: duckdb.DuckDBPyConnection, name: str) -> None:
 
 
 def _record_answers(answers: Sequence[Any]) -> None:
-    texts = [None if a is None else str(a) for a in answers]
-    with llm_span(model=ANSWER_MODEL) as span:
-        if len(texts) == 1:
-            span.set_output(texts[0])
-        else:
-            span.set_output(["" if t is None else t for t in texts])
+    """Record what the pipeline returned as its rows' answers (what the evaluators score).
+
+    A pipeline whose language head is instrumented already recorded each answer on the
+    head's span, with the head's model and timing; a final ``ANSWER_MODEL`` span is added
+    only for the rows whose recorded answer is missing or differs from the returned one
+    (a pipeline that post-processes, or calls an uninstrumented head).
+    """
+    texts = ["" if a is None else str(a) for a in answers]
+    rows = current_rows()
+    pending = list(zip(rows.row_ids, texts, strict=True)) if rows is not None and len(
+        rows.row_ids) == len(texts) else None
+    if pending is not None:
+        pending = [(row_id, text) for row_id, text in pending if rows.outputs.get(row_id) != text]
+        if not pending:
+            return
+    with llm_span(model=ANSWER_MODEL,
+                  row_ids=None if pending is None else [r for r, _ in pending]) as span:
+        chosen = texts if pending is None else [t for _, t in pending]
+        span.set_output(chosen[0] if len(chosen) == 1 else chosen)
 
 
 def _run_one(row: DatasetRow, pipeline: Callable[[Any], Any], run: str, cohort: str) -> None:
