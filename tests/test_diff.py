@@ -165,10 +165,10 @@ def test_an_injected_degradation_is_flagged_as_a_regression_and_exits_one(runs: 
     assert "verdict: regression (ground_truth_match)" in out
     (match,) = json.loads(diff(capsys, runs, "--base", "early", "--candidate", "degraded",
                                "--format", "json")[1])["evaluators"]
-    assert match["transitions"]["fixed"] == 0
-    assert match["transitions"]["broken"] == sum(
-        runs["early"][f"d{i}"] == runs["dataset"].row(f"d{i}").expected
-        for i in range(1200, 1200 + HELD_OUT, 4))
+    spoiled = [(runs["early"][f"d{i}"], DIGIT_LABELS[(int(runs["early"][f"d{i}"]) + 1) % 10],
+                runs["dataset"].row(f"d{i}").expected) for i in range(1200, 1200 + HELD_OUT, 4)]
+    assert match["transitions"]["broken"] == sum(before == truth for before, _, truth in spoiled)
+    assert match["transitions"]["fixed"] == sum(after == truth for _, after, truth in spoiled)
     assert match["mcnemar_p"] < 1e-6 and match["pass_rate_ci"][1] < 0
     status, _, _ = diff(capsys, runs, "--base", "early", "--candidate", "degraded",
                         "--max-drop", "0.5")
@@ -205,7 +205,8 @@ def test_the_per_row_diff_lands_in_parquet_with_both_reasons(runs: dict, capsys,
                              f"FROM read_parquet('{target}') ORDER BY row_id")
     assert status == 1 and len(rows) == HELD_OUT
     assert all(r[2] and r[3] for r in rows)
-    assert {r[1] for r in rows} <= {"broken", "still_passing", "still_failing"}
+    assert {r[1] for r in rows} <= {"broken", "fixed", "still_passing", "still_failing"}
+    assert "broken" in {r[1] for r in rows}
 
 
 @pytest.mark.parametrize(("args", "message"), [
