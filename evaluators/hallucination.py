@@ -165,7 +165,11 @@ class CaptionHallucination(SummarisedRowEvaluator):
                    coalesce(objects, []::VARCHAR[]) AS objects,
                    len(coalesce(top_k_labels, []::VARCHAR[])) > 0 AS has_encoder,
                    coalesce(list_filter(top_k_labels, lambda x, i: coalesce(top_k_scores[i], 1.0)
-                                        >= {self.encoder_threshold}), []::VARCHAR[]) AS seen
+                                        >= {self.encoder_threshold}), []::VARCHAR[]) AS seen,
+                   -- Lists are joined by their 64-bit hash (an integer join): two distinct
+                   -- lists share one with probability ~n^2 / 2^65 for n distinct lists.
+                   hash(coalesce(objects, []::VARCHAR[])) AS objects_key,
+                   hash(seen) AS seen_key
             FROM {source} WHERE ({self.skip_reason_sql()}) IS NULL
         ), texts AS (
             SELECT k, output AS text FROM src WHERE probe IS NULL
@@ -183,8 +187,9 @@ class CaptionHallucination(SummarisedRowEvaluator):
         ), name_sets AS MATERIALIZED (
             -- Object lists and encoder label lists repeat (a few classes per image): each
             -- distinct list is read into canonical objects once.
-            SELECT row_number() OVER () AS set_k, names FROM (
-                SELECT objects AS names FROM src UNION SELECT seen FROM src)
+            SELECT set_k, any_value(names) AS names FROM (
+                SELECT objects_key AS set_k, objects AS names FROM src
+                UNION ALL SELECT seen_key, seen FROM src) GROUP BY set_k
         ), names AS (
             SELECT row_number() OVER () AS k, s AS text FROM (
                 SELECT DISTINCT unnest(names) AS s FROM name_sets) WHERE s IS NOT NULL
@@ -194,12 +199,12 @@ class CaptionHallucination(SummarisedRowEvaluator):
                                                    longest=self._longest)}) m
                 ON m.k = n.k GROUP BY n.text
         ), set_objects AS (
-            SELECT ns.names, list_sort(list_distinct(flatten(list(nm.canon)))) AS known,
+            SELECT ns.set_k, list_sort(list_distinct(flatten(list(nm.canon)))) AS known,
                    list_sort(list(e.s) FILTER (WHERE len(nm.canon) = 0)) AS unknown
             FROM name_sets ns LEFT JOIN (SELECT set_k, unnest(names) AS s FROM name_sets) e
                 ON e.set_k = ns.set_k
                 LEFT JOIN name_mentions nm ON nm.s = e.s
-            GROUP BY ns.set_k, ns.names
+            GROUP BY ns.set_k
         ), rows AS (
             SELECT src.k, src.row_id, src.trace_id, src.span_id, src.output, src.probe,
                    src.has_encoder,
@@ -217,8 +222,8 @@ class CaptionHallucination(SummarisedRowEvaluator):
                    coalesce(se.known, []::VARCHAR[]) AS seen
             FROM src LEFT JOIN mentions cm ON cm.k = src.k
                      LEFT JOIN mentions pm ON pm.k = -src.k
-                     LEFT JOIN set_objects t ON t.names = src.objects
-                     LEFT JOIN set_objects se ON se.names = src.seen
+                     LEFT JOIN set_objects t ON t.set_k = src.objects_key
+                     LEFT JOIN set_objects se ON se.set_k = src.seen_key
         ), compared AS MATERIALIZED (
             -- Materialised: DuckDB would otherwise recompute each list for every use below.
             SELECT *, list_filter(mentioned, lambda x: NOT list_contains(truth, x))
