@@ -54,9 +54,8 @@ from vlmscope.evaluators.aliases import COCO_ALIASES, IMAGENET_ALIASES
 from vlmscope.evaluators.base import PIPELINE_ROW_SCHEMA, EvalResult
 from vlmscope.evaluators.mentions import (
     install_mention_macros,
+    lookup_sql,
     mentions_sql,
-    phrases_sql,
-    words_sql,
 )
 from vlmscope.evaluators.probe import DEFAULT_FOLDS, probe_readings
 from vlmscope.evaluators.summarised import SummarisedRowEvaluator
@@ -281,8 +280,7 @@ class FailureAttribution(SummarisedRowEvaluator):
                         UNION ALL SELECT al.alias, al.canonical FROM {t}_aliases al
                                   JOIN label_set ls ON ls.c = al.canonical))
             WHERE form <> '' GROUP BY form
-        ), labels_words AS ({words_sql('label_forms')}
-        ), labels_phrases AS ({phrases_sql('label_forms')}
+        ), labels_lookup AS ({lookup_sql('label_forms')}
         ), answers AS (
             SELECT row_number() OVER () AS k, output AS text FROM (
                 SELECT DISTINCT output FROM cases WHERE output IS NOT NULL)

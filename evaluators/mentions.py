@@ -92,10 +92,7 @@ def install_vocabulary(con: duckdb.DuckDBPyConnection, table: str,
 
     * ``{table}`` - ``form, canonical, vocabulary, n_words``: each normalised form once, owned
       by the object of lowest priority (then alphabetical);
-    * ``{table}_words`` - ``token, canonical, negated``: one-word forms, plain and negated;
-    * ``{table}_phrases`` - ``first_token, word_2 .. word_N, form, n_words, canonical``:
-      longer forms (up to :data:`MAX_PHRASE_WORDS` words), keyed by their first word (plain
-      and negated).
+    * ``{table}_lookup`` - the forms keyed by their first word (:func:`lookup_sql`).
 
     Returns the number of words of the longest form (what :func:`mentions_sql` needs).
     """
@@ -116,34 +113,24 @@ def install_vocabulary(con: duckdb.DuckDBPyConnection, table: str,
         """)
     finally:
         con.unregister(raw)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {table}_words AS {words_sql(table)}")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {table}_phrases AS {phrases_sql(table)}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table}_lookup AS {lookup_sql(table)}")
     ((longest,),) = con.execute(
-        f"SELECT coalesce(max(n_words), 1) FROM {table}_phrases").fetchall()
+        f"SELECT coalesce(max(n_words), 1) FROM {table}_lookup").fetchall()
     return int(longest)
 
 
-def words_sql(forms: str) -> str:
-    """The ``{vocabulary}_words`` lookup (``token, canonical, negated``) from a relation of
-    normalised ``form, canonical, n_words``: each one-word form, plain and negated."""
-    return f"""
-        SELECT form AS token, canonical, false AS negated FROM {forms} WHERE n_words = 1
-        UNION ALL
-        SELECT '{NEGATED}' || form, canonical, true FROM {forms} WHERE n_words = 1
-    """
-
-
-def phrases_sql(forms: str) -> str:
-    """The ``{vocabulary}_phrases`` lookup (``first_token, word_2 .. word_N, form, n_words,
-    canonical``) from a relation of normalised ``form, canonical, n_words``: forms of 2 to
-    :data:`MAX_PHRASE_WORDS` words, keyed by their first word, plain and negated."""
+def lookup_sql(forms: str) -> str:
+    """The ``{vocabulary}_lookup`` table (``token, canonical, negated, n_words, word_2 ..
+    word_N``) from a relation of normalised ``form, canonical, n_words``: every form of 1 to
+    :data:`MAX_PHRASE_WORDS` words keyed by its first word, plain and negated (a phrase also
+    lists its later words, NULL past its end)."""
     later = ", ".join(f"string_split(form, ' ')[{j}] AS word_{j}"
                       for j in range(2, MAX_PHRASE_WORDS + 1))
     return f"""
-        SELECT prefix || string_split(form, ' ')[1] AS first_token, {later}, form, n_words,
-               canonical
+        SELECT prefix || string_split(form, ' ')[1] AS token, canonical,
+               prefix <> '' AS negated, n_words, {later}
         FROM {forms}, (VALUES (''), ('{NEGATED}')) p(prefix)
-        WHERE n_words BETWEEN 2 AND {MAX_PHRASE_WORDS}
+        WHERE n_words <= {MAX_PHRASE_WORDS}
     """
 
 
@@ -155,32 +142,29 @@ def mentions_sql(texts: str, vocabulary: str, *, negation: bool = True,
     original CHAIR counts). ``longest``: the most words a form of the vocabulary has.
 
     Each word comes with the ``longest - 1`` words after it (shifted copies of the word list,
-    unnested side by side), so a phrase is checked on its own row: no join back to the
-    word lists."""
+    unnested side by side), so one hash join on the first word finds words and phrases alike
+    and a phrase is checked on its own row: no join back to the word lists."""
     words = "vlmscope_negated_words(text)" if negation else "vlmscope_words(text)"
     longest = max(1, min(longest, MAX_PHRASE_WORDS))
     following = "".join(f", unnest(words[{j}:]) AS next_{j}" for j in range(2, longest + 1))
     checks = " AND ".join(
-        f"(p.word_{j} IS NULL OR replace(c.next_{j}, '{NEGATED}', '') = p.word_{j})"
-        for j in range(2, longest + 1)) or "false"
+        f"(l.word_{j} IS NULL OR replace(c.next_{j}, '{NEGATED}', '') = l.word_{j})"
+        for j in range(2, longest + 1)) or "true"
     return f"""
-        WITH tokens AS MATERIALIZED (
-            SELECT k, unnest(words) AS token, generate_subscripts(words, 1) AS i {following}
-            FROM (SELECT k, {words} AS words FROM {texts} WHERE text IS NOT NULL)
-        ), phrase_hits AS MATERIALIZED (
-            SELECT c.k, c.i, p.n_words, p.canonical, starts_with(c.token, '{NEGATED}') AS negated
-            FROM tokens c JOIN {vocabulary}_phrases p ON p.first_token = c.token
-            WHERE p.n_words <= {longest} AND {checks}
+        WITH hits AS MATERIALIZED (
+            SELECT c.k, c.i, l.n_words, l.canonical, l.negated
+            FROM (SELECT k, unnest(words) AS token, generate_subscripts(words, 1) AS i
+                         {following}
+                  FROM (SELECT k, {words} AS words FROM {texts} WHERE text IS NOT NULL)) c
+            JOIN {vocabulary}_lookup l ON l.token = c.token
+            WHERE l.n_words = 1 OR (l.n_words <= {longest} AND {checks})
         ), covered AS (
             -- Positions inside a phrase match, with the phrase's length: a shorter match
             -- there is part of it. Equality joins on (k, position) are far cheaper than
             -- joining every match with every phrase of its text on ranges.
             SELECT k, unnest(range(i, i + n_words)) AS position, n_words
-            FROM (SELECT k, i, max(n_words) AS n_words FROM phrase_hits GROUP BY k, i)
-        ), hits AS (
-            SELECT c.k, c.i, 1 AS n_words, w.canonical, w.negated
-            FROM tokens c JOIN {vocabulary}_words w ON w.token = c.token
-            UNION ALL SELECT * FROM phrase_hits
+            FROM (SELECT k, i, max(n_words) AS n_words FROM hits WHERE n_words > 1
+                  GROUP BY k, i)
         )
         SELECT h.* FROM hits h ANTI JOIN covered c
             ON c.k = h.k AND c.position = h.i AND c.n_words > h.n_words
