@@ -10,10 +10,16 @@ answer vs expected                      encoder top-1 vs ``e``  blame
 ======================================  =====================  ========================
 ``a = e``                               any                    ``correct``
 no encoder record, or ``a`` unknown      -                      ``unattributable``
+``e`` not a class (with ``classes=``)   -                      ``unattributable``
 ``a != e``                              ``t = e``              ``language_head``
 ``a != e``, ``a = t``                   ``t != e``             ``encoder``
 ``a != e``, ``a != t``                  ``t != e``             ``both``
 ======================================  =====================  ========================
+
+With ``classes=`` the encoder's classes are known: they, ``labels=`` and the encoder's top-k
+labels are the labels, and a row whose expected answer is none of them ("2" for a count,
+"yes" for a probe) is not a misclassification and is unattributable. Without it, expected
+answers count as labels too.
 
 The answer names label ``a`` when its normalised text is a label, or else when exactly one
 label of the run (expected labels, encoder top-k labels, ``labels=``) is mentioned in it
@@ -77,6 +83,8 @@ class FailureAttribution(SummarisedRowEvaluator):
     module docstring for the rule table, the summary and the oracle swap).
 
     ``labels``: extra label names the answers may use beyond those seen in the run;
+    ``classes``: the encoder's complete class list, when known: an expected answer that is
+    none of them is not a misclassification and is ``unattributable``;
     ``synonyms``: the user's alias map (alias -> label), looked up before the built-in
     ``aliases`` tables (``imagenet``, ``coco``); ``head``: the oracle swap;
     ``linear_probe``: read rows without top-k labels through a probe on their embeddings
@@ -100,6 +108,7 @@ class FailureAttribution(SummarisedRowEvaluator):
         self,
         *,
         labels: Sequence[str] = (),
+        classes: Sequence[str] | None = None,
         synonyms: Mapping[str, str] | None = None,
         aliases: Sequence[str] = ("imagenet", "coco"),
         head: Head | None = None,
@@ -118,7 +127,9 @@ class FailureAttribution(SummarisedRowEvaluator):
         super().__init__()
         self.linear_probe = linear_probe
         self.probe_folds = probe_folds
-        self.labels = tuple(labels)
+        self.classes = None if classes is None else tuple(classes)
+        # Known classes are labels the answers may name, too.
+        self.labels = tuple(labels) + (self.classes or ())
         self.synonyms = dict(synonyms or {})
         self.aliases = tuple(aliases)
         self.head = head
@@ -126,7 +137,8 @@ class FailureAttribution(SummarisedRowEvaluator):
 
     def config(self) -> dict[str, Any]:
         """Extra labels, aliases and whether the oracle swap ran."""
-        return {"labels": list(self.labels), "synonyms": self.synonyms,
+        return {"labels": list(self.labels), "classes": None if self.classes is None
+                else list(self.classes), "synonyms": self.synonyms,
                 "aliases": list(self.aliases), "oracle_swap": self.head is not None,
                 "linear_probe": self.linear_probe, "probe_folds": self.probe_folds}
 
@@ -247,6 +259,10 @@ class FailureAttribution(SummarisedRowEvaluator):
         t = self._tables
         # The oracle swap matches rows by what it asked the head; without it, skip the copies.
         oracle_columns = "src.instruction, src.expected, src.top_k," if self.head else ""
+        # With classes=, the classes are known: an expected answer outside them ("2", "yes")
+        # is no classification, and blaming it on a side would be a guess.
+        expected_labels = ("" if self.classes is not None
+                           else "SELECT expected AS s FROM cases UNION ALL ")
         return f"""
         WITH src AS (
             SELECT row_id, trace_id, coalesce(llm_span_id, span_id) AS span_id, cohort,
@@ -268,7 +284,7 @@ class FailureAttribution(SummarisedRowEvaluator):
             FROM strings LEFT JOIN {t}_aliases al ON al.alias = vlmscope_normalize(s)
         ), label_set AS (
             SELECT DISTINCT c FROM canon JOIN (
-                SELECT expected AS s FROM cases UNION ALL SELECT unnest(top_k) FROM cases
+                {expected_labels}SELECT unnest(top_k) AS s FROM cases
                 UNION ALL SELECT s FROM {t}_extra) USING (s)
             WHERE c <> ''
         ), label_forms AS MATERIALIZED (
@@ -307,13 +323,15 @@ class FailureAttribution(SummarisedRowEvaluator):
                    tk.top_k_c[1] AS t, al.answer_label AS a,
                    coalesce(al.named, []::VARCHAR[]) AS named,
                    coalesce(list_position(tk.top_k_c, ce.c), 0) AS rank,
-                   len(cases.top_k) > 0 AS has_encoder
+                   len(cases.top_k) > 0 AS has_encoder,
+                   ce.c IN (SELECT c FROM label_set) AS e_is_label
             FROM cases JOIN canon ce ON ce.s = cases.expected
                  LEFT JOIN top_k_c tk ON tk.k = cases.k
                  LEFT JOIN answer_labels al ON al.output = cases.output
         ), verdicts AS (
             SELECT *, CASE WHEN a = e THEN 'correct'
-                           WHEN NOT has_encoder OR a IS NULL THEN 'unattributable'
+                           WHEN NOT has_encoder OR a IS NULL OR NOT e_is_label
+                               THEN 'unattributable'
                            WHEN t = e THEN 'language_head'
                            WHEN a = t THEN 'encoder' ELSE 'both' END AS blame
             FROM facts
@@ -321,6 +339,9 @@ class FailureAttribution(SummarisedRowEvaluator):
             SELECT *, CASE
                 WHEN blame = 'correct' THEN 'answer names the expected '
                      || vlmscope_quote(e) || coalesce('; encoder top-1 ' || vlmscope_quote(t), '')
+                WHEN NOT e_is_label THEN 'the expected answer ' || vlmscope_quote(e)
+                     || ' is not one of the classes, so the failure is not a misclassification '
+                     || 'either side can be blamed for'
                 WHEN NOT has_encoder THEN 'no encoder record for this row; the answer '
                      || coalesce(vlmscope_quote(output), 'is NULL') || ', expected '
                      || vlmscope_quote(e)

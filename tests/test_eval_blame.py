@@ -235,3 +235,22 @@ def test_a_linear_probe_without_embeddings_says_why_it_was_skipped() -> None:
     assert summary["linear_probe"]["skipped"] == (
         "no row has both an embedding and an expected label")
     assert summary["blame_counts"]["correct"] == 1
+
+
+def test_with_known_classes_an_expected_answer_that_is_no_class_is_unattributable() -> None:
+    blame = FailureAttribution(classes=["zero", "one", "two", "three"])
+    count = blame.evaluate(output="3", expected="2", encoder_top_k=["two", "one"])
+    assert count.label == "unattributable"
+    assert "'2' is not one of the classes" in count.reason
+    probe = blame.evaluate(output="no", expected="yes", encoder_top_k=["three", "one"])
+    assert probe.label == "unattributable"
+    # classifications are still blamed as the rule table says
+    assert blame.evaluate(output="one", expected="two",
+                          encoder_top_k=["one", "two"]).label == "encoder"
+    assert blame.evaluate(output="one", expected="two",
+                          encoder_top_k=["two", "one"]).label == "language_head"
+    # without classes=, expected answers are labels, so "2" vs the reading "two" is blamed
+    assert FailureAttribution().evaluate(output="two", expected="2",
+                                         encoder_top_k=["two"]).label == "encoder"
+    assert blame.evaluate(output="two", expected="2",
+                          encoder_top_k=["two"]).label == "unattributable"

@@ -95,7 +95,7 @@ def evaluators() -> list[Any]:
         ImageInstructionAdherence,
     )
 
-    return [GroundTruthMatch(mode="normalized"), FailureAttribution(labels=DIGIT_WORDS),
+    return [GroundTruthMatch(mode="normalized"), FailureAttribution(classes=DIGIT_WORDS),
             CaptionHallucination(vocabularies=[DIGIT_VOCABULARY]),
             ImageInstructionAdherence(vocabularies=[DIGIT_VOCABULARY])]
 
