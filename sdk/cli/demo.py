@@ -16,7 +16,7 @@ from vlmscope.settings import DEFAULT_DB
 DEMO_SERVICE = "vlmscope-demo"
 """``service.name`` of the demo's spans; a store holding only these may be replaced."""
 
-SIZES = {"full": (300, 40), "small": (48, 8)}
+SIZES = {"full": (300, 40), "small": (64, 16)}
 """Held-out rows, and held-out rows perturbed (x 3 corruptions x 3 severities), per --size."""
 
 

@@ -51,8 +51,8 @@ class TrainingPlan:
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-SMALL_PLAN = TrainingPlan(train_scenes=600, encoder_epochs=2, head_examples=2000,
-                          head_epochs=2, candidate_scenes=300)
+SMALL_PLAN = TrainingPlan(train_scenes=1000, encoder_epochs=2, head_examples=5000,
+                          head_epochs=3, candidate_scenes=300)
 """A reduced plan for the test suite: the same code path, a fraction of the work."""
 
 

@@ -95,9 +95,12 @@ descriptions."""
 def ask(scene: Scene, rng: random.Random, kind: str | None = None) -> Question:
     """A question about ``scene``: of ``kind``, or a random kind that fits the scene."""
     if kind is None:
-        kinds = list(QUESTION_KINDS) if len(scene.digits) == 1 else [
-            k for k in QUESTION_KINDS if k != "name"]
-        kind = rng.choice(kinds)
+        # Single-digit scenes are asked to name their digit half the time: those rows are
+        # classifications, where blame between encoder and head is defined.
+        if len(scene.digits) == 1 and rng.random() < 0.5:
+            kind = "name"
+        else:
+            kind = rng.choice([k for k in QUESTION_KINDS if k != "name"])
     return QUESTION_KINDS[kind](scene, rng)
 
 
