@@ -91,7 +91,7 @@ def skip_stored(con: duckdb.DuckDBPyConnection, batch: SpanBatch) -> SpanBatch:
         same = " AND ".join(f"e.{c} IS NOT DISTINCT FROM g.{c}" for c in _EVALUATION_KEY)
         con.register(_GROUP, evaluations)
         try:
-            fresh = con.execute(
+            fresh = con.sql(
                 f"SELECT * FROM {_GROUP} g WHERE NOT EXISTS "
                 f"(SELECT 1 FROM evaluations e WHERE {same}) "
                 f"QUALIFY row_number() OVER (PARTITION BY {', '.join(_EVALUATION_KEY)}) = 1"
