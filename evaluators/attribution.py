@@ -324,12 +324,14 @@ class FailureAttribution(SummarisedRowEvaluator):
                    coalesce(al.named, []::VARCHAR[]) AS named,
                    coalesce(list_position(tk.top_k_c, ce.c), 0) AS rank,
                    len(cases.top_k) > 0 AS has_encoder,
-                   ce.c IN (SELECT c FROM label_set) AS e_is_label
+                   ce.c IN (SELECT c FROM label_set) AS e_is_label,
+                   co.c AS o
             FROM cases JOIN canon ce ON ce.s = cases.expected
+                 LEFT JOIN canon co ON co.s = cases.output
                  LEFT JOIN top_k_c tk ON tk.k = cases.k
                  LEFT JOIN answer_labels al ON al.output = cases.output
         ), verdicts AS (
-            SELECT *, CASE WHEN a = e THEN 'correct'
+            SELECT *, CASE WHEN a = e OR o = e THEN 'correct'
                            WHEN NOT has_encoder OR a IS NULL OR NOT e_is_label
                                THEN 'unattributable'
                            WHEN t = e THEN 'language_head'

@@ -254,3 +254,9 @@ def test_with_known_classes_an_expected_answer_that_is_no_class_is_unattributabl
                                          encoder_top_k=["two"]).label == "encoder"
     assert blame.evaluate(output="two", expected="2",
                           encoder_top_k=["two"]).label == "unattributable"
+
+
+def test_a_right_answer_that_is_no_class_is_correct_not_unattributable() -> None:
+    blame = FailureAttribution(classes=["zero", "one", "two"])
+    assert blame.evaluate(output="2", expected="2", encoder_top_k=["one"]).label == "correct"
+    assert blame.evaluate(output="Yes.", expected="yes", encoder_top_k=["one"]).passed

@@ -261,7 +261,7 @@ def _regression(con: duckdb.DuckDBPyConnection, pair: tuple[str, str] | None) ->
     return (
         f'<p><span class="verdict {verdict_class}">{_e(report["verdict"])}</span> '
         f"base <b>{_e(base)}</b> vs candidate <b>{_e(candidate)}</b>, "
-        f"{report['rows'].get('compared', '')} rows compared.</p><ul>{stats}</ul>"
+        f"{report['rows'].get('compared_rows', '?')} rows compared.</p><ul>{stats}</ul>"
         f"<p>{len(changed)} rows changed their answer verdict "
         f"({sum(r[2] == 'broken' for r in changed)} broken, "
         f"{sum(r[2] == 'fixed' for r in changed)} fixed):</p>"
