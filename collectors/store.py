@@ -222,15 +222,10 @@ class StoreWriter:
 
 
 @contextlib.contextmanager
-def read_connection(
-    path: str | os.PathLike[str], *, timeout_s: float = DEFAULT_READ_TIMEOUT_S
-) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-only connection to the store at ``path``, waiting for a writer to hand it over.
-
-    Raises :class:`FileNotFoundError` when there is no such store and
-    :class:`StoreLockedError` when the file stayed locked for ``timeout_s`` seconds.
-    """
-    path = Path(path)
+def _handed_over(path: Path, read_only: bool, timeout_s: float,
+                 config: dict[str, Any] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection to an existing store, asking a writing process to hand the file over
+    (a request file in ``<db>.readers/``) while the file is locked."""
     if not path.exists():
         raise FileNotFoundError(
             f"no vlmscope store at {path}: run your traced pipeline (or `vlmscope demo`) "
@@ -242,7 +237,7 @@ def read_connection(
     try:
         while con is None:
             try:
-                con = duckdb.connect(str(path), read_only=True)
+                con = duckdb.connect(str(path), read_only=read_only, config=config or {})
             except duckdb.IOException as error:
                 if not _is_lock_error(error):
                     raise
@@ -264,3 +259,30 @@ def read_connection(
         if request is not None:
             with contextlib.suppress(FileNotFoundError):
                 request.unlink()
+
+
+@contextlib.contextmanager
+def read_connection(
+    path: str | os.PathLike[str], *, timeout_s: float = DEFAULT_READ_TIMEOUT_S
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection to the store at ``path``, waiting for a writer to hand it over.
+
+    Raises :class:`FileNotFoundError` when there is no such store and
+    :class:`StoreLockedError` when the file stayed locked for ``timeout_s`` seconds.
+    """
+    with _handed_over(Path(path), True, timeout_s) as con:
+        yield con
+
+
+@contextlib.contextmanager
+def write_connection(
+    path: str | os.PathLike[str], *, timeout_s: float = DEFAULT_READ_TIMEOUT_S
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-write connection to an existing store, asking a writing process to hand the
+    file over as :func:`read_connection` does (for evaluators writing their results).
+
+    Raises :class:`FileNotFoundError` when there is no store at ``path`` and
+    :class:`StoreLockedError` when it stayed locked for ``timeout_s`` seconds.
+    """
+    with _handed_over(Path(path), False, timeout_s) as con:
+        yield con

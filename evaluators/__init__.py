@@ -5,6 +5,7 @@ Each evaluator turns a relation with the ``pipeline_rows`` columns into evaluati
 (``GroundTruthMatch().evaluate(output="cat", expected="cat")``) runs the same SQL on one row.
 """
 
+from vlmscope.collectors.store import write_connection
 from vlmscope.evaluators.adherence import ImageInstructionAdherence
 from vlmscope.evaluators.attribution import BLAMES, FailureAttribution
 from vlmscope.evaluators.base import ANNOTATOR_KINDS, EvalResult, Evaluator, RowEvaluator
@@ -17,7 +18,6 @@ from vlmscope.evaluators.runner import (
     EvalRun,
     resolve_evaluators,
     run_evaluations,
-    write_connection,
 )
 from vlmscope.evaluators.vocabulary import Vocabulary, VocabularyError
 

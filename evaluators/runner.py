@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
-import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -22,7 +19,6 @@ import orjson
 import pyarrow as pa
 
 from vlmscope.collectors.schema import migrate
-from vlmscope.collectors.store import DEFAULT_READ_TIMEOUT_S, StoreLockedError, readers_dir
 from vlmscope.evaluators.adherence import ImageInstructionAdherence
 from vlmscope.evaluators.attribution import FailureAttribution
 from vlmscope.evaluators.base import Evaluator
@@ -148,44 +144,3 @@ def run_evaluations(
     return EvalRun(run_id, cohort, checkpoint, checkpoints, summaries)
 
 
-@contextlib.contextmanager
-def write_connection(
-    path: str | os.PathLike[str], *, timeout_s: float = DEFAULT_READ_TIMEOUT_S
-) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-write connection to an existing store, asking a writing process to hand the
-    file over (as :func:`vlmscope.collectors.store.read_connection` does for readers).
-
-    Raises :class:`FileNotFoundError` when there is no store at ``path`` and
-    :class:`StoreLockedError` when it stayed locked for ``timeout_s`` seconds.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(
-            f"no vlmscope store at {path}: run your traced pipeline (or `vlmscope demo`) "
-            "first, or pass the right --db")
-    request: Path | None = None
-    deadline = time.monotonic() + timeout_s
-    con = None
-    try:
-        while con is None:
-            try:
-                con = duckdb.connect(str(path))
-            except duckdb.IOException as error:
-                if "lock" not in str(error).lower():
-                    raise
-                if time.monotonic() > deadline:
-                    raise StoreLockedError(
-                        f"{path} is held by another process that did not release it within "
-                        f"{timeout_s:.0f} s ({error})") from error
-                if request is None:
-                    readers_dir(path).mkdir(exist_ok=True)
-                    request = readers_dir(path) / f"{os.getpid()}-{uuid.uuid4().hex}"
-                    request.touch()
-                time.sleep(_POLL_S)
-        yield con
-    finally:
-        if con is not None:
-            con.close()
-        if request is not None:
-            with contextlib.suppress(FileNotFoundError):
-                request.unlink()

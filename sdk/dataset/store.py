@@ -67,7 +67,7 @@ def default_store(db: str | os.PathLike[str] | None = None) -> Path:
 def store_connection(db: str | os.PathLike[str]) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-write, migrated connection to the store ``db`` (created when missing), shared
     in-process with a tracing writer, taken over from another process when needed."""
-    from vlmscope.evaluators.runner import write_connection
+    from vlmscope.collectors.store import write_connection
 
     path = Path(db)
     if not path.exists():
@@ -84,8 +84,7 @@ def reading_connection(db: str | os.PathLike[str] | None = None
     """A connection for reading the store ``db`` (see :func:`default_store`): read-only,
     except for the store this process traces into. DuckDB opens a file once per process
     with one configuration, so that one is shared with the span writer (read-write)."""
-    from vlmscope.collectors.store import read_connection
-    from vlmscope.evaluators.runner import write_connection
+    from vlmscope.collectors.store import read_connection, write_connection
 
     path = default_store(db)
     try:
