@@ -58,3 +58,17 @@ def test_vlmscope_sql_works_while_another_process_is_writing(tmp_path: Path):
     assert exported == 2 * rows
     assert counts == sorted(counts) and counts[-1] > counts[0]
     assert query(db, "SELECT count(*) FROM pipeline_rows") == [(rows,)]
+
+
+_EXITS_WITHOUT_SHUTDOWN = """
+import sys, vlmscope
+vlmscope.configure(db=sys.argv[1], schedule_delay_ms=60_000)  # nothing would flush in time
+with vlmscope.trace_row("last-words", expected="cat"):
+    pass
+"""
+
+
+def test_spans_are_flushed_at_interpreter_exit(tmp_path: Path):
+    db = tmp_path / "exit.duckdb"
+    subprocess.run([PYTHON, "-c", _EXITS_WITHOUT_SHUTDOWN, str(db)], check=True, timeout=120)
+    assert query(db, "SELECT row_id, expected FROM pipeline_rows") == [("last-words", "cat")]
