@@ -319,7 +319,10 @@ def _hallucinations(con: duckdb.DuckDBPyConnection, limit: int) -> tuple[str, in
         FROM evaluations e JOIN pipeline_rows p ON e.row_id = p.row_id
             AND e.trace_id = p.trace_id
         WHERE e.evaluator = 'caption_hallucination' AND NOT e.passed
-        ORDER BY p.run, p.row_id LIMIT ?""", [limit]).fetchall()
+        -- captions with invented objects first, then failed yes/no probes
+        ORDER BY coalesce(len(CAST(e.metadata->'$.hallucinated' AS VARCHAR[])), 0) = 0,
+                 p.run, p.row_id
+        LIMIT ?""", [limit]).fetchall()
     if not examples:
         return '<p class="muted">No hallucinated objects found (or CaptionHallucination ' \
                "was not run).</p>", 0
