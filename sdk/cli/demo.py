@@ -104,9 +104,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"Report:  {report.path}  ({report.failing_rows} failing rows explained)")
     print(f"Traces:  {out / 'traces.otlp.jsonl'}  ({exported} spans, OTLP JSON Lines)")
     print(f"Next:    vlmscope diff --db {db} --base {BASE_RUN} --candidate {CANDIDATE_RUN}\n"
-          f"         vlmscope eval --db {db} --cohort heldout\n"
-          f"         vlmscope sql --db {db} \"SELECT run, count(*) FROM pipeline_rows "
-          "GROUP BY run\"")
+          f"         vlmscope report --db {db} -o report.html\n"
+          f"         vlmscope sql --db {db} \"SELECT d.run_name, e.label AS blame, count(*) "
+          "FROM evaluations e JOIN dataset_runs d ON e.run_id = d.eval_run_id "
+          "WHERE e.evaluator = 'failure_attribution' GROUP BY ALL ORDER BY ALL\"")
     return 0
 
 
