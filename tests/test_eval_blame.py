@@ -260,3 +260,26 @@ def test_a_right_answer_that_is_no_class_is_correct_not_unattributable() -> None
     blame = FailureAttribution(classes=["zero", "one", "two"])
     assert blame.evaluate(output="2", expected="2", encoder_top_k=["one"]).label == "correct"
     assert blame.evaluate(output="Yes.", expected="yes", encoder_top_k=["one"]).passed
+
+
+def test_vlmscope_eval_classes_flag_keeps_counts_out_of_the_blame(traced) -> None:
+    import vlmscope
+    from vlmscope.cli import main
+
+    from .conftest import query
+
+    for row_id, expected, answer in (("count", "2", "two"), ("name", "two", "one")):
+        with vlmscope.trace_row(row_id, expected=expected):
+            with vlmscope.encoder_span("enc") as enc:
+                enc.record(top_k_labels=[["one", "two"]], top_k_scores=[[0.6, 0.3]])
+            with vlmscope.llm_span(model="head", instruction="q") as span:
+                span.set_output(answer)
+    vlmscope.shutdown()
+    db = str(traced)
+    assert main(["eval", "--db", db, "--evaluators", "failure_attribution", "--classes",
+                 "zero,one,two,three"]) == 0
+    assert main(["eval", "--db", db, "--evaluators", "failure_attribution"]) == 0
+    labels = query(traced, "SELECT e.row_id, e.label FROM evaluations e JOIN eval_runs r "
+                           "USING (run_id) ORDER BY r.created_at, e.row_id")
+    assert labels == [("count", "unattributable"), ("name", "encoder"),
+                      ("count", "both"), ("name", "encoder")]

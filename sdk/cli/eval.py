@@ -88,6 +88,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--objects-from-encoder", action="store_true",
                         help="caption_hallucination: rows without objects take the "
                         "encoder's confident labels as ground truth")
+    parser.add_argument("--classes", metavar="NAMES",
+                        help="failure_attribution: the encoder's classes, comma-separated; "
+                        "a row whose expected answer is none of them (a count, a yes/no) "
+                        "is unattributable instead of blamed")
     parser.add_argument("--format", choices=("table", "json"), default="table",
                         help="output format")
     parser.add_argument("--fail-under", metavar="NAME=VALUE,...",
@@ -249,6 +253,7 @@ def run(args: argparse.Namespace) -> int:
         CaptionHallucination,
         ClassificationReport,
         CustomEvaluation,
+        FailureAttribution,
         GroundTruthMatch,
         ImageInstructionAdherence,
         Vocabulary,
@@ -267,6 +272,8 @@ def run(args: argparse.Namespace) -> int:
     slice_by = [c.strip() for c in (args.by or "").split(",") if c.strip()]
     vocabularies: list[str | Vocabulary] = [
         v.strip() for v in args.vocabulary.split(",") if v.strip()]
+    encoder_classes = ([c.strip() for c in args.classes.split(",") if c.strip()]
+                       if args.classes else None)
     try:
         classes = resolve_evaluators(names)
         custom = [parse_custom(spec) for spec in args.custom]
@@ -279,6 +286,7 @@ def run(args: argparse.Namespace) -> int:
                                       objects_from_encoder=args.objects_from_encoder)
             if cls is CaptionHallucination
             else ImageInstructionAdherence(vocabularies) if cls is ImageInstructionAdherence
+            else FailureAttribution(classes=encoder_classes) if cls is FailureAttribution
             else cls() for cls in classes if cls is not CustomEvaluation]
         evaluators += custom
     except ValueError as error:
