@@ -24,6 +24,7 @@ from typing import Any
 
 import duckdb
 import orjson
+import pyarrow as pa
 
 from vlmscope import conventions as cv
 from vlmscope.report import charts
@@ -273,15 +274,20 @@ def _regression(con: duckdb.DuckDBPyConnection, pair: tuple[str, str] | None) ->
 
 # -- images, hallucinations, waterfalls, failures ------------------------------------------
 
+def _register_keys(con: duckdb.DuckDBPyConnection, name: str,
+                   keys: Sequence[tuple[str, str]]) -> None:
+    """Make (trace id, row id) pairs queryable as ``name`` (an Arrow table, not row inserts)."""
+    con.register(name, pa.table({"trace_id": pa.array([k[0] for k in keys], pa.string()),
+                                 "row_id": pa.array([k[1] for k in keys], pa.string())}))
+
+
 def _thumbnails(con: duckdb.DuckDBPyConnection, keys: Sequence[tuple[str, str]]
                 ) -> dict[tuple[str, str], str]:
     """Data URIs of the images of (trace id, row id) pairs: a dataset's stored thumbnail,
     else the base64 image captured on the row span."""
     if not keys:
         return {}
-    con.execute("CREATE OR REPLACE TEMP TABLE _vlmscope_report_keys (trace_id VARCHAR, "
-                "row_id VARCHAR)")
-    con.executemany("INSERT INTO _vlmscope_report_keys VALUES (?, ?)", list(keys))
+    _register_keys(con, "_vlmscope_report_keys", keys)
     found: dict[tuple[str, str], str] = {}
     if _has_table(con, "dataset_rows"):
         for trace_id, row_id, png in con.execute("""
@@ -384,9 +390,7 @@ def _verdicts(con: duckdb.DuckDBPyConnection, failing: list[tuple]) -> str:
     if not failing:
         return '<p class="muted">No failing rows.</p>'
     keys = [(row[0], row[1]) for row in failing]
-    con.execute("CREATE OR REPLACE TEMP TABLE _vlmscope_report_failing (trace_id VARCHAR, "
-                "row_id VARCHAR)")
-    con.executemany("INSERT INTO _vlmscope_report_failing VALUES (?, ?)", keys)
+    _register_keys(con, "_vlmscope_report_failing", keys)
     verdicts: dict[tuple[str, str], list[tuple]] = {}
     for trace_id, row_id, evaluator, passed, label, score, explanation in con.execute("""
             SELECT e.trace_id, e.row_id, e.evaluator, e.passed, e.label, e.score,
