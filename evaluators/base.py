@@ -146,6 +146,12 @@ class RowEvaluator(Evaluator):
             "SELECT count(*), count(*) FILTER (WHERE passed) FROM evaluations "
             "WHERE run_id = ? AND evaluator = ?", [run_id, self.name],
         ).fetchall()
+        return self.counts_summary(con, source, judged, passed)
+
+    def counts_summary(self, con: duckdb.DuckDBPyConnection, source: str, judged: int,
+                       passed: int) -> dict[str, Any]:
+        """``judged``, ``passed``, ``accuracy`` (= passed / judged), ``skipped`` and
+        ``skipped_reasons`` (rows of ``source`` per reason they could not be judged)."""
         reasons = dict(con.execute(
             f"SELECT reason, count(*) FROM (SELECT {self.skip_reason_sql()} AS reason "
             f"FROM {source}) WHERE reason IS NOT NULL GROUP BY reason ORDER BY reason"

@@ -48,15 +48,4 @@ class SummarisedRowEvaluator(RowEvaluator):
             summary = self.summarise(con, judged)
         finally:
             con.execute(f"DROP TABLE IF EXISTS {judged}")
-        reasons = dict(con.execute(
-            f"SELECT reason, count(*) FROM (SELECT {self.skip_reason_sql()} AS reason "
-            f"FROM {source}) WHERE reason IS NOT NULL GROUP BY reason ORDER BY reason"
-        ).fetchall())
-        return {
-            "judged": count,
-            "passed": passed,
-            "accuracy": passed / count if count else None,
-            "skipped": sum(reasons.values()),
-            "skipped_reasons": reasons,
-            **summary,
-        }
+        return {**self.counts_summary(con, source, count, passed), **summary}
