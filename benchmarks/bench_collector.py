@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import requests
+from workloads import make_spans
 
 SPANS_PER_REQUEST = 512
 
@@ -68,27 +69,6 @@ def start_collector(db: Path, cpus: str | None, decoders: int | None = None
 def committed(url: str) -> int:
     """Spans the collector has committed so far."""
     return requests.get(url + "/health", timeout=10).json()["committed_spans"]
-
-
-def make_spans(count: int) -> list:
-    """``count`` realistic finished spans (row, encoder, LLM)."""
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    import vlmscope
-
-    memory = InMemorySpanExporter()
-    vlmscope.configure(exporter=memory, batch=False)
-    for i in range(count // 3):
-        with vlmscope.trace_row(f"row-{i}", cohort="bench", expected="tabby"):
-            with vlmscope.encoder_span("resnet18", checkpoint_sha256="ab" * 32) as enc:
-                enc.record(top_k_labels=[["tabby", "tiger cat", "lynx", "dog", "fox"]],
-                           top_k_scores=[[0.6, 0.2, 0.1, 0.05, 0.01]], entropy=[1.2],
-                           image_sha256=["cd" * 32])
-            with vlmscope.llm_span(model="gpt-4o-mini", provider="openai",
-                                   instruction="What animal is in the image?") as llm:
-                llm.set_output("A tabby cat.", input_tokens=42, output_tokens=4)
-    vlmscope.shutdown()
-    return list(memory.get_finished_spans())
 
 
 def official_client(url: str, count: int, result: mp.Queue) -> None:

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import duckdb
+from workloads import insert_encoder_records
 
 from vlmscope.collectors.schema import migrate
 from vlmscope.evaluators import ClassificationReport, GroundTruthMatch, run_evaluations
@@ -39,16 +40,7 @@ def write_rows(con: duckdb.DuckDBPyConnection, rows: int) -> None:
                CASE WHEN i % 50 = 0 THEN NULL ELSE {labels}[1 + (i % 10)] END,
                'what is it?', TIMESTAMP '2026-01-01' + INTERVAL (i) MICROSECOND, 5.0, 'OK'
         FROM range({rows}) r(i)""")
-    con.execute(f"""
-        INSERT INTO encoder_records (trace_id, span_id, record_index, row_id, model,
-            architecture, checkpoint_sha256, embedding_dim, top_k_labels, top_k_scores,
-            start_time, duration_ms, status_code)
-        SELECT 't' || (i // 100), 'e' || (i // 16), i % 16, 'row' || i, 'resnet18', 'resnet',
-               CASE WHEN i % 2 = 0 THEN 'aa' ELSE 'bb' END || repeat('0', 62), 512,
-               [{labels}[1 + ((i * 7 + j) % 10)] FOR j IN range(5)],
-               [0.6 - 0.1 * j + 0.001 * (i % 97) FOR j IN range(5)],
-               TIMESTAMP '2026-01-01' + INTERVAL (i) MICROSECOND, 2.0, 'OK'
-        FROM range({rows}) r(i)""")
+    insert_encoder_records(con, rows, labels)
     con.execute(f"""
         INSERT INTO llm_records (trace_id, span_id, record_index, row_id, model, instruction,
             output, encoder_span_id, start_time, duration_ms, status_code)

@@ -14,27 +14,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from workloads import make_spans
 
-import vlmscope
 from vlmscope.collectors.exporter import DuckDBSpanExporter
 from vlmscope.collectors.store import read_connection
-
-
-def make_spans(count: int) -> list:
-    memory = InMemorySpanExporter()
-    vlmscope.configure(exporter=memory, batch=False)
-    for i in range(count // 3):
-        with vlmscope.trace_row(f"row-{i}", cohort="bench", expected="tabby"):
-            with vlmscope.encoder_span("resnet18", checkpoint_sha256="ab" * 32) as enc:
-                enc.record(top_k_labels=[["tabby", "tiger cat", "lynx", "dog", "fox"]],
-                           top_k_scores=[[0.6, 0.2, 0.1, 0.05, 0.01]], entropy=[1.2],
-                           image_sha256=["cd" * 32])
-            with vlmscope.llm_span(model="gpt-4o-mini", provider="openai",
-                                   instruction="What animal is in the image?") as llm:
-                llm.set_output("A tabby cat.", input_tokens=42, output_tokens=4)
-    vlmscope.shutdown()
-    return list(memory.get_finished_spans())
 
 
 def main() -> None:
