@@ -54,9 +54,8 @@ def _encoder_context(row_ids: list[str] | None) -> tuple[dict[str, Any], list[Li
 class LLMSpan:
     """Handle of an open language-head span; :meth:`set_output` records the answer(s)."""
 
-    def __init__(self, span: trace.Span, n: int, row_ids: list[str] | None = None) -> None:
+    def __init__(self, span: trace.Span, row_ids: list[str] | None = None) -> None:
         self.span = span
-        self._n = n
         self._row_ids = row_ids
 
     def set_output(
@@ -215,4 +214,4 @@ def llm_span(
         record_exception=True,
         set_status_on_exception=True,
     ) as span:
-        yield LLMSpan(span, n, ids)
+        yield LLMSpan(span, ids)
