@@ -103,6 +103,7 @@ class CaptionHallucination(SummarisedRowEvaluator):
         self.objects_from_encoder = objects_from_encoder
         self.encoder_threshold = encoder_threshold
         self._vocabulary = f"_vlmscope_vocab_{uuid.uuid4().hex}"
+        self._prefix = f"_vlmscope_chair_{uuid.uuid4().hex}"
         self._longest = 1
 
     def config(self) -> dict[str, Any]:
@@ -130,6 +131,15 @@ class CaptionHallucination(SummarisedRowEvaluator):
         })
 
     # -- SQL ---------------------------------------------------------------------------------
+    #
+    # The judging query is a chain of named stages (see :meth:`_stages`). :meth:`judge_sql`
+    # runs them as one query (the per-row path); :meth:`run` stores the per-row stages as
+    # temporary tables and builds the explanations and metadata once, while inserting them.
+    #
+    # Captions hardly repeat, but what they are judged on does: each row keeps only keys to
+    # its set of mentions (``mention_sets``), its ground-truth object list and its encoder
+    # labels (``set_objects``). The lists, their text and their JSON are made once per
+    # distinct set; per row only the differences (hallucinated, missed, by whom) are made.
 
     def prepare(self, con: duckdb.DuckDBPyConnection) -> None:
         """Define the macros and build the vocabulary's lookup tables."""
@@ -151,107 +161,183 @@ class CaptionHallucination(SummarisedRowEvaluator):
                 r"WHEN regexp_full_match(output, '\s*') THEN 'no caption: the output is empty' "
                 f"WHEN {no_truth} END")
 
-    def judge_sql(self, source: str) -> str:
-        """Captions scored with CHAIR, probes with POPE; extra columns for the summary."""
-        voc = self._vocabulary
+    def _stages(self, source: str, key: str = "row_number() OVER ()") -> list[tuple[str, str]]:
+        """The judging stages in order, as ``(name, query)``; a query reads ``source`` and
+        the stages before it by their names (``{prefix}_{stage}``). ``key``: an expression
+        numbering the rows of ``source`` from 1, each once."""
+        voc, p = self._vocabulary, self._prefix
         negation = not self.chair_compatible
         from_encoder = "true" if self.objects_from_encoder else "false"
-        yes, no = _quoted_words(YES_WORDS), _quoted_words(NO_WORDS)
-        return f"""
-        WITH src AS MATERIALIZED (
-            SELECT row_number() OVER () AS k, row_id, trace_id,
-                   coalesce(llm_span_id, span_id) AS span_id, output,
-                   nullif(regexp_extract(instruction, '{PROBE_PATTERN}', 1), '') AS probe,
+        stages = [
+            (f"{p}_src", f"""
+            SELECT k, row_id, trace_id,
+                   coalesce(llm_span_id, span_id) AS span_id, probe,
+                   coalesce(probe, output) AS text,
+                   CASE WHEN probe IS NOT NULL THEN output END AS answer_text,
                    coalesce(objects, []::VARCHAR[]) AS objects,
                    len(coalesce(top_k_labels, []::VARCHAR[])) > 0 AS has_encoder,
                    coalesce(list_filter(top_k_labels, lambda x, i: coalesce(top_k_scores[i], 1.0)
-                                        >= {self.encoder_threshold}), []::VARCHAR[]) AS seen,
-                   -- Lists are joined by their 64-bit hash (an integer join): two distinct
-                   -- lists share one with probability ~n^2 / 2^65 for n distinct lists.
-                   hash(coalesce(objects, []::VARCHAR[])) AS objects_key,
-                   hash(seen) AS seen_key
-            FROM {source} WHERE ({self.skip_reason_sql()}) IS NULL
-        ), texts AS (
-            SELECT k, output AS text FROM src WHERE probe IS NULL
-            UNION ALL SELECT -k, probe FROM src WHERE probe IS NOT NULL
-        ), mentions AS (
-            -- string_agg then split costs half of list(): names hold no chr(31).
-            SELECT k, list_sort(list_distinct(string_split(mentioned, chr(31)))) AS mentioned,
-                   list_sort(list_distinct(string_split(negated, chr(31)))) AS negated
-            FROM (SELECT k, string_agg(canonical, chr(31)) FILTER (WHERE NOT negated)
-                                AS mentioned,
-                         string_agg(canonical, chr(31)) FILTER (WHERE negated) AS negated
-                  FROM ({mentions_sql('texts', voc, negation=negation,
-                                      longest=self._longest)})
-                  GROUP BY k)
-        ), name_sets AS MATERIALIZED (
-            -- Object lists and encoder label lists repeat (a few classes per image): each
-            -- distinct list is read into canonical objects once.
+                                        >= {self.encoder_threshold}), []::VARCHAR[]) AS seen
+            FROM (SELECT *, {key} AS k,
+                         nullif(regexp_extract(instruction, '{PROBE_PATTERN}', 1), '') AS probe
+                  FROM {source} WHERE ({self.skip_reason_sql()}) IS NULL)
+            """),
+            # Each object (plain or negated) once per text: the caption, or for a probe
+            # the object it asks about.
+            (f"{p}_hits", f"""
+            SELECT DISTINCT k, canonical, negated
+            FROM ({mentions_sql(f'{p}_src', voc, negation=negation, longest=self._longest)})
+            """),
+            # A text's set of mentions, keyed by the XOR of its members' 64-bit hashes (each
+            # hashed again: hash(a, b) is itself an XOR, which would let {dog, not dog, cat}
+            # and {dog, not cat} share a key). Two distinct sets then share a key with
+            # probability ~n^2 / 2^65 for n distinct sets.
+            (f"{p}_mention_keys", f"""
+            SELECT k, bit_xor(hash(hash(canonical, negated))) AS m_key FROM {p}_hits GROUP BY k
+            """),
+            (f"{p}_mention_sets", f"""
+            SELECT m_key, mentioned, negated, mentioned::VARCHAR AS mentioned_text,
+                   to_json(mentioned)::VARCHAR AS mentioned_json,
+                   to_json(negated)::VARCHAR AS negated_json
+            FROM (SELECT r.m_key,
+                         list_sort(coalesce(list(h.canonical) FILTER (WHERE NOT h.negated),
+                                            []::VARCHAR[])) AS mentioned,
+                         list_sort(coalesce(list(h.canonical) FILTER (WHERE h.negated),
+                                            []::VARCHAR[])) AS negated
+                  FROM (SELECT m_key, min(k) AS k FROM {p}_mention_keys GROUP BY m_key) r
+                  JOIN {p}_hits h ON h.k = r.k GROUP BY r.m_key)
+            """),
+            # Object lists and encoder label lists repeat (a few classes per image): each
+            # distinct list is read into canonical objects once. Lists are joined by their
+            # 64-bit hash (an integer join): two distinct lists share one with probability
+            # ~n^2 / 2^65 for n distinct lists.
+            (f"{p}_name_sets", f"""
             SELECT set_k, any_value(names) AS names FROM (
-                SELECT objects_key AS set_k, objects AS names FROM src
-                UNION ALL SELECT seen_key, seen FROM src) GROUP BY set_k
-        ), names AS (
-            SELECT row_number() OVER () AS k, s AS text FROM (
-                SELECT DISTINCT unnest(names) AS s FROM name_sets) WHERE s IS NOT NULL
-        ), name_mentions AS (
-            SELECT n.text AS s, list_sort(list_distinct(list(m.canonical))) AS canon
-            FROM names n LEFT JOIN ({mentions_sql('names', voc, negation=False,
-                                                   longest=self._longest)}) m
-                ON m.k = n.k GROUP BY n.text
-        ), set_objects AS (
-            SELECT ns.set_k, list_sort(list_distinct(flatten(list(nm.canon)))) AS known,
-                   list_sort(list(e.s) FILTER (WHERE len(nm.canon) = 0)) AS unknown
-            FROM name_sets ns LEFT JOIN (SELECT set_k, unnest(names) AS s FROM name_sets) e
-                ON e.set_k = ns.set_k
-                LEFT JOIN name_mentions nm ON nm.s = e.s
-            GROUP BY ns.set_k
-        ), rows AS (
-            SELECT src.k, src.row_id, src.trace_id, src.span_id, src.output, src.probe,
-                   src.has_encoder,
-                   coalesce(cm.mentioned, []::VARCHAR[]) AS mentioned,
-                   coalesce(cm.negated, []::VARCHAR[]) AS negated,
-                   coalesce(pm.mentioned[1], pm.negated[1],
-                            array_to_string(list_filter(vlmscope_words(src.probe),
-                                                        lambda w: w <> ''), ' ')) AS probe_object,
-                   CASE WHEN len(src.objects) > 0 OR NOT {from_encoder} THEN 'objects'
-                        ELSE 'encoder' END AS ground_truth,
-                   CASE WHEN len(src.objects) > 0 OR NOT {from_encoder}
-                        THEN coalesce(t.known, []::VARCHAR[])
-                        ELSE coalesce(se.known, []::VARCHAR[]) END AS truth,
-                   coalesce(t.unknown, []::VARCHAR[]) AS unknown,
-                   coalesce(se.known, []::VARCHAR[]) AS seen
-            FROM src LEFT JOIN mentions cm ON cm.k = src.k
-                     LEFT JOIN mentions pm ON pm.k = -src.k
-                     LEFT JOIN set_objects t ON t.set_k = src.objects_key
-                     LEFT JOIN set_objects se ON se.set_k = src.seen_key
-        ), compared AS MATERIALIZED (
-            -- Materialised: DuckDB would otherwise recompute each list for every use below.
+                SELECT hash(objects) AS set_k, objects AS names FROM {p}_src
+                UNION ALL SELECT hash(seen), seen FROM {p}_src) GROUP BY set_k
+            """),
+            (f"{p}_set_objects", f"""
+            WITH names AS (
+                SELECT row_number() OVER () AS k, s AS text FROM (
+                    SELECT DISTINCT unnest(names) AS s FROM {p}_name_sets) WHERE s IS NOT NULL
+            ), name_mentions AS (
+                SELECT n.text AS s, list_sort(list_distinct(list(m.canonical))) AS canon
+                FROM names n LEFT JOIN ({mentions_sql('names', voc, negation=False,
+                                                       longest=self._longest)}) m
+                    ON m.k = n.k GROUP BY n.text
+            )
+            SELECT set_k, known, unknown, known::VARCHAR AS known_text,
+                   to_json(known)::VARCHAR AS known_json, to_json(unknown)::VARCHAR AS unknown_json
+            FROM (SELECT ns.set_k,
+                         coalesce(list_sort(list_distinct(flatten(list(nm.canon)))),
+                                  []::VARCHAR[]) AS known,
+                         coalesce(list_sort(list(e.s) FILTER (WHERE len(nm.canon) = 0)),
+                                  []::VARCHAR[]) AS unknown
+                  FROM {p}_name_sets ns
+                      LEFT JOIN (SELECT set_k, unnest(names) AS s FROM {p}_name_sets) e
+                          ON e.set_k = ns.set_k
+                      LEFT JOIN name_mentions nm ON nm.s = e.s
+                  GROUP BY ns.set_k)
+            """),
+            # One row per judged row: keys to its sets, no lists.
+            (f"{p}_rows", f"""
+            SELECT src.row_id, src.trace_id, src.span_id, src.has_encoder,
+                   src.probe, src.answer_text,
+                   cm.m_key,
+                   len(src.objects) > 0 OR NOT {from_encoder} AS from_objects,
+                   CASE WHEN len(src.objects) > 0 OR NOT {from_encoder} THEN hash(src.objects)
+                        ELSE hash(src.seen) END AS truth_key,
+                   hash(src.seen) AS seen_key
+            FROM {p}_src src LEFT JOIN {p}_mention_keys cm ON cm.k = src.k
+            """),
+        ]
+        return stages
+
+    def _judged_sql(self) -> str:
+        """The judged rows over the stages: the evaluation columns, then the summary's."""
+        p = self._prefix
+        yes, no = _quoted_words(YES_WORDS), _quoted_words(NO_WORDS)
+        return f"""
+        WITH joined AS NOT MATERIALIZED (
+            -- Not materialised: copying the lists costs more than joining twice.
+            SELECT r.row_id, r.trace_id, r.span_id, r.has_encoder, r.probe, r.answer_text,
+                   CASE WHEN r.from_objects THEN 'objects' ELSE 'encoder' END AS ground_truth,
+                   r.from_objects,
+                   coalesce(m.mentioned, []::VARCHAR[]) AS mentioned, m.negated,
+                   coalesce(m.mentioned_text, '[]') AS mentioned_text,
+                   coalesce(m.mentioned_json, '[]') AS mentioned_json,
+                   coalesce(m.negated_json, '[]') AS negated_json,
+                   coalesce(t.known, []::VARCHAR[]) AS truth,
+                   coalesce(t.known_text, '[]') AS truth_text,
+                   coalesce(t.known_json, '[]') AS truth_json,
+                   CASE WHEN r.from_objects THEN coalesce(t.unknown_json, '[]')
+                        ELSE '[]' END AS unknown_json,
+                   coalesce(s.known, []::VARCHAR[]) AS seen,
+                   coalesce(s.known_json, '[]') AS seen_json
+            FROM {p}_rows r LEFT JOIN {p}_mention_sets m ON m.m_key = r.m_key
+                            LEFT JOIN {p}_set_objects t ON t.set_k = r.truth_key
+                            LEFT JOIN {p}_set_objects s ON s.set_k = r.seen_key
+        ), compared AS (
             SELECT *, list_filter(mentioned, lambda x: NOT list_contains(truth, x))
                           AS hallucinated,
                       list_filter(truth, lambda x: NOT list_contains(mentioned, x)) AS missed
-            FROM rows WHERE probe IS NULL
-        ), attributed AS MATERIALIZED (
-            SELECT *, CASE WHEN has_encoder AND ground_truth = 'objects'
-                           THEN list_sort(list_intersect(hallucinated, seen))
+            FROM joined WHERE probe IS NULL
+        ), attributed AS (
+            -- hallucinated is sorted and distinct, and so are its filtered lists.
+            SELECT *, CASE WHEN has_encoder AND from_objects
+                           THEN list_filter(hallucinated, lambda x: list_contains(seen, x))
                            ELSE []::VARCHAR[] END AS by_encoder,
                       CASE WHEN has_encoder
                            THEN list_filter(hallucinated, lambda x: NOT list_contains(seen, x))
-                           ELSE []::VARCHAR[] END AS by_head,
-                      CASE WHEN has_encoder THEN []::VARCHAR[]
-                           ELSE hallucinated END AS unattributed
+                           ELSE []::VARCHAR[] END AS by_head
             FROM compared
-        ), probed AS MATERIALIZED (
+        ), probed AS (
             SELECT *, list_contains(truth, probe_object) AS present,
                 CASE WHEN words[1] IN {yes} THEN 'yes' WHEN words[1] IN {no} THEN 'no'
                      WHEN list_has_any(words, {no}) THEN 'no'
                      WHEN list_has_any(words, {yes}) THEN 'yes' END AS answer
-            FROM (SELECT *, list_filter(vlmscope_words(output), lambda w: w <> '') AS words
-                  FROM rows WHERE probe IS NOT NULL)
+            FROM (SELECT j.*, coalesce(j.mentioned[1], j.negated[1],
+                            array_to_string(list_filter(vlmscope_words(j.probe),
+                                                        lambda w: w <> ''), ' ')) AS probe_object,
+                         list_filter(vlmscope_words(j.answer_text), lambda w: w <> '') AS words
+                  FROM joined j WHERE j.probe IS NOT NULL)
         )
         {self._caption_select()}
         UNION ALL
         {self._probe_select()}
         """
+
+    def judge_sql(self, source: str) -> str:
+        """Captions scored with CHAIR, probes with POPE; extra columns for the summary."""
+        ctes = ",\n".join(f"{name} AS MATERIALIZED ({query})"
+                          for name, query in self._stages(source))
+        return f"WITH {ctes}\nSELECT * FROM ({self._judged_sql()})"
+
+    def run(self, con: duckdb.DuckDBPyConnection, source: str, run_id: str) -> dict[str, Any]:
+        """Judge, store and summarise (the keys of :meth:`SummarisedRowEvaluator.run`): the
+        stages of :meth:`judge_sql` as temporary tables, then the evaluation rows inserted
+        straight from them (their text made once) and the summary aggregated from them."""
+        self.check_columns(con, source)
+        self.prepare(con)
+        # A stored table numbers its rows itself, in parallel (row_number() runs on one
+        # thread).
+        ((is_table,),) = con.execute(
+            "SELECT count(*) > 0 FROM duckdb_tables() WHERE table_name = ?", [source]).fetchall()
+        stages = self._stages(source, "rowid + 1" if is_table else "row_number() OVER ()")
+        try:
+            for name, query in stages:
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {query}")
+            judged = self._judged_sql()
+            con.execute(
+                "INSERT INTO evaluations SELECT $run_id, row_id, trace_id, span_id, $evaluator, "
+                f"score, passed, label, explanation, metadata, $kind FROM ({judged})",
+                {"run_id": run_id, "evaluator": self.name, "kind": self.annotator_kind},
+            )
+            count, passed, summary = self._summary(con, f"({judged})")
+        finally:
+            for name, _ in stages:
+                con.execute(f"DROP TABLE IF EXISTS {name}")
+        return {**self.counts_summary(con, source, count, passed), **summary}
 
     @staticmethod
     def _caption_select() -> str:
@@ -261,24 +347,34 @@ class CaptionHallucination(SummarisedRowEvaluator):
                  ELSE 1.0 - len(hallucinated) / len(mentioned) END::DOUBLE AS score,
             len(hallucinated) = 0 AS passed,
             CASE WHEN len(hallucinated) = 0 THEN 'faithful' ELSE 'hallucinated' END AS label,
-            CASE WHEN len(mentioned) = 0 THEN 'mentions no known object'
-                 ELSE 'mentions ' || vlmscope_plain_list(mentioned) END
-            || CASE WHEN len(hallucinated) = 0 THEN ''
-                    ELSE '; hallucinated ' || vlmscope_plain_list(hallucinated)
-                         || ' (not in the ' || ground_truth || ' ground truth '
-                         || vlmscope_plain_list(truth) || ')' END
-            || CASE WHEN len(by_encoder) = 0 THEN ''
-                    ELSE '; the encoder reported ' || vlmscope_plain_list(by_encoder) END
-            || CASE WHEN len(by_head) = 0 THEN ''
-                    ELSE '; the language head invented ' || vlmscope_plain_list(by_head) END
-            || CASE WHEN len(missed) = 0 THEN '' ELSE '; missed ' || vlmscope_plain_list(missed)
-               END AS explanation,
-            json_object('kind', 'caption', 'mentioned', mentioned, 'hallucinated', hallucinated,
-                        'missed', missed, 'negated', negated, 'ground_truth', ground_truth,
-                        'ground_truth_objects', truth, 'unknown_objects', unknown,
-                        'encoder_saw', seen, 'hallucinated_by_encoder', by_encoder,
-                        'hallucinated_by_language_head', by_head,
-                        'hallucinated_unattributed', unattributed) AS metadata,
+            -- concat() makes each text in one allocation (|| copies it once per piece).
+            concat(CASE WHEN len(mentioned) = 0 THEN 'mentions no known object'
+                        ELSE 'mentions ' || mentioned_text END,
+                   CASE WHEN len(hallucinated) = 0 THEN ''
+                        ELSE concat('; hallucinated ', vlmscope_plain_list(hallucinated),
+                                    ' (not in the ', ground_truth, ' ground truth ',
+                                    truth_text, ')') END,
+                   CASE WHEN len(by_encoder) = 0 THEN ''
+                        ELSE '; the encoder reported ' || vlmscope_plain_list(by_encoder) END,
+                   CASE WHEN len(by_head) = 0 THEN ''
+                        ELSE '; the language head invented ' || vlmscope_plain_list(by_head)
+                        END,
+                   CASE WHEN len(missed) = 0 THEN ''
+                        ELSE '; missed ' || vlmscope_plain_list(missed) END) AS explanation,
+            -- json_object's layout, from the JSON of each list (made once per set).
+            concat('{"kind":"caption","mentioned":', mentioned_json,
+                   ',"hallucinated":', to_json(hallucinated),
+                   ',"missed":', to_json(missed),
+                   ',"negated":', negated_json,
+                   ',"ground_truth":"', ground_truth,
+                   '","ground_truth_objects":', truth_json,
+                   ',"unknown_objects":', unknown_json,
+                   ',"encoder_saw":', seen_json,
+                   ',"hallucinated_by_encoder":', to_json(by_encoder),
+                   ',"hallucinated_by_language_head":', to_json(by_head),
+                   ',"hallucinated_unattributed":',
+                   CASE WHEN has_encoder THEN '[]' ELSE to_json(hallucinated)::VARCHAR END,
+                   '}') AS metadata,
             'caption' AS kind, len(mentioned) AS n_mentioned,
             len(hallucinated) AS n_hallucinated, len(truth) AS n_truth,
             len(truth) - len(missed) AS n_covered, len(by_encoder) AS n_by_encoder,
@@ -299,7 +395,7 @@ class CaptionHallucination(SummarisedRowEvaluator):
                  WHEN answer = 'yes' THEN 'false_positive'
                  WHEN present THEN 'false_negative' ELSE 'true_negative' END AS label,
             'probe of ' || vlmscope_quote(probe_object) || ': '
-            || CASE WHEN answer IS NULL THEN 'the answer ' || vlmscope_quote(output)
+            || CASE WHEN answer IS NULL THEN 'the answer ' || vlmscope_quote(answer_text)
                                              || ' reads as neither yes nor no'
                     ELSE 'answered ' || answer END
             || '; the ' || ground_truth || ' ground truth '
@@ -307,7 +403,7 @@ class CaptionHallucination(SummarisedRowEvaluator):
             || ' ' || vlmscope_quote_list(truth) AS explanation,
             json_object('kind', 'probe', 'object', probe_object, 'answer', answer,
                         'present', present, 'ground_truth', ground_truth,
-                        'ground_truth_objects', truth) AS metadata,
+                        'ground_truth_objects', truth)::VARCHAR AS metadata,
             'probe' AS kind, 0 AS n_mentioned, 0 AS n_hallucinated, 0 AS n_truth,
             0 AS n_covered, 0 AS n_by_encoder, 0 AS n_by_head, answer AS pope_answer,
             present AS pope_truth, ground_truth
@@ -317,9 +413,16 @@ class CaptionHallucination(SummarisedRowEvaluator):
     def summarise(self, con: duckdb.DuckDBPyConnection, judged: str) -> dict[str, Any]:
         """CHAIR-i, CHAIR-s, coverage, hallucination sources and POPE metrics (see the
         module docstring); a rate is None when its denominator is 0."""
-        ((captions, mentions, hallucinated, hallucinating, truth, covered, by_encoder,
-          by_head, from_encoder, probes, tp, fp, tn, fn, unparsed),) = con.execute(f"""
-            SELECT count(*) FILTER (WHERE kind = 'caption'),
+        return self._summary(con, judged)[2]
+
+    def _summary(self, con: duckdb.DuckDBPyConnection,
+                 judged: str) -> tuple[int, int, dict[str, Any]]:
+        """The judged rows, those that passed, and :meth:`summarise`'s keys (one pass)."""
+        ((judged_rows, passed, captions, mentions, hallucinated, hallucinating, truth, covered,
+          by_encoder, by_head, from_encoder, probes, tp, fp, tn, fn,
+          unparsed),) = con.execute(f"""
+            SELECT count(*), count(*) FILTER (WHERE passed),
+                   count(*) FILTER (WHERE kind = 'caption'),
                    coalesce(sum(n_mentioned), 0), coalesce(sum(n_hallucinated), 0),
                    count(*) FILTER (WHERE n_hallucinated > 0),
                    coalesce(sum(n_truth), 0), coalesce(sum(n_covered), 0),
@@ -338,7 +441,7 @@ class CaptionHallucination(SummarisedRowEvaluator):
 
         parsed = tp + fp + tn + fn
         precision, recall = rate(tp, tp + fp), rate(tp, tp + fn)
-        return {
+        return judged_rows, passed, {
             "captions": captions,
             "chair_i": rate(hallucinated, mentions),
             "chair_s": rate(hallucinating, captions),

@@ -47,6 +47,9 @@ _NEGATION = (
     rf"\b(?:{'|'.join(NEGATION_CUES)})(?:{_SEPARATOR}({_WORD}))"
     + "".join(f"(?:{_SEPARATOR}({_WORD}))?" for _ in range(NEGATION_WINDOW - 1))
 )
+# The same on ASCII text: RE2's \pL and \pN restricted to ASCII are [A-Za-z] and [0-9], its \s
+# is [\t\n\f\r ].
+_NEGATION_ASCII = _NEGATION.replace(_WORD, "[A-Za-z0-9]+").replace(_SEPARATOR, r"[\t\n\f\r \-]+")
 _MARKED = " ".join(f"{NEGATED}\\{i + 1}" for i in range(NEGATION_WINDOW))
 
 _CUE_GUARD = " OR ".join(f"contains(x, '{cue}')" for cue in ("no", "never", "without",
@@ -69,10 +72,16 @@ MACROS = (
     """,
     "CREATE OR REPLACE TEMP MACRO vlmscope_words(x) AS "
     "vlmscope_split_words(vlmscope_text_prepared(x))",
-    # The cheap substring test spares the negation expression on texts without a cue.
+    # The cheap substring test spares the negation expression on texts without a cue. On
+    # ASCII text (as many bytes as characters) the same expression with ASCII classes
+    # gives the same result at half the cost: RE2 extracts the groups far faster without
+    # the Unicode tables.
     f"""
     CREATE OR REPLACE TEMP MACRO vlmscope_mark_negations(x) AS CASE WHEN {_CUE_GUARD}
-        THEN regexp_replace(x, '{_NEGATION}', ' {_MARKED} ', 'g') ELSE x END
+        THEN CASE WHEN strlen(x) = length(x)
+                  THEN regexp_replace(x, '{_NEGATION_ASCII}', ' {_MARKED} ', 'g')
+                  ELSE regexp_replace(x, '{_NEGATION}', ' {_MARKED} ', 'g') END
+        ELSE x END
     """,
     "CREATE OR REPLACE TEMP MACRO vlmscope_negated_words(x) AS "
     "vlmscope_split_words(vlmscope_mark_negations(vlmscope_text_prepared(x)))",
