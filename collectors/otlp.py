@@ -10,11 +10,22 @@ one by one and counted (OTLP ``partial_success``); a body that does not parse is
 whole (:class:`OtlpDecodeError`). Embedding vectors leave the attributes for the
 ``embeddings`` table as in the in-process exporter. Spans repeated within one request are
 kept once.
+
+Two decoders turn a request into span items (:func:`_span_items`): the pure-Python reference
+here, on the parsed message, and a native one (``_otlp_native.c``, an optional C extension,
+about ten times faster) on the protobuf bytes, with the same values, checks and rejection
+messages. The native one is used when built, unless ``VLMSCOPE_PURE_PYTHON=1``; protobuf
+still parses every body first, so both decoders see only requests protobuf accepts, and the
+rare request whose meaning protobuf defines by merging repeated message fields is left to the
+reference decoder. From the items on, one code path builds the batch (:func:`_assemble`).
 """
 
 from __future__ import annotations
 
 import base64
+import logging
+import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +42,25 @@ from vlmscope import conventions as cv
 from vlmscope.collectors import annotations as an
 from vlmscope.collectors.convert import SPAN_SCHEMA, SpanBatch, _pop_vectors
 from vlmscope.collectors.normalize import RecordBuilder
+
+_log = logging.getLogger("vlmscope.otlp")
+
+PURE_PYTHON_ENV = "VLMSCOPE_PURE_PYTHON"
+"""Set to 1 to decode with the pure-Python reference decoder even where the native one is
+built."""
+
+if os.environ.get(PURE_PYTHON_ENV, "0") not in ("", "0"):
+    _native = None
+else:
+    try:
+        from vlmscope.collectors import _otlp_native as _native
+    except ImportError:  # built without a C compiler: the reference decoder does the work
+        _native = None
+
+
+def native_decoder() -> bool:
+    """Whether requests are decoded by the native (C) decoder."""
+    return _native is not None
 
 DEFAULT_MAX_ATTRIBUTES = 1024
 """Most attributes one span, event, link or resource may carry."""
@@ -179,44 +209,48 @@ def _check_numbers(span: Any) -> None:
         raise _SpanRejected("flags or a dropped count is over 2**31 - 1")
 
 
-def _events(span: Any, limits: OtlpLimits) -> str | None:
+def _events(span: Any, limits: OtlpLimits) -> list[dict[str, Any]] | None:
     if not span.events:
         return None
-    return _dumps([{"name": e.name, "time_unix_nano": e.time_unix_nano,
-                    "attributes": _attributes(e.attributes, limits)} for e in span.events])
+    return [{"name": e.name, "time_unix_nano": e.time_unix_nano,
+             "attributes": _attributes(e.attributes, limits)} for e in span.events]
 
 
-def _links(span: Any, limits: OtlpLimits) -> str | None:
+def _links(span: Any, limits: OtlpLimits) -> list[dict[str, Any]] | None:
     if not span.links:
         return None
-    return _dumps([{"trace_id": _hex_id(link.trace_id, 16, "a link's trace_id"),
-                    "span_id": _hex_id(link.span_id, 8, "a link's span_id"),
-                    "trace_state": link.trace_state or None,
-                    "attributes": _attributes(link.attributes, limits)}
-                   for link in span.links])
+    return [{"trace_id": _hex_id(link.trace_id, 16, "a link's trace_id"),
+             "span_id": _hex_id(link.span_id, 8, "a link's span_id"),
+             "trace_state": link.trace_state or None,
+             "attributes": _attributes(link.attributes, limits)}
+            for link in span.links]
 
 
-def decode_request(request: ExportTraceServiceRequest,
-                   limits: OtlpLimits = DEFAULT_LIMITS) -> DecodedSpans:
-    """Decode a parsed ``ExportTraceServiceRequest`` into a batch for the store."""
-    rows: list[tuple[Any, ...]] = []
-    keys: list[tuple[str, str]] = []
-    seen: set[tuple[str, str]] = set()
-    records = RecordBuilder()
-    rejected = evaluations = 0
-    message = ""
+def _resource_info(attributes: dict[str, Any], schema_url: str) -> tuple[str, str | None]:
+    """A resource's stored JSON and its service name."""
+    service = attributes.get("service.name")
+    return (_dumps({"attributes": attributes, "schema_url": schema_url}),
+            None if service is None else str(service))
+
+
+# A span item (see _span_items) is a list of the SPAN_SCHEMA values in column order, with the
+# attributes (column 15) still a dict and the events and links (16, 17) lists of dicts.
+_ATTRIBUTES, _EVENTS, _LINKS = 15, 16, 17
+
+
+def _span_items(request: ExportTraceServiceRequest, limits: OtlpLimits) -> list[Any]:
+    """The reference decoder: one item per span of ``request`` in order, a span item (a
+    list, see above) or the message (str) of its rejection. The native decoder
+    (``_otlp_native.c``) produces the same items from the request's bytes."""
+    items: list[Any] = []
     for resource_spans in request.resource_spans:
         try:
             resource_attributes = _attributes(resource_spans.resource.attributes, limits)
         except _SpanRejected as error:
             count = sum(len(s.spans) for s in resource_spans.scope_spans)
-            rejected += count
-            message = message or f"resource: {error}"
+            items.extend([f"resource: {error}"] * count)
             continue
-        resource = _dumps({"attributes": resource_attributes,
-                           "schema_url": resource_spans.schema_url})
-        service = resource_attributes.get("service.name")
-        service = None if service is None else str(service)
+        resource, service = _resource_info(resource_attributes, resource_spans.schema_url)
         for scope_spans in resource_spans.scope_spans:
             scope = scope_spans.scope
             scope_name, scope_version = scope.name or None, scope.version or None
@@ -231,41 +265,71 @@ def decode_request(request: ExportTraceServiceRequest,
                     events = _events(span, limits)
                     links = _links(span, limits)
                 except _SpanRejected as error:
-                    rejected += 1
-                    message = message or f"span {span.name!r}: {error}"
+                    items.append(f"span {span.name!r}: {error}")
                     continue
-                key = (trace_hex, span_hex)
-                if key in seen:
-                    continue
-                seen.add(key)
                 start = span.start_time_unix_nano
                 end = span.end_time_unix_nano or start
-                duration = (end - start) / 1e6
                 status = span.status
-                status_code = STATUS_CODES[status.code] if status.code < 3 else "UNSET"
-                status_message = status.message or None
-                role = attributes.get(cv.VLMSCOPE_SPAN_ROLE)
-                if role == an.ROLE_EVALUATION:
-                    # Evaluations live in their own table, never as spans (see annotations).
-                    records.add_span(trace_hex, span_hex, start, duration, status_code,
-                                     status_message, attributes, (), parent_hex)
-                    evaluations += 1
-                    continue
-                vectors: list[tuple[int, Sequence[float]]] = []
-                if attributes.get(cv.OPENINFERENCE_SPAN_KIND) == cv.SPAN_KIND_EMBEDDING:
-                    vectors = _pop_vectors(attributes)
-                records.add_span(trace_hex, span_hex, start, duration, status_code,
-                                 status_message, attributes, vectors, parent_hex)
-                keys.append(key)
-                rows.append((
+                items.append([
                     trace_hex, span_hex, parent_hex, span.name,
-                    SPAN_KINDS[span.kind] if span.kind < 6 else "UNSPECIFIED",
-                    start, end, duration, status_code, status_message, service,
-                    scope_name, scope_version, span.trace_state or None, span.flags,
-                    _dumps(attributes), events, links, resource,
+                    SPAN_KINDS[span.kind] if 0 <= span.kind < 6 else "UNSPECIFIED",
+                    start, end, (end - start) / 1e6,
+                    STATUS_CODES[status.code] if 0 <= status.code < 3 else "UNSET",
+                    status.message or None, service, scope_name, scope_version,
+                    span.trace_state or None, span.flags, attributes, events, links, resource,
                     span.dropped_attributes_count, span.dropped_events_count,
                     span.dropped_links_count,
-                ))
+                ])
+    return items
+
+
+def _native_items(body: bytes, limits: OtlpLimits) -> list[Any]:
+    """:func:`_span_items` by the native decoder, from the request's protobuf bytes. Raises
+    ``ValueError`` (``_otlp_native.Unsupported`` among them) where it cannot decode them."""
+    assert _native is not None
+    return _native.decode(body, *(min(limit, sys.maxsize) for limit in (
+        limits.max_attributes, limits.max_value_chars, limits.max_array_items,
+        limits.max_depth)), _resource_info)
+
+
+def _assemble(items: list[Any]) -> DecodedSpans:
+    """The batch for the store from a request's span items: spans repeated within the request
+    kept once, evaluation spans turned into evaluations, embedding vectors moved to their
+    table, attributes, events and links written as JSON."""
+    rows: list[list[Any]] = []
+    keys: list[tuple[str, str]] = []
+    seen: set[tuple[str, str]] = set()
+    records = RecordBuilder()
+    rejected = evaluations = 0
+    message = ""
+    for row in items:
+        if type(row) is str:
+            rejected += 1
+            message = message or row
+            continue
+        key = (row[0], row[1])
+        if key in seen:
+            continue
+        seen.add(key)
+        attributes = row[_ATTRIBUTES]
+        if attributes.get(cv.VLMSCOPE_SPAN_ROLE) == an.ROLE_EVALUATION:
+            # Evaluations live in their own table, never as spans (see annotations).
+            records.add_span(row[0], row[1], row[5], row[7], row[8], row[9], attributes, (),
+                             row[2])
+            evaluations += 1
+            continue
+        vectors: list[tuple[int, Sequence[float]]] = []
+        if attributes.get(cv.OPENINFERENCE_SPAN_KIND) == cv.SPAN_KIND_EMBEDDING:
+            vectors = _pop_vectors(attributes)
+        records.add_span(row[0], row[1], row[5], row[7], row[8], row[9], attributes, vectors,
+                         row[2])
+        row[_ATTRIBUTES] = _dumps(attributes)
+        if row[_EVENTS] is not None:
+            row[_EVENTS] = _dumps(row[_EVENTS])
+        if row[_LINKS] is not None:
+            row[_LINKS] = _dumps(row[_LINKS])
+        keys.append(key)
+        rows.append(row)
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(SPAN_SCHEMA)
     spans = pa.Table.from_arrays(
         [pa.array(c, type=f.type) for c, f in zip(columns, SPAN_SCHEMA, strict=True)],
@@ -273,6 +337,33 @@ def decode_request(request: ExportTraceServiceRequest,
     )
     return DecodedSpans(SpanBatch(spans, records.tables()), keys, rejected, message,
                         evaluations)
+
+
+def _items(request: ExportTraceServiceRequest, body: bytes | None,
+           limits: OtlpLimits) -> list[Any]:
+    """The span items of ``request`` (whose protobuf bytes are ``body`` when at hand): by
+    the native decoder when built, else (or for the rare request it leaves, see
+    ``_otlp_native.c``) by the reference decoder."""
+    if _native is not None:
+        try:
+            return _native_items(request.SerializeToString() if body is None else body,
+                                 limits)
+        except ValueError as error:
+            _log.debug("native OTLP decoder declined a request (%s); decoding in Python",
+                       error)
+    return _span_items(request, limits)
+
+
+def decode_request(request: ExportTraceServiceRequest,
+                   limits: OtlpLimits = DEFAULT_LIMITS) -> DecodedSpans:
+    """Decode a parsed ``ExportTraceServiceRequest`` into a batch for the store."""
+    return _assemble(_items(request, None, limits))
+
+
+def decode_request_python(request: ExportTraceServiceRequest,
+                          limits: OtlpLimits = DEFAULT_LIMITS) -> DecodedSpans:
+    """:func:`decode_request` by the pure-Python reference decoder, native one or not."""
+    return _assemble(_span_items(request, limits))
 
 
 def parse_protobuf(body: bytes) -> ExportTraceServiceRequest:
@@ -342,8 +433,10 @@ def parse_json(document: bytes | dict[str, Any]) -> ExportTraceServiceRequest:
     return request
 
 
-
 def decode_body(body: bytes, is_json: bool, limits: OtlpLimits = DEFAULT_LIMITS) -> DecodedSpans:
     """Parse and decode one request body (OTLP JSON when ``is_json``, else protobuf)."""
-    request = parse_json(body) if is_json else parse_protobuf(body)
-    return decode_request(request, limits)
+    if is_json:
+        return decode_request(parse_json(body), limits)
+    # protobuf parses (and so validates) the body first: what it rejects is a 400 whichever
+    # decoder runs; the native decoder then reads the same bytes.
+    return _assemble(_items(parse_protobuf(body), body, limits))
