@@ -26,6 +26,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from vlmscope.collectors import facts
 from vlmscope.collectors.convert import SpanBatch
 from vlmscope.collectors.otlp import DecodedSpans
 from vlmscope.collectors.store import StoreWriter
@@ -65,7 +66,7 @@ def without_spans(batch: SpanBatch, dropped: set[tuple[str, str]]) -> SpanBatch:
         return table.filter(pa.array(mask, pa.bool_()))
 
     derived = {name: table if name == "evaluations" else keep(table)
-               for name, table in batch.derived.items()}
+               for name, table in batch.derived.items() if name != facts.BATCH_KEY}
     return SpanBatch(keep(batch.spans), {k: v for k, v in derived.items() if v.num_rows})
 
 
@@ -113,7 +114,8 @@ def _merge(parts: list[SpanBatch]) -> SpanBatch:
     derived: dict[str, list[pa.Table]] = {}
     for part in parts:
         for name, table in part.derived.items():
-            derived.setdefault(name, []).append(table)
+            if name != facts.BATCH_KEY:  # parts of one request: reassembled over the group
+                derived.setdefault(name, []).append(table)
     return SpanBatch(pa.concat_tables([p.spans for p in parts]),
                      {name: pa.concat_tables(tables) for name, tables in derived.items()})
 

@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from vlmscope import conventions as cv
 from vlmscope.collectors import annotations as an
+from vlmscope.collectors import facts
 
 ROW_SCHEMA = pa.schema([
     ("trace_id", pa.string()), ("span_id", pa.string()), ("row_id", pa.string()),
@@ -83,6 +84,9 @@ TABLES = {
     "evaluations": EVALUATION_SCHEMA,
 }
 """Every derived table and its Arrow schema."""
+
+
+_PER_ROW = ("row_records", "encoder_records", "llm_records")
 
 
 def _at(values: Any, index: int) -> Any:
@@ -263,21 +267,34 @@ class RecordBuilder:
         )
 
     def tables(self) -> dict[str, pa.Table]:
-        """The derived rows as Arrow tables (tables without rows are left out)."""
+        """The derived rows as Arrow tables (tables without rows are left out), and the
+        batch's pipeline-row parts assembled from them under ``facts.BATCH_KEY`` (a change
+        to the record tables must drop that entry: :func:`insert_tables` then reassembles)."""
         out = {}
+        columns: dict[str, dict[str, list]] = {}
         for name, schema in TABLES.items():
             rows = self.rows[name]
             if rows:
-                columns = zip(*rows, strict=True)
+                values = list(zip(*rows, strict=True))
+                if name in _PER_ROW:
+                    columns[name] = dict(zip(schema.names, values, strict=True))
                 out[name] = pa.Table.from_arrays(
-                    [pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)],
+                    [pa.array(c, type=f.type) for c, f in zip(values, schema, strict=True)],
                     schema=schema,
                 )
+        if columns:
+            out[facts.BATCH_KEY] = facts.to_arrow(facts.assemble(
+                *(columns.get(name, {}) for name in _PER_ROW)))
         return out
 
 
-def insert_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table]) -> None:
-    """Append derived Arrow tables to their store tables (one insert each)."""
+def insert_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table], *,
+                  merge: bool = True) -> None:
+    """Append derived Arrow tables to their store tables (one insert each) and, unless
+    ``merge`` is false, merge the batch's records into the materialised ``pipeline_rows``
+    (:func:`vlmscope.collectors.facts.merge_batch`), in the caller's transaction."""
+    tables = dict(tables)
+    parts = tables.pop(facts.BATCH_KEY, None)
     for name, table in tables.items():
         view = f"_vlmscope_{name}_batch"
         con.register(view, table)
@@ -285,6 +302,8 @@ def insert_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table]) -
             con.execute(f"INSERT INTO {name} SELECT * FROM {view}")
         finally:
             con.unregister(view)
+    if merge and any(name in tables for name in _PER_ROW):
+        facts.merge_batch(con, parts if parts is not None else facts.assemble_arrow(tables))
 
 
 def rebuild(con: duckdb.DuckDBPyConnection, chunk_rows: int = 50_000) -> int:
@@ -313,7 +332,8 @@ def rebuild(con: duckdb.DuckDBPyConnection, chunk_rows: int = 50_000) -> int:
             tables = builder.tables()
             for kept in KEPT_ON_REBUILD:
                 tables.pop(kept, None)
-            insert_tables(con, tables)
+            insert_tables(con, tables, merge=False)
+        facts.refresh(con)
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import duckdb
 
+from vlmscope.collectors import facts
 from vlmscope.collectors.schema import migrate
 
 SPAN_TABLES = ("spans", "row_records", "encoder_records", "llm_records", "embeddings")
@@ -91,4 +92,5 @@ def open_parquet_folder(folder: str | os.PathLike[str]) -> duckdb.DuckDBPyConnec
         else:
             con.execute(f"DROP TABLE {table}")
             con.execute(f"CREATE VIEW {table} AS {scan}")
+    facts.refresh(con)  # pipeline_rows reads the materialised join
     return con

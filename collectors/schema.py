@@ -11,7 +11,10 @@ Tables:
 * ``encoder_records`` / ``llm_records`` / ``row_records`` - spans normalised per pipeline row
   (one per image of a batched encoder call, one per output of a batched ``generate``). They are
   derived from the spans at ingest by :mod:`vlmscope.collectors.normalize` and can be rebuilt.
-* view ``pipeline_rows`` - one row per pipeline row, joining the three.
+* view ``pipeline_rows`` - one row per pipeline row: the three joined. Since schema version 4
+  the join is kept materialised at ingest in ``pipeline_row_facts`` (rows whose row span
+  arrived) and ``pipeline_row_parts`` (parts still waiting); see
+  :mod:`vlmscope.collectors.facts`.
 * ``evaluations`` - one row per pipeline row judged by an evaluator (score, passed, label,
   explanation, metadata as JSON text, annotator kind), keyed by run id, row id, trace id and
   judged span id.
@@ -35,6 +38,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import duckdb
+
+from vlmscope.collectors import facts
 
 
 @dataclass(frozen=True)
@@ -280,6 +285,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "spans, embeddings, per-row records and pipeline_rows", _V1_TABLES),
     Migration(2, "evaluations and eval_runs", _V2_EVALUATIONS),
     Migration(3, "datasets, dataset rows and images, dataset runs", _V3_DATASETS),
+    Migration(4, "pipeline_rows materialised at ingest", facts.migration_statements()),
 )
 """Every schema step, in order."""
 

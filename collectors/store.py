@@ -28,7 +28,7 @@ from typing import Any
 
 import duckdb
 
-from vlmscope.collectors import normalize
+from vlmscope.collectors import facts, normalize
 from vlmscope.collectors.convert import SpanBatch
 from vlmscope.collectors.schema import migrate
 
@@ -158,9 +158,25 @@ class StoreWriter:
     def _close_connection(self) -> None:
         if self._con is not None:
             try:
+                self._compact()
                 self._con.close()
             finally:
                 self._con = None
+
+    def _compact(self) -> None:
+        """Leave ``pipeline_rows`` equal to the plain join before letting the file go
+        (:func:`vlmscope.collectors.facts.compact`); a failure costs only exactness."""
+        con = self._con
+        try:
+            con.execute("BEGIN TRANSACTION")
+            facts.compact(con)
+            con.execute("COMMIT")
+        except Exception as error:
+            with contextlib.suppress(Exception):
+                con.execute("ROLLBACK")
+            _log.warning("vlmscope could not compact pipeline_rows in %s (%s); rows whose "
+                         "row id repeats within a trace may show stale encoder or LLM parts "
+                         "until the next write closes the store", self.path, error)
 
     # -- writing ---------------------------------------------------------------------------
 

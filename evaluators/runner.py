@@ -18,6 +18,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 
+from vlmscope.collectors import facts
 from vlmscope.collectors.schema import migrate
 from vlmscope.evaluators.adherence import ImageInstructionAdherence
 from vlmscope.evaluators.attribution import FailureAttribution
@@ -54,7 +55,10 @@ class EvalRun:
 
 
 def _is_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    """Whether ``name`` is a stored table (scanning it twice costs less than copying it)."""
+    """Whether ``name`` reads a stored table as it is (scanning it twice costs less than
+    copying it): a table, or the ``pipeline_rows`` view over its materialised rows."""
+    if name == "pipeline_rows":
+        name = facts.FACTS
     found = con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]).fetchall()
     return found[0][0] > 0
@@ -107,7 +111,7 @@ def run_evaluations(
     try:
         rows = source
         if cohort is not None or checkpoint is not None or not _is_table(con, source):
-            # Select once: the view joins three tables; every evaluator then scans this.
+            # Select once: a filtered or computed relation; every evaluator then scans this.
             rows = _ROWS
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE {_ROWS} AS SELECT {columns} FROM {source} "

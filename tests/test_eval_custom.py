@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 
 from vlmscope.cli import main
+from vlmscope.collectors import facts
 from vlmscope.collectors.schema import migrate
 from vlmscope.evaluators import CustomEvaluation, run_evaluations
 from vlmscope.evaluators.base import PIPELINE_ROW_SCHEMA
@@ -138,6 +139,7 @@ def store_file(tmp_path: Path) -> Path:
         con.execute("INSERT INTO llm_records (trace_id, span_id, record_index, row_id, output, "
                     "start_time) VALUES ('t', ?, 0, ?, ?, TIMESTAMP '2026-01-01')",
                     [f"l{i}", row["row_id"], row["output"]])
+    facts.refresh(con)  # records written with SQL: rebuild the materialised pipeline_rows
     con.close()
     return db
 

@@ -1,0 +1,395 @@
+"""``pipeline_rows`` kept materialised at ingest, so that reading it joins nothing.
+
+A pipeline row is assembled from three records: its row span (``row_records``), the last
+encoder call for it (``encoder_records``) and the last language-head call for it
+(``llm_records``), "last" meaning the latest start time (then the smaller span id, then the
+smaller record index). Every row span makes one pipeline row (a row id that repeats within a
+trace makes two, as a plain join would). Joining them for every query costs about a second
+per million rows, so the store keeps the join as it goes, in two tables with the same
+columns (one *part* of columns per record kind):
+
+* ``pipeline_row_facts`` - rows whose row span has arrived, with whatever encoder and LLM
+  parts had arrived by then (or arrived in the same batch);
+* ``pipeline_row_parts`` - at most one row per key (trace id, row id) of encoder and LLM
+  parts still waiting for a row span, or of parts that arrived after their row was written
+  to the facts (a language head running in another service, say).
+
+Each batch the store writes is merged by :func:`merge_batch` in the same transaction as its
+records: its parts, assembled per key in Python as the records are derived
+(:func:`assemble`), are overlaid with what waits for those keys and split into completed rows
+(appended to the facts) and waiting parts. The ``pipeline_rows`` view reads the facts,
+overlaying the waiting part of a key where there is one (in-process tracing, where a row span
+ends after its encoder and LLM spans, leaves at most the part that crossed a batch boundary,
+claimed by the next batch).
+
+With one row span per key (what ``trace_row`` and ``trace_batch`` write) the view equals the
+plain join at every moment. A row id traced twice within one trace is the exception: until
+compaction, each of its row spans shows the parts that had arrived with it, not the latest of
+the key's. :func:`compact` re-assembles such keys from the records and folds late parts into
+the facts; the store writer runs it when it lets the file go, so a store at rest equals the
+plain join, and a merge runs it each time :data:`COMPACT_AT` more parts wait.
+:func:`refresh` recomputes both tables from the records (after a rebuild, or when records
+were written with SQL).
+
+One rule decides which part wins everywhere (:func:`_newer` in SQL, :func:`_order` in
+Python), so the materialised view, the merge, compaction and a full refresh agree with the
+plain join (tested against it on random arrival orders and batchings).
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
+
+FACTS = "pipeline_row_facts"
+"""Completed pipeline rows (those whose row span arrived)."""
+
+PARTS = "pipeline_row_parts"
+"""Parts waiting for their row span, or newer than the row already in the facts."""
+
+# Each part: the record table it comes from, the prefix of its ordering columns, and its
+# (fact column, record column, type) triples. The first three columns of every part are its
+# span id, record index and start time: the ordering "latest wins" reads.
+_PARTS: dict[str, tuple[str, tuple[tuple[str, str, str], ...]]] = {
+    "row": ("row_records", (
+        ("row_span_id", "span_id", "VARCHAR"),
+        ("row_index", "0", "INTEGER"),
+        ("row_start", "start_time", "TIMESTAMP_NS"),
+        ("row_ms", "duration_ms", "DOUBLE"),
+        ("row_status", "status_code", "VARCHAR"),
+        ("row_error", "status_message", "VARCHAR"),
+        ("run_name", "run_name", "VARCHAR"),
+        ("cohort", "cohort", "VARCHAR"),
+        ("expected", "expected", "VARCHAR"),
+        ("objects", "objects", "VARCHAR[]"),
+        ("row_instruction", "instruction", "VARCHAR"),
+        ("row_image_sha256", "image_sha256", "VARCHAR"),
+    )),
+    "encoder": ("encoder_records", (
+        ("encoder_span_id", "span_id", "VARCHAR"),
+        ("encoder_index", "record_index", "INTEGER"),
+        ("encoder_start", "start_time", "TIMESTAMP_NS"),
+        ("encoder_ms", "duration_ms", "DOUBLE"),
+        ("encoder_status", "status_code", "VARCHAR"),
+        ("encoder_model", "model", "VARCHAR"),
+        ("checkpoint_sha256", "checkpoint_sha256", "VARCHAR"),
+        ("top_k_labels", "top_k_labels", "VARCHAR[]"),
+        ("top_k_scores", "top_k_scores", "DOUBLE[]"),
+        ("embedding_dim", "embedding_dim", "INTEGER"),
+        ("encoder_entropy", "entropy", "DOUBLE"),
+        ("encoder_image_sha256", "image_sha256", "VARCHAR"),
+    )),
+    "llm": ("llm_records", (
+        ("llm_span_id", "span_id", "VARCHAR"),
+        ("llm_index", "record_index", "INTEGER"),
+        ("llm_start", "start_time", "TIMESTAMP_NS"),
+        ("llm_ms", "duration_ms", "DOUBLE"),
+        ("llm_status", "status_code", "VARCHAR"),
+        ("llm_model", "model", "VARCHAR"),
+        ("llm_instruction", "instruction", "VARCHAR"),
+        ("output", "output", "VARCHAR"),
+        ("input_tokens", "input_tokens", "BIGINT"),
+        ("output_tokens", "output_tokens", "BIGINT"),
+    )),
+}
+
+_KEY = ("trace_id", "row_id")
+COLUMNS: tuple[str, ...] = _KEY + tuple(
+    column for _, fields in _PARTS.values() for column, _, _ in fields)
+"""The columns of both tables, in order."""
+
+_SELECT_COLUMNS = ", ".join(COLUMNS)
+
+_NEW_KEYS = "_vlmscope_new_row_keys"
+
+COMPACT_AT = 4096
+"""A merge also compacts each time the waiting parts pass another multiple of this."""
+
+# A record without a start time sorts before every other (as ORDER BY ... DESC NULLS LAST).
+_EARLIEST = "TIMESTAMP_NS '1678-01-01'"
+
+
+_ARROW_TYPES = {
+    "VARCHAR": pa.string(), "INTEGER": pa.int32(), "BIGINT": pa.int64(),
+    "DOUBLE": pa.float64(), "TIMESTAMP_NS": pa.timestamp("ns"),
+    "VARCHAR[]": pa.list_(pa.string()), "DOUBLE[]": pa.list_(pa.float64()),
+}
+
+SCHEMA = pa.schema(
+    [("trace_id", pa.string()), ("row_id", pa.string())]
+    + [(c, _ARROW_TYPES[t]) for _, fields in _PARTS.values() for c, _, t in fields])
+"""Arrow schema of both tables, column for column."""
+
+BATCH_KEY = "_pipeline_row_parts"
+"""Key of a batch's assembled parts in ``SpanBatch.derived`` (see :func:`assemble`)."""
+
+
+def _order(part: tuple) -> tuple:
+    """Sort key of a part (span id, record index, start ns, ...): the smallest wins
+    (the latest start, a missing start being the earliest; then span id, record index)."""
+    span, index, start = part[0], part[1], part[2]
+    return (start is None, -(start or 0), span, index)
+
+
+def assemble(rows: dict[str, list], encoders: dict[str, list], llms: dict[str, list],
+             ) -> list[tuple]:
+    """The rows of :func:`assemble_sql`, in Python, from one batch's record columns (record
+    column name -> values, start times as epoch nanoseconds); ``SCHEMA`` order."""
+    sources = {"row": rows, "encoder": encoders, "llm": llms}
+    by_key: dict[tuple, list] = {}
+    for slot, part in enumerate(_PARTS):
+        columns = sources[part]
+        if not columns or not columns.get("trace_id"):
+            continue
+        fields = _PARTS[part][1]
+        count = len(columns["trace_id"])
+        values = [columns[r] if r in columns else [int(r)] * count for _, r, _ in fields]
+        for i, (trace, row) in enumerate(zip(columns["trace_id"], columns["row_id"],
+                                             strict=True)):
+            if row is None:
+                continue
+            entry = by_key.get((trace, row))
+            if entry is None:
+                entry = by_key[(trace, row)] = [[], None, None]
+            candidate = tuple(v[i] for v in values)
+            if slot == 0:
+                entry[0].append(candidate)
+            elif entry[slot] is None or _order(candidate) < _order(entry[slot]):
+                entry[slot] = candidate
+    widths = [len(fields) for _, fields in _PARTS.values()]
+    blank = [(None,) * w for w in widths]
+    out = []
+    for key, (row_parts, encoder, llm) in by_key.items():
+        tail = (encoder or blank[1]) + (llm or blank[2])
+        out.extend(key + row_part + tail for row_part in (row_parts or [blank[0]]))
+    return out
+
+
+def to_arrow(rows: list[tuple]) -> pa.Table:
+    """Assembled rows as an Arrow table (start times in epoch nanoseconds)."""
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(SCHEMA)
+    return pa.Table.from_arrays(
+        [pa.array(c, type=f.type) for c, f in zip(columns, SCHEMA, strict=True)],
+        schema=SCHEMA)
+
+
+def assemble_arrow(tables: dict[str, pa.Table]) -> pa.Table:
+    """:func:`assemble` over record tables given as Arrow (``row_records`` ...)."""
+    def columns(name: str) -> dict[str, list]:
+        table = tables.get(name)
+        if table is None or table.num_rows == 0:
+            return {}
+        out = {}
+        for field in table.schema:
+            column = table.column(field.name)
+            if pa.types.is_timestamp(field.type):
+                column = column.cast(pa.int64())
+            out[field.name] = column.to_pylist()
+        return out
+    return to_arrow(assemble(columns("row_records"), columns("encoder_records"),
+                             columns("llm_records")))
+
+
+def _table_sql(name: str) -> str:
+    fields = ",\n    ".join(f"{c} {t}" for _, cols in _PARTS.values() for c, _, t in cols)
+    return (f"CREATE TABLE {name} (\n    trace_id VARCHAR NOT NULL,\n"
+            f"    row_id VARCHAR NOT NULL,\n    {fields}\n)")
+
+
+def _newer(part: str, new: str, old: str) -> str:
+    """SQL: the ``part`` of row ``new`` wins over that of row ``old`` (latest start time,
+    then the smaller span id, then the smaller record index; a present part beats none)."""
+    span, index, start = (c for c, _, _ in _PARTS[part][1][:3])
+    new_start, old_start = (f"coalesce({side}.{start}, {_EARLIEST})" for side in (new, old))
+    return (
+        f"({new}.{span} IS NOT NULL AND ({old}.{span} IS NULL"
+        f" OR {new_start} > {old_start}"
+        f" OR ({new_start} = {old_start} AND ({new}.{span} < {old}.{span}"
+        f" OR ({new}.{span} = {old}.{span} AND {new}.{index} <= {old}.{index})))))"
+    )
+
+
+def _overlay_sql(base: str, over: str, key: str) -> str:
+    """SQL select list: the key from ``key`` (one of the two), each part from ``over``
+    where it wins over ``base``'s."""
+    items = [f"{key}.trace_id", f"{key}.row_id"]
+    for part, (_, fields) in _PARTS.items():
+        wins = _newer(part, over, base)
+        items += [f"CASE WHEN {wins} THEN {over}.{c} ELSE {base}.{c} END AS {c}"
+                  for c, _, _ in fields]
+    return ", ".join(items)
+
+
+def assemble_sql(rows: str, encoders: str, llms: str) -> str:
+    """A query giving one row per key (trace id, row id) found in the three record
+    relations, each part the winning record of its kind (NULLs where there is none)."""
+    sources = {"row": rows, "encoder": encoders, "llm": llms}
+    ctes = []
+    for part, (_, fields) in _PARTS.items():
+        span, index, start = (r for _, r, _ in fields[:3])
+        picked = ", ".join(f"{r}::{t} AS {c}" for c, r, t in fields)
+        # Every row span makes a pipeline row (a row id repeated within a trace gives two);
+        # of the encoder and LLM records of a row, the latest is the one that answered.
+        latest = "" if part == "row" else (
+            f" QUALIFY row_number() OVER (PARTITION BY trace_id, row_id "
+            f"ORDER BY {start} DESC NULLS LAST, {span}, {index}) = 1")
+        ctes.append(f"{part}_part AS (SELECT trace_id, row_id, {picked} FROM {sources[part]} "
+                    f"WHERE row_id IS NOT NULL{latest})")
+    keys = ("keys AS (SELECT trace_id, row_id FROM row_part UNION "
+            "SELECT trace_id, row_id FROM encoder_part UNION "
+            "SELECT trace_id, row_id FROM llm_part)")
+    columns = ", ".join(f"{p}_part.{c}" for p, (_, f) in _PARTS.items() for c, _, _ in f)
+    joins = " ".join(f"LEFT JOIN {p}_part USING (trace_id, row_id)" for p in _PARTS)
+    return (f"WITH {', '.join(ctes)}, {keys} "
+            f"SELECT keys.trace_id, keys.row_id, {columns} FROM keys {joins}")
+
+
+def view_sql() -> str:
+    """The ``pipeline_rows`` view over the two tables."""
+    outputs = """
+        row_id, trace_id, row_span_id AS span_id, run_name AS run, cohort,
+        coalesce(row_image_sha256, encoder_image_sha256) AS image_sha256, expected, objects,
+        encoder_model, checkpoint_sha256, top_k_labels, top_k_scores, embedding_dim,
+        encoder_entropy, llm_model, coalesce(llm_instruction, row_instruction) AS instruction,
+        output, input_tokens, output_tokens, encoder_ms, llm_ms, row_ms,
+        CASE WHEN 'ERROR' IN (row_status, encoder_status, llm_status) THEN 'ERROR'
+             ELSE 'OK' END AS status,
+        row_error AS error, encoder_span_id, llm_span_id, row_start AS start_time"""
+    return f"""
+    CREATE OR REPLACE VIEW pipeline_rows AS
+    SELECT {outputs} FROM {FACTS} f
+    WHERE NOT EXISTS (SELECT 1 FROM {PARTS} p
+                      WHERE p.trace_id = f.trace_id AND p.row_id = f.row_id)
+    UNION ALL
+    SELECT {outputs} FROM (SELECT {_overlay_sql("f", "p", "f")} FROM {FACTS} f
+                           JOIN {PARTS} p USING (trace_id, row_id))
+    """
+
+
+def migration_statements() -> tuple[str, ...]:
+    """Schema step 4: the two tables, filled from the records, and the view on them."""
+    return (_table_sql(FACTS), _table_sql(PARTS), *_refill_statements(), view_sql())
+
+
+def _refill_statements() -> tuple[str, ...]:
+    assembled = assemble_sql("row_records", "encoder_records", "llm_records")
+    return (
+        f"CREATE OR REPLACE TEMP TABLE _vlmscope_assembled AS {assembled}",
+        f"INSERT INTO {FACTS} SELECT * FROM _vlmscope_assembled WHERE row_span_id IS NOT NULL",
+        f"INSERT INTO {PARTS} SELECT * FROM _vlmscope_assembled WHERE row_span_id IS NULL",
+        "DROP TABLE _vlmscope_assembled",
+    )
+
+
+def refresh(con: duckdb.DuckDBPyConnection) -> None:
+    """Recompute both tables from the record tables (inside the caller's transaction)."""
+    con.execute(f"DELETE FROM {FACTS}")
+    con.execute(f"DELETE FROM {PARTS}")
+    for statement in _refill_statements():
+        con.execute(statement)
+
+
+def _overlay(base: tuple | None, over: tuple) -> tuple:
+    """``over`` with each part taken from ``base`` where ``base``'s wins (:func:`_newer`)."""
+    if base is None:
+        return over
+    out = list(over[:2])
+    at = 2
+    for _, fields in _PARTS.values():
+        width = len(fields)
+        mine, theirs = over[at:at + width], base[at:at + width]
+        wins = mine[0] is not None and (theirs[0] is None or _order(mine) <= _order(theirs))
+        out.extend(mine if wins else theirs)
+        at += width
+    return tuple(out)
+
+
+def merge_batch(con: duckdb.DuckDBPyConnection, parts: pa.Table) -> None:
+    """Merge one batch's assembled parts (:func:`assemble`) into the tables, inside the
+    caller's transaction: overlaid with what waits for their keys, completed rows go to the
+    facts and the rest waits."""
+    if parts.num_rows == 0:
+        return
+    batch = "_vlmscope_batch_parts"
+    con.register(batch, parts)
+    try:
+        starts = [c for c, t in zip(COLUMNS, (f.type for f in SCHEMA), strict=True)
+                  if pa.types.is_timestamp(t)]
+        listed = ", ".join(f"epoch_ns(w.{c})" if c in starts else f"w.{c}" for c in COLUMNS)
+        waiting = con.execute(f"SELECT {listed} FROM {PARTS} w SEMI JOIN {batch} b "
+                              "USING (trace_id, row_id)").fetchall()
+        if waiting:
+            # Rare (a part that crossed a batch boundary, or arrived late): in Python.
+            claimed = {(w[0], w[1]): w for w in waiting}
+            keys = pa.array([f"{t}\x00{r}" for t, r in zip(
+                parts.column("trace_id").to_pylist(), parts.column("row_id").to_pylist(),
+                strict=True)])
+            hit = pa.compute.is_in(keys, value_set=pa.array(
+                [f"{t}\x00{r}" for t, r in claimed]))
+            touched = parts.filter(hit)
+            merged = [_overlay(claimed[(row[0], row[1])], row)
+                      for row in zip(*(touched.column(c).cast(pa.int64()).to_pylist()
+                                       if c in starts else touched.column(c).to_pylist()
+                                       for c in COLUMNS), strict=True)]
+            parts = pa.concat_tables([parts.filter(pa.compute.invert(hit)),
+                                      to_arrow(merged)])
+            con.unregister(batch)
+            con.register(batch, parts)
+            con.execute(f"DELETE FROM {PARTS} WHERE (trace_id, row_id) IN "
+                        f"(SELECT trace_id, row_id FROM {batch})")
+        con.execute(f"INSERT INTO {FACTS} SELECT * FROM {batch} WHERE row_span_id IS NOT NULL")
+        # Remember the keys given rows on this connection: compaction looks for repeats.
+        con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_NEW_KEYS} "
+                    "(trace_id VARCHAR, row_id VARCHAR)")
+        con.execute(f"INSERT INTO {_NEW_KEYS} SELECT trace_id, row_id FROM {batch} "
+                    "WHERE row_span_id IS NOT NULL")
+        waits = parts.column("row_span_id").null_count
+        if waits:
+            con.execute(f"INSERT INTO {PARTS} SELECT * FROM {batch} "
+                        "WHERE row_span_id IS NULL")
+            ((total,),) = con.execute(f"SELECT count(*) FROM {PARTS}").fetchall()
+    finally:
+        con.unregister(batch)
+    # Late parts whose row is stored wait until compaction: compact each time another
+    # COMPACT_AT have piled up (parts that never get a row stay, so not at every batch).
+    if waits and total // COMPACT_AT > (total - waits) // COMPACT_AT:
+        compact(con)
+
+
+def compact(con: duckdb.DuckDBPyConnection, *, everything: bool = False) -> int:
+    """Bring the tables to the plain join exactly (inside the caller's transaction): fold
+    waiting parts into the facts rows of their keys, and re-assemble from the records the
+    keys that have more than one row span. Repeats are looked for among the keys merged on
+    this connection since its last compaction, or among all keys with ``everything``.
+    Returns how many keys changed."""
+    ((tracked,),) = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = ?",
+        [_NEW_KEYS]).fetchall()
+    if tracked and not everything:
+        repeated = (f"SELECT trace_id, row_id FROM {FACTS} WHERE (trace_id, row_id) IN "
+                    f"(SELECT trace_id, row_id FROM {_NEW_KEYS}) "
+                    "GROUP BY trace_id, row_id HAVING count(*) > 1")
+    else:
+        repeated = (f"SELECT trace_id, row_id FROM {FACTS} "
+                    "GROUP BY trace_id, row_id HAVING count(*) > 1")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _vlmscope_compact_keys AS "
+        f"SELECT trace_id, row_id FROM {PARTS} p WHERE EXISTS (SELECT 1 FROM {FACTS} f "
+        f"WHERE f.trace_id = p.trace_id AND f.row_id = p.row_id) UNION {repeated}")
+    if tracked:
+        con.execute(f"DELETE FROM {_NEW_KEYS}")
+    ((changed,),) = con.execute("SELECT count(*) FROM _vlmscope_compact_keys").fetchall()
+    if changed:
+        keys = "(SELECT trace_id, row_id FROM _vlmscope_compact_keys)"
+        only = {name: f"(SELECT * FROM {name} WHERE (trace_id, row_id) IN {keys})"
+                for name in ("row_records", "encoder_records", "llm_records")}
+        con.execute("CREATE OR REPLACE TEMP TABLE _vlmscope_compacted AS " + assemble_sql(
+            only["row_records"], only["encoder_records"], only["llm_records"]))
+        con.execute(f"DELETE FROM {FACTS} WHERE (trace_id, row_id) IN {keys}")
+        con.execute(f"DELETE FROM {PARTS} WHERE (trace_id, row_id) IN {keys}")
+        con.execute(f"INSERT INTO {FACTS} SELECT * FROM _vlmscope_compacted "
+                    "WHERE row_span_id IS NOT NULL")
+        con.execute("DROP TABLE _vlmscope_compacted")
+    con.execute("DROP TABLE _vlmscope_compact_keys")
+    return int(changed)

@@ -1,0 +1,235 @@
+"""The materialised ``pipeline_rows`` equals the plain join of the record tables, however
+the records arrive: in any order, split over any batches, with parts arriving after their
+row, repeated row ids, ties and missing start times; and after compaction and refresh."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from vlmscope.collectors import facts
+from vlmscope.collectors.normalize import ENCODER_SCHEMA, LLM_SCHEMA, ROW_SCHEMA, insert_tables
+from vlmscope.collectors.schema import migrate
+
+# The plain join, as the store's first schema defined the view (with the record index as the
+# last tie-break, which that definition left to chance).
+REFERENCE = """
+    WITH enc AS (
+        SELECT * FROM encoder_records WHERE row_id IS NOT NULL
+        QUALIFY row_number() OVER (PARTITION BY trace_id, row_id
+                                   ORDER BY start_time DESC, span_id, record_index) = 1
+    ), llm AS (
+        SELECT * FROM llm_records WHERE row_id IS NOT NULL
+        QUALIFY row_number() OVER (PARTITION BY trace_id, row_id
+                                   ORDER BY start_time DESC, span_id, record_index) = 1
+    )
+    SELECT r.row_id, r.trace_id, r.span_id, r.run_name AS run, r.cohort,
+        coalesce(r.image_sha256, e.image_sha256) AS image_sha256, r.expected, r.objects,
+        e.model AS encoder_model, e.checkpoint_sha256, e.top_k_labels, e.top_k_scores,
+        e.embedding_dim, e.entropy AS encoder_entropy, l.model AS llm_model,
+        coalesce(l.instruction, r.instruction) AS instruction, l.output, l.input_tokens,
+        l.output_tokens, e.duration_ms AS encoder_ms, l.duration_ms AS llm_ms,
+        r.duration_ms AS row_ms,
+        CASE WHEN 'ERROR' IN (r.status_code, e.status_code, l.status_code) THEN 'ERROR'
+             ELSE 'OK' END AS status,
+        r.status_message AS error, e.span_id AS encoder_span_id, l.span_id AS llm_span_id,
+        r.start_time
+    FROM row_records r
+    LEFT JOIN enc e ON e.trace_id = r.trace_id AND e.row_id = r.row_id
+    LEFT JOIN llm l ON l.trace_id = r.trace_id AND l.row_id = r.row_id
+"""
+
+T0 = dt.datetime(2026, 1, 1)
+
+
+def _time(rng: random.Random) -> dt.datetime | None:
+    # Few distinct values, so that ties in start time happen; now and then none at all.
+    return None if rng.random() < 0.05 else T0 + dt.timedelta(milliseconds=rng.randrange(6))
+
+
+def make_records(rng: random.Random, keys: int, repeats: bool) -> list[tuple[str, dict]]:
+    """Random records of ``keys`` (trace, row) keys: 0-1 row spans (0-2 with ``repeats``),
+    0-3 encoder and 0-3 LLM
+    records each (some sharing a span), plus records without a row id."""
+    records: list[tuple[str, dict]] = []
+    for k in range(keys):
+        trace, row = f"t{k % 5}", f"r{k}"
+        for n in range(rng.choice([0, 1, 1, 1, 1, 2] if repeats else [0, 1, 1, 1])):
+            records.append(("row_records", dict(
+                trace_id=trace, span_id=f"rs{k}-{n}", row_id=row, run_name="run",
+                cohort=rng.choice(["a", "b", None]), expected=rng.choice(["cat", "dog", None]),
+                objects=rng.choice([None, ["cat"], ["dog", "sofa"]]),
+                instruction=rng.choice(["what?", None]), image_sha256=rng.choice(["i1", None]),
+                start_time=_time(rng), duration_ms=rng.random(),
+                status_code=rng.choice(["OK", "ERROR", "UNSET"]),
+                status_message=rng.choice([None, "boom"]))))
+        for n in range(rng.choice([0, 1, 1, 2, 3])):
+            span = f"es{k}-{rng.randrange(2)}"
+            records.append(("encoder_records", dict(
+                trace_id=trace, span_id=span, record_index=n, row_id=row,
+                image_sha256=f"img{n}", model=f"m{n}", architecture="resnet",
+                checkpoint_sha256=rng.choice(["aa", "bb"]), layer=None, embedding_dim=512,
+                top_k_labels=[f"l{n}", "x"], top_k_scores=[0.5 + n / 10, 0.1],
+                top_k_class_ids=None, entropy=float(n), embedding_l2_norm=None,
+                start_time=_time(rng), duration_ms=float(n),
+                status_code=rng.choice(["OK", "ERROR"]))))
+        for n in range(rng.choice([0, 1, 1, 2, 3])):
+            records.append(("llm_records", dict(
+                trace_id=trace, span_id=f"ls{k}-{rng.randrange(2)}",
+                record_index=n, row_id=row, model=f"h{n}", provider=None,
+                instruction=rng.choice(["say", None]), output=f"out{n}",
+                input_tokens=n, output_tokens=n + 1, encoder_span_id=None,
+                start_time=_time(rng), duration_ms=float(n), status_code="OK")))
+    records.append(("encoder_records", dict(
+        trace_id="t0", span_id="loose", record_index=0, row_id=None, start_time=T0)))
+    return records
+
+
+_SCHEMAS = {"row_records": ROW_SCHEMA, "encoder_records": ENCODER_SCHEMA,
+            "llm_records": LLM_SCHEMA}
+
+
+def write_in_batches(con: duckdb.DuckDBPyConnection, records: list[tuple[str, dict]],
+                     rng: random.Random) -> None:
+    """Insert ``records`` in a random order, in random batches, each through the store's
+    one write path (records, then the merge), one transaction a batch."""
+    order = records[:]
+    rng.shuffle(order)
+    while order:
+        size = rng.randint(1, 12)
+        batch, order = order[:size], order[size:]
+        tables = {}
+        for name, schema in _SCHEMAS.items():
+            rows = [r for t, r in batch if t == name]
+            if rows:
+                tables[name] = pa.Table.from_pylist(rows, schema=schema)
+        con.execute("BEGIN")
+        insert_tables(con, tables)
+        con.execute("COMMIT")
+
+
+def _rows(con: duckdb.DuckDBPyConnection, query: str) -> list[tuple]:
+    return sorted(con.execute(query).fetchall(), key=repr)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_materialised_rows_equal_the_join(tmp_path: Path, seed: int) -> None:
+    """With one row span per key the view equals the join at once; with repeated row ids
+    (half the seeds) after compaction; after a full refresh always."""
+    rng = random.Random(seed)
+    repeats = seed % 2 == 1
+    con = duckdb.connect(str(tmp_path / "facts.duckdb"))
+    migrate(con)
+    write_in_batches(con, make_records(rng, keys=40, repeats=repeats), rng)
+    expected = _rows(con, REFERENCE)
+    assert len(expected) > 20
+    if not repeats:
+        assert _rows(con, "SELECT * FROM pipeline_rows") == expected
+
+    con.execute("BEGIN")
+    facts.compact(con)
+    con.execute("COMMIT")
+    assert _rows(con, "SELECT * FROM pipeline_rows") == expected
+    # Nothing that waits belongs to a row in the facts any more.
+    ((late,),) = con.execute(
+        f"SELECT count(*) FROM {facts.PARTS} p JOIN {facts.FACTS} f "
+        "USING (trace_id, row_id)").fetchall()
+    assert late == 0
+
+    con.execute("BEGIN")
+    facts.refresh(con)
+    con.execute("COMMIT")
+    assert _rows(con, "SELECT * FROM pipeline_rows") == expected
+
+
+def test_late_parts_wait_and_are_overlaid(tmp_path: Path) -> None:
+    """An LLM part arriving after its row was written shows at once and is compacted in."""
+    con = duckdb.connect(str(tmp_path / "late.duckdb"))
+    migrate(con)
+    row = {"trace_id": "t", "span_id": "r", "row_id": "row-1", "expected": "cat",
+           "start_time": T0, "status_code": "OK"}
+    llm = {"trace_id": "t", "span_id": "l", "record_index": 0, "row_id": "row-1",
+           "output": "a cat", "start_time": T0, "status_code": "ERROR"}
+    for name, record in (("row_records", row), ("llm_records", llm)):
+        con.execute("BEGIN")
+        insert_tables(con, {name: pa.Table.from_pylist([record], schema=_SCHEMAS[name])})
+        con.execute("COMMIT")
+    assert con.execute(f"SELECT count(*) FROM {facts.PARTS}").fetchall() == [(1,)]
+    assert con.execute("SELECT output, status FROM pipeline_rows").fetchall() == [
+        ("a cat", "ERROR")]
+    con.execute("BEGIN")
+    assert facts.compact(con) == 1
+    con.execute("COMMIT")
+    assert con.execute(f"SELECT count(*) FROM {facts.PARTS}").fetchall() == [(0,)]
+    assert con.execute("SELECT output, status FROM pipeline_rows").fetchall() == [
+        ("a cat", "ERROR")]
+
+
+def test_migration_from_a_version_3_store_fills_the_facts(tmp_path: Path) -> None:
+    """A store written before the facts existed gets them filled from its records."""
+    from vlmscope.collectors.schema import MIGRATIONS
+
+    con = duckdb.connect(str(tmp_path / "old.duckdb"))
+    con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+                "name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT "
+                "current_timestamp)")
+    for migration in MIGRATIONS[:3]:
+        for statement in migration.statements:
+            con.execute(statement)
+        con.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
+                    [migration.version, migration.name])
+    rng = random.Random(99)
+    for name, record in make_records(rng, keys=15, repeats=True):
+        con.register("_one", pa.Table.from_pylist([record], schema=_SCHEMAS[name]))
+        con.execute(f"INSERT INTO {name} SELECT * FROM _one")
+        con.unregister("_one")
+    before = _rows(con, "SELECT * FROM pipeline_rows")  # the version-1 view
+    assert migrate(con) == 4
+    assert _rows(con, "SELECT * FROM pipeline_rows") == before == _rows(con, REFERENCE)
+
+
+def test_compaction_finds_repeats_written_by_another_connection(tmp_path: Path) -> None:
+    """A connection that merged nothing looks for repeated row ids among all keys."""
+    rng = random.Random(7)
+    path = tmp_path / "repeats.duckdb"
+    con = duckdb.connect(str(path))
+    migrate(con)
+    write_in_batches(con, make_records(rng, keys=60, repeats=True), rng)
+    con.close()
+    con = duckdb.connect(str(path))
+    expected = _rows(con, REFERENCE)
+    assert _rows(con, "SELECT * FROM pipeline_rows") != expected  # stale until compacted
+    con.execute("BEGIN")
+    assert facts.compact(con) > 0
+    con.execute("COMMIT")
+    assert _rows(con, "SELECT * FROM pipeline_rows") == expected
+
+
+def test_the_store_writer_leaves_the_store_compacted(tmp_path: Path) -> None:
+    """Spans of a row id traced twice in one trace, written through the exporter: once the
+    exporter shuts down, pipeline_rows equals the plain join."""
+    import vlmscope
+    from vlmscope.collectors.exporter import DuckDBSpanExporter
+
+    path = tmp_path / "traced.duckdb"
+    vlmscope.configure(exporter=DuckDBSpanExporter(path), batch=False)
+    from vlmscope.tracing import get_tracer
+
+    tracer = get_tracer()
+    with tracer.start_as_current_span("agent"):
+        for attempt in ("first", "second"):
+            with vlmscope.trace_row("row-1", expected="cat"):
+                with vlmscope.encoder_span("resnet18") as enc:
+                    enc.record(top_k_labels=[[attempt, "x"]], top_k_scores=[[0.9, 0.1]])
+                with vlmscope.llm_span(model="head", instruction="what?") as llm:
+                    llm.set_output(f"{attempt} answer")
+    vlmscope.shutdown()
+    con = duckdb.connect(str(path))
+    rows = _rows(con, "SELECT * FROM pipeline_rows")
+    assert rows == _rows(con, REFERENCE)
+    assert [(r[10], r[16]) for r in rows] == [(["second", "x"], "second answer")] * 2
