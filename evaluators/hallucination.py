@@ -169,17 +169,24 @@ class CaptionHallucination(SummarisedRowEvaluator):
         negation = not self.chair_compatible
         from_encoder = "true" if self.objects_from_encoder else "false"
         stages = [
+            # One row per judged row: its text (the caption, or for a probe the object it
+            # asks about), the answer to a probe, and keys to its object and label lists.
             (f"{p}_src", f"""
-            SELECT k, row_id, trace_id,
-                   coalesce(llm_span_id, span_id) AS span_id, probe,
+            SELECT k, row_id, trace_id, span_id, probe,
                    coalesce(probe, output) AS text,
                    CASE WHEN probe IS NOT NULL THEN output END AS answer_text,
-                   coalesce(objects, []::VARCHAR[]) AS objects,
-                   len(coalesce(top_k_labels, []::VARCHAR[])) > 0 AS has_encoder,
-                   coalesce(list_filter(top_k_labels, lambda x, i: coalesce(top_k_scores[i], 1.0)
-                                        >= {self.encoder_threshold}), []::VARCHAR[]) AS seen
-            FROM (SELECT *, {key} AS k,
-                         nullif(regexp_extract(instruction, '{PROBE_PATTERN}', 1), '') AS probe
+                   objects, has_encoder, seen, from_objects, hash(seen) AS seen_key,
+                   CASE WHEN from_objects THEN hash(objects) ELSE hash(seen) END AS truth_key
+            FROM (SELECT {key} AS k, row_id, trace_id, coalesce(llm_span_id, span_id) AS span_id,
+                         output,
+                         nullif(regexp_extract(instruction, '{PROBE_PATTERN}', 1), '') AS probe,
+                         coalesce(objects, []::VARCHAR[]) AS objects,
+                         len(coalesce(top_k_labels, []::VARCHAR[])) > 0 AS has_encoder,
+                         coalesce(list_filter(top_k_labels, lambda x, i: coalesce(
+                             top_k_scores[i], 1.0) >= {self.encoder_threshold}),
+                             []::VARCHAR[]) AS seen,
+                         len(coalesce(objects, []::VARCHAR[])) > 0 OR NOT {from_encoder}
+                             AS from_objects
                   FROM {source} WHERE ({self.skip_reason_sql()}) IS NULL)
             """),
             # Each object (plain or negated) once per text: the caption, or for a probe
@@ -239,22 +246,12 @@ class CaptionHallucination(SummarisedRowEvaluator):
                       LEFT JOIN name_mentions nm ON nm.s = e.s
                   GROUP BY ns.set_k)
             """),
-            # One row per judged row: keys to its sets, no lists.
-            (f"{p}_rows", f"""
-            SELECT src.row_id, src.trace_id, src.span_id, src.has_encoder,
-                   src.probe, src.answer_text,
-                   cm.m_key,
-                   len(src.objects) > 0 OR NOT {from_encoder} AS from_objects,
-                   CASE WHEN len(src.objects) > 0 OR NOT {from_encoder} THEN hash(src.objects)
-                        ELSE hash(src.seen) END AS truth_key,
-                   hash(src.seen) AS seen_key
-            FROM {p}_src src LEFT JOIN {p}_mention_keys cm ON cm.k = src.k
-            """),
         ]
         return stages
 
     def _judged_sql(self) -> str:
-        """The judged rows over the stages: the evaluation columns, then the summary's."""
+        """The judged rows over the stages (one row of ``src`` per judged row, with keys to
+        its sets): the evaluation columns, then the summary's."""
         p = self._prefix
         yes, no = _quoted_words(YES_WORDS), _quoted_words(NO_WORDS)
         return f"""
@@ -274,7 +271,8 @@ class CaptionHallucination(SummarisedRowEvaluator):
                         ELSE '[]' END AS unknown_json,
                    coalesce(s.known, []::VARCHAR[]) AS seen,
                    coalesce(s.known_json, '[]') AS seen_json
-            FROM {p}_rows r LEFT JOIN {p}_mention_sets m ON m.m_key = r.m_key
+            FROM {p}_src r LEFT JOIN {p}_mention_keys mk ON mk.k = r.k
+                           LEFT JOIN {p}_mention_sets m ON m.m_key = mk.m_key
                             LEFT JOIN {p}_set_objects t ON t.set_k = r.truth_key
                             LEFT JOIN {p}_set_objects s ON s.set_k = r.seen_key
         ), compared AS (
