@@ -14,7 +14,7 @@ import pytest
 
 from vlmscope.collectors import facts
 from vlmscope.collectors.normalize import ENCODER_SCHEMA, LLM_SCHEMA, ROW_SCHEMA, insert_tables
-from vlmscope.collectors.schema import migrate
+from vlmscope.collectors.schema import SCHEMA_VERSION, migrate
 
 # The plain join, as the store's first schema defined the view (with the record index as the
 # last tie-break, which that definition left to chance).
@@ -189,7 +189,7 @@ def test_migration_from_a_version_3_store_fills_the_facts(tmp_path: Path) -> Non
         con.execute(f"INSERT INTO {name} SELECT * FROM _one")
         con.unregister("_one")
     before = _rows(con, "SELECT * FROM pipeline_rows")  # the version-1 view
-    assert migrate(con) == 4
+    assert migrate(con) == SCHEMA_VERSION
     assert _rows(con, "SELECT * FROM pipeline_rows") == before == _rows(con, REFERENCE)
 
 
@@ -233,3 +233,35 @@ def test_the_store_writer_leaves_the_store_compacted(tmp_path: Path) -> None:
     rows = _rows(con, "SELECT * FROM pipeline_rows")
     assert rows == _rows(con, REFERENCE)
     assert [(r[10], r[16]) for r in rows] == [(["second", "x"], "second answer")] * 2
+
+
+def test_migration_5_keeps_spans_and_evaluations_and_compresses_them(tmp_path: Path) -> None:
+    """A version-4 store with rows: after migrating, the same rows, stored with zstd."""
+    from vlmscope.collectors.schema import MIGRATIONS
+
+    con = duckdb.connect(str(tmp_path / "v4.duckdb"))
+    con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+                "name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT "
+                "current_timestamp)")
+    for migration in MIGRATIONS[:4]:
+        for statement in migration.statements:
+            con.execute(statement)
+        con.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
+                    [migration.version, migration.name])
+    con.execute("""INSERT INTO spans (trace_id, span_id, name, kind, start_time, end_time,
+                       duration_ms, status_code, attributes)
+                   SELECT 't' || i, 's' || i, 'row', 'INTERNAL', TIMESTAMP_NS '2026-01-01',
+                          TIMESTAMP_NS '2026-01-01', 0, 'OK', '{"i": ' || i || '}'
+                   FROM range(5000) r(i)""")
+    con.execute("""INSERT INTO evaluations SELECT 'run', 'r' || i, 't' || i, 's' || i, 'ev',
+                       1.0, true, 'match', 'because ' || i, '{}', 'CODE'
+                   FROM range(5000) r(i)""")
+    before = {t: _rows(con, f"SELECT * FROM {t}") for t in ("spans", "evaluations")}
+    assert migrate(con) == 5
+    con.execute("CHECKPOINT")
+    for table, rows in before.items():
+        assert _rows(con, f"SELECT * FROM {table}") == rows
+    stored = dict(con.execute(
+        "SELECT column_name, any_value(compression) FROM pragma_storage_info('evaluations') "
+        "WHERE segment_type = 'VARCHAR' GROUP BY ALL").fetchall())
+    assert stored["explanation"] == "ZSTD" and stored["trace_id"] == "ZSTD"
