@@ -221,22 +221,28 @@ class ClassificationReport(Evaluator):
         install_macros(con)
         keys = [f'"{c}"' for c in self.slice_by]
         key_select = "".join(f"{k}, " for k in keys)
-        counts = con.execute(f"""
-            SELECT {key_select}expected, top_k_labels[1] AS predicted,
-                   least(floor(top_k_scores[1] * {self.n_bins}), {self.n_bins - 1})::INTEGER
-                       AS bin,
+        # One scan: judged rows grouped by (expected, predicted, bin), skipped ones by reason.
+        grouped = con.execute(f"""
+            WITH rows AS (SELECT *, {_SKIP_REASON} AS _reason FROM {source})
+            SELECT {key_select}_reason,
+                   CASE WHEN _reason IS NULL THEN expected END AS expected,
+                   CASE WHEN _reason IS NULL THEN top_k_labels[1] END AS predicted,
+                   CASE WHEN _reason IS NULL THEN least(floor(top_k_scores[1] * {self.n_bins}),
+                                                        {self.n_bins - 1})::INTEGER END AS bin,
                    count(*) AS n,
-                   count(*) FILTER (WHERE list_contains(top_k_labels[1:{self.k}], expected))
+                   count(*) FILTER (WHERE _reason IS NULL
+                                    AND list_contains(top_k_labels[1:{self.k}], expected))
                        AS hits,
-                   sum(top_k_scores[1]) AS confidence_sum,
-                   max(len(top_k_labels)) AS recorded_k
-            FROM {source} WHERE ({_SKIP_REASON}) IS NULL
-            GROUP BY ALL
+                   sum(top_k_scores[1]) FILTER (WHERE _reason IS NULL) AS confidence_sum,
+                   max(len(top_k_labels)) FILTER (WHERE _reason IS NULL) AS recorded_k
+            FROM rows GROUP BY ALL
         """).fetchnumpy()
-        skipped = con.execute(f"""
-            SELECT {key_select}{_SKIP_REASON} AS reason, count(*) AS n FROM {source}
-            WHERE reason IS NOT NULL GROUP BY ALL
-        """).fetchall()
+        judged = np.array([r is None for r in grouped["_reason"].tolist()], dtype=bool)
+        counts = {name: values[judged] for name, values in grouped.items()
+                  if name != "_reason"}
+        listed = {c: grouped[c].tolist() for c in (*self.slice_by, "_reason", "n")}
+        skipped = [(*(listed[c][i] for c in self.slice_by), listed["_reason"][i],
+                    int(listed["n"][i])) for i in np.flatnonzero(~judged)]
         overall = self._summary(counts, np.ones(len(counts["n"]), dtype=bool),
                                 [(row[-2], row[-1]) for row in skipped])
         if not self.slice_by:

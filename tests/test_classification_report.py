@@ -163,6 +163,20 @@ def test_the_report_slices_by_any_column() -> None:
     assert slices[("b", "y")]["top1"] == 0.0 and slices[("a", "x")]["top1"] == 1.0
 
 
+def test_a_slice_of_only_skipped_rows_is_reported_with_its_reasons() -> None:
+    """Skipped rows are counted per slice, also where the slice value is NULL."""
+    con = duckdb.connect()
+    rows_table(con, "rows", expected=["cat", "dog", None, "cat"],
+               top_k_labels=[["cat"], ["cat"], ["dog"], None], top_k_scores=[[0.9]] * 4,
+               cohort=["a", "a", None, None])
+    summary = ClassificationReport(slice_by=["cohort"]).compute(con, "rows")
+    slices = {s["cohort"]: s for s in summary["slices"]}
+    assert set(slices) == {"a", None}
+    assert slices["a"]["rows"] == 2 and slices["a"]["skipped"] == 0
+    assert slices[None]["rows"] == 0
+    assert slices[None]["skipped_reasons"] == {"no expected label": 1, "no encoder top-k": 1}
+
+
 def test_slicing_by_an_unknown_column_lists_the_valid_ones() -> None:
     con = duckdb.connect()
     two_class_rows(con, {("cat", "cat"): 1})
