@@ -13,6 +13,9 @@ the machine has more; senders run on the other cores then.
 2. Ceiling: ``--senders`` processes post pre-encoded 512-span protobuf requests (fresh ids
    each), ``--requests`` each, as fast as the collector acknowledges them.
 
+The collector decodes with the native decoder when it is built; ``VLMSCOPE_PURE_PYTHON=1``
+measures the pure-Python one.
+
     .venv/bin/python benchmarks/bench_collector.py [--spans 60000] [--senders 2]
         [--requests 100] [--cpus 0,1]
 """
@@ -201,7 +204,11 @@ def main() -> None:
     parser.add_argument("--decoders", type=int, help="decoder processes of the collector")
     parser.add_argument("--only", choices=("sustained", "ceiling"), help="run one benchmark")
     args = parser.parse_args()
-    print(f"machine: {os.cpu_count()} cores, collector pinned to {args.cpus or 'all'}")
+    from vlmscope.collectors.otlp import native_decoder
+
+    print(f"machine: {os.cpu_count()} cores, collector pinned to {args.cpus or 'all'}, "
+          f"OTLP decoder: {'native' if native_decoder() else 'pure Python'}, "
+          f"load average {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory() as folder:
         if args.only != "ceiling":
             sustained(Path(folder) / "sustained.duckdb", args.spans, args.cpus)
