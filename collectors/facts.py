@@ -245,17 +245,33 @@ def assemble_sql(rows: str, encoders: str, llms: str) -> str:
             f"SELECT keys.trace_id, keys.row_id, {columns} FROM keys {joins}")
 
 
+_OUTPUTS = """
+    row_id, trace_id, row_span_id AS span_id, run_name AS run, cohort,
+    coalesce(row_image_sha256, encoder_image_sha256) AS image_sha256, expected, objects,
+    encoder_model, checkpoint_sha256, top_k_labels, top_k_scores, embedding_dim,
+    encoder_entropy, llm_model, coalesce(llm_instruction, row_instruction) AS instruction,
+    output, input_tokens, output_tokens, encoder_ms, llm_ms, row_ms,
+    CASE WHEN 'ERROR' IN (row_status, encoder_status, llm_status) THEN 'ERROR'
+         ELSE 'OK' END AS status,
+    row_error AS error, encoder_span_id, llm_span_id, row_start AS start_time"""
+
+KEY_COLUMN = "_vlmscope_k"
+"""The extra column of :func:`keyed_rows`: 1, 2, ... one number per row."""
+
+
+def keyed_rows(con: duckdb.DuckDBPyConnection) -> str | None:
+    """A subquery equal to ``pipeline_rows`` plus :data:`KEY_COLUMN`, numbering its rows
+    without a window (``row_number()`` runs on one thread), or None when parts are waiting
+    (then the view overlays them and no stored row number identifies a row)."""
+    ((waiting,),) = con.execute(f"SELECT count(*) FROM {PARTS}").fetchall()
+    if waiting:
+        return None
+    return f"(SELECT {_OUTPUTS}, rowid + 1 AS {KEY_COLUMN} FROM {FACTS})"
+
+
 def view_sql() -> str:
     """The ``pipeline_rows`` view over the two tables."""
-    outputs = """
-        row_id, trace_id, row_span_id AS span_id, run_name AS run, cohort,
-        coalesce(row_image_sha256, encoder_image_sha256) AS image_sha256, expected, objects,
-        encoder_model, checkpoint_sha256, top_k_labels, top_k_scores, embedding_dim,
-        encoder_entropy, llm_model, coalesce(llm_instruction, row_instruction) AS instruction,
-        output, input_tokens, output_tokens, encoder_ms, llm_ms, row_ms,
-        CASE WHEN 'ERROR' IN (row_status, encoder_status, llm_status) THEN 'ERROR'
-             ELSE 'OK' END AS status,
-        row_error AS error, encoder_span_id, llm_span_id, row_start AS start_time"""
+    outputs = _OUTPUTS
     return f"""
     CREATE OR REPLACE VIEW pipeline_rows AS
     SELECT {outputs} FROM {FACTS} f

@@ -37,6 +37,7 @@ from typing import Any
 
 import duckdb
 
+from vlmscope.collectors import facts
 from vlmscope.evaluators.base import EvalResult
 from vlmscope.evaluators.mentions import install_vocabulary, mentions_sql
 from vlmscope.evaluators.summarised import SummarisedRowEvaluator
@@ -321,7 +322,12 @@ class CaptionHallucination(SummarisedRowEvaluator):
         # thread).
         ((is_table,),) = con.execute(
             "SELECT count(*) > 0 FROM duckdb_tables() WHERE table_name = ?", [source]).fetchall()
-        stages = self._stages(source, "rowid + 1" if is_table else "row_number() OVER ()")
+        key = "rowid + 1" if is_table else "row_number() OVER ()"
+        if source == "pipeline_rows" and not is_table:
+            keyed = facts.keyed_rows(con)  # the view over its stored rows, numbered
+            if keyed is not None:
+                source, key = keyed, facts.KEY_COLUMN
+        stages = self._stages(source, key)
         try:
             for name, query in stages:
                 con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {query}")

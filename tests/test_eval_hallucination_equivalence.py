@@ -1,6 +1,7 @@
-"""CaptionHallucination: the batch path (run over a stored table, or a view) and the per-row
-path agree on random captions - vocabulary words, synonyms, plurals, two-word phrases,
-negations, punctuation, casing, odd whitespace - in every mode."""
+"""CaptionHallucination: the batch path (run over a stored table, a view, or the store's
+``pipeline_rows``) and the per-row path agree on random captions - vocabulary words,
+synonyms, plurals, two-word phrases, negations, punctuation, casing, odd whitespace - in
+every mode."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pyarrow as pa
 import pytest
 
 from tests.hallucination_corpus import USER_VOCABULARY, random_rows
+from vlmscope.collectors import facts
 from vlmscope.collectors.schema import migrate
 from vlmscope.evaluators import CaptionHallucination, run_evaluations
 from vlmscope.evaluators.base import PIPELINE_ROW_SCHEMA
@@ -34,7 +36,19 @@ def stored_verdicts(evaluator: CaptionHallucination, rows: list[dict],
     con.register("rows_arrow", pa.Table.from_pylist(rows, schema=PIPELINE_ROW_SCHEMA))
     con.execute("CREATE TABLE rows_table AS SELECT * FROM rows_arrow")
     con.execute("CREATE VIEW rows_view AS SELECT * FROM rows_table")
-    run = run_evaluations(con, [evaluator], source=f"rows_{source}")
+    if source == "pipeline":  # the store's own view, over its materialised rows
+        con.execute("""
+            INSERT INTO pipeline_row_facts BY NAME SELECT
+                coalesce(trace_id, 't') AS trace_id, row_id, span_id AS row_span_id,
+                run AS run_name, cohort, expected, objects, instruction AS llm_instruction,
+                image_sha256 AS row_image_sha256, start_time AS row_start, encoder_model,
+                checkpoint_sha256, top_k_labels, top_k_scores, embedding_dim,
+                encoder_entropy, llm_model, output, input_tokens, output_tokens, encoder_ms,
+                llm_ms, row_ms, error AS row_error, encoder_span_id, llm_span_id
+            FROM rows_table""")
+        assert facts.keyed_rows(con) is not None
+    run = run_evaluations(con, [evaluator], source="pipeline_rows" if source == "pipeline"
+                          else f"rows_{source}")
     verdicts = {r[0]: (r[1], r[2], r[3], r[4], orjson.loads(r[5])) for r in con.execute(
         "SELECT row_id, score, passed, label, explanation, metadata FROM evaluations "
         "WHERE run_id = ?", [run.run_id]).fetchall()}
@@ -48,6 +62,8 @@ def test_batch_and_per_row_paths_agree_on_random_captions(mode: int) -> None:
     table, summary = stored_verdicts(evaluator, rows, "table")
     view, view_summary = stored_verdicts(evaluator, rows, "view")
     assert table == view and summary == view_summary
+    stored, stored_summary = stored_verdicts(evaluator, rows, "pipeline")
+    assert table == stored and summary == stored_summary
     # The corpus exercises what it is meant to.
     kinds = [v[4]["kind"] for v in table.values()]
     assert kinds.count("probe") > 30 and kinds.count("caption") > 300
