@@ -38,6 +38,8 @@ plain join (tested against it on random arrival orders and batchings).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import duckdb
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
@@ -102,6 +104,7 @@ COLUMNS: tuple[str, ...] = _KEY + tuple(
 _SELECT_COLUMNS = ", ".join(COLUMNS)
 
 _NEW_KEYS = "_vlmscope_new_row_keys"
+_STARTS = ("row_start", "encoder_start", "llm_start")
 
 COMPACT_AT = 4096
 """A merge also compacts each time the waiting parts pass another multiple of this."""
@@ -181,9 +184,9 @@ def assemble_arrow(tables: dict[str, pa.Table]) -> pa.Table:
         if table is None or table.num_rows == 0:
             return {}
         out = {}
-        for field in table.schema:
-            column = table.column(field.name)
-            if pa.types.is_timestamp(field.type):
+        for column_field in table.schema:
+            column = table.column(column_field.name)
+            if pa.types.is_timestamp(column_field.type):
                 column = column.cast(pa.int64())
             out[field.name] = column.to_pylist()
         return out
@@ -256,17 +259,17 @@ _OUTPUTS = """
     row_error AS error, encoder_span_id, llm_span_id, row_start AS start_time"""
 
 KEY_COLUMN = "_vlmscope_k"
-"""The extra column of :func:`keyed_rows`: 1, 2, ... one number per row."""
+"""The extra column of :func:`stored_rows_sql`: 1, 2, ... one number per row."""
 
 
-def keyed_rows(con: duckdb.DuckDBPyConnection) -> str | None:
-    """A subquery equal to ``pipeline_rows`` plus :data:`KEY_COLUMN`, numbering its rows
-    without a window (``row_number()`` runs on one thread), or None when parts are waiting
-    (then the view overlays them and no stored row number identifies a row)."""
+def stored_rows_sql(con: duckdb.DuckDBPyConnection) -> str | None:
+    """A query equal to ``pipeline_rows`` plus :data:`KEY_COLUMN` (numbering the rows
+    without a window: ``row_number()`` runs on one thread), reading the facts alone; None
+    when parts are waiting (then only the view, which overlays them, is right)."""
     ((waiting,),) = con.execute(f"SELECT count(*) FROM {PARTS}").fetchall()
     if waiting:
         return None
-    return f"(SELECT {_OUTPUTS}, rowid + 1 AS {KEY_COLUMN} FROM {FACTS})"
+    return f"SELECT {_OUTPUTS}, rowid + 1 AS {KEY_COLUMN} FROM {FACTS}"
 
 
 def view_sql() -> str:
@@ -321,23 +324,45 @@ def _overlay(base: tuple | None, over: tuple) -> tuple:
     return tuple(out)
 
 
-def merge_batch(con: duckdb.DuckDBPyConnection, parts: pa.Table) -> None:
+@dataclass
+class MergeState:
+    """What a writer knows between merges on one connection, so that a merge runs as few
+    statements as it can (each costs about a millisecond, whatever its size): how many parts
+    wait in the store (None until asked), and the keys given rows since the last compaction
+    (where :func:`compact` looks for repeated row ids)."""
+
+    waiting: int | None = None
+    new_keys: list[pa.Table] = field(default_factory=list)
+
+
+def merge_batch(con: duckdb.DuckDBPyConnection, parts: pa.Table,
+                state: MergeState | None = None) -> None:
     """Merge one batch's assembled parts (:func:`assemble`) into the tables, inside the
     caller's transaction: overlaid with what waits for their keys, completed rows go to the
-    facts and the rest waits."""
+    facts and the rest waits. ``state`` carries what the caller's connection already knows
+    (without it, the merge asks the store and keeps the keys in a temporary table)."""
     if parts.num_rows == 0:
         return
+    if state is None:
+        state = MergeState()
+        tracked = False
+    else:
+        tracked = True
     batch = "_vlmscope_batch_parts"
+    if state.waiting is None:
+        ((state.waiting,),) = con.execute(f"SELECT count(*) FROM {PARTS}").fetchall()
     con.register(batch, parts)
     try:
-        starts = [c for c, t in zip(COLUMNS, (f.type for f in SCHEMA), strict=True)
-                  if pa.types.is_timestamp(t)]
-        listed = ", ".join(f"epoch_ns(w.{c})" if c in starts else f"w.{c}" for c in COLUMNS)
-        waiting = con.execute(f"SELECT {listed} FROM {PARTS} w SEMI JOIN {batch} b "
-                              "USING (trace_id, row_id)").fetchall()
-        if waiting:
-            # Rare (a part that crossed a batch boundary, or arrived late): in Python.
-            claimed = {(w[0], w[1]): w for w in waiting}
+        claimed_rows = []
+        if state.waiting:
+            # A part that crossed a batch boundary, or arrived late: claim it (in Python).
+            listed = ", ".join(f"epoch_ns({c})" if c in _STARTS else c for c in COLUMNS)
+            claimed_rows = con.execute(
+                f"DELETE FROM {PARTS} WHERE (trace_id, row_id) IN (SELECT trace_id, row_id "
+                f"FROM {batch}) RETURNING {listed}").fetchall()
+            state.waiting -= len(claimed_rows)
+        if claimed_rows:
+            claimed = {(w[0], w[1]): w for w in claimed_rows}
             keys = pa.array([f"{t}\x00{r}" for t, r in zip(
                 parts.column("trace_id").to_pylist(), parts.column("row_id").to_pylist(),
                 strict=True)])
@@ -346,39 +371,52 @@ def merge_batch(con: duckdb.DuckDBPyConnection, parts: pa.Table) -> None:
             touched = parts.filter(hit)
             merged = [_overlay(claimed[(row[0], row[1])], row)
                       for row in zip(*(touched.column(c).cast(pa.int64()).to_pylist()
-                                       if c in starts else touched.column(c).to_pylist()
+                                       if c in _STARTS else touched.column(c).to_pylist()
                                        for c in COLUMNS), strict=True)]
             parts = pa.concat_tables([parts.filter(pa.compute.invert(hit)),
                                       to_arrow(merged)])
             con.unregister(batch)
             con.register(batch, parts)
-            con.execute(f"DELETE FROM {PARTS} WHERE (trace_id, row_id) IN "
-                        f"(SELECT trace_id, row_id FROM {batch})")
         con.execute(f"INSERT INTO {FACTS} SELECT * FROM {batch} WHERE row_span_id IS NOT NULL")
-        # Remember the keys given rows on this connection: compaction looks for repeats.
-        con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_NEW_KEYS} "
-                    "(trace_id VARCHAR, row_id VARCHAR)")
-        con.execute(f"INSERT INTO {_NEW_KEYS} SELECT trace_id, row_id FROM {batch} "
-                    "WHERE row_span_id IS NOT NULL")
         waits = parts.column("row_span_id").null_count
         if waits:
             con.execute(f"INSERT INTO {PARTS} SELECT * FROM {batch} "
                         "WHERE row_span_id IS NULL")
-            ((total,),) = con.execute(f"SELECT count(*) FROM {PARTS}").fetchall()
+            state.waiting += waits
+        rows = parts.filter(pa.compute.is_valid(parts.column("row_span_id")))
+        keys_table = rows.select(["trace_id", "row_id"])
+        if tracked:
+            state.new_keys.append(keys_table)
+        else:
+            con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_NEW_KEYS} "
+                        "(trace_id VARCHAR, row_id VARCHAR)")
+            con.register("_vlmscope_new_keys_batch", keys_table)
+            con.execute(f"INSERT INTO {_NEW_KEYS} SELECT * FROM _vlmscope_new_keys_batch")
+            con.unregister("_vlmscope_new_keys_batch")
     finally:
         con.unregister(batch)
     # Late parts whose row is stored wait until compaction: compact each time another
     # COMPACT_AT have piled up (parts that never get a row stay, so not at every batch).
+    total = state.waiting
     if waits and total // COMPACT_AT > (total - waits) // COMPACT_AT:
-        compact(con)
+        compact(con, state)
 
 
-def compact(con: duckdb.DuckDBPyConnection, *, everything: bool = False) -> int:
+def compact(con: duckdb.DuckDBPyConnection, state: MergeState | None = None, *,
+            everything: bool = False) -> int:
     """Bring the tables to the plain join exactly (inside the caller's transaction): fold
     waiting parts into the facts rows of their keys, and re-assemble from the records the
     keys that have more than one row span. Repeats are looked for among the keys merged on
-    this connection since its last compaction, or among all keys with ``everything``.
+    this connection since its last compaction (kept in ``state``, or by a stateless merge in
+    a temporary table), or among all keys with ``everything`` or when none were tracked.
     Returns how many keys changed."""
+    if state is not None and state.new_keys:
+        con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_NEW_KEYS} "
+                    "(trace_id VARCHAR, row_id VARCHAR)")
+        con.register("_vlmscope_new_keys_batch", pa.concat_tables(state.new_keys))
+        con.execute(f"INSERT INTO {_NEW_KEYS} SELECT * FROM _vlmscope_new_keys_batch")
+        con.unregister("_vlmscope_new_keys_batch")
+        state.new_keys.clear()
     ((tracked,),) = con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = ?",
         [_NEW_KEYS]).fetchall()
@@ -408,4 +446,6 @@ def compact(con: duckdb.DuckDBPyConnection, *, everything: bool = False) -> int:
                     "WHERE row_span_id IS NOT NULL")
         con.execute("DROP TABLE _vlmscope_compacted")
     con.execute("DROP TABLE _vlmscope_compact_keys")
+    if state is not None:
+        state.waiting = None  # ask again at the next merge
     return int(changed)

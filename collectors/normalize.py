@@ -289,10 +289,11 @@ class RecordBuilder:
 
 
 def insert_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table], *,
-                  merge: bool = True) -> None:
+                  merge: bool = True, state: facts.MergeState | None = None) -> None:
     """Append derived Arrow tables to their store tables (one insert each) and, unless
     ``merge`` is false, merge the batch's records into the materialised ``pipeline_rows``
-    (:func:`vlmscope.collectors.facts.merge_batch`), in the caller's transaction."""
+    (:func:`vlmscope.collectors.facts.merge_batch`, with the writer's ``state`` when it
+    keeps one), in the caller's transaction."""
     tables = dict(tables)
     parts = tables.pop(facts.BATCH_KEY, None)
     for name, table in tables.items():
@@ -303,7 +304,8 @@ def insert_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table], *
         finally:
             con.unregister(view)
     if merge and any(name in tables for name in _PER_ROW):
-        facts.merge_batch(con, parts if parts is not None else facts.assemble_arrow(tables))
+        facts.merge_batch(con, parts if parts is not None else facts.assemble_arrow(tables),
+                          state)
 
 
 def rebuild(con: duckdb.DuckDBPyConnection, chunk_rows: int = 50_000) -> int:

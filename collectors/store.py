@@ -102,6 +102,7 @@ class StoreWriter:
         self._config = dict(config or {})
         self._lock = threading.Lock()
         self._con: duckdb.DuckDBPyConnection | None = None
+        self._merge_state = facts.MergeState()
         self._last_write = 0.0
         self._closed = False
         self._watcher: threading.Thread | None = None
@@ -122,6 +123,7 @@ class StoreWriter:
             con.close()
             raise
         self._con = con
+        self._merge_state = facts.MergeState()
         self._ensure_watcher()
         return con
 
@@ -169,7 +171,7 @@ class StoreWriter:
         con = self._con
         try:
             con.execute("BEGIN TRANSACTION")
-            facts.compact(con)
+            facts.compact(con, self._merge_state)
             con.execute("COMMIT")
         except Exception as error:
             with contextlib.suppress(Exception):
@@ -203,7 +205,7 @@ class StoreWriter:
                     batch = prepare(con, batch)
                     con.register(_BATCH, batch.spans)
                 con.execute(f"INSERT INTO spans SELECT * FROM {_BATCH}")
-                normalize.insert_tables(con, batch.derived)
+                normalize.insert_tables(con, batch.derived, state=self._merge_state)
                 con.execute("COMMIT")
             except Exception:
                 with contextlib.suppress(Exception):

@@ -323,10 +323,9 @@ class CaptionHallucination(SummarisedRowEvaluator):
         ((is_table,),) = con.execute(
             "SELECT count(*) > 0 FROM duckdb_tables() WHERE table_name = ?", [source]).fetchall()
         key = "rowid + 1" if is_table else "row_number() OVER ()"
-        if source == "pipeline_rows" and not is_table:
-            keyed = facts.keyed_rows(con)  # the view over its stored rows, numbered
-            if keyed is not None:
-                source, key = keyed, facts.KEY_COLUMN
+        if not is_table and facts.KEY_COLUMN in {
+                row[0] for row in con.execute(f"DESCRIBE {source}").fetchall()}:
+            key = facts.KEY_COLUMN  # the store's rows, numbered (see run_evaluations)
         stages = self._stages(source, key)
         try:
             for name, query in stages:

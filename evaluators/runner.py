@@ -39,6 +39,7 @@ EVALUATORS: dict[str, type[Evaluator]] = {
 """Every evaluator by name, as ``vlmscope eval --evaluators`` knows them."""
 
 _ROWS = "_vlmscope_eval_rows"
+_STORED = "_vlmscope_stored_rows"
 _POLL_S = 0.02
 
 
@@ -56,8 +57,8 @@ class EvalRun:
 
 def _is_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     """Whether ``name`` reads a stored table as it is (scanning it twice costs less than
-    copying it): a table, or the ``pipeline_rows`` view over its materialised rows."""
-    if name == "pipeline_rows":
+    copying it): a table, or a view over the materialised pipeline rows."""
+    if name in ("pipeline_rows", _STORED):
         name = facts.FACTS
     found = con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]).fetchall()
@@ -110,6 +111,11 @@ def run_evaluations(
     con.execute("BEGIN TRANSACTION")
     try:
         rows = source
+        stored = facts.stored_rows_sql(con) if source == "pipeline_rows" else None
+        if stored is not None:
+            # No parts wait: the view's rows are the facts' (read without the overlay).
+            rows = source = _STORED
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {_STORED} AS {stored}")
         if cohort is not None or checkpoint is not None or not _is_table(con, source):
             # Select once: a filtered or computed relation; every evaluator then scans this.
             rows = _ROWS
@@ -138,6 +144,7 @@ def run_evaluations(
                     "summary, created_at) SELECT * FROM _vlmscope_eval_runs")
         con.unregister("_vlmscope_eval_runs")
         con.execute(f"DROP TABLE IF EXISTS {_ROWS}")
+        con.execute(f"DROP VIEW IF EXISTS {_STORED}")
         con.execute("COMMIT")
     except Exception:
         with contextlib.suppress(duckdb.Error):

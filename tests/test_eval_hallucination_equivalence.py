@@ -46,7 +46,7 @@ def stored_verdicts(evaluator: CaptionHallucination, rows: list[dict],
                 encoder_entropy, llm_model, output, input_tokens, output_tokens, encoder_ms,
                 llm_ms, row_ms, error AS row_error, encoder_span_id, llm_span_id
             FROM rows_table""")
-        assert facts.keyed_rows(con) is not None
+        assert facts.stored_rows_sql(con) is not None
     run = run_evaluations(con, [evaluator], source="pipeline_rows" if source == "pipeline"
                           else f"rows_{source}")
     verdicts = {r[0]: (r[1], r[2], r[3], r[4], orjson.loads(r[5])) for r in con.execute(
