@@ -188,7 +188,7 @@ def assemble_arrow(tables: dict[str, pa.Table]) -> pa.Table:
             column = table.column(column_field.name)
             if pa.types.is_timestamp(column_field.type):
                 column = column.cast(pa.int64())
-            out[field.name] = column.to_pylist()
+            out[column_field.name] = column.to_pylist()
         return out
     return to_arrow(assemble(columns("row_records"), columns("encoder_records"),
                              columns("llm_records")))
