@@ -26,9 +26,8 @@ import time
 from pathlib import Path
 
 import duckdb
-from workloads import insert_encoder_records
+from workloads import insert_encoder_records, materialise
 
-from vlmscope.collectors import facts
 from vlmscope.collectors.schema import migrate
 from vlmscope.evaluators import (
     CaptionHallucination,
@@ -139,14 +138,7 @@ def main() -> None:
         write_rows(con, args.rows)
         print(f"wrote {args.rows:,} stored rows in {time.perf_counter() - started:.1f} s "
               f"({args.threads} DuckDB threads)")
-        # The exporter merges each batch into the materialised pipeline_rows as it writes;
-        # rows written with SQL are materialised at once (timed apart: an ingest cost).
-        started = time.perf_counter()
-        con.execute("BEGIN")
-        facts.refresh(con)
-        con.execute("COMMIT")
-        print(f"materialised pipeline_rows from the records in "
-              f"{time.perf_counter() - started:.2f} s (paid at ingest, batch by batch)")
+        materialise(con)
         con.execute("CREATE TABLE captions AS SELECT * FROM pipeline_rows")
         con.execute("CHECKPOINT")
         (distinct,) = con.execute(

@@ -176,19 +176,24 @@ def test_late_parts_wait_and_are_overlaid(tmp_path: Path) -> None:
         ("a cat", "ERROR")]
 
 
-def test_migration_from_a_version_3_store_fills_the_facts(tmp_path: Path) -> None:
-    """A store written before the facts existed gets them filled from its records."""
+def store_at_version(con: duckdb.DuckDBPyConnection, version: int) -> None:
+    """Migrate an empty database to ``version`` only, as an older vlmscope left it."""
     from vlmscope.collectors.schema import MIGRATIONS
 
-    con = duckdb.connect(str(tmp_path / "old.duckdb"))
     con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
                 "name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT "
                 "current_timestamp)")
-    for migration in MIGRATIONS[:3]:
+    for migration in MIGRATIONS[:version]:
         for statement in migration.statements:
             con.execute(statement)
         con.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
                     [migration.version, migration.name])
+
+
+def test_migration_from_a_version_3_store_fills_the_facts(tmp_path: Path) -> None:
+    """A store written before the facts existed gets them filled from its records."""
+    con = duckdb.connect(str(tmp_path / "old.duckdb"))
+    store_at_version(con, 3)
     rng = random.Random(99)
     for name, record in make_records(rng, keys=15, repeats=True):
         con.register("_one", pa.Table.from_pylist([record], schema=_SCHEMAS[name]))
@@ -243,17 +248,8 @@ def test_the_store_writer_leaves_the_store_compacted(tmp_path: Path) -> None:
 
 def test_migration_5_keeps_spans_and_evaluations_and_compresses_them(tmp_path: Path) -> None:
     """A version-4 store with rows: after migrating, the same rows, stored with zstd."""
-    from vlmscope.collectors.schema import MIGRATIONS
-
     con = duckdb.connect(str(tmp_path / "v4.duckdb"))
-    con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
-                "name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT "
-                "current_timestamp)")
-    for migration in MIGRATIONS[:4]:
-        for statement in migration.statements:
-            con.execute(statement)
-        con.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
-                    [migration.version, migration.name])
+    store_at_version(con, 4)
     con.execute("""INSERT INTO spans (trace_id, span_id, name, kind, start_time, end_time,
                        duration_ms, status_code, attributes)
                    SELECT 't' || i, 's' || i, 'row', 'INTERNAL', TIMESTAMP_NS '2026-01-01',
