@@ -227,7 +227,7 @@ static const uint32_t VALUE_WIRE[8] = {99, 2, 0, 0, 1, 2, 2, 2};
 /* An AnyValue as a Python value (see otlp._value). */
 static int any_value(Ctx *c, const uint8_t *data, Py_ssize_t size, int depth, PyObject **out) {
     Reader r = {data, data + size};
-    Field f, value;
+    Field f, value = {0};  /* set whenever it is read (set != 0) */
     int status, set = 0;
     FOR_FIELDS(r, f, status) {
         if (f.number >= 1 && f.number <= 7 && f.wire == VALUE_WIRE[f.number]) {
