@@ -26,9 +26,8 @@ import time
 from pathlib import Path
 
 import duckdb
-from workloads import insert_encoder_records, materialise
+from workloads import fresh_store, insert_encoder_records
 
-from vlmscope.collectors.schema import migrate
 from vlmscope.evaluators import (
     CaptionHallucination,
     Evaluator,
@@ -130,15 +129,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="DuckDB threads (cores)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        db = Path(folder) / "bench.duckdb"
-        con = duckdb.connect(str(db), config={"threads": args.threads})
-        con.execute("SET enable_progress_bar = false")
-        migrate(con)
-        started = time.perf_counter()
-        write_rows(con, args.rows)
-        print(f"wrote {args.rows:,} stored rows in {time.perf_counter() - started:.1f} s "
-              f"({args.threads} DuckDB threads)")
-        materialise(con)
+        con = fresh_store(Path(folder) / "bench.duckdb", args.threads, args.rows, write_rows)
         con.execute("CREATE TABLE captions AS SELECT * FROM pipeline_rows")
         con.execute("CHECKPOINT")
         (distinct,) = con.execute(

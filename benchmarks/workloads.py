@@ -4,6 +4,8 @@ records written straight into a store."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import duckdb
 
@@ -57,3 +59,21 @@ def materialise(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("COMMIT")
     print(f"materialised pipeline_rows from the records in "
           f"{time.perf_counter() - started:.2f} s (paid at ingest, batch by batch)")
+
+
+def fresh_store(path: Path, threads: int, rows: int,
+                write: Callable[[duckdb.DuckDBPyConnection, int], None]
+                ) -> duckdb.DuckDBPyConnection:
+    """A new store at ``path`` (``threads`` DuckDB threads) holding ``rows`` pipeline rows
+    written by ``write`` into the record tables, materialised; both steps timed."""
+    con = duckdb.connect(str(path), config={"threads": threads})
+    con.execute("SET enable_progress_bar = false")
+    from vlmscope.collectors.schema import migrate
+
+    migrate(con)
+    started = time.perf_counter()
+    write(con, rows)
+    print(f"wrote {rows:,} stored rows in {time.perf_counter() - started:.1f} s "
+          f"({threads} DuckDB threads)")
+    materialise(con)
+    return con
