@@ -101,8 +101,6 @@ COLUMNS: tuple[str, ...] = _KEY + tuple(
     column for _, fields in _PARTS.values() for column, _, _ in fields)
 """The columns of both tables, in order."""
 
-_SELECT_COLUMNS = ", ".join(COLUMNS)
-
 _NEW_KEYS = "_vlmscope_new_row_keys"
 _STARTS = ("row_start", "encoder_start", "llm_start")
 
@@ -343,11 +341,9 @@ def merge_batch(con: duckdb.DuckDBPyConnection, parts: pa.Table,
     (without it, the merge asks the store and keeps the keys in a temporary table)."""
     if parts.num_rows == 0:
         return
+    stateless = state is None
     if state is None:
         state = MergeState()
-        tracked = False
-    else:
-        tracked = True
     batch = "_vlmscope_batch_parts"
     if state.waiting is None:
         ((state.waiting,),) = con.execute(f"SELECT count(*) FROM {PARTS}").fetchall()
@@ -384,15 +380,9 @@ def merge_batch(con: duckdb.DuckDBPyConnection, parts: pa.Table,
                         "WHERE row_span_id IS NULL")
             state.waiting += waits
         rows = parts.filter(pa.compute.is_valid(parts.column("row_span_id")))
-        keys_table = rows.select(["trace_id", "row_id"])
-        if tracked:
-            state.new_keys.append(keys_table)
-        else:
-            con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_NEW_KEYS} "
-                        "(trace_id VARCHAR, row_id VARCHAR)")
-            con.register("_vlmscope_new_keys_batch", keys_table)
-            con.execute(f"INSERT INTO {_NEW_KEYS} SELECT * FROM _vlmscope_new_keys_batch")
-            con.unregister("_vlmscope_new_keys_batch")
+        state.new_keys.append(rows.select(["trace_id", "row_id"]))
+        if stateless:  # nobody keeps the state: leave the keys on the connection
+            _store_new_keys(con, state)
     finally:
         con.unregister(batch)
     # Late parts whose row is stored wait until compaction: compact each time another
@@ -400,6 +390,20 @@ def merge_batch(con: duckdb.DuckDBPyConnection, parts: pa.Table,
     total = state.waiting
     if waits and total // COMPACT_AT > (total - waits) // COMPACT_AT:
         compact(con, state)
+
+
+def _store_new_keys(con: duckdb.DuckDBPyConnection, state: MergeState) -> None:
+    """Move the keys ``state`` holds into the connection's temporary key table."""
+    if not state.new_keys:
+        return
+    con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_NEW_KEYS} "
+                "(trace_id VARCHAR, row_id VARCHAR)")
+    con.register("_vlmscope_new_keys_batch", pa.concat_tables(state.new_keys))
+    try:
+        con.execute(f"INSERT INTO {_NEW_KEYS} SELECT * FROM _vlmscope_new_keys_batch")
+    finally:
+        con.unregister("_vlmscope_new_keys_batch")
+    state.new_keys.clear()
 
 
 def compact(con: duckdb.DuckDBPyConnection, state: MergeState | None = None, *,
@@ -410,13 +414,8 @@ def compact(con: duckdb.DuckDBPyConnection, state: MergeState | None = None, *,
     this connection since its last compaction (kept in ``state``, or by a stateless merge in
     a temporary table), or among all keys with ``everything`` or when none were tracked.
     Returns how many keys changed."""
-    if state is not None and state.new_keys:
-        con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_NEW_KEYS} "
-                    "(trace_id VARCHAR, row_id VARCHAR)")
-        con.register("_vlmscope_new_keys_batch", pa.concat_tables(state.new_keys))
-        con.execute(f"INSERT INTO {_NEW_KEYS} SELECT * FROM _vlmscope_new_keys_batch")
-        con.unregister("_vlmscope_new_keys_batch")
-        state.new_keys.clear()
+    if state is not None:
+        _store_new_keys(con, state)
     ((tracked,),) = con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = ?",
         [_NEW_KEYS]).fetchall()
