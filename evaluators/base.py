@@ -9,9 +9,10 @@ each rule.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -54,6 +55,32 @@ PIPELINE_ROW_SCHEMA = pa.schema([
 """The columns of the ``pipeline_rows`` view, with their Arrow types."""
 
 _ONE_ROW = "_vlmscope_one_row"
+
+
+def with_stages(stages: Sequence[tuple[str, str]], final: str) -> str:
+    """One query: each ``(name, query)`` stage as a materialised CTE, then ``final``, which
+    reads the stages by name (the per-row path of a staged evaluator)."""
+    if not stages:
+        return final
+    ctes = ",\n".join(f"{name} AS MATERIALIZED ({query})" for name, query in stages)
+    return f"WITH {ctes}\nSELECT * FROM ({final})"
+
+
+@contextlib.contextmanager
+def staged(con: duckdb.DuckDBPyConnection,
+           stages: Sequence[tuple[str, str]]) -> Iterator[None]:
+    """Each ``(name, query)`` stage stored as a temporary table, in order, for the block; a
+    query that then reads them runs as plain table scans, which DuckDB parallelises."""
+    try:
+        for name, query in stages:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {query}")
+        yield
+    finally:
+        for name, _ in stages:
+            # After a failed statement the transaction is aborted and its rollback drops
+            # them: never hide that first error behind this one.
+            with contextlib.suppress(duckdb.TransactionException):
+                con.execute(f"DROP TABLE IF EXISTS {name}")
 
 
 @dataclass(frozen=True)
@@ -131,17 +158,28 @@ class RowEvaluator(Evaluator):
         """A query over ``source`` giving ``row_id, trace_id, span_id, score, passed, label,
         explanation, metadata`` for every row whose :meth:`skip_reason_sql` is NULL."""
 
+    def stages(self, source: str) -> list[tuple[str, str]]:
+        """Intermediate relations, ``(name, query)`` in order, that :meth:`run` stores as
+        temporary tables before running :meth:`staged_sql` (default: none). :meth:`judge_sql`
+        must give the same rows with the stages inlined (see :func:`with_stages`)."""
+        return []
+
+    def staged_sql(self, source: str) -> str:
+        """:meth:`judge_sql` reading the :meth:`stages` by name (default: :meth:`judge_sql`)."""
+        return self.judge_sql(source)
+
     def run(self, con: duckdb.DuckDBPyConnection, source: str, run_id: str) -> dict[str, Any]:
         """Insert one ``evaluations`` row per judged row; summary: ``judged``, ``passed``,
         ``accuracy`` (= passed / judged), ``skipped`` and ``skipped_reasons``."""
         self.check_columns(con, source)
         self.prepare(con)
-        con.execute(
-            "INSERT INTO evaluations SELECT $run_id, row_id, trace_id, span_id, $evaluator, "
-            "score, passed, label, explanation, metadata, $kind "
-            f"FROM ({self.judge_sql(source)})",
-            {"run_id": run_id, "evaluator": self.name, "kind": self.annotator_kind},
-        )
+        with staged(con, self.stages(source)):
+            con.execute(
+                "INSERT INTO evaluations SELECT $run_id, row_id, trace_id, span_id, $evaluator, "
+                "score, passed, label, explanation, metadata, $kind "
+                f"FROM ({self.staged_sql(source)})",
+                {"run_id": run_id, "evaluator": self.name, "kind": self.annotator_kind},
+            )
         ((judged, passed),) = con.execute(
             "SELECT count(*), count(*) FILTER (WHERE passed) FROM evaluations "
             "WHERE run_id = ? AND evaluator = ?", [run_id, self.name],

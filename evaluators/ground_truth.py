@@ -10,7 +10,7 @@ import duckdb
 import pyarrow as pa
 
 from vlmscope.evaluators.aliases import COCO_ALIASES, IMAGENET_ALIASES
-from vlmscope.evaluators.base import EvalResult, RowEvaluator
+from vlmscope.evaluators.base import EvalResult, RowEvaluator, with_stages
 from vlmscope.evaluators.text import install_macros
 
 MODES = ("exact", "normalized", "synonyms", "set", "numeric", "top_k")
@@ -101,6 +101,7 @@ class GroundTruthMatch(RowEvaluator):
         self.abs_tol = abs_tol
         self.rel_tol = rel_tol
         self._alias_table = f"_vlmscope_aliases_{uuid.uuid4().hex}"
+        self._verdicts = f"_vlmscope_verdicts_{uuid.uuid4().hex}"
 
     def config(self) -> dict[str, Any]:
         """Mode and its settings (only those the mode uses)."""
@@ -186,18 +187,28 @@ class GroundTruthMatch(RowEvaluator):
             return self._numeric_sql(source)
         if self.mode in ("set", "top_k"):
             return self._list_sql(source)
-        return self._scalar_sql(source)
+        return with_stages(self.stages(source), self._scalar_rows_sql(source))
 
-    def _scalar_sql(self, source: str) -> str:
-        # Judge each distinct (answer, expected, top-1) case once and join the verdicts back:
-        # answers and labels repeat, so this builds far fewer explanation strings than rows.
+    def stages(self, source: str) -> list[tuple[str, str]]:
+        """Modes exact, normalized and synonyms judge each distinct (answer, expected, top-1)
+        case once, into a small verdicts relation that the rows are joined to."""
+        if self.mode in ("exact", "normalized", "synonyms"):
+            return [(self._verdicts, self._verdicts_sql(source))]
+        return []
+
+    def staged_sql(self, source: str) -> str:
+        """The judged rows, reading the relations of :meth:`stages` by name."""
+        if self.stages(source):
+            return self._scalar_rows_sql(source)
+        return self.judge_sql(source)
+
+    def _verdicts_sql(self, source: str) -> str:
+        # Answers and labels repeat: judging each distinct case once builds far fewer
+        # explanation strings than rows.
         return f"""
-        WITH src AS (
-            SELECT row_id, trace_id, coalesce(llm_span_id, span_id) AS span_id, output,
-                   expected, top_k_labels[1] AS top1
+        WITH cases AS (
+            SELECT DISTINCT output, expected, top_k_labels[1] AS top1
             FROM {source} WHERE ({self.skip_reason_sql()}) IS NULL
-        ), cases AS (
-            SELECT DISTINCT output, expected, top1 FROM src
         ), vocab AS (
             SELECT DISTINCT s FROM (SELECT output AS s FROM cases UNION ALL
                                     SELECT expected FROM cases) WHERE s IS NOT NULL
@@ -207,29 +218,37 @@ class GroundTruthMatch(RowEvaluator):
                    ({_NO_ANSWER}) IS NULL AND ca.c = ce.c AS matched
             FROM cases LEFT JOIN canon ca ON ca.s = cases.output
                        LEFT JOIN canon ce ON ce.s = cases.expected
-        ), verdicts AS (
-            SELECT output, expected, top1,
-                CASE WHEN matched THEN 1.0::DOUBLE ELSE 0.0::DOUBLE END AS score,
-                matched AS passed,
-                CASE WHEN no_answer IS NOT NULL THEN 'no_answer'
-                     WHEN matched THEN 'match' ELSE 'mismatch' END AS label,
-                CASE WHEN no_answer IS NOT NULL THEN no_answer || vlmscope_quote(expected)
-                     WHEN matched THEN 'answer ' || vlmscope_quote(output)
-                                       || ' matches expected ' || vlmscope_quote(expected)
-                     ELSE 'expected ' || vlmscope_quote(expected) || ', answer '
-                          || vlmscope_quote(output) END
-                || CASE WHEN no_answer IS NOT NULL
-                             OR (answer_c = output AND expected_c = expected) THEN ''
-                        WHEN matched THEN ' (both read as ' || vlmscope_quote(answer_c) || ')'
-                        ELSE ' (compared as ' || vlmscope_quote(expected_c) || ' and '
-                             || vlmscope_quote(answer_c) || ')' END
-                || {_TOP1} AS explanation,
-                json_object('answer', answer_c, 'expected', expected_c) AS metadata
-            FROM cmp
         )
-        SELECT src.row_id, src.trace_id, src.span_id, v.score, v.passed, v.label,
-               v.explanation, v.metadata
-        FROM src JOIN verdicts v ON v.expected = src.expected
+        SELECT output, expected, top1,
+            CASE WHEN matched THEN 1.0::DOUBLE ELSE 0.0::DOUBLE END AS score,
+            matched AS passed,
+            CASE WHEN no_answer IS NOT NULL THEN 'no_answer'
+                 WHEN matched THEN 'match' ELSE 'mismatch' END AS label,
+            CASE WHEN no_answer IS NOT NULL THEN no_answer || vlmscope_quote(expected)
+                 WHEN matched THEN 'answer ' || vlmscope_quote(output)
+                                   || ' matches expected ' || vlmscope_quote(expected)
+                 ELSE 'expected ' || vlmscope_quote(expected) || ', answer '
+                      || vlmscope_quote(output) END
+            || CASE WHEN no_answer IS NOT NULL
+                         OR (answer_c = output AND expected_c = expected) THEN ''
+                    WHEN matched THEN ' (both read as ' || vlmscope_quote(answer_c) || ')'
+                    ELSE ' (compared as ' || vlmscope_quote(expected_c) || ' and '
+                         || vlmscope_quote(answer_c) || ')' END
+            || {_TOP1} AS explanation,
+            json_object('answer', answer_c, 'expected', expected_c)::VARCHAR AS metadata
+        FROM cmp
+        """
+
+    def _scalar_rows_sql(self, source: str) -> str:
+        # The probe side is the source itself, so DuckDB scans and inserts it in parallel
+        # (joining a CTE of the rows back ran on one thread).
+        return f"""
+        SELECT src.row_id, src.trace_id, coalesce(src.llm_span_id, src.span_id) AS span_id,
+               v.score, v.passed, v.label, v.explanation, v.metadata
+        FROM (SELECT row_id, trace_id, span_id, llm_span_id, output, expected,
+                     top_k_labels[1] AS top1
+              FROM {source} WHERE ({self.skip_reason_sql()}) IS NULL) src
+        JOIN {self._verdicts} v ON v.expected = src.expected
             AND v.output IS NOT DISTINCT FROM src.output AND v.top1 IS NOT DISTINCT FROM src.top1
         """
 

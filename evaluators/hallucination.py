@@ -38,7 +38,7 @@ from typing import Any
 import duckdb
 
 from vlmscope.collectors import facts
-from vlmscope.evaluators.base import EvalResult
+from vlmscope.evaluators.base import EvalResult, staged, with_stages
 from vlmscope.evaluators.mentions import install_vocabulary, mentions_sql
 from vlmscope.evaluators.summarised import SummarisedRowEvaluator
 from vlmscope.evaluators.text import install_macros
@@ -308,9 +308,7 @@ class CaptionHallucination(SummarisedRowEvaluator):
 
     def judge_sql(self, source: str) -> str:
         """Captions scored with CHAIR, probes with POPE; extra columns for the summary."""
-        ctes = ",\n".join(f"{name} AS MATERIALIZED ({query})"
-                          for name, query in self._stages(source))
-        return f"WITH {ctes}\nSELECT * FROM ({self._judged_sql()})"
+        return with_stages(self._stages(source), self._judged_sql())
 
     def run(self, con: duckdb.DuckDBPyConnection, source: str, run_id: str) -> dict[str, Any]:
         """Judge, store and summarise (the keys of :meth:`SummarisedRowEvaluator.run`): the
@@ -326,10 +324,7 @@ class CaptionHallucination(SummarisedRowEvaluator):
         if not is_table and facts.KEY_COLUMN in {
                 row[0] for row in con.execute(f"DESCRIBE {source}").fetchall()}:
             key = facts.KEY_COLUMN  # the store's rows, numbered (see run_evaluations)
-        stages = self._stages(source, key)
-        try:
-            for name, query in stages:
-                con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {query}")
+        with staged(con, self._stages(source, key)):
             judged = self._judged_sql()
             con.execute(
                 "INSERT INTO evaluations SELECT $run_id, row_id, trace_id, span_id, $evaluator, "
@@ -337,9 +332,6 @@ class CaptionHallucination(SummarisedRowEvaluator):
                 {"run_id": run_id, "evaluator": self.name, "kind": self.annotator_kind},
             )
             count, passed, summary = self._summary(con, f"({judged})")
-        finally:
-            for name, _ in stages:
-                con.execute(f"DROP TABLE IF EXISTS {name}")
         return {**self.counts_summary(con, source, count, passed), **summary}
 
     @staticmethod

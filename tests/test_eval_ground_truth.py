@@ -10,7 +10,7 @@ import pytest
 
 from vlmscope.collectors.schema import migrate
 from vlmscope.evaluators import GroundTruthMatch, run_evaluations
-from vlmscope.evaluators.base import PIPELINE_ROW_SCHEMA
+from vlmscope.evaluators.base import PIPELINE_ROW_SCHEMA, staged
 
 
 def test_exact_match_scores_one_with_a_readable_reason() -> None:
@@ -159,3 +159,33 @@ def test_rows_without_expected_label_are_skipped_and_counted() -> None:
         "judged": 1, "passed": 1, "accuracy": 1.0, "skipped": 2,
         "skipped_reasons": {"no expected label": 2}}
     assert con.execute("SELECT list(row_id) FROM evaluations").fetchall() == [(["a"],)]
+
+
+def test_a_run_judges_from_staged_verdicts_and_leaves_no_stage_behind() -> None:
+    con = duckdb.connect()
+    migrate(con)
+    con.register("random_table", random_rows(seed=7, n=200))
+    con.execute("CREATE TABLE rows AS SELECT * FROM random_table")
+    match = GroundTruthMatch()
+    ((stage, _),) = match.stages("rows")
+    assert stage.startswith("_vlmscope_verdicts_")
+    summary = run_evaluations(con, [match], source="rows").summaries["ground_truth_match"]
+    # Every row not skipped was joined to its verdict: none lost, none doubled.
+    assert summary["judged"] + summary["skipped"] == 200
+    assert con.execute("SELECT count(*), count(DISTINCT row_id) FROM evaluations").fetchall() \
+        == [(summary["judged"], summary["judged"])]
+    leftover = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '_vlmscope_verdicts_%'"
+    ).fetchall()
+    assert leftover == [(0,)]
+
+
+def test_a_failure_inside_the_stages_surfaces_the_first_error() -> None:
+    con = duckdb.connect()
+    con.execute("BEGIN TRANSACTION")
+    with pytest.raises(duckdb.CatalogException, match="no_such_table"), \
+            staged(con, [("_stage_a", "SELECT 1 AS x")]):
+        con.execute("SELECT * FROM no_such_table")
+    con.execute("ROLLBACK")
+    assert con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = '_stage_a'").fetchall() == [(0,)]
