@@ -33,9 +33,14 @@ DEFAULT_BINS = 15
 AVERAGES = ("macro", "micro", "weighted")
 """The averaging modes reported for precision, recall and F1."""
 
+NOT_A_CLASS = "expected label is not one of the classes"
+"""Why a row is skipped when ``classes`` is set and its expected answer is none of them."""
+
 _SKIP_REASON = (
     "CASE WHEN vlmscope_blank(expected) THEN 'no expected label' "
-    "WHEN len(coalesce(top_k_labels, []::VARCHAR[])) = 0 THEN 'no encoder top-k' END"
+    "WHEN len(coalesce(top_k_labels, []::VARCHAR[])) = 0 THEN 'no encoder top-k' "
+    "WHEN NOT coalesce(list_contains((SELECT classes FROM _classes), expected), true) "
+    f"THEN '{NOT_A_CLASS}' END"
 )
 
 
@@ -162,7 +167,12 @@ class ClassificationReport(Evaluator):
     against the expected label; sliceable by any columns; warns about the accuracy paradox,
     class imbalance and classes never predicted.
 
-    Rows without an expected label or without encoder top-k are skipped and counted.
+    Rows without an expected label or without encoder top-k are skipped and counted. A run
+    over mixed instructions (a label, a count, a yes/no) is a classification only on the
+    rows that ask for a class: with ``classes`` (the encoder's class names) or
+    ``classes_from_encoder=True`` (every label the encoder ranked in any row's top-k), rows
+    whose expected answer is none of them are skipped too, with that reason; without
+    either, every expected answer counts as a class, as scikit-learn counts it.
 
     Example::
 
@@ -185,7 +195,15 @@ class ClassificationReport(Evaluator):
         paradox_accuracy: float = 0.9,
         paradox_recall: float = 0.5,
         imbalance_ratio: float = 10.0,
+        classes: Sequence[str] | None = None,
+        classes_from_encoder: bool = False,
     ) -> None:
+        if classes is not None and classes_from_encoder:
+            raise ValueError("give classes or classes_from_encoder=True, not both")
+        if classes is not None and isinstance(classes, str):
+            raise ValueError("classes is a list of class names, e.g. ['cat', 'dog']")
+        if classes is not None and not classes:
+            raise ValueError("classes is empty: give the encoder's class names")
         if k < 1 or n_bins < 1:
             raise ValueError(f"k and n_bins must be at least 1 (got k={k}, n_bins={n_bins})")
         if not 0 <= paradox_accuracy <= 1 or not 0 <= paradox_recall <= 1:
@@ -198,6 +216,8 @@ class ClassificationReport(Evaluator):
         self.paradox_accuracy = paradox_accuracy
         self.paradox_recall = paradox_recall
         self.imbalance_ratio = imbalance_ratio
+        self.classes = None if classes is None else tuple(str(c) for c in classes)
+        self.classes_from_encoder = classes_from_encoder
 
     @property
     def required_columns(self) -> tuple[str, ...]:  # type: ignore[override]
@@ -208,7 +228,9 @@ class ClassificationReport(Evaluator):
         """k, slicing columns, bins and warning thresholds."""
         return {"k": self.k, "slice_by": list(self.slice_by), "n_bins": self.n_bins,
                 "paradox_accuracy": self.paradox_accuracy,
-                "paradox_recall": self.paradox_recall, "imbalance_ratio": self.imbalance_ratio}
+                "paradox_recall": self.paradox_recall, "imbalance_ratio": self.imbalance_ratio,
+                "classes": None if self.classes is None else list(self.classes),
+                "classes_from_encoder": self.classes_from_encoder}
 
     def run(self, con: duckdb.DuckDBPyConnection, source: str, run_id: str) -> dict[str, Any]:
         """The report of ``source`` (no per-row evaluation rows: see ground_truth_match)."""
@@ -222,8 +244,14 @@ class ClassificationReport(Evaluator):
         keys = [f'"{c}"' for c in self.slice_by]
         key_select = "".join(f"{k}, " for k in keys)
         # One scan: judged rows grouped by (expected, predicted, bin), skipped ones by reason.
+        if self.classes_from_encoder:
+            classes = (f"SELECT list(DISTINCT label) AS classes FROM "
+                       f"(SELECT unnest(top_k_labels) AS label FROM {source})")
+        else:  # NULL: every expected answer is a class
+            classes = "SELECT $classes::VARCHAR[] AS classes"
         grouped = con.execute(f"""
-            WITH rows AS (SELECT *, {_SKIP_REASON} AS _reason FROM {source})
+            WITH _classes AS ({classes}),
+            rows AS (SELECT *, {_SKIP_REASON} AS _reason FROM {source})
             SELECT {key_select}_reason,
                    CASE WHEN _reason IS NULL THEN expected END AS expected,
                    CASE WHEN _reason IS NULL THEN top_k_labels[1] END AS predicted,
@@ -236,7 +264,8 @@ class ClassificationReport(Evaluator):
                    sum(top_k_scores[1]) FILTER (WHERE _reason IS NULL) AS confidence_sum,
                    max(len(top_k_labels)) FILTER (WHERE _reason IS NULL) AS recorded_k
             FROM rows GROUP BY ALL
-        """).fetchnumpy()
+        """, {} if self.classes_from_encoder else {
+            "classes": None if self.classes is None else list(self.classes)}).fetchnumpy()
         judged = np.array([r is None for r in grouped["_reason"].tolist()], dtype=bool)
         counts = {name: values[judged] for name, values in grouped.items()
                   if name != "_reason"}

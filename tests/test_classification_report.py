@@ -17,6 +17,7 @@ from torchmetrics.classification import MulticlassCalibrationError
 
 from vlmscope.evaluators import ClassificationReport
 from vlmscope.evaluators.base import PIPELINE_ROW_SCHEMA
+from vlmscope.evaluators.classification import NOT_A_CLASS
 
 
 def rows_table(con: duckdb.DuckDBPyConnection, name: str, **columns: list) -> None:
@@ -182,3 +183,55 @@ def test_slicing_by_an_unknown_column_lists_the_valid_ones() -> None:
     two_class_rows(con, {("cat", "cat"): 1})
     with pytest.raises(ValueError, match="lacks.*pipeline_rows columns"):
         ClassificationReport(slice_by=["colour"]).compute(con, "rows")
+
+
+MIXED = {"expected": ["cat", "dog", "yes", "2", "cat", "a picture of a dog"],
+         "top_k_labels": [["cat", "dog"], ["cat", "dog"], ["dog", "cat"], ["cat", "dog"],
+                          ["dog", "cat"], ["dog", "cat"]],
+         "top_k_scores": [[0.9, 0.1]] * 6}
+
+
+def test_with_classes_only_rows_asking_for_a_class_are_scored() -> None:
+    """Mixed instructions: answers that are no class are skipped with that reason, and the
+    metrics equal scikit-learn's on the rows that remain."""
+    con = duckdb.connect()
+    rows_table(con, "rows", **MIXED)
+    everything = ClassificationReport().compute(con, "rows")
+    assert "yes" in everything["per_class"] and everything["rows"] == 6
+    for report in (ClassificationReport(classes=["cat", "dog"]),
+                   ClassificationReport(classes_from_encoder=True)):
+        summary = report.compute(con, "rows")
+        assert summary["rows"] == 3 and summary["skipped"] == 3
+        assert summary["skipped_reasons"] == {NOT_A_CLASS: 3}
+        assert sorted(summary["per_class"]) == ["cat", "dog"]
+        truth, predicted = ["cat", "dog", "cat"], ["cat", "cat", "dog"]
+        assert summary["top1"] == accuracy_score(truth, predicted)
+        p, r, f, s = precision_recall_fscore_support(truth, predicted, labels=["cat", "dog"],
+                                                     zero_division=0)
+        for i, label in enumerate(["cat", "dog"]):
+            got = summary["per_class"][label]
+            assert (got["precision"], got["recall"], got["f1"], got["support"]) == (
+                p[i], r[i], f[i], s[i])
+        assert not any("never predicted" in w for w in summary["warnings"])
+
+
+def test_classes_keep_other_skip_reasons_first_and_slice() -> None:
+    con = duckdb.connect()
+    rows_table(con, "rows", expected=["cat", None, "yes", "cat"],
+               top_k_labels=[["cat"], ["cat"], ["cat"], None], top_k_scores=[[0.9]] * 4,
+               cohort=["a", "a", "b", "b"])
+    summary = ClassificationReport(classes=["cat"], slice_by=["cohort"]).compute(con, "rows")
+    assert summary["skipped_reasons"] == {"no expected label": 1, NOT_A_CLASS: 1,
+                                          "no encoder top-k": 1}
+    slices = {s["cohort"]: s for s in summary["slices"]}
+    assert slices["b"]["skipped_reasons"] == {NOT_A_CLASS: 1, "no encoder top-k": 1}
+    assert ClassificationReport(classes=["cat"]).config()["classes"] == ["cat"]
+
+
+def test_bad_classes_settings_say_what_to_give() -> None:
+    with pytest.raises(ValueError, match="not both"):
+        ClassificationReport(classes=["cat"], classes_from_encoder=True)
+    with pytest.raises(ValueError, match="list of class names"):
+        ClassificationReport(classes="cat")
+    with pytest.raises(ValueError, match="empty"):
+        ClassificationReport(classes=[])

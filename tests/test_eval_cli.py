@@ -139,3 +139,24 @@ def test_list_names_every_evaluator_with_a_description(capsys) -> None:
     status, out, _ = run_cli(capsys, "--list")
     assert status == 0
     assert out.startswith("ground_truth_match") and "\nclassification_report  encoder" in out
+
+
+def test_classes_restrict_the_report_to_rows_that_ask_for_a_class(traced_store: Path,
+                                                                    capsys) -> None:
+    status, out, _ = run_cli(capsys, "--db", str(traced_store), "--format", "json",
+                             "--classes", "zero,one,two,three")
+    summary = json.loads(out)
+    # Expected answers: zero one two - four five six - eight nine zero one (two NULL).
+    assert status == 0 and summary["rows"] == 5
+    assert summary["skipped_reasons"] == {"no expected label": 2,
+                                          "expected label is not one of the classes": 5}
+    assert set(summary["per_class"]) <= set(LABELS)
+    with duckdb.connect(str(traced_store), read_only=True) as con:
+        ranked = {label for (label,) in con.execute(
+            "SELECT DISTINCT unnest(top_k_labels) FROM pipeline_rows").fetchall()}
+        expected = [e for (e,) in con.execute(
+            "SELECT expected FROM pipeline_rows WHERE expected IS NOT NULL").fetchall()]
+    status, out, _ = run_cli(capsys, "--db", str(traced_store), "--format", "json",
+                             "--classes-from-encoder")
+    summary = json.loads(out)
+    assert status == 0 and summary["rows"] == sum(e in ranked for e in expected)

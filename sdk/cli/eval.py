@@ -89,9 +89,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="caption_hallucination: rows without objects take the "
                         "encoder's confident labels as ground truth")
     parser.add_argument("--classes", metavar="NAMES",
-                        help="failure_attribution: the encoder's classes, comma-separated; "
-                        "a row whose expected answer is none of them (a count, a yes/no) "
-                        "is unattributable instead of blamed")
+                        help="the encoder's classes, comma-separated: failure_attribution "
+                        "calls a row whose expected answer is none of them (a count, a "
+                        "yes/no) unattributable instead of blaming it, and "
+                        "classification_report skips it")
+    parser.add_argument("--classes-from-encoder", action="store_true",
+                        help="classification_report: the classes are the labels the encoder "
+                        "ranked in any row's top-k; rows expecting anything else are skipped")
     parser.add_argument("--format", choices=("table", "json"), default="table",
                         help="output format")
     parser.add_argument("--fail-under", metavar="NAME=VALUE,...",
@@ -281,7 +285,9 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("the custom evaluator needs its rule: --custom NAME=SQL")
         evaluators = [
             GroundTruthMatch(mode=args.mode) if cls is GroundTruthMatch
-            else ClassificationReport(slice_by=slice_by) if cls is ClassificationReport
+            else ClassificationReport(slice_by=slice_by, classes=encoder_classes,
+                                      classes_from_encoder=args.classes_from_encoder)
+            if cls is ClassificationReport
             else CaptionHallucination(vocabularies,
                                       objects_from_encoder=args.objects_from_encoder)
             if cls is CaptionHallucination
