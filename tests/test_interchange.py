@@ -236,3 +236,78 @@ def test_a_bad_line_is_named_and_exits_2(tmp_path, capsys):
     bad.write_text('{"resourceSpans": []}\n{not json\n')
     assert main(["import", str(bad), "--db", str(tmp_path / "b.duckdb")]) == 2
     assert "line 2" in capsys.readouterr().err
+
+
+class _Flaky:
+    """A real HTTP server on 127.0.0.1 that answers the first ``busy`` POSTs with ``status``
+    (and ``Retry-After: 0``), then 200, keeping the spans of every accepted request."""
+
+    def __init__(self, busy: int, status: int = 503) -> None:
+        import http.server
+        import threading
+
+        self.answers: list[int] = []
+        self.accepted: list[int] = []
+        flaky = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+                import gzip
+
+                from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+                    ExportTraceServiceRequest,
+                )
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                code = status if len(flaky.answers) < busy else 200
+                flaky.answers.append(code)
+                if code == 200:
+                    request = ExportTraceServiceRequest.FromString(gzip.decompress(body))
+                    flaky.accepted.append(sum(len(s.spans) for r in request.resource_spans
+                                              for s in r.scope_spans))
+                self.send_response(code)
+                self.send_header("Retry-After", "0")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/traces"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_replay_retries_a_busy_backend_and_then_delivers_everything(judged_store, status):
+    from vlmscope.collectors.interchange import replay
+
+    flaky = _Flaky(busy=2, status=status)
+    try:
+        with read_connection(judged_store) as con:
+            sent = replay(con, flaky.url, spans_per_request=5)
+            ((total,),) = con.execute("SELECT count(*) FROM spans").fetchall()
+    finally:
+        flaky.close()
+    assert flaky.answers[:3] == [status, status, 200]
+    # Every request arrived once; spans and evaluation spans together.
+    assert sum(flaky.accepted) == sent.spans + sent.evaluations
+    assert sent.spans == total
+
+
+@pytest.mark.parametrize(("status", "tries"), [(503, 3), (400, 1)])
+def test_replay_gives_up_and_says_what_the_backend_answered(judged_store, status, tries):
+    """A busy backend is retried max_retries times; a refusal (400) is not retried."""
+    from vlmscope.collectors.interchange import replay
+
+    flaky = _Flaky(busy=100, status=status)
+    try:
+        with read_connection(judged_store) as con, \
+                pytest.raises(RuntimeError, match=f"answered {status} after 0 spans"):
+            replay(con, flaky.url, max_retries=2)
+    finally:
+        flaky.close()
+    assert flaky.answers == [status] * tries
