@@ -8,7 +8,8 @@ row, write one ``evaluations`` row each, compute the report, write ``eval_runs``
 * from the ``pipeline_rows`` view (what ``vlmscope eval`` does), and
 * from a table that already has the ``pipeline_rows`` columns (the evaluators alone).
 
-Then the cost of one per-row ``GroundTruthMatch().evaluate(...)`` call.
+Then the cost of one per-row ``GroundTruthMatch().evaluate(...)`` call, and of one
+``evaluate_rows`` call on a list of rows (the per-row API for many rows at once).
 
 Run: ``.venv/bin/python benchmarks/bench_evaluators.py [--rows N] [--threads T]``
 """
@@ -62,6 +63,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--threads", type=int, default=2, help="DuckDB threads (cores)")
     parser.add_argument("--calls", type=int, default=200, help="per-row evaluate() calls")
+    parser.add_argument("--list-rows", type=int, default=10_000,
+                        help="rows of one evaluate_rows() call")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         con = fresh_store(Path(folder) / "bench.duckdb", args.threads, args.rows, write_rows)
@@ -92,6 +95,16 @@ def main() -> None:
         costs.append(time.perf_counter() - started)
     print(f"one per-row evaluate(): median {statistics.median(costs) * 1e3:.2f} ms, "
           f"p95 {sorted(costs)[int(0.95 * len(costs))] * 1e3:.2f} ms over {args.calls} calls")
+    rows = [{"output": f"The {CLASSES[i % 10]}.", "expected": CLASSES[(i * 3) % 10],
+             "top_k_labels": CLASSES[:5]} for i in range(args.list_rows)]
+    costs = []
+    for _ in range(5):
+        started = time.perf_counter()
+        match.evaluate_rows(rows)
+        costs.append(time.perf_counter() - started)
+    seconds = statistics.median(costs)
+    print(f"evaluate_rows() on a list of {args.list_rows:,} rows: median {seconds * 1e3:.1f} ms "
+          f"({args.list_rows / seconds:,.0f} rows/s) over 5 calls")
 
 
 if __name__ == "__main__":

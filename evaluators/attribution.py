@@ -49,7 +49,7 @@ label as the encoder's top-1 (:mod:`vlmscope.evaluators.probe`).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import duckdb
@@ -195,8 +195,17 @@ class FailureAttribution(SummarisedRowEvaluator):
         row has no encoder record). With ``head=``, a failing row gets the oracle swap."""
         row = {"row_id": "row", "output": output, "expected": expected,
                "top_k_labels": encoder_top_k, "instruction": instruction}
+        return self.evaluate_row(row)
+
+    def evaluate_rows(self, rows: Iterable[Mapping[str, Any]]) -> list[EvalResult]:
+        """Blame rows (mappings of ``pipeline_rows`` columns) in one query; with ``head=``,
+        each failing row also gets the oracle swap, one row at a time."""
         if self.head is None:
-            return self.evaluate_row(row)
+            return super().evaluate_rows(rows)
+        return [self._evaluate_with_head(dict(row)) for row in rows]
+
+    def _evaluate_with_head(self, row: dict[str, Any]) -> EvalResult:
+        row = {**row, "row_id": "row"}  # the swap joins the judged row back by its id
         table = pa.Table.from_pylist([row], schema=PIPELINE_ROW_SCHEMA)
         judged = f"{self._tables}_row"
         with self._row_lock:
@@ -212,7 +221,7 @@ class FailureAttribution(SummarisedRowEvaluator):
             finally:
                 con.unregister(_ONE_ROW)
         if not verdict:
-            return self.evaluate_row(row)
+            return super().evaluate_rows([row])[0]  # skipped: the reason
         score, passed, label, explanation, metadata = verdict[0]
         return EvalResult(score, passed, label, explanation, orjson.loads(metadata))
 

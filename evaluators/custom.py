@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import duckdb
@@ -178,6 +178,13 @@ class CustomEvaluation(RowEvaluator):
         summary["mean_score"] = mean
         summary["threshold"] = self.threshold
         return summary
+
+    def evaluate_rows(self, rows: Iterable[Mapping[str, Any]]) -> list[EvalResult]:
+        """Judge rows: a SQL rule runs in DuckDB on all of them at once, a function is called
+        on each (the same call :meth:`run` makes per row)."""
+        if self.fn is None:
+            return super().evaluate_rows(rows)
+        return [self.evaluate_row(row) for row in rows]
 
     def evaluate_row(self, row: Mapping[str, Any]) -> EvalResult:
         """Judge one row: a SQL rule runs in DuckDB on it, a function is called on it (the
