@@ -38,6 +38,11 @@ _NO_ANSWER = (
     "WHEN vlmscope_blank(output) THEN 'no answer: the output is empty; expected ' END"
 )
 _TOP1 = "coalesce('; encoder top-1 ' || vlmscope_quote(top1), '')"
+# Score, passed and label of a row with ``matched`` and ``no_answer`` (modes but top_k).
+_VERDICT = """
+            CASE WHEN matched THEN 1.0::DOUBLE ELSE 0.0::DOUBLE END AS score, matched AS passed,
+            CASE WHEN no_answer IS NOT NULL THEN 'no_answer'
+                 WHEN matched THEN 'match' ELSE 'mismatch' END AS label,"""
 
 
 class GroundTruthMatch(RowEvaluator):
@@ -219,11 +224,7 @@ class GroundTruthMatch(RowEvaluator):
             FROM cases LEFT JOIN canon ca ON ca.s = cases.output
                        LEFT JOIN canon ce ON ce.s = cases.expected
         )
-        SELECT output, expected, top1,
-            CASE WHEN matched THEN 1.0::DOUBLE ELSE 0.0::DOUBLE END AS score,
-            matched AS passed,
-            CASE WHEN no_answer IS NOT NULL THEN 'no_answer'
-                 WHEN matched THEN 'match' ELSE 'mismatch' END AS label,
+        SELECT output, expected, top1,{_VERDICT}
             CASE WHEN no_answer IS NOT NULL THEN no_answer || vlmscope_quote(expected)
                  WHEN matched THEN 'answer ' || vlmscope_quote(output)
                                    || ' matches expected ' || vlmscope_quote(expected)
@@ -290,10 +291,7 @@ class GroundTruthMatch(RowEvaluator):
                    ({_NO_ANSWER}) IS NULL AND list_contains(listed_c, answer_c) AS matched
             FROM cmp
         )
-        SELECT row_id, trace_id, span_id,
-            CASE WHEN matched THEN 1.0::DOUBLE ELSE 0.0::DOUBLE END AS score, matched AS passed,
-            CASE WHEN no_answer IS NOT NULL THEN 'no_answer'
-                 WHEN matched THEN 'match' ELSE 'mismatch' END AS label,
+        SELECT row_id, trace_id, span_id,{_VERDICT}
             CASE WHEN no_answer IS NOT NULL THEN no_answer || vlmscope_quote_list(listed)
                  WHEN matched THEN 'answer ' || vlmscope_quote(output)
                                    || ' is one of the expected ' || vlmscope_quote_list(listed)
@@ -342,10 +340,7 @@ class GroundTruthMatch(RowEvaluator):
                    coalesce(({_NO_ANSWER}) IS NULL AND abs(a - e) <= tolerance, false) AS matched
             FROM src
         )
-        SELECT row_id, trace_id, span_id,
-            CASE WHEN matched THEN 1.0::DOUBLE ELSE 0.0::DOUBLE END AS score, matched AS passed,
-            CASE WHEN no_answer IS NOT NULL THEN 'no_answer'
-                 WHEN matched THEN 'match' ELSE 'mismatch' END AS label,
+        SELECT row_id, trace_id, span_id,{_VERDICT}
             CASE WHEN no_answer IS NOT NULL THEN no_answer || vlmscope_quote(expected)
                  WHEN a IS NULL THEN 'no number in the answer ' || vlmscope_quote(output)
                                      || '; expected ' || printf('%g', e)
