@@ -125,3 +125,24 @@ def test_the_report_renders_in_headless_chromium_without_errors(demo, tmp_path):
     assert failing_blocks == failing
     assert charts == 9  # three runs x (confusion, precision/recall, reliability)
     assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+def test_the_eval_the_demo_suggests_reports_only_the_digit_classes(demo, capsys):
+    """Over the demo's mixed instructions (digits, counts, yes/no, captions), the suggested
+    `vlmscope eval --classes-from-encoder` scores only rows whose expected answer is a digit."""
+    import json
+
+    from vlmscope.demo.scenes import DIGIT_WORDS
+
+    db, _, _ = demo
+    capsys.readouterr()
+    assert main(["eval", "--db", str(db), "--cohort", "heldout", "--classes-from-encoder",
+                 "--format", "json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["per_class"] and set(summary["per_class"]) <= set(DIGIT_WORDS)
+    ((digit_rows, other_rows),) = query(db, f"""
+        SELECT count(*) FILTER (WHERE expected IN {tuple(DIGIT_WORDS)}),
+               count(*) FILTER (WHERE expected NOT IN {tuple(DIGIT_WORDS)})
+        FROM pipeline_rows WHERE cohort = 'heldout' AND top_k_labels IS NOT NULL""")
+    assert summary["rows"] == digit_rows
+    assert summary["skipped_reasons"]["expected label is not one of the classes"] == other_rows

@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         import vlmscope
         from vlmscope.demo import SMALL_PLAN, TrainingPlan, load_or_train
-        from vlmscope.demo.pipeline import BASE_RUN, CANDIDATE_RUN, run_all
+        from vlmscope.demo.pipeline import BASE_RUN, CANDIDATE_RUN, HELDOUT, run_all
 
         _prepare_store(db)
         plan = SMALL_PLAN if args.size == "small" else TrainingPlan()
@@ -104,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"Report:  {report.path}  ({report.failing_rows} failing rows explained)")
     print(f"Traces:  {out / 'traces.otlp.jsonl'}  ({exported} spans, OTLP JSON Lines)")
     print(f"Next:    vlmscope diff --db {db} --base {BASE_RUN} --candidate {CANDIDATE_RUN}\n"
+          f"         vlmscope eval --db {db} --cohort {HELDOUT} --classes-from-encoder\n"
           f"         vlmscope report --db {db} -o report.html\n"
           f"         vlmscope sql --db {db} \"SELECT d.run_name, e.label AS blame, count(*) "
           "FROM evaluations e JOIN dataset_runs d ON e.run_id = d.eval_run_id "
