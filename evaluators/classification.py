@@ -33,7 +33,7 @@ DEFAULT_BINS = 15
 AVERAGES = ("macro", "micro", "weighted")
 """The averaging modes reported for precision, recall and F1."""
 
-NOT_A_CLASS = "expected label is not one of the classes"
+NOT_A_CLASS = "an expected label outside the classes"
 """Why a row is skipped when ``classes`` is set and its expected answer is none of them."""
 
 _SKIP_REASON = (

@@ -149,7 +149,7 @@ def test_classes_restrict_the_report_to_rows_that_ask_for_a_class(traced_store: 
     # Expected answers: zero one two - four five six - eight nine zero one (two NULL).
     assert status == 0 and summary["rows"] == 5
     assert summary["skipped_reasons"] == {"no expected label": 2,
-                                          "expected label is not one of the classes": 5}
+                                          "an expected label outside the classes": 5}
     assert set(summary["per_class"]) <= set(LABELS)
     with duckdb.connect(str(traced_store), read_only=True) as con:
         ranked = {label for (label,) in con.execute(
