@@ -3,8 +3,10 @@
 An evaluator is a transform from a relation with the ``pipeline_rows`` columns to evaluation
 rows (:class:`RowEvaluator`) and/or a run summary (:class:`Evaluator`), written in SQL that
 DuckDB runs over the whole relation at once. The per-row API of a :class:`RowEvaluator`
-builds a one-row relation and runs the very same SQL on it, so there is one implementation of
-each rule.
+(``evaluate_row``, ``evaluate_rows``) builds a relation of the given rows and runs the very
+same SQL on it, so there is one implementation of each rule. A run may store intermediate
+stages of that SQL as temporary tables first (:meth:`RowEvaluator.stages`); the per-row API
+inlines them as CTEs.
 """
 
 from __future__ import annotations
