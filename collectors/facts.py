@@ -146,14 +146,14 @@ def assemble(rows: dict[str, list], encoders: dict[str, list], llms: dict[str, l
         fields = _PARTS[part][1]
         count = len(columns["trace_id"])
         values = [columns[r] if r in columns else [int(r)] * count for _, r, _ in fields]
-        for i, (trace, row) in enumerate(zip(columns["trace_id"], columns["row_id"],
-                                             strict=True)):
+        # zip(*values) builds each record's part tuple in C.
+        for trace, row, candidate in zip(columns["trace_id"], columns["row_id"], zip(*values),
+                                         strict=True):
             if row is None:
                 continue
             entry = by_key.get((trace, row))
             if entry is None:
                 entry = by_key[(trace, row)] = [[], None, None]
-            candidate = tuple(v[i] for v in values)
             if slot == 0:
                 entry[0].append(candidate)
             elif entry[slot] is None or _order(candidate) < _order(entry[slot]):
