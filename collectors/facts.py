@@ -147,7 +147,8 @@ def assemble(rows: dict[str, list], encoders: dict[str, list], llms: dict[str, l
         count = len(columns["trace_id"])
         values = [columns[r] if r in columns else [int(r)] * count for _, r, _ in fields]
         # zip(*values) builds each record's part tuple in C.
-        for trace, row, candidate in zip(columns["trace_id"], columns["row_id"], zip(*values),
+        parts = zip(*values, strict=True)
+        for trace, row, candidate in zip(columns["trace_id"], columns["row_id"], parts,
                                          strict=True):
             if row is None:
                 continue

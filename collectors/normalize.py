@@ -87,11 +87,14 @@ TABLES = {
 
 
 _PER_ROW = ("row_records", "encoder_records", "llm_records")
+# isinstance() with a tuple: ``list | tuple`` would build a union object on every call.
+_SEQUENCES = (list, tuple)
+_NUMBERS = (int, float)
 
 
 def _at(values: Any, index: int) -> Any:
     """``values[index]`` for a per-item array; None when absent or too short."""
-    if isinstance(values, list | tuple) and index < len(values):
+    if isinstance(values, _SEQUENCES) and index < len(values):
         return values[index]
     return None
 
@@ -110,7 +113,7 @@ def _int(value: Any) -> int | None:
 
 
 def _strings(value: Any) -> list[str] | None:
-    if isinstance(value, list | tuple):
+    if isinstance(value, _SEQUENCES):
         return [str(v) for v in value]
     return None
 
@@ -172,7 +175,7 @@ class RecordBuilder:
                      vectors: Sequence[tuple[int, Sequence[float]]]) -> None:
         row_ids = a.get(cv.VLMSCOPE_ROW_IDS)
         n = max(_int(a.get(cv.VISION_ENCODER_BATCH_SIZE)) or 0,
-                len(row_ids) if isinstance(row_ids, list | tuple) else 0, 1)
+                len(row_ids) if isinstance(row_ids, _SEQUENCES) else 0, 1)
         k = _int(a.get(cv.VISION_ENCODER_TOP_K)) or 0
         labels = a.get(cv.VISION_ENCODER_TOP_K_LABELS)
         scores = a.get(cv.VISION_ENCODER_TOP_K_SCORES)
@@ -190,10 +193,10 @@ class RecordBuilder:
             self._append(
                 "encoder_records", trace_id, span_id, i, _text(_at(row_ids, i)),
                 _text(_at(images, i)), model, architecture, checkpoint, layer, dim,
-                [str(x) for x in labels[lo:hi]] if k and isinstance(labels, list | tuple)
+                [str(x) for x in labels[lo:hi]] if k and isinstance(labels, _SEQUENCES)
                 else None,
-                list(scores[lo:hi]) if k and isinstance(scores, list | tuple) else None,
-                list(class_ids[lo:hi]) if k and isinstance(class_ids, list | tuple) else None,
+                list(scores[lo:hi]) if k and isinstance(scores, _SEQUENCES) else None,
+                list(class_ids[lo:hi]) if k and isinstance(class_ids, _SEQUENCES) else None,
                 _at(entropy, i), _at(norms, i), start_ns, duration_ms, status_code,
             )
         for index, vector in vectors:
@@ -207,8 +210,8 @@ class RecordBuilder:
         instructions = a.get(cv.VLMSCOPE_LLM_INSTRUCTIONS)
         input_tokens = a.get(cv.VLMSCOPE_LLM_INPUT_TOKENS)
         output_tokens = a.get(cv.VLMSCOPE_LLM_OUTPUT_TOKENS)
-        n = max(len(row_ids) if isinstance(row_ids, list | tuple) else 0,
-                len(outputs) if isinstance(outputs, list | tuple) else 0, 1)
+        n = max(len(row_ids) if isinstance(row_ids, _SEQUENCES) else 0,
+                len(outputs) if isinstance(outputs, _SEQUENCES) else 0, 1)
         model = _text(a.get(cv.LLM_MODEL_NAME) or a.get(cv.GEN_AI_REQUEST_MODEL))
         provider = _text(a.get(cv.GEN_AI_PROVIDER_NAME) or a.get(cv.LLM_PROVIDER))
         encoder_span = _text(a.get(cv.VISION_ENCODER_SPAN_ID))
@@ -239,7 +242,7 @@ class RecordBuilder:
         self._append(
             "evaluations", f"{TRAINING_RUN_ID_PREFIX}{trace_id}", None, trace_id,
             parent_span_id or span_id,
-            str(name), float(score) if isinstance(score, int | float) else None,
+            str(name), float(score) if isinstance(score, _NUMBERS) else None,
             passed if isinstance(passed, bool) else None,
             _text(a.get(cv.VLMSCOPE_TRAINING_CHECK_LABEL)),
             _text(a.get(cv.VLMSCOPE_TRAINING_CHECK_EXPLANATION)),
@@ -258,7 +261,7 @@ class RecordBuilder:
         self._append(
             "evaluations", str(run_id), _text(a.get(an.EVALUATION_ROW_ID)),
             _text(a.get(an.EVALUATION_TRACE_ID)), judged_span_id, str(name),
-            float(score) if isinstance(score, int | float) and not isinstance(score, bool)
+            float(score) if isinstance(score, _NUMBERS) and not isinstance(score, bool)
             else None,
             passed if isinstance(passed, bool) else None,
             _text(a.get(an.ANNOTATION_LABEL)), _text(a.get(an.ANNOTATION_EXPLANATION)),
