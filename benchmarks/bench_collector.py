@@ -12,12 +12,15 @@ the machine has more; senders run on the other cores then.
    until the store holds the last span. "keeps up" = store time within 20% of client time.
 2. Ceiling: ``--senders`` processes post pre-encoded 512-span protobuf requests (fresh ids
    each), ``--requests`` each, as fast as the collector acknowledges them.
+3. Commit path (``--only commit-path``): the same requests decoded in this process, then
+   committed one request a commit and all queued at once: what the store can take with no
+   HTTP and no decoding in the way.
 
 The collector decodes with the native decoder when it is built; ``VLMSCOPE_PURE_PYTHON=1``
 measures the pure-Python one.
 
     .venv/bin/python benchmarks/bench_collector.py [--spans 60000] [--senders 2]
-        [--requests 100] [--cpus 0,1]
+        [--requests 100] [--cpus 0,1] [--only sustained|ceiling|commit-path]
 """
 
 from __future__ import annotations
@@ -190,8 +193,38 @@ def ceiling(db: Path, senders: int, per_sender: int, cpus: str | None,
           f"decoder processes, senders on {sender_cpus or 'the same cpus'}")
 
 
+def commit_path(folder: Path, requests: int) -> None:
+    """Benchmark 3 (no HTTP, no decoder processes): ``requests`` pre-encoded requests decoded
+    in this process, then committed by a ``SpanIngestor`` one request a commit (what two
+    senders that each wait for their acknowledgement allow) and all queued at once (the
+    largest groups). The decode time is reported apart."""
+    from vlmscope.collectors import otlp
+    from vlmscope.collectors.ingest import SpanIngestor
+
+    bodies = encoded_requests(requests + 1, seed=7)
+    started = time.perf_counter()
+    decoded = [otlp.decode_body(body, False) for body in bodies]
+    decode_s = time.perf_counter() - started
+    spans = requests * SPANS_PER_REQUEST
+    print(f"commit path: decoding {len(bodies)} requests in this process took "
+          f"{decode_s / (len(bodies) * SPANS_PER_REQUEST) * 1e6:.1f} us a span")
+    for grouping in ("one request a commit", "all queued at once"):
+        ingestor = SpanIngestor(folder / f"commit-{grouping.split()[0]}.duckdb")
+        ingestor.submit(decoded[0]).result()  # the store is created and migrated
+        started = time.perf_counter()
+        if grouping.startswith("one"):
+            for request in decoded[1:]:
+                ingestor.submit(request).result()
+        else:
+            for future in [ingestor.submit(request) for request in decoded[1:]]:
+                future.result()
+        elapsed = time.perf_counter() - started
+        ingestor.close()
+        print(f"commit path, {grouping}: {spans / elapsed:,.0f} spans/s committed")
+
+
 def main() -> None:
-    """Run both benchmarks on fresh stores and print the figures."""
+    """Run the benchmarks on fresh stores and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spans", type=int, default=60_000)
     parser.add_argument("--senders", type=int, default=2)
@@ -202,7 +235,8 @@ def main() -> None:
                         help="cores for the collector (default: the first 2 when there "
                         "are more)")
     parser.add_argument("--decoders", type=int, help="decoder processes of the collector")
-    parser.add_argument("--only", choices=("sustained", "ceiling"), help="run one benchmark")
+    parser.add_argument("--only", choices=("sustained", "ceiling", "commit-path"),
+                        help="run one benchmark")
     args = parser.parse_args()
     from vlmscope.collectors.otlp import native_decoder
 
@@ -210,11 +244,13 @@ def main() -> None:
           f"OTLP decoder: {'native' if native_decoder() else 'pure Python'}, "
           f"load average {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory() as folder:
-        if args.only != "ceiling":
+        if args.only in (None, "sustained"):
             sustained(Path(folder) / "sustained.duckdb", args.spans, args.cpus)
-        if args.only != "sustained":
+        if args.only in (None, "ceiling"):
             ceiling(Path(folder) / "ceiling.duckdb", args.senders, args.requests, args.cpus,
                     args.decoders)
+        if args.only in (None, "commit-path"):
+            commit_path(Path(folder), args.requests)
 
 
 if __name__ == "__main__":
