@@ -146,3 +146,9 @@ def test_the_eval_the_demo_suggests_reports_only_the_digit_classes(demo, capsys)
         FROM pipeline_rows WHERE cohort = 'heldout' AND top_k_labels IS NOT NULL""")
     assert summary["rows"] == digit_rows
     assert summary["skipped_reasons"]["an expected label outside the classes"] == other_rows
+    assert not any("never ranks" in w for w in summary["warnings"])
+    # Without the option, every answer is a class; the summary says how many rows that is.
+    assert main(["eval", "--db", str(db), "--cohort", "heldout", "--format", "json"]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert f"{other_rows} rows expect an answer the encoder never ranks" in " ".join(
+        plain["warnings"])

@@ -12,11 +12,14 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vlmscope.cli import CommandError
 from vlmscope.cli.output import render
 from vlmscope.settings import DEFAULT_DB
+
+if TYPE_CHECKING:
+    import duckdb
 
 GATED_METRICS = {
     "top1": "encoder top-1 accuracy",
@@ -188,6 +191,19 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
+def _unranked_expected(con: duckdb.DuckDBPyConnection, filters: dict[str, Any]) -> int:
+    """Selected rows with an encoder reading whose expected answer is none of the labels the
+    encoder ranked in any selected row (what ``--classes-from-encoder`` would skip)."""
+    ((count,),) = con.execute(f"""
+        WITH selected AS (SELECT expected, top_k_labels FROM {_SELECTED_ROWS}
+                          WHERE len(coalesce(top_k_labels, []::VARCHAR[])) > 0),
+             ranked AS (SELECT DISTINCT unnest(top_k_labels) AS label FROM selected)
+        SELECT count(*) FROM selected
+        WHERE nullif(trim(expected), '') IS NOT NULL
+          AND expected NOT IN (SELECT label FROM ranked)""", filters).fetchall()
+    return count
+
+
 def render_summary(summary: dict[str, Any]) -> str:
     """The human-readable summary: counts, metrics, worst classes, confusions, warnings."""
     parts = [f"run {summary['run_id']}: {summary['rows']} rows scored, "
@@ -305,6 +321,10 @@ def run(args: argparse.Namespace) -> int:
                                      checkpoint=args.checkpoint)
             mix = checkpoint_mix(con, _SELECTED_ROWS, {"cohort": args.cohort,
                                                        "checkpoint": args.checkpoint})
+            unranked = _unranked_expected(con, {"cohort": args.cohort,
+                                                "checkpoint": args.checkpoint}) if any(
+                isinstance(e, ClassificationReport) and e.classes is None
+                and not e.classes_from_encoder for e in evaluators) else 0
     except (FileNotFoundError, StoreLockedError, ValueError) as error:
         raise CommandError(str(error)) from error
     except duckdb.Error as error:
@@ -314,6 +334,11 @@ def run(args: argparse.Namespace) -> int:
                    mixed_checkpoints=mix.mixed, checkpoint_rows=mix.checkpoints)
     if mix.mixed:
         summary.setdefault("warnings", []).append(mix.describe())
+    if unranked:
+        summary.setdefault("warnings", []).append(
+            f"{unranked} rows expect an answer the encoder never ranks (a count, a yes/no, a "
+            "caption?) and count as classes of their own here: pass --classes-from-encoder "
+            "or --classes NAMES to report only the rows that ask for a class")
     summary["thresholds"] = check_thresholds(summary, thresholds)
     if args.format == "json":
         print(json.dumps(summary, indent=2))
