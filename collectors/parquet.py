@@ -84,9 +84,13 @@ def open_parquet_folder(folder: str | os.PathLike[str]) -> duckdb.DuckDBPyConnec
         files = folder / table
         if not any(files.glob("**/*.parquet")):
             continue
-        columns = ", ".join(f'"{r[0]}"' for r in con.execute(f"DESCRIBE {table}").fetchall())
-        scan = (f"SELECT {columns} FROM read_parquet({_quote(files / '**' / '*.parquet')}, "
-                "hive_partitioning = true)")
+        source = (f"read_parquet({_quote(files / '**' / '*.parquet')}, "
+                  "hive_partitioning = true)")
+        # A folder written by an older vlmscope may lack columns added since (NULL here).
+        written = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+        names = [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()]
+        columns = ", ".join(f'"{c}"' if c in written else f'NULL AS "{c}"' for c in names)
+        scan = f"SELECT {columns} FROM {source}"
         if table in WRITTEN_TABLES:
             con.execute(f"INSERT INTO {table} {scan}").fetchall()
         else:

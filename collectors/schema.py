@@ -19,7 +19,8 @@ Tables:
   explanation, metadata as JSON text, annotator kind), keyed by run id, row id, trace id and
   judged span id.
 * ``eval_runs`` - one row per evaluator per evaluation run: its configuration, the cohort and
-  checkpoints it covered, its summary (JSON text) and when it ran (``created_at``, UTC).
+  checkpoints it covered, its summary (JSON text), when it ran (``created_at``, UTC) and the
+  named run it was restricted to (``run_name``, since schema 6).
 * ``datasets`` / ``dataset_rows`` - named cohorts (:class:`vlmscope.Dataset`): one row per
   dataset (its fingerprint, the dataset it was derived from), one per dataset row (image
   content hash, a small PNG thumbnail, ground truth, and for a perturbed row its source row,
@@ -322,6 +323,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "datasets, dataset rows and images, dataset runs", _V3_DATASETS),
     Migration(4, "pipeline_rows materialised at ingest", facts.migration_statements()),
     Migration(5, "zstd compression for span JSON and evaluation text", _V5_ZSTD),
+    Migration(6, "eval_runs.run_name: the named run an evaluation was restricted to",
+              ("ALTER TABLE eval_runs ADD COLUMN run_name VARCHAR",)),
 )
 """Every schema step, in order."""
 

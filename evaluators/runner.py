@@ -53,6 +53,7 @@ class EvalRun:
     checkpoint: str | None
     checkpoints: list[str]
     summaries: dict[str, dict[str, Any]]
+    run: str | None = None
 
 
 def _is_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
@@ -82,12 +83,15 @@ def run_evaluations(
     cohort: str | None = None,
     checkpoint: str | None = None,
     run_id: str | None = None,
+    run: str | None = None,
 ) -> EvalRun:
     """Run ``evaluators`` over ``source`` (a table or view with the ``pipeline_rows``
     columns) on the read-write connection ``con`` and store the results.
 
     ``cohort`` keeps one cohort; ``checkpoint`` keeps rows whose encoder checkpoint SHA-256
-    starts with it. Unknown columns in ``source`` raise :class:`ValueError`.
+    starts with it; ``run`` keeps the rows of one named run (``pipeline_rows.run``, as
+    :meth:`vlmscope.Dataset.run` names them), recorded in ``eval_runs.run_name``. Unknown
+    columns in ``source`` raise :class:`ValueError`.
     """
     if not evaluators:
         raise ValueError("give at least one evaluator")
@@ -95,7 +99,7 @@ def run_evaluations(
     run_id = run_id or uuid.uuid4().hex
     created_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     present = [r[0] for r in con.execute(f"DESCRIBE {source}").fetchall()]
-    needed = {"cohort", "checkpoint_sha256"}
+    needed = {"cohort", "checkpoint_sha256"} | ({"run"} if run is not None else set())
     for evaluator in evaluators:
         needed.update(evaluator.required_columns)
     missing = sorted(needed - set(present))
@@ -116,14 +120,17 @@ def run_evaluations(
             # No parts wait: the view's rows are the facts' (read without the overlay).
             rows = source = _STORED
             con.execute(f"CREATE OR REPLACE TEMP VIEW {_STORED} AS {stored}")
-        if cohort is not None or checkpoint is not None or not _is_table(con, source):
+        filtered = cohort is not None or checkpoint is not None or run is not None
+        if filtered or not _is_table(con, source):
             # Select once: a filtered or computed relation; every evaluator then scans this.
             rows = _ROWS
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE {_ROWS} AS SELECT {columns} FROM {source} "
                 "WHERE ($cohort IS NULL OR cohort = $cohort) AND "
-                "($checkpoint IS NULL OR starts_with(checkpoint_sha256, $checkpoint))",
-                {"cohort": cohort, "checkpoint": checkpoint},
+                "($checkpoint IS NULL OR starts_with(checkpoint_sha256, $checkpoint))"
+                + (" AND run = $run" if run is not None else ""),
+                {"cohort": cohort, "checkpoint": checkpoint}
+                | ({"run": run} if run is not None else {}),
             )
         checkpoints = con.execute(
             f"SELECT coalesce(list(DISTINCT checkpoint_sha256 ORDER BY checkpoint_sha256) "
@@ -138,10 +145,11 @@ def run_evaluations(
             "checkpoints": pa.array([checkpoints] * len(evaluators), pa.list_(pa.string())),
             "summary": [orjson.dumps(summaries[ev.name]).decode() for ev in evaluators],
             "created_at": pa.array([created_at] * len(evaluators), pa.timestamp("us")),
+            "run_name": pa.array([run] * len(evaluators), pa.string()),
         })
         con.register("_vlmscope_eval_runs", runs)
         con.execute("INSERT INTO eval_runs (run_id, evaluator, config, cohort, checkpoints, "
-                    "summary, created_at) SELECT * FROM _vlmscope_eval_runs")
+                    "summary, created_at, run_name) SELECT * FROM _vlmscope_eval_runs")
         con.unregister("_vlmscope_eval_runs")
         con.execute(f"DROP TABLE IF EXISTS {_ROWS}")
         con.execute(f"DROP VIEW IF EXISTS {_STORED}")
@@ -152,6 +160,6 @@ def run_evaluations(
         raise
     finally:
         con.execute(f"SET preserve_insertion_order = {str(preserve).lower()}")
-    return EvalRun(run_id, cohort, checkpoint, checkpoints, summaries)
+    return EvalRun(run_id, cohort, checkpoint, checkpoints, summaries, run)
 
 

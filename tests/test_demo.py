@@ -152,3 +152,25 @@ def test_the_eval_the_demo_suggests_reports_only_the_digit_classes(demo, capsys)
     plain = json.loads(capsys.readouterr().out)
     assert f"{other_rows} rows expect an answer the encoder never ranks" in " ".join(
         plain["warnings"])
+
+
+def test_eval_of_one_named_run_scores_its_rows_and_records_the_run(demo, capsys):
+    import json
+
+    db, _, _ = demo
+    capsys.readouterr()
+    assert main(["eval", "--db", str(db), "--run", "candidate", "--format", "json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    ((rows, skipped),) = query(db, """
+        SELECT count(*) FILTER (WHERE nullif(trim(expected), '') IS NOT NULL
+                                AND len(coalesce(top_k_labels, [])) > 0),
+               count(*) FILTER (WHERE nullif(trim(expected), '') IS NULL
+                                OR len(coalesce(top_k_labels, [])) = 0)
+        FROM pipeline_rows WHERE run = 'candidate'""")
+    assert summary["run"] == "candidate"
+    assert (summary["rows"], summary["skipped"]) == (rows, skipped) == (64, 0)
+    assert query(db, f"SELECT DISTINCT run_name FROM eval_runs "
+                     f"WHERE run_id = '{summary['run_id']}'") == [("candidate",)]
+    assert main(["eval", "--db", str(db), "--run", "nosuch"]) == 2
+    assert "no rows of run 'nosuch'; the runs here: baseline, baseline-perturbed, candidate" \
+        in capsys.readouterr().err

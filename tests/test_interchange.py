@@ -311,3 +311,26 @@ def test_replay_gives_up_and_says_what_the_backend_answered(judged_store, status
     finally:
         flaky.close()
     assert flaky.answers == [status] * tries
+
+
+def test_a_parquet_folder_from_before_a_column_was_added_still_reads(judged_store, tmp_path):
+    """eval_runs gained run_name in schema 6: a folder written before reads it as NULL."""
+    from vlmscope.collectors.parquet import open_parquet_folder
+
+    folder = tmp_path / "pq"
+    assert main(["export", "--db", str(judged_store), "--format", "parquet",
+                 "-o", str(folder)]) == 0
+    files = list((folder / "eval_runs").glob("**/*.parquet"))
+    assert files
+    for path in files:  # rewrite each file as an older vlmscope wrote it
+        duckdb.execute(f"COPY (SELECT * EXCLUDE (run_name) FROM read_parquet('{path}')) "
+                       f"TO '{path}.old' (FORMAT parquet)")
+        Path(f"{path}.old").replace(path)
+    con = open_parquet_folder(folder)
+    try:
+        runs = con.execute("SELECT count(*), count(run_name) FROM eval_runs").fetchall()
+    finally:
+        con.close()
+    with read_connection(judged_store) as store:
+        ((stored,),) = store.execute("SELECT count(*) FROM eval_runs").fetchall()
+    assert runs == [(stored, 0)] and stored > 0

@@ -259,7 +259,7 @@ def test_migration_5_keeps_spans_and_evaluations_and_compresses_them(tmp_path: P
                        1.0, true, 'match', 'because ' || i, '{}', 'CODE'
                    FROM range(5000) r(i)""")
     before = {t: _rows(con, f"SELECT * FROM {t}") for t in ("spans", "evaluations")}
-    assert migrate(con) == 5
+    assert migrate(con) == SCHEMA_VERSION
     con.execute("CHECKPOINT")
     for table, rows in before.items():
         assert _rows(con, f"SELECT * FROM {table}") == rows
@@ -267,3 +267,14 @@ def test_migration_5_keeps_spans_and_evaluations_and_compresses_them(tmp_path: P
         "SELECT column_name, any_value(compression) FROM pragma_storage_info('evaluations') "
         "WHERE segment_type = 'VARCHAR' GROUP BY ALL").fetchall())
     assert stored["explanation"] == "ZSTD" and stored["trace_id"] == "ZSTD"
+
+
+def test_migration_6_adds_the_run_name_to_eval_runs_and_keeps_their_rows(tmp_path: Path) -> None:
+    con = duckdb.connect(str(tmp_path / "v5.duckdb"))
+    store_at_version(con, 5)
+    con.execute("INSERT INTO eval_runs VALUES ('r1', 'ground_truth_match', '{}', 'c', ['sha'], "
+                "'{\"judged\": 3}', TIMESTAMP '2026-01-01')")
+    assert migrate(con) == SCHEMA_VERSION
+    assert con.execute("SELECT run_id, cohort, checkpoints, summary, run_name "
+                       "FROM eval_runs").fetchall() == [
+        ("r1", "c", ["sha"], '{"judged": 3}', None)]

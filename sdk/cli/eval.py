@@ -41,7 +41,8 @@ GATED_METRICS = {
 """Metrics ``--fail-under`` accepts (higher is better), with what each measures."""
 
 _SELECTED_ROWS = ("(SELECT * FROM pipeline_rows WHERE ($cohort IS NULL OR cohort = $cohort) "
-                  "AND ($checkpoint IS NULL OR starts_with(checkpoint_sha256, $checkpoint)))")
+                  "AND ($checkpoint IS NULL OR starts_with(checkpoint_sha256, $checkpoint)) "
+                  "AND ($run IS NULL OR run = $run))")
 REPORTED_METRICS = {
     "caption_hallucination": ("chair_i", "chair_s", "coverage", "pope_accuracy",
                               "pope_precision", "pope_recall", "pope_f1", "pope_yes_ratio"),
@@ -74,6 +75,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--evaluators", default="ground_truth_match,classification_report",
                         help="comma-separated evaluator names (see --list)")
     parser.add_argument("--cohort", help="only rows of this cohort")
+    parser.add_argument("--run", metavar="NAME",
+                        help="only rows of this named run (a vlmscope.Dataset run, e.g. "
+                        "candidate); recorded in eval_runs.run_name")
     parser.add_argument("--checkpoint", metavar="SHA",
                         help="only rows whose encoder checkpoint SHA-256 starts with SHA")
     parser.add_argument("--by", metavar="COLUMNS",
@@ -189,6 +193,17 @@ def check_thresholds(summary: dict[str, Any],
 
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
+
+
+def _check_run(con: duckdb.DuckDBPyConnection, run: str) -> None:
+    """Raise :class:`CommandError` listing the store's runs when none is called ``run``."""
+    ((runs,),) = con.execute("SELECT coalesce(list(DISTINCT run ORDER BY run), []) "
+                             "FROM pipeline_rows WHERE run IS NOT NULL").fetchall()
+    if run not in runs:
+        raise CommandError(
+            f"no rows of run {run!r}; " + (f"the runs here: {', '.join(runs)}" if runs else
+                                           "no row here belongs to a named run "
+                                           "(vlmscope.Dataset.run names them)"))
 
 
 def _unranked_expected(con: duckdb.DuckDBPyConnection, filters: dict[str, Any]) -> int:
@@ -317,12 +332,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         with (contextlib.closing(open_parquet_folder(args.parquet)) if args.parquet
               else write_connection(args.db, timeout_s=args.timeout)) as con:
+            if args.run is not None:
+                _check_run(con, args.run)
             result = run_evaluations(con, evaluators, cohort=args.cohort,
-                                     checkpoint=args.checkpoint)
-            mix = checkpoint_mix(con, _SELECTED_ROWS, {"cohort": args.cohort,
-                                                       "checkpoint": args.checkpoint})
-            unranked = _unranked_expected(con, {"cohort": args.cohort,
-                                                "checkpoint": args.checkpoint}) if any(
+                                     checkpoint=args.checkpoint, run=args.run)
+            filters = {"cohort": args.cohort, "checkpoint": args.checkpoint, "run": args.run}
+            mix = checkpoint_mix(con, _SELECTED_ROWS, filters)
+            unranked = _unranked_expected(con, filters) if any(
                 isinstance(e, ClassificationReport) and e.classes is None
                 and not e.classes_from_encoder for e in evaluators) else 0
     except (FileNotFoundError, StoreLockedError, ValueError) as error:
@@ -330,7 +346,7 @@ def run(args: argparse.Namespace) -> int:
     except duckdb.Error as error:
         raise CommandError(f"evaluation failed: {error}") from error
     summary = combined_summary(result.run_id, result.summaries)
-    summary.update(cohort=args.cohort, checkpoints=result.checkpoints,
+    summary.update(cohort=args.cohort, run=args.run, checkpoints=result.checkpoints,
                    mixed_checkpoints=mix.mixed, checkpoint_rows=mix.checkpoints)
     if mix.mixed:
         summary.setdefault("warnings", []).append(mix.describe())
