@@ -182,6 +182,8 @@ def test_a_run_writes_its_dataset_next_to_the_spans_of_the_same_process(traced: 
     ((registered, eval_run),) = query(traced, "SELECT count(*), any_value(eval_run_id) "
                                               "FROM dataset_runs")
     assert registered == 1 and eval_run == result.eval_run_id
+    assert query(traced, "SELECT DISTINCT run_name FROM eval_runs WHERE run_id = "
+                         f"'{result.eval_run_id}'") == [("ckpt-a",)]
 
 
 def test_a_batched_pipeline_gets_lists_of_rows_and_answers_each(traced: Path) -> None:

@@ -187,7 +187,7 @@ def run_dataset(dataset: Dataset, pipeline: Callable[[Any], Any], *, name: str,
         con.execute(f"CREATE OR REPLACE TEMP TABLE {_RUN_ROWS} AS "
                     "SELECT * FROM pipeline_rows WHERE run = ?", [name])
         try:
-            evaluated = run_evaluations(con, evaluators, source=_RUN_ROWS)
+            evaluated = run_evaluations(con, evaluators, source=_RUN_ROWS, run=name)
             mix = checkpoint_mix(con, _RUN_ROWS)
             llm_models = dict(con.execute(
                 f"SELECT model, count(*) FROM llm_records WHERE model IS DISTINCT FROM ? AND "
