@@ -193,6 +193,20 @@ def assemble_arrow(tables: dict[str, pa.Table]) -> pa.Table:
                              columns("llm_records")))
 
 
+_EMPTY = {"row": "row_records", "encoder": "encoder_records", "llm": "llm_records"}
+
+
+def assemble_batch(con: duckdb.DuckDBPyConnection, relations: dict[str, str]) -> pa.Table:
+    """:func:`assemble` done by DuckDB (off the GIL, in one statement): the parts of one
+    batch from its record tables, given as the names of relations the connection can read
+    (``row_records`` -> a registered Arrow view ...; a missing kind has no records). Rows in
+    no particular order; ``SCHEMA`` columns (start times as timestamps)."""
+    sources = {part: relations.get(table) or f"(SELECT * FROM {table} WHERE false)"
+               for part, table in _EMPTY.items()}
+    return con.sql(assemble_sql(sources["row"], sources["encoder"], sources["llm"])
+                   ).to_arrow_table().cast(SCHEMA)
+
+
 def _table_sql(name: str) -> str:
     fields = ",\n    ".join(f"{c} {t}" for _, cols in _PARTS.values() for c, _, t in cols)
     return (f"CREATE TABLE {name} (\n    trace_id VARCHAR NOT NULL,\n"

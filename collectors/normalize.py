@@ -296,19 +296,25 @@ def insert_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table], *
     """Append derived Arrow tables to their store tables (one insert each) and, unless
     ``merge`` is false, merge the batch's records into the materialised ``pipeline_rows``
     (:func:`vlmscope.collectors.facts.merge_batch`, with the writer's ``state`` when it
-    keeps one), in the caller's transaction."""
+    keeps one), in the caller's transaction. The batch's parts are those under
+    ``facts.BATCH_KEY`` when given, else DuckDB assembles them from the batch's records
+    (:func:`vlmscope.collectors.facts.assemble_batch`)."""
     tables = dict(tables)
     parts = tables.pop(facts.BATCH_KEY, None)
-    for name, table in tables.items():
-        view = f"_vlmscope_{name}_batch"
-        con.register(view, table)
-        try:
+    views: dict[str, str] = {}
+    try:
+        for name, table in tables.items():
+            view = views[name] = f"_vlmscope_{name}_batch"
+            con.register(view, table)
             con.execute(f"INSERT INTO {name} SELECT * FROM {view}")
-        finally:
+        if merge and any(name in tables for name in _PER_ROW):
+            if parts is None:
+                parts = facts.assemble_batch(
+                    con, {name: views[name] for name in _PER_ROW if name in views})
+            facts.merge_batch(con, parts, state)
+    finally:
+        for view in views.values():
             con.unregister(view)
-    if merge and any(name in tables for name in _PER_ROW):
-        facts.merge_batch(con, parts if parts is not None else facts.assemble_arrow(tables),
-                          state)
 
 
 def rebuild(con: duckdb.DuckDBPyConnection, chunk_rows: int = 50_000) -> int:

@@ -95,10 +95,13 @@ _SCHEMAS = {"row_records": ROW_SCHEMA, "encoder_records": ENCODER_SCHEMA,
 
 
 def write_in_batches(con: duckdb.DuckDBPyConnection, records: list[tuple[str, dict]],
-                     rng: random.Random, state: facts.MergeState | None = None) -> None:
+                     rng: random.Random, state: facts.MergeState | None = None,
+                     assembly: str = "sql") -> None:
     """Insert ``records`` in a random order, in random batches, each through the store's
     one write path (records, then the merge; with a writer's ``state`` when given), one
-    transaction a batch."""
+    transaction a batch. The batch's parts come assembled in Python (``assembly="python"``,
+    as the Python converter hands them over) or are assembled by DuckDB from the records
+    (``"sql"``, as for batches merged into one group or converted without them)."""
     order = records[:]
     rng.shuffle(order)
     while order:
@@ -109,6 +112,8 @@ def write_in_batches(con: duckdb.DuckDBPyConnection, records: list[tuple[str, di
             rows = [r for t, r in batch if t == name]
             if rows:
                 tables[name] = pa.Table.from_pylist(rows, schema=schema)
+        if assembly == "python" and tables:
+            tables[facts.BATCH_KEY] = facts.assemble_arrow(tables)
         con.execute("BEGIN")
         insert_tables(con, tables, state=state)
         con.execute("COMMIT")
@@ -118,12 +123,13 @@ def _rows(con: duckdb.DuckDBPyConnection, query: str) -> list[tuple]:
     return sorted(con.execute(query).fetchall(), key=repr)
 
 
+@pytest.mark.parametrize("assembly", ["python", "sql"])
 @pytest.mark.parametrize("seed", range(12))
-def test_materialised_rows_equal_the_join(tmp_path: Path, seed: int,
+def test_materialised_rows_equal_the_join(tmp_path: Path, seed: int, assembly: str,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """With one row span per key the view equals the join at once; with repeated row ids
     (half the seeds) after compaction; after a full refresh always. A third of the seeds
-    compact during the merges too."""
+    compact during the merges too. Each batch's parts assembled in Python or in DuckDB."""
     if seed % 3 == 0:
         monkeypatch.setattr(facts, "COMPACT_AT", 2)
     rng = random.Random(seed)
@@ -131,7 +137,7 @@ def test_materialised_rows_equal_the_join(tmp_path: Path, seed: int,
     state = facts.MergeState() if seed % 4 < 2 else None  # as the store writer merges
     con = duckdb.connect(str(tmp_path / "facts.duckdb"))
     migrate(con)
-    write_in_batches(con, make_records(rng, keys=40, repeats=repeats), rng, state)
+    write_in_batches(con, make_records(rng, keys=40, repeats=repeats), rng, state, assembly)
     expected = _rows(con, REFERENCE)
     assert len(expected) > 20
     if not repeats:
@@ -151,6 +157,35 @@ def test_materialised_rows_equal_the_join(tmp_path: Path, seed: int,
     facts.refresh(con)
     con.execute("COMMIT")
     assert _rows(con, "SELECT * FROM pipeline_rows") == expected
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_duckdb_assembles_a_batch_as_python_does(seed: int) -> None:
+    """facts.assemble_batch (DuckDB, from the registered record tables of a batch) gives the
+    rows facts.assemble gives (Python), for batches of every size, kinds missing included."""
+    rng = random.Random(seed)
+    records = make_records(rng, keys=30, repeats=seed % 2 == 1)
+    rng.shuffle(records)
+    con = duckdb.connect()
+    migrate(con)
+    start, compared = 0, 0
+    while start < len(records):
+        size = rng.choice([1, 3, 10, 40, len(records)])
+        chunk, start = records[start:start + size], start + size
+        tables = {name: pa.Table.from_pylist([r for t, r in chunk if t == name], schema=schema)
+                  for name, schema in _SCHEMAS.items()
+                  if any(t == name for t, _ in chunk)}
+        python = facts.assemble_arrow(tables)
+        views = {name: f"_test_{name}" for name in tables}
+        for name, table in tables.items():
+            con.register(views[name], table)
+        in_duckdb = facts.assemble_batch(con, views)
+        for view in views.values():
+            con.unregister(view)
+        assert in_duckdb.schema == python.schema == facts.SCHEMA
+        assert sorted(in_duckdb.to_pylist(), key=repr) == sorted(python.to_pylist(), key=repr)
+        compared += python.num_rows
+    assert compared > 20
 
 
 def test_late_parts_wait_and_are_overlaid(tmp_path: Path) -> None:
