@@ -13,12 +13,19 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from vlmscope.collectors.convert import SpanBatch, spans_to_batch
-from vlmscope.collectors.store import StoreWriter
+from vlmscope.collectors.store import StoreWriter, merge_batches
 
 _log = logging.getLogger("vlmscope.exporter")
 
-DEFAULT_PENDING_BATCHES = 2
-"""Converted batches that may wait for the writer thread before ``export`` blocks."""
+DEFAULT_PENDING_BATCHES = 8
+"""Converted batches that may wait for the writer thread before ``export`` blocks (with
+the SDK's batches of 4,096 spans, about 4 MB of Arrow each)."""
+
+DEFAULT_MAX_GROUP_SPANS = 32_768
+"""Most spans the writer thread commits in one transaction. One commit costs a fixed
+share (a handful of statements, the WAL sync) whatever its size, so the writer takes one
+waiting batch and, without waiting for more, every other batch already queued up to this
+many spans, and commits them together (group commit)."""
 
 _STOP = object()
 
@@ -37,10 +44,12 @@ class DuckDBSpanExporter(SpanExporter):
     """Writes each batch of finished spans into the DuckDB store at ``path``.
 
     ``export`` converts the spans to Arrow in the caller's thread (the batch span
-    processor's worker) and hands them to a writer thread that commits them, one
-    transaction per batch; DuckDB releases the GIL while it inserts, so conversion of the
-    next batch overlaps the commit of this one. At most ``pending_batches`` converted
-    batches wait; then ``export`` blocks, so memory stays bounded.
+    processor's worker) and hands them to a writer thread that commits them; DuckDB
+    releases the GIL while it inserts, so conversion of the next batch overlaps the commit
+    of this one. The writer commits every batch waiting when it is free in one transaction
+    (at most ``max_group_spans`` spans; a batch larger than that alone). At most
+    ``pending_batches`` converted batches wait; then ``export`` blocks, so memory stays
+    bounded.
 
     Never raises into the application: a batch that cannot be converted or written is
     counted in :attr:`stats` and logged once (the first failure) at WARNING with what to do;
@@ -54,9 +63,13 @@ class DuckDBSpanExporter(SpanExporter):
         *,
         writer: StoreWriter | None = None,
         pending_batches: int = DEFAULT_PENDING_BATCHES,
+        max_group_spans: int = DEFAULT_MAX_GROUP_SPANS,
     ) -> None:
         if pending_batches < 1:
             raise ValueError(f"pending_batches must be at least 1, got {pending_batches}")
+        if max_group_spans < 1:
+            raise ValueError(f"max_group_spans must be at least 1, got {max_group_spans}")
+        self._max_group_spans = max_group_spans
         self._writer = writer if writer is not None else StoreWriter(path)
         self.path = self._writer.path
         self._stats_lock = threading.Lock()
@@ -92,29 +105,58 @@ class DuckDBSpanExporter(SpanExporter):
         return SpanExportResult.SUCCESS
 
     def _write_loop(self) -> None:
+        carried = None  # a batch taken from the queue that did not fit the last group
         while True:
-            item = self._queue.get()
-            try:
-                if item is _STOP:
-                    return
-                self._write(item)
-            finally:
+            item = carried if carried is not None else self._queue.get()
+            carried = None
+            if item is _STOP:
                 self._queue.task_done()
+                return
+            group = [item]
+            size = item.num_spans
+            # Group commit: whatever else waits already, without waiting for more.
+            while size < self._max_group_spans:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is _STOP or size + more.num_spans > self._max_group_spans:
+                    carried = more
+                    break
+                group.append(more)
+                size += more.num_spans
+            try:
+                self._write_group(group)
+            finally:
+                for _ in group:
+                    self._queue.task_done()
 
-    def _write(self, batch: SpanBatch) -> None:
+    def _write_group(self, group: list[SpanBatch]) -> None:
+        try:
+            batch = merge_batches(group)
+        except Exception as error:  # batches whose tables do not concatenate: one by one
+            _log.debug("vlmscope writes %d batches one by one: %s", len(group), error)
+            for batch in group:
+                self._write(batch)
+            return
+        self._write(batch, batches=len(group))
+
+    def _write(self, batch: SpanBatch, batches: int = 1) -> None:
+        """Commit ``batch`` (``batches`` handed-over batches merged) in one transaction,
+        counting its spans as exported or, on failure, as lost."""
         try:
             self._writer.write(batch)
         except Exception as error:
-            self._count_failure(batch.num_spans, f"{type(error).__name__}: {error}")
+            self._count_failure(batch.num_spans, f"{type(error).__name__}: {error}", batches)
             return
         with self._stats_lock:
             self._exported += batch.num_spans
 
-    def _count_failure(self, count: int, message: str) -> None:
+    def _count_failure(self, count: int, message: str, batches: int = 1) -> None:
         with self._stats_lock:
             first = self._failed_batches == 0
             self._failed += count
-            self._failed_batches += 1
+            self._failed_batches += batches
             self._last_error = message
         if first:
             _log.warning(

@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 from vlmscope.collectors import facts
 from vlmscope.collectors.convert import SpanBatch
 from vlmscope.collectors.otlp import DecodedSpans
-from vlmscope.collectors.store import StoreWriter
+from vlmscope.collectors.store import StoreWriter, merge_batches
 
 _log = logging.getLogger("vlmscope.ingest")
 
@@ -106,18 +106,6 @@ def skip_stored(con: duckdb.DuckDBPyConnection, batch: SpanBatch) -> SpanBatch:
             del derived["evaluations"]
         batch = SpanBatch(batch.spans, derived)
     return batch
-
-
-def _merge(parts: list[SpanBatch]) -> SpanBatch:
-    if len(parts) == 1:
-        return parts[0]
-    derived: dict[str, list[pa.Table]] = {}
-    for part in parts:
-        for name, table in part.derived.items():
-            if name != facts.BATCH_KEY:  # parts of one request: reassembled over the group
-                derived.setdefault(name, []).append(table)
-    return SpanBatch(pa.concat_tables([p.spans for p in parts]),
-                     {name: pa.concat_tables(tables) for name, tables in derived.items()})
 
 
 class SpanIngestor:
@@ -197,7 +185,7 @@ class SpanIngestor:
             seen.update(keys)
             batch = pending.decoded.batch
             parts.append(without_spans(batch, repeated) if repeated else batch)
-        batch = _merge(parts)
+        batch = merge_batches(parts)
         stored: list[int] = []
 
         def prepare(con: duckdb.DuckDBPyConnection, batch: SpanBatch) -> SpanBatch:

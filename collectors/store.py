@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from vlmscope.collectors import facts, normalize
 from vlmscope.collectors.convert import SpanBatch
@@ -48,6 +49,22 @@ STALE_REQUEST_S = 120.0
 
 _POLL_S = 0.02
 _BATCH = "_vlmscope_span_batch"
+
+
+def merge_batches(batches: list[SpanBatch]) -> SpanBatch:
+    """``batches`` as one batch for one transaction: each table concatenated. Assembled
+    pipeline-row parts (``facts.BATCH_KEY``) are dropped when there is more than one batch
+    (a key's records may be spread over them): the write then assembles the parts of the
+    whole group from its records, in DuckDB."""
+    if len(batches) == 1:
+        return batches[0]
+    derived: dict[str, list[pa.Table]] = {}
+    for batch in batches:
+        for name, table in batch.derived.items():
+            if name != facts.BATCH_KEY:
+                derived.setdefault(name, []).append(table)
+    return SpanBatch(pa.concat_tables([b.spans for b in batches]),
+                     {name: pa.concat_tables(tables) for name, tables in derived.items()})
 
 
 class StoreLockedError(RuntimeError):
