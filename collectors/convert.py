@@ -5,20 +5,43 @@ column, attributes are serialised with orjson, and pyarrow builds each column at
 embedding vectors of EMBEDDING spans are moved out of the attributes into their own table
 (FLOAT lists), so a 2,048-d vector is never turned into JSON text, and the per-row records are
 derived from each attribute dict while it is at hand.
+
+Two implementations do this work: the native one (``_spans_native.c``, an optional C
+extension, about five times faster) and the pure-Python reference below
+(:func:`_spans_to_batch_python` with :class:`~vlmscope.collectors.normalize.RecordBuilder`),
+which the native one mirrors value for value (``tests/test_spans_native.py``). The native one
+is used when built, unless ``VLMSCOPE_PURE_PYTHON=1``. :class:`SpanAccumulator` converts
+spans one at a time as they end, so that nothing keeps them alive until a batch is full.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import pyarrow as pa
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.util import BoundedList
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceState
 
 from vlmscope import conventions as cv
-from vlmscope.collectors.normalize import RecordBuilder
+from vlmscope.collectors import annotations as an
+from vlmscope.collectors import facts
+from vlmscope.collectors.normalize import (
+    _PER_ROW,
+    TABLES,
+    TRAINING_RUN_ID_PREFIX,
+    RecordBuilder,
+)
+
+PURE_PYTHON_ENV = "VLMSCOPE_PURE_PYTHON"
+"""Set to 1 to convert (and decode OTLP) with the pure-Python reference code even where the
+native extensions are built."""
 
 SPAN_SCHEMA = pa.schema(
     [
@@ -134,8 +157,24 @@ def _links_json(span: Any) -> str | None:
     ])
 
 
+def _resource_info(resource: Any) -> tuple[str, str | None]:
+    """A resource's JSON text and its service name."""
+    attributes = dict(resource.attributes)
+    return (_dumps({"attributes": attributes, "schema_url": resource.schema_url or ""}),
+            attributes.get("service.name"))
+
+
 def spans_to_batch(spans: Sequence[Any]) -> SpanBatch:
     """Convert OpenTelemetry ``ReadableSpan`` objects into a :class:`SpanBatch`."""
+    if _native is None:
+        return _spans_to_batch_python(spans)
+    columns = _native.SpanColumns()
+    columns.extend(spans)
+    return columns_to_batch(*columns.take())
+
+
+def _spans_to_batch_python(spans: Sequence[Any]) -> SpanBatch:
+    """The pure-Python reference of :func:`spans_to_batch`."""
     rows: list[tuple[Any, ...]] = []
     records = RecordBuilder()
     # Spans of one process share one Resource and a few scopes: serialise each once.
@@ -154,12 +193,7 @@ def spans_to_batch(spans: Sequence[Any]) -> SpanBatch:
         resource = span.resource
         cached = resource_cache.get(id(resource))
         if cached is None:
-            res_attrs = dict(resource.attributes)
-            cached = (
-                _dumps({"attributes": res_attrs, "schema_url": resource.schema_url or ""}),
-                res_attrs.get("service.name"),
-            )
-            resource_cache[id(resource)] = cached
+            cached = resource_cache[id(resource)] = _resource_info(resource)
         scope = span.instrumentation_scope
 
         attributes = _attribute_dict(span)
@@ -203,3 +237,127 @@ def spans_to_batch(spans: Sequence[Any]) -> SpanBatch:
         schema=SPAN_SCHEMA,
     )
     return SpanBatch(spans=spans_table, derived=records.tables())
+
+
+def _table(columns: Sequence[Sequence[Any]], schema: pa.Schema) -> pa.Table:
+    return pa.Table.from_arrays(
+        [pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)], schema=schema)
+
+
+def columns_to_batch(span_columns: list[list[Any]], derived: dict[str, list[list[Any]]], *,
+                     parts: bool = True) -> SpanBatch:
+    """The :class:`SpanBatch` of the native converter's columns (``SpanColumns.take()``), with
+    the pipeline-row parts assembled as the reference does unless ``parts`` is false (then
+    the store assembles them when it writes the batch)."""
+    tables = {name: _table(columns, TABLES[name]) for name, columns in derived.items()}
+    if parts and any(name in derived for name in _PER_ROW):
+        tables[facts.BATCH_KEY] = facts.to_arrow(facts.assemble(*(
+            dict(zip(TABLES[name].names, derived[name], strict=True)) if name in derived
+            else {} for name in _PER_ROW)))
+    return SpanBatch(spans=_table(span_columns, SPAN_SCHEMA), derived=tables)
+
+
+class SpanAccumulator:
+    """Finished spans converted one at a time, as they end, into one batch's columns.
+
+    With the native converter nothing holds on to a span once :meth:`add` returns; a span it
+    cannot convert raises there and leaves nothing behind. The pure-Python reference keeps
+    the spans and converts them in :meth:`take` (where a bad span fails the whole batch).
+    Not thread-safe: callers serialise :meth:`add`, :meth:`extend` and :meth:`take`.
+    """
+
+    def __init__(self) -> None:
+        self._columns = _native.SpanColumns() if _native is not None else None
+        self._spans: list[Any] = []
+
+    def add(self, span: Any) -> None:
+        """Convert (or, without the native converter, keep) one finished span."""
+        if self._columns is not None:
+            self._columns.add(span)
+        else:
+            self._spans.append(span)
+
+    def extend(self, spans: Iterable[Any]) -> None:
+        """:meth:`add` every span of ``spans``."""
+        if self._columns is not None:
+            self._columns.extend(spans)
+        else:
+            self._spans.extend(spans)
+
+    def __len__(self) -> int:
+        return len(self._columns) if self._columns is not None else len(self._spans)
+
+    def take(self, *, parts: bool = True) -> SpanBatch:
+        """The batch of every span added since the last call, and start afresh."""
+        if self._columns is not None:
+            return columns_to_batch(*self._columns.take(), parts=parts)
+        spans, self._spans = self._spans, []
+        return _spans_to_batch_python(spans)
+
+
+def native_converter() -> bool:
+    """Whether spans are converted by the native (C) converter."""
+    return _native is not None
+
+
+def _load_native() -> Any:
+    if os.environ.get(PURE_PYTHON_ENV, "0") not in ("", "0"):
+        return None
+    try:
+        from vlmscope.collectors import _spans_native
+    except ImportError:
+        return None
+    _spans_native.setup({
+        "widths": tuple(len(schema) for schema in (SPAN_SCHEMA, *TABLES.values())),
+        "dumps": orjson.dumps, "dumps_option": orjson.OPT_NON_STR_KEYS,
+        "kind_names": _KIND_NAMES, "status_names": _STATUS_NAMES,
+        "resource_info": _resource_info, "readable_span": ReadableSpan,
+        "span_context": SpanContext, "status": Status, "scope": InstrumentationScope,
+        "bounded_attributes": BoundedAttributes, "bounded_list": BoundedList,
+        "trace_state": TraceState,
+        "role_key": cv.VLMSCOPE_SPAN_ROLE, "span_kind_key": cv.OPENINFERENCE_SPAN_KIND,
+        "span_kind_embedding": cv.SPAN_KIND_EMBEDDING,
+        "vector_suffix": cv.EMBEDDING_VECTOR_SUFFIX,
+        "vector_prefix": cv.EMBEDDING_EMBEDDINGS_PREFIX + ".",
+        "role_training_check": cv.ROLE_TRAINING_CHECK, "role_evaluation": an.ROLE_EVALUATION,
+        "role_row": cv.ROLE_ROW, "role_encoder": cv.ROLE_ENCODER, "role_llm": cv.ROLE_LLM,
+        "row_id": cv.VLMSCOPE_ROW_ID, "run_name": cv.VLMSCOPE_RUN_NAME,
+        "cohort": cv.VLMSCOPE_COHORT, "expected": cv.VLMSCOPE_ROW_EXPECTED,
+        "objects": cv.VLMSCOPE_ROW_OBJECTS, "row_instruction": cv.VLMSCOPE_ROW_INSTRUCTION,
+        "image_sha256": cv.VISION_IMAGE_SHA256, "row_ids": cv.VLMSCOPE_ROW_IDS,
+        "batch_size": cv.VISION_ENCODER_BATCH_SIZE, "top_k": cv.VISION_ENCODER_TOP_K,
+        "top_k_labels": cv.VISION_ENCODER_TOP_K_LABELS,
+        "top_k_scores": cv.VISION_ENCODER_TOP_K_SCORES,
+        "top_k_class_ids": cv.VISION_ENCODER_TOP_K_CLASS_IDS,
+        "entropy": cv.VISION_ENCODER_ENTROPY, "l2_norm": cv.VISION_ENCODER_EMBEDDING_L2_NORM,
+        "architecture": cv.VISION_ENCODER_ARCHITECTURE,
+        "embedding_model": cv.EMBEDDING_MODEL_NAME,
+        "checkpoint": cv.VISION_ENCODER_CHECKPOINT_SHA256, "layer": cv.VISION_ENCODER_LAYER,
+        "embedding_dim": cv.VISION_ENCODER_EMBEDDING_DIM,
+        "llm_outputs": cv.VLMSCOPE_LLM_OUTPUTS, "llm_instructions": cv.VLMSCOPE_LLM_INSTRUCTIONS,
+        "llm_input_tokens": cv.VLMSCOPE_LLM_INPUT_TOKENS,
+        "llm_output_tokens": cv.VLMSCOPE_LLM_OUTPUT_TOKENS,
+        "llm_model_name": cv.LLM_MODEL_NAME, "request_model": cv.GEN_AI_REQUEST_MODEL,
+        "provider_name": cv.GEN_AI_PROVIDER_NAME, "llm_provider": cv.LLM_PROVIDER,
+        "encoder_span_id": cv.VISION_ENCODER_SPAN_ID, "input_value": cv.INPUT_VALUE,
+        "output_value": cv.OUTPUT_VALUE, "usage_input_tokens": cv.GEN_AI_USAGE_INPUT_TOKENS,
+        "usage_output_tokens": cv.GEN_AI_USAGE_OUTPUT_TOKENS,
+        "check_name": cv.VLMSCOPE_TRAINING_CHECK_NAME,
+        "check_score": cv.VLMSCOPE_TRAINING_CHECK_SCORE,
+        "check_passed": cv.VLMSCOPE_TRAINING_CHECK_PASSED,
+        "check_label": cv.VLMSCOPE_TRAINING_CHECK_LABEL,
+        "check_explanation": cv.VLMSCOPE_TRAINING_CHECK_EXPLANATION,
+        "metadata": cv.METADATA, "check_annotator": cv.VLMSCOPE_TRAINING_CHECK_ANNOTATOR_KIND,
+        "training_run_prefix": TRAINING_RUN_ID_PREFIX,
+        "eval_run_id": an.EVALUATION_RUN_ID, "annotation_name": an.ANNOTATION_NAME,
+        "annotation_score": an.ANNOTATION_SCORE, "eval_passed": an.EVALUATION_PASSED,
+        "eval_row_id": an.EVALUATION_ROW_ID, "eval_trace_id": an.EVALUATION_TRACE_ID,
+        "annotation_label": an.ANNOTATION_LABEL,
+        "annotation_explanation": an.ANNOTATION_EXPLANATION,
+        "annotation_metadata": an.ANNOTATION_METADATA,
+        "annotation_annotator": an.ANNOTATION_ANNOTATOR_KIND, "annotator_code": "CODE",
+    })
+    return _spans_native
+
+
+_native = _load_native()

@@ -104,6 +104,20 @@ class DuckDBSpanExporter(SpanExporter):
         self._queue.put(batch)
         return SpanExportResult.SUCCESS
 
+    def export_batch(self, batch: SpanBatch) -> bool:
+        """Queue an already converted batch for the writer (blocks while ``pending_batches``
+        wait); False, with the spans counted lost, once the exporter is shut down."""
+        if self._shutdown:
+            self._count_failure(batch.num_spans, "exporter already shut down")
+            return False
+        self._queue.put(batch)
+        return True
+
+    def count_failure(self, count: int, message: str) -> None:
+        """Count ``count`` spans lost before they reached the exporter (logged as the
+        exporter's own losses are: once at WARNING, then at DEBUG)."""
+        self._count_failure(count, message)
+
     def _write_loop(self) -> None:
         carried = None  # a batch taken from the queue that did not fit the last group
         while True:

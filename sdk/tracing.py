@@ -102,7 +102,9 @@ def configure(
     """Send vlmscope's spans somewhere; returns the tracer provider.
 
     By default spans go to the embedded DuckDB store ``db`` (``VLMSCOPE_DB`` overrides the
-    default path). With ``endpoint`` (or ``VLMSCOPE_ENDPOINT``) they go to an OTLP/HTTP
+    default path), each span converted as it ends and written in batches by
+    :class:`~vlmscope.collectors.processor.DuckDBSpanProcessor` (``batch=False``: one write
+    per span, for tests). With ``endpoint`` (or ``VLMSCOPE_ENDPOINT``) they go to an OTLP/HTTP
     collector such as ``vlmscope collect``, Phoenix or Jaeger through the official OTLP
     exporter (``{endpoint}/v1/traces``), with ``headers``. ``exporter`` overrides both.
 
@@ -129,6 +131,7 @@ def configure(
         base64_max_length=base64_max_length,
     )
     endpoint = endpoint or os.environ.get("VLMSCOPE_ENDPOINT") or None
+    destination_is_store = False
     if exporter is not None:
         destination = type(exporter).__name__
     elif endpoint:
@@ -141,12 +144,22 @@ def configure(
             db = os.environ.get("VLMSCOPE_DB", DEFAULT_DB)
         exporter = DuckDBSpanExporter(db)
         destination = os.fspath(db)
+        destination_is_store = True
 
     service = service_name or os.environ.get("OTEL_SERVICE_NAME") or DEFAULT_SERVICE_NAME
     resource = Resource.create({**(resource_attributes or {}), "service.name": service})
     provider = TracerProvider(resource=resource)
-    if batch:
-        processor: SpanProcessor = _CountingBatchSpanProcessor(
+    if batch and destination_is_store:
+        from vlmscope.collectors.processor import DuckDBSpanProcessor
+
+        processor: SpanProcessor = DuckDBSpanProcessor(
+            exporter,  # type: ignore[arg-type]
+            max_queue_size=max_queue_size,
+            schedule_delay_millis=schedule_delay_ms,
+            max_export_batch_size=max_export_batch_size,
+        )
+    elif batch:
+        processor = _CountingBatchSpanProcessor(
             exporter,
             max_queue_size=max_queue_size,
             schedule_delay_millis=schedule_delay_ms,

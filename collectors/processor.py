@@ -1,0 +1,156 @@
+"""The span processor of the embedded store: each span converted as it ends, batches written
+behind the application's back.
+
+The SDK's ``BatchSpanProcessor`` keeps every finished span alive in its queue until a batch
+is full; thousands of live spans (each a dozen objects, some with a 512-float vector) make
+Python's cyclic garbage collector walk them again and again, which costs a traced pipeline
+more than converting the spans does. :class:`DuckDBSpanProcessor` converts each span when it
+ends into the columns of the store's tables (the native converter, ``_spans_native.c``, holds
+no reference to the span afterwards) and otherwise behaves as the batch processor does: a
+worker thread hands full batches, or whatever has accumulated every ``schedule_delay_millis``,
+to the :class:`~vlmscope.collectors.exporter.DuckDBSpanExporter`'s writer; at most
+``max_queue_size`` spans wait, and past that the oldest waiting batch is dropped and counted
+(the batch processor drops the oldest span); ``force_flush`` and ``shutdown`` write
+everything first.
+
+It never raises into the application: a span the converter rejects is counted lost and
+logged by the exporter, and nothing else of it is kept.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+
+from vlmscope.collectors.convert import SpanAccumulator
+from vlmscope.collectors.exporter import DuckDBSpanExporter
+
+DEFAULT_SCHEDULE_DELAY_MS = 500
+"""How often, in milliseconds, spans accumulated so far are handed to the writer."""
+
+DEFAULT_MAX_EXPORT_BATCH_SIZE = 4_096
+"""Spans per batch handed to the writer (it commits several waiting batches at once)."""
+
+DEFAULT_MAX_QUEUE_SIZE = 65_536
+"""Spans that may wait for the writer before the oldest waiting batch is dropped."""
+
+
+class DuckDBSpanProcessor(SpanProcessor):
+    """Converts spans as they end and writes them, in batches, through ``exporter``.
+
+    ``schedule_delay_millis``, ``max_export_batch_size`` and ``max_queue_size`` mean what they
+    mean for the SDK's ``BatchSpanProcessor``; the counts of dropped and lost spans are in
+    :attr:`dropped_spans` and in the exporter's ``stats``.
+    """
+
+    def __init__(
+        self,
+        exporter: DuckDBSpanExporter,
+        *,
+        schedule_delay_millis: float = DEFAULT_SCHEDULE_DELAY_MS,
+        max_export_batch_size: int = DEFAULT_MAX_EXPORT_BATCH_SIZE,
+        max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE,
+    ) -> None:
+        if schedule_delay_millis <= 0 or max_export_batch_size < 1 or max_queue_size < 1:
+            raise ValueError("schedule_delay_millis, max_export_batch_size and max_queue_size "
+                             "must be positive")
+        if max_export_batch_size > max_queue_size:
+            raise ValueError("max_export_batch_size must not exceed max_queue_size")
+        self.exporter = exporter
+        self.dropped_spans = 0
+        """Spans dropped because ``max_queue_size`` spans were already waiting."""
+        self._delay_s = schedule_delay_millis / 1e3
+        self._max_batch = max_export_batch_size
+        self._max_queue = max_queue_size
+        self._lock = threading.Lock()
+        self._current = SpanAccumulator()
+        self._full: collections.deque[SpanAccumulator] = collections.deque()
+        self._waiting = 0  # spans in self._full
+        self._wake = threading.Condition(self._lock)
+        self._flush_lock = threading.Lock()  # one hand-over at a time, in order
+        self._shutdown = False
+        self._worker = threading.Thread(target=self._work, name="vlmscope-span-processor",
+                                        daemon=True)
+        self._worker.start()
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        """Nothing to do when a span starts."""
+
+    def on_end(self, span: ReadableSpan) -> None:
+        """Convert ``span`` into the current batch; never raises."""
+        if not span.context.trace_flags.sampled:
+            return
+        try:
+            with self._lock:
+                if self._shutdown:
+                    lost = "the span processor is shut down"
+                else:
+                    self._current.add(span)
+                    if len(self._current) >= self._max_batch:
+                        self._seal()
+                        self._wake.notify()
+                    return
+        except Exception as error:  # a span the converter rejects is lost, not raised
+            lost = f"{type(error).__name__}: {error}"
+        self.exporter.count_failure(1, lost)
+
+    def _seal(self) -> None:
+        """Move the current batch to the waiting ones (holding the lock), dropping the
+        oldest waiting batches while more than ``max_queue_size`` spans would wait."""
+        batch, self._current = self._current, SpanAccumulator()
+        self._full.append(batch)
+        self._waiting += len(batch)
+        while self._waiting > self._max_queue and len(self._full) > 1:
+            dropped = self._full.popleft()
+            self._waiting -= len(dropped)
+            self.dropped_spans += len(dropped)
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                # Woken for a full batch: hand over the full ones; after the delay: all.
+                timed_out = not self._full and not self._shutdown and not self._wake.wait(
+                    self._delay_s)
+                if self._shutdown:
+                    return
+            self._hand_over(partial=timed_out)
+
+    def _hand_over(self, partial: bool) -> None:
+        """Convert the waiting batches (and, with ``partial``, the current one) to Arrow and
+        queue them for the writer, oldest first."""
+        with self._flush_lock:
+            while True:
+                with self._lock:
+                    if not self._full and partial and len(self._current):
+                        self._seal()
+                    if not self._full:
+                        return
+                    batch = self._full.popleft()
+                    self._waiting -= len(batch)
+                try:
+                    converted = batch.take(parts=False)
+                except Exception as error:  # never raised into the application
+                    self.exporter.count_failure(len(batch), f"{type(error).__name__}: {error}")
+                    continue
+                self.exporter.export_batch(converted)
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Write every span ended so far; True once the store has committed them."""
+        if self._shutdown:
+            return False
+        self._hand_over(partial=True)
+        return self.exporter.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        """Write everything, stop the worker and shut the exporter down. Safe to call twice."""
+        with self._lock:
+            if self._shutdown:
+                return
+            self._shutdown = True
+            self._wake.notify()
+        self._worker.join()
+        self._hand_over(partial=True)
+        self.exporter.shutdown()

@@ -1,0 +1,150 @@
+"""DuckDBSpanProcessor: spans converted as they end, batches written behind the pipeline."""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+import weakref
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+
+import vlmscope
+from vlmscope import conventions as cv
+from vlmscope.collectors.exporter import DuckDBSpanExporter
+from vlmscope.collectors.processor import DuckDBSpanProcessor
+from vlmscope.collectors.store import StoreWriter, read_connection
+
+
+def _rows(count: int, start: int = 0) -> None:
+    for i in range(start, start + count):
+        with vlmscope.trace_row(f"r{i}", expected="cat"):
+            with vlmscope.encoder_span("resnet18", checkpoint_sha256="ab" * 32) as enc:
+                enc.record(top_k_labels=[["cat", "dog"]], top_k_scores=[[0.7, 0.2]])
+            with vlmscope.llm_span(model="m", instruction="what?") as llm:
+                llm.set_output("cat")
+
+
+def _finished(*names: str) -> list[ReadableSpan]:
+    """Finished SDK spans, made by a provider of their own (nothing else sees them)."""
+    provider = TracerProvider()
+    tracer = provider.get_tracer("test")
+    finished = []
+    for name in names:
+        span = tracer.start_span(name, attributes={"a": 1})
+        span.end()
+        finished.append(span._readable_span())
+    return finished
+
+
+def _count(path: Path, table: str = "pipeline_rows") -> int:
+    with read_connection(path) as con:
+        return con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+
+
+def test_configure_writes_through_the_processor_and_every_row_lands(tmp_path: Path) -> None:
+    db = tmp_path / "p.duckdb"
+    provider = vlmscope.configure(db=db, max_export_batch_size=64)
+    assert any(isinstance(p, DuckDBSpanProcessor)
+               for p in provider._active_span_processor._span_processors)
+    _rows(500)
+    vlmscope.shutdown()
+    stats = vlmscope.export_stats()
+    assert (stats.exported_spans, stats.failed_spans, stats.dropped_spans) == (1500, 0, 0)
+    assert _count(db) == 500
+    with read_connection(db) as con:
+        assert con.execute("SELECT count(DISTINCT row_id), min(output), max(top_k_labels[1]) "
+                           "FROM pipeline_rows").fetchall() == [(500, "cat", "cat")]
+
+
+def test_the_processor_holds_no_finished_span(tmp_path: Path) -> None:
+    exporter = DuckDBSpanExporter(tmp_path / "h.duckdb")
+    processor = DuckDBSpanProcessor(exporter)
+    [finished] = _finished("probe")
+    alive = weakref.ref(finished)
+    processor.on_end(finished)
+    del finished
+    gc.collect()
+    assert alive() is None
+    processor.shutdown()
+    assert _count(tmp_path / "h.duckdb", "spans") == 1
+
+
+def test_a_span_the_converter_rejects_is_counted_and_the_rest_lands(tmp_path: Path) -> None:
+    db = tmp_path / "bad.duckdb"
+    vlmscope.configure(db=db)
+    _rows(3)
+    tracer = vlmscope.tracing.get_tracer()
+    with tracer.start_as_current_span("blob", attributes={cv.VLMSCOPE_ROW_ID: "x"}) as span:
+        span.set_attribute("payload", b"\x00 bytes are not JSON")
+    _rows(3, start=3)
+    vlmscope.shutdown()  # no exception reached the pipeline
+    stats = vlmscope.export_stats()
+    assert stats.exported_spans == 18 and stats.failed_spans == 1
+    assert "bytes" in stats.last_error
+    assert _count(db) == 6
+
+
+class _BlockedWriter(StoreWriter):
+    """A real store writer that waits for a signal before its first write."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.release = threading.Event()
+
+    def write(self, batch, prepare=None) -> None:  # type: ignore[no-untyped-def]
+        self.release.wait(30)
+        super().write(batch, prepare)
+
+
+def test_a_full_queue_drops_the_oldest_batches_and_counts_them(tmp_path: Path) -> None:
+    writer = _BlockedWriter(tmp_path / "q.duckdb")
+    exporter = DuckDBSpanExporter(writer=writer, pending_batches=1)
+    processor = DuckDBSpanProcessor(exporter, max_export_batch_size=3, max_queue_size=6,
+                                    schedule_delay_millis=10_000)
+    spans = _finished(*(f"s{i}" for i in range(60)))
+    started = time.monotonic()
+    for span in spans:
+        processor.on_end(span)  # never blocks, even with the writer stuck
+    assert time.monotonic() - started < 5
+    writer.release.set()
+    processor.shutdown()
+    stats = exporter.stats
+    assert processor.dropped_spans > 0
+    assert stats.exported_spans + processor.dropped_spans == 60
+    with read_connection(tmp_path / "q.duckdb") as con:
+        names = [n for (n,) in con.execute("SELECT name FROM spans WHERE name LIKE 's%' "
+                                           "ORDER BY start_time").fetchall()]
+    assert names[-1] == "s59"  # the newest survive, as the batch processor keeps them
+
+
+def test_spans_are_written_after_the_schedule_delay_without_a_flush(tmp_path: Path) -> None:
+    db = tmp_path / "d.duckdb"
+    vlmscope.configure(db=db, schedule_delay_ms=100)
+    _rows(2)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and vlmscope.export_stats().exported_spans < 6:
+        time.sleep(0.05)
+    assert vlmscope.export_stats().exported_spans == 6
+    vlmscope.shutdown()
+
+
+def test_force_flush_commits_every_ended_span(tmp_path: Path) -> None:
+    db = tmp_path / "f.duckdb"
+    vlmscope.configure(db=db, schedule_delay_ms=60_000)
+    _rows(7)
+    assert vlmscope.force_flush()
+    assert vlmscope.export_stats().exported_spans == 21
+    vlmscope.shutdown()
+    assert _count(db) == 7
+
+
+@pytest.mark.parametrize("kwargs", [{"schedule_delay_millis": 0}, {"max_queue_size": 0},
+                                    {"max_export_batch_size": 10, "max_queue_size": 5}])
+def test_bad_settings_fail_at_construction(tmp_path: Path, kwargs: dict) -> None:
+    exporter = DuckDBSpanExporter(tmp_path / "s.duckdb")
+    with pytest.raises(ValueError, match="must"):
+        DuckDBSpanProcessor(exporter, **kwargs)
+    exporter.shutdown()
