@@ -164,13 +164,17 @@ def _resource_info(resource: Any) -> tuple[str, str | None]:
             attributes.get("service.name"))
 
 
-def spans_to_batch(spans: Sequence[Any]) -> SpanBatch:
-    """Convert OpenTelemetry ``ReadableSpan`` objects into a :class:`SpanBatch`."""
+def spans_to_batch(spans: Sequence[Any], *, parts: bool = True) -> SpanBatch:
+    """Convert OpenTelemetry ``ReadableSpan`` objects into a :class:`SpanBatch` (without the
+    pipeline-row parts unless ``parts``: the store then assembles them, off the GIL)."""
     if _native is None:
-        return _spans_to_batch_python(spans)
+        batch = _spans_to_batch_python(spans)
+        if not parts:
+            batch.derived.pop(facts.BATCH_KEY, None)
+        return batch
     columns = _native.SpanColumns()
     columns.extend(spans)
-    return columns_to_batch(*columns.take())
+    return columns_to_batch(*columns.take(), parts=parts)
 
 
 def _spans_to_batch_python(spans: Sequence[Any]) -> SpanBatch:
@@ -292,7 +296,7 @@ class SpanAccumulator:
         if self._columns is not None:
             return columns_to_batch(*self._columns.take(), parts=parts)
         spans, self._spans = self._spans, []
-        return _spans_to_batch_python(spans)
+        return spans_to_batch(spans, parts=parts)
 
 
 def native_converter() -> bool:

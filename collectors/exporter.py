@@ -97,7 +97,7 @@ class DuckDBSpanExporter(SpanExporter):
             self._count_failure(len(spans), "exporter already shut down")
             return SpanExportResult.FAILURE
         try:
-            batch = spans_to_batch(spans)
+            batch = spans_to_batch(spans, parts=False)  # the writer assembles them
         except Exception as error:  # an exporter must never raise into the pipeline
             self._count_failure(len(spans), f"{type(error).__name__}: {error}")
             return SpanExportResult.FAILURE

@@ -12,6 +12,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.sdk.trace import Span as _SdkSpan
 
 from vlmscope import conventions as cv
 from vlmscope.rows import EncoderReading, current_rows, warn_once
@@ -121,12 +123,12 @@ class EncoderSpan:
         if image_sizes is not None:
             attrs[cv.VISION_IMAGE_HEIGHT] = [int(h) for h, _ in image_sizes]
             attrs[cv.VISION_IMAGE_WIDTH] = [int(w) for _, w in image_sizes]
+        self.span.set_attributes(attrs)
         if embeddings is not None and (
             self._capture_embeddings or get_settings().capture_embeddings
         ):
-            for i, vector in enumerate(embeddings):
-                attrs[cv.embedding_vector_key(i)] = vector
-        self.span.set_attributes(attrs)
+            set_vectors(self.span, {cv.embedding_vector_key(i): vector
+                                    for i, vector in enumerate(embeddings)})
         self._share_with_rows(row_ids, top_k_labels, top_k_scores, k)
 
     def _share_with_rows(
@@ -150,6 +152,47 @@ class EncoderSpan:
                 top_k_scores=tuple(float(x) for x in top_k_scores[i][:k])
                 if top_k_scores else (),
             )
+
+
+_SDK_SET_ATTRIBUTES = _SdkSpan.set_attributes
+
+
+def _float_tuple(vector: Any) -> tuple[float, ...]:
+    """A vector (list, tuple, numpy array or tensor) as a tuple of Python floats."""
+    tolist = getattr(vector, "tolist", None)
+    values = tolist() if tolist is not None else vector
+    if type(values) is list and all(type(v) is float for v in values):
+        return tuple(values)
+    return tuple(map(float, values))
+
+
+def set_vectors(span: trace.Span, vectors: dict[str, Any]) -> None:
+    """Set embedding vectors on ``span`` as float arrays.
+
+    The SDK validates an attribute array element by element (about a tenth of a microsecond
+    a float, most of what a captured 512-d vector costs a row) and turns it into a tuple.
+    Each vector here is made a tuple of Python floats first, which is what that validation
+    returns, so on the SDK's own span it goes in through the setter the SDK itself uses once
+    a value is validated, under the same two locks and with the same attribute-count limit.
+    Any other span, or a vector that is not all numbers, goes through ``set_attributes``.
+    """
+    try:
+        cleaned = {key: _float_tuple(vector) for key, vector in vectors.items()}
+    except (TypeError, ValueError):
+        span.set_attributes(vectors)  # the SDK says what is wrong with them
+        return
+    attributes = getattr(span, "_attributes", None)
+    if (not isinstance(span, _SdkSpan) or type(span).set_attributes is not _SDK_SET_ATTRIBUTES
+            or type(attributes) is not BoundedAttributes
+            or attributes.maxlen == 0 or getattr(attributes, "_immutable", True)):
+        span.set_attributes(cleaned)
+        return
+    with span._lock:
+        if span._end_time is not None:
+            return  # the SDK ignores attributes set on an ended span, too
+        with attributes._lock:
+            for key, value in cleaned.items():
+                attributes._setitem_locked(key, value)
 
 
 def _batch_size(*candidates: Sequence[Any] | None) -> int:
