@@ -17,7 +17,7 @@ spans one at a time as they end, so that nothing keeps them alive until a batch 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -273,13 +273,10 @@ class SpanAccumulator:
     def __init__(self) -> None:
         self._columns = _native.SpanColumns() if _native is not None else None
         self._spans: list[Any] = []
-
-    def add(self, span: Any) -> None:
+        # Called once per span: straight to C (or to list.append), no Python frame between.
+        self.add: Callable[[Any], None] = (
+            self._columns.add if self._columns is not None else self._spans.append)
         """Convert (or, without the native converter, keep) one finished span."""
-        if self._columns is not None:
-            self._columns.add(span)
-        else:
-            self._spans.append(span)
 
     def extend(self, spans: Iterable[Any]) -> None:
         """:meth:`add` every span of ``spans``."""
@@ -296,6 +293,7 @@ class SpanAccumulator:
         if self._columns is not None:
             return columns_to_batch(*self._columns.take(), parts=parts)
         spans, self._spans = self._spans, []
+        self.add = self._spans.append
         return spans_to_batch(spans, parts=parts)
 
 

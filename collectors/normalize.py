@@ -292,21 +292,30 @@ class RecordBuilder:
 
 
 def insert_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table], *,
-                  merge: bool = True, state: facts.MergeState | None = None) -> None:
+                  merge: bool = True, state: facts.MergeState | None = None,
+                  first: str | None = None) -> None:
     """Append derived Arrow tables to their store tables (one insert each) and, unless
     ``merge`` is false, merge the batch's records into the materialised ``pipeline_rows``
     (:func:`vlmscope.collectors.facts.merge_batch`, with the writer's ``state`` when it
     keeps one), in the caller's transaction. The batch's parts are those under
     ``facts.BATCH_KEY`` when given, else DuckDB assembles them from the batch's records
-    (:func:`vlmscope.collectors.facts.assemble_batch`)."""
+    (:func:`vlmscope.collectors.facts.assemble_batch`). ``first``, a statement, runs just
+    before the inserts.
+
+    The inserts go to DuckDB as one script: each call into DuckDB has to win the GIL back
+    when it returns, which takes up to Python's switch interval (5 ms) while the application
+    runs Python, so a writer that made one call per table spent most of its time waiting."""
     tables = dict(tables)
     parts = tables.pop(facts.BATCH_KEY, None)
     views: dict[str, str] = {}
     try:
+        statements = [first] if first else []
         for name, table in tables.items():
             view = views[name] = f"_vlmscope_{name}_batch"
             con.register(view, table)
-            con.execute(f"INSERT INTO {name} SELECT * FROM {view}")
+            statements.append(f"INSERT INTO {name} SELECT * FROM {view}")
+        if statements:
+            con.execute(";\n".join(statements))
         if merge and any(name in tables for name in _PER_ROW):
             if parts is None:
                 parts = facts.assemble_batch(

@@ -67,6 +67,7 @@ class DuckDBSpanProcessor(SpanProcessor):
         self._max_queue = max_queue_size
         self._lock = threading.Lock()
         self._current = SpanAccumulator()
+        self._count = 0  # spans in self._current
         self._full: collections.deque[SpanAccumulator] = collections.deque()
         self._waiting = 0  # spans in self._full
         self._wake = threading.Condition(self._lock)
@@ -89,7 +90,8 @@ class DuckDBSpanProcessor(SpanProcessor):
                     lost = "the span processor is shut down"
                 else:
                     self._current.add(span)
-                    if len(self._current) >= self._max_batch:
+                    self._count += 1
+                    if self._count >= self._max_batch:
                         self._seal()
                         self._wake.notify()
                     return
@@ -101,6 +103,7 @@ class DuckDBSpanProcessor(SpanProcessor):
         """Move the current batch to the waiting ones (holding the lock), dropping the
         oldest waiting batches while more than ``max_queue_size`` spans would wait."""
         batch, self._current = self._current, SpanAccumulator()
+        self._count = 0
         self._full.append(batch)
         self._waiting += len(batch)
         while self._waiting > self._max_queue and len(self._full) > 1:
@@ -124,7 +127,7 @@ class DuckDBSpanProcessor(SpanProcessor):
         with self._flush_lock:
             while True:
                 with self._lock:
-                    if not self._full and partial and len(self._current):
+                    if not self._full and partial and self._count:
                         self._seal()
                     if not self._full:
                         return

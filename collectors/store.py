@@ -221,8 +221,8 @@ class StoreWriter:
                 if prepare is not None:
                     batch = prepare(con, batch)
                     con.register(_BATCH, batch.spans)
-                con.execute(f"INSERT INTO spans SELECT * FROM {_BATCH}")
-                normalize.insert_tables(con, batch.derived, state=self._merge_state)
+                normalize.insert_tables(con, batch.derived, state=self._merge_state,
+                                        first=f"INSERT INTO spans SELECT * FROM {_BATCH}")
                 con.execute("COMMIT")
             except Exception:
                 with contextlib.suppress(Exception):
