@@ -324,42 +324,17 @@ static PyObject *collection(PyObject *span, PyObject *private, PyObject *public,
     return PyObject_GetAttr(span, public);
 }
 
-/* The events JSON of a span, or None (convert._events_json). */
-static PyObject *events_json(PyObject *span, int own) {
-    int skip = 0;
-    PyObject *events = collection(span, S_PRIV_EVENTS, S_EVENTS, own, &skip);
-    if (events == NULL) return skip ? none() : NULL;
-    PyObject *out = NULL, *list = NULL, *fast = NULL;
-    int t = is_true(events);
-    if (t <= 0) { Py_DECREF(events); return t < 0 ? NULL : none(); }
-    PyObject *items = inner(events);
-    fast = items ? PySequence_Fast(items, "span events must be a sequence") : NULL;
-    Py_XDECREF(items);
-    if (fast == NULL) goto done;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
-    list = PyList_New(n);
-    if (list == NULL) goto done;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *e = PySequence_Fast_GET_ITEM(fast, i);
-        PyObject *d = PyDict_New();
-        if (d == NULL) goto done;
-        PyList_SET_ITEM(list, i, d);
-        PyObject *name = PyObject_GetAttr(e, S_NAME);
-        PyObject *ts = name ? PyObject_GetAttr(e, S_TIMESTAMP) : NULL;
-        PyObject *raw = ts ? PyObject_GetAttr(e, S_ATTRIBUTES) : NULL;
-        PyObject *attrs = raw ? plain(raw) : NULL;
-        int bad = attrs == NULL || PyDict_SetItem(d, S_NAME, name) < 0 ||
-                  PyDict_SetItem(d, S_TIME_UNIX_NANO, ts) < 0 ||
-                  PyDict_SetItem(d, S_ATTRIBUTES, attrs) < 0;
-        Py_XDECREF(name); Py_XDECREF(ts); Py_XDECREF(raw); Py_XDECREF(attrs);
-        if (bad) goto done;
-    }
-    out = dumps(list);
-done:
-    Py_XDECREF(list);
-    Py_XDECREF(fast);
-    Py_DECREF(events);
-    return out;
+/* Fill one event's dict: {"name", "time_unix_nano", "attributes"} (convert._events_json). */
+static int event_fields(PyObject *e, PyObject *d) {
+    PyObject *name = PyObject_GetAttr(e, S_NAME);
+    PyObject *ts = name ? PyObject_GetAttr(e, S_TIMESTAMP) : NULL;
+    PyObject *raw = ts ? PyObject_GetAttr(e, S_ATTRIBUTES) : NULL;
+    PyObject *attrs = raw ? plain(raw) : NULL;
+    int bad = attrs == NULL || PyDict_SetItem(d, S_NAME, name) < 0 ||
+              PyDict_SetItem(d, S_TIME_UNIX_NANO, ts) < 0 ||
+              PyDict_SetItem(d, S_ATTRIBUTES, attrs) < 0;
+    Py_XDECREF(name); Py_XDECREF(ts); Py_XDECREF(raw); Py_XDECREF(attrs);
+    return bad ? -1 : 0;
 }
 
 /* ctx.trace_state.to_header() if ctx.trace_state else None. */
@@ -372,45 +347,52 @@ static PyObject *trace_state_header(PyObject *ctx) {
     return r;
 }
 
-/* The links JSON of a span, or None (convert._links_json). */
-static PyObject *links_json(PyObject *span, int own) {
+/* Fill one link's dict: {"trace_id", "span_id", "trace_state", "attributes"}
+ * (convert._links_json). */
+static int link_fields(PyObject *link, PyObject *d) {
+    PyObject *ctx = PyObject_GetAttr(link, S_CONTEXT);
+    PyObject *tid = ctx ? context_hex(ctx, 0, S_TRACE_ID, 32) : NULL;
+    PyObject *sid = tid ? context_hex(ctx, 1, S_SPAN_ID, 16) : NULL;
+    PyObject *ts = sid ? trace_state_header(ctx) : NULL;
+    PyObject *raw = ts ? PyObject_GetAttr(link, S_ATTRIBUTES) : NULL;
+    PyObject *attrs = raw ? plain(raw) : NULL;
+    int bad = attrs == NULL || PyDict_SetItem(d, S_TRACE_ID, tid) < 0 ||
+              PyDict_SetItem(d, S_SPAN_ID, sid) < 0 ||
+              PyDict_SetItem(d, S_TRACE_STATE, ts) < 0 ||
+              PyDict_SetItem(d, S_ATTRIBUTES, attrs) < 0;
+    Py_XDECREF(ctx); Py_XDECREF(tid); Py_XDECREF(sid); Py_XDECREF(ts);
+    Py_XDECREF(raw); Py_XDECREF(attrs);
+    return bad ? -1 : 0;
+}
+
+/* The JSON of a span's events or links (one dict per item, filled by fill), or None when it
+ * has none. */
+static PyObject *items_json(PyObject *span, int own, PyObject *private, PyObject *public,
+                            int (*fill)(PyObject *, PyObject *)) {
     int skip = 0;
-    PyObject *links = collection(span, S_PRIV_LINKS, S_LINKS, own, &skip);
-    if (links == NULL) return skip ? none() : NULL;
+    PyObject *collected = collection(span, private, public, own, &skip);
+    if (collected == NULL) return skip ? none() : NULL;
     PyObject *out = NULL, *list = NULL, *fast = NULL;
-    int t = is_true(links);
-    if (t <= 0) { Py_DECREF(links); return t < 0 ? NULL : none(); }
-    PyObject *items = inner(links);
-    fast = items ? PySequence_Fast(items, "span links must be a sequence") : NULL;
+    int t = is_true(collected);
+    if (t <= 0) { Py_DECREF(collected); return t < 0 ? NULL : none(); }
+    PyObject *items = inner(collected);
+    fast = items ? PySequence_Fast(items, "span events and links must be sequences") : NULL;
     Py_XDECREF(items);
     if (fast == NULL) goto done;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
     list = PyList_New(n);
     if (list == NULL) goto done;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *link = PySequence_Fast_GET_ITEM(fast, i);
         PyObject *d = PyDict_New();
         if (d == NULL) goto done;
         PyList_SET_ITEM(list, i, d);
-        PyObject *ctx = PyObject_GetAttr(link, S_CONTEXT);
-        PyObject *tid = ctx ? context_hex(ctx, 0, S_TRACE_ID, 32) : NULL;
-        PyObject *sid = tid ? context_hex(ctx, 1, S_SPAN_ID, 16) : NULL;
-        PyObject *ts = sid ? trace_state_header(ctx) : NULL;
-        PyObject *raw = ts ? PyObject_GetAttr(link, S_ATTRIBUTES) : NULL;
-        PyObject *attrs = raw ? plain(raw) : NULL;
-        int bad = attrs == NULL || PyDict_SetItem(d, S_TRACE_ID, tid) < 0 ||
-                  PyDict_SetItem(d, S_SPAN_ID, sid) < 0 ||
-                  PyDict_SetItem(d, S_TRACE_STATE, ts) < 0 ||
-                  PyDict_SetItem(d, S_ATTRIBUTES, attrs) < 0;
-        Py_XDECREF(ctx); Py_XDECREF(tid); Py_XDECREF(sid); Py_XDECREF(ts);
-        Py_XDECREF(raw); Py_XDECREF(attrs);
-        if (bad) goto done;
+        if (fill(PySequence_Fast_GET_ITEM(fast, i), d) < 0) goto done;
     }
     out = dumps(list);
 done:
     Py_XDECREF(list);
     Py_XDECREF(fast);
-    Py_DECREF(links);
+    Py_DECREF(collected);
     return out;
 }
 
@@ -486,6 +468,29 @@ static int int_or_zero(PyObject *v, Py_ssize_t *out) {
     return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
 }
 
+/* _int(x) or 0 for a top-k, clamped where it does not fit a Py_ssize_t: Python slices with
+ * the exact value, and any bound past a list's length slices as the length does. */
+static int top_k_of(PyObject *v, Py_ssize_t *out) {
+    PyObject *i = to_int(v);
+    if (i == NULL) return -1;
+    int overflow = 0;
+    long long k = i == Py_None ? 0 : PyLong_AsLongLongAndOverflow(i, &overflow);
+    Py_DECREF(i);
+    if (k == -1 && PyErr_Occurred()) return -1;
+    if (overflow) k = overflow < 0 ? -(PY_SSIZE_T_MAX / 4) : PY_SSIZE_T_MAX / 4;
+    if (k > PY_SSIZE_T_MAX / 4) k = PY_SSIZE_T_MAX / 4;
+    if (k < -(PY_SSIZE_T_MAX / 4)) k = -(PY_SSIZE_T_MAX / 4);
+    *out = (Py_ssize_t)k;
+    return 0;
+}
+
+/* a * b, saturated to the Py_ssize_t range (a slice bound past the list either way). */
+static Py_ssize_t saturated(Py_ssize_t a, Py_ssize_t b) {
+    Py_ssize_t r;
+    if (__builtin_mul_overflow(a, b, &r)) return ((a < 0) != (b < 0)) ? PY_SSIZE_T_MIN : PY_SSIZE_T_MAX;
+    return r;
+}
+
 /* list(values[lo:hi]), or [str(x) for x in values[lo:hi]] with as_text. */
 static PyObject *slice(PyObject *values, Py_ssize_t lo, Py_ssize_t hi, int as_text) {
     PyObject *part = PySequence_GetSlice(values, lo, hi);
@@ -506,7 +511,7 @@ static int add_encoder_records(SpanColumns *self, SpanFacts *f) {
     Py_ssize_t n = batch;
     if (is_seq(row_ids) && seq_len(row_ids) > n) n = seq_len(row_ids);
     if (n < 1) n = 1;
-    if (int_or_zero(get(a, K_TOP_K), &k) < 0) return -1;
+    if (top_k_of(get(a, K_TOP_K), &k) < 0) return -1;
     PyObject *labels = get(a, K_TOP_K_LABELS), *scores = get(a, K_TOP_K_SCORES),
              *class_ids = get(a, K_TOP_K_CLASS_IDS), *images = get(a, K_IMAGE_SHA256),
              *entropy = get(a, K_ENTROPY), *norms = get(a, K_L2_NORM);
@@ -523,7 +528,7 @@ static int add_encoder_records(SpanColumns *self, SpanFacts *f) {
     dim = layer ? to_int(get(a, K_EMBEDDING_DIM)) : NULL;
     if (dim == NULL) goto done;
     for (Py_ssize_t i = 0; i < n; i++) {
-        Py_ssize_t lo = i * k, hi = (i + 1) * k;
+        Py_ssize_t lo = saturated(i, k), hi = saturated(i + 1, k);
         PyObject *v[18] = {
             Py_NewRef(f->trace), Py_NewRef(f->span), PyLong_FromSsize_t(i),
             text(at(row_ids, i)), text(at(images, i)), Py_NewRef(model),
@@ -898,8 +903,8 @@ static int add_span(SpanColumns *self, PyObject *span) {
     v[14] = flags ? PyNumber_Long(flags) : NULL;
     Py_XDECREF(flags);
     v[15] = v[14] ? dumps(f.attrs) : NULL;
-    v[16] = v[15] ? events_json(span, own) : NULL;
-    v[17] = v[16] ? links_json(span, own) : NULL;
+    v[16] = v[15] ? items_json(span, own, S_PRIV_EVENTS, S_EVENTS, event_fields) : NULL;
+    v[17] = v[16] ? items_json(span, own, S_PRIV_LINKS, S_LINKS, link_fields) : NULL;
     v[19] = v[17] ? dropped(span, own, S_PRIV_ATTRIBUTES, BOUNDED_ATTRIBUTES,
                             S_DROPPED_ATTRIBUTES) : NULL;
     v[20] = v[19] ? dropped(span, own, S_PRIV_EVENTS, BOUNDED_LIST, S_DROPPED_EVENTS) : NULL;

@@ -41,7 +41,7 @@ ROLES = [cv.ROLE_ROW, cv.ROLE_ENCODER, cv.ROLE_LLM, cv.ROLE_TRAINING_CHECK,
          an.ROLE_EVALUATION, cv.ROLE_BATCH, "other"]
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-3, 12), st.floats(allow_nan=False, width=32),
+    st.none(), st.booleans(), st.integers(-3, 12), st.floats(-1e3, 1e3, width=32),
     st.text(max_size=6), st.sampled_from(["3", "x", "", "2.5"]))
 lists = st.lists(st.one_of(st.integers(-2, 9), st.floats(-1, 1), st.text(max_size=4)),
                  max_size=12)
@@ -215,3 +215,16 @@ def test_take_starts_afresh(traced_spans: list) -> None:
     assert first.num_spans == len(traced_spans) and len(columns) == 0
     empty = convert.columns_to_batch(*columns.take())
     assert empty.num_spans == 0 and not empty.derived
+
+
+@pytest.mark.parametrize("top_k", [3e38, -3e38, 2**62, -(2**62), 2**40])
+def test_a_top_k_too_large_for_c_slices_as_python_does(top_k: float) -> None:
+    attrs = {cv.VLMSCOPE_SPAN_ROLE: cv.ROLE_ENCODER, cv.VISION_ENCODER_TOP_K: top_k,
+             cv.VISION_ENCODER_BATCH_SIZE: 3, cv.VISION_ENCODER_TOP_K_LABELS: ["a", "b", "c"],
+             cv.VISION_ENCODER_TOP_K_SCORES: [0.5, 0.25, 0.125]}
+    span = ReadableSpan(name="e", context=SpanContext(1, 2, False, TraceFlags(1)),
+                        attributes=BoundedAttributes(attributes=attrs), start_time=1,
+                        end_time=2)
+    native, reference = _both([span])
+    assert reference.derived["encoder_records"].num_rows == 3
+    _assert_same(native, reference)
