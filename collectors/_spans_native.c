@@ -13,7 +13,8 @@
  *   extend(spans)   add() for each, stopping at the first error (raised)
  *   len(acc)        spans accumulated
  *   take()          -> (span columns, {table: columns}) and starts afresh; a table's entry is
- *                   there only when it has rows; columns are lists in schema order.
+ *                   there only when it has rows; columns are lists in schema order, except
+ *                   that each embedding vector is the bytes of its float32 values.
  * It holds no reference to the spans it converted, so they are freed as soon as the SDK lets
  * them go (a queue of live spans is what costs a batch processor its garbage collections).
  * It is not thread-safe: the caller serialises add/extend/take.
@@ -28,6 +29,7 @@ static const Py_ssize_t WIDTH[N_TABLES] = {22, 13, 18, 14, 8, 11};
 static const char *TABLE_NAMES[N_TABLES] = {
     "spans", "row_records", "encoder_records", "llm_records", "embeddings", "evaluations"};
 #define MAX_WIDTH 22
+#define YIELD_EVERY 128 /* spans converted by extend() between offers of the GIL */
 
 /* Everything setup() provides, by name. */
 static PyObject *DUMPS, *DUMPS_OPTION, *KIND_NAMES, *STATUS_NAMES, *RESOURCE_INFO;
@@ -500,6 +502,36 @@ static PyObject *slice(PyObject *values, Py_ssize_t lo, Py_ssize_t hi, int as_te
     return r;
 }
 
+/* A vector as the bytes of its float32 values, as Arrow casts them (a double rounded to the
+ * nearest float, an int through int64). Bytes are not tracked by the garbage collector, a
+ * tuple of 512 floats is: it would be walked by every collection until the batch is written. */
+static PyObject *float32_bytes(PyObject *vector) {
+    PyObject *fast = PySequence_Fast(vector, "an embedding vector must be a sequence");
+    if (fast == NULL) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n * (Py_ssize_t)sizeof(float));
+    if (out == NULL) { Py_DECREF(fast); return NULL; }
+    float *values = (float *)PyBytes_AS_STRING(out);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(fast, i);
+        if (PyLong_Check(item) && !PyBool_Check(item)) {
+            long long v = PyLong_AsLongLong(item);
+            if (v == -1 && PyErr_Occurred()) goto fail;
+            values[i] = (float)v;
+        } else {
+            double v = PyFloat_AsDouble(item);
+            if (v == -1.0 && PyErr_Occurred()) goto fail;
+            values[i] = (float)v;
+        }
+    }
+    Py_DECREF(fast);
+    return out;
+fail:
+    Py_DECREF(fast);
+    Py_DECREF(out);
+    return NULL;
+}
+
 static int add_encoder_records(SpanColumns *self, SpanFacts *f) {
     PyObject *a = f->attrs;
     int status = -1;
@@ -553,7 +585,7 @@ static int add_encoder_records(SpanColumns *self, SpanFacts *f) {
         if (size < 0) goto done;
         PyObject *v[8] = {Py_NewRef(f->trace), Py_NewRef(f->span), Py_NewRef(index),
                           text(at(row_ids, idx)), Py_NewRef(model), Py_NewRef(checkpoint),
-                          PyLong_FromSsize_t(size), Py_NewRef(vector)};
+                          PyLong_FromSsize_t(size), float32_bytes(vector)};
         if (row(self, T_EMBEDDINGS, v) < 0) goto done;
     }
     status = 0;
@@ -945,10 +977,17 @@ static PyObject *SpanColumns_extend(SpanColumns *self, PyObject *spans) {
     PyObject *it = PyObject_GetIter(spans);
     if (it == NULL) return NULL;
     PyObject *span;
+    Py_ssize_t done = 0;
     while ((span = PyIter_Next(it)) != NULL) {
         int r = add_span(self, span);
         Py_DECREF(span);
         if (r < 0) { Py_DECREF(it); return NULL; }
+        /* Let a thread waiting for the GIL (the store's writer, between its DuckDB calls)
+         * have it now and then, as the interpreter would every 5 ms; cheap when none waits. */
+        if (++done % YIELD_EVERY == 0) {
+            Py_BEGIN_ALLOW_THREADS
+            Py_END_ALLOW_THREADS
+        }
     }
     Py_DECREF(it);
     if (PyErr_Occurred()) return NULL;

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import orjson
 import pyarrow as pa
 from opentelemetry.attributes import BoundedAttributes
@@ -34,6 +35,7 @@ from vlmscope.collectors import annotations as an
 from vlmscope.collectors import facts
 from vlmscope.collectors.normalize import (
     _PER_ROW,
+    EMBEDDING_SCHEMA,
     TABLES,
     TRAINING_RUN_ID_PREFIX,
     RecordBuilder,
@@ -248,12 +250,33 @@ def _table(columns: Sequence[Sequence[Any]], schema: pa.Schema) -> pa.Table:
         [pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)], schema=schema)
 
 
+_VECTOR = EMBEDDING_SCHEMA.get_field_index("vector")
+
+
+def _vectors(chunks: list[bytes]) -> pa.Array:
+    """The embeddings' vector column from the native converter's float32 bytes."""
+    offsets = np.zeros(len(chunks) + 1, dtype=np.int32)
+    np.cumsum([len(c) // 4 for c in chunks], out=offsets[1:])
+    values = pa.array(np.frombuffer(b"".join(chunks), dtype=np.float32))
+    return pa.ListArray.from_arrays(pa.array(offsets), values,
+                                    type=EMBEDDING_SCHEMA.field(_VECTOR).type)
+
+
 def columns_to_batch(span_columns: list[list[Any]], derived: dict[str, list[list[Any]]], *,
                      parts: bool = True) -> SpanBatch:
     """The :class:`SpanBatch` of the native converter's columns (``SpanColumns.take()``), with
     the pipeline-row parts assembled as the reference does unless ``parts`` is false (then
     the store assembles them when it writes the batch)."""
-    tables = {name: _table(columns, TABLES[name]) for name, columns in derived.items()}
+    tables = {}
+    for name, columns in derived.items():
+        if name == "embeddings":
+            vectors = columns[_VECTOR]
+            columns = [*columns[:_VECTOR], [None] * len(vectors), *columns[_VECTOR + 1:]]
+            table = _table(columns, TABLES[name])
+            tables[name] = table.set_column(_VECTOR, EMBEDDING_SCHEMA.field(_VECTOR),
+                                            _vectors(vectors))
+        else:
+            tables[name] = _table(columns, TABLES[name])
     if parts and any(name in derived for name in _PER_ROW):
         tables[facts.BATCH_KEY] = facts.to_arrow(facts.assemble(*(
             dict(zip(TABLES[name].names, derived[name], strict=True)) if name in derived

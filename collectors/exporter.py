@@ -78,6 +78,9 @@ class DuckDBSpanExporter(SpanExporter):
         self._failed_batches = 0
         self._last_error: str | None = None
         self._shutdown = False
+        self.writing = False
+        """True while the writer thread commits a group (it needs the GIL between its DuckDB
+        calls; see :class:`~vlmscope.collectors.processor.DuckDBSpanProcessor`)."""
         self._queue: queue.Queue = queue.Queue(maxsize=pending_batches)
         self._thread = threading.Thread(target=self._write_loop, name="vlmscope-duckdb-writer",
                                         daemon=True)
@@ -139,9 +142,11 @@ class DuckDBSpanExporter(SpanExporter):
                     break
                 group.append(more)
                 size += more.num_spans
+            self.writing = True
             try:
                 self._write_group(group)
             finally:
+                self.writing = False
                 for _ in group:
                     self._queue.task_done()
 

@@ -20,7 +20,9 @@ logged by the exporter, and nothing else of it is kept.
 from __future__ import annotations
 
 import collections
+import functools
 import threading
+import time
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
@@ -36,6 +38,10 @@ DEFAULT_MAX_EXPORT_BATCH_SIZE = 4_096
 
 DEFAULT_MAX_QUEUE_SIZE = 65_536
 """Spans that may wait for the writer before the oldest waiting batch is dropped."""
+
+
+# time.sleep(0) releases the GIL and takes it back: a thread waiting for it runs now.
+_yield_gil = functools.partial(time.sleep, 0)
 
 
 class DuckDBSpanProcessor(SpanProcessor):
@@ -94,9 +100,13 @@ class DuckDBSpanProcessor(SpanProcessor):
                     if self._count >= self._max_batch:
                         self._seal()
                         self._wake.notify()
-                    return
+                    lost = None
         except Exception as error:  # a span the converter rejects is lost, not raised
             lost = f"{type(error).__name__}: {error}"
+        if lost is None:
+            if self.exporter.writing:
+                _yield_gil()
+            return
         self.exporter.count_failure(1, lost)
 
     def _seal(self) -> None:
