@@ -439,6 +439,16 @@ static int row(SpanColumns *self, int t, PyObject **values) {
     return append_row(self, t, values);
 }
 
+/* row(), unless building the values raised (some may be None standing in for a failed
+ * lookup): then drop them all. */
+static int checked_row(SpanColumns *self, int t, PyObject **values) {
+    if (PyErr_Occurred()) {
+        for (Py_ssize_t j = 0; j < WIDTH[t]; j++) Py_XDECREF(values[j]);
+        return -1;
+    }
+    return row(self, t, values);
+}
+
 typedef struct {
     PyObject *trace, *span, *start, *duration, *status_code, *status_message, *parent;
     PyObject *attrs;   /* dict, vectors removed */
@@ -454,11 +464,7 @@ static int add_row_record(SpanColumns *self, SpanFacts *f) {
         text(get(a, K_COHORT)), text(get(a, K_EXPECTED)), strings(get(a, K_OBJECTS)),
         text(get(a, K_ROW_INSTRUCTION)), text(get(a, K_IMAGE_SHA256)), Py_NewRef(f->start),
         Py_NewRef(f->duration), Py_NewRef(f->status_code), Py_NewRef(f->status_message)};
-    if (PyErr_Occurred()) {
-        for (int j = 0; j < 13; j++) Py_XDECREF(v[j]);
-        return -1;
-    }
-    return row(self, T_ROWS, v);
+    return checked_row(self, T_ROWS, v);
 }
 
 /* value or 0 as a Py_ssize_t, for `_int(x) or 0`. -1 with an error set on failure. */
@@ -633,11 +639,7 @@ static int add_llm_records(SpanColumns *self, SpanFacts *f) {
             to_int(per_row(a, output_tokens, i, K_USAGE_OUTPUT_TOKENS, single)),
             Py_NewRef(encoder_span), Py_NewRef(f->start), Py_NewRef(f->duration),
             Py_NewRef(f->status_code)};
-        if (PyErr_Occurred()) {
-            for (int j = 0; j < 14; j++) Py_XDECREF(v[j]);
-            goto done;
-        }
-        if (row(self, T_LLMS, v) < 0) goto done;
+        if (checked_row(self, T_LLMS, v) < 0) goto done;
     }
     status = 0;
 done:
@@ -680,11 +682,7 @@ static int add_training_check(SpanColumns *self, SpanFacts *f) {
         passed_value(get(a, K_CHECK_PASSED)), text(get(a, K_CHECK_LABEL)),
         text(get(a, K_CHECK_EXPLANATION)), text(get(a, K_METADATA)),
         annotator(get(a, K_CHECK_ANNOTATOR))};
-    if (PyErr_Occurred()) {
-        for (int j = 0; j < 11; j++) Py_XDECREF(v[j]);
-        return -1;
-    }
-    return row(self, T_EVALUATIONS, v);
+    return checked_row(self, T_EVALUATIONS, v);
 }
 
 static int add_evaluation(SpanColumns *self, SpanFacts *f) {
@@ -698,11 +696,7 @@ static int add_evaluation(SpanColumns *self, SpanFacts *f) {
         passed_value(get(a, K_EVAL_PASSED)), text(get(a, K_ANNOTATION_LABEL)),
         text(get(a, K_ANNOTATION_EXPLANATION)), text(get(a, K_ANNOTATION_METADATA)),
         annotator(get(a, K_ANNOTATION_ANNOTATOR))};
-    if (PyErr_Occurred()) {
-        for (int j = 0; j < 11; j++) Py_XDECREF(v[j]);
-        return -1;
-    }
-    return row(self, T_EVALUATIONS, v);
+    return checked_row(self, T_EVALUATIONS, v);
 }
 
 /* RecordBuilder.add_span. */

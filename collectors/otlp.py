@@ -40,14 +40,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from vlmscope import conventions as cv
 from vlmscope.collectors import annotations as an
-from vlmscope.collectors.convert import SPAN_SCHEMA, SpanBatch, _pop_vectors
+from vlmscope.collectors.convert import PURE_PYTHON_ENV, SPAN_SCHEMA, SpanBatch, _pop_vectors
 from vlmscope.collectors.normalize import RecordBuilder
 
 _log = logging.getLogger("vlmscope.otlp")
-
-PURE_PYTHON_ENV = "VLMSCOPE_PURE_PYTHON"
-"""Set to 1 to decode with the pure-Python reference decoder even where the native one is
-built."""
 
 if os.environ.get(PURE_PYTHON_ENV, "0") not in ("", "0"):
     _native = None

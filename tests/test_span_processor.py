@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import gc
+import os
+import subprocess
+import sys
 import threading
 import time
 import weakref
@@ -13,6 +16,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 
 import vlmscope
 from vlmscope import conventions as cv
+from vlmscope.collectors import convert
 from vlmscope.collectors.exporter import DuckDBSpanExporter
 from vlmscope.collectors.processor import DuckDBSpanProcessor
 from vlmscope.collectors.store import StoreWriter, read_connection
@@ -148,3 +152,31 @@ def test_bad_settings_fail_at_construction(tmp_path: Path, kwargs: dict) -> None
     with pytest.raises(ValueError, match="must"):
         DuckDBSpanProcessor(exporter, **kwargs)
     exporter.shutdown()
+
+
+def test_without_the_native_converter_the_reference_code_writes_the_same_rows(
+        tmp_path: Path) -> None:
+    script = f"""
+import vlmscope
+from vlmscope.collectors import convert
+assert not convert.native_converter()
+vlmscope.configure(db={str(tmp_path / "py.duckdb")!r}, max_export_batch_size=16)
+for i in range(40):
+    with vlmscope.trace_row(f"r{{i}}", expected="cat"):
+        with vlmscope.encoder_span("resnet18", capture_embeddings=True) as enc:
+            enc.record(top_k_labels=[["cat", "dog"]], top_k_scores=[[0.7, 0.2]],
+                       embeddings=[[0.5, 0.25]])
+        with vlmscope.llm_span(model="m", instruction="what?") as llm:
+            llm.set_output("cat")
+vlmscope.shutdown()
+stats = vlmscope.export_stats()
+assert stats.exported_spans == 120 and stats.failed_spans == 0, stats
+"""
+    env = {**os.environ, convert.PURE_PYTHON_ENV: "1"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    with read_connection(tmp_path / "py.duckdb") as con:
+        assert con.execute("SELECT count(*), sum(len(vector)) FROM embeddings").fetchall() == [
+            (40, 80)]
+    assert _count(tmp_path / "py.duckdb") == 40
