@@ -101,6 +101,22 @@ def run_floor(rows: int, template: list) -> float:
     return time.perf_counter() - start
 
 
+def run_api_only(rows: int, vector: list[float]) -> float:
+    """Seconds for ``rows`` rows through vlmscope's API with the floor's no-op processor: what
+    the API itself costs, without converting or writing anything."""
+    from vlmscope import tracing
+
+    provider = TracerProvider()
+    provider.add_span_processor(_NoOp())
+    tracing._state.provider, tracing._state.tracer = provider, provider.get_tracer("api")
+    start = time.perf_counter()
+    for i in range(rows):
+        _row(i, vector)
+    elapsed = time.perf_counter() - start
+    tracing._state.provider = tracing._state.tracer = None
+    return elapsed
+
+
 def hook_overhead(repeats: int) -> tuple[float, float]:
     import torch
     import torchvision
@@ -144,9 +160,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         run_floor(500, template)  # warm-up
         run_vlmscope(500, vector, Path(tmp), "warm")
-        floors, ours, opens, closes = [], [], [], []
+        floors, ours, opens, closes, api = [], [], [], [], []
         for r in range(args.repeats):
             floors.append(run_floor(args.rows, template))
+            api.append(run_api_only(args.rows, vector))
             opened, elapsed, closed = run_vlmscope(args.rows, vector, Path(tmp), str(r))
             ours.append(elapsed)
             opens.append(opened)
@@ -157,6 +174,9 @@ def main() -> None:
     print(f"bare OTel SDK floor (no-op processor): {floor_us:8.1f} us/row")
     print(f"vlmscope to DuckDB, committed:         {ours_us:8.1f} us/row")
     print(f"ratio vlmscope / floor:                {ours_us / floor_us:8.2f}  (target <= 1.5)")
+    api_us = statistics.median(api) / args.rows * 1e6
+    print(f"of which the API alone (no-op processor): {api_us:.1f} us/row, "
+          f"{api_us / floor_us:.2f}x the floor")
     once = statistics.median(opens) + statistics.median(closes)
     print(f"once per store: create {statistics.median(opens) * 1e3:.0f} ms, close "
           f"{statistics.median(closes) * 1e3:.0f} ms; with them spread over these rows: "
