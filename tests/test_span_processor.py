@@ -180,3 +180,20 @@ assert stats.exported_spans == 120 and stats.failed_spans == 0, stats
         assert con.execute("SELECT count(*), sum(len(vector)) FROM embeddings").fetchall() == [
             (40, 80)]
     assert _count(tmp_path / "py.duckdb") == 40
+
+
+def test_rows_traced_from_several_threads_all_land(tmp_path: Path) -> None:
+    db = tmp_path / "threads.duckdb"
+    vlmscope.configure(db=db, max_export_batch_size=100)
+    threads = [threading.Thread(target=_rows, args=(200, 1000 * t)) for t in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    vlmscope.shutdown()
+    stats = vlmscope.export_stats()
+    assert (stats.exported_spans, stats.failed_spans, stats.dropped_spans) == (2400, 0, 0)
+    with read_connection(db) as con:
+        assert con.execute("SELECT count(*), count(DISTINCT row_id), count(output), "
+                           "count(top_k_labels) FROM pipeline_rows").fetchall() == [
+            (800, 800, 800, 800)]
