@@ -32,7 +32,7 @@ static const char *TABLE_NAMES[N_TABLES] = {
 #define YIELD_EVERY 128 /* spans converted by extend() between offers of the GIL */
 
 /* Everything setup() provides, by name. */
-static PyObject *DUMPS, *DUMPS_OPTION, *KIND_NAMES, *STATUS_NAMES, *RESOURCE_INFO;
+static PyObject *DUMPS, *DUMPS_OPTION, *DUMPS_DEFAULT, *KIND_NAMES, *STATUS_NAMES, *RESOURCE_INFO;
 /* The SDK's classes whose private fields are read directly (their properties return them
  * unchanged); any other class is read through its public properties. */
 static PyObject *READABLE_SPAN, *SPAN_CONTEXT, *STATUS, *SCOPE, *BOUNDED_ATTRIBUTES,
@@ -57,7 +57,7 @@ static struct {
     const char *name;
     PyObject **slot;
 } NAMES[] = {
-    {"dumps", &DUMPS}, {"dumps_option", &DUMPS_OPTION}, {"kind_names", &KIND_NAMES},
+    {"dumps", &DUMPS}, {"dumps_option", &DUMPS_OPTION}, {"dumps_default", &DUMPS_DEFAULT}, {"kind_names", &KIND_NAMES},
     {"status_names", &STATUS_NAMES}, {"resource_info", &RESOURCE_INFO},
     {"readable_span", &READABLE_SPAN}, {"span_context", &SPAN_CONTEXT}, {"status", &STATUS},
     {"scope", &SCOPE}, {"bounded_attributes", &BOUNDED_ATTRIBUTES},
@@ -105,7 +105,7 @@ static PyObject *S_CONTEXT, *S_PARENT, *S_NAME, *S_KIND, *S_START, *S_END, *S_ST
     *S_OPTION, *S_TIME_UNIX_NANO, *S_P_NAME, *S_P_CONTEXT, *S_P_PARENT, *S_P_START, *S_P_END,
     *S_P_STATUS, *S_P_KIND, *S_P_RESOURCE, *S_P_SCOPE, *S_P_STATUS_CODE, *S_P_DESCRIPTION,
     *S_P_VERSION, *S_DROPPED, *S_DQ;
-static PyObject *KWNAMES_OPTION; /* ("option",) */
+static PyObject *KWNAMES_OPTION; /* ("default", "option") */
 static int ready = 0;
 
 /* ---- small helpers mirroring normalize.py ------------------------------------------- */
@@ -225,9 +225,9 @@ static PyObject *hex_id(PyObject *value, int width) {
     return r;
 }
 
-/* orjson.dumps(value, option=...).decode(). New reference. */
+/* orjson.dumps(value, default=..., option=...).decode(). New reference. */
 static PyObject *dumps(PyObject *value) {
-    PyObject *args[2] = {value, DUMPS_OPTION};
+    PyObject *args[3] = {value, DUMPS_DEFAULT, DUMPS_OPTION};
     PyObject *raw = PyObject_Vectorcall(DUMPS, args, 1, KWNAMES_OPTION);
     if (raw == NULL) return NULL;
     PyObject *s = PyUnicode_DecodeUTF8(PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw), NULL);
@@ -1125,7 +1125,10 @@ PyMODINIT_FUNC PyInit__spans_native(void) {
         *strings[i].slot = PyUnicode_InternFromString(strings[i].text);
         if (*strings[i].slot == NULL) return NULL;
     }
-    KWNAMES_OPTION = PyTuple_Pack(1, S_OPTION);
+    PyObject *default_name = PyUnicode_InternFromString("default");
+    if (default_name == NULL) return NULL;
+    KWNAMES_OPTION = PyTuple_Pack(2, default_name, S_OPTION);
+    Py_DECREF(default_name);
     if (KWNAMES_OPTION == NULL || PyType_Ready(&SpanColumnsType) < 0) return NULL;
     PyObject *m = PyModule_Create(&moduledef);
     if (m == NULL) return NULL;

@@ -16,6 +16,7 @@ spans one at a time as they end, so that nothing keeps them alive until a batch 
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -99,8 +100,16 @@ def _hex_trace(trace_id: int) -> str:
     return format(trace_id, "032x")
 
 
+def _json_default(value: Any) -> str:
+    """What orjson cannot write itself: bytes (an attribute type the SDK allows) as base64
+    text, as the OTLP receiver stores them; anything else is an error."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(value).decode()
+    raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
+
+
 def _dumps(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    return orjson.dumps(value, default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _plain(attributes: Any) -> dict[str, Any]:
@@ -335,6 +344,7 @@ def _load_native() -> Any:
     _spans_native.setup({
         "widths": tuple(len(schema) for schema in (SPAN_SCHEMA, *TABLES.values())),
         "dumps": orjson.dumps, "dumps_option": orjson.OPT_NON_STR_KEYS,
+        "dumps_default": _json_default,
         "kind_names": _KIND_NAMES, "status_names": _STATUS_NAMES,
         "resource_info": _resource_info, "readable_span": ReadableSpan,
         "span_context": SpanContext, "status": Status, "scope": InstrumentationScope,

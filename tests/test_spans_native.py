@@ -187,7 +187,7 @@ def test_a_span_the_converter_rejects_leaves_nothing_of_itself_behind(
     columns.add(traced_spans[0])
     bad = ReadableSpan(name="bad", context=traced_spans[1].context,
                        attributes={cv.VLMSCOPE_SPAN_ROLE: cv.ROLE_ROW, cv.VLMSCOPE_ROW_ID: "r",
-                                   "blob": b"\x00 bytes are not JSON"})
+                                   "huge": 2**70})  # past JSON's 64-bit integers
     with pytest.raises(TypeError):
         columns.add(bad)
     columns.add(traced_spans[2])
@@ -228,3 +228,14 @@ def test_a_top_k_too_large_for_c_slices_as_python_does(top_k: float) -> None:
     native, reference = _both([span])
     assert reference.derived["encoder_records"].num_rows == 3
     _assert_same(native, reference)
+
+
+def test_bytes_attributes_are_stored_as_base64_text_both_ways() -> None:
+    span = ReadableSpan(name="b", context=SpanContext(1, 2, False, TraceFlags(1)),
+                        attributes=BoundedAttributes(attributes={"thumb": b"\x89PNG"}),
+                        events=[Event("e", {"raw": b"\x00\x01"}, timestamp=5)],
+                        start_time=1, end_time=2)
+    native, reference = _both([span])
+    _assert_same(native, reference)
+    assert native.spans.column("attributes")[0].as_py() == '{"thumb":"iVBORw=="}'
+    assert '"raw":"AAE="' in native.spans.column("events")[0].as_py()
