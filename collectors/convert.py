@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -299,7 +299,7 @@ class SpanAccumulator:
     With the native converter nothing holds on to a span once :meth:`add` returns; a span it
     cannot convert raises there and leaves nothing behind. The pure-Python reference keeps
     the spans and converts them in :meth:`take` (where a bad span fails the whole batch).
-    Not thread-safe: callers serialise :meth:`add`, :meth:`extend` and :meth:`take`.
+    Not thread-safe: callers serialise :meth:`add` and :meth:`take`.
     """
 
     def __init__(self) -> None:
@@ -309,13 +309,6 @@ class SpanAccumulator:
         self.add: Callable[[Any], None] = (
             self._columns.add if self._columns is not None else self._spans.append)
         """Convert (or, without the native converter, keep) one finished span."""
-
-    def extend(self, spans: Iterable[Any]) -> None:
-        """:meth:`add` every span of ``spans``."""
-        if self._columns is not None:
-            self._columns.extend(spans)
-        else:
-            self._spans.extend(spans)
 
     def __len__(self) -> int:
         return len(self._columns) if self._columns is not None else len(self._spans)
