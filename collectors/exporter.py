@@ -97,12 +97,12 @@ class DuckDBSpanExporter(SpanExporter):
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Convert ``spans`` and queue them for the writer; never raises."""
         if self._shutdown:
-            self._count_failure(len(spans), "exporter already shut down")
+            self.count_failure(len(spans), "exporter already shut down")
             return SpanExportResult.FAILURE
         try:
             batch = spans_to_batch(spans, parts=False)  # the writer assembles them
         except Exception as error:  # an exporter must never raise into the pipeline
-            self._count_failure(len(spans), f"{type(error).__name__}: {error}")
+            self.count_failure(len(spans), f"{type(error).__name__}: {error}")
             return SpanExportResult.FAILURE
         self._queue.put(batch)
         return SpanExportResult.SUCCESS
@@ -111,15 +111,10 @@ class DuckDBSpanExporter(SpanExporter):
         """Queue an already converted batch for the writer (blocks while ``pending_batches``
         wait); False, with the spans counted lost, once the exporter is shut down."""
         if self._shutdown:
-            self._count_failure(batch.num_spans, "exporter already shut down")
+            self.count_failure(batch.num_spans, "exporter already shut down")
             return False
         self._queue.put(batch)
         return True
-
-    def count_failure(self, count: int, message: str) -> None:
-        """Count ``count`` spans lost before they reached the exporter (logged as the
-        exporter's own losses are: once at WARNING, then at DEBUG)."""
-        self._count_failure(count, message)
 
     def _write_loop(self) -> None:
         carried = None  # a batch taken from the queue that did not fit the last group
@@ -166,12 +161,14 @@ class DuckDBSpanExporter(SpanExporter):
         try:
             self._writer.write(batch)
         except Exception as error:
-            self._count_failure(batch.num_spans, f"{type(error).__name__}: {error}", batches)
+            self.count_failure(batch.num_spans, f"{type(error).__name__}: {error}", batches)
             return
         with self._stats_lock:
             self._exported += batch.num_spans
 
-    def _count_failure(self, count: int, message: str, batches: int = 1) -> None:
+    def count_failure(self, count: int, message: str, batches: int = 1) -> None:
+        """Count ``count`` spans (``batches`` batches) lost, here or before they reached the
+        exporter, with why; logged once at WARNING, later losses at DEBUG."""
         with self._stats_lock:
             first = self._failed_batches == 0
             self._failed += count

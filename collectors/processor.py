@@ -29,16 +29,11 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from vlmscope.collectors.convert import SpanAccumulator
 from vlmscope.collectors.exporter import DuckDBSpanExporter
-
-DEFAULT_SCHEDULE_DELAY_MS = 500
-"""How often, in milliseconds, spans accumulated so far are handed to the writer."""
-
-DEFAULT_MAX_EXPORT_BATCH_SIZE = 4_096
-"""Spans per batch handed to the writer (it commits several waiting batches at once)."""
-
-DEFAULT_MAX_QUEUE_SIZE = 65_536
-"""Spans that may wait for the writer before the oldest waiting batch is dropped."""
-
+from vlmscope.tracing import (
+    DEFAULT_MAX_EXPORT_BATCH_SIZE,
+    DEFAULT_MAX_QUEUE_SIZE,
+    DEFAULT_SCHEDULE_DELAY_MS,
+)
 
 # time.sleep(0) releases the GIL and takes it back: a thread waiting for it runs now.
 _yield_gil = functools.partial(time.sleep, 0)
@@ -48,8 +43,8 @@ class DuckDBSpanProcessor(SpanProcessor):
     """Converts spans as they end and writes them, in batches, through ``exporter``.
 
     ``schedule_delay_millis``, ``max_export_batch_size`` and ``max_queue_size`` mean what they
-    mean for the SDK's ``BatchSpanProcessor``; the counts of dropped and lost spans are in
-    :attr:`dropped_spans` and in the exporter's ``stats``.
+    mean for the SDK's ``BatchSpanProcessor`` (with :mod:`vlmscope.tracing`'s defaults); the
+    counts of dropped and lost spans are in :attr:`dropped_spans` and the exporter's ``stats``.
     """
 
     def __init__(
