@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -73,6 +74,13 @@ SPAN_SCHEMA = pa.schema(
     ]
 )
 """Arrow schema of a batch of spans, column for column the ``spans`` table."""
+
+ARROW_POOL = pa.system_memory_pool()
+"""The memory pool the converters build their Arrow columns from. pyarrow's default pool
+(mimalloc) is slow to reuse memory that another thread frees, and every batch is freed by
+the store's writer thread: built from the default pool, conversion ran about 1.7 times
+slower while the writer worked (``benchmarks/README.md``). The global default is left
+as it is."""
 
 _KIND_NAMES = {kind: kind.name for kind in SpanKind}
 _STATUS_NAMES = {code: code.name for code in StatusCode}
@@ -175,17 +183,24 @@ def _resource_info(resource: Any) -> tuple[str, str | None]:
             attributes.get("service.name"))
 
 
-def spans_to_batch(spans: Sequence[Any], *, parts: bool = True) -> SpanBatch:
+def spans_to_batch(spans: Sequence[Any], *, parts: bool = True, busy: Any = None
+                   ) -> SpanBatch:
     """Convert OpenTelemetry ``ReadableSpan`` objects into a :class:`SpanBatch` (without the
-    pipeline-row parts unless ``parts``: the store then assembles them, off the GIL)."""
+    pipeline-row parts unless ``parts``: the store then assembles them, off the GIL).
+
+    ``busy``, when given, is an object whose ``writing`` attribute is true while a writer
+    thread commits (:class:`~vlmscope.collectors.exporter.DuckDBSpanExporter`): the
+    conversion then hands it the GIL every few dozen spans and between columns. A writer
+    needs the GIL each time a DuckDB call returns, and otherwise waits for Python's switch
+    interval (5 ms) each time; with one converting thread, that wait made most of its time."""
     if _native is None:
         batch = _spans_to_batch_python(spans)
         if not parts:
             batch.derived.pop(facts.BATCH_KEY, None)
         return batch
     columns = _native.SpanColumns()
-    columns.extend(spans)
-    return columns_to_batch(*columns.take(), parts=parts)
+    columns.extend(spans, busy)
+    return columns_to_batch(*columns.take(), parts=parts, busy=busy)
 
 
 def _spans_to_batch_python(spans: Sequence[Any]) -> SpanBatch:
@@ -247,16 +262,16 @@ def _spans_to_batch_python(spans: Sequence[Any]) -> SpanBatch:
         ))
 
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(SPAN_SCHEMA)
-    spans_table = pa.Table.from_arrays(
-        [pa.array(col, type=field.type) for col, field in zip(columns, SPAN_SCHEMA, strict=True)],
-        schema=SPAN_SCHEMA,
-    )
-    return SpanBatch(spans=spans_table, derived=records.tables())
+    return SpanBatch(spans=_table(columns, SPAN_SCHEMA), derived=records.tables())
 
 
-def _table(columns: Sequence[Sequence[Any]], schema: pa.Schema) -> pa.Table:
-    return pa.Table.from_arrays(
-        [pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)], schema=schema)
+def _table(columns: Sequence[Sequence[Any]], schema: pa.Schema, busy: Any = None) -> pa.Table:
+    arrays = []
+    for column, field in zip(columns, schema, strict=True):
+        arrays.append(pa.array(column, type=field.type, memory_pool=ARROW_POOL))
+        if busy is not None and getattr(busy, "writing", False):
+            time.sleep(0)  # hand the GIL to the writer (see spans_to_batch)
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 _VECTOR = EMBEDDING_SCHEMA.get_field_index("vector")
@@ -266,31 +281,33 @@ def _vectors(chunks: list[bytes]) -> pa.Array:
     """The embeddings' vector column from the native converter's float32 bytes."""
     offsets = np.zeros(len(chunks) + 1, dtype=np.int32)
     np.cumsum([len(c) // 4 for c in chunks], out=offsets[1:])
-    values = pa.array(np.frombuffer(b"".join(chunks), dtype=np.float32))
-    return pa.ListArray.from_arrays(pa.array(offsets), values,
-                                    type=EMBEDDING_SCHEMA.field(_VECTOR).type)
+    values = pa.array(np.frombuffer(b"".join(chunks), dtype=np.float32), memory_pool=ARROW_POOL)
+    return pa.ListArray.from_arrays(pa.array(offsets, memory_pool=ARROW_POOL), values,
+                                    type=EMBEDDING_SCHEMA.field(_VECTOR).type,
+                                    pool=ARROW_POOL)
 
 
 def columns_to_batch(span_columns: list[list[Any]], derived: dict[str, list[list[Any]]], *,
-                     parts: bool = True) -> SpanBatch:
+                     parts: bool = True, busy: Any = None) -> SpanBatch:
     """The :class:`SpanBatch` of the native converter's columns (``SpanColumns.take()``), with
     the pipeline-row parts assembled as the reference does unless ``parts`` is false (then
-    the store assembles them when it writes the batch)."""
+    the store assembles them when it writes the batch). ``busy``: see
+    :func:`spans_to_batch`."""
     tables = {}
     for name, columns in derived.items():
         if name == "embeddings":
             vectors = columns[_VECTOR]
             columns = [*columns[:_VECTOR], [None] * len(vectors), *columns[_VECTOR + 1:]]
-            table = _table(columns, TABLES[name])
+            table = _table(columns, TABLES[name], busy)
             tables[name] = table.set_column(_VECTOR, EMBEDDING_SCHEMA.field(_VECTOR),
                                             _vectors(vectors))
         else:
-            tables[name] = _table(columns, TABLES[name])
+            tables[name] = _table(columns, TABLES[name], busy)
     if parts and any(name in derived for name in _PER_ROW):
         tables[facts.BATCH_KEY] = facts.to_arrow(facts.assemble(*(
             dict(zip(TABLES[name].names, derived[name], strict=True)) if name in derived
             else {} for name in _PER_ROW)))
-    return SpanBatch(spans=_table(span_columns, SPAN_SCHEMA), derived=tables)
+    return SpanBatch(spans=_table(span_columns, SPAN_SCHEMA, busy), derived=tables)
 
 
 class SpanAccumulator:
@@ -313,13 +330,14 @@ class SpanAccumulator:
     def __len__(self) -> int:
         return len(self._columns) if self._columns is not None else len(self._spans)
 
-    def take(self, *, parts: bool = True) -> SpanBatch:
-        """The batch of every span added since the last call, and start afresh."""
+    def take(self, *, parts: bool = True, busy: Any = None) -> SpanBatch:
+        """The batch of every span added since the last call, and start afresh (``busy``:
+        see :func:`spans_to_batch`)."""
         if self._columns is not None:
-            return columns_to_batch(*self._columns.take(), parts=parts)
+            return columns_to_batch(*self._columns.take(), parts=parts, busy=busy)
         spans, self._spans = self._spans, []
         self.add = self._spans.append
-        return spans_to_batch(spans, parts=parts)
+        return spans_to_batch(spans, parts=parts, busy=busy)
 
 
 def native_converter() -> bool:

@@ -100,7 +100,8 @@ class DuckDBSpanExporter(SpanExporter):
             self.count_failure(len(spans), "exporter already shut down")
             return SpanExportResult.FAILURE
         try:
-            batch = spans_to_batch(spans, parts=False)  # the writer assembles them
+            # The writer assembles the parts; conversion hands it the GIL while it commits.
+            batch = spans_to_batch(spans, parts=False, busy=self)
         except Exception as error:  # an exporter must never raise into the pipeline
             self.count_failure(len(spans), f"{type(error).__name__}: {error}")
             return SpanExportResult.FAILURE

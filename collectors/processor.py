@@ -139,7 +139,7 @@ class DuckDBSpanProcessor(SpanProcessor):
                     batch = self._full.popleft()
                     self._waiting -= len(batch)
                 try:
-                    converted = batch.take(parts=False)
+                    converted = batch.take(parts=False, busy=self.exporter)
                 except Exception as error:  # never raised into the application
                     self.exporter.count_failure(len(batch), f"{type(error).__name__}: {error}")
                     continue

@@ -127,6 +127,15 @@ class StoreWriter:
 
     # -- connection lifecycle ------------------------------------------------------------
 
+    def open(self) -> None:
+        """Open (and migrate) the store now rather than at the first write; raises as a
+        write would. The file is let go again after ``idle_close_s`` without writes."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the store writer is closed")
+            self._open()
+            self._last_write = time.monotonic()
+
     def _open(self) -> duckdb.DuckDBPyConnection:
         if self._con is not None:
             return self._con

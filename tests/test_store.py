@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import duckdb
 import pytest
 
@@ -56,3 +58,19 @@ def test_migrations_run_once_and_a_newer_store_is_refused(tmp_path):
     with pytest.raises(RuntimeError, match="newer than this vlmscope understands"):
         migrate(con)
     con.close()
+
+
+def test_open_creates_and_migrates_the_store_before_any_write(tmp_path):
+    from vlmscope.collectors.store import StoreWriter, read_connection
+
+    path = tmp_path / "opened.duckdb"
+    writer = StoreWriter(path, idle_close_s=0.05)
+    writer.open()
+    assert path.exists()
+    time.sleep(0.3)  # idle: the writer lets the file go, readers get in
+    with read_connection(path, timeout_s=5) as con:
+        ((count,),) = con.execute("SELECT count(*) FROM spans").fetchall()
+    assert count == 0
+    writer.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        writer.open()
