@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import os
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,10 +36,12 @@ from vlmscope.collectors import annotations as an
 from vlmscope.collectors import facts
 from vlmscope.collectors.normalize import (
     _PER_ROW,
+    ARROW_POOL,
     EMBEDDING_SCHEMA,
     TABLES,
     TRAINING_RUN_ID_PREFIX,
     RecordBuilder,
+    arrow_table,
 )
 
 PURE_PYTHON_ENV = "VLMSCOPE_PURE_PYTHON"
@@ -74,13 +75,6 @@ SPAN_SCHEMA = pa.schema(
     ]
 )
 """Arrow schema of a batch of spans, column for column the ``spans`` table."""
-
-ARROW_POOL = pa.system_memory_pool()
-"""The memory pool the converters build their Arrow columns from. pyarrow's default pool
-(mimalloc) is slow to reuse memory that another thread frees, and every batch is freed by
-the store's writer thread: built from the default pool, conversion ran about 1.7 times
-slower while the writer worked (``benchmarks/README.md``). The global default is left
-as it is."""
 
 _KIND_NAMES = {kind: kind.name for kind in SpanKind}
 _STATUS_NAMES = {code: code.name for code in StatusCode}
@@ -265,13 +259,7 @@ def _spans_to_batch_python(spans: Sequence[Any]) -> SpanBatch:
     return SpanBatch(spans=_table(columns, SPAN_SCHEMA), derived=records.tables())
 
 
-def _table(columns: Sequence[Sequence[Any]], schema: pa.Schema, busy: Any = None) -> pa.Table:
-    arrays = []
-    for column, field in zip(columns, schema, strict=True):
-        arrays.append(pa.array(column, type=field.type, memory_pool=ARROW_POOL))
-        if busy is not None and getattr(busy, "writing", False):
-            time.sleep(0)  # hand the GIL to the writer (see spans_to_batch)
-    return pa.Table.from_arrays(arrays, schema=schema)
+_table = arrow_table  # the converters' name for it
 
 
 _VECTOR = EMBEDDING_SCHEMA.get_field_index("vector")

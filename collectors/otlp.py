@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-import pyarrow as pa
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -41,7 +40,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from vlmscope import conventions as cv
 from vlmscope.collectors import annotations as an
 from vlmscope.collectors.convert import PURE_PYTHON_ENV, SPAN_SCHEMA, SpanBatch, _pop_vectors
-from vlmscope.collectors.normalize import RecordBuilder
+from vlmscope.collectors.normalize import RecordBuilder, arrow_table
 
 _log = logging.getLogger("vlmscope.otlp")
 
@@ -327,10 +326,7 @@ def _assemble(items: list[Any]) -> DecodedSpans:
         keys.append(key)
         rows.append(row)
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(SPAN_SCHEMA)
-    spans = pa.Table.from_arrays(
-        [pa.array(c, type=f.type) for c, f in zip(columns, SPAN_SCHEMA, strict=True)],
-        schema=SPAN_SCHEMA,
-    )
+    spans = arrow_table(columns, SPAN_SCHEMA)
     return DecodedSpans(SpanBatch(spans, records.tables()), keys, rejected, message,
                         evaluations)
 
