@@ -812,6 +812,12 @@ static int resource_columns(SpanColumns *self, PyObject *span, int own, PyObject
 }
 
 static PyObject *name_of(PyObject *names, PyObject *key) {
+    /* The keys are enum members (SpanKind, StatusCode), singletons whose __hash__ is Python
+     * code: look for the member itself first, and hash only what is not one of them. */
+    Py_ssize_t pos = 0;
+    PyObject *k, *value;
+    while (PyDict_Next(names, &pos, &k, &value))
+        if (k == key) return Py_NewRef(value);
     PyObject *r = PyDict_GetItemWithError(names, key);
     if (r == NULL) {
         if (!PyErr_Occurred()) PyErr_SetObject(PyExc_KeyError, key);
