@@ -48,6 +48,18 @@ STALE_REQUEST_S = 120.0
 """Age in seconds after which a reader's request file is considered abandoned."""
 
 _POLL_S = 0.02
+
+
+def writer_threads() -> int:
+    """DuckDB threads a store writer runs with: every core this process may use but one,
+    which is left to the application's own Python (on 2 cores the exporter committed about
+    10% more spans a second so, its DuckDB no longer competing with the converting thread;
+    ``benchmarks/README.md``)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores - 1)
 _BATCH = "_vlmscope_span_batch"
 
 
@@ -144,6 +156,10 @@ class StoreWriter:
             time.sleep(_POLL_S)
         con = self._connect_with_retry(deadline + DEFAULT_READ_TIMEOUT_S)
         try:
+            if "threads" not in self._config:
+                # SET, not the connect config: a connection opened with a config of its own
+                # would stop this process's other connections to the file from opening.
+                con.execute(f"SET threads = {writer_threads()}")
             migrate(con)
         except Exception:
             con.close()

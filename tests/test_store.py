@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import duckdb
@@ -74,3 +75,28 @@ def test_open_creates_and_migrates_the_store_before_any_write(tmp_path):
     writer.close()
     with pytest.raises(RuntimeError, match="closed"):
         writer.open()
+
+
+def test_the_writer_leaves_a_core_to_the_application_and_other_connections_still_open(
+        tmp_path):
+    from vlmscope.collectors.store import StoreWriter, writer_threads
+
+    path = tmp_path / "threads.duckdb"
+    writer = StoreWriter(path)
+    writer.open()
+    try:
+        with writer.cursor() as cursor:
+            ((threads,),) = cursor.execute("SELECT current_setting('threads')").fetchall()
+        assert int(threads) == writer_threads() == max(1, len(os.sched_getaffinity(0)) - 1)
+        # Set on the connection, not in its config: this process's own connections to the
+        # file still open (a different config would refuse them).
+        other = duckdb.connect(str(path))
+        assert other.execute("SELECT count(*) FROM spans").fetchall() == [(0,)]
+        other.close()
+    finally:
+        writer.close()
+    pinned = StoreWriter(tmp_path / "pinned.duckdb", config={"threads": 2})
+    pinned.open()
+    with pinned.cursor() as cursor:
+        assert cursor.execute("SELECT current_setting('threads')").fetchall() == [(2,)]
+    pinned.close()
