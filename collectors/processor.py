@@ -38,6 +38,11 @@ from vlmscope.tracing import (
 # time.sleep(0) releases the GIL and takes it back: a thread waiting for it runs now.
 _yield_gil = functools.partial(time.sleep, 0)
 
+HAND_OVER_EVERY = 4
+"""Span ends between hand-overs of the GIL to the writer while it commits. At every span
+end the application paid for the writer's Python work at once each time; every 4th, the
+per-row cost fell from 1.38-1.42x to 1.32-1.33x the SDK floor (A/B runs, interleaved)."""
+
 
 class DuckDBSpanProcessor(SpanProcessor):
     """Converts spans as they end and writes them, in batches, through ``exporter``.
@@ -63,6 +68,7 @@ class DuckDBSpanProcessor(SpanProcessor):
         self.exporter = exporter
         self.dropped_spans = 0
         """Spans dropped because ``max_queue_size`` spans were already waiting."""
+        self._ended = 0  # span ends while the writer commits (unlocked: a lost count is harmless)
         self._delay_s = schedule_delay_millis / 1e3
         self._max_batch = max_export_batch_size
         self._max_queue = max_queue_size
@@ -100,7 +106,9 @@ class DuckDBSpanProcessor(SpanProcessor):
             lost = f"{type(error).__name__}: {error}"
         if lost is None:
             if self.exporter.writing:
-                _yield_gil()
+                self._ended += 1
+                if self._ended % HAND_OVER_EVERY == 0:
+                    _yield_gil()
             return
         self.exporter.count_failure(1, lost)
 
