@@ -27,7 +27,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
-#include <unistd.h>
+#include <time.h> /* clock_gettime */
 
 enum { T_SPANS, T_ROWS, T_ENCODERS, T_LLMS, T_EMBEDDINGS, T_EVALUATIONS, N_TABLES };
 static const Py_ssize_t WIDTH[N_TABLES] = {22, 13, 18, 14, 8, 11};

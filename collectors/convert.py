@@ -256,10 +256,7 @@ def _spans_to_batch_python(spans: Sequence[Any]) -> SpanBatch:
         ))
 
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(SPAN_SCHEMA)
-    return SpanBatch(spans=_table(columns, SPAN_SCHEMA), derived=records.tables())
-
-
-_table = arrow_table  # the converters' name for it
+    return SpanBatch(spans=arrow_table(columns, SPAN_SCHEMA), derived=records.tables())
 
 
 _VECTOR = EMBEDDING_SCHEMA.get_field_index("vector")
@@ -286,16 +283,16 @@ def columns_to_batch(span_columns: list[list[Any]], derived: dict[str, list[list
         if name == "embeddings":
             vectors = columns[_VECTOR]
             columns = [*columns[:_VECTOR], [None] * len(vectors), *columns[_VECTOR + 1:]]
-            table = _table(columns, TABLES[name], busy)
+            table = arrow_table(columns, TABLES[name], busy)
             tables[name] = table.set_column(_VECTOR, EMBEDDING_SCHEMA.field(_VECTOR),
                                             _vectors(vectors))
         else:
-            tables[name] = _table(columns, TABLES[name], busy)
+            tables[name] = arrow_table(columns, TABLES[name], busy)
     if parts and any(name in derived for name in _PER_ROW):
         tables[facts.BATCH_KEY] = facts.to_arrow(facts.assemble(*(
             dict(zip(TABLES[name].names, derived[name], strict=True)) if name in derived
             else {} for name in _PER_ROW)))
-    return SpanBatch(spans=_table(span_columns, SPAN_SCHEMA, busy), derived=tables)
+    return SpanBatch(spans=arrow_table(span_columns, SPAN_SCHEMA, busy), derived=tables)
 
 
 class SpanAccumulator:

@@ -48,19 +48,19 @@ STALE_REQUEST_S = 120.0
 """Age in seconds after which a reader's request file is considered abandoned."""
 
 _POLL_S = 0.02
+_BATCH = "_vlmscope_span_batch"
 
 
 def writer_threads() -> int:
     """DuckDB threads a store writer runs with: every core this process may use but one,
-    which is left to the application's own Python (on 2 cores the exporter committed about
-    10% more spans a second so, its DuckDB no longer competing with the converting thread;
-    ``benchmarks/README.md``)."""
+    which is left to the application's own Python. On 2 cores the exporter wrote 77-88k
+    spans a second so, against 67-74k with both (alternating runs, ``benchmarks/README.md``):
+    its DuckDB no longer competes with the converting thread."""
     try:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not on Linux
         cores = os.cpu_count() or 1
     return max(1, cores - 1)
-_BATCH = "_vlmscope_span_batch"
 
 
 def merge_batches(batches: list[SpanBatch]) -> SpanBatch:
