@@ -94,9 +94,15 @@ def official_client(url: str, count: int, result: mp.Queue) -> None:
     result.put((started, time.perf_counter(), len(spans)))
 
 
-def encoded_requests(count: int, seed: int) -> list[bytes]:
-    """``count`` protobuf requests of 512 realistic spans, each with fresh ids and times
-    moving forward as a live client's do."""
+def encoded_requests(count: int, seed: int, split_traces: bool = False) -> list[bytes]:
+    """``count`` protobuf requests of 512 realistic spans, with times moving forward as a
+    live client's do. Each request gets fresh ids, consistently: spans that share a trace
+    share its new trace id, and parent ids follow their spans' new ids, so every pipeline
+    row is whole (its row, encoder and LLM spans; one row a request is split across two
+    requests, as a batching client splits them). ``split_traces`` gives every span a trace
+    of its own instead (what this benchmark did until 2026-12-01): no pipeline row ever
+    completes, and every encoder and LLM record waits in the store for a row span that never
+    comes."""
     import random
 
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -106,12 +112,22 @@ def encoded_requests(count: int, seed: int) -> list[bytes]:
     bodies = []
     clock = time.time_ns()
     for _ in range(count):
+        traces: dict[bytes, bytes] = {}
+        spans: dict[bytes, bytes] = {}
         for resource_spans in template.resource_spans:
             for scope_spans in resource_spans.scope_spans:
                 for span in scope_spans.spans:
                     clock += 20_000
-                    span.trace_id = rng.randbytes(16)
-                    span.span_id = rng.randbytes(8)
+                    if split_traces:
+                        span.trace_id = rng.randbytes(16)
+                        span.span_id = rng.randbytes(8)
+                    else:
+                        trace_id, span_id = bytes(span.trace_id), bytes(span.span_id)
+                        span.trace_id = traces.setdefault(trace_id, rng.randbytes(16))
+                        span.span_id = spans.setdefault(span_id, rng.randbytes(8))
+                        if span.parent_span_id:
+                            span.parent_span_id = spans.setdefault(
+                                bytes(span.parent_span_id), rng.randbytes(8))
                     duration = span.end_time_unix_nano - span.start_time_unix_nano
                     span.start_time_unix_nano = clock
                     span.end_time_unix_nano = clock + duration
@@ -120,11 +136,11 @@ def encoded_requests(count: int, seed: int) -> list[bytes]:
 
 
 def sender(url: str, count: int, seed: int, cpus: str | None, ready: mp.Barrier,
-           result: mp.Queue) -> None:
+           result: mp.Queue, split_traces: bool = False) -> None:
     """Post ``count`` pre-encoded requests back to back; report the time taken."""
     if cpus:
         os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})
-    bodies = encoded_requests(count, seed)
+    bodies = encoded_requests(count, seed, split_traces)
     session = requests.Session()
     headers = {"Content-Type": "application/x-protobuf"}
     ready.wait()
@@ -161,7 +177,7 @@ def sustained(db: Path, spans: int, cpus: str | None) -> None:
 
 
 def ceiling(db: Path, senders: int, per_sender: int, cpus: str | None,
-            decoders: int | None) -> None:
+            decoders: int | None, split_traces: bool = False) -> None:
     """Benchmark 2: pre-encoded 512-span requests from concurrent senders."""
     all_cpus = sorted(os.sched_getaffinity(0))
     collector_cpus = {int(c) for c in cpus.split(",")} if cpus else set()
@@ -172,7 +188,8 @@ def ceiling(db: Path, senders: int, per_sender: int, cpus: str | None,
         result: mp.Queue = mp.Queue()
         ready = mp.Barrier(senders)
         workers = [mp.Process(target=sender, args=(url, per_sender, i, sender_cpus, ready,
-                                                   result)) for i in range(senders)]
+                                                   result, split_traces))
+                   for i in range(senders)]
         for worker in workers:
             worker.start()
         reports = [result.get(timeout=600) for _ in workers]
@@ -190,10 +207,11 @@ def ceiling(db: Path, senders: int, per_sender: int, cpus: str | None,
           f"requests: {sent} spans in {finished - started:.2f} s = "
           f"{sent / (finished - started):,.0f} spans/s acknowledged (= committed); collector "
           f"on cpus {cpus or 'all'} with {decoders if decoders is not None else 'default'} "
-          f"decoder processes, senders on {sender_cpus or 'the same cpus'}")
+          f"decoder processes, senders on {sender_cpus or 'the same cpus'}; "
+          f"{'every span in its own trace' if split_traces else 'whole traces'}")
 
 
-def commit_path(folder: Path, requests: int) -> None:
+def commit_path(folder: Path, requests: int, split_traces: bool = False) -> None:
     """Benchmark 3 (no HTTP, no decoder processes): ``requests`` pre-encoded requests decoded
     in this process, then committed by a ``SpanIngestor`` one request a commit (what two
     senders that each wait for their acknowledgement allow) and all queued at once (the
@@ -201,7 +219,7 @@ def commit_path(folder: Path, requests: int) -> None:
     from vlmscope.collectors import otlp
     from vlmscope.collectors.ingest import SpanIngestor
 
-    bodies = encoded_requests(requests + 1, seed=7)
+    bodies = encoded_requests(requests + 1, seed=7, split_traces=split_traces)
     started = time.perf_counter()
     decoded = [otlp.decode_body(body, False) for body in bodies]
     decode_s = time.perf_counter() - started
@@ -235,6 +253,9 @@ def main() -> None:
                         help="cores for the collector (default: the first 2 when there "
                         "are more)")
     parser.add_argument("--decoders", type=int, help="decoder processes of the collector")
+    parser.add_argument("--split-traces", action="store_true",
+                        help="every span in a trace of its own (no pipeline row completes; "
+                        "the requests this benchmark sent until 2026-12-01)")
     parser.add_argument("--only", choices=("sustained", "ceiling", "commit-path"),
                         help="run one benchmark")
     args = parser.parse_args()
@@ -248,9 +269,9 @@ def main() -> None:
             sustained(Path(folder) / "sustained.duckdb", args.spans, args.cpus)
         if args.only in (None, "ceiling"):
             ceiling(Path(folder) / "ceiling.duckdb", args.senders, args.requests, args.cpus,
-                    args.decoders)
+                    args.decoders, args.split_traces)
         if args.only in (None, "commit-path"):
-            commit_path(Path(folder), args.requests)
+            commit_path(Path(folder), args.requests, args.split_traces)
 
 
 if __name__ == "__main__":

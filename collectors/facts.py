@@ -341,70 +341,167 @@ def _overlay(base: tuple | None, over: tuple) -> tuple:
 class MergeState:
     """What a writer knows between merges on one connection, so that a merge runs as few
     statements as it can (each costs about a millisecond, whatever its size): how many parts
-    wait in the store (None until asked), and the keys given rows since the last compaction
-    (where :func:`compact` looks for repeated row ids)."""
+    wait in the store (None until asked), the waiting parts themselves while there are at
+    most :data:`CACHE_LIMIT` (None when not known: the merge then claims them with a
+    ``DELETE ... RETURNING``), and the keys given rows since the last compaction (where
+    :func:`compact` looks for repeated row ids).
+
+    The counts and parts are only right if the transaction they were last used in commits:
+    after a rollback, :meth:`forget` them (a writer that reopens its connection starts with
+    a fresh state). Keys noted by a rolled-back merge are harmless: compaction looks them up
+    in the facts and finds nothing."""
 
     waiting: int | None = None
     new_keys: list[pa.Table] = field(default_factory=list)
+    parts: dict[tuple[str, str], tuple] | None = None
+
+    def forget(self) -> None:
+        """Drop what is known about the waiting parts (ask the store again next time)."""
+        self.waiting = None
+        self.parts = None
+
+
+CACHE_LIMIT = 20_000
+"""Most waiting parts a writer's :class:`MergeState` holds in memory; past it, each merge
+asks the store for the parts it claims."""
+
+
+@dataclass
+class MergePlan:
+    """One batch's merge, ready to run in the caller's transaction: ``statements`` in order,
+    and ``plain``, appends that need no optimiser (in any order after them; both in one
+    script with others if wanted), then :meth:`finish`."""
+
+    con: duckdb.DuckDBPyConnection
+    state: MergeState
+    stateless: bool
+    statements: list[str]
+    plain: list[str]
+    view: str | None
+    waits: int
+    keys: pa.Table | None
+
+    def release(self) -> None:
+        """Let the batch's view go (also when the statements failed)."""
+        if self.view is not None:
+            self.con.unregister(self.view)
+            self.view = None
+
+    def finish(self) -> None:
+        """After the statements ran: let the batch's view go, note the keys given rows, and
+        compact when another :data:`COMPACT_AT` parts have come to wait."""
+        con, state = self.con, self.state
+        self.release()
+        if self.keys is not None:
+            state.new_keys.append(self.keys)
+            if self.stateless:  # nobody keeps the state: leave the keys on the connection
+                _store_new_keys(con, state)
+        # Late parts whose row is stored wait until compaction: compact each time another
+        # COMPACT_AT have piled up (parts that never get a row stay, so not at every batch).
+        total = state.waiting
+        if self.waits and total // COMPACT_AT > (total - self.waits) // COMPACT_AT:
+            compact(con, state)
+
+
+_LISTED = ", ".join(f"epoch_ns({c})" if c in _STARTS else c for c in COLUMNS)
+_BATCH_PARTS = "_vlmscope_batch_parts"
+
+
+def _rows_of(table: pa.Table) -> list[tuple]:
+    """``table``'s rows as tuples in :data:`COLUMNS` order, start times as epoch ns."""
+    return list(zip(*(table.column(c).cast(pa.int64()).to_pylist() if c in _STARTS
+                      else table.column(c).to_pylist() for c in COLUMNS), strict=True))
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def plan_merge(con: duckdb.DuckDBPyConnection, parts: pa.Table,
+               state: MergeState | None = None) -> MergePlan:
+    """The merge of one batch's assembled parts (:func:`assemble`) into the tables: overlaid
+    with what waits for their keys (claimed from the ``state``'s cache when it holds the
+    waiting parts, else from the store at once), completed rows to the facts, the rest to
+    wait. Registers the batch's parts as a view the statements read; :meth:`MergePlan.finish`
+    lets it go. ``state`` carries what the caller's connection already knows (without it,
+    the merge asks the store and keeps the keys in a temporary table)."""
+    stateless = state is None
+    if state is None:
+        state = MergeState()
+    if parts.num_rows == 0:
+        return MergePlan(con, state, stateless, [], [], None, 0, None)
+    if state.waiting is None:
+        ((state.waiting,),) = con.execute(f"SELECT count(*) FROM {PARTS}").fetchall()
+        state.parts = None
+        if not stateless and state.waiting <= CACHE_LIMIT:
+            state.parts = {(row[0], row[1]): row for row in con.execute(
+                f"SELECT {_LISTED} FROM {PARTS}").fetchall()}
+    statements = []
+    claimed: dict[tuple[str, str], tuple] = {}
+    batch_keys = None
+    if state.waiting:
+        batch_keys = list(zip(parts.column("trace_id").to_pylist(),
+                              parts.column("row_id").to_pylist(), strict=True))
+    if state.waiting and state.parts is not None:
+        cache = state.parts
+        claimed = {key: cache.pop(key) for key in batch_keys if key in cache}
+        if claimed:
+            if any("\x00" in t or "\x00" in r for t, r in claimed):
+                con.register("_vlmscope_claimed_keys", pa.table(
+                    {"trace_id": [t for t, _ in claimed], "row_id": [r for _, r in claimed]}))
+                con.execute(f"DELETE FROM {PARTS} WHERE (trace_id, row_id) IN "
+                            "(SELECT trace_id, row_id FROM _vlmscope_claimed_keys)")
+                con.unregister("_vlmscope_claimed_keys")
+            else:
+                listed = ", ".join(f"({_quoted(t)}, {_quoted(r)})" for t, r in claimed)
+                statements.append(f"DELETE FROM {PARTS} WHERE (trace_id, row_id) IN "
+                                  f"(VALUES {listed})")
+    elif state.waiting:
+        # A part that crossed a batch boundary, or arrived late: claim it from the store.
+        con.register(_BATCH_PARTS, parts)
+        try:
+            claimed = {(w[0], w[1]): w for w in con.execute(
+                f"DELETE FROM {PARTS} WHERE (trace_id, row_id) IN (SELECT trace_id, row_id "
+                f"FROM {_BATCH_PARTS}) RETURNING {_LISTED}").fetchall()}
+        finally:
+            con.unregister(_BATCH_PARTS)
+    state.waiting -= len(claimed)
+    if claimed:
+        hit = pa.array([key in claimed for key in batch_keys], pa.bool_())
+        touched = parts.filter(hit)
+        merged = [_overlay(claimed[(row[0], row[1])], row) for row in _rows_of(touched)]
+        parts = pa.concat_tables([parts.filter(pa.compute.invert(hit)), to_arrow(merged)])
+    con.register(_BATCH_PARTS, parts)
+    plain = [f"INSERT INTO {FACTS} SELECT * FROM {_BATCH_PARTS} WHERE row_span_id IS NOT NULL"]
+    row_span = parts.column("row_span_id")
+    waits = row_span.null_count
+    if waits:
+        plain.append(f"INSERT INTO {PARTS} SELECT * FROM {_BATCH_PARTS} "
+                     "WHERE row_span_id IS NULL")
+        state.waiting += waits
+        if state.parts is not None:
+            if state.waiting > CACHE_LIMIT:
+                state.parts = None
+            else:
+                waiting = parts.filter(pa.compute.is_null(row_span))
+                state.parts.update(((row[0], row[1]), row) for row in _rows_of(waiting))
+    rows = parts.filter(pa.compute.is_valid(row_span))
+    return MergePlan(con, state, stateless, statements, plain, _BATCH_PARTS, waits,
+                     rows.select(["trace_id", "row_id"]))
 
 
 def merge_batch(con: duckdb.DuckDBPyConnection, parts: pa.Table,
                 state: MergeState | None = None) -> None:
     """Merge one batch's assembled parts (:func:`assemble`) into the tables, inside the
-    caller's transaction: overlaid with what waits for their keys, completed rows go to the
-    facts and the rest waits. ``state`` carries what the caller's connection already knows
-    (without it, the merge asks the store and keeps the keys in a temporary table)."""
-    if parts.num_rows == 0:
-        return
-    stateless = state is None
-    if state is None:
-        state = MergeState()
-    batch = "_vlmscope_batch_parts"
-    if state.waiting is None:
-        ((state.waiting,),) = con.execute(f"SELECT count(*) FROM {PARTS}").fetchall()
-    con.register(batch, parts)
+    caller's transaction (:func:`plan_merge`, its statements run at once)."""
+    plan = plan_merge(con, parts, state)
     try:
-        claimed_rows = []
-        if state.waiting:
-            # A part that crossed a batch boundary, or arrived late: claim it (in Python).
-            listed = ", ".join(f"epoch_ns({c})" if c in _STARTS else c for c in COLUMNS)
-            claimed_rows = con.execute(
-                f"DELETE FROM {PARTS} WHERE (trace_id, row_id) IN (SELECT trace_id, row_id "
-                f"FROM {batch}) RETURNING {listed}").fetchall()
-            state.waiting -= len(claimed_rows)
-        if claimed_rows:
-            claimed = {(w[0], w[1]): w for w in claimed_rows}
-            keys = pa.array([f"{t}\x00{r}" for t, r in zip(
-                parts.column("trace_id").to_pylist(), parts.column("row_id").to_pylist(),
-                strict=True)])
-            hit = pa.compute.is_in(keys, value_set=pa.array(
-                [f"{t}\x00{r}" for t, r in claimed]))
-            touched = parts.filter(hit)
-            merged = [_overlay(claimed[(row[0], row[1])], row)
-                      for row in zip(*(touched.column(c).cast(pa.int64()).to_pylist()
-                                       if c in _STARTS else touched.column(c).to_pylist()
-                                       for c in COLUMNS), strict=True)]
-            parts = pa.concat_tables([parts.filter(pa.compute.invert(hit)),
-                                      to_arrow(merged)])
-            con.unregister(batch)
-            con.register(batch, parts)
-        con.execute(f"INSERT INTO {FACTS} SELECT * FROM {batch} WHERE row_span_id IS NOT NULL")
-        waits = parts.column("row_span_id").null_count
-        if waits:
-            con.execute(f"INSERT INTO {PARTS} SELECT * FROM {batch} "
-                        "WHERE row_span_id IS NULL")
-            state.waiting += waits
-        rows = parts.filter(pa.compute.is_valid(parts.column("row_span_id")))
-        state.new_keys.append(rows.select(["trace_id", "row_id"]))
-        if stateless:  # nobody keeps the state: leave the keys on the connection
-            _store_new_keys(con, state)
-    finally:
-        con.unregister(batch)
-    # Late parts whose row is stored wait until compaction: compact each time another
-    # COMPACT_AT have piled up (parts that never get a row stay, so not at every batch).
-    total = state.waiting
-    if waits and total // COMPACT_AT > (total - waits) // COMPACT_AT:
-        compact(con, state)
+        if plan.statements or plan.plain:
+            con.execute(";\n".join(plan.statements + plan.plain))
+    except BaseException:
+        plan.release()
+        raise
+    plan.finish()
 
 
 def _store_new_keys(con: duckdb.DuckDBPyConnection, state: MergeState) -> None:
@@ -462,4 +559,5 @@ def compact(con: duckdb.DuckDBPyConnection, state: MergeState | None = None, *,
     con.execute("DROP TABLE _vlmscope_compact_keys")
     if state is not None:
         state.waiting = None  # ask again at the next merge
+        state.parts = None
     return int(changed)

@@ -312,37 +312,59 @@ class RecordBuilder:
 
 def insert_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table], *,
                   merge: bool = True, state: facts.MergeState | None = None,
-                  first: str | None = None) -> None:
+                  first: str | None = None, last: str | None = None,
+                  plain_appends: bool = False) -> list[tuple] | None:
     """Append derived Arrow tables to their store tables (one insert each) and, unless
     ``merge`` is false, merge the batch's records into the materialised ``pipeline_rows``
-    (:func:`vlmscope.collectors.facts.merge_batch`, with the writer's ``state`` when it
+    (:func:`vlmscope.collectors.facts.plan_merge`, with the writer's ``state`` when it
     keeps one), in the caller's transaction. The batch's parts are those under
     ``facts.BATCH_KEY`` when given, else DuckDB assembles them from the batch's records
-    (:func:`vlmscope.collectors.facts.assemble_batch`). ``first``, a statement, runs just
-    before the inserts.
+    (:func:`vlmscope.collectors.facts.assemble_batch`). ``first`` and ``last``, statements,
+    run before and after the others; the rows ``last`` returns are returned. With
+    ``plain_appends`` the appends run with DuckDB's optimiser off (it costs about 0.2 ms a
+    statement and does nothing for them); a script that fails between turning it off and on
+    leaves it off, since an aborted transaction takes no statement but ROLLBACK, so only a
+    caller that drops the connection after a failure (the store writer) may ask for it.
 
-    The inserts go to DuckDB as one script: each call into DuckDB has to win the GIL back
+    The statements go to DuckDB as one script: each call into DuckDB has to win the GIL back
     when it returns, which takes up to Python's switch interval (5 ms) while the application
-    runs Python, so a writer that made one call per table spent most of its time waiting."""
+    runs Python, so a writer that made one call per statement spent most of its time
+    waiting."""
     tables = dict(tables)
     parts = tables.pop(facts.BATCH_KEY, None)
     views: dict[str, str] = {}
+    plan = None
     try:
-        statements = [first] if first else []
+        plain = [first] if first else []
         for name, table in tables.items():
             view = views[name] = f"_vlmscope_{name}_batch"
             con.register(view, table)
-            statements.append(f"INSERT INTO {name} SELECT * FROM {view}")
-        if statements:
-            con.execute(";\n".join(statements))
+            plain.append(f"INSERT INTO {name} SELECT * FROM {view}")
+        statements = []
         if merge and any(name in tables for name in _PER_ROW):
             if parts is None:
                 parts = facts.assemble_batch(
                     con, {name: views[name] for name in _PER_ROW if name in views})
-            facts.merge_batch(con, parts, state)
+            plan = facts.plan_merge(con, parts, state)
+            plain += plan.plain
+            statements += plan.statements
+        if plain and plain_appends:
+            statements += ["PRAGMA disable_optimizer", *plain, "PRAGMA enable_optimizer"]
+        else:
+            statements += plain
+        if last:
+            statements.append(last)
+        result = con.execute(";\n".join(statements)).fetchall() if statements else None
+    except BaseException:
+        if plan is not None:
+            plan.release()
+        raise
     finally:
         for view in views.values():
             con.unregister(view)
+    if plan is not None:
+        plan.finish()
+    return result if last else None
 
 
 def rebuild(con: duckdb.DuckDBPyConnection, chunk_rows: int = 50_000) -> int:

@@ -28,6 +28,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from vlmscope.collectors import facts, normalize
 from vlmscope.collectors.convert import SpanBatch
@@ -113,6 +114,10 @@ class StoreWriter:
 
     Each :meth:`write` is one transaction: the spans (one Arrow insert), the per-row records
     derived from them and the embeddings, all or nothing.
+
+    ``config`` is DuckDB's connect config (a connection with one of its own keeps this
+    process's other connections to the file out); ``settings`` are applied with ``SET`` on
+    the writer's connection each time it opens (e.g. ``{"checkpoint_threshold": "256MB"}``).
     """
 
     def __init__(
@@ -122,6 +127,7 @@ class StoreWriter:
         idle_close_s: float = DEFAULT_IDLE_CLOSE_S,
         reader_wait_s: float = DEFAULT_READER_WAIT_S,
         config: dict[str, Any] | None = None,
+        settings: dict[str, Any] | None = None,
     ) -> None:
         if idle_close_s <= 0 or reader_wait_s < 0:
             raise ValueError("idle_close_s must be > 0 and reader_wait_s >= 0 (seconds)")
@@ -129,6 +135,10 @@ class StoreWriter:
         self._idle_close_s = idle_close_s
         self._reader_wait_s = reader_wait_s
         self._config = dict(config or {})
+        self._settings = dict(settings or {})
+        for name in self._settings:
+            if not name.replace("_", "").isalnum():
+                raise ValueError(f"{name!r} is not a DuckDB setting name")
         self._lock = threading.Lock()
         self._con: duckdb.DuckDBPyConnection | None = None
         self._merge_state = facts.MergeState()
@@ -160,6 +170,8 @@ class StoreWriter:
                 # SET, not the connect config: a connection opened with a config of its own
                 # would stop this process's other connections to the file from opening.
                 con.execute(f"SET threads = {writer_threads()}")
+            for name, value in self._settings.items():
+                con.execute(f"SET {name} = ?", [value])
             migrate(con)
         except Exception:
             con.close()
@@ -228,37 +240,96 @@ class StoreWriter:
         self,
         batch: SpanBatch,
         prepare: Callable[[duckdb.DuckDBPyConnection, SpanBatch], SpanBatch] | None = None,
-    ) -> None:
-        """Append ``batch`` in one transaction. Raises on failure (the exporter counts it).
+        *,
+        new_spans_only: bool = False,
+    ) -> int:
+        """Append ``batch`` in one transaction; returns the number of spans written. Raises
+        on failure (the exporter counts it).
 
         ``prepare``, when given, runs inside the transaction before the inserts and returns
         the batch to insert instead (e.g. without the spans the store already holds).
+
+        ``new_spans_only`` (with such a ``prepare``): first try the whole batch in one
+        script whose span insert skips spans the store holds (same trace and span id, in the
+        batch's start-time range, which DuckDB prunes by row-group min/max). When that
+        insert writes every span, as it does unless a client resent spans, the
+        transaction commits as it is; else it is rolled back and redone through ``prepare``,
+        which must drop what is stored from the derived tables too. A batch with
+        evaluations always goes through ``prepare``.
         """
         if batch.num_spans == 0 and not batch.derived:
-            return
+            return 0
+        if new_spans_only and prepare is None:
+            raise ValueError("new_spans_only needs the prepare that drops stored spans")
         with self._lock:
             if self._closed:
                 raise RuntimeError("the store writer is closed")
             con = self._open()
-            con.register(_BATCH, batch.spans)
+            try:
+                if new_spans_only and batch.num_spans and "evaluations" not in batch.derived:
+                    written = self._write_unless_stored(con, batch)
+                    if written is not None:
+                        return written
+                return self._write(con, batch, prepare)
+            except Exception:
+                # A failed connection may be unusable; open afresh next time.
+                self._close_connection()
+                raise
+            finally:
+                self._last_write = time.monotonic()
+
+    def _write_unless_stored(self, con: duckdb.DuckDBPyConnection,
+                             batch: SpanBatch) -> int | None:
+        """The fast path of ``new_spans_only``: the spans written, or None (rolled back)
+        when some were stored already."""
+        bounds = pc.min_max(batch.spans.column("start_time").cast(pa.int64())).as_py()
+        con.register(_BATCH, batch.spans)
+        try:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                ((written,),) = normalize.insert_tables(
+                    con, batch.derived, state=self._merge_state, plain_appends=True, last=(
+                        f"INSERT INTO spans SELECT * FROM {_BATCH} b WHERE NOT EXISTS "
+                        "(SELECT 1 FROM spans s WHERE s.start_time BETWEEN "
+                        f"make_timestamp_ns({int(bounds['min'])}) AND "
+                        f"make_timestamp_ns({int(bounds['max'])}) "
+                        "AND s.trace_id = b.trace_id AND s.span_id = b.span_id)"))
+                if written == batch.num_spans:
+                    con.execute("COMMIT")
+                    return written
+            except Exception:
+                with contextlib.suppress(Exception):
+                    con.execute("ROLLBACK")
+                raise
+            con.execute("ROLLBACK")
+            self._merge_state.forget()
+            return None
+        finally:
+            with contextlib.suppress(Exception):  # keep the write's own error
+                con.unregister(_BATCH)
+
+    def _write(self, con: duckdb.DuckDBPyConnection, batch: SpanBatch,
+               prepare: Callable[[duckdb.DuckDBPyConnection, SpanBatch], SpanBatch] | None
+               ) -> int:
+        con.register(_BATCH, batch.spans)
+        try:
             con.execute("BEGIN TRANSACTION")
             try:
                 if prepare is not None:
                     batch = prepare(con, batch)
                     con.register(_BATCH, batch.spans)
                 normalize.insert_tables(con, batch.derived, state=self._merge_state,
-                                        first=f"INSERT INTO spans SELECT * FROM {_BATCH}")
+                                        first=f"INSERT INTO spans SELECT * FROM {_BATCH}",
+                                        plain_appends=True)
                 con.execute("COMMIT")
             except Exception:
                 with contextlib.suppress(Exception):
                     con.execute("ROLLBACK")
-                # A failed connection may be unusable; open afresh next time.
-                self._close_connection()
                 raise
-            finally:
-                self._last_write = time.monotonic()
-                if self._con is not None:
-                    con.unregister(_BATCH)
+            return batch.num_spans
+        finally:
+            with contextlib.suppress(Exception):  # keep the write's own error
+                con.unregister(_BATCH)
 
     @contextlib.contextmanager
     def cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -255,9 +255,9 @@ class BlockedWriter(StoreWriter):
         super().__init__(path)
         self.release = threading.Event()
 
-    def write(self, batch, prepare=None) -> None:
+    def write(self, batch, prepare=None, **options) -> int:
         self.release.wait(30)
-        super().write(batch, prepare)
+        return super().write(batch, prepare, **options)
 
 
 async def post(app: OtlpReceiver, body: bytes) -> tuple[int, dict[bytes, bytes]]:

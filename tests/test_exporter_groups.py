@@ -43,12 +43,12 @@ class _Held(StoreWriter):
         self.sizes: list[int] = []
         self.fail = fail
 
-    def write(self, batch, prepare=None):
+    def write(self, batch, prepare=None, **options):
         self.release.wait()
         self.sizes.append(batch.num_spans)
         if len(self.sizes) - 1 in self.fail:
             raise OSError("disk full")
-        super().write(batch, prepare)
+        return super().write(batch, prepare, **options)
 
 
 def _export_while_held(exporter: DuckDBSpanExporter, writer: _Held, spans: list,

@@ -313,3 +313,44 @@ def test_migration_6_adds_the_run_name_to_eval_runs_and_keeps_their_rows(tmp_pat
     assert con.execute("SELECT run_id, cohort, checkpoints, summary, run_name "
                        "FROM eval_runs").fetchall() == [
         ("r1", "c", ["sha"], '{"judged": 3}', None)]
+
+
+@pytest.mark.parametrize("limit", [facts.CACHE_LIMIT, 3])
+@pytest.mark.parametrize("seed", range(6))
+def test_the_writers_cache_of_waiting_parts_is_the_parts_table(tmp_path: Path, seed: int,
+                                                               limit: int,
+                                                               monkeypatch: pytest.MonkeyPatch):
+    """A writer's state holds the waiting parts it claims from memory: after every committed
+    batch they are the parts table row for row (or unknown, past the limit), and the view
+    still equals the join."""
+    monkeypatch.setattr(facts, "CACHE_LIMIT", limit)
+    if seed % 2:
+        monkeypatch.setattr(facts, "COMPACT_AT", 4)
+    rng = random.Random(seed)
+    con = duckdb.connect(str(tmp_path / "cache.duckdb"))
+    migrate(con)
+    state = facts.MergeState()
+    records = make_records(rng, keys=40, repeats=False)
+    rng.shuffle(records)
+    listed = ", ".join(f"epoch_ns({c})" if c in ("row_start", "encoder_start", "llm_start")
+                       else c for c in facts.COLUMNS)
+    known = 0
+    while records:
+        size = rng.randint(1, 12)
+        batch, records = records[:size], records[size:]
+        tables = {name: pa.Table.from_pylist([r for t, r in batch if t == name], schema=schema)
+                  for name, schema in _SCHEMAS.items() if any(t == name for t, _ in batch)}
+        con.execute("BEGIN")
+        insert_tables(con, tables, state=state)
+        con.execute("COMMIT")
+        stored = {(r[0], r[1]): r for r in con.execute(
+            f"SELECT {listed} FROM {facts.PARTS}").fetchall()}
+        if state.parts is not None:
+            known += 1
+            assert state.parts == stored
+            assert state.waiting == len(stored)
+    if limit == 3:
+        assert state.parts is None or len(state.parts) <= 3
+    else:
+        assert known > 0
+    assert _rows(con, "SELECT * FROM pipeline_rows") == _rows(con, REFERENCE)

@@ -98,9 +98,9 @@ class _BlockedWriter(StoreWriter):
         super().__init__(path)
         self.release = threading.Event()
 
-    def write(self, batch, prepare=None) -> None:  # type: ignore[no-untyped-def]
+    def write(self, batch, prepare=None, **options) -> int:  # type: ignore[no-untyped-def]
         self.release.wait(30)
-        super().write(batch, prepare)
+        return super().write(batch, prepare, **options)
 
 
 def test_a_full_queue_drops_the_oldest_batches_and_counts_them(tmp_path: Path) -> None:
