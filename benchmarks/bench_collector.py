@@ -96,24 +96,30 @@ def official_client(url: str, count: int, result: mp.Queue) -> None:
 
 def encoded_requests(count: int, seed: int, split_traces: bool = False) -> list[bytes]:
     """``count`` protobuf requests of 512 realistic spans, with times moving forward as a
-    live client's do. Each request gets fresh ids, consistently: spans that share a trace
-    share its new trace id, and parent ids follow their spans' new ids, so every pipeline
-    row is whole (its row, encoder and LLM spans; one row a request is split across two
-    requests, as a batching client splits them). ``split_traces`` gives every span a trace
-    of its own instead (what this benchmark did until 2026-12-01): no pipeline row ever
-    completes, and every encoder and LLM record waits in the store for a row span that never
-    comes."""
+    live client's do. The spans are a stream of whole pipeline rows (row, encoder and LLM
+    span each) cut into requests of 512, so a row now and then starts in one request and
+    ends in the next, as a batching client sends them; every three requests (512 rows) the
+    stream repeats with fresh ids, consistently: spans that share a trace share its new
+    trace id, and parent ids follow their spans' new ids. ``split_traces`` gives every span
+    a trace of its own instead (what this benchmark sent until 2026-12-01): no pipeline row
+    ever completes, and every encoder and LLM record waits in the store for a row span that
+    never comes."""
     import random
 
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
-    template = encode_spans(make_spans(SPANS_PER_REQUEST + 3)[:SPANS_PER_REQUEST])
+    stream = make_spans(3 * SPANS_PER_REQUEST)
+    templates = [encode_spans(stream[i:i + SPANS_PER_REQUEST])
+                 for i in range(0, len(stream), SPANS_PER_REQUEST)]
     rng = random.Random(seed)
     bodies = []
     clock = time.time_ns()
-    for _ in range(count):
-        traces: dict[bytes, bytes] = {}
-        spans: dict[bytes, bytes] = {}
+    traces: dict[bytes, bytes] = {}
+    spans: dict[bytes, bytes] = {}
+    for n in range(count):
+        template = templates[n % len(templates)]
+        if n % len(templates) == 0:
+            traces, spans = {}, {}
         for resource_spans in template.resource_spans:
             for scope_spans in resource_spans.scope_spans:
                 for span in scope_spans.spans:
@@ -122,9 +128,9 @@ def encoded_requests(count: int, seed: int, split_traces: bool = False) -> list[
                         span.trace_id = rng.randbytes(16)
                         span.span_id = rng.randbytes(8)
                     else:
-                        trace_id, span_id = bytes(span.trace_id), bytes(span.span_id)
-                        span.trace_id = traces.setdefault(trace_id, rng.randbytes(16))
-                        span.span_id = spans.setdefault(span_id, rng.randbytes(8))
+                        span.trace_id = traces.setdefault(bytes(span.trace_id),
+                                                          rng.randbytes(16))
+                        span.span_id = spans.setdefault(bytes(span.span_id), rng.randbytes(8))
                         if span.parent_span_id:
                             span.parent_span_id = spans.setdefault(
                                 bytes(span.parent_span_id), rng.randbytes(8))

@@ -466,28 +466,33 @@ def plan_merge(con: duckdb.DuckDBPyConnection, parts: pa.Table,
         finally:
             con.unregister(_BATCH_PARTS)
     state.waiting -= len(claimed)
+    # Rows are picked by index (``take``): a filter of the whole 36-column table costs
+    # about 0.6 ms whatever its length, and a merge used to run four.
     if claimed:
-        hit = pa.array([key in claimed for key in batch_keys], pa.bool_())
-        touched = parts.filter(hit)
-        merged = [_overlay(claimed[(row[0], row[1])], row) for row in _rows_of(touched)]
-        parts = pa.concat_tables([parts.filter(pa.compute.invert(hit)), to_arrow(merged)])
+        touched = [i for i, key in enumerate(batch_keys) if key in claimed]
+        kept = [i for i, key in enumerate(batch_keys) if key not in claimed]
+        merged = [_overlay(claimed[(row[0], row[1])], row)
+                  for row in _rows_of(parts.take(touched))]
+        parts = pa.concat_tables([parts.take(kept), to_arrow(merged)]) if kept else \
+            to_arrow(merged)
     con.register(_BATCH_PARTS, parts)
     plain = [f"INSERT INTO {FACTS} SELECT * FROM {_BATCH_PARTS} WHERE row_span_id IS NOT NULL"]
     row_span = parts.column("row_span_id")
     waits = row_span.null_count
+    keys = parts.select(["trace_id", "row_id"])
     if waits:
         plain.append(f"INSERT INTO {PARTS} SELECT * FROM {_BATCH_PARTS} "
                      "WHERE row_span_id IS NULL")
         state.waiting += waits
+        missing = pa.compute.is_null(row_span)
         if state.parts is not None:
             if state.waiting > CACHE_LIMIT:
                 state.parts = None
             else:
-                waiting = parts.filter(pa.compute.is_null(row_span))
+                waiting = parts.take(pa.compute.indices_nonzero(missing))
                 state.parts.update(((row[0], row[1]), row) for row in _rows_of(waiting))
-    rows = parts.filter(pa.compute.is_valid(row_span))
-    return MergePlan(con, state, stateless, statements, plain, _BATCH_PARTS, waits,
-                     rows.select(["trace_id", "row_id"]))
+        keys = keys.filter(pa.compute.invert(missing))
+    return MergePlan(con, state, stateless, statements, plain, _BATCH_PARTS, waits, keys)
 
 
 def merge_batch(con: duckdb.DuckDBPyConnection, parts: pa.Table,

@@ -39,13 +39,6 @@ DEFAULT_MAX_PENDING_SPANS = 200_000
 DEFAULT_MAX_GROUP_SPANS = 20_000
 """Most spans committed in one transaction."""
 
-WRITER_SETTINGS = {"checkpoint_threshold": "256MB"}
-"""DuckDB settings of the ingestor's store writer (``vlmscope collect`` passes them to the one
-it makes): ``checkpoint_threshold`` (DuckDB's default is 16MB) lets the write-ahead log grow
-this large before a commit folds it into the file.
-Checkpointing every 16 MB cost about 4 ms of every 20 ms a 512-span request took to commit
-(``benchmarks/README.md``); a larger log costs more memory, a longer final checkpoint at
-close (about 0.1 s) and, after a crash, a longer replay when the store opens again."""
 
 _STOP = object()
 _GROUP = "_vlmscope_ingest_group"
@@ -133,8 +126,7 @@ class SpanIngestor:
     ) -> None:
         if max_pending_spans < 1 or max_group_spans < 1:
             raise ValueError("max_pending_spans and max_group_spans must be at least 1")
-        self.writer = writer if writer is not None else StoreWriter(
-            path, settings=WRITER_SETTINGS)
+        self.writer = writer if writer is not None else StoreWriter(path)
         self._max_pending = max_pending_spans
         self._max_group = max_group_spans
         self._pending_spans = 0

@@ -48,6 +48,17 @@ DEFAULT_READ_TIMEOUT_S = 30.0
 STALE_REQUEST_S = 120.0
 """Age in seconds after which a reader's request file is considered abandoned."""
 
+DEFAULT_SETTINGS = {"checkpoint_threshold": "256MB"}
+"""DuckDB settings a store writer applies unless told otherwise. ``checkpoint_threshold``
+(DuckDB's default is 16MB) lets the write-ahead log grow this large before a commit folds
+it into the file. Every checkpoint rewrites the partly filled last row group (up to
+122,880 rows) of each table it appends to, so frequent ones cost more and more as a store
+grows: written in batches of 4,096, 480,000 spans cost 19.8 us a span with 16MB, 13.8
+with 128MB, 11.6 with 256MB and 11.0 with 512MB, close included
+(``benchmarks/bench_store_writes.py``). The price: DuckDB holds up to about this much more
+data in memory, the checkpoint when the writer lets the file go takes longer (0.1-0.5 s),
+and after a crash the log replays for longer when the store opens again."""
+
 _POLL_S = 0.02
 _BATCH = "_vlmscope_span_batch"
 
@@ -117,7 +128,7 @@ class StoreWriter:
 
     ``config`` is DuckDB's connect config (a connection with one of its own keeps this
     process's other connections to the file out); ``settings`` are applied with ``SET`` on
-    the writer's connection each time it opens (e.g. ``{"checkpoint_threshold": "256MB"}``).
+    the writer's connection each time it opens, over :data:`DEFAULT_SETTINGS`.
     """
 
     def __init__(
@@ -135,7 +146,9 @@ class StoreWriter:
         self._idle_close_s = idle_close_s
         self._reader_wait_s = reader_wait_s
         self._config = dict(config or {})
-        self._settings = dict(settings or {})
+        self._settings = {name: value for name, value in DEFAULT_SETTINGS.items()
+                          if name not in self._config}
+        self._settings.update(settings or {})
         for name in self._settings:
             if not name.replace("_", "").isalnum():
                 raise ValueError(f"{name!r} is not a DuckDB setting name")

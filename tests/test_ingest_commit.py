@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import vlmscope
 from vlmscope.collectors import otlp
-from vlmscope.collectors.ingest import WRITER_SETTINGS, SpanIngestor, skip_stored
+from vlmscope.collectors.ingest import SpanIngestor, skip_stored
 from vlmscope.collectors.store import StoreWriter, merge_batches
 
 TABLES = ("spans", "row_records", "encoder_records", "llm_records", "pipeline_rows")
@@ -112,19 +112,30 @@ def test_a_row_split_over_two_requests_is_whole_once_both_are_committed(tmp_path
     assert waiting == 0
 
 
-def test_the_ingestor_writer_runs_with_its_settings(tmp_path: Path):
-    ingestor = SpanIngestor(tmp_path / "settings.duckdb")
+def test_writers_run_with_the_default_settings_unless_told_otherwise(tmp_path: Path):
+    from vlmscope.collectors.store import DEFAULT_SETTINGS
+
+    def threshold(writer: StoreWriter) -> str:
+        writer.open()
+        with writer.cursor() as cursor:
+            ((value,),) = cursor.execute(
+                "SELECT current_setting('checkpoint_threshold')").fetchall()
+        writer.close()
+        return value
+
+    def as_duckdb_says(value: str) -> str:
+        con = duckdb.connect()
+        con.execute("SET checkpoint_threshold = ?", [value])
+        return con.execute("SELECT current_setting('checkpoint_threshold')").fetchall()[0][0]
+
+    ingestor = SpanIngestor(tmp_path / "a.duckdb")
     ingestor.submit(decoded(traced_rows(1))).result(timeout=30)
-    with ingestor.writer.cursor() as cursor:
-        ((threshold,),) = cursor.execute(
-            "SELECT current_setting('checkpoint_threshold')").fetchall()
+    assert threshold(ingestor.writer) == as_duckdb_says(DEFAULT_SETTINGS["checkpoint_threshold"])
+    assert as_duckdb_says(DEFAULT_SETTINGS["checkpoint_threshold"]) != duckdb.connect().execute(
+        "SELECT current_setting('checkpoint_threshold')").fetchall()[0][0]
     ingestor.close()
-    expected = duckdb.connect()
-    expected.execute("SET checkpoint_threshold = ?", [WRITER_SETTINGS["checkpoint_threshold"]])
-    assert threshold == expected.execute(
-        "SELECT current_setting('checkpoint_threshold')").fetchall()[0][0]
-    assert threshold != duckdb.connect().execute(
-        "SELECT current_setting('checkpoint_threshold')").fetchall()[0][0]
+    told = StoreWriter(tmp_path / "b.duckdb", settings={"checkpoint_threshold": "32MB"})
+    assert threshold(told) == as_duckdb_says("32MB")
 
 
 def test_a_setting_name_that_is_not_one_is_refused(tmp_path: Path):

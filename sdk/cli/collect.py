@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     """Handle ``vlmscope collect``."""
     import uvicorn
 
-    from vlmscope.collectors.ingest import WRITER_SETTINGS, SpanIngestor
+    from vlmscope.collectors.ingest import SpanIngestor
     from vlmscope.collectors.otlp import OtlpLimits
     from vlmscope.collectors.receiver import OtlpReceiver, ReceiverConfig
     from vlmscope.collectors.store import StoreWriter
@@ -101,8 +101,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise CommandError(str(error)) from error
     # Queries run on the writer's connection: no file is read or written on a client's word.
-    writer = StoreWriter(args.db, config={"enable_external_access": False},
-                         settings=WRITER_SETTINGS)
+    writer = StoreWriter(args.db, config={"enable_external_access": False})
     app = OtlpReceiver(SpanIngestor(args.db, writer=writer), config)
     server = uvicorn.Server(uvicorn.Config(
         app, host=args.host, port=args.port, log_level="warning", lifespan="on",
