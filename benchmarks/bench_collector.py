@@ -72,6 +72,28 @@ def start_collector(db: Path, cpus: str | None, decoders: int | None = None
     raise RuntimeError("the collector did not start")
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process ``pid`` and its live children
+    (the collector and its decoder processes); 0 where /proc is not there."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return 0.0
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry) == pid or int(fields[1]) == pid:  # fields[1]: the parent's pid
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def committed(url: str) -> int:
     """Spans the collector has committed so far."""
     return requests.get(url + "/health", timeout=10).json()["committed_spans"]
@@ -151,6 +173,7 @@ def sender(url: str, count: int, seed: int, cpus: str | None, ready: mp.Barrier,
     headers = {"Content-Type": "application/x-protobuf"}
     ready.wait()
     started = time.perf_counter()
+    cpu = time.process_time()
     for body in bodies:
         while True:
             status = session.post(url + "/v1/traces", data=body, headers=headers,
@@ -158,7 +181,8 @@ def sender(url: str, count: int, seed: int, cpus: str | None, ready: mp.Barrier,
             if status == 200:
                 break
             time.sleep(0.05)  # 503: the store lags; retry as an OTLP client does
-    result.put((started, time.perf_counter(), count * SPANS_PER_REQUEST))
+    result.put((started, time.perf_counter(), count * SPANS_PER_REQUEST,
+                time.process_time() - cpu))
 
 
 def sustained(db: Path, spans: int, cpus: str | None) -> None:
@@ -191,6 +215,7 @@ def ceiling(db: Path, senders: int, per_sender: int, cpus: str | None,
     sender_cpus = ",".join(map(str, other)) if len(other) >= senders else None
     process, url = start_collector(db, cpus, decoders)
     try:
+        cpu_before = tree_cpu_seconds(process.pid)
         result: mp.Queue = mp.Queue()
         ready = mp.Barrier(senders)
         workers = [mp.Process(target=sender, args=(url, per_sender, i, sender_cpus, ready,
@@ -202,12 +227,14 @@ def ceiling(db: Path, senders: int, per_sender: int, cpus: str | None,
         for worker in workers:
             worker.join()
         total = committed(url)
+        collector_cpu = tree_cpu_seconds(process.pid) - cpu_before
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(60)
     started = min(r[0] for r in reports)
     finished = max(r[1] for r in reports)
     sent = sum(r[2] for r in reports)
+    sender_cpu = sum(r[3] for r in reports)
     assert total == sent, (total, sent)
     print(f"ceiling, {senders} senders x {per_sender} pre-encoded {SPANS_PER_REQUEST}-span "
           f"requests: {sent} spans in {finished - started:.2f} s = "
@@ -215,6 +242,9 @@ def ceiling(db: Path, senders: int, per_sender: int, cpus: str | None,
           f"on cpus {cpus or 'all'} with {decoders if decoders is not None else 'default'} "
           f"decoder processes, senders on {sender_cpus or 'the same cpus'}; "
           f"{'every span in its own trace' if split_traces else 'whole traces'}")
+    print(f"  CPU a span: collector and its decoders {collector_cpu / sent * 1e6:.1f} us, "
+          f"senders {sender_cpu / sent * 1e6:.1f} us (posting only); "
+          f"{(collector_cpu + sender_cpu) / (finished - started):.2f} cores busy on average")
 
 
 def commit_path(folder: Path, requests: int, split_traces: bool = False) -> None:

@@ -168,6 +168,47 @@ def assemble(rows: dict[str, list], encoders: dict[str, list], llms: dict[str, l
     return out
 
 
+RECORD_TABLES = ("row_records", "encoder_records", "llm_records")
+"""The record tables whose rows make the parts."""
+
+
+def combine_parts(tables: list[pa.Table]) -> pa.Table:
+    """The parts of several batches' records as :func:`assemble` gives them for all the
+    records at once: the parts of a key found in one batch only are taken as they are; for
+    a key in several, every row part makes a row, each with the winning encoder and LLM
+    part of them all (:func:`_order`)."""
+    parts = pa.concat_tables(tables)
+    keys = list(zip(parts.column("trace_id").to_pylist(), parts.column("row_id").to_pylist(),
+                    strict=True))
+    seen: set[tuple] = set()
+    spread: set[tuple] = set()
+    for table in tables:
+        here = set(zip(table.column("trace_id").to_pylist(),
+                       table.column("row_id").to_pylist(), strict=True))
+        spread |= here & seen
+        seen |= here
+    if not spread:
+        return parts
+    kept = [i for i, key in enumerate(keys) if key not in spread]
+    grouped: dict[tuple, list[tuple]] = {}
+    touched = [i for i, key in enumerate(keys) if key in spread]
+    for row in _rows_of(parts.take(touched)):
+        grouped.setdefault((row[0], row[1]), []).append(row)
+    rows_width, encoder_width, _ = (len(fields) for _, fields in _PARTS.values())
+    tail_at = 2 + rows_width
+    llm_at = tail_at + encoder_width
+    combined = []
+    for key, rows in grouped.items():
+        row_parts = [row[2:tail_at] for row in rows if row[2] is not None]
+        encoder = min((row[tail_at:llm_at] for row in rows if row[tail_at] is not None),
+                      key=_order, default=rows[0][tail_at:llm_at])
+        llm = min((row[llm_at:] for row in rows if row[llm_at] is not None), key=_order,
+                  default=rows[0][llm_at:])
+        for row_part in row_parts or [rows[0][2:tail_at]]:
+            combined.append(key + row_part + encoder + llm)
+    return pa.concat_tables([parts.take(kept), to_arrow(combined)])
+
+
 def to_arrow(rows: list[tuple]) -> pa.Table:
     """Assembled rows as an Arrow table (start times in epoch nanoseconds)."""
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(SCHEMA)

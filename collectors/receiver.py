@@ -248,9 +248,13 @@ class OtlpReceiver:
                              f"{PROTOBUF} or {JSON}")
         loop = asyncio.get_running_loop()
         decoder = self._decoder
+        in_process = self.config.decoders == 0
         try:
-            decoded = await loop.run_in_executor(decoder, otlp.decode_body, body,
-                                                 media == JSON, self.config.limits)
+            decoded = await loop.run_in_executor(
+                decoder, otlp.decode_body if in_process else otlp.decode_body_packed, body,
+                media == JSON, self.config.limits)
+            if not in_process:
+                decoded = decoded.unpack()
         except otlp.OtlpDecodeError as error:
             raise _HttpError(400, str(error)) from error
         except BrokenProcessPool as error:

@@ -76,19 +76,24 @@ def writer_threads() -> int:
 
 
 def merge_batches(batches: list[SpanBatch]) -> SpanBatch:
-    """``batches`` as one batch for one transaction: each table concatenated. Assembled
-    pipeline-row parts (``facts.BATCH_KEY``) are dropped when there is more than one batch
-    (a key's records may be spread over them): the write then assembles the parts of the
-    whole group from its records, in DuckDB."""
+    """``batches`` as one batch for one transaction: each table concatenated, and their
+    assembled pipeline-row parts (``facts.BATCH_KEY``) combined where a key's records are
+    spread over more than one (:func:`vlmscope.collectors.facts.combine_parts`). When a
+    batch has no parts (its records were changed), none are kept: the write then assembles
+    the parts of the whole group from its records, in DuckDB, which cost about 38 ms a
+    group of 16,000 spans in the exporter against a few for combining."""
     if len(batches) == 1:
         return batches[0]
     derived: dict[str, list[pa.Table]] = {}
     for batch in batches:
         for name, table in batch.derived.items():
-            if name != facts.BATCH_KEY:
-                derived.setdefault(name, []).append(table)
-    return SpanBatch(pa.concat_tables([b.spans for b in batches]),
-                     {name: pa.concat_tables(tables) for name, tables in derived.items()})
+            derived.setdefault(name, []).append(table)
+    parts = derived.pop(facts.BATCH_KEY, None)
+    tables = {name: pa.concat_tables(tables) for name, tables in derived.items()}
+    has_records = [any(name in b.derived for name in facts.RECORD_TABLES) for b in batches]
+    if parts is not None and len(parts) == sum(has_records):
+        tables[facts.BATCH_KEY] = facts.combine_parts(parts)
+    return SpanBatch(pa.concat_tables([b.spans for b in batches]), tables)
 
 
 class StoreLockedError(RuntimeError):

@@ -165,3 +165,37 @@ def test_a_failed_write_leaves_the_next_one_optimised_and_whole(tmp_path: Path):
         (True,)]
     writer.close()
     assert counts(path)["pipeline_rows"] == 2
+
+
+def test_a_request_packed_for_the_trip_from_a_decoder_process_comes_back_equal():
+    import pickle
+
+    original = decoded(traced_rows(5))
+    original.rejected, original.message = 2, "two spans had no name"
+    back = pickle.loads(pickle.dumps(otlp.PackedSpans.pack(original))).unpack()
+    assert back.batch.spans.equals(original.batch.spans)
+    assert list(back.batch.derived) == list(original.batch.derived)
+    for name, table in original.batch.derived.items():
+        assert back.batch.derived[name].equals(table), name
+    assert (back.keys, back.rejected, back.message, back.evaluations) == (
+        original.keys, 2, "two spans had no name", original.evaluations)
+
+
+def test_a_group_keeps_its_parts_with_a_row_split_between_two_requests(tmp_path: Path):
+    """Requests committed as one group keep their assembled parts (DuckDB need not assemble
+    them again from the records), combined for the row that two of them share."""
+    from vlmscope.collectors import facts
+
+    spans = traced_rows(3)
+    group = merge_batches([decoded(spans[:4]).batch, decoded(spans[4:]).batch])
+    assert facts.BATCH_KEY in group.derived
+    assert group.derived[facts.BATCH_KEY].num_rows == 3
+    path = tmp_path / "group.duckdb"
+    writer = StoreWriter(path)
+    assert writer.write(group, skip_stored, new_spans_only=True) == 9
+    writer.close()
+    con = duckdb.connect(str(path), read_only=True)
+    rows = con.execute("SELECT row_id, output, encoder_model, llm_model FROM pipeline_rows "
+                       "ORDER BY row_id").fetchall()
+    con.close()
+    assert rows == [(f"row-{i}", f"a cat {i}", "resnet18", "m") for i in range(3)]

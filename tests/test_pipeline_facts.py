@@ -354,3 +354,24 @@ def test_the_writers_cache_of_waiting_parts_is_the_parts_table(tmp_path: Path, s
     else:
         assert known > 0
     assert _rows(con, "SELECT * FROM pipeline_rows") == _rows(con, REFERENCE)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_combined_parts_of_batches_are_the_parts_of_all_their_records(seed: int):
+    """facts.combine_parts over the parts of each batch equals facts.assemble over the
+    records of all the batches at once, with keys spread over batches, repeated row ids,
+    ties and missing start times."""
+    rng = random.Random(seed)
+    records = make_records(rng, keys=25, repeats=seed % 2 == 1)
+    rng.shuffle(records)
+    cuts = sorted(rng.sample(range(1, len(records)), rng.randint(1, 5)))
+    chunks = [records[a:b] for a, b in zip([0, *cuts], [*cuts, len(records)], strict=True)]
+
+    def tables(chunk):
+        return {name: pa.Table.from_pylist([r for t, r in chunk if t == name], schema=schema)
+                for name, schema in _SCHEMAS.items() if any(t == name for t, _ in chunk)}
+
+    combined = facts.combine_parts([facts.assemble_arrow(tables(c)) for c in chunks])
+    whole = facts.assemble_arrow(tables(records))
+    assert combined.schema == whole.schema
+    assert sorted(combined.to_pylist(), key=repr) == sorted(whole.to_pylist(), key=repr)
