@@ -14,7 +14,7 @@ columns (one *part* of columns per record kind):
   parts still waiting for a row span, or of parts that arrived after their row was written
   to the facts (a language head running in another service, say).
 
-Each batch the store writes is merged by :func:`merge_batch` in the same transaction as its
+Each batch the store writes is merged by :func:`plan_merge` in the same transaction as its
 records: its parts, assembled per key in Python as the records are derived
 (:func:`assemble`), are overlaid with what waits for those keys and split into completed rows
 (appended to the facts) and waiting parts. The ``pipeline_rows`` view reads the facts,
@@ -178,15 +178,15 @@ def combine_parts(tables: list[pa.Table]) -> pa.Table:
     a key in several, every row part makes a row, each with the winning encoder and LLM
     part of them all (:func:`_order`)."""
     parts = pa.concat_tables(tables)
-    keys = list(zip(parts.column("trace_id").to_pylist(), parts.column("row_id").to_pylist(),
-                    strict=True))
+    keys: list[tuple] = []
     seen: set[tuple] = set()
     spread: set[tuple] = set()
     for table in tables:
-        here = set(zip(table.column("trace_id").to_pylist(),
-                       table.column("row_id").to_pylist(), strict=True))
-        spread |= here & seen
-        seen |= here
+        here = list(zip(table.column("trace_id").to_pylist(),
+                        table.column("row_id").to_pylist(), strict=True))
+        spread |= seen.intersection(here)
+        seen.update(here)
+        keys += here
     if not spread:
         return parts
     kept = [i for i, key in enumerate(keys) if key not in spread]
@@ -497,11 +497,14 @@ def plan_merge(con: duckdb.DuckDBPyConnection, parts: pa.Table,
         claimed = {key: cache.pop(key) for key in batch_keys if key in cache}
         if claimed:
             if any("\x00" in t or "\x00" in r for t, r in claimed):
+                # Keys a SQL literal cannot hold: delete through a registered table.
                 con.register("_vlmscope_claimed_keys", pa.table(
                     {"trace_id": [t for t, _ in claimed], "row_id": [r for _, r in claimed]}))
-                con.execute(f"DELETE FROM {PARTS} WHERE (trace_id, row_id) IN "
-                            "(SELECT trace_id, row_id FROM _vlmscope_claimed_keys)")
-                con.unregister("_vlmscope_claimed_keys")
+                try:
+                    con.execute(f"DELETE FROM {PARTS} WHERE (trace_id, row_id) IN "
+                                "(SELECT trace_id, row_id FROM _vlmscope_claimed_keys)")
+                finally:
+                    con.unregister("_vlmscope_claimed_keys")
             else:
                 listed = ", ".join(f"({_quoted(t)}, {_quoted(r)})" for t, r in claimed)
                 statements.append(f"DELETE FROM {PARTS} WHERE (trace_id, row_id) IN "
@@ -543,20 +546,6 @@ def plan_merge(con: duckdb.DuckDBPyConnection, parts: pa.Table,
                 state.parts.update(((row[0], row[1]), row) for row in _rows_of(waiting))
         keys = keys.filter(pa.compute.invert(missing))
     return MergePlan(con, state, stateless, statements, plain, _BATCH_PARTS, waits, keys)
-
-
-def merge_batch(con: duckdb.DuckDBPyConnection, parts: pa.Table,
-                state: MergeState | None = None) -> None:
-    """Merge one batch's assembled parts (:func:`assemble`) into the tables, inside the
-    caller's transaction (:func:`plan_merge`, its statements run at once)."""
-    plan = plan_merge(con, parts, state)
-    try:
-        if plan.statements or plan.plain:
-            con.execute(";\n".join(plan.statements + plan.plain))
-    except BaseException:
-        plan.release()
-        raise
-    plan.finish()
 
 
 def _store_new_keys(con: duckdb.DuckDBPyConnection, state: MergeState) -> None:
