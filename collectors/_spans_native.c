@@ -5,8 +5,8 @@
  *
  * setup(names) is called once by convert.py with every attribute key, role value, schema
  * width and helper this code needs (orjson.dumps and its option, the kind and status name
- * maps, resource_info(resource) -> (resource JSON, service name)), so no attribute name is
- * typed here.
+ * maps, resource_info(resource) -> (resource JSON, service name), each table's column types
+ * and coerce(value, type code)), so no attribute name is typed here.
  *
  * SpanColumns() accumulates spans:
  *   add(span)       converts one span; on error nothing of it is kept and the error is raised
@@ -17,8 +17,13 @@
  *                   YIELD_EVERY spans
  *   len(acc)        spans accumulated
  *   take()          -> (span columns, {table: columns}) and starts afresh; a table's entry is
- *                   there only when it has rows; columns are lists in schema order, except
- *                   that each embedding vector is the bytes of its float32 values.
+ *                   there only when it has rows; columns in schema order: those of simple
+ *                   types (setup()'s types: string, timestamp, int64, int32, float64) as
+ *                   Arrow buffers (rows, nulls, validity, offsets, data), the others as
+ *                   lists, where each embedding vector is the bytes of its float32 values.
+ *                   A value a buffer column cannot copy as it is goes to setup()'s coerce
+ *                   (pyarrow's own conversion), so values are taken or refused as pyarrow
+ *                   takes or refuses them.
  * It holds no reference to the spans it converted, so they are freed as soon as the SDK lets
  * them go (a queue of live spans is what costs a batch processor its garbage collections).
  * It is not thread-safe: the caller serialises add/extend/take.
@@ -27,6 +32,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <string.h>
 #include <time.h> /* clock_gettime */
 
 enum { T_SPANS, T_ROWS, T_ENCODERS, T_LLMS, T_EMBEDDINGS, T_EVALUATIONS, N_TABLES };
@@ -38,6 +44,7 @@ static const char *TABLE_NAMES[N_TABLES] = {
 
 /* Everything setup() provides, by name. */
 static PyObject *DUMPS, *DUMPS_OPTION, *DUMPS_DEFAULT, *KIND_NAMES, *STATUS_NAMES, *RESOURCE_INFO;
+static PyObject *COERCE;
 /* The SDK's classes whose private fields are read directly (their properties return them
  * unchanged); any other class is read through its public properties. */
 static PyObject *READABLE_SPAN, *SPAN_CONTEXT, *STATUS, *SCOPE, *BOUNDED_ATTRIBUTES,
@@ -63,7 +70,7 @@ static struct {
     PyObject **slot;
 } NAMES[] = {
     {"dumps", &DUMPS}, {"dumps_option", &DUMPS_OPTION}, {"dumps_default", &DUMPS_DEFAULT}, {"kind_names", &KIND_NAMES},
-    {"status_names", &STATUS_NAMES}, {"resource_info", &RESOURCE_INFO},
+    {"status_names", &STATUS_NAMES}, {"resource_info", &RESOURCE_INFO}, {"coerce", &COERCE},
     {"readable_span", &READABLE_SPAN}, {"span_context", &SPAN_CONTEXT}, {"status", &STATUS},
     {"scope", &SCOPE}, {"bounded_attributes", &BOUNDED_ATTRIBUTES},
     {"bounded_list", &BOUNDED_LIST}, {"trace_state", &TRACE_STATE},
@@ -405,33 +412,234 @@ done:
 
 /* ---- the accumulator ------------------------------------------------------------------ */
 
+/* One column. Columns of the simple Arrow types are built as Arrow's own buffers here, so
+ * that pyarrow wraps them (pa.Array.from_buffers) instead of converting a Python list value
+ * by value, which took about a third of the conversion: 's' string (validity, int32 offsets,
+ * UTF-8 data), 't' timestamp[ns] and 'l' int64, 'i' int32, 'd' float64 (validity, values).
+ * Any other type ('o') stays a Python list. The types come from the schemas, by setup(). */
+typedef struct {
+    char type;
+    Py_ssize_t nulls;
+    uint8_t *validity; /* one bit a row, 1 = set */
+    int32_t *offsets;  /* 's': rows + 1 of them */
+    char *data;        /* 's': UTF-8 bytes; else 8 or 4 bytes a row */
+    Py_ssize_t data_len, cap_rows, cap_data;
+    PyObject *list; /* 'o' */
+} Column;
+
+static char TYPES[N_TABLES][MAX_WIDTH + 1]; /* set by setup() */
+
 typedef struct {
     PyObject_HEAD
-    PyObject *columns[N_TABLES][MAX_WIDTH]; /* lists */
+    Column columns[N_TABLES][MAX_WIDTH];
+    Py_ssize_t rows[N_TABLES];
     Py_ssize_t count;                       /* spans */
     PyObject *resource;                     /* the last resource seen ... */
     PyObject *resource_json, *service_name; /* ... and what it serialises to */
 } SpanColumns;
 
+static Py_ssize_t value_width(char type) { return type == 'i' ? 4 : 8; }
+
+static void free_column(Column *col) {
+    PyMem_Free(col->validity);
+    PyMem_Free(col->offsets);
+    PyMem_Free(col->data);
+    Py_CLEAR(col->list);
+    memset(col, 0, sizeof(*col));
+}
+
 static int fresh_columns(SpanColumns *self) {
-    for (int t = 0; t < N_TABLES; t++)
+    for (int t = 0; t < N_TABLES; t++) {
         for (Py_ssize_t c = 0; c < WIDTH[t]; c++) {
-            PyObject *list = PyList_New(0);
-            if (list == NULL) return -1;
-            Py_XSETREF(self->columns[t][c], list);
+            Column *col = &self->columns[t][c];
+            free_column(col);
+            col->type = TYPES[t][c];
+            if (col->type == 'o' && (col->list = PyList_New(0)) == NULL) return -1;
         }
+        self->rows[t] = 0;
+    }
     self->count = 0;
     return 0;
 }
 
-/* Append one row to table t, stealing the references in values (all non-NULL). */
-static int append_row(SpanColumns *self, int t, PyObject **values) {
-    int status = 0;
+/* Room for one more row in every column of table t, with `extra` more string bytes in
+ * each string column c (extra[c]); on failure nothing changes but the capacity. */
+static int reserve(SpanColumns *self, int t, const Py_ssize_t *extra) {
+    Py_ssize_t rows = self->rows[t];
     for (Py_ssize_t c = 0; c < WIDTH[t]; c++) {
-        if (status == 0 && PyList_Append(self->columns[t][c], values[c]) < 0) status = -1;
-        Py_DECREF(values[c]);
+        Column *col = &self->columns[t][c];
+        if (col->type == 'o') continue;
+        if (rows + 1 > col->cap_rows) {
+            Py_ssize_t cap = col->cap_rows ? col->cap_rows * 2 : 1024;
+            uint8_t *validity = PyMem_Realloc(col->validity, (size_t)(cap + 7) / 8);
+            if (validity == NULL) return (PyErr_NoMemory(), -1);
+            memset(validity + (col->cap_rows + 7) / 8, 0,
+                   (size_t)((cap + 7) / 8 - (col->cap_rows + 7) / 8));
+            col->validity = validity;
+            if (col->type == 's') {
+                int32_t *offsets = PyMem_Realloc(col->offsets, (size_t)(cap + 1) * 4);
+                if (offsets == NULL) return (PyErr_NoMemory(), -1);
+                if (col->cap_rows == 0) offsets[0] = 0;
+                col->offsets = offsets;
+            } else {
+                char *data = PyMem_Realloc(col->data, (size_t)(cap * value_width(col->type)));
+                if (data == NULL) return (PyErr_NoMemory(), -1);
+                col->data = data;
+                col->cap_data = cap * value_width(col->type);
+            }
+            col->cap_rows = cap;
+        }
+        if (col->type == 's') {
+            if (col->data_len + extra[c] > INT32_MAX) {
+                PyErr_Format(PyExc_OverflowError, "more than 2 GiB of text in %s column %zd: "
+                             "convert fewer spans at a time", TABLE_NAMES[t], c);
+                return -1;
+            }
+            if (col->data_len + extra[c] > col->cap_data) {
+                Py_ssize_t cap = col->cap_data ? col->cap_data : 16384;
+                while (cap < col->data_len + extra[c]) cap *= 2;
+                char *data = PyMem_Realloc(col->data, (size_t)cap);
+                if (data == NULL) return (PyErr_NoMemory(), -1);
+                col->data = data;
+                col->cap_data = cap;
+            }
+        }
     }
+    return 0;
+}
+
+typedef union { long long i; double d; } Number;
+
+/* The fast path: 1 when v is a value of the column type that needs no conversion, 0 when
+ * pyarrow has to decide (the error, if any, cleared). */
+static int plain_value(char type, PyObject *v, const char **text, Py_ssize_t *size,
+                       Number *n) {
+    if (type == 's') {
+        if (!PyUnicode_Check(v)) return 0;
+        if ((*text = PyUnicode_AsUTF8AndSize(v, size)) == NULL) { PyErr_Clear(); return 0; }
+        return 1;
+    }
+    if (type == 'd') {
+        if (!PyFloat_Check(v)) return 0;
+        n->d = PyFloat_AS_DOUBLE(v);
+        return 1;
+    }
+    if (!PyLong_Check(v) || PyBool_Check(v)) return 0;
+    int overflow;
+    n->i = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (overflow || (n->i == -1 && PyErr_Occurred())) { PyErr_Clear(); return 0; }
+    return type != 'i' || (n->i <= INT32_MAX && n->i >= INT32_MIN);
+}
+
+/* The value of *slot for a column of `type`, asking COERCE (pyarrow's own conversion of
+ * the value, convert.py) for any value off the fast path: it raises what pyarrow raises,
+ * or gives the plain value (None for a null) that then replaces *slot. */
+static int column_value_of(char type, PyObject **slot, const char **text, Py_ssize_t *size,
+                           Number *n) {
+    if (plain_value(type, *slot, text, size, n)) return 1;
+    PyObject *code = PyUnicode_FromStringAndSize(&type, 1);
+    PyObject *plain = code ? PyObject_CallFunctionObjArgs(COERCE, *slot, code, NULL) : NULL;
+    Py_XDECREF(code);
+    if (plain == NULL) return -1;
+    Py_SETREF(*slot, plain);
+    if (plain == Py_None) return 0;
+    if (plain_value(type, plain, text, size, n)) return 1;
+    PyErr_Format(PyExc_TypeError, "pyarrow gave a %.100s for a column of type %c",
+                 Py_TYPE(plain)->tp_name, type);
+    return -1;
+}
+
+/* Append one row to table t, stealing the references in values (all non-NULL). A value
+ * that its column's type cannot hold raises what pyarrow raises for it, and appends
+ * nothing. */
+static int append_row(SpanColumns *self, int t, PyObject **values) {
+    const char *texts[MAX_WIDTH];
+    Py_ssize_t sizes[MAX_WIDTH] = {0};
+    Number numbers[MAX_WIDTH];
+    int status = -1;
+    Py_ssize_t c, appended = 0;
+    for (c = 0; c < WIDTH[t]; c++) {
+        Column *col = &self->columns[t][c];
+        if (col->type == 'o' || values[c] == Py_None) continue;
+        if (column_value_of(col->type, &values[c], &texts[c], &sizes[c], &numbers[c]) < 0)
+            goto fail;
+    }
+    if (reserve(self, t, sizes) < 0) goto fail;
+    for (c = 0; c < WIDTH[t]; c++) { /* the only step that can fail now */
+        Column *col = &self->columns[t][c];
+        if (col->type == 'o') {
+            if (PyList_Append(col->list, values[c]) < 0) goto undo;
+            appended = c + 1;
+        }
+    }
+    Py_ssize_t row = self->rows[t];
+    for (c = 0; c < WIDTH[t]; c++) {
+        Column *col = &self->columns[t][c];
+        if (col->type == 'o') continue;
+        int set = values[c] != Py_None;
+        if (set) col->validity[row / 8] |= (uint8_t)(1u << (row % 8));
+        else col->nulls++;
+        if (col->type == 's') {
+            if (set) memcpy(col->data + col->data_len, texts[c], (size_t)sizes[c]);
+            col->data_len += sizes[c];
+            col->offsets[row + 1] = (int32_t)col->data_len;
+        } else if (col->type == 'i') {
+            ((int32_t *)col->data)[row] = set ? (int32_t)numbers[c].i : 0;
+        } else if (col->type == 'd') {
+            ((double *)col->data)[row] = set ? numbers[c].d : 0.0;
+        } else {
+            ((int64_t *)col->data)[row] = set ? (int64_t)numbers[c].i : 0;
+        }
+    }
+    self->rows[t]++;
+    status = 0;
+    goto fail; /* (done) */
+undo:
+    for (Py_ssize_t j = 0; j < appended; j++) {
+        Column *col = &self->columns[t][j];
+        if (col->type == 'o')
+            PyList_SetSlice(col->list, self->rows[t], PyList_GET_SIZE(col->list), NULL);
+    }
+fail:
+    for (c = 0; c < WIDTH[t]; c++) Py_DECREF(values[c]);
     return status;
+}
+
+/* Drop the rows of table t from row `keep` on. */
+static void truncate_rows(SpanColumns *self, int t, Py_ssize_t keep) {
+    for (Py_ssize_t c = 0; c < WIDTH[t]; c++) {
+        Column *col = &self->columns[t][c];
+        if (col->type == 'o') {
+            if (PyList_GET_SIZE(col->list) > keep)
+                PyList_SetSlice(col->list, keep, PyList_GET_SIZE(col->list), NULL);
+            continue;
+        }
+        for (Py_ssize_t r = keep; r < self->rows[t]; r++) {
+            if (!(col->validity[r / 8] & (1u << (r % 8)))) col->nulls--;
+            col->validity[r / 8] &= (uint8_t)~(1u << (r % 8));
+        }
+        if (col->type == 's' && keep < self->rows[t]) col->data_len = col->offsets[keep];
+    }
+    if (self->rows[t] > keep) self->rows[t] = keep;
+}
+
+/* A built column for Python: (rows, nulls, validity or None, offsets or None, data), all
+ * bytes; or the list of an 'o' column. */
+static PyObject *column_value(Column *col, Py_ssize_t rows) {
+    if (col->type == 'o') return Py_NewRef(col->list);
+    PyObject *validity = col->nulls
+        ? PyBytes_FromStringAndSize((const char *)col->validity, (rows + 7) / 8) : none();
+    PyObject *offsets = col->type != 's' ? none()
+        : PyBytes_FromStringAndSize(rows ? (const char *)col->offsets : "\0\0\0\0",
+                                    (rows + 1) * 4);
+    PyObject *data = PyBytes_FromStringAndSize(
+        col->data ? col->data : "", col->type == 's' ? col->data_len
+                                                     : rows * value_width(col->type));
+    if (validity == NULL || offsets == NULL || data == NULL) {
+        Py_XDECREF(validity); Py_XDECREF(offsets); Py_XDECREF(data);
+        return NULL;
+    }
+    return Py_BuildValue("(nnNNN)", rows, col->nulls, validity, offsets, data);
 }
 
 /* Build a row from values that may be NULL (an error): append only when all are set. */
@@ -854,7 +1062,7 @@ static int scope_columns(PyObject *scope, PyObject **name, PyObject **version) {
 /* Convert one span; leaves the columns as they were on error. */
 static int add_span(SpanColumns *self, PyObject *span) {
     Py_ssize_t before[N_TABLES];
-    for (int t = 0; t < N_TABLES; t++) before[t] = PyList_GET_SIZE(self->columns[t][0]);
+    for (int t = 0; t < N_TABLES; t++) before[t] = self->rows[t];
     PyObject *v[22] = {NULL};
     SpanFacts f = {NULL};
     PyObject *ctx = NULL, *parent = NULL, *start_obj = NULL, *end_obj = NULL, *status = NULL,
@@ -962,12 +1170,7 @@ done:
         /* Leave no part of this span behind. */
         PyObject *type, *value, *traceback;
         PyErr_Fetch(&type, &value, &traceback);
-        for (int t2 = 0; t2 < N_TABLES; t2++)
-            for (Py_ssize_t c = 0; c < WIDTH[t2]; c++) {
-                PyObject *list = self->columns[t2][c];
-                if (PyList_GET_SIZE(list) > before[t2])
-                    PyList_SetSlice(list, before[t2], PyList_GET_SIZE(list), NULL);
-            }
+        for (int t2 = 0; t2 < N_TABLES; t2++) truncate_rows(self, t2, before[t2]);
         PyErr_Restore(type, value, traceback);
     }
     return result;
@@ -1038,14 +1241,20 @@ static PyObject *SpanColumns_take(SpanColumns *self, PyObject *Py_UNUSED(ignored
     PyObject *spans = PyList_New(WIDTH[T_SPANS]);
     PyObject *derived = spans ? PyDict_New() : NULL;
     if (derived == NULL) { Py_XDECREF(spans); return NULL; }
-    for (Py_ssize_t c = 0; c < WIDTH[T_SPANS]; c++)
-        PyList_SET_ITEM(spans, c, Py_NewRef(self->columns[T_SPANS][c]));
+    for (Py_ssize_t c = 0; c < WIDTH[T_SPANS]; c++) {
+        PyObject *value = column_value(&self->columns[T_SPANS][c], self->rows[T_SPANS]);
+        if (value == NULL) goto fail;
+        PyList_SET_ITEM(spans, c, value);
+    }
     for (int t = T_ROWS; t < N_TABLES; t++) {
-        if (PyList_GET_SIZE(self->columns[t][0]) == 0) continue;
+        if (self->rows[t] == 0) continue;
         PyObject *columns = PyList_New(WIDTH[t]);
         if (columns == NULL) goto fail;
-        for (Py_ssize_t c = 0; c < WIDTH[t]; c++)
-            PyList_SET_ITEM(columns, c, Py_NewRef(self->columns[t][c]));
+        for (Py_ssize_t c = 0; c < WIDTH[t]; c++) {
+            PyObject *value = column_value(&self->columns[t][c], self->rows[t]);
+            if (value == NULL) { Py_DECREF(columns); goto fail; }
+            PyList_SET_ITEM(columns, c, value);
+        }
         int bad = PyDict_SetItemString(derived, TABLE_NAMES[t], columns) < 0;
         Py_DECREF(columns);
         if (bad) goto fail;
@@ -1074,7 +1283,7 @@ static int SpanColumns_init(SpanColumns *self, PyObject *args, PyObject *kwds) {
 
 static void SpanColumns_dealloc(SpanColumns *self) {
     for (int t = 0; t < N_TABLES; t++)
-        for (Py_ssize_t c = 0; c < WIDTH[t]; c++) Py_CLEAR(self->columns[t][c]);
+        for (Py_ssize_t c = 0; c < WIDTH[t]; c++) free_column(&self->columns[t][c]);
     Py_CLEAR(self->resource);
     Py_CLEAR(self->resource_json);
     Py_CLEAR(self->service_name);
@@ -1130,6 +1339,22 @@ static PyObject *setup(PyObject *module, PyObject *names) {
                          TABLE_NAMES[t], WIDTH[t]);
             return NULL;
         }
+    PyObject *types = PyDict_GetItemString(names, "types");
+    if (types == NULL || !PyTuple_Check(types) || PyTuple_GET_SIZE(types) != N_TABLES) {
+        PyErr_SetString(PyExc_ValueError, "setup() needs types, a string per table");
+        return NULL;
+    }
+    for (int t = 0; t < N_TABLES; t++) {
+        Py_ssize_t size;
+        const char *codes = PyUnicode_Check(PyTuple_GET_ITEM(types, t))
+            ? PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(types, t), &size) : NULL;
+        if (codes == NULL || size != WIDTH[t] || strspn(codes, "stlido") != (size_t)size) {
+            PyErr_Format(PyExc_ValueError, "types of table %s: %zd of s, t, l, i, d, o",
+                         TABLE_NAMES[t], WIDTH[t]);
+            return NULL;
+        }
+        memcpy(TYPES[t], codes, (size_t)size + 1);
+    }
     ready = 1;
     Py_RETURN_NONE;
 }

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -272,7 +273,55 @@ def _vectors(chunks: list[bytes]) -> pa.Array:
                                     pool=ARROW_POOL)
 
 
-def columns_to_batch(span_columns: list[list[Any]], derived: dict[str, list[list[Any]]], *,
+def column_types(schema: pa.Schema) -> str:
+    """The native converter's code for each column of ``schema``: the columns it builds as
+    Arrow buffers ('s' string, 't' timestamp[ns], 'l' int64, 'i' int32, 'd' float64) and
+    those it hands over as Python lists ('o')."""
+    def code(data_type: pa.DataType) -> str:
+        if data_type == pa.string():
+            return "s"
+        if data_type == pa.timestamp("ns"):
+            return "t"
+        return {pa.int64(): "l", pa.int32(): "i", pa.float64(): "d"}.get(data_type, "o")
+    return "".join(code(field.type) for field in schema)
+
+
+_CODE_TYPES = {"s": pa.string(), "t": pa.timestamp("ns"), "l": pa.int64(), "i": pa.int32(),
+               "d": pa.float64()}
+
+
+def _coerce(value: Any, code: str) -> Any:
+    """pyarrow's own verdict on a value off the native converter's fast path (a float in
+    an integer column, say): the plain value it makes of it (None for a null), or the error
+    it raises, so that both converters accept and refuse the same values."""
+    array = pa.array([value], type=_CODE_TYPES[code])
+    if code == "t":
+        array = array.cast(pa.int64())
+    return array[0].as_py()
+
+
+def _native_table(columns: list[Any], schema: pa.Schema, busy: Any = None) -> pa.Table:
+    """An Arrow table of the native converter's columns: Arrow buffers, as the tuple
+    (rows, nulls, validity, offsets, data) of bytes, wrapped without a copy; or Python lists
+    (see :func:`column_types`), converted as :func:`~vlmscope.collectors.normalize.
+    arrow_table` does."""
+    arrays = []
+    for column, column_field in zip(columns, schema, strict=True):
+        if type(column) is tuple:
+            rows, nulls, validity, offsets, data = column
+            buffers = [None if validity is None else pa.py_buffer(validity)]
+            if offsets is not None:
+                buffers.append(pa.py_buffer(offsets))
+            buffers.append(pa.py_buffer(data))
+            arrays.append(pa.Array.from_buffers(column_field.type, rows, buffers, nulls))
+            continue
+        arrays.append(pa.array(column, type=column_field.type, memory_pool=ARROW_POOL))
+        if busy is not None and getattr(busy, "writing", False):
+            time.sleep(0)  # releases the GIL; the waiting writer takes it
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def columns_to_batch(span_columns: list[Any], derived: dict[str, list[Any]], *,
                      parts: bool = True, busy: Any = None) -> SpanBatch:
     """The :class:`SpanBatch` of the native converter's columns (``SpanColumns.take()``), with
     the pipeline-row parts assembled as the reference does unless ``parts`` is false (then
@@ -283,16 +332,14 @@ def columns_to_batch(span_columns: list[list[Any]], derived: dict[str, list[list
         if name == "embeddings":
             vectors = columns[_VECTOR]
             columns = [*columns[:_VECTOR], [None] * len(vectors), *columns[_VECTOR + 1:]]
-            table = arrow_table(columns, TABLES[name], busy)
+            table = _native_table(columns, TABLES[name], busy)
             tables[name] = table.set_column(_VECTOR, EMBEDDING_SCHEMA.field(_VECTOR),
                                             _vectors(vectors))
         else:
-            tables[name] = arrow_table(columns, TABLES[name], busy)
+            tables[name] = _native_table(columns, TABLES[name], busy)
     if parts and any(name in derived for name in _PER_ROW):
-        tables[facts.BATCH_KEY] = facts.to_arrow(facts.assemble(*(
-            dict(zip(TABLES[name].names, derived[name], strict=True)) if name in derived
-            else {} for name in _PER_ROW)))
-    return SpanBatch(spans=arrow_table(span_columns, SPAN_SCHEMA, busy), derived=tables)
+        tables[facts.BATCH_KEY] = facts.assemble_arrow(tables)
+    return SpanBatch(spans=_native_table(span_columns, SPAN_SCHEMA, busy), derived=tables)
 
 
 class SpanAccumulator:
@@ -339,10 +386,11 @@ def _load_native() -> Any:
         return None
     _spans_native.setup({
         "widths": tuple(len(schema) for schema in (SPAN_SCHEMA, *TABLES.values())),
+        "types": tuple(column_types(schema) for schema in (SPAN_SCHEMA, *TABLES.values())),
         "dumps": orjson.dumps, "dumps_option": orjson.OPT_NON_STR_KEYS,
         "dumps_default": _json_default,
         "kind_names": _KIND_NAMES, "status_names": _STATUS_NAMES,
-        "resource_info": _resource_info, "readable_span": ReadableSpan,
+        "resource_info": _resource_info, "coerce": _coerce, "readable_span": ReadableSpan,
         "span_context": SpanContext, "status": Status, "scope": InstrumentationScope,
         "bounded_attributes": BoundedAttributes, "bounded_list": BoundedList,
         "trace_state": TraceState,

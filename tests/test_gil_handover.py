@@ -125,9 +125,10 @@ def test_batches_are_built_from_the_system_allocator_not_the_default_pool() -> N
     spans = _spans(2000)
     default, system = pa.default_memory_pool(), convert.ARROW_POOL
     assert system.backend_name == "system"
-    before_default, before_system = default.bytes_allocated(), system.bytes_allocated()
+    before_default = default.bytes_allocated()
     batch = convert.spans_to_batch(spans)
-    grown = system.bytes_allocated() - before_system
-    assert grown >= batch.spans.nbytes * 0.9
-    assert default.bytes_allocated() - before_default < grown / 10
+    held = batch.spans.nbytes + sum(table.nbytes for table in batch.derived.values())
+    # The native converter hands most columns over as Python bytes (malloc), the rest, and
+    # the reference's columns, come from ARROW_POOL: next to nothing from the default pool.
+    assert held > 0 and default.bytes_allocated() - before_default < held / 10
     del batch

@@ -239,3 +239,49 @@ def test_bytes_attributes_are_stored_as_base64_text_both_ways() -> None:
     _assert_same(native, reference)
     assert native.spans.column("attributes")[0].as_py() == '{"thumb":"iVBORw=="}'
     assert '"raw":"AAE="' in native.spans.column("events")[0].as_py()
+
+
+
+@pytest.mark.parametrize("start", [5.0, 5.5, True, 2**64, -(2**63) - 1, 2**63 - 1])
+def test_values_off_the_fast_path_are_taken_or_refused_as_pyarrow_does(start: object
+                                                                        ) -> None:
+    """The native converter builds string, timestamp, int and float columns as Arrow
+    buffers itself; a value it cannot copy as it is (a float start time, a bool, an int
+    past 64 bits) goes to pyarrow, so both converters take the same values and raise the
+    same errors; and the span after a refused one is converted whole, with nothing of the
+    refused one left behind."""
+    span = ReadableSpan(name="e", context=SpanContext(1, 2, False, TraceFlags(1)),
+                        attributes={cv.VLMSCOPE_SPAN_ROLE: cv.ROLE_ROW,
+                                    cv.VLMSCOPE_ROW_ID: "r"},
+                        start_time=start, end_time=2**63 - 1)
+    good = ReadableSpan(name="g", context=SpanContext(3, 4, False, TraceFlags(1)),
+                        attributes={cv.VLMSCOPE_SPAN_ROLE: cv.ROLE_ROW,
+                                    cv.VLMSCOPE_ROW_ID: "r"}, start_time=3, end_time=4)
+    native, reference = _both([span, good])
+    if reference is not None:
+        _assert_same(native, reference)
+        return
+    columns = convert._native.SpanColumns()
+    with pytest.raises(Exception):  # noqa: B017 (the same type as the reference's: _both)
+        columns.add(span)
+    columns.add(good)
+    _assert_same(convert.columns_to_batch(*columns.take()),
+                 convert._spans_to_batch_python([good]))
+
+
+def test_a_string_with_no_utf8_is_refused_both_ways_and_leaves_nothing_behind() -> None:
+    """A lone surrogate has no UTF-8: the reference refuses the span when it writes the
+    attributes' JSON (orjson's TypeError), the native converter already on the encoder
+    record's string column (pyarrow's UnicodeEncodeError)."""
+    attrs = {cv.VLMSCOPE_SPAN_ROLE: cv.ROLE_ENCODER, cv.VLMSCOPE_ROW_ID: "r",
+             cv.VISION_ENCODER_ARCHITECTURE: "resnet\ud800"}
+    span = ReadableSpan(name="e", context=SpanContext(1, 2, False, TraceFlags(1)),
+                        attributes=attrs, start_time=1, end_time=2)
+    with pytest.raises(TypeError):
+        convert._spans_to_batch_python([span])
+    columns = convert._native.SpanColumns()
+    with pytest.raises(UnicodeEncodeError):
+        columns.add(span)
+    assert len(columns) == 0
+    batch = convert.columns_to_batch(*columns.take())
+    assert batch.num_spans == 0 and not batch.derived
