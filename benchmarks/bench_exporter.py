@@ -11,7 +11,7 @@ says otherwise (DuckDB's own default is 16MB); on short runs the final checkpoin
 close, weighs more, so compare thresholds on long ones (``--spans 480000``).
 
     .venv/bin/python benchmarks/bench_exporter.py [--spans 120000] [--batch 4096]
-        [--checkpoint-threshold 16MB]
+        [--checkpoint-threshold 16MB] [--row-group-size 0]
 """
 
 from __future__ import annotations
@@ -24,7 +24,12 @@ from pathlib import Path
 from workloads import make_spans
 
 from vlmscope.collectors.exporter import DuckDBSpanExporter
-from vlmscope.collectors.store import DEFAULT_SETTINGS, StoreWriter, read_connection
+from vlmscope.collectors.store import (
+    DEFAULT_ROW_GROUP_SIZE,
+    DEFAULT_SETTINGS,
+    StoreWriter,
+    read_connection,
+)
 
 
 def main() -> None:
@@ -32,12 +37,15 @@ def main() -> None:
     parser.add_argument("--spans", type=int, default=120_000)
     parser.add_argument("--batch", type=int, default=4096)
     parser.add_argument("--checkpoint-threshold", help="DuckDB's, for the store writer")
+    parser.add_argument("--row-group-size", type=int, default=DEFAULT_ROW_GROUP_SIZE,
+                        help="the store writer's (0: DuckDB's default, 122,880)")
     args = parser.parse_args()
     spans = make_spans(args.spans)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "throughput.duckdb"
         writer = StoreWriter(path, settings={"checkpoint_threshold": args.checkpoint_threshold}
-                             if args.checkpoint_threshold else None)
+                             if args.checkpoint_threshold else None,
+                             row_group_size=args.row_group_size or None)
         opened = time.perf_counter()
         writer.open()
         opened = time.perf_counter() - opened
@@ -58,7 +66,8 @@ def main() -> None:
           f"{rows} pipeline rows derived; all committed after {committed:.2f} s "
           f"({len(spans) / committed:,.0f} spans/s), then closed; creating the store took "
           f"{opened * 1e3:.0f} ms, before the clock; checkpoint threshold "
-          f"{args.checkpoint_threshold or DEFAULT_SETTINGS['checkpoint_threshold']}")
+          f"{args.checkpoint_threshold or DEFAULT_SETTINGS['checkpoint_threshold']}, row groups "
+          f"of {args.row_group_size or 122_880:,}")
 
 
 if __name__ == "__main__":

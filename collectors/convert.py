@@ -338,7 +338,7 @@ def columns_to_batch(span_columns: list[Any], derived: dict[str, list[Any]], *,
         else:
             tables[name] = _native_table(columns, TABLES[name], busy)
     if parts and any(name in derived for name in _PER_ROW):
-        tables[facts.BATCH_KEY] = facts.assemble_arrow(tables)
+        tables[facts.BATCH_KEY] = facts.assemble_tables(tables)
     return SpanBatch(spans=_native_table(span_columns, SPAN_SCHEMA, busy), derived=tables)
 
 

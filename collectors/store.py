@@ -59,8 +59,26 @@ grows: written in batches of 4,096, 480,000 spans cost 19.3-19.8 us a span with 
 data in memory, the checkpoint when the writer lets the file go takes longer (0.1-0.5 s),
 and after a crash the log replays for longer when the store opens again."""
 
+DEFAULT_ROW_GROUP_SIZE = 16_384
+"""Rows in each row group the store writer appends (DuckDB's own default: 122,880). A
+transaction that appends at least this many rows to a table has DuckDB write them to the
+file, compressed, before it commits ("optimistic writes"): the write-ahead log then records
+where they are, not the rows, and the checkpoint has nothing left to compress. The exporter
+commits up to ``DEFAULT_MAX_GROUP_SPANS`` (32,768) spans at a time when it falls behind, so
+with 122,880 every row went through the log and was written twice. Writing 120,000 spans in
+commits of 16,384 took 0.71 s with 16,384 and 1.03 s with 122,880, close included; 8,192
+took 0.69 s and 32,768 0.99 s (its commits fill no row group). Smaller row groups compress
+a little less: the file holds 22.6 MB against 19.1 (27.0 with 8,192). Readers see no
+difference (a scan of the spans took the same 11 ms). ``benchmarks/bench_store_writes.py``
+compares sizes; the figures are in ``benchmarks/README.md``."""
+
 _POLL_S = 0.02
 _BATCH = "_vlmscope_span_batch"
+_ALIAS = "vlmscope_store"
+# What DuckDB raises when a file is held (a lock of another process; this process's writer).
+_HELD_ERRORS = tuple(error for error in (
+    duckdb.IOException, getattr(duckdb, "ResourceInUseException", None)) if error)
+_VECTOR_SIZE = 2048
 
 
 def writer_threads() -> int:
@@ -123,7 +141,15 @@ def _pending_readers(db_path: Path) -> bool:
 
 
 def _is_lock_error(error: Exception) -> bool:
-    return "lock" in str(error).lower()
+    """Whether ``error`` says the file is held: by another process (a lock), or by this
+    one's store writer, which attaches it to a database of its own."""
+    text = str(error).lower()
+    return "lock" in text or "already attached" in text
+
+
+def _quoted(path: Path) -> str:
+    """``path`` for a single-quoted SQL string."""
+    return str(path).replace("'", "''")
 
 
 class StoreWriter:
@@ -132,9 +158,12 @@ class StoreWriter:
     Each :meth:`write` is one transaction: the spans (one Arrow insert), the per-row records
     derived from them and the embeddings, all or nothing.
 
-    ``config`` is DuckDB's connect config (a connection with one of its own keeps this
-    process's other connections to the file out); ``settings`` are applied with ``SET`` on
-    the writer's connection each time it opens, over :data:`DEFAULT_SETTINGS`.
+    ``config`` is DuckDB's connect config; ``settings`` are applied with ``SET`` on the
+    writer's connection each time it opens, over :data:`DEFAULT_SETTINGS`.
+    ``row_group_size`` (:data:`DEFAULT_ROW_GROUP_SIZE`; a multiple of 2,048) is the size of
+    the row groups the writer's appends make; None leaves DuckDB's own. The writer attaches
+    the file to a connection of its own to set it, so no other connection of this process
+    shares the writer's: a reader here asks for the file as one in another process does.
     """
 
     def __init__(
@@ -145,9 +174,17 @@ class StoreWriter:
         reader_wait_s: float = DEFAULT_READER_WAIT_S,
         config: dict[str, Any] | None = None,
         settings: dict[str, Any] | None = None,
+        row_group_size: int | None = DEFAULT_ROW_GROUP_SIZE,
     ) -> None:
         if idle_close_s <= 0 or reader_wait_s < 0:
             raise ValueError("idle_close_s must be > 0 and reader_wait_s >= 0 (seconds)")
+        if row_group_size is not None and (
+                type(row_group_size) is not int or row_group_size <= 0
+                or row_group_size % _VECTOR_SIZE):
+            raise ValueError(f"row_group_size must be a positive multiple of {_VECTOR_SIZE} "
+                             f"(DuckDB's vector size), or None for DuckDB's default; got "
+                             f"{row_group_size!r}")
+        self._row_group_size = row_group_size
         self.path = Path(path)
         self._idle_close_s = idle_close_s
         self._reader_wait_s = reader_wait_s
@@ -204,12 +241,32 @@ class StoreWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         while True:
             try:
-                return duckdb.connect(str(self.path), config=self._config)
-            except duckdb.IOException as error:
+                return self._connect()
+            except _HELD_ERRORS as error:
                 # A reader holds a shared lock for the length of its query: wait it out.
                 if not _is_lock_error(error) or time.monotonic() > deadline:
                     raise
                 time.sleep(_POLL_S)
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        if self._row_group_size is None:
+            return duckdb.connect(str(self.path), config=self._config)
+        # ROW_GROUP_SIZE is an ATTACH option: attach the file to an in-memory database
+        # and make it the default. A config that forbids file access can only be applied
+        # once the file is attached.
+        config = dict(self._config)
+        locked = config.pop("enable_external_access", True) in (False, "false", 0)
+        con = duckdb.connect(config=config)
+        try:
+            con.execute(f"ATTACH '{_quoted(self.path)}' AS {_ALIAS} "
+                        f"(ROW_GROUP_SIZE {self._row_group_size})")
+            con.execute(f"USE {_ALIAS}")
+            if locked:
+                con.execute("SET enable_external_access = false")
+        except BaseException:
+            con.close()
+            raise
+        return con
 
     def _ensure_watcher(self) -> None:
         if self._watcher is None or not self._watcher.is_alive():
@@ -358,6 +415,8 @@ class StoreWriter:
                 raise RuntimeError("the store writer is closed")
             cursor = self._open().cursor()
             try:
+                if self._row_group_size is not None:
+                    cursor.execute(f"USE {_ALIAS}")  # a cursor starts in the in-memory one
                 yield cursor
             finally:
                 cursor.close()
@@ -388,7 +447,7 @@ def _handed_over(path: Path, read_only: bool, timeout_s: float,
         while con is None:
             try:
                 con = duckdb.connect(str(path), read_only=read_only, config=config or {})
-            except duckdb.IOException as error:
+            except _HELD_ERRORS as error:
                 if not _is_lock_error(error):
                     raise
                 if time.monotonic() > deadline:

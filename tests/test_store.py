@@ -77,22 +77,91 @@ def test_open_creates_and_migrates_the_store_before_any_write(tmp_path):
         writer.open()
 
 
-def test_the_writer_leaves_a_core_to_the_application_and_other_connections_still_open(
+def _batch(count: int, start: int = 0):
+    """A batch of ``count`` plain spans (ids from ``start``), converted as the exporter
+    converts them."""
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.trace import SpanContext, TraceFlags
+
+    from vlmscope.collectors.convert import spans_to_batch
+
+    return spans_to_batch([
+        ReadableSpan(name=f"s{i}", context=SpanContext(i + 1, i + 1, False, TraceFlags(1)),
+                     attributes={"n": i}, start_time=1_000 + i, end_time=2_000 + i)
+        for i in range(start, start + count)])
+
+
+@pytest.mark.parametrize("row_group_size", [4096, None])
+def test_a_large_append_goes_to_the_file_in_row_groups_of_the_writers_size(
+        tmp_path, row_group_size):
+    """With a row group size, a transaction that appends at least that many rows has DuckDB
+    write them to the file as it commits: the write-ahead log holds little, and the row
+    groups have the writer's size; without one, DuckDB's default (122,880) holds them all
+    in one row group, through the log."""
+    from vlmscope.collectors.store import StoreWriter
+
+    path = tmp_path / "groups.duckdb"
+    writer = StoreWriter(path, row_group_size=row_group_size)
+    writer.open()
+    wal = path.with_name(path.name + ".wal")
+    before = wal.stat().st_size if wal.exists() else 0
+    assert writer.write(_batch(10_000)) == 10_000
+    logged = (wal.stat().st_size if wal.exists() else 0) - before
+    with writer.cursor() as cursor:
+        groups = cursor.execute("SELECT row_group_id, max(count) FROM pragma_storage_info("
+                                "'spans') GROUP BY ALL ORDER BY 1").fetchall()
+    writer.close()
+    if row_group_size:
+        assert [rows for _, rows in groups] == [4096, 4096, 1808]
+        assert logged < 100_000  # the spans themselves: over a megabyte
+    else:
+        assert [rows for _, rows in groups] == [10_000]
+        assert logged > 1_000_000
+    with duckdb.connect(str(path), read_only=True) as con:
+        assert con.execute("SELECT count(*), count(DISTINCT span_id) FROM spans"
+                           ).fetchall() == [(10_000, 10_000)]
+
+
+@pytest.mark.parametrize("size", [0, 1000, 2048.0, -2048])
+def test_a_row_group_size_that_is_not_a_multiple_of_2048_is_refused(tmp_path, size):
+    from vlmscope.collectors.store import StoreWriter
+
+    with pytest.raises(ValueError, match="multiple of 2048"):
+        StoreWriter(tmp_path / "x.duckdb", row_group_size=size)
+
+
+def test_the_writer_leaves_a_core_to_the_application_and_hands_the_file_to_readers_here(
         tmp_path):
-    from vlmscope.collectors.store import StoreWriter, writer_threads
+    from vlmscope.collectors.store import (
+        DEFAULT_ROW_GROUP_SIZE,
+        StoreWriter,
+        read_connection,
+        write_connection,
+        writer_threads,
+    )
 
     path = tmp_path / "threads.duckdb"
-    writer = StoreWriter(path)
+    writer = StoreWriter(path, idle_close_s=600)
     writer.open()
     try:
         with writer.cursor() as cursor:
             ((threads,),) = cursor.execute("SELECT current_setting('threads')").fetchall()
         assert int(threads) == writer_threads() == max(1, len(os.sched_getaffinity(0)) - 1)
-        # Set on the connection, not in its config: this process's own connections to the
-        # file still open (a different config would refuse them).
-        other = duckdb.connect(str(path))
-        assert other.execute("SELECT count(*) FROM spans").fetchall() == [(0,)]
-        other.close()
+        # The writer attaches the file to a database of its own (for its row group size):
+        # a reader or an evaluator in this same process asks for the file and gets it, as
+        # one in another process does, long before the writer would let it go when idle.
+        started = time.monotonic()
+        with read_connection(path) as reader:
+            assert reader.execute("SELECT count(*) FROM spans").fetchall() == [(0,)]
+        with write_connection(path) as other:
+            other.execute("CREATE TABLE scratch AS SELECT 1 AS x")
+        assert time.monotonic() - started < 30
+        writer.write(_batch(1))  # and the writer takes the file back
+        with writer.cursor() as cursor:
+            assert cursor.execute("SELECT count(*) FROM spans").fetchall() == [(1,)]
+            assert cursor.execute(
+                "SELECT max(count) FROM pragma_storage_info('spans')").fetchall()[0][0] <= \
+                DEFAULT_ROW_GROUP_SIZE
     finally:
         writer.close()
     pinned = StoreWriter(tmp_path / "pinned.duckdb", config={"threads": 2})
