@@ -261,10 +261,11 @@ def assemble_tables(tables: dict[str, pa.Table]) -> pa.Table:
     10 ms in DuckDB and more in Python; what ``spans_to_batch`` uses for its parts). The
     exporter still leaves the assembly to its writer's DuckDB: done on the converting thread
     it slowed the exporter (76-86k spans/s against 89-91k, interleaved runs), since that
-    thread is as busy as the writer. The winning encoder and LLM record of each key picked by a sort only where a
-    key has several, the parts put together by full joins of their keys and row indices
-    (Arrow's joins carry no list columns), then taken by index. Rows in no particular order,
-    as :func:`assemble_batch` gives them; ``SCHEMA`` columns."""
+    thread is as busy as the writer. The winning encoder and LLM record of each key is
+    picked by a sort only where a key has several, the parts are put together by full joins
+    of their keys and row indices (Arrow's joins carry no list columns), then taken by
+    index. Rows in no particular order, as :func:`assemble_batch` gives them; ``SCHEMA``
+    columns."""
     sources: dict[str, pa.Table] = {}
     joined = None
     for part, (name, fields) in _PARTS.items():
