@@ -169,3 +169,17 @@ def test_the_writer_leaves_a_core_to_the_application_and_hands_the_file_to_reade
     with pinned.cursor() as cursor:
         assert cursor.execute("SELECT current_setting('threads')").fetchall() == [(2,)]
     pinned.close()
+
+
+def test_a_store_path_with_quotes_and_spaces_is_attached_as_it_is(tmp_path):
+    """The writer attaches the file by a SQL string literal: a quote in the path is not
+    SQL, and the file is the one named."""
+    from vlmscope.collectors.store import StoreWriter, read_connection
+
+    path = tmp_path / "it's a store; DROP TABLE x.duckdb"
+    writer = StoreWriter(path)
+    assert writer.write(_batch(3)) == 3
+    writer.close()
+    assert path.exists()
+    with read_connection(path) as con:
+        assert con.execute("SELECT count(*) FROM spans").fetchall() == [(3,)]
