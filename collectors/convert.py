@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import os
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +42,7 @@ from vlmscope.collectors.normalize import (
     TRAINING_RUN_ID_PREFIX,
     RecordBuilder,
     arrow_table,
+    list_array,
 )
 
 PURE_PYTHON_ENV = "VLMSCOPE_PURE_PYTHON"
@@ -307,17 +307,15 @@ def _native_table(columns: list[Any], schema: pa.Schema, busy: Any = None) -> pa
     arrow_table` does."""
     arrays = []
     for column, column_field in zip(columns, schema, strict=True):
-        if type(column) is tuple:
-            rows, nulls, validity, offsets, data = column
-            buffers = [None if validity is None else pa.py_buffer(validity)]
-            if offsets is not None:
-                buffers.append(pa.py_buffer(offsets))
-            buffers.append(pa.py_buffer(data))
-            arrays.append(pa.Array.from_buffers(column_field.type, rows, buffers, nulls))
+        if type(column) is not tuple:
+            arrays.append(list_array(column, column_field.type, busy))
             continue
-        arrays.append(pa.array(column, type=column_field.type, memory_pool=ARROW_POOL))
-        if busy is not None and getattr(busy, "writing", False):
-            time.sleep(0)  # releases the GIL; the waiting writer takes it
+        rows, nulls, validity, offsets, data = column
+        buffers = [None if validity is None else pa.py_buffer(validity)]
+        if offsets is not None:
+            buffers.append(pa.py_buffer(offsets))
+        buffers.append(pa.py_buffer(data))
+        arrays.append(pa.Array.from_buffers(column_field.type, rows, buffers, nulls))
     return pa.Table.from_arrays(arrays, schema=schema)
 
 

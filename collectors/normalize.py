@@ -132,12 +132,18 @@ def arrow_table(columns: Sequence[Sequence[Any]], schema: pa.Schema, busy: Any =
     """An Arrow table of Python column lists, built from :data:`ARROW_POOL`. While
     ``busy.writing`` is true (the store's writer commits), the GIL is handed to the writer
     between columns (see :func:`vlmscope.collectors.convert.spans_to_batch`)."""
-    arrays = []
-    for column, field in zip(columns, schema, strict=True):
-        arrays.append(pa.array(column, type=field.type, memory_pool=ARROW_POOL))
-        if busy is not None and getattr(busy, "writing", False):
-            time.sleep(0)  # releases the GIL; the waiting writer takes it
+    arrays = [list_array(column, field.type, busy)
+              for column, field in zip(columns, schema, strict=True)]
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def list_array(values: Sequence[Any], data_type: pa.DataType, busy: Any = None) -> pa.Array:
+    """One column of Python values as Arrow, from :data:`ARROW_POOL`, then the GIL handed to
+    the store's writer if ``busy.writing`` (see :func:`arrow_table`)."""
+    array = pa.array(values, type=data_type, memory_pool=ARROW_POOL)
+    if busy is not None and getattr(busy, "writing", False):
+        time.sleep(0)  # releases the GIL; the waiting writer takes it
+    return array
 
 
 class RecordBuilder:

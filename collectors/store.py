@@ -69,8 +69,9 @@ with 122,880 every row went through the log and was written twice. Writing 120,0
 commits of 16,384 took 0.71 s with 16,384 and 1.03 s with 122,880, close included; 8,192
 took 0.69 s and 32,768 0.99 s (its commits fill no row group). Smaller row groups compress
 a little less: the file holds 22.6 MB against 19.1 (27.0 with 8,192). Readers see no
-difference (a scan of the spans took the same 11 ms). ``benchmarks/bench_store_writes.py``
-compares sizes; the figures are in ``benchmarks/README.md``."""
+difference (a scan of the spans took the same 11 ms). ``benchmarks/bench_store_writes.py
+--row-group-sizes 16384,0 --group 4`` compares sizes; the figures are in
+``benchmarks/README.md``."""
 
 _POLL_S = 0.02
 _BATCH = "_vlmscope_span_batch"
