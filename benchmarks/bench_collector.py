@@ -15,12 +15,14 @@ the machine has more; senders run on the other cores then.
 3. Commit path (``--only commit-path``): the same requests decoded in this process, then
    committed one request a commit and all queued at once: what the store can take with no
    HTTP and no decoding in the way.
+4. Decode stages (``--only decode``): a decoder process's work on one request, stage by
+   stage, in this process.
 
 The collector decodes with the native decoder when it is built; ``VLMSCOPE_PURE_PYTHON=1``
 measures the pure-Python one.
 
     .venv/bin/python benchmarks/bench_collector.py [--spans 60000] [--senders 2]
-        [--requests 100] [--cpus 0,1] [--only sustained|ceiling|commit-path]
+        [--requests 100] [--cpus 0,1] [--only sustained|ceiling|commit-path|decode]
 """
 
 from __future__ import annotations
@@ -72,15 +74,15 @@ def start_collector(db: Path, cpus: str | None, decoders: int | None = None
     raise RuntimeError("the collector did not start")
 
 
-def tree_cpu_seconds(pid: int) -> float:
-    """CPU seconds (user + system) used so far by process ``pid`` and its live children
-    (the collector and its decoder processes); 0 where /proc is not there."""
+def tree_cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) used so far by process ``pid`` (the collector) and by its
+    live children (its decoder processes); zeros where /proc is not there."""
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
+    own = children = 0.0
     try:
         entries = os.listdir("/proc")
     except OSError:
-        return 0.0
+        return 0.0, 0.0
     for entry in entries:
         if not entry.isdigit():
             continue
@@ -89,9 +91,12 @@ def tree_cpu_seconds(pid: int) -> float:
                 fields = stat.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(entry) == pid or int(fields[1]) == pid:  # fields[1]: the parent's pid
-            total += (int(fields[11]) + int(fields[12])) / tick
-    return total
+        seconds = (int(fields[11]) + int(fields[12])) / tick
+        if int(entry) == pid:
+            own += seconds
+        elif int(fields[1]) == pid:  # fields[1]: the parent's pid
+            children += seconds
+    return own, children
 
 
 def committed(url: str) -> int:
@@ -227,7 +232,10 @@ def ceiling(db: Path, senders: int, per_sender: int, cpus: str | None,
         for worker in workers:
             worker.join()
         total = committed(url)
-        collector_cpu = tree_cpu_seconds(process.pid) - cpu_before
+        cpu_after = tree_cpu_seconds(process.pid)
+        main_cpu, decoder_cpu = (after - before for after, before in
+                                 zip(cpu_after, cpu_before, strict=True))
+        collector_cpu = main_cpu + decoder_cpu
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(60)
@@ -242,7 +250,9 @@ def ceiling(db: Path, senders: int, per_sender: int, cpus: str | None,
           f"on cpus {cpus or 'all'} with {decoders if decoders is not None else 'default'} "
           f"decoder processes, senders on {sender_cpus or 'the same cpus'}; "
           f"{'every span in its own trace' if split_traces else 'whole traces'}")
-    print(f"  CPU a span: collector and its decoders {collector_cpu / sent * 1e6:.1f} us, "
+    print(f"  CPU a span: collector and its decoders {collector_cpu / sent * 1e6:.1f} us "
+          f"(main process {main_cpu / sent * 1e6:.1f}, decoders "
+          f"{decoder_cpu / sent * 1e6:.1f}), "
           f"senders {sender_cpu / sent * 1e6:.1f} us (posting only); "
           f"{(collector_cpu + sender_cpu) / (finished - started):.2f} cores busy on average")
 
@@ -277,6 +287,51 @@ def commit_path(folder: Path, requests: int, split_traces: bool = False) -> None
         print(f"commit path, {grouping}: {spans / elapsed:,.0f} spans/s committed")
 
 
+def decode_stages(requests: int) -> None:
+    """Benchmark 4 (``--only decode``): what a decoder process spends on one request, stage
+    by stage, in this process (each stage the best of five passes over ``requests``
+    pre-encoded requests, one request alive at a time as in a decoder): the protobuf parse
+    that validates the body, the native decoder's span items, their assembly into the
+    store's tables by the native converter and by the Python reference, and packing the
+    tables for the trip back. The whole decode is timed first with the garbage collector as
+    the imports left it, then every stage with the imported objects frozen
+    (``gc.freeze``), as the collector's decoder processes run."""
+    import gc
+
+    from vlmscope.collectors import otlp
+
+    bodies = encoded_requests(requests, seed=11)
+    limits = otlp.DEFAULT_LIMITS
+
+    def best(work) -> float:
+        times = []
+        for _ in range(5):
+            started = time.perf_counter()
+            for body in bodies:
+                work(body)
+            times.append((time.perf_counter() - started) / len(bodies))
+        return min(times) * 1e3
+
+    if not otlp.native_decoder():
+        print("decode stages: the native decoder is not built")
+        return
+    stages = {
+        "protobuf parse": lambda body: otlp.parse_protobuf(body),
+        "native span items": lambda body: otlp._native_items(body, limits),
+        "span items assembled by the native converter": lambda body: otlp._assemble(
+            otlp._native_items(body, limits)),
+        "span items assembled by the Python reference": lambda body: otlp._assemble_python(
+            otlp._native_items(body, limits)),
+        "whole decode, packed": lambda body: otlp.decode_body_packed(body, False),
+    }
+    print(f"decode stages, whole decode, packed, the garbage collector as imports left it: "
+          f"{best(stages['whole decode, packed']):.2f} ms a {SPANS_PER_REQUEST}-span request")
+    gc.freeze()  # as in the collector's decoder processes
+    for name, work in stages.items():
+        print(f"decode stages, imports frozen, {name}: {best(work):.2f} ms")
+    gc.unfreeze()
+
+
 def main() -> None:
     """Run the benchmarks on fresh stores and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -292,7 +347,7 @@ def main() -> None:
     parser.add_argument("--split-traces", action="store_true",
                         help="every span in a trace of its own (no pipeline row completes; "
                         "the requests this benchmark sent until 2026-12-01)")
-    parser.add_argument("--only", choices=("sustained", "ceiling", "commit-path"),
+    parser.add_argument("--only", choices=("sustained", "ceiling", "commit-path", "decode"),
                         help="run one benchmark")
     args = parser.parse_args()
     from vlmscope.collectors.otlp import native_decoder
@@ -308,6 +363,8 @@ def main() -> None:
                     args.decoders, args.split_traces)
         if args.only in (None, "commit-path"):
             commit_path(Path(folder), args.requests, args.split_traces)
+        if args.only in (None, "decode"):
+            decode_stages(min(args.requests, 30))
 
 
 if __name__ == "__main__":

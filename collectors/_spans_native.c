@@ -1176,6 +1176,73 @@ done:
     return result;
 }
 
+/* Convert one span item of the OTLP decoder (collectors/otlp.py: a list of the spans table's
+ * values in column order, with the attributes (15) still a dict and the events and links
+ * (16, 17) lists of dicts or None), as otlp._assemble_python does. An evaluation span becomes
+ * an evaluation record and no span row. 1 for an evaluation, 0 for a span, -1 on error,
+ * leaving the columns as they were. The item's attributes dict loses its vectors. */
+static int add_item(SpanColumns *self, PyObject *item) {
+    if (!PyList_CheckExact(item) || PyList_GET_SIZE(item) != WIDTH[T_SPANS]) {
+        PyErr_SetString(PyExc_TypeError, "a span item must be a list of the span columns");
+        return -1;
+    }
+    Py_ssize_t before[N_TABLES];
+    for (int t = 0; t < N_TABLES; t++) before[t] = self->rows[t];
+    PyObject *v[22] = {NULL};
+    int result = -1;
+    PyObject *const *in = ((PyListObject *)item)->ob_item;
+    PyObject *attrs = in[15];
+    if (!PyDict_Check(attrs)) {
+        PyErr_SetString(PyExc_TypeError, "a span item's attributes must be a dict");
+        return -1;
+    }
+    SpanFacts f = {in[0], in[1], in[5], in[7], in[8], in[9], in[2], attrs, NULL};
+    PyObject *role = get(attrs, K_ROLE);
+    if (role == NULL && PyErr_Occurred()) return -1;
+    int evaluation = equals(role, ROLE_EVALUATION);
+    if (evaluation < 0) return -1;
+    f.vectors = PyList_New(0);
+    if (f.vectors == NULL) return -1;
+    if (evaluation) {
+        result = add_evaluation(self, &f) < 0 ? -1 : 1;
+        Py_DECREF(f.vectors);
+        goto undo;
+    }
+    f.attrs = take_vectors(attrs, f.vectors); /* a new reference (a copy when it took any) */
+    if (f.attrs == NULL) goto done;
+    if (add_records(self, &f) < 0) goto done;
+    for (int j = 0; j < 22; j++) v[j] = Py_NewRef(in[j]);
+    Py_SETREF(v[15], dumps(f.attrs));
+    if (v[15] == NULL) goto done;
+    for (int j = 16; j <= 17; j++) {
+        if (v[j] != Py_None) {
+            Py_SETREF(v[j], dumps(v[j]));
+            if (v[j] == NULL) goto done;
+        }
+    }
+    result = row(self, T_SPANS, v);
+    for (int j = 0; j < 22; j++) v[j] = NULL; /* row() consumed them */
+    if (result == 0) self->count++;
+done:
+    for (int j = 0; j < 22; j++) Py_XDECREF(v[j]);
+    Py_XDECREF(f.attrs);
+    Py_DECREF(f.vectors);
+undo:
+    if (result < 0) {
+        PyObject *type, *value, *traceback;
+        PyErr_Fetch(&type, &value, &traceback);
+        for (int t2 = 0; t2 < N_TABLES; t2++) truncate_rows(self, t2, before[t2]);
+        PyErr_Restore(type, value, traceback);
+    }
+    return result;
+}
+
+static PyObject *SpanColumns_add_item(SpanColumns *self, PyObject *item) {
+    int r = add_item(self, item);
+    if (r < 0) return NULL;
+    return PyBool_FromLong(r);
+}
+
 static PyObject *SpanColumns_add(SpanColumns *self, PyObject *span) {
     if (add_span(self, span) < 0) return NULL;
     Py_RETURN_NONE;
@@ -1292,6 +1359,8 @@ static void SpanColumns_dealloc(SpanColumns *self) {
 
 static PyMethodDef SpanColumns_methods[] = {
     {"add", (PyCFunction)SpanColumns_add, METH_O, "Convert one finished span."},
+    {"add_item", (PyCFunction)SpanColumns_add_item, METH_O,
+     "Convert one span item of the OTLP decoder; True when it was an evaluation."},
     {"extend", (PyCFunction)(void (*)(void))SpanColumns_extend, METH_VARARGS | METH_KEYWORDS,
      "Convert every span of an iterable, handing the GIL over while busy.writing is true."},
     {"take", (PyCFunction)SpanColumns_take, METH_NOARGS,

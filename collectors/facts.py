@@ -303,6 +303,79 @@ def assemble_tables(tables: dict[str, pa.Table]) -> pa.Table:
          zip(columns, SCHEMA, strict=True)], schema=SCHEMA)
 
 
+def assemble_indexed(tables: dict[str, pa.Table]) -> pa.Table:
+    """:func:`assemble` over record tables given as Arrow (``row_records`` ...): the same
+    rows in the same order, for the few hundred records of one OTLP request. The winners
+    are picked in Python over the key columns alone (and the ordering columns only of a key
+    with several records), then each part's columns are taken by index in one Arrow call:
+    0.86 ms went to :func:`assemble_arrow` and 1.28 ms to :func:`assemble_tables` for the
+    records of a 512-span request, most of it per-call overhead."""
+    picks: dict[tuple, list] = {}
+    sources: dict[str, pa.Table] = {}
+    for slot, (part, (name, fields)) in enumerate(_PARTS.items()):
+        table = tables.get(name)
+        if table is None or table.num_rows == 0:
+            continue
+        sources[part] = table
+        keys = zip(table.column("trace_id").to_pylist(), table.column("row_id").to_pylist(),
+                   strict=True)
+        if slot == 0:
+            for at, key in enumerate(keys):
+                if key[1] is None:
+                    continue
+                entry = picks.get(key)
+                if entry is None:
+                    entry = picks[key] = [[], None, None]
+                entry[0].append(at)
+            continue
+        order: list[tuple] | None = None
+        for at, key in enumerate(keys):
+            if key[1] is None:
+                continue
+            entry = picks.get(key)
+            if entry is None:
+                picks[key] = entry = [[], None, None]
+            held = entry[slot]
+            if held is None:
+                entry[slot] = at
+                continue
+            if order is None:  # a key with several records: read what orders them
+                span, index, start = (table.column(r) for _, r, _ in fields[:3])
+                order = [_order(part_) for part_ in zip(
+                    span.to_pylist(), index.to_pylist(), start.cast(pa.int64()).to_pylist(),
+                    strict=True)]
+            if order[at] < order[held]:
+                entry[slot] = at
+    traces: list[str] = []
+    rows: list[str] = []
+    taken: list[list[int | None]] = [[], [], []]
+    for (trace, row), (row_parts, encoder, llm) in picks.items():
+        for row_part in row_parts or [None]:
+            traces.append(trace)
+            rows.append(row)
+            taken[0].append(row_part)
+            taken[1].append(encoder)
+            taken[2].append(llm)
+    count = len(traces)
+    columns = [pa.array(traces, pa.string()), pa.array(rows, pa.string())]
+    for slot, (part, (_, fields)) in enumerate(_PARTS.items()):
+        if part not in sources:
+            columns += [pa.nulls(count, _ARROW_TYPES[t]) for _, _, t in fields]
+            continue
+        indices = pa.array(taken[slot], pa.int64())
+        picked = sources[part].select(
+            [r for _, r, _ in fields if r != "0"]).take(indices)
+        for _, record_column, data_type in fields:
+            if record_column == "0":  # the row part's record index: 0 where there is one
+                columns.append(pa.array([None if i is None else 0 for i in taken[slot]],
+                                        pa.int32()))
+            else:
+                column = picked.column(record_column)
+                wanted = _ARROW_TYPES[data_type]
+                columns.append(column if column.type == wanted else column.cast(wanted))
+    return pa.Table.from_arrays(columns, schema=SCHEMA)
+
+
 _EMPTY = {"row": "row_records", "encoder": "encoder_records", "llm": "llm_records"}
 
 

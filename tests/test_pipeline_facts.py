@@ -117,6 +117,8 @@ def write_in_batches(con: duckdb.DuckDBPyConnection, records: list[tuple[str, di
             tables[facts.BATCH_KEY] = facts.assemble_arrow(tables)
         elif assembly == "arrow" and tables:
             tables[facts.BATCH_KEY] = facts.assemble_tables(tables)
+        elif assembly == "indexed" and tables:
+            tables[facts.BATCH_KEY] = facts.assemble_indexed(tables)
         con.execute("BEGIN")
         insert_tables(con, tables, state=state)
         con.execute("COMMIT")
@@ -126,7 +128,7 @@ def _rows(con: duckdb.DuckDBPyConnection, query: str) -> list[tuple]:
     return sorted(con.execute(query).fetchall(), key=repr)
 
 
-@pytest.mark.parametrize("assembly", ["python", "arrow", "sql"])
+@pytest.mark.parametrize("assembly", ["python", "arrow", "indexed", "sql"])
 @pytest.mark.parametrize("seed", range(12))
 def test_materialised_rows_equal_the_join(tmp_path: Path, seed: int, assembly: str,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
@@ -166,7 +168,8 @@ def test_materialised_rows_equal_the_join(tmp_path: Path, seed: int, assembly: s
 def test_duckdb_and_arrow_assemble_a_batch_as_python_does(seed: int) -> None:
     """facts.assemble_batch (DuckDB, from the registered record tables of a batch) and
     facts.assemble_tables (Arrow's kernels) give the rows facts.assemble gives (Python), for
-    batches of every size, kinds missing included."""
+    batches of every size, kinds missing included; facts.assemble_indexed (the OTLP
+    decoder's) gives them in the same order too."""
     rng = random.Random(seed)
     records = make_records(rng, keys=30, repeats=seed % 2 == 1)
     rng.shuffle(records)
@@ -190,6 +193,9 @@ def test_duckdb_and_arrow_assemble_a_batch_as_python_does(seed: int) -> None:
         assert in_duckdb.schema == in_arrow.schema == python.schema == facts.SCHEMA
         assert sorted(in_duckdb.to_pylist(), key=repr) == sorted(python.to_pylist(), key=repr)
         assert sorted(in_arrow.to_pylist(), key=repr) == sorted(python.to_pylist(), key=repr)
+        indexed = facts.assemble_indexed(tables)
+        assert indexed.schema == facts.SCHEMA
+        assert indexed.to_pylist() == python.to_pylist()
         compared += python.num_rows
     assert compared > 20
 

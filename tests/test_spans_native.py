@@ -10,6 +10,7 @@ not quite vector keys, events, links, trace states and spans that are not the SD
 
 from __future__ import annotations
 
+import copy
 import gc
 import weakref
 
@@ -285,3 +286,67 @@ def test_a_string_with_no_utf8_is_refused_both_ways_and_leaves_nothing_behind() 
     assert len(columns) == 0
     batch = convert.columns_to_batch(*columns.take())
     assert batch.num_spans == 0 and not batch.derived
+
+
+@st.composite
+def decoder_items(draw: st.DrawFn) -> list:
+    """What the OTLP decoder hands over for one request (``otlp._span_items``): a span item
+    per span (the span columns, attributes a dict, events and links lists of dicts), the
+    message of a rejected span here and there, and ids repeated within the request."""
+    items: list = []
+    ids = [(format(draw(st.integers(1, 2**128 - 1)), "032x"),
+            format(draw(st.integers(1, 2**64 - 1)), "016x")) for _ in range(6)]
+    for _ in range(draw(st.integers(0, 10))):
+        if draw(st.integers(0, 9)) == 0:
+            items.append("span 'x': trace_id must be 16 bytes, got 3")
+            continue
+        trace, span = draw(st.sampled_from(ids))
+        start = draw(st.integers(0, 2**62))
+        end = draw(st.one_of(st.just(start), st.integers(start, 2**62)))
+        events = draw(st.sampled_from([None, [{"name": "e", "time_unix_nano": 5,
+                                                "attributes": {"k": [1, 2]}}]]))
+        links = draw(st.sampled_from([None, [{"trace_id": trace, "span_id": span,
+                                               "trace_state": None, "attributes": {}}]]))
+        items.append([
+            trace, span, draw(st.sampled_from([None, "00000000000000ab"])),
+            draw(st.text(max_size=6)), "INTERNAL", start, end, (end - start) / 1e6,
+            draw(st.sampled_from(["UNSET", "OK", "ERROR"])),
+            draw(st.sampled_from([None, "boom"])), draw(st.sampled_from([None, "svc"])),
+            "vlmscope", None, None, 1, draw(attribute_dicts()), events, links,
+            '{"attributes":{},"schema_url":""}', 0, draw(st.integers(0, 3)), 0])
+    return items
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(decoder_items())
+def test_the_otlp_decoders_items_convert_natively_as_the_python_reference_does(items):
+    from vlmscope.collectors import otlp
+
+    try:
+        reference = otlp._assemble_python(copy.deepcopy(items))
+    except Exception as error:
+        with pytest.raises(type(error)):
+            otlp._assemble(copy.deepcopy(items))
+        return
+    native = otlp._assemble(copy.deepcopy(items))
+    _assert_same(native.batch, reference.batch)
+    assert (native.keys, native.rejected, native.message, native.evaluations) == (
+        reference.keys, reference.rejected, reference.message, reference.evaluations)
+
+
+def test_an_item_the_converter_rejects_leaves_nothing_of_itself_behind() -> None:
+    columns = convert._native.SpanColumns()
+    good = ["a" * 32, "b" * 16, None, "n", "INTERNAL", 1, 2, 1e-6, "OK", None, None, None,
+            None, None, 1, {cv.VLMSCOPE_SPAN_ROLE: cv.ROLE_ROW, cv.VLMSCOPE_ROW_ID: "r1"},
+            None, None, "{}", 0, 0, 0]
+    assert columns.add_item(list(good)) is False
+    bad = list(good)
+    bad[1], bad[5] = "c" * 16, "not a time"  # its row record is made before the span fails
+    with pytest.raises((TypeError, ValueError)):
+        columns.add_item(bad)
+    with pytest.raises(TypeError, match="list of the span columns"):
+        columns.add_item(tuple(good))
+    assert len(columns) == 1
+    batch = convert.columns_to_batch(*columns.take(), parts=False)
+    assert batch.spans.column("span_id").to_pylist() == ["b" * 16]
+    assert batch.derived["row_records"].column("span_id").to_pylist() == ["b" * 16]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import ipaddress
 import os
 import sys
@@ -108,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
         access_log=False, timeout_graceful_shutdown=30))
     print(f"vlmscope collect: {args.db} <- http://{args.host}:{args.port}/v1/traces",
           file=sys.stderr, flush=True)
+    # What is imported by now lives as long as the process: out of the collector's way.
+    gc.freeze()
     server.run()
     if not server.started:
         app.close()
