@@ -9,13 +9,15 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import vlmscope
 from vlmscope.collectors import otlp
 from vlmscope.collectors.ingest import SpanIngestor, skip_stored
-from vlmscope.collectors.store import StoreWriter, merge_batches
+from vlmscope.collectors.store import RecentSpans, StoreWriter, merge_batches
 
 TABLES = ("spans", "row_records", "encoder_records", "llm_records", "pipeline_rows")
 
@@ -199,3 +201,59 @@ def test_a_group_keeps_its_parts_with_a_row_split_between_two_requests(tmp_path:
                        "ORDER BY row_id").fetchall()
     con.close()
     assert rows == [(f"row-{i}", f"a cat {i}", "resnet18", "m") for i in range(3)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.lists(st.tuples(st.integers(0, 40), st.integers(0, 60)),
+                                   min_size=1, max_size=6), st.booleans()),
+                min_size=1, max_size=40),
+       st.integers(1, 12), st.integers(-5, 30))
+def test_recent_spans_never_takes_a_stored_span_for_a_new_one(steps, capacity, floor):
+    """Batches of (key, start) are committed (noted) or asked about, at random: a batch
+    that ``all_new`` calls new holds no span committed before with the same key and start
+    (a resent span is the same span, so it has the same start), however many were
+    forgotten; and while no more spans were noted than it holds, none is forgotten."""
+    recent = RecentSpans(floor, capacity)
+    committed: set[tuple[int, int]] = set()
+    noted = 0
+    for spans, commit in steps:
+        hashes = [hash((str(key), "s")) for key, _ in spans]
+        first = min(start for _, start in spans)
+        if recent.all_new(hashes, first):
+            assert not committed.intersection(spans)
+        if commit:
+            recent.add(hashes, max(start for _, start in spans))
+            committed.update(spans)
+            noted += len(spans)
+    if noted <= capacity:
+        assert recent.floor == floor
+
+
+def test_recent_spans_skip_the_lookup_only_for_spans_that_start_past_the_store(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A fresh connection knows nothing of what the store held: spans that start before
+    the latest stored one go through the lookup (and one resent is stored once), those
+    after it do not; a resent batch is never taken for new."""
+    path = tmp_path / "recent.duckdb"
+    verdicts: list[bool] = []
+    real = RecentSpans.all_new
+
+    def spy(self, hashes, first_start):  # type: ignore[no-untyped-def]
+        verdicts.append(real(self, hashes, first_start))
+        return verdicts[-1]
+
+    monkeypatch.setattr(RecentSpans, "all_new", spy)
+    early, late = traced_rows(3), traced_rows(3, first=3)
+    writer = StoreWriter(path)
+    assert writer.write(decoded(late).batch, skip_stored, new_spans_only=True) == 9
+    assert writer.write(decoded(late).batch, skip_stored, new_spans_only=True) == 0
+    assert verdicts == [True, False]
+    writer.close()
+    writer = StoreWriter(path)  # a restart: the store's latest start sets the floor
+    assert writer.write(decoded(late[:3]).batch, skip_stored, new_spans_only=True) == 0
+    assert writer.write(decoded(early).batch, skip_stored, new_spans_only=True) == 9
+    newer = traced_rows(2, first=6)
+    assert writer.write(decoded(newer).batch, skip_stored, new_spans_only=True) == 6
+    writer.close()
+    assert verdicts == [True, False, False, False, True]
+    assert counts(path)["spans"] == 24
