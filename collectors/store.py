@@ -118,8 +118,9 @@ def merge_batches(batches: list[SpanBatch]) -> SpanBatch:
     return SpanBatch(pa.concat_tables([b.spans for b in batches]), tables)
 
 
-DEFAULT_RECENT_SPANS = 524_288
-"""Most spans a writer's :class:`RecentSpans` remembers (about 60 MB of Python objects)."""
+DEFAULT_RECENT_SPANS = 262_144
+"""Most spans a writer's :class:`RecentSpans` remembers (about 45 MB of Python objects;
+five seconds of spans at 50,000 a second)."""
 
 
 class RecentSpans:
