@@ -192,7 +192,7 @@ def combine_parts(tables: list[pa.Table]) -> pa.Table:
     kept = [i for i, key in enumerate(keys) if key not in spread]
     grouped: dict[tuple, list[tuple]] = {}
     touched = [i for i, key in enumerate(keys) if key in spread]
-    for row in _rows_of(parts.take(touched)):
+    for row in _rows_of(rows_at(parts, touched)):
         grouped.setdefault((row[0], row[1]), []).append(row)
     rows_width, encoder_width, _ = (len(fields) for _, fields in _PARTS.values())
     tail_at = 2 + rows_width
@@ -206,7 +206,31 @@ def combine_parts(tables: list[pa.Table]) -> pa.Table:
                   default=rows[0][llm_at:])
         for row_part in row_parts or [rows[0][2:tail_at]]:
             combined.append(key + row_part + encoder + llm)
-    return pa.concat_tables([parts.take(kept), to_arrow(combined)])
+    return pa.concat_tables([rows_at(parts, kept), to_arrow(combined)])
+
+
+_SLICED_UP_TO = 64
+"""Rows picked by :func:`rows_at` as slices (zero-copy) up to this many runs of them."""
+
+
+def rows_at(table: pa.Table, rows: list[int]) -> pa.Table:
+    """The ``rows`` (ascending indices) of ``table``. Where they fall in a few runs, as
+    the rows a merge keeps or touches do, they are sliced out without a copy: ``take``
+    on a 36-column table of parts costs about 0.6 ms however few rows it takes, and a
+    commit of four requests ran four."""
+    runs: list[tuple[int, int]] = []
+    for row in rows:
+        if runs and runs[-1][1] == row:
+            runs[-1] = (runs[-1][0], row + 1)
+        else:
+            if len(runs) == _SLICED_UP_TO:
+                return table.take(pa.array(rows, pa.int64()))
+            runs.append((row, row + 1))
+    if len(runs) == 1 and runs[0] == (0, table.num_rows):
+        return table
+    if not runs:
+        return table.slice(0, 0)
+    return pa.concat_tables([table.slice(start, stop - start) for start, stop in runs])
 
 
 def to_arrow(rows: list[tuple]) -> pa.Table:
@@ -667,8 +691,8 @@ def plan_merge(con: duckdb.DuckDBPyConnection, parts: pa.Table,
         touched = [i for i, key in enumerate(batch_keys) if key in claimed]
         kept = [i for i, key in enumerate(batch_keys) if key not in claimed]
         merged = [_overlay(claimed[(row[0], row[1])], row)
-                  for row in _rows_of(parts.take(touched))]
-        parts = pa.concat_tables([parts.take(kept), to_arrow(merged)]) if kept else \
+                  for row in _rows_of(rows_at(parts, touched))]
+        parts = pa.concat_tables([rows_at(parts, kept), to_arrow(merged)]) if kept else \
             to_arrow(merged)
     con.register(_BATCH_PARTS, parts)
     plain = [f"INSERT INTO {FACTS} SELECT * FROM {_BATCH_PARTS} WHERE row_span_id IS NOT NULL"]
@@ -684,7 +708,7 @@ def plan_merge(con: duckdb.DuckDBPyConnection, parts: pa.Table,
             if state.waiting > CACHE_LIMIT:
                 state.parts = None
             else:
-                waiting = parts.take(pa.compute.indices_nonzero(missing))
+                waiting = rows_at(parts, pa.compute.indices_nonzero(missing).to_pylist())
                 state.parts.update(((row[0], row[1]), row) for row in _rows_of(waiting))
         keys = keys.filter(pa.compute.invert(missing))
     return MergePlan(con, state, stateless, statements, plain, _BATCH_PARTS, waits, keys)

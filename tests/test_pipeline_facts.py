@@ -11,6 +11,8 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vlmscope.collectors import facts
 from vlmscope.collectors.normalize import ENCODER_SCHEMA, LLM_SCHEMA, ROW_SCHEMA, insert_tables
@@ -387,3 +389,14 @@ def test_combined_parts_of_batches_are_the_parts_of_all_their_records(seed: int)
     whole = facts.assemble_arrow(tables(records))
     assert combined.schema == whole.schema
     assert sorted(combined.to_pylist(), key=repr) == sorted(whole.to_pylist(), key=repr)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(0, 200), st.data())
+def test_rows_at_equals_take(count: int, data: st.DataObject) -> None:
+    """facts.rows_at slices few runs of rows and takes many: either way the rows of take."""
+    table = pa.table({"a": list(range(count)), "b": [[str(i)] * (i % 3) for i in range(count)]})
+    rows = sorted(data.draw(st.sets(st.integers(0, max(count - 1, 0)), max_size=count))
+                  if count else [])
+    assert facts.rows_at(table, rows).to_pylist() == table.take(
+        pa.array(rows, pa.int64())).to_pylist()
