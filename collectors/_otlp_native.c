@@ -174,6 +174,35 @@ static PyObject *text(const uint8_t *data, Py_ssize_t size) {
     return PyUnicode_DecodeUTF8((const char *)data, size, NULL);
 }
 
+/* Attribute keys, and many short values (roles, span kinds, model and provider names),
+ * repeat from span to span: the last str made of each short text is kept in a direct-
+ * mapped cache and handed out again, so that it is neither decoded nor hashed anew (a str
+ * caches its hash), and dict lookups of it find the same object. Only under the GIL. */
+#define CACHE_SLOTS 2048
+#define CACHE_MAX_BYTES 64
+static struct {
+    PyObject *text;
+    Py_ssize_t size;
+    uint8_t bytes[CACHE_MAX_BYTES];
+} cache[CACHE_SLOTS];
+
+static PyObject *cached_text(const uint8_t *data, Py_ssize_t size) {
+    if (size > CACHE_MAX_BYTES) return text(data, size);
+    uint32_t h = 2166136261u;
+    for (Py_ssize_t i = 0; i < size; i++) h = (h ^ data[i]) * 16777619u;
+    h ^= (uint32_t)size;
+    int slot = (int)(h % CACHE_SLOTS);
+    if (cache[slot].text != NULL && cache[slot].size == size &&
+        memcmp(cache[slot].bytes, data, (size_t)size) == 0)
+        return Py_NewRef(cache[slot].text);
+    PyObject *s = text(data, size);
+    if (s == NULL) return NULL;
+    Py_XSETREF(cache[slot].text, Py_NewRef(s));
+    cache[slot].size = size;
+    memcpy(cache[slot].bytes, data, (size_t)size);
+    return s;
+}
+
 static PyObject *hex(const uint8_t *data, Py_ssize_t size) {
     static const char digits[] = "0123456789abcdef";
     PyObject *out = PyUnicode_New(2 * size, 127);
@@ -243,7 +272,7 @@ static int any_value(Ctx *c, const uint8_t *data, Py_ssize_t size, int depth, Py
     }
     switch (value.number) {
     case V_STRING: {
-        PyObject *s = text(value.data, value.size);
+        PyObject *s = cached_text(value.data, value.size);
         if (s == NULL) return ERROR;
         if (PyUnicode_GET_LENGTH(s) > c->max_value_chars) {
             Py_DECREF(s);
@@ -325,7 +354,7 @@ static int key_value(Ctx *c, const uint8_t *data, Py_ssize_t size, int depth, Py
     } else {
         v = Py_NewRef(Py_None);
     }
-    PyObject *k = text(key.data, key.size);
+    PyObject *k = cached_text(key.data, key.size);
     if (k == NULL) {
         Py_DECREF(v);
         return ERROR;
@@ -574,7 +603,7 @@ static int span(Ctx *c, const uint8_t *data, Py_ssize_t size, PyObject *shared[4
         }
     }
     if (st < 0) return ERROR;
-    PyObject *name_text = text(name.data, name.size);
+    PyObject *name_text = cached_text(name.data, name.size);
     if (name_text == NULL) return ERROR;
     PyObject *attrs = NULL, *ev = NULL, *li = NULL;
     int s = span_row(c, &trace, &span_id, &parent, start, end, flags, dropped, data, size,

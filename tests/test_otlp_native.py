@@ -379,3 +379,26 @@ def test_vlmscope_pure_python_switches_the_native_decoder_off():
                             capture_output=True, timeout=120)
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout.decode().split() == [str(otlp._native is not None), "1"]
+
+
+@native
+def test_texts_the_decoder_keeps_for_reuse_are_never_mixed_up():
+    """The native decoder hands out the str it made last of each short text again: with
+    thousands of distinct keys and values, of every length up to past the kept ones and
+    differing in a byte (so that they share cache slots, and one replaces another), every
+    span still decodes to exactly its own texts, request after request."""
+    rng = random.Random(9)
+    alphabet = "ab\u00e9\u4e2d"
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 70)))
+             for _ in range(3000)]
+    texts += [t[:-1] + "z" for t in texts if t]  # same length and slot as often as not
+    for round_ in range(3):
+        spans = b""
+        for i in range(200):
+            key, value = rng.choice(texts), rng.choice(texts)
+            spans += ld(2, ld(1, bytes([i % 256]) * 16) + ld(2, bytes([round_, i % 256]) * 4)
+                        + text(5, rng.choice(texts))
+                        + ld(9, text(1, key) + ld(2, text(1, value)))
+                        + ld(9, text(1, key + "x") + ld(2, text(1, value))))
+        body = ld(1, ld(2, spans))
+        assert assert_same(body, otlp.DEFAULT_LIMITS)
