@@ -25,6 +25,8 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import pickle
+import struct
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -475,12 +477,13 @@ def decode_body(body: bytes, is_json: bool, limits: OtlpLimits = DEFAULT_LIMITS)
 @dataclass
 class PackedSpans:
     """A :class:`DecodedSpans` for the trip from a decoder process to the server: each table
-    as one Arrow IPC stream, written and read by Arrow's C++ code. Pickling the tables
-    instead cost about 1.5 ms to write and 1.1 ms to read a 512-span request; the streams
-    cost 0.6 and 0.6 (``benchmarks/README.md``)."""
+    as one Arrow IPC stream, written and read by Arrow's C++ code (pickling the tables cost
+    about 1.5 ms to write and 1.1 ms to read a 512-span request; the streams cost 0.6 and
+    0.6, ``benchmarks/README.md``), the ids and counts pickled in a header before them
+    (:meth:`wire`, :meth:`from_wire`)."""
 
     names: list[str]
-    streams: list[bytes]
+    streams: list[Any]  # pa.Buffer, or any bytes-like object
     keys: list[tuple[str, str]]
     rejected: int = 0
     message: str = ""
@@ -495,16 +498,43 @@ class PackedSpans:
             sink = pa.BufferOutputStream()
             with pa.ipc.new_stream(sink, table.schema) as writer:
                 writer.write_table(table)
-            streams.append(sink.getvalue().to_pybytes())
+            streams.append(sink.getvalue())
         return cls(list(tables), streams, decoded.keys, decoded.rejected, decoded.message,
                    decoded.evaluations)
 
+    def wire(self) -> list[Any]:
+        """The pieces to send, in order: the header (its length, then the pickled names,
+        stream sizes, keys and counts), then every stream."""
+        header = pickle.dumps((self.names, [memoryview(s).nbytes for s in self.streams],
+                               self.keys, self.rejected, self.message, self.evaluations),
+                              protocol=pickle.HIGHEST_PROTOCOL)
+        return [_HEADER.pack(len(header)) + header, *self.streams]
+
+    @classmethod
+    def from_wire(cls, data: bytes | memoryview) -> PackedSpans:
+        """What :meth:`wire` sent, received as one buffer (the streams are read in place:
+        the tables keep ``data`` alive)."""
+        view = memoryview(data)
+        (size,) = _HEADER.unpack_from(view)
+        at = _HEADER.size + size
+        names, sizes, keys, rejected, message, evaluations = pickle.loads(
+            view[_HEADER.size:at])
+        streams = []
+        for length in sizes:
+            streams.append(view[at:at + length])
+            at += length
+        return cls(names, streams, keys, rejected, message, evaluations)
+
     def unpack(self) -> DecodedSpans:
         """The decoded request again (its tables read in place from the streams)."""
-        tables = [pa.ipc.open_stream(stream).read_all() for stream in self.streams]
+        tables = [pa.ipc.open_stream(pa.py_buffer(stream)).read_all()
+                  for stream in self.streams]
         spans, *derived = tables
         batch = SpanBatch(spans, dict(zip(self.names[1:], derived, strict=True)))
         return DecodedSpans(batch, self.keys, self.rejected, self.message, self.evaluations)
+
+
+_HEADER = struct.Struct("<Q")
 
 
 def decode_body_packed(body: bytes, is_json: bool,
