@@ -10,8 +10,9 @@ the machine has more; senders run on the other cores then.
    ``BatchSpanProcessor`` (512 spans per request) exports ``--spans`` spans; the clock runs from
    the first export to ``shutdown()`` returning (the client's own export time) and, separately,
    until the store holds the last span. "keeps up" = store time within 20% of client time.
-2. Ceiling: ``--senders`` processes post pre-encoded 512-span protobuf requests (fresh ids
-   each), ``--requests`` each, as fast as the collector acknowledges them.
+2. Ceiling: ``--senders`` processes (2, 16 and 64 in turn by default: the more wait at
+   once, the more requests a commit takes) post pre-encoded 512-span protobuf requests
+   (fresh ids each), ``--requests`` each, as fast as the collector acknowledges them.
 3. Commit path (``--only commit-path``): the same requests decoded in this process, then
    committed one request a commit and all queued at once: what the store can take with no
    HTTP and no decoding in the way.
@@ -21,8 +22,8 @@ the machine has more; senders run on the other cores then.
 The collector decodes with the native decoder when it is built; ``VLMSCOPE_PURE_PYTHON=1``
 measures the pure-Python one.
 
-    .venv/bin/python benchmarks/bench_collector.py [--spans 60000] [--senders 2]
-        [--requests 100] [--cpus 0,1] [--only sustained|ceiling|commit-path|decode]
+    .venv/bin/python benchmarks/bench_collector.py [--spans 60000] [--senders 2,16,64]
+        [--requests N] [--cpus 0,1] [--only sustained|ceiling|commit-path|decode]
 """
 
 from __future__ import annotations
@@ -344,12 +345,28 @@ def decode_stages(requests: int) -> None:
     gc.set_threshold(*thresholds)
 
 
+def host_loop_ms() -> float:
+    """Milliseconds a fixed pure-Python loop takes here now (the best of three): how fast
+    the shared host runs at the moment, to read figures taken at different times by."""
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for i in range(2_000_000):
+            total += i
+        times.append(time.perf_counter() - started)
+    return min(times) * 1e3
+
+
 def main() -> None:
     """Run the benchmarks on fresh stores and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spans", type=int, default=60_000)
-    parser.add_argument("--senders", type=int, default=2)
-    parser.add_argument("--requests", type=int, default=100, help="requests per sender")
+    parser.add_argument("--senders", default="2,16,64",
+                        help="sender counts the ceiling runs with, in turn (default 2,16,64)")
+    parser.add_argument("--requests", type=int,
+                        help="requests per sender (default: 640 over all the senders of a "
+                        "run, at least 5 each; 200 for the commit path)")
     available = sorted(os.sched_getaffinity(0))
     parser.add_argument("--cpus", default=",".join(map(str, available[:2]))
                         if len(available) > 2 else None,
@@ -366,17 +383,20 @@ def main() -> None:
 
     print(f"machine: {os.cpu_count()} cores, collector pinned to {args.cpus or 'all'}, "
           f"OTLP decoder: {'native' if native_decoder() else 'pure Python'}, "
-          f"load average {os.getloadavg()[0]:.2f}")
+          f"load average {os.getloadavg()[0]:.2f}; host speed: a fixed Python loop took "
+          f"{host_loop_ms():.0f} ms (these shared machines vary by 15% and more)")
     with tempfile.TemporaryDirectory() as folder:
         if args.only in (None, "sustained"):
             sustained(Path(folder) / "sustained.duckdb", args.spans, args.cpus)
         if args.only in (None, "ceiling"):
-            ceiling(Path(folder) / "ceiling.duckdb", args.senders, args.requests, args.cpus,
-                    args.decoders, args.split_traces)
+            for count in (int(c) for c in args.senders.split(",")):
+                ceiling(Path(folder) / f"ceiling-{count}.duckdb", count,
+                        args.requests or max(5, 640 // count), args.cpus, args.decoders,
+                        args.split_traces)
         if args.only in (None, "commit-path"):
-            commit_path(Path(folder), args.requests, args.split_traces)
+            commit_path(Path(folder), args.requests or 200, args.split_traces)
         if args.only in (None, "decode"):
-            decode_stages(min(args.requests, 30))
+            decode_stages(min(args.requests or 30, 30))
 
 
 if __name__ == "__main__":
