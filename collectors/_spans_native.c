@@ -1059,6 +1059,14 @@ static int scope_columns(PyObject *scope, PyObject **name, PyObject **version) {
     return *version == NULL ? -1 : 0;
 }
 
+/* Drop the rows added since the row counts were ``before``, keeping the error set. */
+static void undo_rows(SpanColumns *self, const Py_ssize_t *before) {
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    for (int t = 0; t < N_TABLES; t++) truncate_rows(self, t, before[t]);
+    PyErr_Restore(type, value, traceback);
+}
+
 /* Convert one span; leaves the columns as they were on error. */
 static int add_span(SpanColumns *self, PyObject *span) {
     Py_ssize_t before[N_TABLES];
@@ -1166,13 +1174,7 @@ done:
     Py_XDECREF(ctx); Py_XDECREF(parent); Py_XDECREF(start_obj); Py_XDECREF(end_obj);
     Py_XDECREF(status); Py_XDECREF(code); Py_XDECREF(scope); Py_XDECREF(raw_attrs);
     Py_XDECREF(own_attrs); Py_XDECREF(kind);
-    if (result < 0) {
-        /* Leave no part of this span behind. */
-        PyObject *type, *value, *traceback;
-        PyErr_Fetch(&type, &value, &traceback);
-        for (int t2 = 0; t2 < N_TABLES; t2++) truncate_rows(self, t2, before[t2]);
-        PyErr_Restore(type, value, traceback);
-    }
+    if (result < 0) undo_rows(self, before); /* leave no part of this span behind */
     return result;
 }
 
@@ -1228,12 +1230,7 @@ done:
     Py_XDECREF(f.attrs);
     Py_DECREF(f.vectors);
 undo:
-    if (result < 0) {
-        PyObject *type, *value, *traceback;
-        PyErr_Fetch(&type, &value, &traceback);
-        for (int t2 = 0; t2 < N_TABLES; t2++) truncate_rows(self, t2, before[t2]);
-        PyErr_Restore(type, value, traceback);
-    }
+    if (result < 0) undo_rows(self, before);
     return result;
 }
 

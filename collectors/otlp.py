@@ -28,7 +28,7 @@ import os
 import pickle
 import struct
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -306,18 +306,9 @@ def _assemble(items: list[Any]) -> DecodedSpans:
     columns = spans_native.SpanColumns()
     add = columns.add_item
     keys: list[tuple[str, str]] = []
-    seen: set[tuple[str, str]] = set()
-    rejected = evaluations = 0
-    message = ""
-    for row in items:
-        if type(row) is str:
-            rejected += 1
-            message = message or row
-            continue
-        key = (row[0], row[1])
-        if key in seen:
-            continue
-        seen.add(key)
+    evaluations = 0
+    rejections = _Rejections()
+    for key, row in rejections.unique(items):
         if add(row):
             evaluations += 1
         else:
@@ -325,26 +316,39 @@ def _assemble(items: list[Any]) -> DecodedSpans:
     batch = convert.columns_to_batch(*columns.take(), parts=False)
     if any(name in batch.derived for name in _PER_ROW):
         batch.derived[facts.BATCH_KEY] = facts.assemble_indexed(batch.derived)
-    return DecodedSpans(batch, keys, rejected, message, evaluations)
+    return DecodedSpans(batch, keys, rejections.count, rejections.message, evaluations)
+
+
+class _Rejections:
+    """The rejected spans of a request's items, counted with the first reason."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.message = ""
+
+    def unique(self, items: list[Any]) -> Iterator[tuple[tuple[str, str], list[Any]]]:
+        """((trace id, span id), span item) for each accepted span of ``items``, the first
+        time its ids come; counts the rejected ones."""
+        seen: set[tuple[str, str]] = set()
+        for row in items:
+            if type(row) is str:
+                self.count += 1
+                self.message = self.message or row
+                continue
+            key = (row[0], row[1])
+            if key not in seen:
+                seen.add(key)
+                yield key, row
 
 
 def _assemble_python(items: list[Any]) -> DecodedSpans:
     """The pure-Python reference of :func:`_assemble`."""
     rows: list[list[Any]] = []
     keys: list[tuple[str, str]] = []
-    seen: set[tuple[str, str]] = set()
     records = RecordBuilder()
-    rejected = evaluations = 0
-    message = ""
-    for row in items:
-        if type(row) is str:
-            rejected += 1
-            message = message or row
-            continue
-        key = (row[0], row[1])
-        if key in seen:
-            continue
-        seen.add(key)
+    evaluations = 0
+    rejections = _Rejections()
+    for key, row in rejections.unique(items):
         attributes = row[_ATTRIBUTES]
         if attributes.get(cv.VLMSCOPE_SPAN_ROLE) == an.ROLE_EVALUATION:
             # Evaluations live in their own table, never as spans (see annotations).
@@ -366,8 +370,8 @@ def _assemble_python(items: list[Any]) -> DecodedSpans:
         rows.append(row)
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(SPAN_SCHEMA)
     spans = arrow_table(columns, SPAN_SCHEMA)
-    return DecodedSpans(SpanBatch(spans, records.tables()), keys, rejected, message,
-                        evaluations)
+    return DecodedSpans(SpanBatch(spans, records.tables()), keys, rejections.count,
+                        rejections.message, evaluations)
 
 
 def _items(request: ExportTraceServiceRequest, body: bytes | None,
