@@ -298,7 +298,7 @@ def _assemble(items: list[Any]) -> DecodedSpans:
     (``_spans_native.c``, ``SpanColumns.add_item``) does this when built, building the
     tables' Arrow buffers itself, and the pipeline-row parts are assembled by index
     (:func:`~vlmscope.collectors.facts.assemble_indexed`); else :func:`_assemble_python`,
-    the reference it is tested against, does: 1.7-2.1 ms against 3.0-3.8 ms for a 512-span
+    the reference it is tested against, does: 1.5-2.1 ms against 2.5-4.0 ms for a 512-span
     request after the native decoder (``benchmarks/bench_collector.py --only decode``)."""
     spans_native = convert._native
     if spans_native is None:

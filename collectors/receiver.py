@@ -128,9 +128,9 @@ def _decoder_started(parent: int) -> None:
     object there is to the garbage collector's permanent generation (``gc.freeze``). A
     decoded request is a tree of dicts and lists freed by reference counting, yet building
     one sets off collections that walked every module object the imports left: a 512-span
-    request took 5.9-9.6 ms to decode with them, 4.0-4.3 ms frozen
-    (``benchmarks/bench_collector.py --only decode``). Then exit with the server process
-    (:func:`_exit_with_parent`)."""
+    request took 4.5-9.6 ms to decode with them, 3.1-4.9 ms frozen and with the threshold
+    below (``benchmarks/bench_collector.py --only decode``). Then exit with the server
+    process (:func:`_exit_with_parent`)."""
     import gc
 
     from vlmscope.collectors import otlp  # noqa: F401  (imported before the freeze)
