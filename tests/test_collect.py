@@ -339,3 +339,23 @@ def test_a_lagging_store_answers_503_with_retry_after_and_acknowledges_after_com
     app.close()
     assert (status, headers[b"retry-after"], ok) == (503, b"1", 200)
     assert query(writer.path, "SELECT count(*) FROM spans") == [(8,)]
+
+
+def test_decoding_in_the_server_process_takes_the_same_requests(tmp_path):
+    """``--decoders 0`` decodes in a thread of the server process: protobuf and JSON land,
+    a body that is no request gets 400, and nothing else changes."""
+    with collector(tmp_path / "s.duckdb", "--decoders", "0") as c:
+        assert not decoder_pids(c.process.pid)
+        message, ids = request(6, service="in-process")
+        answer = requests.post(c.traces_url, data=message.SerializeToString(),
+                               headers=PROTOBUF, timeout=30)
+        assert answer.status_code == 200
+        document = {"resourceSpans": [{"scopeSpans": [{"spans": [{
+            "traceId": "ab" * 16, "spanId": "cd" * 8, "name": "json",
+            "startTimeUnixNano": "1700000000000000000",
+            "endTimeUnixNano": "1700000000001000000"}]}]}]}
+        assert requests.post(c.traces_url, json=document, timeout=30).status_code == 200
+        assert requests.post(c.traces_url, data=b"\xff not protobuf", headers=PROTOBUF,
+                             timeout=30).status_code == 400
+        assert count(c.url, f"SELECT count(*) FROM spans WHERE trace_id IN "
+                            f"('{ids[0][0]}', '{'ab' * 16}')") == 7
