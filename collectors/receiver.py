@@ -32,7 +32,6 @@ import queue
 import socket
 import struct
 import threading
-import time
 import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -123,14 +122,13 @@ def _gunzip(body: bytes, limit: int) -> bytes:
     return data
 
 
-def _decoder_started(parent: int) -> None:
+def _decoder_started() -> None:
     """In a decoder process, before its first request: import the decoder, then move every
     object there is to the garbage collector's permanent generation (``gc.freeze``). A
     decoded request is a tree of dicts and lists freed by reference counting, yet building
     one sets off collections that walked every module object the imports left: a 512-span
     request took 4.5-9.6 ms to decode with them, 3.1-4.9 ms frozen and with the threshold
-    below (``benchmarks/bench_collector.py --only decode``). Then exit with the server
-    process (:func:`_exit_with_parent`)."""
+    below (``benchmarks/bench_collector.py --only decode``)."""
     import gc
 
     from vlmscope.collectors import otlp  # noqa: F401  (imported before the freeze)
@@ -140,19 +138,6 @@ def _decoder_started(parent: int) -> None:
     # young-generation collection every 700 of them found nothing and took 5.5% of a
     # decoder's time (py-spy). Cycles are still collected, every 50,000 allocations.
     gc.set_threshold(50_000, 20, 100)
-    _exit_with_parent(parent)
-
-
-def _exit_with_parent(parent: int) -> None:
-    """In a decoder process: exit as soon as the server process is gone (even SIGKILLed,
-    which gives the pool no chance to stop its workers)."""
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(0)
-
-    threading.Thread(target=watch, name="vlmscope-parent-watch", daemon=True).start()
 
 
 # A request to a decoder process: the body's length and whether it is JSON, then the body. Its
@@ -178,12 +163,13 @@ def _receive_exactly(sock: socket.socket, size: int) -> bytearray | None:
     return buffer
 
 
-def _decoder_main(sock: socket.socket, parent: int, limits: otlp.OtlpLimits) -> None:
+def _decoder_main(sock: socket.socket, limits: otlp.OtlpLimits) -> None:
     """A decoder process: answer the requests on ``sock`` one after the other until the
-    server closes its end (or dies). The answers go out from a thread of their own, so that
-    the next request is decoded while the server's event loop gets round to reading the
-    last answer (a socket holds about 200 KB; an answer of 512 spans is 790 KB)."""
-    _decoder_started(parent)
+    server closes its end, or dies (even SIGKILLed: the kernel closes its end then). The
+    answers go out from a thread of their own, so that the next request is decoded while
+    the server's event loop gets round to reading the last answer (a socket holds about
+    200 KB; an answer of 512 spans is 790 KB)."""
+    _decoder_started()
     answers: queue.SimpleQueue = queue.SimpleQueue()
 
     def send() -> None:
@@ -272,7 +258,7 @@ class DecoderProcesses:
                     end.setsockopt(socket.SOL_SOCKET, option, _SOCKET_BUFFER)
         # spawn, not fork: this process runs threads (DuckDB, the ingest writer).
         process = multiprocessing.get_context("spawn").Process(
-            target=_decoder_main, args=(theirs, os.getpid(), self._limits),
+            target=_decoder_main, args=(theirs, self._limits),
             name="vlmscope-decoder", daemon=True)
         process.start()
         theirs.close()
