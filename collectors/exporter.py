@@ -13,7 +13,12 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from vlmscope.collectors.convert import SpanBatch, spans_to_batch
-from vlmscope.collectors.store import StoreWriter, merge_batches
+from vlmscope.collectors.store import (
+    DEFAULT_EXIT_WAIT_S,
+    StoreUnavailableError,
+    StoreWriter,
+    merge_batches,
+)
 
 _log = logging.getLogger("vlmscope.exporter")
 
@@ -27,17 +32,28 @@ share (a handful of statements, the WAL sync) whatever its size, so the writer t
 waiting batch and, without waiting for more, every other batch already queued up to this
 many spans, and commits them together (group commit)."""
 
+EXIT_WAIT_ENV = "VLMSCOPE_EXIT_WAIT_S"
+"""Environment variable: the longest, in seconds, shutdown waits for a held store
+(default :data:`~vlmscope.collectors.store.DEFAULT_EXIT_WAIT_S`, 5)."""
+
+SPOOL_RETRY_S = 0.5
+"""Seconds between an idle exporter's tries to commit what it spooled."""
+
 _STOP = object()
 
 
 @dataclass(frozen=True)
 class ExportStats:
-    """What an exporter did so far: spans committed, spans lost, and the last error."""
+    """What an exporter did so far: spans committed (directly, or from the spool it put
+    them in), spans lost, and the last error;
+    ``spooled_spans``: spans waiting now in the store's spool (see
+    :mod:`vlmscope.collectors.spool`), of this exporter or another writer of the store."""
 
     exported_spans: int
     failed_spans: int
     failed_batches: int
     last_error: str | None
+    spooled_spans: int = 0
 
 
 class DuckDBSpanExporter(SpanExporter):
@@ -53,8 +69,12 @@ class DuckDBSpanExporter(SpanExporter):
 
     Never raises into the application: a batch that cannot be converted or written is
     counted in :attr:`stats` and logged once (the first failure) at WARNING with what to do;
-    later failures are logged at DEBUG and summed up at shutdown. :meth:`force_flush` waits
-    until every handed-over batch is committed or counted as lost.
+    later failures are logged at DEBUG and summed up at shutdown. A batch the store cannot
+    take now (another process holds the file, or it is damaged) is not lost: it goes to the
+    store's durable spool and is committed once the store can be written, by this exporter
+    (it retries every :data:`SPOOL_RETRY_S` while idle) or by the next writer.
+    :meth:`force_flush` waits until every handed-over batch is committed, spooled or counted
+    as lost; :meth:`shutdown` waits at most ``exit_wait_s`` seconds for a held store.
     """
 
     def __init__(
@@ -64,13 +84,18 @@ class DuckDBSpanExporter(SpanExporter):
         writer: StoreWriter | None = None,
         pending_batches: int = DEFAULT_PENDING_BATCHES,
         max_group_spans: int = DEFAULT_MAX_GROUP_SPANS,
+        exit_wait_s: float | None = None,
     ) -> None:
         if pending_batches < 1:
             raise ValueError(f"pending_batches must be at least 1, got {pending_batches}")
         if max_group_spans < 1:
             raise ValueError(f"max_group_spans must be at least 1, got {max_group_spans}")
         self._max_group_spans = max_group_spans
-        self._writer = writer if writer is not None else StoreWriter(path)
+        if writer is None:
+            if exit_wait_s is None:
+                exit_wait_s = float(os.environ.get(EXIT_WAIT_ENV, DEFAULT_EXIT_WAIT_S))
+            writer = StoreWriter(path, exit_wait_s=exit_wait_s)
+        self._writer = writer
         self.path = self._writer.path
         self._stats_lock = threading.Lock()
         self._exported = 0
@@ -90,9 +115,9 @@ class DuckDBSpanExporter(SpanExporter):
     def stats(self) -> ExportStats:
         """A snapshot of the counts so far."""
         with self._stats_lock:
-            return ExportStats(
-                self._exported, self._failed, self._failed_batches, self._last_error
-            )
+            counts = (self._exported + self._writer.unspooled_spans, self._failed,
+                      self._failed_batches, self._last_error)
+        return ExportStats(*counts, spooled_spans=self._writer.spooled_spans())
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Convert ``spans`` and queue them for the writer; never raises."""
@@ -120,7 +145,20 @@ class DuckDBSpanExporter(SpanExporter):
     def _write_loop(self) -> None:
         carried = None  # a batch taken from the queue that did not fit the last group
         while True:
-            item = carried if carried is not None else self._queue.get()
+            if carried is not None:
+                item = carried
+            elif self._writer.spool_pending:
+                try:
+                    item = self._queue.get(timeout=SPOOL_RETRY_S)
+                except queue.Empty:
+                    self.writing = True
+                    try:
+                        self._writer.retry_spool()
+                    finally:
+                        self.writing = False
+                    continue
+            else:
+                item = self._queue.get()
             carried = None
             if item is _STOP:
                 self._queue.task_done()
@@ -161,6 +199,13 @@ class DuckDBSpanExporter(SpanExporter):
         counting its spans as exported or, on failure, as lost."""
         try:
             self._writer.write(batch)
+        except StoreUnavailableError as held:
+            try:
+                self._writer.spool(batch, held)
+            except Exception as error:
+                self.count_failure(batch.num_spans, f"could not spool ({error}); {held}",
+                                   batches)
+            return
         except Exception as error:
             self.count_failure(batch.num_spans, f"{type(error).__name__}: {error}", batches)
             return
@@ -191,7 +236,8 @@ class DuckDBSpanExporter(SpanExporter):
         return True
 
     def shutdown(self) -> None:
-        """Commit what is queued, close the store, and report lost spans once."""
+        """Commit what is queued, close the store (waiting at most ``exit_wait_s`` for a
+        held one: what it cannot commit by then stays spooled), and report lost spans once."""
         if self._shutdown:
             return
         self._shutdown = True

@@ -22,14 +22,9 @@ import queue
 import threading
 from dataclasses import dataclass
 
-import duckdb
-import pyarrow as pa
-import pyarrow.compute as pc
-
-from vlmscope.collectors import facts
-from vlmscope.collectors.convert import SpanBatch
 from vlmscope.collectors.otlp import DecodedSpans
-from vlmscope.collectors.store import StoreWriter, merge_batches
+from vlmscope.collectors.spool import skip_stored, without_spans
+from vlmscope.collectors.store import StoreUnavailableError, StoreWriter, merge_batches
 
 _log = logging.getLogger("vlmscope.ingest")
 
@@ -41,8 +36,6 @@ DEFAULT_MAX_GROUP_SPANS = 20_000
 
 
 _STOP = object()
-_GROUP = "_vlmscope_ingest_group"
-_EVALUATION_KEY = ("run_id", "evaluator", "trace_id", "span_id", "row_id")
 
 
 class IngestBusyError(RuntimeError):
@@ -54,59 +47,6 @@ class _Pending:
     decoded: DecodedSpans
     future: concurrent.futures.Future[int]
     spans: int
-
-
-def without_spans(batch: SpanBatch, dropped: set[tuple[str, str]]) -> SpanBatch:
-    """``batch`` without the spans keyed (trace id, span id) in ``dropped`` and the
-    per-row records derived from them (evaluations are deduplicated on insert instead)."""
-
-    def keep(table: pa.Table) -> pa.Table:
-        mask = [(t, s) not in dropped for t, s in zip(
-            table.column("trace_id").to_pylist(), table.column("span_id").to_pylist(),
-            strict=True)]
-        return table.filter(pa.array(mask, pa.bool_()))
-
-    derived = {name: table if name == "evaluations" else keep(table)
-               for name, table in batch.derived.items() if name != facts.BATCH_KEY}
-    return SpanBatch(keep(batch.spans), {k: v for k, v in derived.items() if v.num_rows})
-
-
-def skip_stored(con: duckdb.DuckDBPyConnection, batch: SpanBatch) -> SpanBatch:
-    """Inside the write transaction: drop the spans the store already holds, and the
-    evaluations it already records or that repeat within ``batch``."""
-    if batch.num_spans:
-        bounds = pc.min_max(batch.spans.column("start_time").cast(pa.int64())).as_py()
-        con.register(_GROUP, batch.spans.select(["trace_id", "span_id"]))
-        try:
-            stored = con.execute(
-                f"SELECT s.trace_id, s.span_id FROM spans s SEMI JOIN {_GROUP} g "
-                "ON s.trace_id = g.trace_id AND s.span_id = g.span_id "
-                "WHERE s.start_time BETWEEN make_timestamp_ns($lo) AND make_timestamp_ns($hi)",
-                {"lo": bounds["min"], "hi": bounds["max"]},
-            ).fetchall()
-        finally:
-            con.unregister(_GROUP)
-        if stored:
-            batch = without_spans(batch, set(stored))
-    evaluations = batch.derived.get("evaluations")
-    if evaluations is not None:
-        same = " AND ".join(f"e.{c} IS NOT DISTINCT FROM g.{c}" for c in _EVALUATION_KEY)
-        con.register(_GROUP, evaluations)
-        try:
-            fresh = con.sql(
-                f"SELECT * FROM {_GROUP} g WHERE NOT EXISTS "
-                f"(SELECT 1 FROM evaluations e WHERE {same}) "
-                f"QUALIFY row_number() OVER (PARTITION BY {', '.join(_EVALUATION_KEY)}) = 1"
-            ).to_arrow_table()
-        finally:
-            con.unregister(_GROUP)
-        derived = dict(batch.derived)
-        if fresh.num_rows:
-            derived["evaluations"] = fresh.cast(evaluations.schema)
-        else:
-            del derived["evaluations"]
-        batch = SpanBatch(batch.spans, derived)
-    return batch
 
 
 class SpanIngestor:
@@ -191,6 +131,14 @@ class SpanIngestor:
         error: Exception | None = None
         try:
             stored = self.writer.write(batch, prepare=skip_stored, new_spans_only=True)
+        except StoreUnavailableError as held:
+            # Held by another process or damaged: the spool keeps the spans durably (the
+            # acknowledgement stays true) until a writer can commit them.
+            try:
+                self.writer.spool(batch, held)
+            except Exception as failure:
+                error = failure
+                _log.warning("could not commit or spool %d spans: %s", batch.num_spans, failure)
         except Exception as failure:  # reported to every waiting request, never raised here
             error = failure
             _log.warning("could not commit %d spans: %s", batch.num_spans, failure)

@@ -319,6 +319,10 @@ def _assemble(items: list[Any]) -> DecodedSpans:
     return DecodedSpans(batch, keys, rejections.count, rejections.message, evaluations)
 
 
+_ZERO_TRACE = "0" * 32
+_ZERO_SPAN = "0" * 16
+
+
 class _Rejections:
     """The rejected spans of a request's items, counted with the first reason."""
 
@@ -336,6 +340,11 @@ class _Rejections:
                 self.message = self.message or row
                 continue
             key = (row[0], row[1])
+            if key[0] == _ZERO_TRACE or key[1] == _ZERO_SPAN:
+                # OTLP: an all-zero trace or span id is invalid.
+                self.count += 1
+                self.message = self.message or "an all-zero trace_id or span_id is invalid"
+                continue
             if key not in seen:
                 seen.add(key)
                 yield key, row

@@ -10,8 +10,12 @@ Routes:
   413 too large, 415 wrong content type, 503 with ``Retry-After`` when the store lags
   behind (the client retries), each with a ``google.rpc.Status`` body.
 * ``POST /v1/query`` - ``{"sql": "..."}``: one read-only statement on the store, answered as
-  ``{"columns": [...], "rows": [[...], ...]}``. The store is opened with external access
-  disabled, so no query reads or writes a file named by the client.
+  ``{"columns": [...], "rows": [[...], ...]}``. It runs beside the ingest, holding no lock
+  the ingest needs, in a read-only transaction on an instance where DuckDB itself refuses
+  every file but the store, every extension and every setting, within a time, a memory and
+  a result-size limit (:mod:`vlmscope.collectors.query`). Errors: 400 a query that fails,
+  403 one that would write or touch a file, 408 past the time limit, 413 past the memory or
+  result limits, 503 while the store cannot be read.
 * ``GET /health`` - ``{"status": "ok", ...}`` with the spans committed and pending.
 
 With a token configured, every route but ``/health`` needs ``Authorization: Bearer <token>``,
@@ -45,7 +49,15 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from vlmscope.collectors import otlp
 from vlmscope.collectors.ingest import IngestBusyError, SpanIngestor
-from vlmscope.collectors.query import ReadOnlyQueryError, run_read_only
+from vlmscope.collectors.query import (
+    DEFAULT_QUERY_MAX_BYTES,
+    DEFAULT_QUERY_MAX_ROWS,
+    DEFAULT_QUERY_TIMEOUT_S,
+    QueryLimits,
+    ReadOnlyQueryError,
+    jsonable,
+)
+from vlmscope.collectors.store import QUERY_SLOTS
 
 _log = logging.getLogger("vlmscope.receiver")
 
@@ -54,12 +66,6 @@ DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 
 DEFAULT_RETRY_AFTER_S = 1
 """Seconds a client is told to wait (``Retry-After``) when the store lags behind."""
-
-DEFAULT_QUERY_TIMEOUT_S = 30.0
-"""Longest a query through the receiver may run, in seconds."""
-
-DEFAULT_QUERY_MAX_ROWS = 100_000
-"""Most rows a query through the receiver may return."""
 
 DEFAULT_DECODERS = min(os.cpu_count() or 1, 4)
 """Processes that decode request bodies in parallel (0: one thread in the server process)."""
@@ -73,7 +79,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 # google.rpc.Code of each HTTP error status, for the OTLP error body.
-_RPC_CODES = {400: 3, 401: 16, 404: 5, 405: 12, 413: 8, 415: 3, 503: 14}
+_RPC_CODES = {400: 3, 401: 16, 403: 7, 404: 5, 405: 12, 408: 4, 413: 8, 415: 3, 503: 14}
 
 
 class _HttpError(Exception):
@@ -94,6 +100,8 @@ class ReceiverConfig:
     retry_after_s: int = DEFAULT_RETRY_AFTER_S
     query_timeout_s: float = DEFAULT_QUERY_TIMEOUT_S
     query_max_rows: int = DEFAULT_QUERY_MAX_ROWS
+    query_max_bytes: int = DEFAULT_QUERY_MAX_BYTES
+    query_memory_limit: str | None = None
     decoders: int = DEFAULT_DECODERS
 
     def __post_init__(self) -> None:
@@ -103,6 +111,13 @@ class ReceiverConfig:
             raise ValueError(f"max_body_bytes must be at least 1, got {self.max_body_bytes}")
         if self.token is not None and not self.token:
             raise ValueError("the token must not be empty")
+        self.query_limits  # noqa: B018 - validates the query limits
+
+    @property
+    def query_limits(self) -> QueryLimits:
+        """The limits of one query through ``/v1/query``."""
+        return QueryLimits(self.query_timeout_s, self.query_max_rows, self.query_max_bytes,
+                           self.query_memory_limit)
 
 
 def _media_type(headers: dict[bytes, bytes]) -> str:
@@ -368,7 +383,8 @@ class OtlpReceiver:
             if config.decoders else None
         self._decode_thread = concurrent.futures.ThreadPoolExecutor(1, "vlmscope-otlp-decode") \
             if not config.decoders else None
-        self._queries = concurrent.futures.ThreadPoolExecutor(2, "vlmscope-query")
+        ingestor.writer.serve_queries(config.query_limits)
+        self._queries = concurrent.futures.ThreadPoolExecutor(QUERY_SLOTS, "vlmscope-query")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -518,15 +534,20 @@ class OtlpReceiver:
         try:
             columns, rows = await loop.run_in_executor(self._queries, self._run_query, sql)
         except ReadOnlyQueryError as error:
-            raise _HttpError(400, str(error)) from error
-        payload = orjson.dumps({"columns": columns, "rows": rows}, default=str,
-                               option=orjson.OPT_NON_STR_KEYS)
+            raise _HttpError(error.status, str(error)) from error
+        except Exception as error:  # never a 500 with a traceback for a query
+            _log.warning("query failed: %s: %s", type(error).__name__, error)
+            raise _HttpError(400, f"query failed: {type(error).__name__}: {error}") from error
+        try:
+            payload = orjson.dumps({"columns": columns, "rows": rows},
+                                   option=orjson.OPT_NON_STR_KEYS)
+        except TypeError:  # values JSON has no type for (HUGEINT, DECIMAL, BLOB, ...)
+            payload = orjson.dumps({"columns": columns, "rows": jsonable(rows)},
+                                   option=orjson.OPT_NON_STR_KEYS)
         await self._respond(send, 200, JSON, payload)
 
     def _run_query(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-        with self.ingestor.writer.cursor() as cursor:
-            return run_read_only(cursor, sql, timeout_s=self.config.query_timeout_s,
-                                 max_rows=self.config.query_max_rows)
+        return self.ingestor.writer.run_query(sql)
 
     async def _error(self, send: Send, error: _HttpError, media: str) -> None:
         status = status_pb2.Status(code=_RPC_CODES.get(error.status, 2), message=error.message)

@@ -42,6 +42,16 @@ import duckdb
 
 from vlmscope.collectors import facts
 
+LATEST_EVALUATIONS_SQL = """
+    SELECT e.* FROM evaluations e
+    LEFT JOIN eval_runs r ON r.run_id = e.run_id AND r.evaluator = e.evaluator
+    QUALIFY row_number() OVER (
+        PARTITION BY e.trace_id, e.row_id, e.evaluator
+        ORDER BY r.created_at DESC NULLS LAST, e.run_id DESC) = 1
+"""
+"""The latest evaluation of each pipeline row by each evaluator: ``vlmscope eval`` may judge
+a run many times, and counts, rates and verdicts read only the last judgement."""
+
 
 @dataclass(frozen=True)
 class Migration:

@@ -8,10 +8,13 @@ costs about 40 ms a cycle (every close checkpoints). So the two sides take turns
   when a reader asks, and after :data:`DEFAULT_IDLE_CLOSE_S` without writes;
 * a reader (:func:`read_connection`, used by ``vlmscope sql``) that finds the file locked asks
   by dropping a request file into ``<db>.readers/``, retries until it gets in, and removes the
-  request when done. The writer waits (at most :data:`DEFAULT_READER_WAIT_S`) for pending
-  requests before it opens the file again; spans that arrive meanwhile queue in memory.
+  request when done. While a request is pending, or another process holds the file, or the
+  file is damaged, the writer does not wait: it puts what it cannot commit in the store's
+  durable spool (:mod:`vlmscope.collectors.spool`) and commits it, exactly once, as soon as
+  it holds the file again; the next writer that opens the store does the same.
 
-Request files older than :data:`STALE_REQUEST_S` (a crashed reader) are ignored.
+Request files older than :data:`STALE_REQUEST_S` (a crashed reader) are ignored. A file
+that is not a whole DuckDB database (:func:`check_store_file`) is never written into.
 """
 
 from __future__ import annotations
@@ -34,15 +37,20 @@ import pyarrow.compute as pc
 
 from vlmscope.collectors import facts, normalize
 from vlmscope.collectors.convert import SpanBatch
+from vlmscope.collectors.query import (
+    QueryLimits,
+    ReadOnlyQueryError,
+    lock_down,
+    query_cursor,
+    run_read_only,
+)
 from vlmscope.collectors.schema import migrate
+from vlmscope.collectors.spool import Spool, skip_stored
 
 _log = logging.getLogger("vlmscope.store")
 
 DEFAULT_IDLE_CLOSE_S = 1.0
 """Seconds without writes after which the writer closes the file (readers then open at once)."""
-
-DEFAULT_READER_WAIT_S = 10.0
-"""Longest time, in seconds, a writer waits for pending readers before it writes again."""
 
 DEFAULT_READ_TIMEOUT_S = 30.0
 """Longest time, in seconds, a reader waits for a busy writer to hand the file over."""
@@ -176,8 +184,99 @@ def _key_hashes(spans: pa.Table) -> list[int]:
                                      spans.column("span_id").to_pylist(), strict=True)]
 
 
-class StoreLockedError(RuntimeError):
+DEFAULT_EXIT_WAIT_S = 5.0
+"""Longest time, in seconds, closing a writer waits for a held store to commit its spool;
+what is still spooled then stays on disk for the next writer."""
+
+SPOOL_CHECK_S = 1.0
+"""Seconds between a writer's looks for entries other writers spooled."""
+
+QUERY_SLOTS = 2
+"""Read-only queries a writer runs at once on its instance (``run_query``)."""
+
+_HEADER_BYTES = 3 * 4096  # DuckDB's file header and its two database headers
+
+
+class StoreError(RuntimeError):
+    """A store that cannot be used: the message says why and what to do."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store cannot be written now: spans go to the spool."""
+
+
+class StoreLockedError(StoreUnavailableError):
     """The store is held by another process that did not hand it over in time."""
+
+
+class StoreDamagedError(StoreUnavailableError):
+    """The store file is damaged (truncated, corrupt, or not a DuckDB file); it is left
+    untouched."""
+
+
+class NotAStoreError(StoreError):
+    """The file is empty, or a DuckDB database that is not a vlmscope store."""
+
+
+class StoreMissingError(StoreError, FileNotFoundError):
+    """There is no store at the path."""
+
+
+def _damage(path: Path, why: str) -> StoreDamagedError:
+    return StoreDamagedError(
+        f"{path} is damaged ({why}); vlmscope leaves it untouched. Move it aside (e.g. "
+        f"`mv {path} {path}.damaged`) to start a new store: spans that could not be written "
+        f"wait in {Spool(path).folder} and the next writer commits them there.")
+
+
+def check_store_file(path: str | os.PathLike[str],
+                     con: duckdb.DuckDBPyConnection | None = None) -> None:
+    """Raise :class:`StoreDamagedError` when the file at ``path`` is not a whole DuckDB
+    database: shorter than its headers, without DuckDB's magic bytes, unreadable, or
+    shorter than the blocks its header counts (a truncated copy). ``con`` is a connection
+    that has the file open already (read-only); without it the file is opened read-only to
+    look. A missing or empty file passes (a writer creates the store)."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return
+    if size == 0:
+        return
+    if size < _HEADER_BYTES:
+        raise _damage(path, f"{size} bytes, shorter than a DuckDB file's headers")
+    with open(path, "rb") as file:
+        magic = file.read(12)[8:12]
+    if magic != b"DUCK":
+        raise _damage(path, "not a DuckDB database file")
+    own = con is None
+    try:
+        if own:
+            con = duckdb.connect(str(path), read_only=True)
+        rows = con.execute(
+            "SELECT block_size, total_blocks FROM pragma_database_size() "
+            "WHERE database_name = current_database()").fetchall()
+    except duckdb.Error as error:
+        if _is_lock_error(error):
+            return  # held: the writer's connect will say so
+        raise _damage(path, str(error).splitlines()[0]) from error
+    finally:
+        if own and con is not None:
+            con.close()
+    if rows:
+        block_size, blocks = rows[0]
+        expected = _HEADER_BYTES + int(block_size) * int(blocks)
+        if size < expected:
+            raise _damage(path, f"{size} bytes where its header counts {expected}: truncated")
+
+
+def is_damage_error(error: BaseException) -> bool:
+    """Whether a DuckDB error says the database file is damaged."""
+    if not isinstance(error, duckdb.Error):
+        return False
+    text = str(error).lower()
+    return any(mark in text for mark in (
+        "corrupt", "checksum", "could not read enough bytes", "not a valid duckdb database"))
 
 
 def readers_dir(db_path: str | os.PathLike[str]) -> Path:
@@ -225,6 +324,16 @@ class StoreWriter:
     the row groups the writer's appends make; None leaves DuckDB's own. The writer attaches
     the file to a connection of its own to set it, so no other connection of this process
     shares the writer's: a reader here asks for the file as one in another process does.
+
+    :meth:`write` raises :class:`StoreUnavailableError` at once, without waiting, when a
+    reader asked for the file, another process holds it or it is damaged; the caller then
+    hands the batch to :meth:`spool`. Spooled batches are committed when the writer next
+    opens the store, and otherwise by :meth:`retry_spool` and :meth:`close` (which waits at
+    most ``exit_wait_s`` for a held store).
+
+    ``query_limits``, when given, lets :meth:`run_query` run read-only queries on the
+    writer's own DuckDB instance, which is then locked down
+    (:func:`vlmscope.collectors.query.lock_down`) each time it opens.
     """
 
     def __init__(
@@ -232,13 +341,16 @@ class StoreWriter:
         path: str | os.PathLike[str],
         *,
         idle_close_s: float = DEFAULT_IDLE_CLOSE_S,
-        reader_wait_s: float = DEFAULT_READER_WAIT_S,
         config: dict[str, Any] | None = None,
         settings: dict[str, Any] | None = None,
         row_group_size: int | None = DEFAULT_ROW_GROUP_SIZE,
+        query_limits: QueryLimits | None = None,
+        exit_wait_s: float = DEFAULT_EXIT_WAIT_S,
     ) -> None:
-        if idle_close_s <= 0 or reader_wait_s < 0:
-            raise ValueError("idle_close_s must be > 0 and reader_wait_s >= 0 (seconds)")
+        if exit_wait_s < 0:
+            raise ValueError(f"exit_wait_s must be >= 0 seconds, got {exit_wait_s!r}")
+        if idle_close_s <= 0:
+            raise ValueError(f"idle_close_s must be > 0 seconds, got {idle_close_s!r}")
         if row_group_size is not None and (
                 type(row_group_size) is not int or row_group_size <= 0
                 or row_group_size % _VECTOR_SIZE):
@@ -248,7 +360,6 @@ class StoreWriter:
         self._row_group_size = row_group_size
         self.path = Path(path)
         self._idle_close_s = idle_close_s
-        self._reader_wait_s = reader_wait_s
         self._config = dict(config or {})
         self._settings = {name: value for name, value in DEFAULT_SETTINGS.items()
                           if name not in self._config}
@@ -264,6 +375,23 @@ class StoreWriter:
         self._closed = False
         self._watcher: threading.Thread | None = None
         self._wake = threading.Event()
+        self.spool_store = Spool(self.path)
+        self._exit_wait_s = exit_wait_s
+        self._spool_checked = 0.0
+        self._warned: set[type] = set()
+        self.spooled_batches = 0
+        """Batches this writer put in the spool."""
+        self.unspooled_spans = 0
+        """Spans this writer spooled and a writer (this one) committed since."""
+        self._own_entries: dict[str, int] = {}
+        self.spool_pending = False
+        """Whether this writer spooled batches that no writer has committed yet (as far as
+        it knows)."""
+        self._query_limits = query_limits
+        self._query_cursors: list[duckdb.DuckDBPyConnection] = []
+        self._active_queries: dict[int, duckdb.DuckDBPyConnection] = {}
+        self._checked_file: tuple[int, int] | None = None
+        self._unavailable: Exception | None = None
 
     # -- connection lifecycle ------------------------------------------------------------
 
@@ -277,12 +405,23 @@ class StoreWriter:
             self._last_write = time.monotonic()
 
     def _open(self) -> duckdb.DuckDBPyConnection:
+        """The open store; opens it when closed. Raises :class:`StoreLockedError` at once
+        when a reader asked for the file or another process holds it, and
+        :class:`StoreDamagedError` when the file is damaged: the caller spools."""
         if self._con is not None:
             return self._con
-        deadline = time.monotonic() + self._reader_wait_s
-        while _pending_readers(self.path) and time.monotonic() < deadline:
-            time.sleep(_POLL_S)
-        con = self._connect_with_retry(deadline + DEFAULT_READ_TIMEOUT_S)
+        if _pending_readers(self.path):
+            raise StoreLockedError(f"{self.path} is lent to a reader")
+        self._check_file()
+        try:
+            con = self._connect()
+        except _HELD_ERRORS as error:
+            if _is_lock_error(error):
+                raise StoreLockedError(f"{self.path} is held by another process ({error})") \
+                    from error
+            if is_damage_error(error):
+                raise _damage(self.path, str(error).splitlines()[0]) from error
+            raise
         try:
             if "threads" not in self._config:
                 # SET, not the connect config: a connection opened with a config of its own
@@ -291,27 +430,40 @@ class StoreWriter:
             for name, value in self._settings.items():
                 con.execute(f"SET {name} = ?", [value])
             migrate(con)
-        except Exception:
+            cursors = []
+            if self._query_limits is not None:
+                use = _ALIAS if self._row_group_size is not None else None
+                cursors = [query_cursor(con, self._query_limits, use, QUERY_SLOTS)
+                           for _ in range(QUERY_SLOTS)]
+                # From here on DuckDB itself refuses every file but the store, extensions
+                # and settings (but the optimizer switch of a connection's own appends).
+                lock_down(con, allowed_configs=("enable_optimizer",))
+        except Exception as error:
             con.close()
+            if is_damage_error(error):
+                raise _damage(self.path, str(error).splitlines()[0]) from error
             raise
         self._con = con
+        self._query_cursors = cursors
         self._merge_state = facts.MergeState()
         self._recent = None
         self._ensure_watcher()
+        self._drain_spool(con)
         return con
 
-    def _connect_with_retry(self, deadline: float) -> duckdb.DuckDBPyConnection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        while True:
-            try:
-                return self._connect()
-            except _HELD_ERRORS as error:
-                # A reader holds a shared lock for the length of its query: wait it out.
-                if not _is_lock_error(error) or time.monotonic() > deadline:
-                    raise
-                time.sleep(_POLL_S)
+    def _check_file(self) -> None:
+        """:func:`check_store_file`, unless the file is as this writer left it."""
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            return
+        seen = (stat.st_size, stat.st_mtime_ns)
+        if seen != self._checked_file:
+            check_store_file(self.path)
+            self._checked_file = seen
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         if self._row_group_size is None:
             return duckdb.connect(str(self.path), config=self._config)
         # ROW_GROUP_SIZE is an ATTACH option: attach the file to an in-memory database
@@ -339,12 +491,15 @@ class StoreWriter:
             self._watcher.start()
 
     def _watch(self) -> None:
-        """Close the connection when a reader asks for the file or writes have stopped."""
+        """Close the connection when a reader asks for the file or writes have stopped
+        (never while a query of :meth:`run_query` runs on it)."""
         while not self._closed:
             self._wake.wait(0.05)
             with self._lock:
                 if self._con is None:
                     return
+                if self._active_queries:
+                    continue
                 idle = time.monotonic() - self._last_write > self._idle_close_s
                 if idle or _pending_readers(self.path):
                     self._close_connection()
@@ -352,12 +507,75 @@ class StoreWriter:
 
     def _close_connection(self) -> None:
         self._recent = None  # others may write to the file before it opens again
+        for cursor in self._query_cursors:
+            with contextlib.suppress(Exception):
+                cursor.close()
+        self._query_cursors = []
         if self._con is not None:
             try:
                 self._compact()
                 self._con.close()
             finally:
                 self._con = None
+                with contextlib.suppress(OSError):
+                    stat = self.path.stat()
+                    self._checked_file = (stat.st_size, stat.st_mtime_ns)
+
+    # -- the spool -----------------------------------------------------------------------
+
+    def spool(self, batch: SpanBatch, reason: BaseException | str) -> None:
+        """Keep ``batch`` durably in the store's spool (``<db>.spool/``) because it could
+        not be committed now (``reason``); it is committed, once, when a writer holds the
+        store. Warns once per kind of reason."""
+        entry = self.spool_store.put(batch)
+        self._own_entries[entry.name] = batch.num_spans
+        self.spooled_batches += 1
+        self.spool_pending = True
+        kind = type(reason)
+        if kind not in self._warned:
+            self._warned.add(kind)
+            _log.warning("vlmscope keeps spans in %s: %s. They are committed to the store "
+                         "once it can be written (by this writer or the next one).",
+                         self.spool_store.folder, reason)
+
+    def spooled_spans(self) -> int:
+        """Spans waiting in the store's spool now (of any writer)."""
+        return self.spool_store.spooled_spans()
+
+    def _drain_spool(self, con: duckdb.DuckDBPyConnection) -> int:
+        """Commit every spooled entry, oldest first, each once; returns the spans committed.
+        Runs with the store open (under the writer's lock)."""
+        self._spool_checked = time.monotonic()
+        committed = 0
+        for entry in self.spool_store.entries():
+            try:
+                batch = self.spool_store.load(entry)
+            except (OSError, pa.ArrowException) as error:
+                _log.warning("vlmscope skips the unreadable spool entry %s: %s", entry, error)
+                continue
+            committed += self._write(con, batch, skip_stored)
+            self.spool_store.remove(entry)
+            self.unspooled_spans += self._own_entries.pop(entry.name, 0)
+        self.spool_pending = False
+        if committed:
+            _log.info("vlmscope committed %d spooled spans to %s", committed, self.path)
+        return committed
+
+    def retry_spool(self) -> int:
+        """Try to commit what is spooled now; returns the spans still spooled. Never raises:
+        a store still held or damaged leaves the spool as it is."""
+        with self._lock:
+            if self._closed or not self.spool_store.entries():
+                self.spool_pending = False
+                return 0
+            try:
+                con = self._open()  # drains when it opens
+                if self.spool_store.entries():
+                    self._drain_spool(con)
+            except Exception as error:
+                self._unavailable = error
+                _log.debug("vlmscope spool stays: %s", error)
+        return self.spooled_spans()
 
     def _compact(self) -> None:
         """Leave ``pipeline_rows`` equal to the plain join before letting the file go
@@ -404,16 +622,22 @@ class StoreWriter:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the store writer is closed")
-            con = self._open()
             try:
+                con = self._open()
+                if time.monotonic() - self._spool_checked > SPOOL_CHECK_S:
+                    self._drain_spool(con)  # what other writers spooled meanwhile
                 if new_spans_only and batch.num_spans and "evaluations" not in batch.derived:
                     written = self._write_unless_stored(con, batch)
                     if written is not None:
                         return written
                 return self._write(con, batch, prepare)
-            except Exception:
+            except StoreUnavailableError:
+                raise
+            except Exception as error:
                 # A failed connection may be unusable; open afresh next time.
                 self._close_connection()
+                if is_damage_error(error):
+                    raise _damage(self.path, str(error).splitlines()[0]) from error
                 raise
             finally:
                 self._last_write = time.monotonic()
@@ -505,10 +729,70 @@ class StoreWriter:
                 cursor.close()
                 self._last_write = time.monotonic()
 
-    def close(self) -> None:
-        """Close the file; later writes raise."""
+    def serve_queries(self, limits: QueryLimits) -> None:
+        """Take read-only queries (:meth:`run_query`) within ``limits`` from now on."""
+        with self._lock:
+            self._query_limits = limits
+            self._close_connection()  # reopened locked down, with query cursors
+
+    def run_query(self, sql: str, *, checked: bool = True
+                  ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run one read-only query on the open store, beside the writes: it holds no lock
+        a write needs, runs in a read-only transaction on an instance DuckDB keeps from
+        any file but the store, and within the writer's ``query_limits`` (see
+        :mod:`vlmscope.collectors.query`). Raises
+        :class:`~vlmscope.collectors.query.ReadOnlyQueryError`."""
+        if self._query_limits is None:
+            raise RuntimeError("this writer takes no queries: give it query_limits")
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the store writer is closed")
+            try:
+                con = self._open()
+            except StoreUnavailableError as error:
+                raise ReadOnlyQueryError(f"the store cannot be read now: {error}", 503) \
+                    from error
+            if not self._query_cursors:
+                raise ReadOnlyQueryError(f"more than {QUERY_SLOTS} queries at once", 503)
+            cursor = self._query_cursors.pop()
+            self._active_queries[id(cursor)] = cursor
+        try:
+            return run_read_only(cursor, sql, self._query_limits, checked=checked)
+        finally:
+            with self._lock:
+                del self._active_queries[id(cursor)]
+                if self._con is con:
+                    self._query_cursors.append(cursor)
+                else:
+                    with contextlib.suppress(Exception):
+                        cursor.close()
+                self._last_write = time.monotonic()
+
+    def close(self, timeout_s: float | None = None) -> None:
+        """Close the file; later writes raise. Queries still running are interrupted.
+        What is spooled is committed first while the store can be written, waiting for a
+        held store at most ``timeout_s`` (the writer's ``exit_wait_s`` by default); the
+        rest stays in the spool for the next writer."""
+        wait = self._exit_wait_s if timeout_s is None else timeout_s
+        deadline = time.monotonic() + wait
+        self._unavailable = None
+        while self.spool_store.entries() and not self._closed:
+            if not self.retry_spool() or isinstance(self._unavailable, StoreDamagedError):
+                break  # done, or nothing to wait for
+            if time.monotonic() >= deadline:
+                _log.warning("vlmscope leaves %d spans spooled in %s: the store stayed "
+                             "unavailable for %.1f s; the next writer commits them",
+                             self.spooled_spans(), self.spool_store.folder, wait)
+                break
+            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
         with self._lock:
             self._closed = True
+            for cursor in self._active_queries.values():
+                with contextlib.suppress(Exception):
+                    cursor.interrupt()
+        while self._active_queries:
+            time.sleep(0.01)
+        with self._lock:
             self._close_connection()
         self._wake.set()
 
@@ -519,10 +803,15 @@ def _handed_over(path: Path, read_only: bool, timeout_s: float,
     """A connection to an existing store, asking a writing process to hand the file over
     (a request file in ``<db>.readers/``) while the file is locked."""
     if not path.exists():
-        raise FileNotFoundError(
+        raise StoreMissingError(
             f"no vlmscope store at {path}: run your traced pipeline (or `vlmscope demo`) "
             "first, or pass the right --db"
         )
+    if path.is_dir():
+        raise NotAStoreError(f"{path} is a folder, not a vlmscope store")
+    if path.stat().st_size == 0:
+        raise NotAStoreError(f"{path} is an empty file, not a vlmscope store")
+    check_store_file(path)
     request: Path | None = None
     deadline = time.monotonic() + timeout_s
     con = None
@@ -530,8 +819,10 @@ def _handed_over(path: Path, read_only: bool, timeout_s: float,
         while con is None:
             try:
                 con = duckdb.connect(str(path), read_only=read_only, config=config or {})
-            except _HELD_ERRORS as error:
+            except duckdb.Error as error:
                 if not _is_lock_error(error):
+                    if is_damage_error(error):
+                        raise _damage(path, str(error).splitlines()[0]) from error
                     raise
                 if time.monotonic() > deadline:
                     raise StoreLockedError(
@@ -544,6 +835,12 @@ def _handed_over(path: Path, read_only: bool, timeout_s: float,
                     request = folder / f"{os.getpid()}-{uuid.uuid4().hex}"
                     request.touch()
                 time.sleep(_POLL_S)
+        check_store_file(path, con)
+        if read_only and not con.execute(
+                "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'spans' "
+                "AND database_name = current_database()").fetchall()[0][0]:
+            raise NotAStoreError(f"{path} is a DuckDB database but not a vlmscope store "
+                                 "(it has no spans table)")
         yield con
     finally:
         if con is not None:
@@ -555,14 +852,19 @@ def _handed_over(path: Path, read_only: bool, timeout_s: float,
 
 @contextlib.contextmanager
 def read_connection(
-    path: str | os.PathLike[str], *, timeout_s: float = DEFAULT_READ_TIMEOUT_S
+    path: str | os.PathLike[str], *, timeout_s: float = DEFAULT_READ_TIMEOUT_S,
+    config: dict[str, Any] | None = None,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-only connection to the store at ``path``, waiting for a writer to hand it over.
+    DuckDB itself refuses any write to the store on it; ``config`` adds DuckDB settings
+    (:func:`vlmscope.collectors.query.read_only_config` also keeps it from other files).
 
-    Raises :class:`FileNotFoundError` when there is no such store and
-    :class:`StoreLockedError` when the file stayed locked for ``timeout_s`` seconds.
+    Raises :class:`StoreMissingError` (a :class:`FileNotFoundError`) when there is no such
+    store, :class:`NotAStoreError` for an empty or foreign file, :class:`StoreDamagedError`
+    for a damaged one and :class:`StoreLockedError` when the file stayed locked for
+    ``timeout_s`` seconds.
     """
-    with _handed_over(Path(path), True, timeout_s) as con:
+    with _handed_over(Path(path), True, timeout_s, config) as con:
         yield con
 
 
@@ -573,8 +875,8 @@ def write_connection(
     """A read-write connection to an existing store, asking a writing process to hand the
     file over as :func:`read_connection` does (for evaluators writing their results).
 
-    Raises :class:`FileNotFoundError` when there is no store at ``path`` and
-    :class:`StoreLockedError` when it stayed locked for ``timeout_s`` seconds.
+    Raises the errors of :func:`read_connection` but :class:`NotAStoreError` for a DuckDB
+    database without vlmscope's tables (writers create them).
     """
     with _handed_over(Path(path), False, timeout_s) as con:
         yield con

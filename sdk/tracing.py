@@ -62,6 +62,9 @@ class ExportStatus:
     failed_spans: int
     dropped_spans: int
     last_error: str | None
+    spooled_spans: int = 0
+    """Spans waiting in the store's durable spool (the file was held or damaged); they are
+    committed, once, when a writer can write the store."""
 
 
 @dataclass
@@ -236,6 +239,7 @@ def export_stats() -> ExportStatus:
         failed_spans=stats.failed_spans if stats else 0,
         dropped_spans=getattr(processor, "dropped_spans", 0),
         last_error=stats.last_error if stats else None,
+        spooled_spans=getattr(stats, "spooled_spans", 0) if stats else 0,
     )
 
 

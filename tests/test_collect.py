@@ -285,7 +285,7 @@ def test_sql_through_the_collector_reads_and_rejects_writes(running, capsys):
         assert main(["sql", "--url", running.url, statement]) == 2
         assert "error:" in capsys.readouterr().err
         refused = requests.post(running.url + "/v1/query", json={"sql": statement}, timeout=30)
-        assert refused.status_code == 400
+        assert refused.status_code == 403
     assert count(running.url, f"SELECT count(*) FROM spans WHERE trace_id = '{ids[0][0]}'") == 4
 
 

@@ -53,17 +53,21 @@ def test_a_full_disk_never_raises_and_every_lost_span_is_counted(tmp_path, caplo
     assert len(_warnings(caplog)) == 1
 
 
-def test_a_file_that_is_not_a_duckdb_database_never_raises(tmp_path, caplog):
+def test_a_file_that_is_not_a_duckdb_database_never_raises_and_its_spans_are_spooled(
+        tmp_path, caplog):
     bad = tmp_path / "garbage.duckdb"
     bad.write_bytes(b"this is not a database" * 1000)
     vlmscope.configure(db=bad)
     with caplog.at_level(logging.DEBUG, logger="vlmscope"):
         _trace_rows(2)
+        vlmscope.force_flush()
         stats = vlmscope.export_stats()
         vlmscope.shutdown()
-    assert stats.failed_spans == 4 and stats.exported_spans == 0
+    assert (stats.failed_spans, stats.exported_spans, stats.spooled_spans) == (0, 0, 4)
     assert bad.read_bytes() == b"this is not a database" * 1000  # left untouched
-    assert len(_warnings(caplog)) == 1
+    spooled = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING
+               and "keeps spans in" in r.getMessage()]
+    assert len(spooled) == 1 and "not a DuckDB database file" in spooled[0]
 
 
 def test_a_failed_batch_does_not_stop_later_batches(tmp_path):

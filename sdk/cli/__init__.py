@@ -46,10 +46,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
+    from vlmscope.collectors.store import StoreError, is_damage_error
+
     try:
         return int(args.handler(args) or 0)
-    except CommandError as error:
+    except (CommandError, StoreError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:
+        # A store damaged past what opening it shows fails a query midway: one line, no
+        # traceback; anything else is a bug and keeps its traceback.
+        if not is_damage_error(error):
+            raise
+        db = getattr(args, "db", None)
+        print(f"error: the store {db or ''} is damaged: {str(error).splitlines()[0]}",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

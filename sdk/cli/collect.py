@@ -21,7 +21,7 @@ DEFAULT_PORT = 4318
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``collect`` to the CLI."""
-    from vlmscope.collectors import otlp, receiver
+    from vlmscope.collectors import otlp, query, receiver
 
     parser = subparsers.add_parser(
         "collect", help="receive OTLP/HTTP traces into a store",
@@ -48,6 +48,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--decoders", type=int, default=receiver.DEFAULT_DECODERS,
                         help="processes decoding requests in parallel (default: "
                         f"{receiver.DEFAULT_DECODERS}; 0 decodes in the server process)")
+    parser.add_argument("--query-timeout", type=float, default=query.DEFAULT_QUERY_TIMEOUT_S,
+                        metavar="S", help="longest a /v1/query query may run, in seconds "
+                        f"(default {query.DEFAULT_QUERY_TIMEOUT_S:g})")
+    parser.add_argument("--query-memory-limit", metavar="SIZE",
+                        help="memory one /v1/query query may use, e.g. 2GB (default: "
+                        f"{query.DEFAULT_QUERY_MEMORY_FRACTION * 100:.0f}%% of this machine)")
+    parser.add_argument("--query-max-bytes", type=int, default=query.DEFAULT_QUERY_MAX_BYTES,
+                        metavar="N", help="largest /v1/query result, in bytes (default "
+                        f"{query.DEFAULT_QUERY_MAX_BYTES})")
     parser.set_defaults(handler=run)
 
 
@@ -98,10 +107,13 @@ def run(args: argparse.Namespace) -> int:
         config = ReceiverConfig(
             max_body_bytes=args.max_body_bytes, token=token, decoders=args.decoders,
             limits=OtlpLimits(max_attributes=args.max_attributes,
-                              max_value_chars=args.max_value_chars))
+                              max_value_chars=args.max_value_chars),
+            query_timeout_s=args.query_timeout, query_max_bytes=args.query_max_bytes,
+            query_memory_limit=args.query_memory_limit)
     except ValueError as error:
         raise CommandError(str(error)) from error
-    # Queries run on the writer's connection: no file is read or written on a client's word.
+    # Queries run on the writer's instance, locked down: no file is read or written on a
+    # client's word (the receiver hands the writer its query limits).
     writer = StoreWriter(args.db, config={"enable_external_access": False})
     app = OtlpReceiver(SpanIngestor(args.db, writer=writer), config)
     server = uvicorn.Server(uvicorn.Config(

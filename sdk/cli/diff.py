@@ -1,7 +1,8 @@
 """``vlmscope diff``: compare a candidate run with a base run on the same cohort, for CI.
 
-Exit status: 0 when no evaluator regressed significantly, 1 when one did, 2 on a usage
-error (no store, unknown run, runs over different rows without ``--intersect``).
+Exit status: 0 when no evaluator regressed significantly, 1 when one did, when either run
+has more failed rows than ``--max-failed`` or when no row was judged, 2 on a usage error (no
+store, unknown run, runs over different rows without ``--intersect``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ _WORST_CLASSES = 10
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``diff`` to the CLI."""
     from vlmscope.regression import DEFAULT_ALPHA, DEFAULT_MAX_DROP
-    from vlmscope.regression.diff import DEFAULT_CHANGED_ROWS
+    from vlmscope.regression.diff import DEFAULT_CHANGED_ROWS, DEFAULT_MAX_FAILED
 
     parser = subparsers.add_parser(
         "diff", help="compare two runs row by row and gate on a significant regression",
@@ -30,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "evaluator the transitions (fixed, broken, still passing, still failing), the pass-rate "
         "and score deltas with paired bootstrap 95%% intervals, the exact McNemar p-value, "
         "per-class deltas and the shift in blame. Exit 1 when an evaluator's pass rate dropped "
-        "by more than --max-drop with p < --alpha.",
+        "by more than --max-drop with p < --alpha, when either run has more failed rows "
+        "(pipeline errors, unreadable images) than --max-failed, or when no row was judged.",
     )
     parser.add_argument("--db", default=os.environ.get("VLMSCOPE_DB", DEFAULT_DB),
                         help="the DuckDB store (default: $VLMSCOPE_DB or vlmscope.duckdb)")
@@ -40,6 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help=f"largest tolerated drop, a share (default {DEFAULT_MAX_DROP})")
     parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
                         help=f"significance level (default {DEFAULT_ALPHA})")
+    parser.add_argument("--max-failed", type=int, default=DEFAULT_MAX_FAILED, metavar="N",
+                        help="failed rows a run may have and still pass (default "
+                        f"{DEFAULT_MAX_FAILED})")
     parser.add_argument("--intersect", action="store_true",
                         help="compare the rows both runs share when their cohorts differ")
     parser.add_argument("--changed-rows", type=int, default=DEFAULT_CHANGED_ROWS, metavar="N",
@@ -104,6 +109,7 @@ def render_report(report: dict[str, Any]) -> str:
             [(c["row_id"], c["evaluator"], c["transition"], c["base_reason"],
               c["candidate_reason"]) for c in report["changed_rows"]], "table"))
     parts += [f"warning: {w}" for w in report["warnings"]]
+    parts += [f"gate: {c}" for c in report["failed_checks"]]
     settings = report["settings"]
     parts.append(f"\nverdict: {report['verdict']}"
                  + (f" ({', '.join(report['regressed'])})" if report["regressed"] else "")
@@ -115,22 +121,22 @@ def run(args: argparse.Namespace) -> int:
     """Handle ``vlmscope diff``."""
     import duckdb
 
-    from vlmscope.collectors.store import StoreLockedError, read_connection
+    from vlmscope.collectors.store import StoreError, read_connection
     from vlmscope.regression import compare_runs, per_row_diff_sql
 
-    if args.changed_rows < 0:
-        raise CommandError("--changed-rows must be >= 0")
+    if args.changed_rows < 0 or args.max_failed < 0:
+        raise CommandError("--changed-rows and --max-failed must be >= 0")
     try:
         with read_connection(args.db, timeout_s=args.timeout) as con:
             report = compare_runs(con, args.base, args.candidate, max_drop=args.max_drop,
                                   alpha=args.alpha, intersect=args.intersect,
-                                  changed_rows=args.changed_rows)
+                                  changed_rows=args.changed_rows, max_failed=args.max_failed)
             if args.per_row:
                 query = per_row_diff_sql(report["base"]["eval_run_id"],
                                          report["candidate"]["eval_run_id"])
                 target = args.per_row.replace("'", "''")
                 con.execute(f"COPY ({query}) TO '{target}' (FORMAT parquet)")
-    except (FileNotFoundError, StoreLockedError, ValueError) as error:
+    except (StoreError, ValueError) as error:
         raise CommandError(str(error)) from error
     except duckdb.CatalogException as error:
         raise CommandError(f"{args.db} has no dataset runs (schema older than v3?): "
@@ -141,4 +147,4 @@ def run(args: argparse.Namespace) -> int:
         print(render_report(report))
     if args.per_row:
         print(f"per-row diff written to {args.per_row}", file=sys.stderr)
-    return 1 if report["regressed"] else 0
+    return 1 if report["regressed"] or report["failed_checks"] else 0

@@ -195,6 +195,23 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
+def _check_filter(con: duckdb.DuckDBPyConnection, column: str, value: str, flag: str) -> None:
+    """Raise :class:`CommandError` listing what exists when no row has ``column`` =
+    ``value`` (a checkpoint matches by its prefix)."""
+    match = "starts_with({c}, ?)" if column == "checkpoint_sha256" else "{c} = ?"
+    ((found,),) = con.execute(f"SELECT count(*) FROM pipeline_rows WHERE "
+                              f"{match.format(c=column)}", [value]).fetchall()
+    if found:
+        return
+    ((known,),) = con.execute(f"SELECT coalesce(list(DISTINCT {column} ORDER BY {column}), []) "
+                              f"FROM pipeline_rows WHERE {column} IS NOT NULL").fetchall()
+    shown = [k[:12] if column == "checkpoint_sha256" else k for k in known[:20]]
+    more = f" (and {len(known) - 20} more)" if len(known) > 20 else ""
+    raise CommandError(f"no rows with {flag} {value!r}; "
+                       + (f"those here: {', '.join(shown)}{more}" if known else
+                          f"no row here has a {flag[2:]}"))
+
+
 def _check_run(con: duckdb.DuckDBPyConnection, run: str) -> None:
     """Raise :class:`CommandError` listing the store's runs when none is called ``run``."""
     ((runs,),) = con.execute("SELECT coalesce(list(DISTINCT run ORDER BY run), []) "
@@ -283,7 +300,7 @@ def run(args: argparse.Namespace) -> int:
     import duckdb
 
     from vlmscope.collectors.parquet import open_parquet_folder
-    from vlmscope.collectors.store import StoreLockedError
+    from vlmscope.collectors.store import StoreError
     from vlmscope.evaluators import (
         CaptionHallucination,
         ClassificationReport,
@@ -334,6 +351,10 @@ def run(args: argparse.Namespace) -> int:
               else write_connection(args.db, timeout_s=args.timeout)) as con:
             if args.run is not None:
                 _check_run(con, args.run)
+            if args.cohort is not None:
+                _check_filter(con, "cohort", args.cohort, "--cohort")
+            if args.checkpoint is not None:
+                _check_filter(con, "checkpoint_sha256", args.checkpoint, "--checkpoint")
             result = run_evaluations(con, evaluators, cohort=args.cohort,
                                      checkpoint=args.checkpoint, run=args.run)
             filters = {"cohort": args.cohort, "checkpoint": args.checkpoint, "run": args.run}
@@ -341,7 +362,7 @@ def run(args: argparse.Namespace) -> int:
             unranked = _unranked_expected(con, filters) if any(
                 isinstance(e, ClassificationReport) and e.classes is None
                 and not e.classes_from_encoder for e in evaluators) else 0
-    except (FileNotFoundError, StoreLockedError, ValueError) as error:
+    except (FileNotFoundError, StoreError, ValueError) as error:
         raise CommandError(str(error)) from error
     except duckdb.Error as error:
         raise CommandError(f"evaluation failed: {error}") from error

@@ -69,7 +69,7 @@ def run_export(args: argparse.Namespace) -> int:
 
     from vlmscope.collectors.interchange import count_spans, export_otlp_jsonl
     from vlmscope.collectors.parquet import export_parquet
-    from vlmscope.collectors.store import StoreLockedError, read_connection
+    from vlmscope.collectors.store import StoreError, read_connection
 
     bar = ProgressBar(f"export {args.format}", sys.stderr)
     try:
@@ -83,7 +83,7 @@ def run_export(args: argparse.Namespace) -> int:
                 counts = export_otlp_jsonl(con, args.output, where=args.where,
                                            progress=bar.update)
                 summary = f"{counts.spans} spans, {counts.evaluations} evaluations"
-    except (FileNotFoundError, FileExistsError, StoreLockedError) as error:
+    except (FileNotFoundError, FileExistsError, StoreError) as error:
         raise CommandError(str(error)) from error
     except duckdb.Error as error:
         raise CommandError(f"export failed: {error}") from error
@@ -131,7 +131,7 @@ def run_replay(args: argparse.Namespace) -> int:
 
     from vlmscope.cli.collect import read_token
     from vlmscope.collectors.interchange import replay
-    from vlmscope.collectors.store import StoreLockedError, read_connection
+    from vlmscope.collectors.store import StoreError, read_connection
 
     headers = parse_headers(args.header)
     if args.token_file:
@@ -141,7 +141,7 @@ def run_replay(args: argparse.Namespace) -> int:
         with read_connection(args.db, timeout_s=args.timeout) as con:
             counts = replay(con, args.endpoint, where=args.where, headers=headers,
                             timeout_s=args.timeout, progress=bar.update)
-    except (FileNotFoundError, StoreLockedError, RuntimeError) as error:
+    except (FileNotFoundError, StoreError, RuntimeError) as error:
         raise CommandError(str(error)) from error
     except duckdb.Error as error:
         raise CommandError(f"replay failed: {error}") from error

@@ -16,6 +16,14 @@ import duckdb
 
 from vlmscope.cli import CommandError
 from vlmscope.cli.output import FORMATS, render
+from vlmscope.collectors.query import (
+    DEFAULT_QUERY_TIMEOUT_S,
+    QueryLimits,
+    ReadOnlyQueryError,
+    lock_down,
+    run_read_only,
+)
+from vlmscope.collectors.query import check_read_only as check
 from vlmscope.settings import DEFAULT_DB
 
 
@@ -28,7 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "EXPLAIN) on a vlmscope store. Tables: spans, embeddings, encoder_records, "
         "llm_records, row_records; view: pipeline_rows. Works while another process is "
         "writing the file: the writer hands it over. With --url the query runs in a "
-        "`vlmscope collect` service; with --parquet on an exported Parquet folder.",
+        "`vlmscope collect` service; with --parquet on an exported Parquet folder. The "
+        "query runs where DuckDB itself refuses writes, and reads no file but the store "
+        "(or the Parquet folder) unless --allow-file-access is given.",
     )
     parser.add_argument("query", help="the SQL query, e.g. \"SELECT * FROM pipeline_rows\"")
     source = parser.add_mutually_exclusive_group()
@@ -40,55 +50,70 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--token-file", type=Path,
                         help="with --url: the file holding the collector's token")
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format")
+    parser.add_argument("--allow-file-access", action="store_true",
+                        help="let the query read other files (read_csv, read_parquet, ...); "
+                        "it still cannot write the store")
     parser.add_argument("--timeout", type=float, default=30.0,
                         help="seconds to wait for a writing process to hand the file over "
                         "(or for the collector to answer)")
     parser.set_defaults(handler=run)
 
 
-def check_read_only(query: str) -> None:
-    """Raise :class:`CommandError` unless ``query`` is exactly one read-only statement."""
-    from vlmscope.collectors.query import ReadOnlyQueryError
-    from vlmscope.collectors.query import check_read_only as check
+def _limits(timeout_s: float) -> QueryLimits:
+    return QueryLimits(timeout_s=max(timeout_s, DEFAULT_QUERY_TIMEOUT_S),
+                       max_rows=2**62, max_bytes=2**62)
 
+
+def _run(con: duckdb.DuckDBPyConnection, query: str,
+         timeout_s: float) -> tuple[list[str], list[tuple]]:
     try:
-        check(query)
+        return run_read_only(con, query, _limits(timeout_s))
     except ReadOnlyQueryError as error:
         raise CommandError(f"vlmscope sql: {error}") from error
 
 
-def _run(con: duckdb.DuckDBPyConnection, query: str) -> tuple[list[str], list[tuple]]:
-    result = con.execute(query)
-    columns = [d[0] for d in result.description or ()]
-    return columns, result.fetchall()
-
-
-def query_store(db: str, query: str, timeout_s: float) -> tuple[list[str], list[tuple]]:
-    """Run one read-only ``query`` on the store ``db``; return column names and rows."""
-    from vlmscope.collectors.store import StoreLockedError, read_connection
+def query_store(db: str, query: str, timeout_s: float,
+                allow_file_access: bool = False) -> tuple[list[str], list[tuple]]:
+    """Run one read-only ``query`` on the store ``db``; return column names and rows. The
+    connection is read-only and, unless ``allow_file_access``, reads no other file."""
+    from vlmscope.collectors.query import read_only_config
+    from vlmscope.collectors.store import StoreError, read_connection
 
     check_read_only(query)
     try:
-        with read_connection(db, timeout_s=timeout_s) as con:
-            return _run(con, query)
-    except (FileNotFoundError, StoreLockedError) as error:
+        with read_connection(db, timeout_s=timeout_s,
+                             config=read_only_config(allow_file_access)) as con:
+            return _run(con, query, timeout_s)
+    except StoreError as error:
         raise CommandError(str(error)) from error
     except duckdb.Error as error:
         raise CommandError(f"query failed: {error}") from error
 
 
-def query_parquet(folder: Path, query: str) -> tuple[list[str], list[tuple]]:
-    """Run one read-only ``query`` on a Parquet export folder."""
+def query_parquet(folder: Path, query: str, timeout_s: float = DEFAULT_QUERY_TIMEOUT_S,
+                  allow_file_access: bool = False) -> tuple[list[str], list[tuple]]:
+    """Run one read-only ``query`` on a Parquet export folder; unless
+    ``allow_file_access``, no file outside it can be read."""
     from vlmscope.collectors.parquet import open_parquet_folder
 
     check_read_only(query)
     try:
         with contextlib.closing(open_parquet_folder(folder)) as con:
-            return _run(con, query)
+            if not allow_file_access:
+                lock_down(con, allowed_directories=(str(Path(folder).resolve()) + "/",))
+            return _run(con, query, timeout_s)
     except FileNotFoundError as error:
         raise CommandError(str(error)) from error
     except duckdb.Error as error:
         raise CommandError(f"query failed: {error}") from error
+
+
+def check_read_only(query: str) -> None:
+    """Raise :class:`CommandError` unless ``query`` is exactly one read-only statement."""
+    try:
+        check(query)
+    except ReadOnlyQueryError as error:
+        raise CommandError(f"vlmscope sql: {error}") from error
 
 
 def query_collector(url: str, query: str, timeout_s: float,
@@ -122,8 +147,9 @@ def run(args: argparse.Namespace) -> int:
         token = read_token(args.token_file) if args.token_file else None
         columns, rows = query_collector(args.url, args.query, args.timeout, token)
     elif args.parquet:
-        columns, rows = query_parquet(args.parquet, args.query)
+        columns, rows = query_parquet(args.parquet, args.query, args.timeout,
+                                      args.allow_file_access)
     else:
-        columns, rows = query_store(args.db, args.query, args.timeout)
+        columns, rows = query_store(args.db, args.query, args.timeout, args.allow_file_access)
     print(render(columns, rows, args.format))
     return 0

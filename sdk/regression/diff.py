@@ -58,6 +58,9 @@ BLAME_EVALUATOR = "failure_attribution"
 
 _ROWS = "_vlmscope_diff_rows"
 _PAIRS = "_vlmscope_diff_pairs"
+
+DEFAULT_MAX_FAILED = 0
+"""Failed rows (pipeline errors, unreadable images) a run may have and still pass the gate."""
 _EXAMPLES = 5
 
 
@@ -226,13 +229,13 @@ def _per_class(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
 def _blame(con: duckdb.DuckDBPyConnection, base: dict[str, Any], candidate: dict[str, Any],
            evaluators: Sequence[str]) -> dict[str, Any] | None:
     if BLAME_EVALUATOR in evaluators:
-        counts = con.execute(
-            "SELECT CASE WHEN e.run_id = $a THEN 'base' ELSE 'candidate' END, e.label, "
-            f"count(*) FROM evaluations e JOIN {_ROWS} r USING (row_id) "
-            "WHERE e.run_id IN ($a, $b) AND e.evaluator = $ev AND e.label <> 'correct' "
-            "GROUP BY ALL",
-            {"a": base["eval_run_id"], "b": candidate["eval_run_id"],
-             "ev": BLAME_EVALUATOR}).fetchall()
+        # Each side counted on its own, so a run compared with itself counts twice.
+        counts = [(side, label, n) for side, run_id in (
+            ("base", base["eval_run_id"]), ("candidate", candidate["eval_run_id"]))
+            for label, n in con.execute(
+                f"SELECT e.label, count(*) FROM evaluations e JOIN {_ROWS} r USING (row_id) "
+                "WHERE e.run_id = $run AND e.evaluator = $ev AND e.label <> 'correct' "
+                "GROUP BY ALL", {"run": run_id, "ev": BLAME_EVALUATOR}).fetchall()]
         source = BLAME_EVALUATOR
     else:
         judge = "ground_truth_match" if "ground_truth_match" in evaluators else (
@@ -310,10 +313,15 @@ def compare_runs(
     confidence: float = DEFAULT_CONFIDENCE,
     seed: int = DEFAULT_SEED,
     changed_rows: int = DEFAULT_CHANGED_ROWS,
+    max_failed: int = DEFAULT_MAX_FAILED,
 ) -> dict[str, Any]:
     """Compare the runs named ``base`` and ``candidate`` (made by
     :meth:`vlmscope.Dataset.run`) in the store behind ``con``; return the report (a dict that
     serialises to JSON; see the module docstring for its contents).
+
+    The gate also fails (``report["failed_checks"]`` says why) when either run has more
+    than ``max_failed`` failed rows (pipeline errors, undecodable images) or no evaluator
+    judged any row: a run that could not be judged never passes.
 
     Raises :class:`ValueError` for an unknown run or bad thresholds, and
     :class:`RunMismatchError` when the runs are over different rows and not ``intersect``.
@@ -343,6 +351,18 @@ def compare_runs(
     if not evaluators:
         warnings.append("the runs share no evaluator: nothing was compared")
     regressed = [s["evaluator"] for s in stats if s["regressed"]]
+    failed_checks = [f"the {side} run {run['run']!r} has {run['failed']} failed rows "
+                     f"(pipeline errors or unreadable images; at most {max_failed} allowed)"
+                     for side, run in (("base", base_run), ("candidate", candidate_run))
+                     if (run["failed"] or 0) > max_failed]
+    if not any(s["judged_rows"] for s in stats):
+        failed_checks.append("no row was judged by an evaluator both runs share")
+    if regressed:
+        verdict = "regression"
+    elif failed_checks:
+        verdict = "gate failed"
+    else:
+        verdict = "no significant regression"
     return {
         "base": base_run,
         "candidate": candidate_run,
@@ -356,7 +376,8 @@ def compare_runs(
                                       candidate_run["eval_run_id"], changed_rows),
         "warnings": warnings,
         "regressed": regressed,
-        "verdict": "regression" if regressed else "no significant regression",
+        "failed_checks": failed_checks,
+        "verdict": verdict,
     }
 
 

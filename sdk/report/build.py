@@ -120,7 +120,7 @@ def _summary(con: duckdb.DuckDBPyConnection, runs: list[str]) -> str:
                    count(*) FILTER (WHERE status = 'ERROR'),
                    count(e.passed), count(*) FILTER (WHERE e.passed),
                    avg(coalesce(encoder_ms, 0) + coalesce(llm_ms, 0))
-            FROM pipeline_rows p LEFT JOIN evaluations e
+            FROM pipeline_rows p LEFT JOIN _vlmscope_latest_evaluations e
               ON e.row_id = p.row_id AND e.trace_id = p.trace_id AND e.evaluator = ?
             WHERE {_run_filter(run)}""", [ANSWER_EVALUATOR]).fetchall()
         accuracy = right / answered if answered else None
@@ -190,7 +190,7 @@ def _blame(con: duckdb.DuckDBPyConnection) -> str:
     groups = con.execute("""
         SELECT coalesce(p.run, '(no run)') AS run, p.cohort, left(p.checkpoint_sha256, 12),
                e.label, count(*)
-        FROM evaluations e JOIN pipeline_rows p ON e.row_id = p.row_id
+        FROM _vlmscope_latest_evaluations e JOIN pipeline_rows p ON e.row_id = p.row_id
             AND e.trace_id = p.trace_id
         WHERE e.evaluator = 'failure_attribution' AND e.label <> 'correct'
         GROUP BY ALL ORDER BY ALL""").fetchall()
@@ -251,7 +251,7 @@ def _regression(con: duckdb.DuckDBPyConnection, pair: tuple[str, str] | None) ->
         per_row_diff_sql(report["base"]["eval_run_id"], report["candidate"]["eval_run_id"])
     ).fetchall() if row[1] == ANSWER_EVALUATOR and row[2] in ("fixed", "broken")]
     changed.sort(key=lambda r: (r[2] != "broken", r[0]))
-    verdict_class = "bad" if report["verdict"] == "regression" else "good"
+    verdict_class = "good" if report["verdict"] == "no significant regression" else "bad"
     stats = "".join(
         f"<li>{_e(s['evaluator'])}: pass rate {_fmt(s.get('base_pass_rate'))} → "
         f"{_fmt(s.get('candidate_pass_rate'))}, McNemar p {_fmt(s.get('mcnemar_p'))}"
@@ -322,7 +322,7 @@ def _hallucinations(con: duckdb.DuckDBPyConnection, limit: int) -> tuple[str, in
     examples = con.execute("""
         SELECT p.trace_id, p.row_id, p.run, p.instruction, p.output, e.metadata,
                e.explanation
-        FROM evaluations e JOIN pipeline_rows p ON e.row_id = p.row_id
+        FROM _vlmscope_latest_evaluations e JOIN pipeline_rows p ON e.row_id = p.row_id
             AND e.trace_id = p.trace_id
         WHERE e.evaluator = 'caption_hallucination' AND NOT e.passed
         -- captions with invented objects first, then failed yes/no probes
@@ -350,7 +350,8 @@ def _failing(con: duckdb.DuckDBPyConnection) -> list[tuple]:
                p.top_k_labels, p.span_id, p.encoder_span_id, p.llm_span_id
         FROM pipeline_rows p
         WHERE p.status = 'ERROR' OR EXISTS (
-            SELECT 1 FROM evaluations e WHERE e.row_id = p.row_id AND e.trace_id = p.trace_id
+            SELECT 1 FROM _vlmscope_latest_evaluations e
+            WHERE e.row_id = p.row_id AND e.trace_id = p.trace_id
               AND e.passed = false)
         ORDER BY p.run, p.row_id""").fetchall()
 
@@ -395,7 +396,8 @@ def _verdicts(con: duckdb.DuckDBPyConnection, failing: list[tuple]) -> str:
     for trace_id, row_id, evaluator, passed, label, score, explanation in con.execute("""
             SELECT e.trace_id, e.row_id, e.evaluator, e.passed, e.label, e.score,
                    e.explanation
-            FROM evaluations e JOIN _vlmscope_report_failing f USING (trace_id, row_id)
+            FROM _vlmscope_latest_evaluations e
+            JOIN _vlmscope_report_failing f USING (trace_id, row_id)
             ORDER BY e.evaluator""").fetchall():
         verdicts.setdefault((trace_id, row_id), []).append(
             (evaluator, passed, label, score, explanation))
@@ -431,10 +433,13 @@ def build_report(
     over the same dataset). ``waterfalls`` caps the failing rows drawn as trace waterfalls;
     every failing row gets its verdicts regardless.
     """
+    from vlmscope.collectors.schema import LATEST_EVALUATIONS_SQL
     from vlmscope.collectors.store import read_connection
 
     output = Path(output)
     with read_connection(db) as con:
+        con.execute("CREATE TEMP VIEW _vlmscope_latest_evaluations AS "
+                    + LATEST_EVALUATIONS_SQL)
         runs = _runs(con)
         pair = pick_diff_runs(con, base, candidate)
         summary = _summary(con, runs)
