@@ -233,7 +233,8 @@ def check_store_file(path: str | os.PathLike[str],
                      con: duckdb.DuckDBPyConnection | None = None) -> None:
     """Raise :class:`StoreDamagedError` when the file at ``path`` is not a whole DuckDB
     database: shorter than its headers, without DuckDB's magic bytes, unreadable, or
-    shorter than the blocks its header counts (a truncated copy). ``con`` is a connection
+    shorter than the blocks it uses (a truncated copy; a block past the end that the count
+    does not show is found when it is read, and that error is a damage error too). ``con`` is a connection
     that has the file open already (read-only); without it the file is opened read-only to
     look. A missing or empty file passes (a writer creates the store)."""
     path = Path(path)
@@ -254,7 +255,7 @@ def check_store_file(path: str | os.PathLike[str],
         if own:
             con = duckdb.connect(str(path), read_only=True)
         rows = con.execute(
-            "SELECT block_size, total_blocks FROM pragma_database_size() "
+            "SELECT block_size, used_blocks FROM pragma_database_size() "
             "WHERE database_name = current_database()").fetchall()
     except duckdb.Error as error:
         if _is_lock_error(error):
@@ -263,11 +264,14 @@ def check_store_file(path: str | os.PathLike[str],
     finally:
         if own and con is not None:
             con.close()
-    if rows:
+    # With a write-ahead log beside it, the blocks counted include the log's, not yet in
+    # the file: the size says nothing then.
+    if rows and not Path(str(path) + ".wal").exists():
         block_size, blocks = rows[0]
         expected = _HEADER_BYTES + int(block_size) * int(blocks)
         if size < expected:
-            raise _damage(path, f"{size} bytes where its header counts {expected}: truncated")
+            raise _damage(path, f"{size} bytes, too short for the {blocks} blocks in use: "
+                                "truncated")
 
 
 def is_damage_error(error: BaseException) -> bool:
@@ -836,9 +840,11 @@ def _handed_over(path: Path, read_only: bool, timeout_s: float,
                     request.touch()
                 time.sleep(_POLL_S)
         check_store_file(path, con)
-        if read_only and not con.execute(
-                "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'spans' "
-                "AND database_name = current_database()").fetchall()[0][0]:
+        ((spans, tables),) = con.execute(
+            "SELECT count(*) FILTER (WHERE table_name = 'spans'), count(*) "
+            "FROM duckdb_tables() WHERE database_name = current_database()").fetchall()
+        # A writer may make a store of a new, empty database; nothing else that lacks spans.
+        if not spans and (read_only or tables):
             raise NotAStoreError(f"{path} is a DuckDB database but not a vlmscope store "
                                  "(it has no spans table)")
         yield con
