@@ -234,9 +234,10 @@ def check_store_file(path: str | os.PathLike[str],
     """Raise :class:`StoreDamagedError` when the file at ``path`` is not a whole DuckDB
     database: shorter than its headers, without DuckDB's magic bytes, unreadable, or
     shorter than the blocks it uses (a truncated copy; a block past the end that the count
-    does not show is found when it is read, and that error is a damage error too). ``con`` is a connection
-    that has the file open already (read-only); without it the file is opened read-only to
-    look. A missing or empty file passes (a writer creates the store)."""
+    does not show is found when it is read, and that error is a damage error too). ``con``
+    is a connection that has the file open already (read-only); without it the file is
+    opened read-only to look. A missing or empty file passes (a writer creates the store).
+    """
     path = Path(path)
     try:
         size = path.stat().st_size

@@ -251,3 +251,63 @@ def test_blame_shift_comes_from_failure_attribution_when_both_runs_have_it(
     shift = {b["blame"]: b["shift"] for b in report["blame"]["labels"]}
     assert shift["language_head"] > 0
     assert status == 1
+
+
+def _broken_runs(tmp_path: Path) -> Path:
+    """Two runs of one cohort through a pipeline that raises on every row."""
+    db = tmp_path / "broken.duckdb"
+    vlmscope.configure(db=db)
+
+    def raises(rows):
+        raise RuntimeError("the pipeline is broken")
+
+    try:
+        dataset = digits_dataset("broken", stop=1200 + 40)
+        dataset.run(raises, name="broken-a", batch_size=20, progress=False)
+        dataset.run(raises, name="broken-b", batch_size=20, progress=False)
+    finally:
+        vlmscope.shutdown()
+    return db
+
+
+def test_a_gate_over_runs_whose_every_row_failed_fails(tmp_path: Path, capsys) -> None:
+    db = _broken_runs(tmp_path)
+    status = main(["diff", "--db", str(db), "--base", "broken-a", "--candidate", "broken-b",
+                   "--format", "json"])
+    report = json.loads(capsys.readouterr().out)
+    assert status == 1 and report["verdict"] == "gate failed"
+    assert [c for c in report["failed_checks"] if "40 failed rows" in c] and len(
+        report["failed_checks"]) == 2  # one for each run
+    assert main(["diff", "--db", str(db), "--base", "broken-a", "--candidate", "broken-b"]) == 1
+    assert "verdict: gate failed" in capsys.readouterr().out
+    # Only when the user tolerates that many failed rows does the gate let them pass.
+    assert main(["diff", "--db", str(db), "--base", "broken-a", "--candidate", "broken-b",
+                 "--max-failed", "40"]) == 0
+
+
+def test_failed_rows_beyond_max_failed_fail_the_gate_in_the_text_verdict(runs: dict,
+                                                                         capsys) -> None:
+    query_failed = query(runs["db"], "SELECT failed_rows FROM dataset_runs "
+                                     "WHERE run_name = 'early'")
+    assert query_failed == [(0,)]
+    status, out, _ = diff(capsys, runs, "--base", "early", "--candidate", "early-again")
+    assert status == 0 and "gate:" not in out
+
+
+def test_a_self_diff_has_equal_blame_columns_and_no_change(runs: dict, capsys) -> None:
+    status, out, _ = diff(capsys, runs, "--base", "early", "--candidate", "early",
+                          "--format", "json")
+    report = json.loads(out)
+    assert status == 0
+    for stats in report["evaluators"]:
+        transitions = stats["transitions"]
+        assert transitions["fixed"] == transitions["broken"] == 0
+    labels = report["blame"]["labels"]
+    assert labels and all(b["base"] == b["candidate"] and b["shift"] == 0 for b in labels)
+    assert sum(b["base"] for b in labels) > 0
+
+
+def test_eval_filters_naming_nothing_are_errors(runs: dict, capsys) -> None:
+    for flag, value in (("--cohort", "no-such-cohort"), ("--checkpoint", "ffffffffffff")):
+        assert main(["eval", "--db", str(runs["db"]), flag, value]) == 2
+        assert f"no rows with {flag} {value!r}" in capsys.readouterr().err

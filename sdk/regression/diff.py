@@ -247,11 +247,11 @@ def _blame(con: duckdb.DuckDBPyConnection, base: dict[str, Any], candidate: dict
         # directly: the pipeline_rows view would rank every encoder record in the store.
         counts = con.execute(
             "WITH failed AS ("
-            f"  SELECT $ra AS run, row_id FROM {_PAIRS} "
+            f"  SELECT 'base' AS side, $ra AS run, row_id FROM {_PAIRS} "
             "   WHERE evaluator = $judge AND base_passed = false UNION ALL "
-            f"  SELECT $rb, row_id FROM {_PAIRS} "
+            f"  SELECT 'candidate', $rb, row_id FROM {_PAIRS} "
             "   WHERE evaluator = $judge AND candidate_passed = false), "
-            "rows AS (SELECT f.run, r.trace_id, r.row_id, r.status_code, r.expected "
+            "rows AS (SELECT f.side, f.run, r.trace_id, r.row_id, r.status_code, r.expected "
             "         FROM failed f JOIN row_records r "
             "         ON r.run_name = f.run AND r.row_id = f.row_id), "
             "readings AS (SELECT rows.trace_id, rows.row_id, "
@@ -260,10 +260,10 @@ def _blame(con: duckdb.DuckDBPyConnection, base: dict[str, Any], candidate: dict
             "             ON e.trace_id = rows.trace_id AND e.row_id = rows.row_id "
             "             GROUP BY ALL), "
             # Labels repeat: normalise each distinct (top-1, expected) case once.
-            "cases AS (SELECT rows.run, rows.status_code, readings.top1, rows.expected, "
+            "cases AS (SELECT rows.side, rows.status_code, readings.top1, rows.expected, "
             "          count(*) AS n FROM rows LEFT JOIN readings USING (trace_id, row_id) "
             "          GROUP BY ALL) "
-            "SELECT CASE WHEN run = $ra THEN 'base' ELSE 'candidate' END, "
+            "SELECT side, "
             "  CASE WHEN status_code = 'ERROR' THEN 'pipeline_error' "
             "  WHEN top1 IS NULL THEN 'unknown' "
             "  WHEN vlmscope_normalize(top1) = vlmscope_normalize(expected) "
