@@ -215,7 +215,7 @@ def trace_batch(
                 cv.ROW_SPAN_NAME,
                 attributes=_row_attributes(
                     ids[i], cohorts[i], expecteds[i], object_lists[i], image_list[i],
-                    instruction_list[i], run, None,
+                    instruction_list[i], run, {cv.VLMSCOPE_BATCH_SIZE: n},
                 ),
             )
             for i in range(n)
