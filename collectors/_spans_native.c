@@ -36,7 +36,7 @@
 #include <time.h> /* clock_gettime */
 
 enum { T_SPANS, T_ROWS, T_ENCODERS, T_LLMS, T_EMBEDDINGS, T_EVALUATIONS, N_TABLES };
-static const Py_ssize_t WIDTH[N_TABLES] = {22, 13, 18, 14, 8, 11};
+static const Py_ssize_t WIDTH[N_TABLES] = {22, 15, 20, 16, 8, 11};
 static const char *TABLE_NAMES[N_TABLES] = {
     "spans", "row_records", "encoder_records", "llm_records", "embeddings", "evaluations"};
 #define MAX_WIDTH 22
@@ -55,7 +55,8 @@ static PyObject *K_ROW_ID, *K_RUN_NAME, *K_COHORT, *K_EXPECTED, *K_OBJECTS, *K_R
     *K_IMAGE_SHA256;
 static PyObject *K_ROW_IDS, *K_BATCH_SIZE, *K_TOP_K, *K_TOP_K_LABELS, *K_TOP_K_SCORES,
     *K_TOP_K_CLASS_IDS, *K_ENTROPY, *K_L2_NORM, *K_ARCHITECTURE, *K_EMBEDDING_MODEL,
-    *K_CHECKPOINT, *K_LAYER, *K_EMBEDDING_DIM;
+    *K_CHECKPOINT, *K_LAYER, *K_EMBEDDING_DIM, *K_MULTI_LABEL, *K_ROWS_IN_BATCH,
+    *K_INSTRUCTION_KIND;
 static PyObject *K_LLM_OUTPUTS, *K_LLM_INSTRUCTIONS, *K_LLM_INPUT_TOKENS, *K_LLM_OUTPUT_TOKENS,
     *K_LLM_MODEL_NAME, *K_REQUEST_MODEL, *K_PROVIDER_NAME, *K_LLM_PROVIDER, *K_ENCODER_SPAN_ID,
     *K_INPUT_VALUE, *K_OUTPUT_VALUE, *K_USAGE_INPUT_TOKENS, *K_USAGE_OUTPUT_TOKENS;
@@ -88,6 +89,8 @@ static struct {
     {"l2_norm", &K_L2_NORM}, {"architecture", &K_ARCHITECTURE},
     {"embedding_model", &K_EMBEDDING_MODEL}, {"checkpoint", &K_CHECKPOINT},
     {"layer", &K_LAYER}, {"embedding_dim", &K_EMBEDDING_DIM},
+    {"multi_label", &K_MULTI_LABEL}, {"rows_in_batch", &K_ROWS_IN_BATCH},
+    {"instruction_kind", &K_INSTRUCTION_KIND},
     {"llm_outputs", &K_LLM_OUTPUTS}, {"llm_instructions", &K_LLM_INSTRUCTIONS},
     {"llm_input_tokens", &K_LLM_INPUT_TOKENS}, {"llm_output_tokens", &K_LLM_OUTPUT_TOKENS},
     {"llm_model_name", &K_LLM_MODEL_NAME}, {"request_model", &K_REQUEST_MODEL},
@@ -672,11 +675,12 @@ static int add_row_record(SpanColumns *self, SpanFacts *f) {
     PyObject *a = f->attrs;
     PyObject *row_id = get(a, K_ROW_ID);
     if (row_id == NULL || row_id == Py_None) return PyErr_Occurred() ? -1 : 0;
-    PyObject *v[13] = {
+    PyObject *v[15] = {
         Py_NewRef(f->trace), Py_NewRef(f->span), text(row_id), text(get(a, K_RUN_NAME)),
         text(get(a, K_COHORT)), text(get(a, K_EXPECTED)), strings(get(a, K_OBJECTS)),
         text(get(a, K_ROW_INSTRUCTION)), text(get(a, K_IMAGE_SHA256)), Py_NewRef(f->start),
-        Py_NewRef(f->duration), Py_NewRef(f->status_code), Py_NewRef(f->status_message)};
+        Py_NewRef(f->duration), Py_NewRef(f->status_code), Py_NewRef(f->status_message),
+        text(get(a, K_INSTRUCTION_KIND)), to_int(get(a, K_ROWS_IN_BATCH))};
     return checked_row(self, T_ROWS, v);
 }
 
@@ -751,11 +755,17 @@ fail:
     return NULL;
 }
 
+/* A bool attribute as it is, anything else (or absent) None: `x if isinstance(x, bool)
+ * else None`. New reference. */
+static PyObject *passed_value(PyObject *passed) {
+    return Py_NewRef(passed != NULL && PyBool_Check(passed) ? passed : Py_None);
+}
+
 static int add_encoder_records(SpanColumns *self, SpanFacts *f) {
     PyObject *a = f->attrs;
     int status = -1;
     PyObject *model = NULL, *architecture = NULL, *checkpoint = NULL, *layer = NULL,
-             *dim = NULL;
+             *dim = NULL, *multi_label = NULL, *rows_in_batch = NULL;
     PyObject *row_ids = get(a, K_ROW_IDS);
     Py_ssize_t batch, k;
     if (int_or_zero(get(a, K_BATCH_SIZE), &batch) < 0) return -1;
@@ -778,9 +788,13 @@ static int add_encoder_records(SpanColumns *self, SpanFacts *f) {
     layer = checkpoint ? text(get(a, K_LAYER)) : NULL;
     dim = layer ? to_int(get(a, K_EMBEDDING_DIM)) : NULL;
     if (dim == NULL) goto done;
+    multi_label = passed_value(get(a, K_MULTI_LABEL));
+    if (PyErr_Occurred()) goto done;
+    rows_in_batch = to_int(get(a, K_ROWS_IN_BATCH));
+    if (rows_in_batch == NULL) goto done;
     for (Py_ssize_t i = 0; i < n; i++) {
         Py_ssize_t lo = saturated(i, k), hi = saturated(i + 1, k);
-        PyObject *v[18] = {
+        PyObject *v[20] = {
             Py_NewRef(f->trace), Py_NewRef(f->span), PyLong_FromSsize_t(i),
             text(at(row_ids, i)), text(at(images, i)), Py_NewRef(model),
             Py_NewRef(architecture), Py_NewRef(checkpoint), Py_NewRef(layer), Py_NewRef(dim),
@@ -788,7 +802,8 @@ static int add_encoder_records(SpanColumns *self, SpanFacts *f) {
             k && is_seq(scores) ? slice(scores, lo, hi, 0) : none(),
             k && is_seq(class_ids) ? slice(class_ids, lo, hi, 0) : none(),
             Py_NewRef(at(entropy, i)), Py_NewRef(at(norms, i)), Py_NewRef(f->start),
-            Py_NewRef(f->duration), Py_NewRef(f->status_code)};
+            Py_NewRef(f->duration), Py_NewRef(f->status_code), Py_NewRef(multi_label),
+            Py_NewRef(rows_in_batch)};
         if (row(self, T_ENCODERS, v) < 0) goto done;
     }
     Py_ssize_t nv = PyList_GET_SIZE(f->vectors);
@@ -810,7 +825,7 @@ static int add_encoder_records(SpanColumns *self, SpanFacts *f) {
     status = 0;
 done:
     Py_XDECREF(model); Py_XDECREF(architecture); Py_XDECREF(checkpoint); Py_XDECREF(layer);
-    Py_XDECREF(dim);
+    Py_XDECREF(dim); Py_XDECREF(multi_label); Py_XDECREF(rows_in_batch);
     return status;
 }
 
@@ -840,10 +855,12 @@ static int add_llm_records(SpanColumns *self, SpanFacts *f) {
     PyObject *model = text(model_value);
     PyObject *provider = model ? text(provider_value) : NULL;
     PyObject *encoder_span = provider ? text(get(a, K_ENCODER_SPAN_ID)) : NULL;
-    if (encoder_span == NULL) goto done;
+    PyObject *kind = encoder_span ? text(get(a, K_INSTRUCTION_KIND)) : NULL;
+    PyObject *rows_in_batch = kind ? to_int(get(a, K_ROWS_IN_BATCH)) : NULL;
+    if (rows_in_batch == NULL) goto done;
     int single = n == 1;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *v[14] = {
+        PyObject *v[16] = {
             Py_NewRef(f->trace), Py_NewRef(f->span), PyLong_FromSsize_t(i),
             text(at(row_ids, i)), Py_NewRef(model), Py_NewRef(provider),
             text(per_row(a, instructions, i, K_INPUT_VALUE, single)),
@@ -851,12 +868,13 @@ static int add_llm_records(SpanColumns *self, SpanFacts *f) {
             to_int(per_row(a, input_tokens, i, K_USAGE_INPUT_TOKENS, single)),
             to_int(per_row(a, output_tokens, i, K_USAGE_OUTPUT_TOKENS, single)),
             Py_NewRef(encoder_span), Py_NewRef(f->start), Py_NewRef(f->duration),
-            Py_NewRef(f->status_code)};
+            Py_NewRef(f->status_code), Py_NewRef(kind), Py_NewRef(rows_in_batch)};
         if (checked_row(self, T_LLMS, v) < 0) goto done;
     }
     status = 0;
 done:
-    Py_XDECREF(model); Py_XDECREF(provider); Py_XDECREF(encoder_span);
+    Py_XDECREF(model); Py_XDECREF(provider); Py_XDECREF(encoder_span); Py_XDECREF(kind);
+    Py_XDECREF(rows_in_batch);
     return status;
 }
 
@@ -867,9 +885,6 @@ static PyObject *score_value(PyObject *score, int no_bool) {
     return none();
 }
 
-static PyObject *passed_value(PyObject *passed) {
-    return Py_NewRef(passed != NULL && PyBool_Check(passed) ? passed : Py_None);
-}
 
 /* _text(value) or "CODE". */
 static PyObject *annotator(PyObject *value) {

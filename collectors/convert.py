@@ -411,6 +411,8 @@ def _load_native() -> Any:
         "embedding_model": cv.EMBEDDING_MODEL_NAME,
         "checkpoint": cv.VISION_ENCODER_CHECKPOINT_SHA256, "layer": cv.VISION_ENCODER_LAYER,
         "embedding_dim": cv.VISION_ENCODER_EMBEDDING_DIM,
+        "multi_label": cv.VISION_ENCODER_MULTI_LABEL, "rows_in_batch": cv.VLMSCOPE_BATCH_SIZE,
+        "instruction_kind": cv.VLMSCOPE_INSTRUCTION_KIND,
         "llm_outputs": cv.VLMSCOPE_LLM_OUTPUTS, "llm_instructions": cv.VLMSCOPE_LLM_INSTRUCTIONS,
         "llm_input_tokens": cv.VLMSCOPE_LLM_INPUT_TOKENS,
         "llm_output_tokens": cv.VLMSCOPE_LLM_OUTPUT_TOKENS,

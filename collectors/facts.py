@@ -67,6 +67,8 @@ _PARTS: dict[str, tuple[str, tuple[tuple[str, str, str], ...]]] = {
         ("objects", "objects", "VARCHAR[]"),
         ("row_instruction", "instruction", "VARCHAR"),
         ("row_image_sha256", "image_sha256", "VARCHAR"),
+        ("row_instruction_kind", "instruction_kind", "VARCHAR"),
+        ("row_batch_size", "batch_size", "INTEGER"),
     )),
     "encoder": ("encoder_records", (
         ("encoder_span_id", "span_id", "VARCHAR"),
@@ -81,6 +83,8 @@ _PARTS: dict[str, tuple[str, tuple[tuple[str, str, str], ...]]] = {
         ("embedding_dim", "embedding_dim", "INTEGER"),
         ("encoder_entropy", "entropy", "DOUBLE"),
         ("encoder_image_sha256", "image_sha256", "VARCHAR"),
+        ("encoder_multi_label", "multi_label", "BOOLEAN"),
+        ("encoder_batch_size", "batch_size", "INTEGER"),
     )),
     "llm": ("llm_records", (
         ("llm_span_id", "span_id", "VARCHAR"),
@@ -93,6 +97,8 @@ _PARTS: dict[str, tuple[str, tuple[tuple[str, str, str], ...]]] = {
         ("output", "output", "VARCHAR"),
         ("input_tokens", "input_tokens", "BIGINT"),
         ("output_tokens", "output_tokens", "BIGINT"),
+        ("llm_instruction_kind", "instruction_kind", "VARCHAR"),
+        ("llm_batch_size", "batch_size", "INTEGER"),
     )),
 }
 
@@ -113,7 +119,7 @@ _EARLIEST = "TIMESTAMP_NS '1678-01-01'"
 
 _ARROW_TYPES = {
     "VARCHAR": pa.string(), "INTEGER": pa.int32(), "BIGINT": pa.int64(),
-    "DOUBLE": pa.float64(), "TIMESTAMP_NS": pa.timestamp("ns"),
+    "DOUBLE": pa.float64(), "TIMESTAMP_NS": pa.timestamp("ns"), "BOOLEAN": pa.bool_(),
     "VARCHAR[]": pa.list_(pa.string()), "DOUBLE[]": pa.list_(pa.float64()),
 }
 
@@ -491,7 +497,11 @@ _OUTPUTS = """
     output, input_tokens, output_tokens, encoder_ms, llm_ms, row_ms,
     CASE WHEN 'ERROR' IN (row_status, encoder_status, llm_status) THEN 'ERROR'
          ELSE 'OK' END AS status,
-    row_error AS error, encoder_span_id, llm_span_id, row_start AS start_time"""
+    row_error AS error, encoder_span_id, llm_span_id, row_start AS start_time,
+    encoder_multi_label, coalesce(row_instruction_kind, llm_instruction_kind) AS instruction_kind,
+    coalesce(row_batch_size, encoder_batch_size, llm_batch_size) AS batch_size,
+    encoder_ms / greatest(coalesce(encoder_batch_size, 1), 1) AS encoder_share_ms,
+    llm_ms / greatest(coalesce(llm_batch_size, 1), 1) AS llm_share_ms"""
 
 KEY_COLUMN = "_vlmscope_k"
 """The extra column of :func:`stored_rows_sql`: 1, 2, ... one number per row."""
@@ -519,11 +529,6 @@ def view_sql() -> str:
     SELECT {outputs} FROM (SELECT {_overlay_sql("f", "p", "f")} FROM {FACTS} f
                            JOIN {PARTS} p USING (trace_id, row_id))
     """
-
-
-def migration_statements() -> tuple[str, ...]:
-    """Schema step 4: the two tables, filled from the records, and the view on them."""
-    return (_table_sql(FACTS), _table_sql(PARTS), *_refill_statements(), view_sql())
 
 
 def _refill_statements() -> tuple[str, ...]:

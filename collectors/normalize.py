@@ -30,7 +30,8 @@ ROW_SCHEMA = pa.schema([
     ("objects", pa.list_(pa.string())), ("instruction", pa.string()),
     ("image_sha256", pa.string()), ("start_time", pa.timestamp("ns")),
     ("duration_ms", pa.float64()), ("status_code", pa.string()),
-    ("status_message", pa.string()),
+    ("status_message", pa.string()), ("instruction_kind", pa.string()),
+    ("batch_size", pa.int32()),
 ])
 """Arrow schema of ``row_records``, column for column."""
 
@@ -43,6 +44,7 @@ ENCODER_SCHEMA = pa.schema([
     ("top_k_class_ids", pa.list_(pa.int64())), ("entropy", pa.float64()),
     ("embedding_l2_norm", pa.float64()), ("start_time", pa.timestamp("ns")),
     ("duration_ms", pa.float64()), ("status_code", pa.string()),
+    ("multi_label", pa.bool_()), ("batch_size", pa.int32()),
 ])
 """Arrow schema of ``encoder_records``, column for column."""
 
@@ -52,7 +54,8 @@ LLM_SCHEMA = pa.schema([
     ("instruction", pa.string()), ("output", pa.string()), ("input_tokens", pa.int64()),
     ("output_tokens", pa.int64()), ("encoder_span_id", pa.string()),
     ("start_time", pa.timestamp("ns")), ("duration_ms", pa.float64()),
-    ("status_code", pa.string()),
+    ("status_code", pa.string()), ("instruction_kind", pa.string()),
+    ("batch_size", pa.int32()),
 ])
 """Arrow schema of ``llm_records``, column for column."""
 
@@ -111,6 +114,10 @@ def _int(value: Any) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
+
+
+def _bool(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
 
 
 def _strings(value: Any) -> list[str] | None:
@@ -196,6 +203,7 @@ class RecordBuilder:
             _strings(a.get(cv.VLMSCOPE_ROW_OBJECTS)),
             _text(a.get(cv.VLMSCOPE_ROW_INSTRUCTION)), _text(a.get(cv.VISION_IMAGE_SHA256)),
             start_ns, duration_ms, status_code, status_message,
+            _text(a.get(cv.VLMSCOPE_INSTRUCTION_KIND)), _int(a.get(cv.VLMSCOPE_BATCH_SIZE)),
         )
 
     def _add_encoder(self, trace_id: str, span_id: str, start_ns: int, duration_ms: float,
@@ -216,6 +224,8 @@ class RecordBuilder:
         checkpoint = _text(a.get(cv.VISION_ENCODER_CHECKPOINT_SHA256))
         layer = _text(a.get(cv.VISION_ENCODER_LAYER))
         dim = _int(a.get(cv.VISION_ENCODER_EMBEDDING_DIM))
+        multi_label = _bool(a.get(cv.VISION_ENCODER_MULTI_LABEL))
+        rows_in_batch = _int(a.get(cv.VLMSCOPE_BATCH_SIZE))
         for i in range(n):
             lo, hi = i * k, (i + 1) * k
             self._append(
@@ -226,6 +236,7 @@ class RecordBuilder:
                 list(scores[lo:hi]) if k and isinstance(scores, _SEQUENCES) else None,
                 list(class_ids[lo:hi]) if k and isinstance(class_ids, _SEQUENCES) else None,
                 _at(entropy, i), _at(norms, i), start_ns, duration_ms, status_code,
+                multi_label, rows_in_batch,
             )
         for index, vector in vectors:
             self._append("embeddings", trace_id, span_id, index, _text(_at(row_ids, index)),
@@ -243,6 +254,8 @@ class RecordBuilder:
         model = _text(a.get(cv.LLM_MODEL_NAME) or a.get(cv.GEN_AI_REQUEST_MODEL))
         provider = _text(a.get(cv.GEN_AI_PROVIDER_NAME) or a.get(cv.LLM_PROVIDER))
         encoder_span = _text(a.get(cv.VISION_ENCODER_SPAN_ID))
+        kind = _text(a.get(cv.VLMSCOPE_INSTRUCTION_KIND))
+        rows_in_batch = _int(a.get(cv.VLMSCOPE_BATCH_SIZE))
         single = n == 1
         for i in range(n):
             self._append(
@@ -255,7 +268,7 @@ class RecordBuilder:
                      else a.get(cv.GEN_AI_USAGE_INPUT_TOKENS) if single else None),
                 _int(_at(output_tokens, i) if output_tokens is not None
                      else a.get(cv.GEN_AI_USAGE_OUTPUT_TOKENS) if single else None),
-                encoder_span, start_ns, duration_ms, status_code,
+                encoder_span, start_ns, duration_ms, status_code, kind, rows_in_batch,
             )
 
     def _add_training_check(self, trace_id: str, span_id: str, parent_span_id: str | None,

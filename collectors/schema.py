@@ -11,7 +11,9 @@ Tables:
 * ``encoder_records`` / ``llm_records`` / ``row_records`` - spans normalised per pipeline row
   (one per image of a batched encoder call, one per output of a batched ``generate``). They are
   derived from the spans at ingest by :mod:`vlmscope.collectors.normalize` and can be rebuilt.
-* view ``pipeline_rows`` - one row per pipeline row: the three joined. Since schema version 4
+* view ``pipeline_rows`` - one row per pipeline row: the three joined (since schema 7 also
+  the encoder's multi-label flag, the instruction kind, the batch size and each call's share
+  of a batched call's time). Since schema version 4
   the join is kept materialised at ingest in ``pipeline_row_facts`` (rows whose row span
   arrived) and ``pipeline_row_parts`` (parts still waiting); see
   :mod:`vlmscope.collectors.facts`.
@@ -30,17 +32,15 @@ Tables:
   run that judged it, rows and failures, the encoder checkpoints, embedding dimensions and
   language-head models its rows saw (JSON counts), the mixed-checkpoint flag and its summary.
 
-A migration runs once; ``schema_migrations`` records which ran. Add a migration by appending
-to :data:`MIGRATIONS`; never edit one that has shipped.
+A migration runs once; ``schema_migrations`` records which ran. The migrations are frozen SQL
+text in :mod:`vlmscope.collectors.migrations`; never edit one that has shipped.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import duckdb
 
-from vlmscope.collectors import facts
+from vlmscope.collectors.migrations import MIGRATIONS, Migration
 
 LATEST_EVALUATIONS_SQL = """
     SELECT e.* FROM evaluations e
@@ -52,291 +52,7 @@ LATEST_EVALUATIONS_SQL = """
 """The latest evaluation of each pipeline row by each evaluator: ``vlmscope eval`` may judge
 a run many times, and counts, rates and verdicts read only the last judgement."""
 
-
-@dataclass(frozen=True)
-class Migration:
-    """One schema step: a version number, a name and the SQL statements it runs."""
-
-    version: int
-    name: str
-    statements: tuple[str, ...]
-
-
-_V1_TABLES = (
-    """
-    CREATE TABLE spans (
-        trace_id VARCHAR NOT NULL,
-        span_id VARCHAR NOT NULL,
-        parent_span_id VARCHAR,
-        name VARCHAR NOT NULL,
-        kind VARCHAR NOT NULL,
-        start_time TIMESTAMP_NS NOT NULL,
-        end_time TIMESTAMP_NS NOT NULL,
-        duration_ms DOUBLE NOT NULL,
-        status_code VARCHAR NOT NULL,
-        status_message VARCHAR,
-        service_name VARCHAR,
-        scope_name VARCHAR,
-        scope_version VARCHAR,
-        trace_state VARCHAR,
-        trace_flags INTEGER,
-        attributes VARCHAR,
-        events VARCHAR,
-        links VARCHAR,
-        resource VARCHAR,
-        dropped_attributes INTEGER,
-        dropped_events INTEGER,
-        dropped_links INTEGER
-    )
-    """,
-    """
-    CREATE TABLE embeddings (
-        trace_id VARCHAR NOT NULL,
-        span_id VARCHAR NOT NULL,
-        record_index INTEGER NOT NULL,
-        row_id VARCHAR,
-        model VARCHAR,
-        checkpoint_sha256 VARCHAR,
-        dimension INTEGER NOT NULL,
-        vector FLOAT[] NOT NULL
-    )
-    """,
-    """
-    CREATE TABLE encoder_records (
-        trace_id VARCHAR NOT NULL,
-        span_id VARCHAR NOT NULL,
-        record_index INTEGER NOT NULL,
-        row_id VARCHAR,
-        image_sha256 VARCHAR,
-        model VARCHAR,
-        architecture VARCHAR,
-        checkpoint_sha256 VARCHAR,
-        layer VARCHAR,
-        embedding_dim INTEGER,
-        top_k_labels VARCHAR[],
-        top_k_scores DOUBLE[],
-        top_k_class_ids BIGINT[],
-        entropy DOUBLE,
-        embedding_l2_norm DOUBLE,
-        start_time TIMESTAMP_NS,
-        duration_ms DOUBLE,
-        status_code VARCHAR
-    )
-    """,
-    """
-    CREATE TABLE llm_records (
-        trace_id VARCHAR NOT NULL,
-        span_id VARCHAR NOT NULL,
-        record_index INTEGER NOT NULL,
-        row_id VARCHAR,
-        model VARCHAR,
-        provider VARCHAR,
-        instruction VARCHAR,
-        output VARCHAR,
-        input_tokens BIGINT,
-        output_tokens BIGINT,
-        encoder_span_id VARCHAR,
-        start_time TIMESTAMP_NS,
-        duration_ms DOUBLE,
-        status_code VARCHAR
-    )
-    """,
-    """
-    CREATE TABLE row_records (
-        trace_id VARCHAR NOT NULL,
-        span_id VARCHAR NOT NULL,
-        row_id VARCHAR NOT NULL,
-        run_name VARCHAR,
-        cohort VARCHAR,
-        expected VARCHAR,
-        objects VARCHAR[],
-        instruction VARCHAR,
-        image_sha256 VARCHAR,
-        start_time TIMESTAMP_NS,
-        duration_ms DOUBLE,
-        status_code VARCHAR,
-        status_message VARCHAR
-    )
-    """,
-    # The last encoder call and the last language-head call of a row are the ones that made
-    # its answer (a row may re-encode or re-ask; the final reading is what the head used).
-    """
-    CREATE VIEW pipeline_rows AS
-    WITH enc AS (
-        SELECT * FROM encoder_records WHERE row_id IS NOT NULL
-        QUALIFY row_number() OVER (
-            PARTITION BY trace_id, row_id ORDER BY start_time DESC, span_id) = 1
-    ), llm AS (
-        SELECT * FROM llm_records WHERE row_id IS NOT NULL
-        QUALIFY row_number() OVER (
-            PARTITION BY trace_id, row_id ORDER BY start_time DESC, span_id) = 1
-    )
-    SELECT
-        r.row_id,
-        r.trace_id,
-        r.span_id,
-        r.run_name AS run,
-        r.cohort,
-        coalesce(r.image_sha256, e.image_sha256) AS image_sha256,
-        r.expected,
-        r.objects,
-        e.model AS encoder_model,
-        e.checkpoint_sha256,
-        e.top_k_labels,
-        e.top_k_scores,
-        e.embedding_dim,
-        e.entropy AS encoder_entropy,
-        l.model AS llm_model,
-        coalesce(l.instruction, r.instruction) AS instruction,
-        l.output,
-        l.input_tokens,
-        l.output_tokens,
-        e.duration_ms AS encoder_ms,
-        l.duration_ms AS llm_ms,
-        r.duration_ms AS row_ms,
-        CASE
-            WHEN 'ERROR' IN (r.status_code, e.status_code, l.status_code) THEN 'ERROR'
-            ELSE 'OK'
-        END AS status,
-        r.status_message AS error,
-        e.span_id AS encoder_span_id,
-        l.span_id AS llm_span_id,
-        r.start_time
-    FROM row_records r
-    LEFT JOIN enc e ON e.trace_id = r.trace_id AND e.row_id = r.row_id
-    LEFT JOIN llm l ON l.trace_id = r.trace_id AND l.row_id = r.row_id
-    """,
-)
-
-# Evaluation results, in the OpenInference annotation shape: one row per judged pipeline row
-# and evaluator (``evaluations``), one row per evaluator and run (``eval_runs``).
-_V2_EVALUATIONS = (
-    """
-    CREATE TABLE evaluations (
-        run_id VARCHAR NOT NULL,
-        row_id VARCHAR,
-        trace_id VARCHAR,
-        span_id VARCHAR,
-        evaluator VARCHAR NOT NULL,
-        score DOUBLE,
-        passed BOOLEAN,
-        label VARCHAR,
-        explanation VARCHAR,
-        metadata VARCHAR,
-        annotator_kind VARCHAR NOT NULL
-    )
-    """,
-    """
-    CREATE TABLE eval_runs (
-        run_id VARCHAR NOT NULL,
-        evaluator VARCHAR NOT NULL,
-        config VARCHAR,
-        cohort VARCHAR,
-        checkpoints VARCHAR[],
-        summary VARCHAR,
-        created_at TIMESTAMP NOT NULL
-    )
-    """,
-)
-
-# Named cohorts and the runs of pipelines over them (vlmscope.Dataset, vlmscope diff).
-_V3_DATASETS = (
-    """
-    CREATE TABLE datasets (
-        name VARCHAR NOT NULL,
-        fingerprint VARCHAR NOT NULL,
-        num_rows INTEGER NOT NULL,
-        derived_from VARCHAR,
-        created_at TIMESTAMP NOT NULL
-    )
-    """,
-    """
-    CREATE TABLE dataset_rows (
-        dataset VARCHAR NOT NULL,
-        row_id VARCHAR NOT NULL,
-        position INTEGER NOT NULL,
-        image_sha256 VARCHAR,
-        image_uri VARCHAR,
-        thumbnail BLOB,
-        image_error VARCHAR,
-        instruction VARCHAR,
-        expected VARCHAR,
-        objects VARCHAR[],
-        caption VARCHAR,
-        tags VARCHAR[],
-        source_row_id VARCHAR,
-        corruption VARCHAR,
-        severity INTEGER
-    )
-    """,
-    """
-    CREATE TABLE dataset_images (
-        image_sha256 VARCHAR NOT NULL,
-        data BLOB NOT NULL
-    )
-    """,
-    """
-    CREATE TABLE dataset_runs (
-        run_name VARCHAR NOT NULL,
-        dataset VARCHAR NOT NULL,
-        eval_run_id VARCHAR,
-        num_rows INTEGER NOT NULL,
-        failed_rows INTEGER NOT NULL,
-        checkpoints VARCHAR,
-        embedding_dims VARCHAR,
-        llm_models VARCHAR,
-        mixed_checkpoints BOOLEAN NOT NULL,
-        summary VARCHAR,
-        created_at TIMESTAMP NOT NULL
-    )
-    """,
-)
-
-# Long, varied text (span attributes as JSON, evaluation explanations) and per-row ids:
-# zstd writes them faster than the automatic choice and smaller (benchmarks/README.md).
-_ZSTD_COLUMNS = {
-    "spans": ("attributes", "events", "links", "resource"),
-    "evaluations": ("row_id", "trace_id", "span_id", "explanation", "metadata"),
-}
-
-
-def _recompress(table: str, definition: str) -> tuple[str, ...]:
-    """Statements that rebuild ``table`` (whose CREATE body is ``definition``) with zstd
-    compression on its :data:`_ZSTD_COLUMNS`, keeping its rows."""
-    lines = []
-    for line in definition.strip().splitlines():
-        name = line.strip().split(" ", 1)[0]
-        if name in _ZSTD_COLUMNS[table]:
-            line = line.rstrip(",") + " USING COMPRESSION zstd" + ("," if line.endswith(",")
-                                                                   else "")
-        lines.append(line)
-    new = f"_vlmscope_{table}_v5"
-    return (
-        f"CREATE TABLE {new} (\n" + "\n".join(lines) + "\n)",
-        f"INSERT INTO {new} SELECT * FROM {table}",
-        f"DROP TABLE {table}",
-        f"ALTER TABLE {new} RENAME TO {table}",
-    )
-
-
-def _body(statement: str) -> str:
-    """The column list of a ``CREATE TABLE name (...)`` statement."""
-    return statement[statement.index("(") + 1:statement.rindex(")")]
-
-
-_V5_ZSTD = (*_recompress("spans", _body(_V1_TABLES[0])),
-            *_recompress("evaluations", _body(_V2_EVALUATIONS[0])))
-
-MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "spans, embeddings, per-row records and pipeline_rows", _V1_TABLES),
-    Migration(2, "evaluations and eval_runs", _V2_EVALUATIONS),
-    Migration(3, "datasets, dataset rows and images, dataset runs", _V3_DATASETS),
-    Migration(4, "pipeline_rows materialised at ingest", facts.migration_statements()),
-    Migration(5, "zstd compression for span JSON and evaluation text", _V5_ZSTD),
-    Migration(6, "eval_runs.run_name: the named run an evaluation was restricted to",
-              ("ALTER TABLE eval_runs ADD COLUMN run_name VARCHAR",)),
-)
-"""Every schema step, in order."""
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Migration", "applied_version", "migrate"]
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
 """The schema version this vlmscope writes."""

@@ -53,6 +53,11 @@ PIPELINE_ROW_SCHEMA = pa.schema([
     ("encoder_span_id", pa.string()),
     ("llm_span_id", pa.string()),
     ("start_time", pa.timestamp("ns")),
+    ("encoder_multi_label", pa.bool_()),
+    ("instruction_kind", pa.string()),
+    ("batch_size", pa.int32()),
+    ("encoder_share_ms", pa.float64()),
+    ("llm_share_ms", pa.float64()),
 ])
 """The columns of the ``pipeline_rows`` view, with their Arrow types."""
 

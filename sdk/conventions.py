@@ -206,10 +206,9 @@ VISION_ENCODER_TOP1_LABEL = "vision.encoder.top1.label"
 VISION_ENCODER_TOP1_SCORE = "vision.encoder.top1.score"
 """Per image: the top-1 probability (N floats); also on the LLM span of the same rows."""
 
-ENCODER_MULTI_LABEL = "vision.encoder.multi_label"
-"""True when the classifier is multi-label: its logits were read with a sigmoid per label
-(independent scores, not summing to 1), so the top-k scores are those sigmoid scores sorted
-descending, and the reading is every label over a threshold rather than the top-1."""
+VISION_ENCODER_MULTI_LABEL = "vision.encoder.multi_label"
+"""True when the encoder's top-k scores are independent sigmoid scores (a multi-label head),
+false or absent when they are one softmax distribution."""
 
 VISION_ENCODER_SPAN_ID = "vision.encoder.span_id"
 """On an LLM span: hex span id of the encoder span whose reading it used (a link exists too)."""
@@ -276,10 +275,18 @@ VLMSCOPE_ROW_OBJECTS = "vlmscope.row.objects"
 VLMSCOPE_ROW_INSTRUCTION = "vlmscope.row.instruction"
 """The instruction given for the row, when known at trace time."""
 
-BATCH_SIZE = "vlmscope.batch.size"
-"""Rows in the :func:`vlmscope.trace_batch` a span belongs to: on each row span and on the
-encoder and LLM spans that ran inside the batch (a batched call's time is shared by this many
-rows; per-image counts of one encoder call are :data:`VISION_ENCODER_BATCH_SIZE`)."""
+VLMSCOPE_INSTRUCTION_KIND = "vlmscope.instruction.kind"
+"""On a row span (or else its LLM span): what the instruction asks for, one of
+:data:`INSTRUCTION_KINDS`; absent when not given."""
+
+INSTRUCTION_KINDS = ("name", "list", "count", "probe", "describe")
+"""The values of :data:`VLMSCOPE_INSTRUCTION_KIND`: name one object, list the objects, count
+them, answer a yes/no probe, describe the image."""
+
+VLMSCOPE_BATCH_SIZE = "vlmscope.batch.size"
+"""On the row, encoder and LLM spans of a :func:`vlmscope.trace_batch`: the rows the batch
+serves together (absent outside a batch); a row's share of a batched call's time is its
+duration divided by this."""
 
 VLMSCOPE_LLM_INSTRUCTIONS = "vlmscope.llm.instructions"
 """On a batched LLM span: one instruction per row (N strings)."""

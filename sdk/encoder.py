@@ -222,7 +222,7 @@ def encoder_attributes(
         **batch_attributes(),
     }
     if multi_label:
-        attrs[cv.ENCODER_MULTI_LABEL] = True
+        attrs[cv.VISION_ENCODER_MULTI_LABEL] = True
     for key, value in (
         (cv.VISION_ENCODER_CHECKPOINT_SHA256, checkpoint_sha256),
         (cv.VISION_ENCODER_ARCHITECTURE, architecture),

@@ -62,11 +62,11 @@ def current_rows() -> RowContext | None:
 
 
 def batch_attributes() -> dict[str, int]:
-    """:data:`~vlmscope.conventions.BATCH_SIZE` for a span opened inside ``trace_batch``."""
+    """:data:`~vlmscope.conventions.VLMSCOPE_BATCH_SIZE` for a span inside ``trace_batch``."""
     rows = _current.get()
     if rows is None or rows.batch_size is None:
         return {}
-    return {cv.BATCH_SIZE: rows.batch_size}
+    return {cv.VLMSCOPE_BATCH_SIZE: rows.batch_size}
 
 
 _warned: set[str] = set()
@@ -216,7 +216,7 @@ def trace_batch(
             cv.VLMSCOPE_SPAN_ROLE: cv.ROLE_BATCH,
             cv.OPENINFERENCE_SPAN_KIND: cv.SPAN_KIND_CHAIN,
             cv.VLMSCOPE_ROW_IDS: ids,
-            cv.BATCH_SIZE: n,
+            cv.VLMSCOPE_BATCH_SIZE: n,
         },
         record_exception=True,
         set_status_on_exception=True,
@@ -226,7 +226,7 @@ def trace_batch(
                 cv.ROW_SPAN_NAME,
                 attributes=_row_attributes(
                     ids[i], cohorts[i], expecteds[i], object_lists[i], image_list[i],
-                    instruction_list[i], run, {cv.BATCH_SIZE: n},
+                    instruction_list[i], run, {cv.VLMSCOPE_BATCH_SIZE: n},
                 ),
             )
             for i in range(n)

@@ -49,7 +49,7 @@ def test_a_multi_label_head_is_read_with_a_sigmoid_per_label_sorted_descending(m
     assert torch.equal(out, logits)
     (span,) = _spans(memory, cv.ROLE_ENCODER)
     attrs = span.attributes
-    assert attrs[cv.ENCODER_MULTI_LABEL] is True
+    assert attrs[cv.VISION_ENCODER_MULTI_LABEL] is True
     assert attrs[cv.VISION_ENCODER_TOP_K] == 4
     assert cv.VISION_ENCODER_ENTROPY not in attrs  # softmax entropy means nothing here
     scores = torch.tensor(attrs[cv.VISION_ENCODER_TOP_K_SCORES]).reshape(3, 4)
@@ -72,7 +72,7 @@ def test_a_single_label_head_keeps_softmax_and_is_not_marked_multi_label(memory)
         logits = model(images)
     handle.uninstrument()
     (span,) = _spans(memory, cv.ROLE_ENCODER)
-    assert cv.ENCODER_MULTI_LABEL not in span.attributes
+    assert cv.VISION_ENCODER_MULTI_LABEL not in span.attributes
     scores = torch.tensor(span.attributes[cv.VISION_ENCODER_TOP_K_SCORES]).reshape(2, -1)
     torch.testing.assert_close(scores.sum(dim=1), torch.ones(2), rtol=0, atol=1e-5)
     top1 = torch.softmax(logits, dim=1).max(dim=1).values
@@ -83,7 +83,7 @@ def test_the_manual_encoder_span_can_say_its_head_is_multi_label(memory):
     with vlmscope.trace_row("r"), vlmscope.encoder_span("tagger", multi_label=True) as enc:
         enc.record(top_k_labels=[["dog", "person"]], top_k_scores=[[0.9, 0.8]])
     (span,) = _spans(memory, cv.ROLE_ENCODER)
-    assert span.attributes[cv.ENCODER_MULTI_LABEL] is True
+    assert span.attributes[cv.VISION_ENCODER_MULTI_LABEL] is True
 
 
 def test_trace_batch_puts_its_size_on_row_encoder_and_llm_spans(memory):
@@ -104,7 +104,7 @@ def test_trace_batch_puts_its_size_on_row_encoder_and_llm_spans(memory):
         with vlmscope.llm_span("head", instruction="q") as llm:
             llm.set_output("x")
     handle.uninstrument()
-    sizes = {role: [s.attributes.get(cv.BATCH_SIZE) for s in _spans(memory, role)]
+    sizes = {role: [s.attributes.get(cv.VLMSCOPE_BATCH_SIZE) for s in _spans(memory, role)]
              for role in (cv.ROLE_ROW, cv.ROLE_ENCODER, cv.ROLE_LLM, cv.ROLE_BATCH)}
     assert sorted(sizes[cv.ROLE_ROW], key=str) == [1, 3, 3, 3, None]
     assert sizes[cv.ROLE_ENCODER] == [3, 1, None]

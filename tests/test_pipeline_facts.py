@@ -40,7 +40,11 @@ REFERENCE = """
         CASE WHEN 'ERROR' IN (r.status_code, e.status_code, l.status_code) THEN 'ERROR'
              ELSE 'OK' END AS status,
         r.status_message AS error, e.span_id AS encoder_span_id, l.span_id AS llm_span_id,
-        r.start_time
+        r.start_time, e.multi_label AS encoder_multi_label,
+        coalesce(r.instruction_kind, l.instruction_kind) AS instruction_kind,
+        coalesce(r.batch_size, e.batch_size, l.batch_size) AS batch_size,
+        e.duration_ms / greatest(coalesce(e.batch_size, 1), 1) AS encoder_share_ms,
+        l.duration_ms / greatest(coalesce(l.batch_size, 1), 1) AS llm_share_ms
     FROM row_records r
     LEFT JOIN enc e ON e.trace_id = r.trace_id AND e.row_id = r.row_id
     LEFT JOIN llm l ON l.trace_id = r.trace_id AND l.row_id = r.row_id
@@ -69,7 +73,9 @@ def make_records(rng: random.Random, keys: int, repeats: bool) -> list[tuple[str
                 instruction=rng.choice(["what?", None]), image_sha256=rng.choice(["i1", None]),
                 start_time=_time(rng), duration_ms=rng.random(),
                 status_code=rng.choice(["OK", "ERROR", "UNSET"]),
-                status_message=rng.choice([None, "boom"]))))
+                status_message=rng.choice([None, "boom"]),
+                instruction_kind=rng.choice([None, "name", "count"]),
+                batch_size=rng.choice([None, 4]))))
         for n in range(rng.choice([0, 1, 1, 2, 3])):
             span = f"es{k}-{rng.randrange(2)}"
             records.append(("encoder_records", dict(
@@ -79,14 +85,17 @@ def make_records(rng: random.Random, keys: int, repeats: bool) -> list[tuple[str
                 top_k_labels=[f"l{n}", "x"], top_k_scores=[0.5 + n / 10, 0.1],
                 top_k_class_ids=None, entropy=float(n), embedding_l2_norm=None,
                 start_time=_time(rng), duration_ms=float(n),
-                status_code=rng.choice(["OK", "ERROR"]))))
+                status_code=rng.choice(["OK", "ERROR"]),
+                multi_label=rng.choice([None, True, False]), batch_size=rng.choice([None, 8]))))
         for n in range(rng.choice([0, 1, 1, 2, 3])):
             records.append(("llm_records", dict(
                 trace_id=trace, span_id=f"ls{k}-{rng.randrange(2)}",
                 record_index=n, row_id=row, model=f"h{n}", provider=None,
                 instruction=rng.choice(["say", None]), output=f"out{n}",
                 input_tokens=n, output_tokens=n + 1, encoder_span_id=None,
-                start_time=_time(rng), duration_ms=float(n), status_code="OK")))
+                start_time=_time(rng), duration_ms=float(n), status_code="OK",
+                instruction_kind=rng.choice([None, "list"]),
+                batch_size=rng.choice([None, 2, 0]))))
     records.append(("encoder_records", dict(
         trace_id="t0", span_id="loose", record_index=0, row_id=None, start_time=T0)))
     return records
@@ -246,11 +255,57 @@ def test_migration_from_a_version_3_store_fills_the_facts(tmp_path: Path) -> Non
     rng = random.Random(99)
     for name, record in make_records(rng, keys=15, repeats=True):
         con.register("_one", pa.Table.from_pylist([record], schema=_SCHEMAS[name]))
-        con.execute(f"INSERT INTO {name} SELECT * FROM _one")
+        con.execute(f"INSERT INTO {name} BY NAME SELECT "
+                    f"{', '.join(c for c in _VERSION_1_COLUMNS[name])} FROM _one")
         con.unregister("_one")
     before = _rows(con, "SELECT * FROM pipeline_rows")  # the version-1 view
     assert migrate(con) == SCHEMA_VERSION
-    assert _rows(con, "SELECT * FROM pipeline_rows") == before == _rows(con, REFERENCE)
+    old = len(before[0]) if before else 0
+    assert [r[:old] for r in _rows(con, "SELECT * FROM pipeline_rows")] == before
+    assert _rows(con, "SELECT * FROM pipeline_rows") == _rows(con, REFERENCE)
+
+
+# The record tables' columns as schema version 1 created them (the columns added since come
+# after them).
+_VERSION_1_COLUMNS = {
+    "row_records": ROW_SCHEMA.names[:13], "encoder_records": ENCODER_SCHEMA.names[:18],
+    "llm_records": LLM_SCHEMA.names[:14]}
+
+
+def test_migration_7_keeps_the_materialised_rows_and_adds_the_new_columns(
+        tmp_path: Path) -> None:
+    """A version-6 store with rows (some parts still waiting): after migrating, the same
+    pipeline rows, the new columns NULL (and the shares equal to the durations), and a batch
+    written afterwards reaches the new columns."""
+    con = duckdb.connect(str(tmp_path / "v6.duckdb"))
+    store_at_version(con, 6)
+    rng = random.Random(5)
+    for name, record in make_records(rng, keys=30, repeats=False):
+        con.register("_one", pa.Table.from_pylist([record], schema=_SCHEMAS[name]))
+        con.execute(f"INSERT INTO {name} BY NAME SELECT "
+                    f"{', '.join(c for c in _VERSION_1_COLUMNS[name])} FROM _one")
+        con.unregister("_one")
+    con.execute("DELETE FROM row_records WHERE row_id IN ('r3', 'r4')")  # parts wait for them
+    from vlmscope.collectors.migrations import MIGRATIONS
+    for statement in MIGRATIONS[3].statements[2:6]:  # migration 4's refill, as of version 6
+        con.execute(statement)
+    waiting = con.execute(f"SELECT count(*) FROM {facts.PARTS}").fetchall()[0][0]
+    assert waiting > 0
+    before = _rows(con, "SELECT * FROM pipeline_rows")
+    assert migrate(con) == SCHEMA_VERSION
+    after = _rows(con, "SELECT * FROM pipeline_rows")
+    width = len(before[0])
+    assert [r[:width] for r in after] == before
+    names = [d[0] for d in con.execute("SELECT * FROM pipeline_rows LIMIT 0").description]
+    assert names[width:] == ["encoder_multi_label", "instruction_kind", "batch_size",
+                             "encoder_share_ms", "llm_share_ms"]
+    at = {name: names.index(name) for name in names}
+    for row in after:
+        assert row[at["encoder_multi_label"]] is None and row[at["batch_size"]] is None
+        assert row[at["encoder_share_ms"]] == row[at["encoder_ms"]]
+        assert row[at["llm_share_ms"]] == row[at["llm_ms"]]
+    assert con.execute(f"SELECT count(*) FROM {facts.PARTS}").fetchall() == [(waiting,)]
+    assert after == _rows(con, REFERENCE)
 
 
 def test_compaction_finds_repeats_written_by_another_connection(tmp_path: Path) -> None:
