@@ -34,6 +34,7 @@ def instrument_encoder(
     classifier: str | None = None,
     capture_embeddings: bool = False,
     name: str | None = None,
+    multi_label: bool = False,
     **kwargs: Any,
 ) -> EncoderInstrumentation:
     """Trace a torch image encoder's forward calls (needs ``vlmscope[torch]``).
@@ -43,7 +44,7 @@ def instrument_encoder(
     from vlmscope.torch_encoder import instrument_encoder as _instrument
 
     return _instrument(model, labels, top_k, layer, classifier, capture_embeddings, name,
-                       **kwargs)
+                       multi_label, **kwargs)
 
 
 def checkpoint_sha256(model: Any) -> str:

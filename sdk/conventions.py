@@ -206,6 +206,11 @@ VISION_ENCODER_TOP1_LABEL = "vision.encoder.top1.label"
 VISION_ENCODER_TOP1_SCORE = "vision.encoder.top1.score"
 """Per image: the top-1 probability (N floats); also on the LLM span of the same rows."""
 
+ENCODER_MULTI_LABEL = "vision.encoder.multi_label"
+"""True when the classifier is multi-label: its logits were read with a sigmoid per label
+(independent scores, not summing to 1), so the top-k scores are those sigmoid scores sorted
+descending, and the reading is every label over a threshold rather than the top-1."""
+
 VISION_ENCODER_SPAN_ID = "vision.encoder.span_id"
 """On an LLM span: hex span id of the encoder span whose reading it used (a link exists too)."""
 
@@ -270,6 +275,11 @@ VLMSCOPE_ROW_OBJECTS = "vlmscope.row.objects"
 
 VLMSCOPE_ROW_INSTRUCTION = "vlmscope.row.instruction"
 """The instruction given for the row, when known at trace time."""
+
+BATCH_SIZE = "vlmscope.batch.size"
+"""Rows in the :func:`vlmscope.trace_batch` a span belongs to: on each row span and on the
+encoder and LLM spans that ran inside the batch (a batched call's time is shared by this many
+rows; per-image counts of one encoder call are :data:`VISION_ENCODER_BATCH_SIZE`)."""
 
 VLMSCOPE_LLM_INSTRUCTIONS = "vlmscope.llm.instructions"
 """On a batched LLM span: one instruction per row (N strings)."""

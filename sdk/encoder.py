@@ -16,7 +16,7 @@ from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import Span as _SdkSpan
 
 from vlmscope import conventions as cv
-from vlmscope.rows import EncoderReading, current_rows, warn_once
+from vlmscope.rows import EncoderReading, batch_attributes, current_rows, warn_once
 from vlmscope.tracing import get_settings, get_tracer
 
 
@@ -77,7 +77,8 @@ class EncoderSpan:
         """Record one reading per image (lists aligned over the N images of the call).
 
         ``top_k_labels``/``top_k_scores`` are per image, best first, scores as softmax
-        probabilities in [0, 1]; ``entropy`` in nats; ``embeddings`` are kept only when
+        probabilities in [0, 1] (sigmoid scores per label for a multi-label head);
+        ``entropy`` in nats; ``embeddings`` are kept only when
         embedding capture is on (argument or ``VLMSCOPE_CAPTURE_EMBEDDINGS``), their norms,
         means and standard deviations always.
         """
@@ -209,13 +210,19 @@ def encoder_attributes(
     depth: int | None,
     layer: str | None,
     classifier: str | None,
+    *,
+    multi_label: bool = False,
 ) -> dict[str, Any]:
-    """The attributes every encoder span starts with."""
+    """The attributes every encoder span starts with (and the batch's size inside
+    ``trace_batch``)."""
     attrs: dict[str, Any] = {
         cv.VLMSCOPE_SPAN_ROLE: cv.ROLE_ENCODER,
         cv.OPENINFERENCE_SPAN_KIND: cv.SPAN_KIND_EMBEDDING,
         cv.EMBEDDING_MODEL_NAME: model,
+        **batch_attributes(),
     }
+    if multi_label:
+        attrs[cv.ENCODER_MULTI_LABEL] = True
     for key, value in (
         (cv.VISION_ENCODER_CHECKPOINT_SHA256, checkpoint_sha256),
         (cv.VISION_ENCODER_ARCHITECTURE, architecture),
@@ -238,13 +245,18 @@ def encoder_span(
     layer: str | None = None,
     row_ids: Sequence[str] | None = None,
     capture_embeddings: bool = False,
+    multi_label: bool = False,
 ) -> Iterator[EncoderSpan]:
     """Trace one call of an encoder vlmscope does not hook; call ``.record(...)`` inside.
+
+    ``multi_label`` marks a head whose scores are independent per label (sigmoid), so the
+    reading is every label over a threshold rather than the top-1.
 
     >>> with vlmscope.encoder_span("resnet50-onnx", checkpoint_sha256=sha) as enc:  # doctest: +SKIP
     ...     enc.record(top_k_labels=[["tabby", "tiger cat"]], top_k_scores=[[0.8, 0.1]])
     """
-    attrs = encoder_attributes(model, checkpoint_sha256, architecture, depth, layer, None)
+    attrs = encoder_attributes(model, checkpoint_sha256, architecture, depth, layer, None,
+                               multi_label=multi_label)
     with get_tracer().start_as_current_span(
         cv.ENCODER_SPAN_NAME, attributes=attrs, record_exception=True,
         set_status_on_exception=True,

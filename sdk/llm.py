@@ -17,7 +17,7 @@ from opentelemetry.trace import Link
 
 from vlmscope import conventions as cv
 from vlmscope.encoder import resolve_row_ids
-from vlmscope.rows import current_rows
+from vlmscope.rows import batch_attributes, current_rows
 from vlmscope.tracing import get_settings, get_tracer
 
 
@@ -136,6 +136,7 @@ def llm_attributes(
         cv.GEN_AI_OPERATION_NAME: operation,
         cv.GEN_AI_REQUEST_MODEL: model,
         cv.LLM_MODEL_NAME: model,
+        **batch_attributes(),
     }
     if provider is not None:
         attrs[cv.GEN_AI_PROVIDER_NAME] = provider

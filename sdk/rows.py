@@ -47,6 +47,8 @@ class RowContext:
     readings: dict[str, EncoderReading] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
     """The last answer a language-head span recorded for each row (by row id)."""
+    batch_size: int | None = None
+    """Rows of the enclosing ``trace_batch`` (None inside a lone ``trace_row``)."""
 
 
 _current: contextvars.ContextVar[RowContext | None] = contextvars.ContextVar(
@@ -57,6 +59,14 @@ _current: contextvars.ContextVar[RowContext | None] = contextvars.ContextVar(
 def current_rows() -> RowContext | None:
     """The innermost ``trace_row``/``trace_batch`` context, or None outside one."""
     return _current.get()
+
+
+def batch_attributes() -> dict[str, int]:
+    """:data:`~vlmscope.conventions.BATCH_SIZE` for a span opened inside ``trace_batch``."""
+    rows = _current.get()
+    if rows is None or rows.batch_size is None:
+        return {}
+    return {cv.BATCH_SIZE: rows.batch_size}
 
 
 _warned: set[str] = set()
@@ -206,6 +216,7 @@ def trace_batch(
             cv.VLMSCOPE_SPAN_ROLE: cv.ROLE_BATCH,
             cv.OPENINFERENCE_SPAN_KIND: cv.SPAN_KIND_CHAIN,
             cv.VLMSCOPE_ROW_IDS: ids,
+            cv.BATCH_SIZE: n,
         },
         record_exception=True,
         set_status_on_exception=True,
@@ -215,12 +226,13 @@ def trace_batch(
                 cv.ROW_SPAN_NAME,
                 attributes=_row_attributes(
                     ids[i], cohorts[i], expecteds[i], object_lists[i], image_list[i],
-                    instruction_list[i], run, None,
+                    instruction_list[i], run, {cv.BATCH_SIZE: n},
                 ),
             )
             for i in range(n)
         )
-        token = _current.set(RowContext(tuple(ids), row_spans, tuple(instruction_list)))
+        token = _current.set(RowContext(tuple(ids), row_spans, tuple(instruction_list),
+                                        batch_size=n))
         error: BaseException | None = None
         try:
             yield batch_span

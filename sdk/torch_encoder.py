@@ -131,6 +131,7 @@ class EncoderInstrumentation:
         capture_embeddings: bool,
         name: str | None,
         hash_images: bool,
+        multi_label: bool = False,
     ) -> None:
         torch = require("torch", "instrument_encoder")
         if not isinstance(model, torch.nn.Module):
@@ -156,6 +157,7 @@ class EncoderInstrumentation:
         self.top_k = top_k
         self.capture_embeddings = capture_embeddings
         self.hash_images = hash_images
+        self.multi_label = bool(multi_label)
         self._labels_given = labels
         self._labels: list[str] | None = None
         self._signature: tuple[tuple[int, int], ...] | None = None
@@ -221,7 +223,8 @@ class EncoderInstrumentation:
                 (kwargs[k] for k in ("pixel_values", "x", "input", "images") if k in kwargs), None)
             checkpoint = self.checkpoint_sha256
             attrs = encoder_attributes(self.name, checkpoint, self.architecture, self.depth,
-                                       self.layer, self.classifier)
+                                       self.layer, self.classifier,
+                                       multi_label=self.multi_label)
             span = get_tracer().start_span(cv.ENCODER_SPAN_NAME, attributes=attrs)
             token = otel_context.attach(trace.set_span_in_context(span))
             handle = EncoderSpan(span, self.name, checkpoint, None, self.capture_embeddings)
@@ -270,16 +273,20 @@ class EncoderInstrumentation:
         if isinstance(logits, torch.Tensor) and logits.dim() >= 2:
             logits = logits.detach().float().flatten(1)
             n = logits.shape[0]
-            log_probs = torch.log_softmax(logits, dim=1)
-            probs = log_probs.exp()
             k = min(self.top_k, logits.shape[1])
-            scores, class_ids = probs.topk(k, dim=1)
+            if self.multi_label:
+                # Independent labels: each score is its own sigmoid; no softmax, no entropy.
+                scores, class_ids = torch.sigmoid(logits).topk(k, dim=1)
+            else:
+                log_probs = torch.log_softmax(logits, dim=1)
+                probs = log_probs.exp()
+                scores, class_ids = probs.topk(k, dim=1)
+                reading["entropy"] = (-(probs * log_probs).sum(dim=1)).tolist()
             names = self._label_names(logits.shape[1])
             ids = class_ids.tolist()
             reading["top_k_labels"] = [[names[c] for c in row] for row in ids]
             reading["top_k_scores"] = scores.tolist()
             reading["top_k_class_ids"] = ids
-            reading["entropy"] = (-(probs * log_probs).sum(dim=1)).tolist()
         features = call.features
         if isinstance(features, torch.Tensor) and features.dim() >= 1:
             flat = features.detach().float().reshape(features.shape[0], -1)
@@ -322,6 +329,7 @@ def instrument_encoder(
     classifier: str | None = None,
     capture_embeddings: bool = False,
     name: str | None = None,
+    multi_label: bool = False,
     *,
     hash_images: bool = True,
 ) -> EncoderInstrumentation:
@@ -337,13 +345,18 @@ def instrument_encoder(
     feature vector itself when ``capture_embeddings`` (or ``VLMSCOPE_CAPTURE_EMBEDDINGS``).
     The checkpoint SHA-256 is computed once and again whenever the weights change.
 
+    ``multi_label=True`` is for heads trained with one sigmoid per label (multi-label
+    tagging): the logits are read as independent sigmoid scores, the top-k are those scores
+    sorted descending (no entropy), and the span says so (``vision.encoder.multi_label``).
+
     Instrumenting a model twice replaces the first instrumentation.
     """
     previous = getattr(model, _INSTRUMENTED_ATTR, None)
     if previous is not None:
         previous.uninstrument()
     handle = EncoderInstrumentation(
-        model, labels, top_k, layer, classifier, capture_embeddings, name, hash_images
+        model, labels, top_k, layer, classifier, capture_embeddings, name, hash_images,
+        multi_label,
     )
     setattr(model, _INSTRUMENTED_ATTR, handle)
     return handle
