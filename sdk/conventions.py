@@ -211,6 +211,11 @@ ENCODER_MULTI_LABEL = "vision.encoder.multi_label"
 (independent scores, not summing to 1), so the top-k scores are those sigmoid scores sorted
 descending, and the reading is every label over a threshold rather than the top-1."""
 
+ENCODER_ZERO_SHOT = "vision.encoder.zero_shot"
+"""True when the top-k are a CLIP-style zero-shot reading: softmax over the labels of the
+logit scale times the cosine similarity of the image embedding with each label's text
+embedding."""
+
 VISION_ENCODER_SPAN_ID = "vision.encoder.span_id"
 """On an LLM span: hex span id of the encoder span whose reading it used (a link exists too)."""
 
