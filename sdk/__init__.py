@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from vlmscope._optional import MissingExtraError
-from vlmscope.encoder import EncoderSpan, encoder_span
+from vlmscope.encoder import EncoderSpan, ZeroShot, encoder_span
 from vlmscope.generator import GeneratorInstrumentation, instrument_generator
 from vlmscope.images import image_sha256
 from vlmscope.llm import LLMSpan, llm_span
@@ -34,6 +34,7 @@ def instrument_encoder(
     classifier: str | None = None,
     capture_embeddings: bool = False,
     name: str | None = None,
+    zero_shot: Any = None,
     multi_label: bool = False,
     **kwargs: Any,
 ) -> EncoderInstrumentation:
@@ -44,7 +45,7 @@ def instrument_encoder(
     from vlmscope.torch_encoder import instrument_encoder as _instrument
 
     return _instrument(model, labels, top_k, layer, classifier, capture_embeddings, name,
-                       multi_label, **kwargs)
+                       zero_shot, multi_label, **kwargs)
 
 
 def checkpoint_sha256(model: Any) -> str:
@@ -71,6 +72,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "Dataset",
     "EncoderSpan",
+    "ZeroShot",
     "ExportStatus",
     "GeneratorInstrumentation",
     "LLMSpan",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import trace
@@ -18,6 +19,26 @@ from opentelemetry.sdk.trace import Span as _SdkSpan
 from vlmscope import conventions as cv
 from vlmscope.rows import EncoderReading, batch_attributes, current_rows, warn_once
 from vlmscope.tracing import get_settings, get_tracer
+
+ZERO_SHOT_LOGIT_SCALE = 100.0
+"""The logit scale of a zero-shot reading when none is given: what CLIP's trained models use
+(their learned scale is clamped to 100)."""
+
+
+@dataclass(frozen=True)
+class ZeroShot:
+    """Class text embeddings for a CLIP-style zero-shot reading, with the model's logit scale.
+
+    ``text_embeddings`` is T x D (one row per label, in the order of ``labels``; a tensor or
+    an array) or a callable that makes them from the list of labels; ``logit_scale`` is the
+    multiplier of the cosine similarities (``clip.logit_scale.exp()``).
+
+    >>> zs = vlmscope.ZeroShot(text_features, clip.logit_scale.exp())  # doctest: +SKIP
+    >>> vlmscope.instrument_encoder(clip.visual, labels=names, zero_shot=zs)  # doctest: +SKIP
+    """
+
+    text_embeddings: Any
+    logit_scale: float = ZERO_SHOT_LOGIT_SCALE
 
 
 def resolve_row_ids(n: int, explicit: Sequence[str] | None = None) -> list[str] | None:

@@ -4,7 +4,8 @@ Hooks only, no wrapping: a pre-hook on the model opens the encoder span, hooks o
 layer and the classifier keep their outputs, and a hook on the model (``always_call``, so it
 runs when forward raises too) turns them into one reading per image and closes the span. The
 hooks compute under ``torch.no_grad`` on detached tensors and return nothing, so the model's
-outputs are bit-identical to the uninstrumented model's.
+outputs are bit-identical to the uninstrumented model's. Where the features and the classifier
+of known models are is :mod:`vlmscope.encoder_families`' job.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -22,20 +23,12 @@ from opentelemetry.trace import Status, StatusCode
 
 from vlmscope import conventions as cv
 from vlmscope._optional import require
-from vlmscope.encoder import EncoderSpan, encoder_attributes
+from vlmscope.encoder import ZERO_SHOT_LOGIT_SCALE, EncoderSpan, ZeroShot, encoder_attributes
+from vlmscope.encoder_families import describe, has_parameters, pooling_layers
 from vlmscope.rows import warn_once
 from vlmscope.tracing import get_tracer
 
 _log = logging.getLogger("vlmscope")
-
-# (block type, blocks per stage) -> depth, for torchvision and transformers ResNets.
-_RESNET_DEPTHS = {
-    ("basic", (2, 2, 2, 2)): 18,
-    ("basic", (3, 4, 6, 3)): 34,
-    ("bottleneck", (3, 4, 6, 3)): 50,
-    ("bottleneck", (3, 4, 23, 3)): 101,
-    ("bottleneck", (3, 8, 36, 3)): 152,
-}
 
 _INSTRUMENTED_ATTR = "_vlmscope_encoder_handle"
 
@@ -60,33 +53,6 @@ def _weights_signature(model: Any) -> tuple[tuple[int, int], ...]:
         (t.data_ptr(), t._version)
         for t in (*model.parameters(), *model.buffers())
     )
-
-
-def _describe(model: Any) -> tuple[str, int | None, str | None, str | None]:
-    """(architecture, depth, feature layer, classifier) guessed for known ResNets."""
-    torchvision_models = _maybe_import("torchvision.models")
-    if torchvision_models is not None and isinstance(model, torchvision_models.ResNet):
-        block = "bottleneck" if isinstance(
-            model.layer1[0], torchvision_models.resnet.Bottleneck) else "basic"
-        counts = tuple(len(getattr(model, f"layer{i}")) for i in range(1, 5))
-        depth = _RESNET_DEPTHS.get((block, counts))
-        return (f"resnet{depth}" if depth else "resnet"), depth, "avgpool", "fc"
-    config = getattr(model, "config", None)
-    if config is not None and getattr(config, "model_type", None) == "resnet":
-        counts = tuple(getattr(config, "depths", ()))
-        depth = _RESNET_DEPTHS.get((getattr(config, "layer_type", "basic"), counts))
-        arch = f"resnet{depth}" if depth else "resnet"
-        prefix = "resnet." if hasattr(model, "resnet") else ""
-        classifier = "classifier" if hasattr(model, "classifier") else None
-        return arch, depth, f"{prefix}pooler", classifier
-    return type(model).__name__, None, None, None
-
-
-def _maybe_import(name: str) -> Any:
-    try:
-        return require(name)
-    except ImportError:
-        return None
 
 
 def _default_labels(model: Any, num_classes: int) -> list[str]:
@@ -115,11 +81,86 @@ class _Call:
     images: Any
     features: Any = None
     logits: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    feature_layer_ran: bool = False
+
+
+def _first_tensor(value: Any, torch: Any, keys: Sequence[str]) -> Any:
+    """The tensor a hooked output stands for: itself; a ``ModelOutput``'s (or dict's) first
+    present key of ``keys`` (the last map of ``feature_maps``), else its first tensor; a
+    tuple's or list's first tensor; else None."""
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, Mapping):
+        for key in keys:
+            found = value.get(key)
+            if key == "feature_maps" and isinstance(found, list | tuple) and found:
+                found = found[-1]
+            found = _first_tensor(found, torch, keys)
+            if found is not None:
+                return found
+        value = list(value.values())
+    if isinstance(value, list | tuple):
+        for item in value:
+            found = _first_tensor(item, torch, keys)
+            if found is not None:
+                return found
+    return None
+
+
+_FEATURE_KEYS = ("pooler_output", "image_embeds", "last_hidden_state", "feature_maps")
+_LOGIT_KEYS = ("logits",)
+
+
+def _shape(tensor: Any) -> str:
+    return "x".join(str(d) for d in tensor.shape[1:]) or "a scalar"
+
+
+@dataclass(frozen=True)
+class _ZeroShotHead:
+    """Unit-norm class text embeddings (T x D, float32) and the logit scale."""
+
+    text: Any
+    logit_scale: float
+
+
+def _zero_shot_head(zero_shot: Any, labels: list[str], torch: Any) -> _ZeroShotHead:
+    """The text side of a zero-shot reading, checked against the class names."""
+    source, scale = zero_shot, ZERO_SHOT_LOGIT_SCALE
+    if isinstance(zero_shot, ZeroShot):
+        source, scale = zero_shot.text_embeddings, zero_shot.logit_scale
+    scale = float(scale.item() if hasattr(scale, "item") else scale)
+    if not scale > 0:
+        raise ValueError(f"the zero-shot logit scale must be positive, got {scale}")
+    if callable(source) and not isinstance(source, torch.Tensor):
+        with torch.no_grad():
+            source = source(list(labels))
+    try:
+        text = torch.as_tensor(
+            source.detach() if isinstance(source, torch.Tensor) else source
+        ).to("cpu", torch.float32)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise ValueError(f"zero_shot must be class text embeddings (a T x D tensor or array) "
+                         f"or a callable making them from the labels: {error}") from error
+    if text.dim() != 2 or text.shape[0] != len(labels):
+        raise ValueError(f"zero_shot text embeddings must be {len(labels)} x D, one per label; "
+                         f"got shape {tuple(text.shape)}")
+    return _ZeroShotHead(torch.nn.functional.normalize(text, dim=1), scale)
+
+
+def _label_list(labels: Sequence[str] | Mapping[int, str]) -> list[str]:
+    if isinstance(labels, Mapping):
+        return [str(labels[i]) for i in sorted(labels)]
+    return [str(x) for x in labels]
 
 
 class EncoderInstrumentation:
-    """The hooks on one model; :meth:`uninstrument` removes them all (safe to call twice)."""
+    """The hooks on one model; :meth:`uninstrument` removes them all (safe to call twice).
+
+    The hooks on the model itself run outside ``torch.compile``'s graph
+    (``torch.compiler.disable``); the hooks on the feature layer and the classifier only
+    append their output to a list when Dynamo traces them, which it records without a graph
+    break, so a compiled model compiles to the same graphs instrumented or not.
+    """
 
     def __init__(
         self,
@@ -132,6 +173,7 @@ class EncoderInstrumentation:
         name: str | None,
         hash_images: bool,
         multi_label: bool = False,
+        zero_shot: Any = None,
     ) -> None:
         torch = require("torch", "instrument_encoder")
         if not isinstance(model, torch.nn.Module):
@@ -141,19 +183,32 @@ class EncoderInstrumentation:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
         self._torch = torch
         self.model = model
-        arch, depth, guessed_layer, guessed_classifier = _describe(model)
-        self.architecture = arch
-        self.depth = depth
-        self.layer = layer or guessed_layer
-        self.classifier = classifier or guessed_classifier
+        self.family = describe(model)
+        self.architecture = self.family.architecture
+        self.depth = self.family.depth
+        self.layer = layer or self.family.layer
+        self.multi_label = bool(multi_label)
+        self._zero_shot: _ZeroShotHead | None = None
+        if zero_shot is not None:
+            if labels is None:
+                raise ValueError("zero_shot needs labels=[class names], one per text embedding")
+            if classifier is not None or self.multi_label:
+                raise ValueError("zero_shot reads the image embedding against class texts; it "
+                                 "takes neither classifier= nor multi_label=True")
+            self._zero_shot = _zero_shot_head(zero_shot, _label_list(labels), torch)
+            self.classifier = None
+        else:
+            self.classifier = classifier or self.family.classifier
         if self.layer is None and self.classifier is None:
             raise ValueError(
-                f"vlmscope does not know where the features and the classifier of a "
-                f"{type(model).__name__} are: pass layer='<qualified name of the feature "
-                f"layer>' and classifier='<qualified name of the classifier>' (any of "
-                f"{[n for n, _ in model.named_modules() if n][:8]} ...)"
+                f"vlmscope does not know where the pooled features of a {type(model).__name__} "
+                f"are: pass layer='<qualified name of the layer giving one feature vector per "
+                f"image>' (and classifier='<its classifier>' if it has one); layers that pool "
+                f"here: {pooling_layers(model) or [n for n, _ in model.named_children()]}"
             )
-        self.name = name or arch
+        if self._zero_shot is not None and self.layer is None:
+            raise ValueError("zero_shot needs the image embedding: pass layer=")
+        self.name = name or self.architecture
         self.top_k = top_k
         self.capture_embeddings = capture_embeddings
         self.hash_images = hash_images
@@ -163,24 +218,36 @@ class EncoderInstrumentation:
         self._signature: tuple[tuple[int, int], ...] | None = None
         self._checkpoint: str | None = None
         self._local = threading.local()
+        self._traced_outputs: list[tuple[str, Any]] = []
+        self._layer_checked = False
         self._handles: list[Any] = []
-        self._handles.append(model.register_forward_pre_hook(self._pre_hook, with_kwargs=True))
-        for qualified, hook in ((self.layer, self._feature_hook),
-                                (self.classifier, self._logits_hook)):
+        modules = {}
+        for role, qualified in (("layer", self.layer), ("classifier", self.classifier)):
             if qualified is None:
                 continue
             try:
-                module = model.get_submodule(qualified)
+                modules[role] = model.get_submodule(qualified)
             except AttributeError as error:
-                self.uninstrument()
                 raise ValueError(
-                    f"{type(model).__name__} has no submodule {qualified!r}; name one of "
+                    f"{type(model).__name__} has no submodule {qualified!r}; layers that pool "
+                    f"here: {pooling_layers(model)}; all: "
                     f"{[n for n, _ in model.named_modules() if n][:12]} ..."
                 ) from error
-            self._handles.append(module.register_forward_hook(hook))
-        self._handles.append(
-            model.register_forward_hook(self._post_hook, with_kwargs=True, always_call=True)
-        )
+        if "classifier" in modules and not has_parameters(modules["classifier"]):
+            _log.warning("classifier %r of %s has no weights (%s): recording no top-k, only "
+                         "the embedding", self.classifier, self.architecture,
+                         type(modules["classifier"]).__name__)
+            del modules["classifier"]
+            self.classifier = None
+        outside_graph = getattr(getattr(torch, "compiler", None), "disable", lambda f: f)
+        self._handles.append(model.register_forward_pre_hook(
+            outside_graph(self._pre_hook), with_kwargs=True))
+        if "layer" in modules:
+            self._handles.append(modules["layer"].register_forward_hook(self._feature_hook))
+        if "classifier" in modules:
+            self._handles.append(modules["classifier"].register_forward_hook(self._logits_hook))
+        self._handles.append(model.register_forward_hook(
+            outside_graph(self._post_hook), with_kwargs=True, always_call=True))
 
     # -- checkpoint and labels -----------------------------------------------------------
 
@@ -219,12 +286,15 @@ class EncoderInstrumentation:
 
     def _pre_hook(self, module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         try:
+            self._traced_outputs.clear()
             images = args[0] if args else next(
                 (kwargs[k] for k in ("pixel_values", "x", "input", "images") if k in kwargs), None)
             checkpoint = self.checkpoint_sha256
             attrs = encoder_attributes(self.name, checkpoint, self.architecture, self.depth,
                                        self.layer, self.classifier,
                                        multi_label=self.multi_label)
+            if self._zero_shot is not None:
+                attrs[cv.VISION_ENCODER_ZERO_SHOT] = True
             span = get_tracer().start_span(cv.ENCODER_SPAN_NAME, attributes=attrs)
             token = otel_context.attach(trace.set_span_in_context(span))
             handle = EncoderSpan(span, self.name, checkpoint, None, self.capture_embeddings)
@@ -232,22 +302,39 @@ class EncoderInstrumentation:
         except Exception as error:
             warn_once("encoder-pre", "vlmscope could not open the encoder span: %s", error)
 
+    # The two hooks below run inside the model's forward, so Dynamo traces them: while it
+    # does, they only append to a list (a side effect it replays after the graph).
+
     def _feature_hook(self, module: Any, args: Any, output: Any) -> None:
+        if self._torch.compiler.is_compiling():
+            self._traced_outputs.append(("features", output))
+            return
         stack = self._stack()
         if stack:
-            stack[-1].features = output[0] if isinstance(output, tuple) else output
+            stack[-1].features = output
+            stack[-1].feature_layer_ran = True
 
     def _logits_hook(self, module: Any, args: Any, output: Any) -> None:
+        if self._torch.compiler.is_compiling():
+            self._traced_outputs.append(("logits", output))
+            return
         stack = self._stack()
         if stack:
-            stack[-1].logits = getattr(output, "logits", output)
+            stack[-1].logits = output
 
     def _post_hook(self, module: Any, args: Any, kwargs: Any, output: Any) -> None:
         stack = self._stack()
         if not stack:
+            self._traced_outputs.clear()
             return
         call = stack.pop()
         try:
+            for role, value in self._traced_outputs:
+                if role == "features":
+                    call.features, call.feature_layer_ran = value, True
+                else:
+                    call.logits = value
+            self._traced_outputs.clear()
             if output is None and call.logits is None and call.features is None:
                 call.span.set_status(Status(StatusCode.ERROR, "the encoder's forward raised"))
             else:
@@ -263,13 +350,63 @@ class EncoderInstrumentation:
             finally:
                 call.span.end()
 
+    # -- the reading -------------------------------------------------------------------------
+
+    def _pooled_features(self, call: _Call, n: int | None) -> tuple[Any, str | None]:
+        """One feature vector per image (N x D, float32), and what is wrong when there is
+        none. Feature maps (N x C x H x W) are averaged over H and W (global average
+        pooling); a ``ModelOutput`` gives its pooled output, else its last hidden state."""
+        torch = self._torch
+        if self.layer is None:
+            return None, None
+        where = f"layer {self.layer!r} of {self.architecture}"
+        if not call.feature_layer_ran:
+            return None, f"{where} did not run during the forward"
+        features = _first_tensor(call.features, torch, _FEATURE_KEYS)
+        if features is None:
+            return None, f"{where} gives {type(call.features).__name__}, not a tensor"
+        if features.dim() == 4:
+            pooled = features.detach().float().mean(dim=(2, 3))
+        elif features.dim() == 2:
+            pooled = features.detach().float()
+        else:
+            return None, (f"{where} gives {features.dim()}-d outputs of shape "
+                          f"{tuple(features.shape)}, not N x C vectors or N x C x H x W maps")
+        if n is not None and pooled.shape[0] != n:
+            return None, (f"{where} gives {pooled.shape[0]} rows for {n} images, not one "
+                          "feature vector per image")
+        if not self._layer_checked:
+            self._layer_checked = True
+            if self.family.known and self.layer != self.family.layer:
+                _log.warning("%s gives %s per image (recorded as %d pooled values); the pooled "
+                             "features of %s are at layer %r", where, _shape(features),
+                             pooled.shape[1], self.architecture, self.family.layer)
+        return pooled, None
+
+    def _wrong_layer(self, call: _Call, problem: str) -> None:
+        would_do = ([self.family.layer] if self.family.known and self.family.layer
+                    else pooling_layers(self.model))
+        message = f"{problem}; layers that give one pooled vector per image: {would_do}"
+        if not self._layer_checked:
+            self._layer_checked = True
+            _log.warning("vlmscope records no embedding: %s", message)
+        call.span.set_attribute(cv.VLMSCOPE_INSTRUMENTATION_ERROR, message)
+
     def _record(self, call: _Call, output: Any) -> None:
         torch = self._torch
-        logits = call.logits
+        logits = _first_tensor(call.logits, torch, _LOGIT_KEYS)
         if logits is None and self.classifier is not None:
-            logits = getattr(output, "logits", output)
+            logits = _first_tensor(output, torch, _LOGIT_KEYS)
+        images = call.images
+        n_images = (images.shape[0] if isinstance(images, torch.Tensor) and images.dim() == 4
+                    else None)
+        pooled, problem = self._pooled_features(call, n_images)
+        if problem is not None:
+            self._wrong_layer(call, problem)
         reading: dict[str, Any] = {}
         n = None
+        if self._zero_shot is not None and pooled is not None:
+            logits = self._zero_shot_logits(pooled)
         if isinstance(logits, torch.Tensor) and logits.dim() >= 2:
             logits = logits.detach().float().flatten(1)
             n = logits.shape[0]
@@ -287,24 +424,32 @@ class EncoderInstrumentation:
             reading["top_k_labels"] = [[names[c] for c in row] for row in ids]
             reading["top_k_scores"] = scores.tolist()
             reading["top_k_class_ids"] = ids
-        features = call.features
-        if isinstance(features, torch.Tensor) and features.dim() >= 1:
-            flat = features.detach().float().reshape(features.shape[0], -1)
-            n = n or flat.shape[0]
-            reading["embedding_dim"] = flat.shape[1]
-            reading["embedding_l2_norm"] = flat.norm(dim=1).tolist()
-            reading["embedding_mean"] = flat.mean(dim=1).tolist()
-            reading["embedding_std"] = flat.std(dim=1, unbiased=False).tolist()
-            reading["embeddings"] = flat.tolist() if (
+        if pooled is not None:
+            n = n or pooled.shape[0]
+            reading["embedding_dim"] = pooled.shape[1]
+            reading["embedding_l2_norm"] = pooled.norm(dim=1).tolist()
+            reading["embedding_mean"] = pooled.mean(dim=1).tolist()
+            reading["embedding_std"] = pooled.std(dim=1, unbiased=False).tolist()
+            reading["embeddings"] = pooled.tolist() if (
                 self.capture_embeddings or _capture_embeddings_setting()) else None
-        images = call.images
-        if isinstance(images, torch.Tensor) and images.dim() == 4 and n == images.shape[0]:
+        if n_images is not None and n == n_images:
             if self.hash_images:
                 from vlmscope.images import image_sha256
 
                 reading["image_sha256"] = [image_sha256(img) for img in images]
             reading["image_sizes"] = [tuple(images.shape[2:4])] * n
         call.handle.record(**reading)
+
+    def _zero_shot_logits(self, pooled: Any) -> Any:
+        """CLIP's zero-shot logits: cosine similarity of the image embedding with each
+        class text embedding, times the logit scale (softmaxed by the caller)."""
+        head = self._zero_shot
+        text = head.text if head.text.device == pooled.device else head.text.to(pooled.device)
+        if pooled.shape[1] != text.shape[1]:
+            raise ValueError(f"the image embedding has {pooled.shape[1]} dimensions and the "
+                             f"zero-shot text embeddings {text.shape[1]}")
+        image = self._torch.nn.functional.normalize(pooled, dim=1)
+        return head.logit_scale * image @ text.T
 
     def uninstrument(self) -> None:
         """Remove every hook this instrumentation added; the model is as it was."""
@@ -329,21 +474,41 @@ def instrument_encoder(
     classifier: str | None = None,
     capture_embeddings: bool = False,
     name: str | None = None,
+    zero_shot: Any = None,
     multi_label: bool = False,
     *,
     hash_images: bool = True,
 ) -> EncoderInstrumentation:
     """Trace every forward call of an image encoder; returns a handle with ``uninstrument()``.
 
-    Works out of the box for torchvision ResNets (18/34/50/101/152: features at ``avgpool``,
-    classifier ``fc``) and transformers' ResNet models (``resnet.pooler``, ``classifier``);
-    for any other ``nn.Module`` name the feature ``layer`` and the ``classifier`` (qualified
-    submodule names). ``labels`` name the classes (a list, or a dict index -> name); by
-    default transformers' ``id2label``, else torchvision's ImageNet names for 1,000 classes,
-    else ``class_N``. Each forward records one reading per image: top-``top_k`` labels and
-    softmax scores, entropy (nats), feature norm/mean/std, image content hash, and the
-    feature vector itself when ``capture_embeddings`` (or ``VLMSCOPE_CAPTURE_EMBEDDINGS``).
-    The checkpoint SHA-256 is computed once and again whenever the weights change.
+    Needs no arguments for torchvision ResNets, timm models (the ResNet family named with
+    its depth, e.g. ``timm/resnet50``), transformers' ``ResNetModel`` /
+    ``ResNetForImageClassification`` / ``ResNetBackbone`` and timm wrappers, and open_clip's
+    ``ModifiedResNet`` towers (``open_clip/RN50``); see :mod:`vlmscope.encoder_families`. For
+    any other ``nn.Module`` name the feature ``layer`` (a qualified submodule name giving one
+    vector or one feature map per image) and, when it has one, the ``classifier``.
+
+    Each forward records one reading per image: the pooled feature vector's dimension, norm,
+    mean and standard deviation (a feature map N x C x H x W is averaged over H and W; a
+    ``ModelOutput`` gives its ``pooler_output``, else its last hidden state), the vector
+    itself when ``capture_embeddings`` (or ``VLMSCOPE_CAPTURE_EMBEDDINGS``), the image content
+    hash, and, when there is a real classifier (one with weights: an ``nn.Identity`` head is
+    none), the top-``top_k`` labels with softmax scores and the entropy (nats). ``labels``
+    name the classes (a list, or a dict index -> name); by default transformers'
+    ``id2label``, else torchvision's ImageNet names for 1,000 classes, else ``class_N``. A
+    hooked layer that gives no per-image features is logged with the layers that would do,
+    and the span carries the problem in ``vlmscope.instrumentation.error``. The checkpoint
+    SHA-256 is computed once and again whenever the weights change.
+
+    ``zero_shot`` makes a CLIP-style tower's reading: class text embeddings (T x D, one per
+    label, as a tensor or array), a callable making them from the list of ``labels`` (e.g.
+    with the user's text tower), or :class:`vlmscope.ZeroShot` to give the logit scale too.
+    The top-k are then ``softmax(logit_scale * cos(image embedding, text embedding))`` over
+    the labels, as CLIP computes them, recorded on the same encoder span.
+
+    ``multi_label=True`` is for heads trained with one sigmoid per label (multi-label
+    tagging): the logits are read as independent sigmoid scores, the top-k are those scores
+    sorted descending (no entropy), and the span says so (``vision.encoder.multi_label``).
 
     ``multi_label=True`` is for heads trained with one sigmoid per label (multi-label
     tagging): the logits are read as independent sigmoid scores, the top-k are those scores
@@ -356,7 +521,7 @@ def instrument_encoder(
         previous.uninstrument()
     handle = EncoderInstrumentation(
         model, labels, top_k, layer, classifier, capture_embeddings, name, hash_images,
-        multi_label,
+        multi_label, zero_shot,
     )
     setattr(model, _INSTRUMENTED_ATTR, handle)
     return handle

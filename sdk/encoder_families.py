@@ -1,0 +1,195 @@
+"""Known image encoders: their real name and depth, and where their pooled features and
+classifier are, so that ``instrument_encoder(model)`` needs no arguments for them.
+
+Recognised: torchvision ResNets (and ResNeXt / wide variants), timm models with timm's
+classifier API (the ResNet family named and given a depth: ResNet, ResNeXt, wide, ResNet-D,
+ResNet-RS, SE-ResNet, ResNetV2), transformers' ResNet models (``ResNetModel``,
+``ResNetForImageClassification``, ``ResNetBackbone``) and timm wrappers
+(``TimmWrapperModel``, ``TimmWrapperForImageClassification``), and open_clip's
+``ModifiedResNet`` vision towers (RN50, RN101, RN50x4, ...). A library is only looked at when
+the user's program already imported it: recognising a model imports nothing.
+
+Depth counts weight layers the ResNet way: 2 per basic block or 3 per bottleneck, plus the
+stem convolution and the final linear layer (so 18, 50, 101 for the classic ResNets).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+POOL_TYPE_NAMES = ("AdaptiveAvgPool", "AdaptiveMaxPool", "SelectAdaptivePool",
+                   "AttentionPool", "GlobalPool", "Pooler")
+"""Module class-name fragments of layers that pool a feature map into one vector per image:
+the layers suggested when the hooked layer gives something else."""
+
+
+@dataclass(frozen=True)
+class EncoderFamily:
+    """What vlmscope knows of a model: ``architecture`` (its real name, e.g. ``resnet50``,
+    ``timm/resnet50``, ``open_clip/RN50``), ``depth`` (None when unknown), ``layer`` (the
+    qualified name of the layer giving the pooled features) and ``classifier`` (the
+    qualified name of the classifier, None for an embedding-only encoder)."""
+
+    architecture: str
+    depth: int | None
+    layer: str | None
+    classifier: str | None
+    known: bool = True
+
+
+def resnet_depth(blocks_per_stage: Any, bottleneck: bool) -> int:
+    """Depth of a ResNet with ``blocks_per_stage`` blocks: 3 layers per bottleneck block or
+    2 per basic block, plus the stem convolution and the final linear layer."""
+    return (3 if bottleneck else 2) * sum(int(b) for b in blocks_per_stage) + 2
+
+
+def has_parameters(module: Any) -> bool:
+    """False for a module that cannot be a classifier (``nn.Identity``, ``nn.Flatten``, a
+    ``Sequential`` of those): a model built with ``num_classes=0`` has one."""
+    return next(iter(module.parameters()), None) is not None
+
+
+def describe(model: Any) -> EncoderFamily:
+    """The family of ``model``, or an unknown family named after its class."""
+    for recognise in (_torchvision, _timm_wrapper, _transformers_resnet, _open_clip, _timm):
+        family = recognise(model)
+        if family is not None:
+            return family
+    return EncoderFamily(type(model).__name__, None, None, None, known=False)
+
+
+def pooling_layers(model: Any, limit: int = 6) -> list[str]:
+    """Qualified names of the layers of ``model`` that pool a map into a vector per image."""
+    names = [name for name, module in model.named_modules()
+             if name and any(f in type(module).__name__ for f in POOL_TYPE_NAMES)]
+    return names[-limit:]
+
+
+def _module(name: str) -> Any:
+    """A library module if the user's program imported it, else None (nothing is imported)."""
+    return sys.modules.get(name)
+
+
+def _classifier(model: Any, name: str, prefix: str = "") -> str | None:
+    try:
+        module = model.get_submodule(prefix + name)
+    except AttributeError:
+        return None
+    return prefix + name if has_parameters(module) else None
+
+
+def _torchvision(model: Any) -> EncoderFamily | None:
+    models = _module("torchvision.models.resnet")
+    if models is None or not isinstance(model, models.ResNet):
+        return None
+    first = model.layer1[0]
+    bottleneck = isinstance(first, models.Bottleneck)
+    depth = resnet_depth((len(getattr(model, f"layer{i}")) for i in range(1, 5)), bottleneck)
+    name = f"resnet{depth}"
+    if bottleneck:
+        groups = first.conv2.groups
+        width = first.conv1.out_channels  # 64 * width_per_group / 64 * groups
+        if groups > 1:
+            name = f"resnext{depth}_{groups}x{width // groups}d"
+        elif width != 64:
+            name = f"wide_resnet{depth}_{width // 64}"
+    return EncoderFamily(name, depth, "avgpool", _classifier(model, "fc"))
+
+
+def _timm_depth(model: Any) -> int | None:
+    """Depth of a timm ResNet (``layer1``..``layer4``) or ResNetV2 (``stages``)."""
+    if all(hasattr(model, f"layer{i}") for i in range(1, 5)):
+        stages = [getattr(model, f"layer{i}") for i in range(1, 5)]
+    elif hasattr(model, "stages") and all(hasattr(s, "blocks") for s in model.stages):
+        stages = [s.blocks for s in model.stages]
+    else:
+        return None
+    blocks = [type(block).__name__ for stage in stages for block in stage]
+    if not blocks or not all(("Bottleneck" in b) or ("Basic" in b) for b in blocks):
+        return None
+    return resnet_depth([len(stage) for stage in stages], "Bottleneck" in blocks[0])
+
+
+def _timm(model: Any, prefix: str = "") -> EncoderFamily | None:
+    if _module("timm") is None or not (hasattr(model, "get_classifier")
+                                       and hasattr(model, "forward_head")):
+        return None
+    config = getattr(model, "pretrained_cfg", None) or {}
+    architecture = config.get("architecture") or type(model).__name__
+    layer = next((name for name in ("global_pool", "head.global_pool")
+                  if _has_submodule(model, name)), None)
+    if layer is None:
+        return None
+    classifier = None
+    head = model.get_classifier()
+    if has_parameters(head):
+        classifier = next((name for name, module in model.named_modules() if module is head),
+                          None)
+    return EncoderFamily(f"timm/{architecture}", _timm_depth(model), prefix + layer,
+                         None if classifier is None else prefix + classifier)
+
+
+def _timm_wrapper(model: Any) -> EncoderFamily | None:
+    config = getattr(model, "config", None)
+    if getattr(config, "model_type", None) != "timm_wrapper" or not hasattr(model,
+                                                                             "timm_model"):
+        return None
+    inner = _timm(model.timm_model, prefix="timm_model.")
+    if inner is None:
+        return None
+    architecture = f"timm/{getattr(config, 'architecture', None) or inner.architecture[5:]}"
+    return EncoderFamily(architecture, inner.depth, inner.layer, inner.classifier)
+
+
+def _transformers_resnet(model: Any) -> EncoderFamily | None:
+    config = getattr(model, "config", None)
+    if getattr(config, "model_type", None) != "resnet":
+        return None
+    depth = resnet_depth(getattr(config, "depths", ()),
+                         getattr(config, "layer_type", "basic") == "bottleneck")
+    architecture = f"resnet{depth}"
+    if hasattr(model, "out_features") and hasattr(model, "stage_names"):  # ResNetBackbone
+        stage = model.out_features[-1]
+        index = model.stage_names.index(stage)
+        layer = "embedder" if index == 0 else f"encoder.stages.{index - 1}"
+        return EncoderFamily(architecture, depth, layer, None)
+    prefix = "resnet." if hasattr(model, "resnet") else ""
+    return EncoderFamily(architecture, depth, f"{prefix}pooler",
+                         _classifier(model, "classifier"))
+
+
+def _open_clip(model: Any) -> EncoderFamily | None:
+    modified = _module("open_clip.modified_resnet")
+    if modified is None or not isinstance(model, modified.ModifiedResNet):
+        return None
+    layers = [len(getattr(model, f"layer{i}")) for i in range(1, 5)]
+    width = model.conv1.out_channels * 2
+    return EncoderFamily(f"open_clip/{_open_clip_name(layers, width, model.output_dim)}",
+                         resnet_depth(layers, bottleneck=True), "attnpool", None)
+
+
+def _open_clip_name(layers: list[int], width: int, output_dim: int) -> str:
+    """The open_clip model config whose vision tower has these stages, width and output
+    dimension (the shortest name when several share one tower: ``RN50`` before
+    ``RN50-quickgelu``); ``ModifiedResNet`` when none does."""
+    open_clip = _module("open_clip")
+    matches = []
+    for name in getattr(open_clip, "list_models", list)():
+        config = open_clip.get_model_config(name) or {}
+        vision = config.get("vision_cfg", {})
+        stages = vision.get("layers")
+        if (isinstance(stages, list | tuple) and list(stages) == layers
+                and vision.get("width", 64) == width
+                and config.get("embed_dim") == output_dim):
+            matches.append(name)
+    return min(matches, key=lambda n: (len(n), n)) if matches else "ModifiedResNet"
+
+
+def _has_submodule(model: Any, name: str) -> bool:
+    try:
+        model.get_submodule(name)
+    except AttributeError:
+        return False
+    return True
