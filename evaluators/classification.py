@@ -10,9 +10,14 @@ numpy turns the counts into the metrics. The metrics follow scikit-learn's defin
   support; ``micro`` = the same ratios over the summed counts (equals top-1 accuracy here).
 * ``top1`` = share of rows whose top-1 label is the expected one; ``top5`` = share whose
   expected label is among the first ``k`` (default 5) top-k labels.
-* calibration, with confidence = the top-1 softmax score and ``B`` = 15 equal-width bins
-  (``[i/B, (i+1)/B)``, the last closed): ``ECE = sum_b (n_b / N) |acc_b - conf_b|`` and
-  ``MCE = max_b |acc_b - conf_b|`` over non-empty bins.
+* calibration, with confidence = the top-1 softmax score and ``B`` = 15 equal-width bins:
+  ``ECE = sum_b (n_b / N) |acc_b - conf_b|`` and ``MCE = max_b |acc_b - conf_b|`` over
+  non-empty bins. The bins are torchmetrics' (``MulticlassCalibrationError``), so that ECE
+  and MCE equal its ``l1`` and ``max`` norms: the confidence is rounded to float32 and
+  falls in bin ``b`` when ``edge_b <= c < edge_{b+1}`` for the float32 edges of
+  ``torch.linspace(0, 1, B + 1)`` (:func:`bin_edges`); a confidence of exactly 1 has a
+  bin of its own (``B + 1`` bins in all), so ``c = 1`` and ``c = 0.97`` are not averaged
+  together.
 """
 
 from __future__ import annotations
@@ -42,6 +47,16 @@ _SKIP_REASON = (
     "WHEN NOT coalesce(list_contains((SELECT classes FROM _classes), expected), true) "
     f"THEN '{NOT_A_CLASS}' END"
 )
+
+
+def bin_edges(n_bins: int) -> list[float]:
+    """The ``n_bins + 1`` confidence bin edges from 0 to 1 as float32 values, exactly as
+    ``torch.linspace(0, 1, n_bins + 1, dtype=torch.float32)`` gives them: a float32 step,
+    the first half counted up from 0 and the second down from 1, each rounded once."""
+    step = float(np.float32(1.0) / np.float32(n_bins))
+    half = (n_bins + 1) // 2
+    return [float(np.float32(step * i if i < half else 1.0 - step * (n_bins - i)))
+            for i in range(n_bins + 1)]
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -255,13 +270,14 @@ class ClassificationReport(Evaluator):
             SELECT {key_select}_reason,
                    CASE WHEN _reason IS NULL THEN expected END AS expected,
                    CASE WHEN _reason IS NULL THEN top_k_labels[1] END AS predicted,
-                   CASE WHEN _reason IS NULL THEN least(floor(top_k_scores[1] * {self.n_bins}),
-                                                        {self.n_bins - 1})::INTEGER END AS bin,
+                   CASE WHEN _reason IS NULL THEN {self._bin_sql("top_k_scores[1]")} END
+                       AS bin,
                    count(*) AS n,
                    count(*) FILTER (WHERE _reason IS NULL
                                     AND list_contains(top_k_labels[1:{self.k}], expected))
                        AS hits,
-                   sum(top_k_scores[1]) FILTER (WHERE _reason IS NULL) AS confidence_sum,
+                   sum(top_k_scores[1]::FLOAT::DOUBLE) FILTER (WHERE _reason IS NULL)
+                       AS confidence_sum,
                    max(len(top_k_labels)) FILTER (WHERE _reason IS NULL) AS recorded_k
             FROM rows GROUP BY ALL
         """, {} if self.classes_from_encoder else {
@@ -288,6 +304,19 @@ class ClassificationReport(Evaluator):
                            **self._summary(counts, mask, slice_skips)})
         return {**overall, "slice_by": list(self.slice_by), "slices": slices}
 
+    def _bin_sql(self, score: str) -> str:
+        """The calibration bin (0 to ``n_bins``) of a confidence, as torchmetrics bins it:
+        the float32 confidence ``c`` is in bin ``b`` when ``edge_b <= c < edge_{b+1}``.
+        ``floor(c * B)`` is off by one at most near an edge (float32 edges are not
+        ``b / B``), which the two comparisons correct; below 0 is bin 0, 1 and above bin B."""
+        edges = [repr(e) for e in bin_edges(self.n_bins)]
+        x = f"least(greatest(({score})::FLOAT::DOUBLE, 0.0), 1.0)"
+        g = f"least(floor({x} * {self.n_bins})::INTEGER, {self.n_bins})"
+        edge = "list_value(" + ", ".join(edges) + ")[{} + 1]"
+        return (f"CASE WHEN {x} < {edge.format(g)} THEN {g} - 1 "
+                f"WHEN {g} < {self.n_bins} AND {x} >= {edge.format(g + ' + 1')} THEN {g} + 1 "
+                f"ELSE {g} END")
+
     def metrics(self, counts: dict[str, np.ndarray], mask: np.ndarray) -> ClassificationMetrics:
         """The metrics of the count rows selected by ``mask`` (output of the count query)."""
         expected = counts["expected"][mask].astype(str)
@@ -307,10 +336,10 @@ class ClassificationReport(Evaluator):
             labels=labels.tolist(),
             confusion=confusion,
             top_k_hits=int(counts["hits"][mask].sum()),
-            bin_rows=np.bincount(bin_index, weights=n[has_bin], minlength=self.n_bins),
+            bin_rows=np.bincount(bin_index, weights=n[has_bin], minlength=self.n_bins + 1),
             bin_confidence_sum=np.bincount(bin_index, weights=confidence,
-                                           minlength=self.n_bins),
-            bin_correct=np.bincount(bin_index, weights=correct, minlength=self.n_bins),
+                                           minlength=self.n_bins + 1),
+            bin_correct=np.bincount(bin_index, weights=correct, minlength=self.n_bins + 1),
             k=self.k,
         )
 

@@ -30,15 +30,18 @@ objects takes the encoder's labels with score ``>= encoder_threshold`` instead, 
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from vlmscope.collectors import facts
 from vlmscope.evaluators.base import EvalResult, staged, with_stages
+from vlmscope.evaluators.chair_compatible import SYNONYM_CLASSES, reference_mentions
 from vlmscope.evaluators.mentions import install_vocabulary, mentions_sql
 from vlmscope.evaluators.summarised import SummarisedRowEvaluator
 from vlmscope.evaluators.text import install_macros
@@ -60,6 +63,28 @@ PROBE_PATTERN = (
     r"(?:(?:an?|any|some)\s+)?(.+?)(?:\s+(?:in|on)\s+" + _PLACE + r")?\s*[?.!]*\s*$"
 )
 """A POPE-style yes/no object probe; group 1 is the object asked about."""
+
+
+def install_chair_reader(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Define ``name(caption) -> VARCHAR[]`` on ``con``, the COCO class of every object word
+    the original CHAIR finds in a caption, in order with repeats
+    (:func:`vlmscope.evaluators.chair_compatible.reference_mentions`), and the table
+    ``{name}_names (name, canonical)``: how the reference reads an object name (an entry of
+    its synonym list, lower-cased)."""
+    def read(captions: pa.Array) -> pa.Array:
+        return pa.array([None if c is None else reference_mentions(c)
+                         for c in captions.to_pylist()], pa.list_(pa.string()))
+
+    with contextlib.suppress(duckdb.Error):  # not defined yet on this connection
+        con.remove_function(name)
+    con.create_function(name, read, [duckdb.sqltype("VARCHAR")],
+                        duckdb.sqltype("VARCHAR[]"), type="arrow", side_effects=False)
+    names = pa.table({"name": [n.lower() for n in SYNONYM_CLASSES],
+                      "canonical": list(SYNONYM_CLASSES.values())})
+    con.register(f"{name}_names_arrow", names)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name}_names AS "
+                f"SELECT DISTINCT ON (name) name, canonical FROM {name}_names_arrow")
+    con.unregister(f"{name}_names_arrow")
 
 
 def _quoted_words(words: Sequence[str]) -> str:
@@ -100,11 +125,16 @@ class CaptionHallucination(SummarisedRowEvaluator):
             raise ValueError(f"encoder_threshold must be in [0, 1], got {encoder_threshold}")
         super().__init__()
         self.vocabularies = resolve_vocabularies(vocabularies)
+        if chair_compatible and [v.name for v in self.vocabularies] != ["coco"]:
+            raise ValueError(
+                "chair_compatible=True reads captions with the original CHAIR synonym list "
+                "(COCO); leave vocabularies as ('coco',)")
         self.chair_compatible = chair_compatible
         self.objects_from_encoder = objects_from_encoder
         self.encoder_threshold = encoder_threshold
         self._vocabulary = f"_vlmscope_vocab_{uuid.uuid4().hex}"
         self._prefix = f"_vlmscope_chair_{uuid.uuid4().hex}"
+        self._reader = f"_vlmscope_chair_reader_{uuid.uuid4().hex}"
         self._longest = 1
 
     def config(self) -> dict[str, Any]:
@@ -148,6 +178,8 @@ class CaptionHallucination(SummarisedRowEvaluator):
         # Quoting each name costs 5x a plain cast, on every caption.
         con.execute("CREATE OR REPLACE TEMP MACRO vlmscope_plain_list(xs) AS xs::VARCHAR")
         self._longest = install_vocabulary(con, self._vocabulary, self.vocabularies)
+        if self.chair_compatible:
+            install_chair_reader(con, self._reader)
 
     def skip_reason_sql(self) -> str:
         """No caption, or no ground truth (no objects, and no encoder record to fall back
@@ -190,12 +222,37 @@ class CaptionHallucination(SummarisedRowEvaluator):
                              AS from_objects
                   FROM {source} WHERE ({self.skip_reason_sql()}) IS NULL)
             """),
+        ]
+        if self.chair_compatible:
+            # The original CHAIR's reading of each caption (every mention, in order);
+            # a probe's object is read as in the default mode.
+            probes = f"(SELECT k, text FROM {p}_src WHERE probe IS NOT NULL)"
+            stages += [
+                (f"{p}_chair_lists", f"""
+                SELECT k, {self._reader}(text) AS mentions FROM {p}_src WHERE probe IS NULL
+                """),
+                (f"{p}_hits", f"""
+                SELECT DISTINCT k, canonical, negated FROM (
+                    SELECT k, unnest(mentions) AS canonical, false AS negated
+                    FROM {p}_chair_lists
+                    UNION ALL
+                    SELECT k, canonical, negated FROM ({mentions_sql(
+                        probes, voc, negation=negation, longest=self._longest)}))
+                """),
+            ]
+        else:
             # Each object (plain or negated) once per text: the caption, or for a probe
             # the object it asks about.
-            (f"{p}_hits", f"""
+            stages.append((f"{p}_hits", f"""
             SELECT DISTINCT k, canonical, negated
             FROM ({mentions_sql(f'{p}_src', voc, negation=negation, longest=self._longest)})
-            """),
+            """))
+        if self.chair_compatible:  # an object name is read as the reference reads it
+            name_reading = f"SELECT n.k, c.canonical FROM names n JOIN {self._reader}_names c " \
+                           "ON c.name = lower(trim(n.text))"
+        else:
+            name_reading = mentions_sql('names', voc, negation=False, longest=self._longest)
+        stages += [
             # A text's set of mentions, keyed by the XOR of its members' 64-bit hashes (each
             # hashed again: hash(a, b) is itself an XOR, which would let {dog, not dog, cat}
             # and {dog, not cat} share a key). Two distinct sets then share a key with
@@ -230,9 +287,7 @@ class CaptionHallucination(SummarisedRowEvaluator):
                     SELECT DISTINCT unnest(names) AS s FROM {p}_name_sets) WHERE s IS NOT NULL
             ), name_mentions AS (
                 SELECT n.text AS s, list_sort(list_distinct(list(m.canonical))) AS canon
-                FROM names n LEFT JOIN ({mentions_sql('names', voc, negation=False,
-                                                       longest=self._longest)}) m
-                    ON m.k = n.k GROUP BY n.text
+                FROM names n LEFT JOIN ({name_reading}) m ON m.k = n.k GROUP BY n.text
             )
             SELECT set_k, known, unknown, known::VARCHAR AS known_text,
                    to_json(known)::VARCHAR AS known_json, to_json(unknown)::VARCHAR AS unknown_json
@@ -255,6 +310,15 @@ class CaptionHallucination(SummarisedRowEvaluator):
         its sets): the evaluation columns, then the summary's."""
         p = self._prefix
         yes, no = _quoted_words(YES_WORDS), _quoted_words(NO_WORDS)
+        if self.chair_compatible:  # CHAIR-i counts every mention, as the reference does
+            mention_list = "coalesce(cl.mentions, []::VARCHAR[])"
+            chair_join = f"LEFT JOIN {p}_chair_lists cl ON cl.k = r.k"
+            n_mentions = "len(mention_list)"
+            n_hallucinated = ("len(list_filter(mention_list, lambda x: "
+                              "NOT list_contains(truth, x)))")
+        else:  # each object once per caption
+            mention_list, chair_join = "NULL::VARCHAR[]", ""
+            n_mentions, n_hallucinated = "len(mentioned)", "len(hallucinated)"
         return f"""
         WITH joined AS NOT MATERIALIZED (
             -- Not materialised: copying the lists costs more than joining twice.
@@ -271,15 +335,16 @@ class CaptionHallucination(SummarisedRowEvaluator):
                    CASE WHEN r.from_objects THEN coalesce(t.unknown_json, '[]')
                         ELSE '[]' END AS unknown_json,
                    coalesce(s.known, []::VARCHAR[]) AS seen,
-                   coalesce(s.known_json, '[]') AS seen_json
-            FROM {p}_src r LEFT JOIN {p}_mention_keys mk ON mk.k = r.k
+                   coalesce(s.known_json, '[]') AS seen_json, {mention_list} AS mention_list
+            FROM {p}_src r LEFT JOIN {p}_mention_keys mk ON mk.k = r.k {chair_join}
                            LEFT JOIN {p}_mention_sets m ON m.m_key = mk.m_key
                             LEFT JOIN {p}_set_objects t ON t.set_k = r.truth_key
                             LEFT JOIN {p}_set_objects s ON s.set_k = r.seen_key
         ), compared AS (
             SELECT *, list_filter(mentioned, lambda x: NOT list_contains(truth, x))
                           AS hallucinated,
-                      list_filter(truth, lambda x: NOT list_contains(mentioned, x)) AS missed
+                      list_filter(truth, lambda x: NOT list_contains(mentioned, x)) AS missed,
+                      {n_mentions} AS n_mentions, {n_hallucinated} AS n_hallucinated_mentions
             FROM joined WHERE probe IS NULL
         ), attributed AS (
             -- hallucinated is sorted and distinct, and so are its filtered lists.
@@ -301,7 +366,7 @@ class CaptionHallucination(SummarisedRowEvaluator):
                          list_filter(vlmscope_words(j.answer_text), lambda w: w <> '') AS words
                   FROM joined j WHERE j.probe IS NOT NULL)
         )
-        {self._caption_select()}
+        {self._caption_select(self.chair_compatible)}
         UNION ALL
         {self._probe_select()}
         """
@@ -335,11 +400,13 @@ class CaptionHallucination(SummarisedRowEvaluator):
         return {**self.counts_summary(con, source, count, passed), **summary}
 
     @staticmethod
-    def _caption_select() -> str:
+    def _caption_select(chair_compatible: bool) -> str:
+        mentions_json = ("',\"mentions\":', to_json(mention_list)," if chair_compatible
+                         else "")
         return """
         SELECT row_id, trace_id, span_id,
-            CASE WHEN len(mentioned) = 0 THEN 1.0
-                 ELSE 1.0 - len(hallucinated) / len(mentioned) END::DOUBLE AS score,
+            CASE WHEN n_mentions = 0 THEN 1.0
+                 ELSE 1.0 - n_hallucinated_mentions / n_mentions END::DOUBLE AS score,
             len(hallucinated) = 0 AS passed,
             CASE WHEN len(hallucinated) = 0 THEN 'faithful' ELSE 'hallucinated' END AS label,
             -- concat() makes each text in one allocation (|| copies it once per piece).
@@ -357,7 +424,7 @@ class CaptionHallucination(SummarisedRowEvaluator):
                    CASE WHEN len(missed) = 0 THEN ''
                         ELSE '; missed ' || vlmscope_plain_list(missed) END) AS explanation,
             -- json_object's layout, from the JSON of each list (made once per set).
-            concat('{"kind":"caption","mentioned":', mentioned_json,
+            concat('{"kind":"caption","mentioned":', mentioned_json, """ + mentions_json + """
                    ',"hallucinated":', to_json(hallucinated),
                    ',"missed":', to_json(missed),
                    ',"negated":', negated_json,
@@ -370,8 +437,8 @@ class CaptionHallucination(SummarisedRowEvaluator):
                    ',"hallucinated_unattributed":',
                    CASE WHEN has_encoder THEN '[]' ELSE to_json(hallucinated)::VARCHAR END,
                    '}') AS metadata,
-            'caption' AS kind, len(mentioned) AS n_mentioned,
-            len(hallucinated) AS n_hallucinated, len(truth) AS n_truth,
+            'caption' AS kind, n_mentions AS n_mentioned,
+            n_hallucinated_mentions AS n_hallucinated, len(truth) AS n_truth,
             len(truth) - len(missed) AS n_covered, len(by_encoder) AS n_by_encoder,
             len(by_head) AS n_by_head, NULL::VARCHAR AS pope_answer,
             NULL::BOOLEAN AS pope_truth, ground_truth

@@ -17,7 +17,7 @@ from torchmetrics.classification import MulticlassCalibrationError
 
 from vlmscope.evaluators import ClassificationReport
 from vlmscope.evaluators.base import PIPELINE_ROW_SCHEMA
-from vlmscope.evaluators.classification import NOT_A_CLASS
+from vlmscope.evaluators.classification import NOT_A_CLASS, bin_edges
 
 
 def rows_table(con: duckdb.DuckDBPyConnection, name: str, **columns: list) -> None:
@@ -48,7 +48,7 @@ def random_classification(seed: int) -> tuple[np.ndarray, np.ndarray, list[str]]
 
 def store_of(y_true: np.ndarray, scores: np.ndarray, classes: list[str], k: int = 5):
     con = duckdb.connect()
-    order = np.argsort(-scores, axis=1)[:, :k]
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]  # ties: first class, as torch
     rows_table(
         con, "rows",
         expected=[classes[i] for i in y_true],
@@ -98,6 +98,59 @@ def test_ece_equals_torchmetrics_multiclass_calibration_error(seed: int) -> None
     worst = MulticlassCalibrationError(num_classes=len(classes), n_bins=15, norm="max")
     expected_mce = worst(torch.tensor(scores, dtype=torch.float64), torch.tensor(y_true))
     assert summary["mce"] == pytest.approx(float(expected_mce), abs=1e-6)
+
+
+def edge_confidences(seed: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Scores whose top-1 sits where binning is delicate: exactly 0 (an all-zero row) and
+    exactly 1, on the bin edges b/15 (as float64 and as torch's float32 edges), a hair
+    either side of them, and just under 1 (rounds to 1.0 in float32)."""
+    rng = np.random.default_rng(1000 + seed)
+    n_classes, rows = int(rng.integers(2, 7)), int(rng.integers(1, 300))
+    classes = [f"class{i}" for i in range(n_classes)]
+    edges = np.array(bin_edges(15))
+    special = np.concatenate([
+        [0.0, 1.0, 1.0 - 1e-9, 1.0 - 1e-7, np.nextafter(1.0, 0.0)],
+        np.arange(16) / 15, edges, np.nextafter(edges, 0.0), np.nextafter(edges, 2.0),
+        edges + 3e-8, edges - 3e-8])
+    special = special[(special >= 0) & (special <= 1)]
+    top = np.where(rng.random(rows) < 0.7, rng.choice(special, size=rows),
+                   rng.uniform(0, 1, size=rows))
+    scores = rng.dirichlet(np.ones(n_classes - 1), size=rows) * (1.0 - top)[:, None]
+    scores = np.concatenate([top[:, None], scores], axis=1)
+    for i in range(rows):
+        rng.shuffle(scores[i])
+    y_true = rng.integers(0, n_classes, size=rows)
+    return y_true, scores, classes
+
+
+def test_bin_edges_are_torch_linspace_in_float32() -> None:
+    for n_bins in range(1, 200):
+        assert bin_edges(n_bins) == torch.linspace(0, 1, n_bins + 1).tolist()
+
+
+@pytest.mark.parametrize("n_bins", [15, 10, 7])
+@pytest.mark.parametrize("seed", range(40))
+def test_ece_and_mce_equal_torchmetrics_on_confidences_of_0_1_and_bin_edges(
+        seed: int, n_bins: int) -> None:
+    y_true, scores, classes = edge_confidences(seed)
+    summary = ClassificationReport(n_bins=n_bins).compute(store_of(y_true, scores, classes),
+                                                          "rows")
+    preds, target = torch.tensor(scores, dtype=torch.float64), torch.tensor(y_true)
+    for norm, key in (("l1", "ece"), ("max", "mce")):
+        reference = MulticlassCalibrationError(num_classes=len(classes), n_bins=n_bins,
+                                               norm=norm)(preds, target)
+        # torchmetrics sums in float32 (off by ~1e-7 per row); one row in another bin moves
+        # the result by ~1e-3.
+        assert summary[key] == pytest.approx(float(reference), abs=1e-6), norm
+
+
+def test_a_confidence_of_exactly_1_is_not_averaged_with_the_last_bin() -> None:
+    # Bins of 1/15: 0.95 (wrong) and 1.0 (right) in one bin would give |0.5 - 0.975|.
+    scores = np.array([[0.95, 0.05], [1.0, 0.0]])
+    summary = ClassificationReport().compute(store_of(np.array([1, 0]), scores,
+                                                      ["a", "b"]), "rows")
+    assert summary["ece"] == pytest.approx(0.5 * 0.95 + 0.5 * 0.0)
+    assert summary["mce"] == pytest.approx(0.95)
 
 
 def two_class_rows(con: duckdb.DuckDBPyConnection, counts: dict[tuple[str, str], int],

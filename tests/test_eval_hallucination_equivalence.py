@@ -89,6 +89,10 @@ def test_batch_and_per_row_paths_agree_on_random_captions(mode: int) -> None:
         gt = metadata["ground_truth_objects"]
         assert h == [x for x in m if x not in gt]
         assert metadata["missed"] == [x for x in gt if x not in m]
+        if evaluator.chair_compatible:  # CHAIR-i per mention: every occurrence counts
+            assert sorted(set(metadata["mentions"])) == m
+            h = [x for x in metadata["mentions"] if x not in gt]
+            m = metadata["mentions"]
         assert passed == (not h) and score == pytest.approx(1 - len(h) / len(m) if m else 1.0)
         mentions, hallucinated = mentions + len(m), hallucinated + len(h)
         truth, covered = truth + len(gt), covered + len(set(gt) & set(m))
