@@ -103,6 +103,8 @@ def run_evaluations(
     for evaluator in evaluators:
         needed.update(evaluator.required_columns)
     missing = sorted(needed - set(present))
+    for evaluator in evaluators:
+        needed.update(c for c in evaluator.optional_columns if c in present)
     if missing:
         raise ValueError(f"{source} lacks the column(s) {', '.join(missing)}; "
                          f"its columns are {', '.join(present)}")
