@@ -114,6 +114,8 @@ _ROW_SCHEMA = pa.schema(list(PIPELINE_ROW_SCHEMA) + [
     pa.field(name, kind) for name, kind in READING_COLUMNS
     if name not in PIPELINE_ROW_SCHEMA.names])
 
+_KIND = "vlmscope_row_kind(instruction_kind, instruction, expected, objects)"
+
 # A run label's priority: after every vocabulary form (their priorities are 0..2n+1).
 _RUN_LABEL_PRIORITY = 1_000_000
 
@@ -361,7 +363,11 @@ class FailureAttribution(SummarisedRowEvaluator):
         """Rows that cannot be blamed: no expected answer and no objects, an unknown kind, a
         count whose expected answer gives no number, a probe that names no object or whose
         expected answer is neither yes nor no."""
-        kind = "vlmscope_row_kind(instruction_kind, instruction, expected, objects)"
+        return self._skip_sql(_KIND)
+
+    @staticmethod
+    def _skip_sql(kind: str) -> str:
+        """:meth:`skip_reason_sql` over the row's kind given as the expression ``kind``."""
         return f"""CASE
             WHEN vlmscope_blank(expected) AND len(coalesce(objects, []::VARCHAR[])) = 0
                 THEN 'no expected label'
@@ -383,10 +389,10 @@ class FailureAttribution(SummarisedRowEvaluator):
                        passed: int) -> dict[str, Any]:
         """:meth:`RowEvaluator.counts_summary`, with the skip reasons read once per distinct
         (instruction, kind, expected, objects) rather than once per row."""
-        grouped = (f"(SELECT instruction, instruction_kind, expected, objects, count(*) AS n "
-                   f"FROM {source} GROUP BY ALL)")
+        grouped = (f"(SELECT *, {_KIND} AS kind FROM (SELECT instruction, instruction_kind, "
+                   f"expected, objects, count(*) AS n FROM {source} GROUP BY ALL))")
         reasons = dict(con.execute(
-            f"SELECT reason, sum(n)::BIGINT FROM (SELECT {self.skip_reason_sql()} AS reason, "
+            f"SELECT reason, sum(n)::BIGINT FROM (SELECT {self._skip_sql('kind')} AS reason, "
             f"n FROM {grouped}) WHERE reason IS NOT NULL GROUP BY reason ORDER BY reason"
         ).fetchall())
         return {
@@ -431,10 +437,10 @@ class FailureAttribution(SummarisedRowEvaluator):
             FROM src GROUP BY case_key
         ), judged_cases AS MATERIALIZED (
             SELECT *, coalesce(objects, []::VARCHAR[]) AS objs,
-                   vlmscope_row_kind(instruction_kind, instruction, expected, objects) AS kind,
                    nullif(regexp_extract(instruction, {_sql_text(PROBE_PATTERN)}, 1), '')
                        AS probe_text
-            FROM cases WHERE ({self.skip_reason_sql()}) IS NULL
+            FROM (SELECT *, {_KIND} AS kind FROM cases)
+            WHERE ({self._skip_sql('kind')}) IS NULL
         ), run_labels AS (
             SELECT DISTINCT vlmscope_form(s) AS form FROM (
                 SELECT unnest(top_k) AS s FROM judged_cases
@@ -474,10 +480,10 @@ class FailureAttribution(SummarisedRowEvaluator):
                 WHERE text IS NOT NULL)
         ), text_mentions AS MATERIALIZED (
             SELECT text, named,
-                   array_to_string(list_filter(vlmscope_negated_words(text), lambda w, i:
+                   list_filter(vlmscope_negated_words(text), lambda w, i:
                        w <> '' AND NOT starts_with(w, '{NEGATED}')
                        AND NOT list_contains({_quoted(FILLER_WORDS)}, w)
-                       AND NOT list_contains(covered, i)), ' ') AS leftover
+                       AND NOT list_contains(covered, i)) AS leftover
             FROM (SELECT t.text,
                          coalesce(list(DISTINCT m.canonical ORDER BY m.canonical)
                                       FILTER (WHERE m.canonical IS NOT NULL AND NOT m.negated),
@@ -505,7 +511,8 @@ class FailureAttribution(SummarisedRowEvaluator):
                    coalesce(l.objects_c, []::VARCHAR[]) AS o_set,
                    ce.c AS e_label, co.c AS a_label, coalesce(co.is_label, false) AS a_is_label,
                    coalesce(ma.named, []::VARCHAR[]) AS a_named,
-                   coalesce(ma.leftover, '') AS a_leftover,
+                   coalesce(ma.leftover, []::VARCHAR[]) AS a_leftover,
+                   coalesce(me.leftover, []::VARCHAR[]) AS e_leftover,
                    coalesce(me.named, []::VARCHAR[]) AS e_named,
                    coalesce(mp.named[1], vlmscope_form(jc.probe_text)) AS probe_object,
                    coalesce(vlmscope_form(jc.output), '') = '' AS answer_blank,
@@ -527,6 +534,9 @@ class FailureAttribution(SummarisedRowEvaluator):
                                                          list_contains(o_set, probe_object))
                                            THEN [probe_object] ELSE []::VARCHAR[] END
                     WHEN 'count' THEN o_set
+                    WHEN 'list' THEN CASE WHEN len(o_set) > 0 THEN o_set
+                                          ELSE list_sort(list_distinct(e_named || e_leftover))
+                                          END
                     ELSE CASE WHEN len(o_set) > 0 THEN o_set ELSE e_named END END AS e_set,
                 CASE WHEN kind = 'probe'
                      THEN CASE WHEN list_contains(read_all, probe_object) THEN [probe_object]
@@ -535,7 +545,10 @@ class FailureAttribution(SummarisedRowEvaluator):
                 CASE WHEN answer_blank THEN NULL
                      WHEN kind IN ('name', 'list')
                          THEN CASE WHEN a_is_label THEN [a_label]
-                                   WHEN a_leftover <> '' THEN a_named || [a_leftover]
+                                   WHEN len(a_leftover) > 0 AND kind = 'name'
+                                       THEN a_named || [array_to_string(a_leftover, ' ')]
+                                   WHEN len(a_leftover) > 0
+                                       THEN list_sort(list_distinct(a_named || a_leftover))
                                    WHEN len(a_named) > 0 OR says_none THEN a_named END
                      WHEN kind = 'describe' THEN a_named
                      WHEN kind = 'probe' THEN CASE a_yes_no WHEN 'yes' THEN [probe_object]
