@@ -470,3 +470,56 @@ def test_vlmscope_eval_blames_counts_as_counts_with_or_without_classes(traced) -
                            "USING (run_id) ORDER BY r.created_at, e.row_id")
     assert labels == [("count", "correct"), ("name", "encoder"),
                       ("count", "correct"), ("name", "encoder")]
+
+
+def corpus_rows(rows: list) -> list[dict]:
+    """The hand-labelled rows as pipeline rows: the reading scores 0.9, a distractor 0.05."""
+    out = []
+    for i, row in enumerate(rows):
+        distractor = "umbrella" if row.source == "coco" else "zero"
+        labels = [*row.read, *([distractor] if distractor not in row.read else [])]
+        scores = [0.9] * len(row.read) + [0.05] * (len(labels) - len(row.read))
+        out.append({"row_id": f"r{i}", "trace_id": "t", "span_id": f"s{i}",
+                    "output": row.answer, "expected": row.expected, "objects": row.objects,
+                    "instruction": row.instruction, "top_k_labels": labels,
+                    "top_k_scores": scores, "encoder_multi_label": True})
+    return out
+
+
+def test_every_hand_labelled_row_gets_the_classes_and_blame_a_person_gave_it() -> None:
+    from vlmscope.demo.scenes import DIGIT_WORDS
+
+    from .blame_corpus import COCO, CORPUS, DEMO
+
+    assert len(CORPUS) >= 60
+    for kind in ("name", "list", "count", "probe", "describe"):
+        assert sum(row.kind == kind for row in CORPUS) >= 10
+    for rows, evaluator in ((DEMO, FailureAttribution(classes=DIGIT_WORDS)),
+                            (COCO, FailureAttribution(vocabularies=["coco"]))):
+        results = evaluator.evaluate_rows(corpus_rows(rows))
+        wrong = [(row.answer, row.classes, row.blame, r.metadata.get("objects"), r.label)
+                 for row, r in zip(rows, results, strict=True)
+                 if (r.metadata.get("objects"), r.label, r.metadata.get("kind"))
+                 != (row.classes, row.blame, row.kind)]
+        assert wrong == []
+
+
+def test_captions_of_the_hand_labelled_set_tell_one_story_with_caption_hallucination() -> None:
+    """On every caption, what CaptionHallucination says the head invented or the encoder
+    reported is what FailureAttribution classes head_invented / encoder_false_positive."""
+    from vlmscope.evaluators import CaptionHallucination
+
+    from .blame_corpus import COCO
+
+    captions = [row for row in COCO if row.kind == "describe"]
+    rows = corpus_rows(captions)
+    blamed = FailureAttribution(vocabularies=["coco"]).evaluate_rows(rows)
+    chair = CaptionHallucination(encoder_threshold=0.5)
+    for row, blame in zip(rows, blamed, strict=True):
+        said = chair.evaluate(row["output"], row["objects"], top_k_labels=row["top_k_labels"],
+                              top_k_scores=row["top_k_scores"]).metadata
+        classes = blame.metadata["objects"]
+        assert sorted(said["hallucinated_by_language_head"]) == sorted(
+            o for o, c in classes.items() if c == "head_invented")
+        assert sorted(said["hallucinated_by_encoder"]) == sorted(
+            o for o, c in classes.items() if c == "encoder_false_positive")
