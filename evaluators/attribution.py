@@ -80,6 +80,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 
+from vlmscope.conventions import INSTRUCTION_KINDS
 from vlmscope.evaluators.aliases import COCO_ALIASES, IMAGENET_ALIASES
 from vlmscope.evaluators.base import PIPELINE_ROW_SCHEMA, EvalResult
 from vlmscope.evaluators.hallucination import PROBE_PATTERN
@@ -88,7 +89,6 @@ from vlmscope.evaluators.probe import DEFAULT_FOLDS, probe_readings
 from vlmscope.evaluators.reading import (
     DEFAULT_ENCODER_THRESHOLD,
     FILLER_WORDS,
-    INSTRUCTION_KINDS,
     NONE_WORDS,
     install_reading_macros,
 )

@@ -41,10 +41,6 @@ from vlmscope.evaluators.hallucination import NO_WORDS, PROBE_PATTERN, YES_WORDS
 from vlmscope.evaluators.mentions import install_mention_macros
 from vlmscope.evaluators.text import install_macros
 
-INSTRUCTION_KINDS = ("name", "list", "count", "probe", "describe")
-"""What an instruction can ask for: name one object, list them, count them, a yes/no probe of
-one object, or describe the image."""
-
 DEFAULT_ENCODER_THRESHOLD = 0.5
 """Sigmoid score (0-1) at which a multi-label encoder's label counts as read."""
 

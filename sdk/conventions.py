@@ -276,6 +276,14 @@ VLMSCOPE_ROW_OBJECTS = "vlmscope.row.objects"
 VLMSCOPE_ROW_INSTRUCTION = "vlmscope.row.instruction"
 """The instruction given for the row, when known at trace time."""
 
+INSTRUCTION_KIND = "vlmscope.instruction.kind"
+"""What the row's instruction asks for, one of :data:`INSTRUCTION_KINDS`, when the user knows
+it (on the row span, or the LLM span); evaluators otherwise read it from the instruction."""
+
+INSTRUCTION_KINDS = ("name", "list", "count", "probe", "describe")
+"""The values of :data:`INSTRUCTION_KIND`: name one object, list the objects, count them, a
+yes/no probe of one object, describe the image."""
+
 BATCH_SIZE = "vlmscope.batch.size"
 """Rows in the :func:`vlmscope.trace_batch` a span belongs to: on each row span and on the
 encoder and LLM spans that ran inside the batch (a batched call's time is shared by this many
