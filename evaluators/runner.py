@@ -27,10 +27,12 @@ from vlmscope.evaluators.classification import ClassificationReport
 from vlmscope.evaluators.custom import CustomEvaluation
 from vlmscope.evaluators.ground_truth import GroundTruthMatch
 from vlmscope.evaluators.hallucination import CaptionHallucination
+from vlmscope.evaluators.multilabel import MultiLabelReport
 
 EVALUATORS: dict[str, type[Evaluator]] = {
     GroundTruthMatch.name: GroundTruthMatch,
     ClassificationReport.name: ClassificationReport,
+    MultiLabelReport.name: MultiLabelReport,
     CaptionHallucination.name: CaptionHallucination,
     FailureAttribution.name: FailureAttribution,
     ImageInstructionAdherence.name: ImageInstructionAdherence,
