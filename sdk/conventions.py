@@ -276,12 +276,12 @@ VLMSCOPE_ROW_OBJECTS = "vlmscope.row.objects"
 VLMSCOPE_ROW_INSTRUCTION = "vlmscope.row.instruction"
 """The instruction given for the row, when known at trace time."""
 
-INSTRUCTION_KIND = "vlmscope.instruction.kind"
+VLMSCOPE_INSTRUCTION_KIND = "vlmscope.instruction.kind"
 """What the row's instruction asks for, one of :data:`INSTRUCTION_KINDS`, when the user knows
 it (on the row span, or the LLM span); evaluators otherwise read it from the instruction."""
 
 INSTRUCTION_KINDS = ("name", "list", "count", "probe", "describe")
-"""The values of :data:`INSTRUCTION_KIND`: name one object, list the objects, count them, a
+"""The values of :data:`VLMSCOPE_INSTRUCTION_KIND`: name one object, list the objects, count them, a
 yes/no probe of one object, describe the image."""
 
 BATCH_SIZE = "vlmscope.batch.size"

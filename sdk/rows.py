@@ -109,7 +109,7 @@ def _row_attributes(
     if instruction is not None:
         attrs[cv.VLMSCOPE_ROW_INSTRUCTION] = str(instruction)
     if instruction_kind is not None:
-        attrs[cv.INSTRUCTION_KIND] = instruction_kind
+        attrs[cv.VLMSCOPE_INSTRUCTION_KIND] = instruction_kind
     if image is not None:
         try:
             attrs[cv.VISION_IMAGE_SHA256] = image_sha256(image)

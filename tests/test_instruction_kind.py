@@ -18,7 +18,7 @@ def row_kinds(db) -> dict[str, str | None]:
     found = {}
     for (attributes,) in rows:
         attrs = json.loads(attributes) if isinstance(attributes, str) else attributes
-        found[attrs[cv.VLMSCOPE_ROW_ID]] = attrs.get(cv.INSTRUCTION_KIND)
+        found[attrs[cv.VLMSCOPE_ROW_ID]] = attrs.get(cv.VLMSCOPE_INSTRUCTION_KIND)
     return found
 
 
