@@ -422,7 +422,11 @@ class FailureAttribution(SummarisedRowEvaluator):
                    hash(output, expected, objects, instruction, instruction_kind, top_k,
                         reading) AS case_key,
                    output, expected, objects, instruction, instruction_kind, top_k, reading
-            FROM (SELECT *, coalesce(top_k_labels, []::VARCHAR[]) AS top_k,
+            -- The top-k matters up to the expected label (its rank, for near misses): the
+            -- order of the labels after it would only split cases that judge alike.
+            FROM (SELECT *, CASE WHEN coalesce(list_position(top_k_labels, expected), 0) > 0
+                                 THEN top_k_labels[1:list_position(top_k_labels, expected)]
+                                 ELSE coalesce(top_k_labels[1:1], []::VARCHAR[]) END AS top_k,
                          vlmscope_encoder_reading(top_k_labels, top_k_scores,
                                                   encoder_multi_label,
                                                   {self.encoder_threshold}::DOUBLE) AS reading
@@ -444,6 +448,7 @@ class FailureAttribution(SummarisedRowEvaluator):
         ), run_labels AS (
             SELECT DISTINCT vlmscope_form(s) AS form FROM (
                 SELECT unnest(top_k) AS s FROM judged_cases
+                UNION ALL SELECT unnest(reading) FROM judged_cases
                 UNION ALL SELECT unnest(objs) FROM judged_cases
                 UNION ALL SELECT expected FROM judged_cases WHERE kind = 'name')
             WHERE s IS NOT NULL
@@ -462,6 +467,7 @@ class FailureAttribution(SummarisedRowEvaluator):
         ), strings AS (
             SELECT DISTINCT s FROM (
                 SELECT unnest(top_k) AS s FROM judged_cases
+                UNION ALL SELECT unnest(reading) FROM judged_cases
                 UNION ALL SELECT unnest(objs) FROM judged_cases
                 UNION ALL SELECT expected FROM judged_cases
                 UNION ALL SELECT output FROM judged_cases)
