@@ -115,6 +115,7 @@ _ROW_SCHEMA = pa.schema(list(PIPELINE_ROW_SCHEMA) + [
     if name not in PIPELINE_ROW_SCHEMA.names])
 
 _KIND = "vlmscope_row_kind(instruction_kind, instruction, expected, objects)"
+"""SQL: a row's instruction kind (:mod:`vlmscope.evaluators.reading`)."""
 
 # A run label's priority: after every vocabulary form (their priorities are 0..2n+1).
 _RUN_LABEL_PRIORITY = 1_000_000
@@ -439,11 +440,19 @@ class FailureAttribution(SummarisedRowEvaluator):
                    any_value(instruction_kind) AS instruction_kind, any_value(top_k) AS top_k,
                    any_value(reading) AS reading
             FROM src GROUP BY case_key
-        ), judged_cases AS MATERIALIZED (
-            SELECT *, coalesce(objects, []::VARCHAR[]) AS objs,
+        ), instructions AS MATERIALIZED (
+            -- Instructions repeat far more than cases: each is read once.
+            SELECT instruction, vlmscope_instruction_kind(instruction) AS read_kind,
                    nullif(regexp_extract(instruction, {_sql_text(PROBE_PATTERN)}, 1), '')
                        AS probe_text
-            FROM (SELECT *, {_KIND} AS kind FROM cases)
+            FROM (SELECT DISTINCT instruction FROM cases)
+        ), judged_cases AS MATERIALIZED (
+            SELECT *, coalesce(objects, []::VARCHAR[]) AS objs
+            FROM (SELECT c.*, i.probe_text,
+                         vlmscope_kind_of(c.instruction_kind, i.read_kind, c.expected,
+                                          c.objects) AS kind
+                  FROM cases c LEFT JOIN instructions i
+                      ON i.instruction IS NOT DISTINCT FROM c.instruction)
             WHERE ({self._skip_sql('kind')}) IS NULL
         ), run_labels AS (
             SELECT DISTINCT vlmscope_form(s) AS form FROM (
@@ -473,24 +482,27 @@ class FailureAttribution(SummarisedRowEvaluator):
                 UNION ALL SELECT output FROM judged_cases)
             WHERE s IS NOT NULL
         ), canon AS MATERIALIZED (
-            SELECT s, coalesce(lf.canonical, vlmscope_form(s)) AS c,
-                   lf.canonical IS NOT NULL AS is_label
-            FROM strings LEFT JOIN label_forms lf ON lf.form = vlmscope_form(s)
+            SELECT s, coalesce(lf.canonical, f) AS c, lf.canonical IS NOT NULL AS is_label
+            FROM (SELECT s, vlmscope_form(s) AS f FROM strings) LEFT JOIN label_forms lf
+                ON lf.form = f
         ), texts AS (
             SELECT row_number() OVER () AS k, text FROM (
                 SELECT DISTINCT text FROM (
                     SELECT output AS text FROM judged_cases
                     UNION ALL SELECT expected FROM judged_cases
-                              WHERE kind IN ('list', 'describe') AND len(objs) = 0
                     UNION ALL SELECT probe_text FROM judged_cases WHERE kind = 'probe')
                 WHERE text IS NOT NULL)
-        ), text_mentions AS MATERIALIZED (
+        ), text_facts AS MATERIALIZED (
+            -- Each distinct text is tokenised and read once, in every shape it may be read.
             SELECT text, named,
                    list_filter(vlmscope_negated_words(text), lambda w, i:
                        w <> '' AND NOT starts_with(w, '{NEGATED}')
                        AND NOT list_contains({_quoted(FILLER_WORDS)}, w)
-                       AND NOT list_contains(covered, i)) AS leftover
-            FROM (SELECT t.text,
+                       AND NOT list_contains(covered, i)) AS leftover,
+                   array_to_string(words, ' ') AS form, vlmscope_count_words(words) AS number,
+                   vlmscope_yes_no_words(words) AS yes_no,
+                   list_has_any(words, {none_words}) AS says_none
+            FROM (SELECT t.text, any_value(vlmscope_clean_words(t.text)) AS words,
                          coalesce(list(DISTINCT m.canonical ORDER BY m.canonical)
                                       FILTER (WHERE m.canonical IS NOT NULL AND NOT m.negated),
                                   []::VARCHAR[]) AS named,
@@ -516,21 +528,20 @@ class FailureAttribution(SummarisedRowEvaluator):
                    coalesce(l.reading_c, []::VARCHAR[]) AS read_all,
                    coalesce(l.objects_c, []::VARCHAR[]) AS o_set,
                    ce.c AS e_label, co.c AS a_label, coalesce(co.is_label, false) AS a_is_label,
-                   coalesce(ma.named, []::VARCHAR[]) AS a_named,
-                   coalesce(ma.leftover, []::VARCHAR[]) AS a_leftover,
-                   coalesce(me.leftover, []::VARCHAR[]) AS e_leftover,
-                   coalesce(me.named, []::VARCHAR[]) AS e_named,
-                   coalesce(mp.named[1], vlmscope_form(jc.probe_text)) AS probe_object,
-                   coalesce(vlmscope_form(jc.output), '') = '' AS answer_blank,
-                   vlmscope_count(jc.output) AS a_n0, vlmscope_count(jc.expected) AS e_n0,
-                   vlmscope_yes_no(jc.output) AS a_yes_no, vlmscope_yes_no(jc.expected) AS e_yn,
-                   list_has_any(vlmscope_clean_words(jc.output), {none_words}) AS says_none
+                   coalesce(ta.named, []::VARCHAR[]) AS a_named,
+                   coalesce(te.named, []::VARCHAR[]) AS e_named,
+                   coalesce(ta.leftover, []::VARCHAR[]) AS a_leftover,
+                   coalesce(te.leftover, []::VARCHAR[]) AS e_leftover,
+                   coalesce(tp.named[1], tp.form) AS probe_object,
+                   coalesce(ta.form, '') = '' AS answer_blank,
+                   ta.number AS a_n0, te.number AS e_n0, ta.yes_no AS a_yes_no,
+                   te.yes_no AS e_yn, coalesce(ta.says_none, false) AS says_none
             FROM judged_cases jc LEFT JOIN lists l ON l.k = jc.k
                  LEFT JOIN canon ce ON ce.s = jc.expected
                  LEFT JOIN canon co ON co.s = jc.output
-                 LEFT JOIN text_mentions ma ON ma.text = jc.output
-                 LEFT JOIN text_mentions me ON me.text = jc.expected
-                 LEFT JOIN text_mentions mp ON mp.text = jc.probe_text
+                 LEFT JOIN text_facts ta ON ta.text = jc.output
+                 LEFT JOIN text_facts te ON te.text = jc.expected
+                 LEFT JOIN text_facts tp ON tp.text = jc.probe_text
         ), shaped AS (
             SELECT *,
                 CASE kind

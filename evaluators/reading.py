@@ -19,7 +19,9 @@ One implementation, as DuckDB macros, shared by the evaluators that read rows:
 * ``vlmscope_row_kind(given, instruction, expected, objects)`` - a row's kind: the row's own
   (span attribute ``vlmscope.instruction.kind``, column ``instruction_kind``), else the
   instruction's, else by the expected answer's shape: a numeral is a ``count``, yes/no a
-  ``probe``, no expected answer but several objects a ``list``, anything else ``name``.
+  ``probe``, no expected answer but several objects a ``list``, anything else ``name``
+  (``vlmscope_kind_of(given, read, expected, objects)`` is the same with the instruction's
+  kind already read).
 * ``vlmscope_yes_no(text)`` - ``yes``, ``no`` or NULL: a first word in :data:`YES_WORDS` or
   :data:`NO_WORDS` decides, else any no-word means no, else any yes-word means yes (as
   CaptionHallucination reads POPE answers).
@@ -111,14 +113,16 @@ MACROS = (
     "CREATE OR REPLACE TEMP MACRO vlmscope_count(x) AS "
     "vlmscope_count_words(vlmscope_clean_words(x))",
     r"""
-    CREATE OR REPLACE TEMP MACRO vlmscope_row_kind(given, instruction, expected, objects) AS
-    coalesce(nullif(lower(trim(given)), ''), vlmscope_instruction_kind(instruction),
+    CREATE OR REPLACE TEMP MACRO vlmscope_kind_of(given, read, expected, objects) AS
+    coalesce(nullif(lower(trim(given)), ''), read,
              CASE WHEN regexp_full_match(coalesce(trim(expected), ''), '\d+') THEN 'count'
                   WHEN vlmscope_form(expected) IN ('yes', 'no') THEN 'probe'
                   WHEN vlmscope_blank(expected)
                        AND len(coalesce(objects, []::VARCHAR[])) > 1 THEN 'list'
                   ELSE 'name' END)
     """,
+    "CREATE OR REPLACE TEMP MACRO vlmscope_row_kind(given, instruction, expected, objects) AS "
+    "vlmscope_kind_of(given, vlmscope_instruction_kind(instruction), expected, objects)",
     """
     CREATE OR REPLACE TEMP MACRO vlmscope_encoder_reading(labels, scores, multi_label,
                                                          threshold) AS CASE
