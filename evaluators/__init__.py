@@ -13,6 +13,7 @@ from vlmscope.evaluators.classification import ClassificationMetrics, Classifica
 from vlmscope.evaluators.custom import CustomEvaluation
 from vlmscope.evaluators.ground_truth import MODES, GroundTruthMatch
 from vlmscope.evaluators.hallucination import CaptionHallucination
+from vlmscope.evaluators.multilabel import MultiLabelReport
 from vlmscope.evaluators.runner import (
     EVALUATORS,
     EvalRun,
@@ -36,6 +37,7 @@ __all__ = [
     "FailureAttribution",
     "GroundTruthMatch",
     "ImageInstructionAdherence",
+    "MultiLabelReport",
     "RowEvaluator",
     "Vocabulary",
     "VocabularyError",

@@ -1,45 +1,68 @@
 """FailureAttribution: for every wrong answer, did the encoder misread the image or did the
-language head misuse a correct reading?
+language head misuse a right reading -- object by object?
 
-Each row with an expected label gets one blame label; the rule that fired is in the reason.
-With ``e`` = the expected label, ``t`` = the encoder's top-1 label and ``a`` = the label the
-answer names (all canonical: normalised, then mapped through the aliases):
+Each row is read in three shapes that can be compared (:mod:`vlmscope.evaluators.reading`):
 
-======================================  =====================  ========================
-answer vs expected                      encoder top-1 vs ``e``  blame
-======================================  =====================  ========================
-``a = e``                               any                    ``correct``
-no encoder record, or ``a`` unknown      -                      ``unattributable``
-``e`` not a class (with ``classes=``)   -                      ``unattributable``
-``a != e``                              ``t = e``              ``language_head``
-``a != e``, ``a = t``                   ``t != e``             ``encoder``
-``a != e``, ``a != t``                  ``t != e``             ``both``
-======================================  =====================  ========================
+* its **kind**: what the instruction asked (``name`` one object, ``list`` them, ``count``
+  them, a yes/no ``probe`` of one object, ``describe`` the image), given per row
+  (``instruction_kind``) or read from the instruction;
+* the **expected** reading ``E``: the expected label (``name``); the ground-truth objects,
+  else the labels the expected answer mentions (``list``, ``describe``); a number
+  (``count``: the expected answer's, else the number of objects); yes/no (``probe``: the
+  expected answer's, else whether the objects hold the probed object);
+* the **encoder's reading** ``R``: its top-1 label for a single-label encoder, the labels with
+  score ``>= encoder_threshold`` for a multi-label one (``encoder_multi_label``);
+* the **answer's reading** ``A``, in the expected shape: the labels it names (the same
+  mention machinery as CaptionHallucination: aliases, plurals, phrases, negations; an answer
+  to ``name``/``list`` naming no known label is one unknown object, "nothing" is none), a
+  number, yes/no.
 
-With ``classes=`` the encoder's classes are known: they, ``labels=`` and the encoder's top-k
-labels are the labels, and a row whose expected answer is none of them ("2" for a count,
-"yes" for a probe) is not a misclassification and is unattributable. Without it, expected
-answers count as labels too.
+Labels are canonical: the vocabularies, ``classes`` and ``labels``, the run's top-k labels
+and objects, the expected labels of ``name`` rows, and the alias tables.
 
-The answer names label ``a`` when its normalised text is a label, or else when exactly one
-label of the run (expected labels, encoder top-k labels, ``labels=``) is mentioned in it
-(:mod:`vlmscope.evaluators.mentions`: "it is a seven, not a one" names seven). Metadata also
-gives the rank of ``e`` in the encoder's top-k (``near_miss`` when it is there but not first).
+Per object (a probe compares its one object; ``e, r, a``: the object is in ``E``, ``R``,
+``A``):
+
+=====  =====  =====  ===========================  =====================
+``e``  ``r``  ``a``  class                         blames
+=====  =====  =====  ===========================  =====================
+yes    yes    yes    ``correct``                   -
+yes    no     no     ``encoder_missed``            encoder
+yes    yes    no     ``head_dropped``              language head
+no     no     yes    ``head_invented``             language head
+no     yes    yes    ``encoder_false_positive``    encoder (head repeated it)
+no     yes    no     ``head_recovered``            - (head ignored it)
+yes    no     yes    ``head_recovered``            - (head found it anyway)
+=====  =====  =====  ===========================  =====================
+
+The row's blame is ``both`` when objects blame each side, else the side blamed, else
+``correct``. A count compares numbers: ``e`` expected, ``r = |R|``, ``a`` the answer's;
+``a = e`` is correct, else the encoder is to blame when ``r != e`` and the head when ``a !=
+r`` (objects: ``E & R`` correct, ``E - R`` encoder_missed, ``R - E`` encoder_false_positive,
+both head_recovered when the count is right). ``unattributable`` is left for rows whose
+answer cannot be read (empty, no number for a count, neither yes nor no for a probe) and
+wrong rows without an encoder record; the reason says which. Rows without an expected
+answer or objects, with an unknown kind, a count whose expected answer is no number or a
+probe naming no object are skipped with the reason.
+
+Metadata: ``kind``, ``objects`` (object -> class), ``expected``, ``encoder_reading``,
+``answer_reading``, ``answer_label`` (name rows), ``encoder_top1`` and the rank of the
+expected label in the top-k (``near_miss`` when there but not first).
 
 Run summary, over the ``F`` failing rows (blame other than ``correct``):
-``blame_encoder = #encoder / F``, ``blame_language_head = #language_head / F``,
-``blame_both = #both / F``, ``blame_unattributable = #unattributable / F``; the same counts per
-cohort and checkpoint; ``disagreement_rate`` = share of rows with both readings whose answer
-label differs from the encoder's top-1.
+``blame_encoder = #encoder / F``, ``blame_language_head``, ``blame_both``,
+``blame_unattributable`` likewise; the counts per cohort and checkpoint, per kind and per
+object class; ``disagreement_rate`` = share of rows with both readings whose answer reading
+differs from the encoder's.
 
-Oracle swap (``head=``): a callable ``head(label, instruction) -> answer`` (the language head
-fed a label instead of the encoder's reading). Each failing row with an encoder record is
-re-asked with its expected label; the oracle answer is judged by the same SQL, and the blame
-becomes: oracle right and ``t != e`` -> ``encoder``; oracle wrong and ``t = e`` ->
-``language_head``; oracle wrong and ``t != e`` -> ``both``; oracle right and ``t = e`` keeps
-the rule's label. Metadata ``oracle`` says ``confirmed``, ``revised`` or ``not_reproduced``
-(the last case: the head answers right when fed the label it was fed) and gives the oracle
-answer.
+Oracle swap (``head=``): a callable ``head(reading, instruction) -> answer``, the language head
+fed a reading as text (labels joined by spaces) instead of the encoder's. Each failing row
+with an encoder record whose true reading is known (``E``; for counts and probes the
+objects) is re-asked with it; the oracle answer is judged by the same SQL, and the blame
+becomes: oracle right and the encoder wrong -> ``encoder``; oracle wrong and the encoder
+right -> ``language_head``; oracle wrong and the encoder wrong -> ``both``; oracle right and
+the encoder right keeps the rule's label. Metadata ``oracle`` says ``confirmed``, ``revised``
+or ``not_reproduced`` and gives the oracle answer.
 
 Linear probe (``linear_probe=True``), for encoders without a classifier head: rows without
 top-k labels but with a stored embedding take a cross-validated logistic-regression probe's
@@ -50,63 +73,101 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import duckdb
 import orjson
 import pyarrow as pa
 
+from vlmscope.conventions import INSTRUCTION_KINDS
 from vlmscope.evaluators.aliases import COCO_ALIASES, IMAGENET_ALIASES
 from vlmscope.evaluators.base import PIPELINE_ROW_SCHEMA, EvalResult
-from vlmscope.evaluators.mentions import (
-    install_mention_macros,
-    lookup_sql,
-    mentions_sql,
-)
+from vlmscope.evaluators.hallucination import PROBE_PATTERN
+from vlmscope.evaluators.mentions import NEGATED, lookup_sql, mentions_sql
 from vlmscope.evaluators.probe import DEFAULT_FOLDS, probe_readings
+from vlmscope.evaluators.reading import (
+    DEFAULT_ENCODER_THRESHOLD,
+    FILLER_WORDS,
+    NONE_WORDS,
+    install_reading_macros,
+)
 from vlmscope.evaluators.summarised import SummarisedRowEvaluator
-from vlmscope.evaluators.text import install_macros
+from vlmscope.evaluators.vocabulary import Vocabulary, resolve_vocabularies, vocabulary_rows
 
 BLAMES = ("correct", "encoder", "language_head", "both", "unattributable")
-"""The blame labels, in the order of the rule table."""
+"""The blame labels of a row."""
+
+OBJECT_CLASSES = ("correct", "encoder_missed", "head_dropped", "head_invented",
+                  "encoder_false_positive", "head_recovered")
+"""The classes of one object of a row (see the module docstring)."""
+
+READING_COLUMNS = (("instruction_kind", pa.string()), ("encoder_multi_label", pa.bool_()))
+"""Row columns this evaluator reads when present: the row's instruction kind and whether its
+encoder is multi-label."""
 
 _ALIASES: dict[str, Mapping[str, str]] = {"imagenet": IMAGENET_ALIASES, "coco": COCO_ALIASES}
 
 _ONE_ROW = "_vlmscope_blame_row"
 
+_ROW_SCHEMA = pa.schema(list(PIPELINE_ROW_SCHEMA) + [
+    pa.field(name, kind) for name, kind in READING_COLUMNS
+    if name not in PIPELINE_ROW_SCHEMA.names])
+
+_KIND = "vlmscope_row_kind(instruction_kind, instruction, expected, objects)"
+"""SQL: a row's instruction kind (:mod:`vlmscope.evaluators.reading`)."""
+
+# A run label's priority: after every vocabulary form (their priorities are 0..2n+1).
+_RUN_LABEL_PRIORITY = 1_000_000
+
 Head = Callable[[str, str | None], str | None]
-"""A language head fed a label directly: ``head(label, instruction) -> answer``."""
+"""A language head fed a reading directly: ``head(reading, instruction) -> answer``."""
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _quoted(words: Sequence[str]) -> str:
+    return "[" + ", ".join(_sql_text(w) for w in words) + "]"
 
 
 class FailureAttribution(SummarisedRowEvaluator):
-    """Blames each wrong answer on the encoder, the language head, both, or neither (see the
-    module docstring for the rule table, the summary and the oracle swap).
+    """Blames each wrong answer on the encoder, the language head, both, or neither, object by
+    object (see the module docstring for the readings, the classes, the summary and the
+    oracle swap).
 
-    ``labels``: extra label names the answers may use beyond those seen in the run;
-    ``classes``: the encoder's complete class list, when known: an expected answer that is
-    none of them is not a misclassification and is ``unattributable``;
-    ``synonyms``: the user's alias map (alias -> label), looked up before the built-in
-    ``aliases`` tables (``imagenet``, ``coco``); ``head``: the oracle swap;
-    ``linear_probe``: read rows without top-k labels through a probe on their embeddings
-    (``probe_folds``-fold cross-validation; in :meth:`run` only).
+    ``encoder_threshold``: the score (0-1) at which a multi-label encoder's label counts as
+    read; ``vocabularies``: object vocabularies as CaptionHallucination takes them (names,
+    files, mappings, :class:`Vocabulary`); ``labels``: extra label names the answers may use;
+    ``classes``: the encoder's class names (labels too); ``synonyms``: the user's alias map
+    (alias -> label), looked up before the built-in ``aliases`` tables; ``head``: the oracle
+    swap; ``linear_probe``: read rows without top-k labels through a probe on their
+    embeddings (``probe_folds``-fold cross-validation; in :meth:`run` only).
 
     Example::
 
-        >>> r = FailureAttribution().evaluate(output="seven", expected="one",
-        ...                                   encoder_top_k=["seven", "one"])
-        >>> r.label, r.metadata["near_miss"]
-        ('encoder', True)
+        >>> r = FailureAttribution().evaluate(output="five six", expected="five",
+        ...                                   encoder_top_k=["five", "nine", "four"])
+        >>> r.label, r.metadata["objects"]
+        ('language_head', {'five': 'correct', 'six': 'head_invented'})
     """
 
     name = "failure_attribution"
     description = ("blames each wrong answer on the encoder, the language head, both or "
-                   "neither (unattributable); oracle swap when given the head")
+                   "neither, object by object, for names, lists, counts, yes/no probes and "
+                   "captions; oracle swap when given the head")
     required_columns = ("row_id", "trace_id", "span_id", "llm_span_id", "output", "expected",
-                        "instruction", "top_k_labels", "cohort", "checkpoint_sha256")
+                        "objects", "instruction", "top_k_labels", "top_k_scores", "cohort",
+                        "checkpoint_sha256")
+    optional_columns = tuple(name for name, _ in READING_COLUMNS)
+    row_schema: ClassVar[pa.Schema] = _ROW_SCHEMA
 
     def __init__(
         self,
         *,
+        encoder_threshold: float = DEFAULT_ENCODER_THRESHOLD,
+        vocabularies: Sequence[str | Path | Vocabulary | Mapping[str, Iterable[str]]] = (),
         labels: Sequence[str] = (),
         classes: Sequence[str] | None = None,
         synonyms: Mapping[str, str] | None = None,
@@ -115,20 +176,25 @@ class FailureAttribution(SummarisedRowEvaluator):
         linear_probe: bool = False,
         probe_folds: int = DEFAULT_FOLDS,
     ) -> None:
+        if not 0.0 <= encoder_threshold <= 1.0:
+            raise ValueError(f"encoder_threshold must be in [0, 1], got {encoder_threshold}")
         unknown = [a for a in aliases if a not in _ALIASES]
         if unknown:
             raise ValueError(f"unknown alias table(s) {', '.join(unknown)}; "
                              f"use any of {', '.join(_ALIASES)}")
         if head is not None and not callable(head):
-            raise TypeError(f"head must be a callable head(label, instruction) -> answer, "
+            raise TypeError(f"head must be a callable head(reading, instruction) -> answer, "
                             f"got {type(head).__name__}")
         if probe_folds < 2:
             raise ValueError(f"probe_folds must be at least 2, got {probe_folds}")
+        if isinstance(classes, str) or isinstance(labels, str):
+            raise ValueError("classes and labels are lists of names, e.g. ['cat', 'dog']")
         super().__init__()
+        self.encoder_threshold = encoder_threshold
+        self.vocabularies = resolve_vocabularies(vocabularies) if vocabularies else []
         self.linear_probe = linear_probe
         self.probe_folds = probe_folds
         self.classes = None if classes is None else tuple(classes)
-        # Known classes are labels the answers may name, too.
         self.labels = tuple(labels) + (self.classes or ())
         self.synonyms = dict(synonyms or {})
         self.aliases = tuple(aliases)
@@ -136,8 +202,11 @@ class FailureAttribution(SummarisedRowEvaluator):
         self._tables = f"_vlmscope_blame_{uuid.uuid4().hex}"
 
     def config(self) -> dict[str, Any]:
-        """Extra labels, aliases and whether the oracle swap ran."""
-        return {"labels": list(self.labels), "classes": None if self.classes is None
+        """Threshold, vocabularies, extra labels, aliases and whether the oracle swap ran."""
+        return {"encoder_threshold": self.encoder_threshold,
+                "vocabularies": [{"name": v.name, "version": v.version}
+                                 for v in self.vocabularies],
+                "labels": list(self.labels), "classes": None if self.classes is None
                 else list(self.classes), "synonyms": self.synonyms,
                 "aliases": list(self.aliases), "oracle_swap": self.head is not None,
                 "linear_probe": self.linear_probe, "probe_folds": self.probe_folds}
@@ -148,6 +217,23 @@ class FailureAttribution(SummarisedRowEvaluator):
         take the cross-validated probe's label as the encoder's top-1
         (:mod:`vlmscope.evaluators.probe`); summary key ``linear_probe`` says how many rows,
         the folds, the probe's accuracy, or why it was skipped."""
+        self.check_columns(con, source)
+        present = {row[0] for row in con.execute(f"DESCRIBE {source}").fetchall()}
+        absent = [(name, kind) for name, kind in READING_COLUMNS if name not in present]
+        if absent:
+            # An older store: its rows have no kind and no multi-label flag.
+            widened = f"{self._tables}_widened"
+            nulls = ", ".join(f"NULL::{'VARCHAR' if kind == pa.string() else 'BOOLEAN'} AS "
+                              f"{name}" for name, kind in absent)
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {widened} AS "
+                        f"SELECT *, {nulls} FROM {source}")
+            try:
+                return self._run(con, widened, run_id)
+            finally:
+                con.execute(f"DROP VIEW IF EXISTS {widened}")
+        return self._run(con, source, run_id)
+
+    def _run(self, con: duckdb.DuckDBPyConnection, source: str, run_id: str) -> dict[str, Any]:
         if not self.linear_probe:
             return super().run(con, source, run_id)
         self.prepare(con)
@@ -190,11 +276,23 @@ class FailureAttribution(SummarisedRowEvaluator):
         encoder_top_k: Sequence[str] | None = None,
         *,
         instruction: str | None = None,
+        objects: Sequence[str] | None = None,
+        encoder_scores: Sequence[float] | None = None,
+        instruction_kind: str | None = None,
     ) -> EvalResult:
-        """Blame one row (``encoder_top_k``: the encoder's labels, best first; None when the
-        row has no encoder record). With ``head=``, a failing row gets the oracle swap."""
+        """Blame one row. ``encoder_top_k``: the encoder's labels, best first (None: no
+        encoder record); ``encoder_scores``: their scores, one per label, from a multi-label
+        encoder (without them the reading is the top-1); ``objects``: the ground-truth
+        objects; ``instruction_kind``: one of name, list, count, probe, describe (default:
+        read from ``instruction``). With ``head=``, a failing row gets the oracle swap."""
+        if encoder_scores is not None and (
+                encoder_top_k is None or len(encoder_scores) != len(encoder_top_k)):
+            raise ValueError("encoder_scores needs one score per label of encoder_top_k")
         row = {"row_id": "row", "output": output, "expected": expected,
-               "top_k_labels": encoder_top_k, "instruction": instruction}
+               "top_k_labels": encoder_top_k, "instruction": instruction,
+               "objects": objects, "top_k_scores": encoder_scores,
+               "encoder_multi_label": encoder_scores is not None,
+               "instruction_kind": instruction_kind}
         return self.evaluate_row(row)
 
     def evaluate_rows(self, rows: Iterable[Mapping[str, Any]]) -> list[EvalResult]:
@@ -206,7 +304,7 @@ class FailureAttribution(SummarisedRowEvaluator):
 
     def _evaluate_with_head(self, row: dict[str, Any]) -> EvalResult:
         row = {**row, "row_id": "row"}  # the swap joins the judged row back by its id
-        table = pa.Table.from_pylist([row], schema=PIPELINE_ROW_SCHEMA)
+        table = pa.Table.from_pylist([row], schema=self.row_schema)
         judged = f"{self._tables}_row"
         with self._row_lock:
             con = self._one_row_connection()
@@ -228,9 +326,8 @@ class FailureAttribution(SummarisedRowEvaluator):
     # -- SQL ---------------------------------------------------------------------------------
 
     def prepare(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Define the macros and the alias and extra-label tables."""
-        install_macros(con)
-        install_mention_macros(con)
+        """Define the macros, and the alias and vocabulary tables."""
+        install_reading_macros(con)
         rows = [(alias, canonical, 0) for alias, canonical in self.synonyms.items()]
         for priority, name in enumerate(self.aliases, start=1):
             rows += [(alias, canonical, priority) for alias, canonical in _ALIASES[name].items()]
@@ -240,186 +337,419 @@ class FailureAttribution(SummarisedRowEvaluator):
         try:
             con.execute(f"""
                 CREATE OR REPLACE TEMP TABLE {self._tables}_aliases AS
-                SELECT vlmscope_normalize(alias) AS alias,
-                       arg_min(vlmscope_normalize(canonical), priority) AS canonical
-                FROM {self._tables}_raw GROUP BY vlmscope_normalize(alias)
+                SELECT vlmscope_form(alias) AS form,
+                       arg_min(vlmscope_form(canonical), priority) AS canonical
+                FROM {self._tables}_raw GROUP BY vlmscope_form(alias)
             """)
         finally:
             con.unregister(f"{self._tables}_raw")
-        con.register(f"{self._tables}_extra_raw",
-                     pa.table({"s": pa.array(self.labels, pa.string())}))
+        # The vocabularies first, then the extra labels as a vocabulary of their own (so
+        # their plurals read too).
+        vocabularies = list(self.vocabularies)
+        if self.labels:
+            vocabularies.append(Vocabulary.from_mapping(
+                {label: [] for label in dict.fromkeys(self.labels)}, name="labels"))
+        table = vocabulary_rows(vocabularies)
+        con.register(f"{self._tables}_vocab_raw", table)
         try:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {self._tables}_extra AS "
-                        f"SELECT s FROM {self._tables}_extra_raw")
+            con.execute(f"""
+                CREATE OR REPLACE TEMP TABLE {self._tables}_vocab AS
+                SELECT vlmscope_form(form) AS form, vlmscope_form(canonical) AS canonical,
+                       priority FROM {self._tables}_vocab_raw
+            """)
         finally:
-            con.unregister(f"{self._tables}_extra_raw")
+            con.unregister(f"{self._tables}_vocab_raw")
 
     def skip_reason_sql(self) -> str:
-        """Rows without an expected label cannot be blamed."""
-        return "CASE WHEN vlmscope_blank(expected) THEN 'no expected label' END"
+        """Rows that cannot be blamed: no expected answer and no objects, an unknown kind, a
+        count whose expected answer gives no number, a probe that names no object or whose
+        expected answer is neither yes nor no."""
+        return self._skip_sql(_KIND)
+
+    @staticmethod
+    def _skip_sql(kind: str) -> str:
+        """:meth:`skip_reason_sql` over the row's kind given as the expression ``kind``."""
+        return f"""CASE
+            WHEN vlmscope_blank(expected) AND len(coalesce(objects, []::VARCHAR[])) = 0
+                THEN 'no expected label'
+            WHEN {kind} NOT IN {_quoted(INSTRUCTION_KINDS)}
+                THEN 'unknown instruction kind ' || vlmscope_quote({kind})
+            WHEN {kind} = 'count' AND NOT vlmscope_blank(expected)
+                 AND vlmscope_count(expected) IS NULL
+                THEN 'the expected answer of a count gives no number'
+            WHEN {kind} = 'probe'
+                 AND nullif(regexp_extract(instruction, {_sql_text(PROBE_PATTERN)}, 1), '')
+                     IS NULL
+                THEN 'a yes/no probe whose instruction names no object'
+            WHEN {kind} = 'probe' AND NOT vlmscope_blank(expected)
+                 AND vlmscope_yes_no(expected) IS NULL
+                THEN 'the expected answer of a probe is neither yes nor no'
+            END"""
+
+    def counts_summary(self, con: duckdb.DuckDBPyConnection, source: str, judged: int,
+                       passed: int) -> dict[str, Any]:
+        """:meth:`RowEvaluator.counts_summary`, with the skip reasons read once per distinct
+        (instruction, kind, expected, objects) rather than once per row."""
+        grouped = (f"(SELECT *, {_KIND} AS kind FROM (SELECT instruction, instruction_kind, "
+                   f"expected, objects, count(*) AS n FROM {source} GROUP BY ALL))")
+        reasons = dict(con.execute(
+            f"SELECT reason, sum(n)::BIGINT FROM (SELECT {self._skip_sql('kind')} AS reason, "
+            f"n FROM {grouped}) WHERE reason IS NOT NULL GROUP BY reason ORDER BY reason"
+        ).fetchall())
+        return {
+            "judged": judged,
+            "passed": passed,
+            "accuracy": passed / judged if judged else None,
+            "skipped": sum(reasons.values()),
+            "skipped_reasons": reasons,
+        }
 
     def judge_sql(self, source: str) -> str:
-        """Each distinct (answer, expected, top-k) case is judged once and joined back:
-        answers and labels repeat, so this is far cheaper than judging every row.
+        """Each distinct case (answer, expected, objects, instruction, kind, top-k, reading)
+        is judged once and joined back: they repeat, so this is far cheaper than judging
+        every row.
 
-        A case is keyed by the 64-bit hash of its three values (one integer join instead of a
-        join on strings and lists): two distinct cases share a key with probability about
+        A case is keyed by the 64-bit hash of its values (one integer join instead of a join
+        on strings and lists): two distinct cases share a key with probability about
         ``n^2 / 2^65`` for ``n`` distinct cases (3e-8 for a million)."""
         t = self._tables
-        # The oracle swap matches rows by what it asked the head; without it, skip the copies.
-        oracle_columns = "src.instruction, src.expected, src.top_k," if self.head else ""
-        # With classes=, the classes are known: an expected answer outside them ("2", "yes")
-        # is no classification, and blaming it on a side would be a guess.
-        expected_labels = ("" if self.classes is not None
-                           else "SELECT expected AS s FROM cases UNION ALL ")
+        oracle_columns = ("v.expected, v.objects, v.instruction, v.instruction_kind, v.truth,"
+                          if self.head else "")
+        none_words = _quoted(NONE_WORDS)
         return f"""
         WITH src AS (
             SELECT row_id, trace_id, coalesce(llm_span_id, span_id) AS span_id, cohort,
-                   checkpoint_sha256, instruction, output, expected,
-                   coalesce(top_k_labels, []::VARCHAR[]) AS top_k,
-                   hash(output, expected, coalesce(top_k_labels, []::VARCHAR[])) AS case_key
-            FROM {source} WHERE ({self.skip_reason_sql()}) IS NULL
+                   checkpoint_sha256,
+                   hash(output, expected, objects, instruction, instruction_kind, top_k,
+                        reading) AS case_key,
+                   output, expected, objects, instruction, instruction_kind, top_k, reading
+            -- The top-k matters up to the expected label (its rank, for near misses): the
+            -- order of the labels after it would only split cases that judge alike.
+            FROM (SELECT *, CASE WHEN coalesce(list_position(top_k_labels, expected), 0) > 0
+                                 THEN top_k_labels[1:list_position(top_k_labels, expected)]
+                                 ELSE coalesce(top_k_labels[1:1], []::VARCHAR[]) END AS top_k,
+                         vlmscope_encoder_reading(top_k_labels, top_k_scores,
+                                                  encoder_multi_label,
+                                                  {self.encoder_threshold}::DOUBLE) AS reading
+                  FROM {source}
+                  WHERE NOT (vlmscope_blank(expected)
+                             AND len(coalesce(objects, []::VARCHAR[])) = 0))
         ), cases AS MATERIALIZED (
             SELECT case_key AS k, any_value(output) AS output, any_value(expected) AS expected,
-                   any_value(top_k) AS top_k
+                   any_value(objects) AS objects, any_value(instruction) AS instruction,
+                   any_value(instruction_kind) AS instruction_kind, any_value(top_k) AS top_k,
+                   any_value(reading) AS reading
             FROM src GROUP BY case_key
-        ), strings AS (
-            SELECT DISTINCT s FROM (
-                SELECT expected AS s FROM cases UNION ALL SELECT output FROM cases
-                UNION ALL SELECT unnest(top_k) FROM cases UNION ALL SELECT s FROM {t}_extra)
+        ), instructions AS MATERIALIZED (
+            -- Instructions repeat far more than cases: each is read once.
+            SELECT instruction, vlmscope_instruction_kind(instruction) AS read_kind,
+                   nullif(regexp_extract(instruction, {_sql_text(PROBE_PATTERN)}, 1), '')
+                       AS probe_text
+            FROM (SELECT DISTINCT instruction FROM cases)
+        ), judged_cases AS MATERIALIZED (
+            SELECT *, coalesce(objects, []::VARCHAR[]) AS objs
+            FROM (SELECT c.*, i.probe_text,
+                         vlmscope_kind_of(c.instruction_kind, i.read_kind, c.expected,
+                                          c.objects) AS kind
+                  FROM cases c LEFT JOIN instructions i
+                      ON i.instruction IS NOT DISTINCT FROM c.instruction)
+            WHERE ({self._skip_sql('kind')}) IS NULL
+        ), run_labels AS (
+            SELECT DISTINCT vlmscope_form(s) AS form FROM (
+                SELECT unnest(top_k) AS s FROM judged_cases
+                UNION ALL SELECT unnest(reading) FROM judged_cases
+                UNION ALL SELECT unnest(objs) FROM judged_cases
+                UNION ALL SELECT expected FROM judged_cases WHERE kind = 'name')
             WHERE s IS NOT NULL
-        ), canon AS MATERIALIZED (
-            SELECT s, coalesce(al.canonical, vlmscope_normalize(s)) AS c
-            FROM strings LEFT JOIN {t}_aliases al ON al.alias = vlmscope_normalize(s)
-        ), label_set AS (
-            SELECT DISTINCT c FROM canon JOIN (
-                {expected_labels}SELECT unnest(top_k) AS s FROM cases
-                UNION ALL SELECT s FROM {t}_extra) USING (s)
-            WHERE c <> ''
+        ), base_forms AS (
+            SELECT form, canonical, priority FROM {t}_vocab
+            UNION ALL SELECT form, form, {_RUN_LABEL_PRIORITY} FROM run_labels
         ), label_forms AS MATERIALIZED (
-            SELECT form, any_value(canonical) AS canonical,
+            SELECT form, arg_min(canonical, priority) AS canonical,
                    len(string_split(form, ' ')) AS n_words
-            FROM (SELECT array_to_string(list_filter(vlmscope_words(f), lambda w: w <> ''),
-                                         ' ') AS form, canonical
-                  FROM (SELECT c AS f, c AS canonical FROM label_set
-                        UNION ALL SELECT al.alias, al.canonical FROM {t}_aliases al
-                                  JOIN label_set ls ON ls.c = al.canonical))
+            FROM (SELECT * FROM base_forms
+                  UNION ALL SELECT al.form, al.canonical, {_RUN_LABEL_PRIORITY + 1}
+                  FROM {t}_aliases al
+                  WHERE al.canonical IN (SELECT canonical FROM base_forms))
             WHERE form <> '' GROUP BY form
         ), labels_lookup AS ({lookup_sql('label_forms')}
-        ), answers AS (
-            SELECT row_number() OVER () AS k, output AS text FROM (
-                SELECT DISTINCT output FROM cases WHERE output IS NOT NULL)
-        ), answer_mentions AS (
-            SELECT a.text AS output,
-                   list(DISTINCT m.canonical ORDER BY m.canonical)
-                       FILTER (WHERE m.canonical IS NOT NULL AND NOT m.negated) AS named
-            FROM answers a LEFT JOIN ({mentions_sql('answers', 'labels')}) m ON m.k = a.k
-            GROUP BY a.text
-        ), answer_labels AS (
-            SELECT am.output, coalesce(ls.c, CASE WHEN len(am.named) = 1 THEN am.named[1] END)
-                       AS answer_label,
-                   CASE WHEN ls.c IS NULL THEN coalesce(am.named, []::VARCHAR[])
-                        ELSE [ls.c] END AS named
-            FROM answer_mentions am JOIN canon ca ON ca.s = am.output
-                 LEFT JOIN label_set ls ON ls.c = ca.c
+        ), strings AS (
+            SELECT DISTINCT s FROM (
+                SELECT unnest(top_k) AS s FROM judged_cases
+                UNION ALL SELECT unnest(reading) FROM judged_cases
+                UNION ALL SELECT unnest(objs) FROM judged_cases
+                UNION ALL SELECT expected FROM judged_cases
+                UNION ALL SELECT output FROM judged_cases)
+            WHERE s IS NOT NULL
+        ), canon AS MATERIALIZED (
+            SELECT s, coalesce(lf.canonical, f) AS c, lf.canonical IS NOT NULL AS is_label
+            FROM (SELECT s, vlmscope_form(s) AS f FROM strings) LEFT JOIN label_forms lf
+                ON lf.form = f
+        ), texts AS (
+            SELECT row_number() OVER () AS k, text FROM (
+                SELECT DISTINCT text FROM (
+                    SELECT output AS text FROM judged_cases
+                    UNION ALL SELECT expected FROM judged_cases
+                    UNION ALL SELECT probe_text FROM judged_cases WHERE kind = 'probe')
+                WHERE text IS NOT NULL)
+        ), text_facts AS MATERIALIZED (
+            -- Each distinct text is tokenised and read once, in every shape it may be read.
+            SELECT text, named,
+                   list_filter(vlmscope_negated_words(text), lambda w, i:
+                       w <> '' AND NOT starts_with(w, '{NEGATED}')
+                       AND NOT list_contains({_quoted(FILLER_WORDS)}, w)
+                       AND NOT list_contains(covered, i)) AS leftover,
+                   array_to_string(words, ' ') AS form, vlmscope_count_words(words) AS number,
+                   vlmscope_yes_no_words(words) AS yes_no,
+                   list_has_any(words, {none_words}) AS says_none
+            FROM (SELECT t.text, any_value(vlmscope_clean_words(t.text)) AS words,
+                         coalesce(list(DISTINCT m.canonical ORDER BY m.canonical)
+                                      FILTER (WHERE m.canonical IS NOT NULL AND NOT m.negated),
+                                  []::VARCHAR[]) AS named,
+                         coalesce(flatten(list(range(m.i, m.i + m.n_words))
+                                              FILTER (WHERE m.i IS NOT NULL)),
+                                  []::BIGINT[]) AS covered
+                  FROM texts t LEFT JOIN ({mentions_sql('texts', 'labels')}) m ON m.k = t.k
+                  GROUP BY t.text)
         ), elems AS (
-            SELECT k, unnest(top_k) AS s, generate_subscripts(top_k, 1) AS i FROM cases
-        ), top_k_c AS (
-            SELECT k, list(canon.c ORDER BY i) AS top_k_c FROM elems JOIN canon USING (s)
-            GROUP BY k
+            SELECT k, 1 AS which, unnest(top_k) AS s, generate_subscripts(top_k, 1) AS i
+            FROM judged_cases
+            UNION ALL SELECT k, 2, unnest(reading), generate_subscripts(reading, 1)
+            FROM judged_cases
+            UNION ALL SELECT k, 3, unnest(objs), generate_subscripts(objs, 1) FROM judged_cases
+        ), lists AS (
+            SELECT k, list(c ORDER BY i) FILTER (WHERE which = 1) AS top_k_c,
+                   list_sort(list_distinct(list(c) FILTER (WHERE which = 2))) AS reading_c,
+                   list_sort(list_distinct(list(c) FILTER (WHERE which = 3))) AS objects_c
+            FROM elems JOIN canon USING (s) GROUP BY k
         ), facts AS (
-            SELECT cases.k, cases.output, cases.expected, cases.top_k, ce.c AS e,
-                   tk.top_k_c[1] AS t, al.answer_label AS a,
-                   coalesce(al.named, []::VARCHAR[]) AS named,
-                   coalesce(list_position(tk.top_k_c, ce.c), 0) AS rank,
-                   len(cases.top_k) > 0 AS has_encoder,
-                   ce.c IN (SELECT c FROM label_set) AS e_is_label,
-                   co.c AS o
-            FROM cases JOIN canon ce ON ce.s = cases.expected
-                 LEFT JOIN canon co ON co.s = cases.output
-                 LEFT JOIN top_k_c tk ON tk.k = cases.k
-                 LEFT JOIN answer_labels al ON al.output = cases.output
-        ), verdicts AS (
-            SELECT *, CASE WHEN a = e OR o = e THEN 'correct'
-                           WHEN NOT has_encoder OR a IS NULL OR NOT e_is_label
-                               THEN 'unattributable'
-                           WHEN t = e THEN 'language_head'
-                           WHEN a = t THEN 'encoder' ELSE 'both' END AS blame
+            SELECT jc.*, len(jc.top_k) > 0 AS has_encoder,
+                   coalesce(l.top_k_c, []::VARCHAR[]) AS top_k_c,
+                   coalesce(l.reading_c, []::VARCHAR[]) AS read_all,
+                   coalesce(l.objects_c, []::VARCHAR[]) AS o_set,
+                   ce.c AS e_label, co.c AS a_label, coalesce(co.is_label, false) AS a_is_label,
+                   coalesce(ta.named, []::VARCHAR[]) AS a_named,
+                   coalesce(te.named, []::VARCHAR[]) AS e_named,
+                   coalesce(ta.leftover, []::VARCHAR[]) AS a_leftover,
+                   coalesce(te.leftover, []::VARCHAR[]) AS e_leftover,
+                   coalesce(tp.named[1], tp.form) AS probe_object,
+                   coalesce(ta.form, '') = '' AS answer_blank,
+                   ta.number AS a_n0, te.number AS e_n0, ta.yes_no AS a_yes_no,
+                   te.yes_no AS e_yn, coalesce(ta.says_none, false) AS says_none
+            FROM judged_cases jc LEFT JOIN lists l ON l.k = jc.k
+                 LEFT JOIN canon ce ON ce.s = jc.expected
+                 LEFT JOIN canon co ON co.s = jc.output
+                 LEFT JOIN text_facts ta ON ta.text = jc.output
+                 LEFT JOIN text_facts te ON te.text = jc.expected
+                 LEFT JOIN text_facts tp ON tp.text = jc.probe_text
+        ), shaped AS (
+            SELECT *,
+                CASE kind
+                    WHEN 'name' THEN CASE WHEN vlmscope_blank(expected) THEN o_set
+                                          ELSE [e_label] END
+                    WHEN 'probe' THEN CASE WHEN coalesce(e_yn = 'yes',
+                                                         list_contains(o_set, probe_object))
+                                           THEN [probe_object] ELSE []::VARCHAR[] END
+                    WHEN 'count' THEN o_set
+                    WHEN 'list' THEN CASE WHEN len(o_set) > 0 THEN o_set
+                                          ELSE list_sort(list_distinct(e_named || e_leftover))
+                                          END
+                    ELSE CASE WHEN len(o_set) > 0 THEN o_set ELSE e_named END END AS e_set,
+                CASE WHEN kind = 'probe'
+                     THEN CASE WHEN list_contains(read_all, probe_object) THEN [probe_object]
+                               ELSE []::VARCHAR[] END
+                     ELSE read_all END AS r_set,
+                CASE WHEN answer_blank THEN NULL
+                     WHEN kind IN ('name', 'list')
+                         THEN CASE WHEN a_is_label THEN [a_label]
+                                   WHEN len(a_leftover) > 0 AND kind = 'name'
+                                       THEN a_named || [array_to_string(a_leftover, ' ')]
+                                   WHEN len(a_leftover) > 0
+                                       THEN list_sort(list_distinct(a_named || a_leftover))
+                                   WHEN len(a_named) > 0 OR says_none THEN a_named END
+                     WHEN kind = 'describe' THEN a_named
+                     WHEN kind = 'probe' THEN CASE a_yes_no WHEN 'yes' THEN [probe_object]
+                                                            WHEN 'no' THEN []::VARCHAR[] END
+                     WHEN a_n0 IS NOT NULL THEN []::VARCHAR[] END AS a_set,
+                coalesce(e_n0, len(o_set)) AS e_n, len(read_all) AS r_n,
+                CASE WHEN NOT answer_blank THEN a_n0 END AS a_n
             FROM facts
+        ), classed AS (
+            SELECT *, CASE WHEN a_set IS NULL OR NOT has_encoder THEN []::VARCHAR[]
+                           WHEN kind = 'count' THEN list_sort(list_distinct(e_set || r_set))
+                           ELSE list_sort(list_distinct(e_set || r_set || a_set)) END AS universe
+            FROM shaped
+        ), objects_classed AS (
+            SELECT *, list_transform(universe, lambda x: CASE
+                WHEN kind = 'count' THEN CASE
+                    WHEN list_contains(e_set, x) AND list_contains(r_set, x) THEN 'correct'
+                    WHEN a_n = e_n THEN 'head_recovered'
+                    WHEN list_contains(e_set, x) THEN 'encoder_missed'
+                    ELSE 'encoder_false_positive' END
+                WHEN list_contains(e_set, x) THEN CASE
+                    WHEN list_contains(r_set, x) AND list_contains(a_set, x) THEN 'correct'
+                    WHEN list_contains(r_set, x) THEN 'head_dropped'
+                    WHEN list_contains(a_set, x) THEN 'head_recovered'
+                    ELSE 'encoder_missed' END
+                WHEN list_contains(r_set, x) THEN CASE
+                    WHEN list_contains(a_set, x) THEN 'encoder_false_positive'
+                    ELSE 'head_recovered' END
+                ELSE 'head_invented' END) AS classes
+            FROM classed
+        ), verdicts AS (
+            SELECT *,
+                CASE WHEN a_set IS NULL THEN 'unattributable'
+                     WHEN kind = 'count' AND a_n = e_n THEN 'correct'
+                     WHEN kind <> 'count' AND list_sort(list_distinct(a_set))
+                                              = list_sort(list_distinct(e_set)) THEN 'correct'
+                     WHEN NOT has_encoder THEN 'unattributable'
+                     WHEN enc_fault AND head_fault THEN 'both'
+                     WHEN enc_fault THEN 'encoder'
+                     WHEN head_fault THEN 'language_head'
+                     ELSE 'correct' END AS blame
+            FROM (SELECT *,
+                      CASE WHEN kind = 'count' THEN r_n <> e_n
+                           ELSE list_has_any(classes, ['encoder_missed',
+                                                       'encoder_false_positive']) END
+                          AS enc_fault,
+                      CASE WHEN kind = 'count' THEN a_n <> r_n
+                           ELSE list_has_any(classes, ['head_dropped', 'head_invented']) END
+                          AS head_fault,
+                      coalesce(list_position(top_k_c, e_set[1]), 0) AS rank
+                  FROM objects_classed)
         ), explained AS (
-            SELECT *, CASE
-                WHEN blame = 'correct' THEN 'answer names the expected '
-                     || vlmscope_quote(e) || coalesce('; encoder top-1 ' || vlmscope_quote(t), '')
-                WHEN NOT e_is_label THEN 'the expected answer ' || vlmscope_quote(e)
-                     || ' is not one of the classes, so the failure is not a misclassification '
-                     || 'either side can be blamed for'
-                WHEN NOT has_encoder THEN 'no encoder record for this row; the answer '
-                     || coalesce(vlmscope_quote(output), 'is NULL') || ', expected '
-                     || vlmscope_quote(e)
-                WHEN vlmscope_blank(output) THEN 'the answer is empty; expected '
-                     || vlmscope_quote(e) || ', encoder top-1 ' || vlmscope_quote(t)
-                WHEN a IS NULL AND len(named) > 1 THEN 'the answer ' || vlmscope_quote(output)
-                     || ' names several labels ' || vlmscope_quote_list(named)
-                     || '; expected ' || vlmscope_quote(e) || ', encoder top-1 '
-                     || vlmscope_quote(t)
-                WHEN a IS NULL THEN 'the answer ' || vlmscope_quote(output)
-                     || ' names no known label; expected ' || vlmscope_quote(e)
-                     || ', encoder top-1 ' || vlmscope_quote(t)
-                WHEN blame = 'language_head' THEN 'encoder says ' || vlmscope_quote(t)
-                     || ' (right), LLM says ' || vlmscope_quote(a)
-                WHEN blame = 'encoder' THEN 'encoder says ' || vlmscope_quote(t)
-                     || ', expected ' || vlmscope_quote(e) || '; the LLM followed it'
-                ELSE 'encoder says ' || vlmscope_quote(t) || ', LLM says ' || vlmscope_quote(a)
-                     || ', expected ' || vlmscope_quote(e) END
-                || CASE WHEN blame IN ('encoder', 'both') AND rank > 1
-                        THEN '; expected is rank ' || rank || ' of the encoder''s top-k '
-                             || '(near miss)' ELSE '' END AS explanation
+            SELECT *, concat_ws('; ',
+                CASE kind
+                    WHEN 'count' THEN 'count: expected ' || e_n || ', the encoder read '
+                         || r_n || ' ' || vlmscope_quote_list(r_set) || ', the answer says '
+                         || coalesce(a_n::VARCHAR, 'no number')
+                    WHEN 'probe' THEN 'probe of ' || vlmscope_quote(probe_object)
+                         || ': expected ' || CASE WHEN len(e_set) > 0 THEN 'yes' ELSE 'no' END
+                         || CASE WHEN has_encoder THEN ', the encoder read '
+                                 || CASE WHEN len(r_set) > 0 THEN 'yes' ELSE 'no' END
+                                 ELSE '' END
+                         || ', the answer says ' || coalesce(a_yes_no, 'neither yes nor no')
+                    ELSE kind || ': expected ' || vlmscope_quote_list(e_set)
+                         || CASE WHEN has_encoder
+                                 THEN ', the encoder read ' || vlmscope_quote_list(r_set)
+                                 ELSE '' END
+                         || ', the answer names '
+                         || coalesce(vlmscope_quote_list(a_set), 'nothing readable') END,
+                CASE WHEN answer_blank THEN 'the answer is empty, so it cannot be read'
+                     WHEN a_set IS NULL AND kind = 'count'
+                         THEN 'the answer ' || vlmscope_quote(output)
+                              || ' gives no number, so it cannot be read as a count'
+                     WHEN a_set IS NULL AND kind = 'probe'
+                         THEN 'the answer ' || vlmscope_quote(output)
+                              || ' reads as neither yes nor no'
+                     WHEN a_set IS NULL
+                         THEN 'the answer ' || vlmscope_quote(output)
+                              || ' names no object, so it cannot be read'
+                     WHEN blame = 'unattributable'
+                         THEN 'no encoder reading for this row (no top-k labels recorded)'
+                     END,
+                {self._class_phrase('encoder_missed', 'encoder missed ', '')},
+                {self._class_phrase('encoder_false_positive', 'encoder reported ',
+                                    ', which is not there, and the head repeated it')},
+                {self._class_phrase('head_dropped', 'head dropped ',
+                                    ', which the encoder saw')},
+                {self._class_phrase('head_invented', 'head invented ', '')},
+                {self._class_phrase('head_recovered', 'head recovered ',
+                                    ' (the encoder misread it)')},
+                CASE WHEN kind = 'count' AND blame = 'encoder'
+                         THEN 'the head followed the encoder''s count'
+                     WHEN kind = 'count' AND blame IN ('language_head', 'both')
+                         THEN 'the head miscounted the encoder''s reading' END,
+                CASE WHEN blame IN ('encoder', 'both') AND kind = 'name' AND rank > 1
+                     THEN 'expected is rank ' || rank || ' of the encoder''s top-k (near miss)'
+                     END) AS explanation
             FROM verdicts
         ), verdict_rows AS (
             SELECT k, CASE WHEN blame = 'correct' THEN 1.0 ELSE 0.0 END::DOUBLE AS score,
                    blame = 'correct' AS passed, blame AS label, explanation,
-                   json_object('blame', blame, 'answer_label', a, 'expected', e,
-                               'encoder_top1', t, 'expected_rank', rank,
-                               'near_miss', rank > 1, 'answer_names', named) AS metadata,
-                   t = e AS encoder_right, has_encoder,
-                   a IS NOT NULL AND t IS NOT NULL AND a <> t AS disagree,
-                   a IS NOT NULL AND t IS NOT NULL AS both_read, rank > 1 AS near_miss
+                   json_object(
+                       'blame', blame, 'kind', kind,
+                       'objects', to_json(map_from_entries(list_transform(
+                           list_zip(universe, classes),
+                           lambda p: struct_pack(k := p[1], v := p[2])))),
+                       'expected', CASE kind WHEN 'count' THEN to_json(e_n)
+                                             WHEN 'probe' THEN to_json(len(e_set) > 0)
+                                             ELSE to_json(e_set) END,
+                       'encoder_reading', CASE WHEN NOT has_encoder THEN NULL::JSON
+                                               WHEN kind = 'count' THEN to_json(r_n)
+                                               WHEN kind = 'probe' THEN to_json(len(r_set) > 0)
+                                               ELSE to_json(r_set) END,
+                       'answer_reading', CASE kind WHEN 'count' THEN to_json(a_n)
+                                                   WHEN 'probe' THEN to_json(a_yes_no)
+                                                   ELSE to_json(a_set) END,
+                       'answer_label', CASE WHEN kind = 'name' AND len(a_set) = 1
+                                            THEN a_set[1] END,
+                       'encoder_top1', top_k_c[1], 'expected_rank', rank,
+                       'near_miss', kind = 'name' AND rank > 1) AS metadata,
+                   kind, has_encoder,
+                   CASE WHEN kind = 'count' THEN r_n = e_n
+                        WHEN kind = 'name' THEN list_contains(r_set, e_set[1])
+                        ELSE r_set = list_sort(list_distinct(e_set)) END AS encoder_right,
+                   a_set IS NOT NULL AND has_encoder AS both_read,
+                   a_set IS NOT NULL AND has_encoder AND CASE
+                       WHEN kind = 'count' THEN a_n <> r_n
+                       ELSE list_sort(list_distinct(a_set)) <> r_set END AS disagree,
+                   kind = 'name' AND rank > 1 AS near_miss,
+                   {', '.join(f"len(list_filter(classes, lambda c: c = '{c}')) AS n_{c}"
+                              for c in OBJECT_CLASSES)},
+                   CASE WHEN kind IN ('count', 'probe') AND len(o_set) > 0 THEN o_set
+                        WHEN kind = 'count' THEN NULL ELSE e_set END AS truth,
+                   expected, objects, instruction, instruction_kind
             FROM explained
         )
         SELECT src.row_id, src.trace_id, src.span_id, v.score, v.passed, v.label,
-               v.explanation, v.metadata, src.cohort, src.checkpoint_sha256,
-               {oracle_columns} v.encoder_right, v.has_encoder, v.disagree, v.both_read,
-               v.near_miss
+               v.explanation, v.metadata::VARCHAR AS metadata, src.cohort,
+               src.checkpoint_sha256, {oracle_columns} v.kind, v.encoder_right,
+               v.has_encoder, v.disagree, v.both_read, v.near_miss,
+               {', '.join(f'v.n_{c}' for c in OBJECT_CLASSES)}
         FROM src JOIN verdict_rows v ON v.k = src.case_key
         """
 
+    @staticmethod
+    def _class_phrase(cls: str, before: str, after: str) -> str:
+        """SQL: ``before`` + the quoted objects of class ``cls`` + ``after``, or NULL."""
+        chosen = f"list_filter(universe, lambda x, i: classes[i] = '{cls}')"
+        return (f"CASE WHEN list_contains(classes, '{cls}') THEN {_sql_text(before)} || "
+                f"array_to_string(list_transform({chosen}, lambda x: vlmscope_quote(x)), ', ')"
+                f" || {_sql_text(after)} END")
+
     def after_judging(self, con: duckdb.DuckDBPyConnection, judged: str, source: str) -> None:
-        """The oracle swap (with ``head=``): re-ask the head with the expected label for each
-        failing row that has an encoder record, judge the answers with the same SQL and
-        revise the blame (rules in the module docstring)."""
+        """The oracle swap (with ``head=``): re-ask the head with the true reading for each
+        failing row that has an encoder record and a known true reading, judge the answers
+        with the same SQL and revise the blame (rules in the module docstring)."""
         if self.head is None:
             return
         asks = con.execute(
-            f"SELECT DISTINCT expected, instruction, top_k FROM {judged} "
-            "WHERE NOT passed AND has_encoder").fetchall()
+            f"SELECT DISTINCT expected, objects, instruction, instruction_kind, truth "
+            f"FROM {judged} WHERE NOT passed AND has_encoder AND truth IS NOT NULL"
+        ).fetchall()
         if not asks:
             return
-        answers = {}
-        for expected, instruction, _ in asks:
-            if (expected, instruction) not in answers:
-                answers[(expected, instruction)] = self.head(expected, instruction)
+        answers: dict[tuple[str, str | None], str | None] = {}
+        for *_, instruction, _, truth in asks:
+            key = (" ".join(truth), instruction)
+            if key not in answers:
+                answers[key] = self.head(*key)
         oracle = pa.Table.from_pylist(
-            [{"row_id": str(i), "output": answers[(expected, instruction)],
-              "expected": expected, "instruction": instruction, "top_k_labels": top_k}
-             for i, (expected, instruction, top_k) in enumerate(asks)],
-            schema=PIPELINE_ROW_SCHEMA)
+            [{"row_id": str(i), "output": answers[(" ".join(truth), instruction)],
+              "expected": expected, "objects": objects, "instruction": instruction,
+              "instruction_kind": kind, "top_k_labels": truth or ["-"],
+              "top_k_scores": [1.0 if truth else 0.0] * max(1, len(truth)),
+              "encoder_multi_label": True}
+             for i, (expected, objects, instruction, kind, truth) in enumerate(asks)],
+            schema=self.row_schema)
         name = f"{self._tables}_oracle"
         con.register(name, oracle)
         try:
             con.execute(f"""
                 CREATE OR REPLACE TEMP TABLE {name}_verdicts AS
-                SELECT o.expected, o.instruction, o.top_k_labels AS top_k, j.passed AS is_right,
-                       o.output AS answer
+                SELECT o.expected, o.objects, o.instruction, o.instruction_kind,
+                       j.passed AS is_right, o.output AS answer
                 FROM ({self.judge_sql(name)}) j JOIN {name} o ON o.row_id = j.row_id
             """)
         finally:
@@ -429,7 +759,7 @@ class FailureAttribution(SummarisedRowEvaluator):
                 || CASE r.oracle WHEN 'revised' THEN 'revises to ' || r.blame
                                  WHEN 'confirmed' THEN 'confirms'
                                  ELSE 'does not reproduce the fault' END
-                || ': given the expected label the head answers '
+                || ': given the true reading the head answers '
                 || coalesce(vlmscope_quote(r.answer), 'nothing')
                 || CASE WHEN r.is_right THEN ' (right)' ELSE ' (wrong)' END,
                 metadata = json_merge_patch({judged}.metadata, json_object(
@@ -442,45 +772,62 @@ class FailureAttribution(SummarisedRowEvaluator):
                                     WHEN NOT o.is_right AND j.encoder_right
                                         THEN 'language_head'
                                     WHEN NOT o.is_right THEN 'both' ELSE j.label END AS blame
-                        FROM {judged} j JOIN {name}_verdicts o ON o.expected = j.expected
+                        FROM {judged} j JOIN {name}_verdicts o
+                             ON o.expected IS NOT DISTINCT FROM j.expected
+                             AND o.objects IS NOT DISTINCT FROM j.objects
                              AND o.instruction IS NOT DISTINCT FROM j.instruction
-                             AND o.top_k = j.top_k
-                        WHERE NOT j.passed AND j.has_encoder)) r
+                             AND o.instruction_kind IS NOT DISTINCT FROM j.instruction_kind
+                        WHERE NOT j.passed AND j.has_encoder AND j.truth IS NOT NULL)) r
             WHERE {judged}.row_id = r.row_id
               AND {judged}.trace_id IS NOT DISTINCT FROM r.trace_id
         """)
         con.execute(f"DROP TABLE {name}_verdicts")
 
     def summarise(self, con: duckdb.DuckDBPyConnection, judged: str) -> dict[str, Any]:
-        """Blame counts and shares of the failing rows, per cohort and checkpoint, the
-        encoder-head disagreement rate and near misses."""
+        """Blame counts and shares of the failing rows, per cohort and checkpoint and per
+        instruction kind, the object classes, the encoder-head disagreement rate and near
+        misses."""
         counts = dict(con.execute(
             f"SELECT label, count(*) FROM {judged} GROUP BY label").fetchall())
-        ((disagree, both_read, near_misses),) = con.execute(
-            f"SELECT count(*) FILTER (WHERE disagree), count(*) FILTER (WHERE both_read), "
-            f"count(*) FILTER (WHERE label IN ('encoder', 'both') AND near_miss) "
-            f"FROM {judged}").fetchall()
+        ((disagree, both_read, near_misses, *classes),) = con.execute(
+            "SELECT count(*) FILTER (WHERE disagree), count(*) FILTER (WHERE both_read), "
+            "count(*) FILTER (WHERE label IN ('encoder', 'both') AND near_miss), "
+            + ", ".join(f"coalesce(sum(n_{c}), 0)::BIGINT" for c in OBJECT_CLASSES)
+            + f" FROM {judged}").fetchall()
         failing = sum(n for label, n in counts.items() if label != "correct")
-        slices = con.execute(f"""
+        blamed = ", ".join(f"count(*) FILTER (WHERE label = '{b}') AS {b}" for b in BLAMES[1:])
+        by_slice = self._slices(con, f"""
             SELECT cohort, checkpoint_sha256, count(*) AS rows,
-                   count(*) FILTER (WHERE label <> 'correct') AS failing,
-                   {', '.join(f"count(*) FILTER (WHERE label = '{b}') AS {b}"
-                              for b in BLAMES[1:])}
-            FROM {judged} GROUP BY ALL ORDER BY ALL""").fetchall()
-        by_slice = []
-        for cohort, checkpoint, rows, failing_here, *blamed in slices:
-            piece: dict[str, Any] = {"cohort": cohort, "checkpoint_sha256": checkpoint,
-                                     "rows": rows, "failing": failing_here}
-            for blame, n in zip(BLAMES[1:], blamed, strict=True):
-                piece[blame] = n
-                piece[f"blame_{blame}"] = n / failing_here if failing_here else None
-            by_slice.append(piece)
+                   count(*) FILTER (WHERE label <> 'correct') AS failing, {blamed}
+            FROM {judged} GROUP BY ALL ORDER BY ALL""", ("cohort", "checkpoint_sha256"))
+        by_kind = self._slices(con, f"""
+            SELECT kind, count(*) AS rows,
+                   count(*) FILTER (WHERE label <> 'correct') AS failing, {blamed}
+            FROM {judged} GROUP BY ALL ORDER BY ALL""", ("kind",))
         return {
             "failing": failing,
             "blame_counts": {b: counts.get(b, 0) for b in BLAMES},
             **{f"blame_{b}": counts.get(b, 0) / failing if failing else None
                for b in BLAMES[1:]},
+            "object_classes": dict(zip(OBJECT_CLASSES, (int(n) for n in classes),
+                                       strict=True)),
             "disagreement_rate": disagree / both_read if both_read else None,
             "near_misses": near_misses,
             "by_cohort_checkpoint": by_slice,
+            "by_kind": by_kind,
         }
+
+    @staticmethod
+    def _slices(con: duckdb.DuckDBPyConnection, query: str,
+                keys: tuple[str, ...]) -> list[dict[str, Any]]:
+        pieces = []
+        for row in con.execute(query).fetchall():
+            key, (rows, failing), blamed = row[:len(keys)], row[len(keys):len(keys) + 2], \
+                row[len(keys) + 2:]
+            piece: dict[str, Any] = {**dict(zip(keys, key, strict=True)), "rows": rows,
+                                     "failing": failing}
+            for blame, n in zip(BLAMES[1:], blamed, strict=True):
+                piece[blame] = n
+                piece[f"blame_{blame}"] = n / failing if failing else None
+            pieces.append(piece)
+        return pieces

@@ -119,6 +119,8 @@ class Evaluator(ABC):
     description: ClassVar[str]
     annotator_kind: ClassVar[str] = "CODE"
     required_columns: ClassVar[tuple[str, ...]]
+    optional_columns: ClassVar[tuple[str, ...]] = ()
+    """Columns read when the relation has them (a run over an older store lacks them)."""
 
     @abstractmethod
     def config(self) -> dict[str, Any]:
@@ -148,6 +150,9 @@ class RowEvaluator(Evaluator):
     cannot be judged). :meth:`run` inserts the judged rows into ``evaluations`` in one
     statement; :meth:`evaluate` runs the same SQL on a one-row relation.
     """
+
+    row_schema: ClassVar[pa.Schema] = PIPELINE_ROW_SCHEMA
+    """The columns a row given to :meth:`evaluate_rows` may have."""
 
     def __init__(self) -> None:
         self._row_con: duckdb.DuckDBPyConnection | None = None
@@ -230,17 +235,17 @@ class RowEvaluator(Evaluator):
         """
         rows = [dict(row) for row in rows]
         for row in rows:
-            unknown = set(row) - set(PIPELINE_ROW_SCHEMA.names)
+            unknown = set(row) - set(self.row_schema.names)
             if unknown:
                 raise ValueError(
                     f"unknown column(s) {', '.join(sorted(unknown))}; the row columns are "
-                    f"{', '.join(PIPELINE_ROW_SCHEMA.names)}"
+                    f"{', '.join(self.row_schema.names)}"
                 )
         if not rows:
             return []
         # Each row is keyed by its position: the judging carries row_id through, unread.
         table = pa.Table.from_pylist([{**row, "row_id": str(i)} for i, row in enumerate(rows)],
-                                     schema=PIPELINE_ROW_SCHEMA)
+                                     schema=self.row_schema)
         with self._row_lock:
             con = self._one_row_connection()
             con.register(_ONE_ROW, table)

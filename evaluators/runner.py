@@ -27,10 +27,12 @@ from vlmscope.evaluators.classification import ClassificationReport
 from vlmscope.evaluators.custom import CustomEvaluation
 from vlmscope.evaluators.ground_truth import GroundTruthMatch
 from vlmscope.evaluators.hallucination import CaptionHallucination
+from vlmscope.evaluators.multilabel import MultiLabelReport
 
 EVALUATORS: dict[str, type[Evaluator]] = {
     GroundTruthMatch.name: GroundTruthMatch,
     ClassificationReport.name: ClassificationReport,
+    MultiLabelReport.name: MultiLabelReport,
     CaptionHallucination.name: CaptionHallucination,
     FailureAttribution.name: FailureAttribution,
     ImageInstructionAdherence.name: ImageInstructionAdherence,
@@ -103,6 +105,8 @@ def run_evaluations(
     for evaluator in evaluators:
         needed.update(evaluator.required_columns)
     missing = sorted(needed - set(present))
+    for evaluator in evaluators:
+        needed.update(c for c in evaluator.optional_columns if c in present)
     if missing:
         raise ValueError(f"{source} lacks the column(s) {', '.join(missing)}; "
                          f"its columns are {', '.join(present)}")

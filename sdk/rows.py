@@ -91,6 +91,7 @@ def _row_attributes(
     instruction: str | None,
     run: str | None,
     attributes: dict[str, Any] | None,
+    instruction_kind: str | None = None,
 ) -> dict[str, Any]:
     attrs: dict[str, Any] = {
         cv.VLMSCOPE_SPAN_ROLE: cv.ROLE_ROW,
@@ -107,6 +108,8 @@ def _row_attributes(
         attrs[cv.VLMSCOPE_ROW_OBJECTS] = [str(o) for o in objects]
     if instruction is not None:
         attrs[cv.VLMSCOPE_ROW_INSTRUCTION] = str(instruction)
+    if instruction_kind is not None:
+        attrs[cv.VLMSCOPE_INSTRUCTION_KIND] = instruction_kind
     if image is not None:
         try:
             attrs[cv.VISION_IMAGE_SHA256] = image_sha256(image)
@@ -137,20 +140,24 @@ def trace_row(
     instruction: str | None = None,
     run: str | None = None,
     attributes: dict[str, Any] | None = None,
+    instruction_kind: str | None = None,
 ) -> Iterator[trace.Span]:
     """Trace one pipeline row: everything inside becomes a child of its row span.
 
     ``expected`` (the right answer or label) and ``objects`` (what is really in the image)
     are stored with the row when known at trace time; ``image`` (bytes, path, PIL image,
     array or tensor) is hashed, and recorded as base64 PNG when image capture is on.
-    ``run`` names the run the row belongs to. An exception raised inside marks the row
-    ``ERROR`` and propagates unchanged.
+    ``run`` names the run the row belongs to; ``instruction_kind`` says what the instruction
+    asks for (one of :data:`~vlmscope.conventions.INSTRUCTION_KINDS`; evaluators read it
+    from the instruction when it is not given; another value raises ``ValueError``). An
+    exception raised inside marks the row ``ERROR`` and propagates unchanged.
 
     >>> with vlmscope.trace_row("img-17", cohort="night", expected="cat"):  # doctest: +SKIP
     ...     answer = pipeline(image)
     """
+    _check_kinds([instruction_kind])
     attrs = _row_attributes(row_id, cohort, expected, objects, image, instruction, run,
-                            attributes)
+                            attributes, instruction_kind)
     tracer = get_tracer()
     with tracer.start_as_current_span(
         cv.ROW_SPAN_NAME, attributes=attrs, record_exception=True, set_status_on_exception=True
@@ -160,6 +167,13 @@ def trace_row(
             yield span
         finally:
             _current.reset(token)
+
+
+def _check_kinds(kinds: Sequence[str | None]) -> None:
+    bad = sorted({str(k) for k in kinds if k is not None and k not in cv.INSTRUCTION_KINDS})
+    if bad:
+        raise ValueError(f"unknown instruction kind(s) {', '.join(map(repr, bad))}; use one "
+                         f"of {', '.join(cv.INSTRUCTION_KINDS)}")
 
 
 def _aligned(name: str, values: Any, n: int, *, per_row_list: bool = False) -> list[Any]:
@@ -188,14 +202,16 @@ def trace_batch(
     *,
     instructions: Sequence[str] | None = None,
     run: str | None = None,
+    instruction_kinds: str | Sequence[str | None] | None = None,
 ) -> Iterator[trace.Span]:
     """Trace N pipeline rows served by batched calls (one encoder forward, one ``generate``).
 
     Opens a batch span with one child row span per id. Per-row arguments are lists aligned
     with ``row_ids`` (``cohort`` may also be one value for all). A batched encoder forward
     inside records one reading per image, and a batched ``generate`` one output per row,
-    each tied to its row id. Raises ``ValueError`` when a list's length differs from
-    ``row_ids``'.
+    each tied to its row id. ``instruction_kinds`` is what each instruction asks for (one
+    kind for all, or one per row; see :func:`trace_row`). Raises ``ValueError`` when a list's
+    length differs from ``row_ids``'.
     """
     ids = [str(r) for r in row_ids]
     if not ids:
@@ -208,6 +224,8 @@ def trace_batch(
     object_lists = _aligned("object lists", objects, n, per_row_list=True)
     image_list = _aligned("images", images, n)
     instruction_list = _aligned("instructions", instructions, n)
+    kind_list = _aligned("instruction kinds", instruction_kinds, n)
+    _check_kinds(kind_list)
 
     tracer = get_tracer()
     with tracer.start_as_current_span(
@@ -226,7 +244,7 @@ def trace_batch(
                 cv.ROW_SPAN_NAME,
                 attributes=_row_attributes(
                     ids[i], cohorts[i], expecteds[i], object_lists[i], image_list[i],
-                    instruction_list[i], run, {cv.VLMSCOPE_BATCH_SIZE: n},
+                    instruction_list[i], run, {cv.VLMSCOPE_BATCH_SIZE: n}, kind_list[i],
                 ),
             )
             for i in range(n)

@@ -49,6 +49,7 @@ REPORTED_METRICS = {
     "failure_attribution": ("blame_encoder", "blame_language_head", "blame_both",
                             "blame_unattributable", "disagreement_rate"),
     "instruction_adherence": ("adherence",),
+    "multilabel_report": ("subset_accuracy", "hamming_loss", "mean_average_precision"),
 }
 """Summary keys each evaluator adds to the combined summary (and the printed metrics)."""
 
@@ -96,10 +97,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="caption_hallucination: rows without objects take the "
                         "encoder's confident labels as ground truth")
     parser.add_argument("--classes", metavar="NAMES",
-                        help="the encoder's classes, comma-separated: failure_attribution "
-                        "calls a row whose expected answer is none of them (a count, a "
-                        "yes/no) unattributable instead of blaming it, and "
-                        "classification_report skips it")
+                        help="the encoder's classes, comma-separated: labels the answers "
+                        "may name for failure_attribution, the labels of multilabel_report; "
+                        "classification_report skips rows expecting none of them")
+    parser.add_argument("--encoder-threshold", type=float, default=None, metavar="SCORE",
+                        help="failure_attribution and multilabel_report: the score at which "
+                        "a multi-label encoder's label is read (default 0.5)")
     parser.add_argument("--classes-from-encoder", action="store_true",
                         help="classification_report: the classes are the labels the encoder "
                         "ranked in any row's top-k; rows expecting anything else are skipped")
@@ -271,6 +274,14 @@ def render_summary(summary: dict[str, Any]) -> str:
         key = ", ".join(f"{column}={piece[column]}" for column in summary["slice_by"])
         parts.append(f"  slice {key}: rows {piece['rows']}, top1 {_fmt(piece['top1'])}, "
                      f"macro_f1 {_fmt(piece['macro_f1'])}, ece {_fmt(piece['ece'])}")
+    labels = (summary.get("multilabel_report") or {}).get("per_label", {})
+    if labels:
+        worst = sorted(labels.items(), key=lambda item: (item[1]["f1"], item[0]))
+        parts.append(f"\nMulti-label reading, labels worst first ({len(worst)} in all):\n"
+                     + render(["label", "precision", "recall", "f1", "support", "ap"],
+                              [(label, _fmt(c["precision"]), _fmt(c["recall"]),
+                                _fmt(c["f1"]), c["support"], _fmt(c["average_precision"]))
+                               for label, c in worst[:_WORST_CLASSES]], "table"))
     blame = summary.get("failure_attribution")
     if blame and blame["by_cohort_checkpoint"]:
         parts.append("\nBlame of the failing rows per cohort and checkpoint:\n" + render(
@@ -308,6 +319,7 @@ def run(args: argparse.Namespace) -> int:
         FailureAttribution,
         GroundTruthMatch,
         ImageInstructionAdherence,
+        MultiLabelReport,
         Vocabulary,
         resolve_evaluators,
         run_evaluations,
@@ -326,6 +338,8 @@ def run(args: argparse.Namespace) -> int:
         v.strip() for v in args.vocabulary.split(",") if v.strip()]
     encoder_classes = ([c.strip() for c in args.classes.split(",") if c.strip()]
                        if args.classes else None)
+    threshold = ({} if args.encoder_threshold is None
+                 else {"encoder_threshold": args.encoder_threshold})
     try:
         classes = resolve_evaluators(names)
         custom = [parse_custom(spec) for spec in args.custom]
@@ -340,7 +354,10 @@ def run(args: argparse.Namespace) -> int:
                                       objects_from_encoder=args.objects_from_encoder)
             if cls is CaptionHallucination
             else ImageInstructionAdherence(vocabularies) if cls is ImageInstructionAdherence
-            else FailureAttribution(classes=encoder_classes) if cls is FailureAttribution
+            else FailureAttribution(classes=encoder_classes, **threshold)
+            if cls is FailureAttribution
+            else MultiLabelReport(classes=encoder_classes, **threshold)
+            if cls is MultiLabelReport
             else cls() for cls in classes if cls is not CustomEvaluation]
         evaluators += custom
     except ValueError as error:

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
     from vlmscope.dataset.runner import DatasetRun
     from vlmscope.evaluators.base import Evaluator
 
-RECORD_KEYS = frozenset({"id", "image", "instruction", "expected", "objects", "caption", "tags"})
+RECORD_KEYS = frozenset({"id", "image", "instruction", "instruction_kind", "expected", "objects",
+                         "caption", "tags"})
 """Keys a record given to :meth:`Dataset.from_records` may have (``id`` and ``image`` needed)."""
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -45,13 +46,15 @@ class DatasetRow:
     source_row_id: str | None = None
     corruption: str | None = None
     severity: int | None = None
+    instruction_kind: str | None = None
 
 
 def _row_from_record(record: Mapping[str, Any], position: int) -> DatasetRow:
     unknown = set(record) - RECORD_KEYS
     if unknown:
         raise ValueError(f"record {position} has unknown key(s) {', '.join(sorted(unknown))}; "
-                         f"a record has id, image and any of instruction, expected, objects, "
+                         f"a record has id, image and any of instruction, instruction_kind, "
+                         "expected, objects, "
                          "caption, tags")
     if record.get("id") is None or record.get("image") is None:
         raise ValueError(f"record {position} needs an 'id' and an 'image'")
@@ -64,7 +67,19 @@ def _row_from_record(record: Mapping[str, Any], position: int) -> DatasetRow:
         objects=None if objects is None else tuple(str(o) for o in objects),
         caption=None if record.get("caption") is None else str(record["caption"]),
         tags=tuple(str(t) for t in record.get("tags") or ()),
+        instruction_kind=_instruction_kind(record.get("instruction_kind"), position),
     )
+
+
+def _instruction_kind(value: Any, position: int) -> str | None:
+    from vlmscope.conventions import INSTRUCTION_KINDS
+
+    if value is None or value == "":
+        return None
+    if value not in INSTRUCTION_KINDS:
+        raise ValueError(f"record {position} has instruction_kind {value!r}; use one of "
+                         f"{', '.join(INSTRUCTION_KINDS)}")
+    return str(value)
 
 
 class Dataset:
@@ -98,7 +113,8 @@ class Dataset:
     @classmethod
     def from_records(cls, name: str, records: Iterable[Mapping[str, Any]]) -> Dataset:
         """A dataset from dicts with ``id``, ``image`` and any of ``instruction``,
-        ``expected``, ``objects`` (a list), ``caption`` and ``tags`` (a list)."""
+        ``instruction_kind`` (what the instruction asks: name, list, count, probe or
+        describe), ``expected``, ``objects`` (a list), ``caption`` and ``tags`` (a list)."""
         return cls(name, (_row_from_record(r, i) for i, r in enumerate(records)))
 
     @classmethod
@@ -133,6 +149,7 @@ class Dataset:
                 "id": entry.get("id") or Path(file).as_posix(),
                 "image": str(folder / file),
                 "instruction": entry.get("instruction") or None,
+                "instruction_kind": entry.get("instruction_kind") or None,
                 "expected": entry.get("expected", entry.get("label")),
                 "objects": _listed(entry.get("objects")),
                 "caption": entry.get("caption") or None,

@@ -89,7 +89,8 @@ def _record_answers(answers: Sequence[Any]) -> None:
 
 def _run_one(row: DatasetRow, pipeline: Callable[[Any], Any], run: str, cohort: str) -> None:
     with trace_row(row.id, cohort=cohort, expected=row.expected, objects=row.objects,
-                   image=row.image, instruction=row.instruction, run=run):
+                   image=row.image, instruction=row.instruction, run=run,
+                   instruction_kind=row.instruction_kind):
         image = decode_image(row.image)
         answer = pipeline(dataclasses.replace(row, image=image))
         _record_answers([answer])
@@ -117,7 +118,8 @@ def _run_batch(rows: list[DatasetRow], pipeline: Callable[[Any], Any], run: str,
                          objects=[None if r.objects is None else list(r.objects)
                                   for r in decoded],
                          images=sources,
-                         instructions=[r.instruction for r in decoded], run=run):
+                         instructions=[r.instruction for r in decoded], run=run,
+                         instruction_kinds=[r.instruction_kind for r in decoded]):
             answers = pipeline(decoded)
             if not isinstance(answers, list | tuple) or len(answers) != len(decoded):
                 got = len(answers) if isinstance(answers, list | tuple) else type(answers)

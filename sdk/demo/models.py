@@ -11,15 +11,20 @@ GPT-2 language head conditioned on the encoder's pooled features.
 
 Training is short on purpose: the encoder misreads some scenes and the head misuses some
 correct readings, so both kinds of failure arise without any switch that fakes them.
+
+Training is reproducible: every model is built and trained under the plan's seed, with
+deterministic algorithms and :data:`TRAINING_THREADS` threads, so the same plan on the same
+machine gives the same checkpoints (same SHA-256).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -30,8 +35,11 @@ from vlmscope.demo.scenes import Scene, ask, make_scenes, vocabulary
 PREFIX_TOKENS = 2
 """Prefix embeddings the encoder's features become, ahead of the instruction."""
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 """Bump when training changes, so cached checkpoints are retrained."""
+
+TRAINING_THREADS = 2
+"""Threads training runs on: a fixed count, so sums are reduced in the same order each time."""
 
 
 @dataclass(frozen=True)
@@ -244,6 +252,25 @@ class DemoModels:
     trained_now: bool
 
 
+@contextlib.contextmanager
+def deterministic(seed: int) -> Iterator[None]:
+    """Seeded, deterministic torch on :data:`TRAINING_THREADS` threads for the block; the
+    previous settings are restored after it."""
+    torch = require("torch", "the demo")
+    threads = torch.get_num_threads()
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    state = torch.random.get_rng_state()
+    torch.set_num_threads(TRAINING_THREADS)
+    torch.use_deterministic_algorithms(True)
+    torch.manual_seed(seed)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(was_deterministic)
+        torch.set_num_threads(threads)
+        torch.random.set_rng_state(state)
+
+
 def load_or_train(plan: TrainingPlan, cache_dir: Path | None = None,
                   progress: Callable[[str], None] | None = None) -> DemoModels:
     """The demo's models: from the cache when this plan was trained before, else trained
@@ -258,15 +285,17 @@ def load_or_train(plan: TrainingPlan, cache_dir: Path | None = None,
         candidate.load_state_dict(torch.load(files["candidate"], weights_only=True))
         head.load_state_dict(torch.load(files["head"], weights_only=True))
         return DemoModels(baseline.eval(), candidate.eval(), head.eval(), trained_now=False)
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
-    scenes = make_scenes(plan.train_scenes, "train", plan.seed)
-    train_encoder(baseline, scenes, plan.encoder_epochs, plan.seed, progress=progress)
-    train_head(head, baseline, scenes, plan.head_examples, plan.head_epochs, plan.seed,
-               progress=progress)
-    candidate.load_state_dict(baseline.state_dict())
-    singles = [s for s in make_scenes(plan.candidate_scenes * 3, "train", plan.seed + 1)
-               if len(s.digits) == 1][: plan.candidate_scenes]
-    train_encoder(candidate, singles, 1, plan.seed + 1, lr=3e-3, progress=progress)
+    with deterministic(plan.seed):
+        baseline, candidate = build_encoder(), build_encoder()
+        head = ConditionedHead(tokenizer, seed=plan.seed)
+        scenes = make_scenes(plan.train_scenes, "train", plan.seed)
+        train_encoder(baseline, scenes, plan.encoder_epochs, plan.seed, progress=progress)
+        train_head(head, baseline, scenes, plan.head_examples, plan.head_epochs, plan.seed,
+                   progress=progress)
+        candidate.load_state_dict(baseline.state_dict())
+        singles = [s for s in make_scenes(plan.candidate_scenes * 3, "train", plan.seed + 1)
+                   if len(s.digits) == 1][: plan.candidate_scenes]
+        train_encoder(candidate, singles, 1, plan.seed + 1, lr=3e-3, progress=progress)
     folder.mkdir(parents=True, exist_ok=True)
     for name, state in (("baseline", baseline.state_dict()), ("candidate", candidate.state_dict()),
                         ("head", head.state_dict())):

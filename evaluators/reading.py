@@ -1,0 +1,142 @@
+"""Reading instructions, answers and the encoder's output into the shapes blame compares.
+
+One implementation, as DuckDB macros, shared by the evaluators that read rows:
+
+* ``vlmscope_instruction_kind(instruction)`` - what the instruction asks for, one of
+  :data:`INSTRUCTION_KINDS`, from its text (first rule that matches, case-insensitive):
+
+  ==========  ================================================================
+  ``probe``   a yes/no object probe (``"is there a dog?"``, :data:`PROBE_PATTERN`)
+  ``count``   "how many", "count", "number of"
+  ``describe``  "describe", "caption", "description", "what is happening", "what do you
+              see", "tell me about"
+  ``list``    "list", "enumerate", "name all/every/each", or "what/which (up to two
+              words) are/were" (``"what digits are shown?"``)
+  ``name``    "what", "which", "name", "identify", "classify" (``"which digit is shown?"``)
+  ==========  ================================================================
+
+  NULL when none matches.
+* ``vlmscope_row_kind(given, instruction, expected, objects)`` - a row's kind: the row's own
+  (span attribute ``vlmscope.instruction.kind``, column ``instruction_kind``), else the
+  instruction's, else by the expected answer's shape: a numeral is a ``count``, yes/no a
+  ``probe``, no expected answer but several objects a ``list``, anything else ``name``
+  (``vlmscope_kind_of(given, read, expected, objects)`` is the same with the instruction's
+  kind already read).
+* ``vlmscope_yes_no(text)`` - ``yes``, ``no`` or NULL: a first word in :data:`YES_WORDS` or
+  :data:`NO_WORDS` decides, else any no-word means no, else any yes-word means yes (as
+  CaptionHallucination reads POPE answers).
+* ``vlmscope_count(text)`` - the number a text gives: its first numeral, else its first
+  number word (``zero`` .. ``twenty``), else 0 when it says ``none``/``nothing``/``no``;
+  NULL when it gives none.
+* ``vlmscope_encoder_reading(labels, scores, multi_label, threshold)`` - the labels the
+  encoder read: for a multi-label encoder (sigmoid scores) every label with ``score >=
+  threshold``; for a single-label one its top-1 (the rest of its top-k are near misses).
+* ``vlmscope_form(text)`` - a label's lookup form: the mention tokeniser's words joined by
+  single spaces (``"Teddy-Bear"`` -> ``"teddy bear"``).
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from vlmscope.evaluators.hallucination import NO_WORDS, PROBE_PATTERN, YES_WORDS
+from vlmscope.evaluators.mentions import install_mention_macros
+from vlmscope.evaluators.text import install_macros
+
+DEFAULT_ENCODER_THRESHOLD = 0.5
+"""Sigmoid score (0-1) at which a multi-label encoder's label counts as read."""
+
+NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
+                "nine", "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen",
+                "sixteen", "seventeen", "eighteen", "nineteen", "twenty")
+"""Number words a count answer may use, by value."""
+
+NONE_WORDS = ("none", "nothing", "no")
+"""Words that, in an answer naming no object or number, mean "nothing"."""
+
+FILLER_WORDS = (
+    "a", "an", "the", "it", "its", "it's", "this", "that", "these", "those", "there", "here",
+    "is", "are", "was", "were", "be", "i", "we", "you", "see", "can", "think", "guess",
+    "looks", "look", "like", "maybe", "probably", "just", "only", "also", "answer", "shown",
+    "show", "shows", "image", "picture", "photo", "scene", "of", "and", "or", "in", "on",
+    "at", "with", "to", "by", "some", "digit", "digits", "number", "numbers", "object",
+    "objects", "thing", "things", "item", "items", "not", "no", "none", "nothing", "without",
+    "never", "nor", "neither", "but", "s", "what", "which", "yes")
+"""Words an answer naming objects may hold besides the objects: any other word of a ``name`` or
+``list`` answer that names no known label is read as an object the vocabulary does not know
+(``"five six"`` with only ``five`` known names five and an unknown ``six``)."""
+
+KIND_PATTERNS = (
+    ("probe", PROBE_PATTERN),
+    ("count", r"(?i)\b(how\s+many|count|number\s+of)\b"),
+    ("describe", r"(?i)\b(describe|description|caption|what\s+is\s+happening|"
+                 r"what\s+do\s+you\s+see|tell\s+me\s+about)\b"),
+    ("list", r"(?i)\b(list|enumerate|name\s+(all|every|each))\b|"
+             r"\b(what|which)\s+(\w+\s+){0,2}(are|were)\b"),
+    ("name", r"(?i)\b(what|which|name|identify|classify)\b"),
+)
+"""The instruction-kind rules, in the order they are tried: (kind, RE2 pattern)."""
+
+
+def _quoted(words: tuple[str, ...]) -> str:
+    return "[" + ", ".join(f"'{w}'" for w in words) + "]"
+
+
+def _kind_sql() -> str:
+    cases = " ".join(f"WHEN regexp_matches(x, '{pattern.replace(chr(39), chr(39) * 2)}') "
+                     f"THEN '{kind}'" for kind, pattern in KIND_PATTERNS)
+    return f"CASE {cases} END"
+
+
+MACROS = (
+    f"CREATE OR REPLACE TEMP MACRO vlmscope_instruction_kind(x) AS {_kind_sql()}",
+    "CREATE OR REPLACE TEMP MACRO vlmscope_clean_words(x) AS "
+    "list_filter(vlmscope_words(x), lambda w: w <> '')",
+    "CREATE OR REPLACE TEMP MACRO vlmscope_form(x) AS "
+    "array_to_string(vlmscope_clean_words(x), ' ')",
+    f"""
+    CREATE OR REPLACE TEMP MACRO vlmscope_yes_no_words(w) AS CASE
+        WHEN w[1] IN {_quoted(YES_WORDS)} THEN 'yes' WHEN w[1] IN {_quoted(NO_WORDS)} THEN 'no'
+        WHEN list_has_any(w, {_quoted(NO_WORDS)}) THEN 'no'
+        WHEN list_has_any(w, {_quoted(YES_WORDS)}) THEN 'yes' END
+    """,
+    "CREATE OR REPLACE TEMP MACRO vlmscope_yes_no(x) AS "
+    "vlmscope_yes_no_words(vlmscope_clean_words(x))",
+    rf"""
+    CREATE OR REPLACE TEMP MACRO vlmscope_count_words(w) AS coalesce(
+        TRY_CAST(list_filter(w, lambda t: regexp_full_match(t, '\d+'))[1] AS BIGINT),
+        list_position({_quoted(NUMBER_WORDS)},
+                      list_filter(w, lambda t: list_contains({_quoted(NUMBER_WORDS)}, t))[1])
+            - 1,
+        CASE WHEN list_has_any(w, {_quoted(NONE_WORDS)}) THEN 0 END)
+    """,
+    "CREATE OR REPLACE TEMP MACRO vlmscope_count(x) AS "
+    "vlmscope_count_words(vlmscope_clean_words(x))",
+    r"""
+    CREATE OR REPLACE TEMP MACRO vlmscope_kind_of(given, read, expected, objects) AS
+    coalesce(nullif(lower(trim(given)), ''), read,
+             CASE WHEN regexp_full_match(coalesce(trim(expected), ''), '\d+') THEN 'count'
+                  WHEN vlmscope_form(expected) IN ('yes', 'no') THEN 'probe'
+                  WHEN vlmscope_blank(expected)
+                       AND len(coalesce(objects, []::VARCHAR[])) > 1 THEN 'list'
+                  ELSE 'name' END)
+    """,
+    "CREATE OR REPLACE TEMP MACRO vlmscope_row_kind(given, instruction, expected, objects) AS "
+    "vlmscope_kind_of(given, vlmscope_instruction_kind(instruction), expected, objects)",
+    """
+    CREATE OR REPLACE TEMP MACRO vlmscope_encoder_reading(labels, scores, multi_label,
+                                                         threshold) AS CASE
+        WHEN coalesce(multi_label, false) THEN coalesce(list_filter(labels, lambda x, i:
+            coalesce(scores[i], 0.0) >= threshold), []::VARCHAR[])
+        ELSE coalesce(labels[1:1], []::VARCHAR[]) END
+    """,
+)
+"""The statements that define the reading macros on a connection."""
+
+
+def install_reading_macros(con: duckdb.DuckDBPyConnection) -> None:
+    """Define the reading macros (and the text and tokenising macros they use) on ``con``."""
+    install_macros(con)
+    install_mention_macros(con)
+    for statement in MACROS:
+        con.execute(statement)
