@@ -367,6 +367,7 @@ class ClassificationReport(Evaluator):
             "top_k_recorded": recorded_k,
             "top1": metrics.top1,
             "top5": metrics.top5,
+            "top_k_metric": f"top{min(self.k, recorded_k) if recorded_k else self.k}",
             "macro_f1": averages["macro"]["f1"],
             "averages": averages,
             "ece": metrics.ece,

@@ -130,4 +130,4 @@ def test_vlmscope_eval_reports_the_multi_label_metrics_in_its_json_and_table(
     assert summary["hamming_loss"] == pytest.approx(3 / 6)
     assert summary["mean_average_precision"] == pytest.approx(1.0)
     assert main(["eval", "--db", str(traced), "--evaluators", "multilabel_report"]) == 0
-    assert "Multi-label reading, labels worst first (3 in all)" in capsys.readouterr().out
+    assert "Multi-label reading, labels worst first (all 3)" in capsys.readouterr().out

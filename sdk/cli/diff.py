@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "diff", help="compare two runs row by row and gate on a significant regression",
         description="Pair the rows of two runs made with Dataset.run by row id; report per "
         "evaluator the transitions (fixed, broken, still passing, still failing), the pass-rate "
-        "and score deltas with paired bootstrap 95%% intervals, the exact McNemar p-value, "
+        "and score deltas with paired bootstrap 95% intervals, the exact McNemar p-value, "
         "per-class deltas and the shift in blame. Exit 1 when an evaluator's pass rate dropped "
         "by more than --max-drop with p < --alpha, when either run has more failed rows "
         "(pipeline errors, unreadable images) than --max-failed, or when no row was judged.",
@@ -104,7 +104,11 @@ def render_report(report: dict[str, Any]) -> str:
             [(b["blame"], b["base"], b["candidate"], f"{b['shift']:+d}")
              for b in blame["labels"]], "table"))
     if report["changed_rows"]:
-        parts.append("\nChanged rows (broken first):\n" + render(
+        changed = sum(s["transitions"]["fixed"] + s["transitions"]["broken"] for s in stats)
+        listed = len(report["changed_rows"])
+        cut = (f"; {listed} of {changed} shown, truncated (--changed-rows N shows more)"
+               if listed < changed else "")
+        parts.append(f"\nChanged rows (broken first{cut}):\n" + render(
             ["row_id", "evaluator", "transition", "base", "candidate"],
             [(c["row_id"], c["evaluator"], c["transition"], c["base_reason"],
               c["candidate_reason"]) for c in report["changed_rows"]], "table"))

@@ -239,13 +239,21 @@ def _unranked_expected(con: duckdb.DuckDBPyConnection, filters: dict[str, Any]) 
     return count
 
 
+def _shown(shown: int, total: int) -> str:
+    """How much of a list a table shows: all of it, or that it is cut."""
+    return f"all {total}" if shown >= total else f"{shown} of {total} shown, truncated"
+
+
 def render_summary(summary: dict[str, Any]) -> str:
     """The human-readable summary: counts, metrics, worst classes, confusions, warnings."""
     parts = [f"run {summary['run_id']}: {summary['rows']} rows scored, "
              f"{summary['skipped']} skipped"]
     parts += [f"  {n} rows had {reason}"
               for reason, n in summary.get("skipped_reasons", {}).items()]
-    metrics = [(name, _fmt(value)) for name, value in metric_values(summary).items()
+    # The top-k metric is named for the k the encoder recorded (the gate's key stays top5).
+    top_k = summary.get("top_k_metric", "top5")
+    metrics = [(f"{top_k} (gated as top5)" if name == "top5" and top_k != "top5" else name,
+                _fmt(value)) for name, value in metric_values(summary).items()
                if value is not None]
     if summary.get("ece") is not None:
         metrics += [("ece", _fmt(summary["ece"])), ("mce", _fmt(summary["mce"]))]
@@ -261,7 +269,7 @@ def render_summary(summary: dict[str, Any]) -> str:
                        key=lambda item: (item[1]["f1"], item[1]["recall"], item[0]))
         rows = [(label, _fmt(c["precision"]), _fmt(c["recall"]), _fmt(c["f1"]),
                  c["support"], c["predicted"]) for label, c in worst[:_WORST_CLASSES]]
-        parts.append(f"\nClasses, worst first ({len(worst)} in all):\n" + render(
+        parts.append(f"\nClasses, worst first ({_shown(len(rows), len(worst))}):\n" + render(
             ["class", "precision", "recall", "f1", "support", "predicted"], rows, "table"))
         confusions = sorted((c for c in summary["confusion"] if c["expected"] != c["predicted"]),
                             key=lambda c: -c["count"])[:_TOP_CONFUSIONS]
@@ -277,7 +285,8 @@ def render_summary(summary: dict[str, Any]) -> str:
     labels = (summary.get("multilabel_report") or {}).get("per_label", {})
     if labels:
         worst = sorted(labels.items(), key=lambda item: (item[1]["f1"], item[0]))
-        parts.append(f"\nMulti-label reading, labels worst first ({len(worst)} in all):\n"
+        parts.append(f"\nMulti-label reading, labels worst first "
+                     f"({_shown(min(len(worst), _WORST_CLASSES), len(worst))}):\n"
                      + render(["label", "precision", "recall", "f1", "support", "ap"],
                               [(label, _fmt(c["precision"]), _fmt(c["recall"]),
                                 _fmt(c["f1"]), c["support"], _fmt(c["average_precision"]))
