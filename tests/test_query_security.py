@@ -220,3 +220,22 @@ def test_in_process_readers_cannot_write_the_store(store):
                 con.execute(sql)
     assert _digest(store) == digest
 
+
+
+def test_hostile_sql_is_refused_on_a_parquet_export_and_no_file_changes(store, tmp_path,
+                                                                       capsys):
+    export = tmp_path / "export"
+    assert main(["export", "--db", str(store), "--format", "parquet", "-o", str(export)]) == 0
+    capsys.readouterr()
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    before = {p: p.read_bytes() for p in export.rglob("*") if p.is_file()}
+    assert main(["sql", "--parquet", str(export), "--format", "csv",
+                 "SELECT count(*) AS n FROM spans"]) == 0
+    assert capsys.readouterr().out.split() == ["n", "20"]
+    for template in HOSTILE:
+        sql = template.format(tmp=scratch)
+        assert main(["sql", "--parquet", str(export), sql]) == 2, sql
+        assert capsys.readouterr().err.startswith("error:"), sql
+    assert {p: p.read_bytes() for p in export.rglob("*") if p.is_file()} == before
+    assert _files(scratch) == set()
