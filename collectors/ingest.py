@@ -35,6 +35,9 @@ DEFAULT_MAX_GROUP_SPANS = 20_000
 """Most spans committed in one transaction."""
 
 
+SPOOL_RETRY_S = 0.5
+"""Seconds between an idle ingestor's tries to commit what it spooled."""
+
 _STOP = object()
 
 
@@ -100,7 +103,15 @@ class SpanIngestor:
     def _loop(self) -> None:
         stop = False
         while not stop:
-            item = self._queue.get()
+            if self.writer.spool_pending:
+                # Spans acknowledged from the spool: commit them once the store is free.
+                try:
+                    item = self._queue.get(timeout=SPOOL_RETRY_S)
+                except queue.Empty:
+                    self.writer.retry_spool()
+                    continue
+            else:
+                item = self._queue.get()
             if item is _STOP:
                 return
             group = [item]
