@@ -311,3 +311,17 @@ def test_eval_filters_naming_nothing_are_errors(runs: dict, capsys) -> None:
     for flag, value in (("--cohort", "no-such-cohort"), ("--checkpoint", "ffffffffffff")):
         assert main(["eval", "--db", str(runs["db"]), flag, value]) == 2
         assert f"no rows with {flag} {value!r}" in capsys.readouterr().err
+
+
+def test_a_gate_over_zero_judged_rows_never_passes(tmp_path: Path, capsys) -> None:
+    db = _broken_runs(tmp_path)
+    from vlmscope.collectors.store import write_connection
+
+    with write_connection(db) as con:  # the candidate's verdicts are gone
+        con.execute("DELETE FROM evaluations WHERE run_id = (SELECT eval_run_id "
+                    "FROM dataset_runs WHERE run_name = 'broken-b')")
+    status = main(["diff", "--db", str(db), "--base", "broken-a", "--candidate", "broken-b",
+                   "--max-failed", "40", "--format", "json"])
+    report = json.loads(capsys.readouterr().out)
+    assert status == 1 and report["verdict"] == "gate failed"
+    assert report["failed_checks"] == ["no row was judged by an evaluator both runs share"]
