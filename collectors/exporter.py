@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -133,14 +135,39 @@ class DuckDBSpanExporter(SpanExporter):
         self._queue.put(batch)
         return SpanExportResult.SUCCESS
 
-    def export_batch(self, batch: SpanBatch) -> bool:
+    def export_batch(self, batch: SpanBatch, timeout_s: float | None = None) -> bool:
         """Queue an already converted batch for the writer (blocks while ``pending_batches``
-        wait); False, with the spans counted lost, once the exporter is shut down."""
+        wait, at most ``timeout_s`` if given: then the batch goes to the spool); False, with
+        the spans counted lost, once the exporter is shut down."""
         if self._shutdown:
             self.count_failure(batch.num_spans, "exporter already shut down")
             return False
-        self._queue.put(batch)
+        try:
+            self._queue.put(batch, timeout=timeout_s)
+        except queue.Full:
+            self.spool_batch(batch, "the writer is stuck")
         return True
+
+    def spool_batch(self, batch: SpanBatch, why: str) -> None:
+        """Put ``batch`` in the store's spool at once (it is committed later, exactly once);
+        a failure to spool counts its spans lost."""
+        try:
+            self._writer.spool(batch, why)
+        except Exception as error:  # never raised into the application
+            self.count_failure(batch.num_spans, f"could not spool ({error}); {why}")
+
+    def _spool_waiting(self, why: str) -> int:
+        """Spool every batch still waiting for the writer; returns their spans."""
+        spans = 0
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return spans
+            if item is not _STOP:
+                self.spool_batch(item, why)
+                spans += item.num_spans
+            self._queue.task_done()
 
     def _write_loop(self) -> None:
         carried = None  # a batch taken from the queue that did not fit the last group
@@ -231,19 +258,37 @@ class DuckDBSpanExporter(SpanExporter):
             _log.debug("vlmscope could not write %d spans to %s: %s", count, self.path, message)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Wait until every batch handed to :meth:`export` is committed or counted lost."""
-        self._queue.join()
+        """Wait until every batch handed to :meth:`export` is committed, spooled or counted
+        lost, at most ``timeout_millis``; False when the time ran out first."""
+        deadline = time.monotonic() + timeout_millis / 1e3
+        done = self._queue.all_tasks_done
+        with done:
+            while self._queue.unfinished_tasks:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                done.wait(left)
         return True
 
-    def shutdown(self) -> None:
+    def shutdown(self, timeout_millis: float = 30_000) -> None:
         """Commit what is queued, close the store (waiting at most ``exit_wait_s`` for a
-        held one: what it cannot commit by then stays spooled), and report lost spans once."""
+        held one: what it cannot commit by then stays spooled), and report lost spans once.
+        Returns within about ``timeout_millis``: should the writer not finish by then (a
+        commit that does not return), the batches still waiting go to the spool."""
         if self._shutdown:
             return
         self._shutdown = True
-        self._queue.put(_STOP)
-        self._thread.join()
-        self._writer.close()
+        deadline = time.monotonic() + timeout_millis / 1e3
+        with contextlib.suppress(queue.Full):
+            self._queue.put(_STOP, timeout=max(0.0, deadline - time.monotonic()))
+        self._thread.join(max(0.0, deadline - time.monotonic()))
+        if self._thread.is_alive():
+            spooled = self._spool_waiting("the writer did not finish in time")
+            _log.warning("vlmscope's writer did not finish within %.1f s; %d waiting spans "
+                         "were spooled in %s for the next writer", timeout_millis / 1e3,
+                         spooled, self._writer.spool_store.folder)
+        else:
+            self._writer.close()
         stats = self.stats
         if stats.failed_spans:
             _log.warning(

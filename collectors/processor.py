@@ -134,10 +134,18 @@ class DuckDBSpanProcessor(SpanProcessor):
                     return
             self._hand_over(partial=timed_out)
 
-    def _hand_over(self, partial: bool) -> None:
+    def _hand_over(self, partial: bool, deadline: float | None = None,
+                   closing: bool = False) -> None:
         """Convert the waiting batches (and, with ``partial``, the current one) to Arrow and
-        queue them for the writer, oldest first."""
-        with self._flush_lock:
+        queue them for the writer, oldest first (past ``deadline``, a monotonic time, a
+        batch the writer has no room for goes to the spool). ``closing``: when the worker
+        is still stuck handing over at the deadline, the rest goes to the spool too."""
+        wait = -1 if deadline is None else max(0.0, deadline - time.monotonic())
+        if not self._flush_lock.acquire(timeout=wait):
+            if closing:
+                self._spool_rest()
+            return
+        try:
             while True:
                 with self._lock:
                     if not self._full and partial and self._count:
@@ -151,22 +159,45 @@ class DuckDBSpanProcessor(SpanProcessor):
                 except Exception as error:  # never raised into the application
                     self.exporter.count_failure(len(batch), f"{type(error).__name__}: {error}")
                     continue
-                self.exporter.export_batch(converted)
+                self.exporter.export_batch(converted, None if deadline is None else max(
+                    0.0, deadline - time.monotonic()))
+        finally:
+            self._flush_lock.release()
+
+    def _spool_rest(self) -> None:
+        """Every span still waiting, to the spool (a stuck writer at shutdown)."""
+        with self._lock:
+            if self._count:
+                self._seal()
+            batches = list(self._full)
+            self._full.clear()
+            self._waiting = 0
+        for batch in batches:
+            try:
+                self.exporter.spool_batch(batch.take(parts=False), "the writer is stuck")
+            except Exception as error:  # never raised into the application
+                self.exporter.count_failure(len(batch), f"{type(error).__name__}: {error}")
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        """Write every span ended so far; True once the store has committed them."""
+        """Write every span ended so far; True once the store has committed (or spooled)
+        them, False when ``timeout_millis`` passed first."""
         if self._shutdown:
             return False
-        self._hand_over(partial=True)
-        return self.exporter.force_flush(timeout_millis)
+        deadline = time.monotonic() + timeout_millis / 1e3
+        self._hand_over(partial=True, deadline=deadline)
+        left = max(0.0, deadline - time.monotonic()) * 1e3
+        return self.exporter.force_flush(int(left))
 
-    def shutdown(self) -> None:
-        """Write everything, stop the worker and shut the exporter down. Safe to call twice."""
+    def shutdown(self, timeout_millis: float = 30_000) -> None:
+        """Write everything, stop the worker and shut the exporter down, within about
+        ``timeout_millis`` (what the writer cannot take by then is spooled). Safe to call
+        twice."""
+        deadline = time.monotonic() + timeout_millis / 1e3
         with self._lock:
             if self._shutdown:
                 return
             self._shutdown = True
             self._wake.notify()
-        self._worker.join()
-        self._hand_over(partial=True)
-        self.exporter.shutdown()
+        self._worker.join(max(0.0, deadline - time.monotonic()))
+        self._hand_over(partial=True, deadline=deadline, closing=True)
+        self.exporter.shutdown(max(0.0, deadline - time.monotonic()) * 1e3)
