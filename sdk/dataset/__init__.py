@@ -2,8 +2,8 @@
 of a pipeline over them (traced, judged, registered by name for ``vlmscope diff``)."""
 
 from vlmscope.dataset.core import Dataset, DatasetRow
-from vlmscope.dataset.images import ImageDecodeError, decode_image
+from vlmscope.dataset.images import ImageDecodeError, decode_image, pipeline_image
 from vlmscope.dataset.runner import ANSWER_MODEL, DatasetRun
 
 __all__ = ["ANSWER_MODEL", "Dataset", "DatasetRow", "DatasetRun", "ImageDecodeError",
-           "decode_image"]
+           "decode_image", "pipeline_image"]

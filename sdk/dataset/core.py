@@ -31,8 +31,9 @@ class DatasetRow:
     """One row of a dataset: what the pipeline gets as ``row``.
 
     ``image`` is what the row was built from (path, bytes, PIL image, array or tensor);
-    during :meth:`Dataset.run` the pipeline gets a copy whose ``image`` is decoded to an RGB
-    PIL image. ``source_row_id``, ``corruption`` and ``severity`` are set on rows derived by
+    during :meth:`Dataset.run` the pipeline gets it unchanged, except that a path or encoded
+    bytes are loaded as an RGB PIL image (see :mod:`vlmscope.dataset.images`).
+    ``source_row_id``, ``corruption`` and ``severity`` are set on rows derived by
     :func:`vlmscope.cohorts.perturb` (the clean source row has ``corruption`` None).
     """
 
@@ -229,9 +230,10 @@ class Dataset:
 
         Each row is traced with :func:`vlmscope.trace_row` (run ``name``, cohort = this
         dataset's name, its ground truth) and the pipeline is called with the row, its image
-        decoded to an RGB PIL image; what it returns (the answer text) is recorded on a final
-        language-head span of the row. With ``batch_size``, rows go in lists of that size to
-        ``pipeline(rows)``, which returns one answer per row (:func:`vlmscope.trace_batch`).
+        as given (a path or encoded bytes loaded as an RGB PIL image); what it returns (the
+        answer text) is recorded on a final language-head span of the row. With
+        ``batch_size``, rows go in lists of that size to ``pipeline(rows)``, which returns
+        one answer per row (:func:`vlmscope.trace_batch`).
         A row whose image does not decode, or whose pipeline call raises, is recorded as
         failed with the error, and the run goes on. Then the registered evaluators (default:
         ``GroundTruthMatch()``) judge the run's rows, and the run is registered under

@@ -1,9 +1,18 @@
-"""Decoding dataset images into the one form pipelines get (an RGB PIL image), thumbnails.
+"""Dataset images: what the pipeline gets, and the canonical form thumbnails are made from.
 
 A dataset row's image may be a path, encoded bytes, a PIL image, a numpy array or a torch
-tensor. Arrays and tensors are read as ``HxW``, ``HxWxC`` or ``CxHxW`` (``C`` in 1, 3, 4);
-unsigned 8-bit values are taken as they are, floating-point values as intensities in [0, 1]
-(``round(255 * clip(x, 0, 1))``).
+tensor. The pipeline gets it as the user gave it (:func:`pipeline_image`): an array, a tensor
+or a PIL image is handed over unchanged (the same object: dtype, shape and values as given);
+only a path or encoded bytes, which are files rather than images, are loaded, as an RGB PIL
+image.
+
+Beside that, vlmscope reads every image in one canonical form, an RGB ``PIL.Image``
+(:func:`decode_image`), to make its thumbnail: arrays and tensors are read as ``HxW``,
+``HxWxC`` or ``CxHxW`` (``C`` in 1, 3, 4); unsigned 8-bit values are taken as they are,
+floating-point values as intensities in [0, 1] (``round(255 * clip(x, 0, 1))``). The content
+hash is taken of the image as given (:func:`vlmscope.image_sha256`: file bytes, or dtype,
+shape and element bytes of an array or tensor, or mode, size and pixels of a PIL image), so
+it is the same hash the row span records.
 """
 
 from __future__ import annotations
@@ -77,6 +86,15 @@ def decode_image(source: Any) -> Any:
         raise ImageDecodeError(f"cannot decode the image: {type(error).__name__}: {error}") \
             from error
     return decoded if decoded.mode == "RGB" else decoded.convert("RGB")
+
+
+def pipeline_image(source: Any) -> Any:
+    """The image a pipeline gets for a row: ``source`` itself, except a path or encoded bytes,
+    which are loaded as an RGB ``PIL.Image`` (:class:`ImageDecodeError` when they are not an
+    image)."""
+    if isinstance(source, bytes | bytearray | memoryview | str | os.PathLike):
+        return decode_image(source)
+    return source
 
 
 def thumbnail_png(image: Any, size: int = THUMBNAIL_SIZE) -> bytes:

@@ -13,7 +13,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 
-from vlmscope.dataset.images import decode_image
+from vlmscope.dataset.images import pipeline_image
 from vlmscope.dataset.store import configured_store, save_dataset, store_connection
 from vlmscope.llm import llm_span
 from vlmscope.pinning import CheckpointMix, checkpoint_mix
@@ -91,7 +91,7 @@ def _run_one(row: DatasetRow, pipeline: Callable[[Any], Any], run: str, cohort: 
     with trace_row(row.id, cohort=cohort, expected=row.expected, objects=row.objects,
                    image=row.image, instruction=row.instruction, run=run,
                    instruction_kind=row.instruction_kind):
-        image = decode_image(row.image)
+        image = pipeline_image(row.image)
         answer = pipeline(dataclasses.replace(row, image=image))
         _record_answers([answer])
 
@@ -102,7 +102,7 @@ def _run_batch(rows: list[DatasetRow], pipeline: Callable[[Any], Any], run: str,
     sources: list[Any] = []
     for row in rows:
         try:
-            decoded.append(dataclasses.replace(row, image=decode_image(row.image)))
+            decoded.append(dataclasses.replace(row, image=pipeline_image(row.image)))
             sources.append(row.image)
         except Exception:
             # Trace the row on its own so that it is stored as failed with the error.
