@@ -275,3 +275,36 @@ def test_a_classifier_without_weights_gives_no_top_k(memory, caplog):
     (span,) = _encoder_spans(memory)
     assert cv.VISION_ENCODER_TOP_K_LABELS not in span.attributes
     assert span.attributes[cv.VISION_ENCODER_EMBEDDING_DIM] == 512
+
+
+def test_an_open_clip_tower_of_no_known_config_keeps_the_class_name_and_its_depth(memory):
+    from open_clip.modified_resnet import ModifiedResNet
+
+    tower = ModifiedResNet([1, 1, 1, 1], output_dim=48, heads=2, image_size=32, width=16)
+    handle = vlmscope.instrument_encoder(tower.eval())
+    images, _ = digit_images(2, size=32)
+    with vlmscope.trace_batch(["a", "b"]), torch.no_grad():
+        tower(images)
+    handle.uninstrument()
+    (span,) = _encoder_spans(memory)
+    assert span.attributes[cv.EMBEDDING_MODEL_NAME] == "open_clip/ModifiedResNet"
+    assert span.attributes[cv.VISION_ENCODER_DEPTH] == 14
+    assert span.attributes[cv.VISION_ENCODER_EMBEDDING_DIM] == 48
+
+
+_NO_IMPORT_SCRIPT = """
+import sys, torchvision, vlmscope
+handle = vlmscope.instrument_encoder(torchvision.models.resnet18(weights=None))
+handle.uninstrument()
+print(sorted(m for m in ("timm", "open_clip", "transformers") if m in sys.modules))
+"""
+
+
+def test_recognising_a_model_imports_no_other_model_library():
+    import subprocess
+
+    from .conftest import PYTHON
+
+    done = subprocess.run([PYTHON, "-c", _NO_IMPORT_SCRIPT], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "[]"
