@@ -96,7 +96,7 @@ def test_zero_shot_readings_equal_open_clips_own(seed, scale_of, clip, text, mem
         clip.encode_image(images)
     handle.uninstrument()
     span = _encoder_span(memory)
-    assert span.attributes[cv.ENCODER_ZERO_SHOT] is True
+    assert span.attributes[cv.VISION_ENCODER_ZERO_SHOT] is True
     assert span.attributes[cv.EMBEDDING_MODEL_NAME] == "open_clip/RN50"
     _assert_same_reading(span, reference, top_k=4)
 
