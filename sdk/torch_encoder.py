@@ -112,7 +112,8 @@ _LOGIT_KEYS = ("logits",)
 
 
 def _shape(tensor: Any) -> str:
-    return "x".join(str(d) for d in tensor.shape[1:]) or "a scalar"
+    """The per-image shape of a batched tensor, as ``CxHxW``."""
+    return "x".join(str(d) for d in tensor.shape[1:])
 
 
 @dataclass(frozen=True)
@@ -195,7 +196,8 @@ class EncoderInstrumentation:
             if classifier is not None or self.multi_label:
                 raise ValueError("zero_shot reads the image embedding against class texts; it "
                                  "takes neither classifier= nor multi_label=True")
-            self._zero_shot = _zero_shot_head(zero_shot, _label_list(labels), torch)
+            labels = _label_list(labels)  # the text embeddings' order names the classes
+            self._zero_shot = _zero_shot_head(zero_shot, labels, torch)
             self.classifier = None
         else:
             self.classifier = classifier or self.family.classifier
