@@ -160,7 +160,9 @@ class EncoderInstrumentation:
     The hooks on the model itself run outside ``torch.compile``'s graph
     (``torch.compiler.disable``); the hooks on the feature layer and the classifier only
     append their output to a list when Dynamo traces them, which it records without a graph
-    break, so a compiled model compiles to the same graphs instrumented or not.
+    break, so a compiled model compiles to the same graphs instrumented or not. (That list is
+    one per instrumentation, not per thread: one compiled model called from several threads
+    at once may mix its calls' readings; eager calls keep theirs apart per thread.)
     """
 
     def __init__(
