@@ -237,7 +237,8 @@ class CaptionHallucination(SummarisedRowEvaluator):
                     FROM {p}_chair_lists
                     UNION ALL
                     SELECT k, canonical, negated FROM ({mentions_sql(
-                        probes, voc, negation=negation, longest=self._longest)}))
+                        probes, voc, negation=negation, longest=self._longest,
+                        compounds=True)}))
                 """),
             ]
         else:
@@ -245,7 +246,8 @@ class CaptionHallucination(SummarisedRowEvaluator):
             # the object it asks about.
             stages.append((f"{p}_hits", f"""
             SELECT DISTINCT k, canonical, negated
-            FROM ({mentions_sql(f'{p}_src', voc, negation=negation, longest=self._longest)})
+            FROM ({mentions_sql(f'{p}_src', voc, negation=negation, longest=self._longest,
+                                compounds=True)})
             """))
         if self.chair_compatible:  # an object name is read as the reference reads it
             name_reading = f"SELECT n.k, c.canonical FROM names n JOIN {self._reader}_names c " \

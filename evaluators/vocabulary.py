@@ -48,6 +48,9 @@ _IRREGULAR = {
     "half": "halves", "scarf": "scarves", "thief": "thieves",
 }
 _IRREGULAR_SINGULAR = {plural: singular for singular, plural in _IRREGULAR.items()}
+IRREGULAR_PLURALS = frozenset(_IRREGULAR_SINGULAR) | {"cattle", "police"}
+"""Plurals that do not end in ``s`` or end in it irregularly (``people``, ``mice``, ``knives``),
+and nouns that are always plural (``cattle``)."""
 # Nouns whose plural is the singular.
 _INVARIANT = frozenset({"sheep", "deer", "fish", "moose", "bison", "aircraft", "series",
                         "species", "cattle", "broccoli", "scissors", "skis", "glasses"})
@@ -73,6 +76,7 @@ def inflections(word: str) -> set[str]:
     ``y`` -> ``ies``; ``-f``/``-fe`` -> ``ves`` and ``-o`` -> ``oes`` (both kept next to the
     plain ``+s``); otherwise ``+s``. A plural-looking word (``-s`` but not ``-ss/-us/-is``)
     gets its singulars by the reverse rules instead. The word itself is not in the result.
+    Two-letter words inflect too (``tv`` -> ``tvs``).
 
     >>> sorted(inflections("bus"))
     ['buses']
@@ -84,7 +88,7 @@ def inflections(word: str) -> set[str]:
     if word in _IRREGULAR_SINGULAR:
         return {_IRREGULAR_SINGULAR[word]}
     forms: set[str] = set()
-    if word in _INVARIANT or len(word) < 3:
+    if word in _INVARIANT or len(word) < 2:
         return forms
     # A plural-looking form (the vocabulary may list plurals such as "knives") gets its
     # singulars; "-ses"/"-ches" are ambiguous (buses, horses), so both readings are kept.
