@@ -75,20 +75,21 @@ HYPHENATED = "⁻"
 modifier: ``"dog-friendly"`` -> ``[dog⁻, friendly]``); not a letter, so never in a word."""
 
 COMPOUND_HEADS = (
-    "game", "games", "match", "team", "field", "court", "stadium", "track", "tracks", "trail",
-    "stop", "stops", "station", "terminal", "depot", "shelter", "lane", "route", "box", "boxes",
-    "crate", "cage", "kennel", "leash", "collar", "food", "treat", "treats", "toy", "toys",
-    "feeder", "trailer", "stand", "shop", "store", "stall", "rack", "holder", "case", "charger",
-    "cover", "skin", "print", "prints", "pattern", "costume", "statue", "figurine", "sculpture",
-    "ornament", "poster", "logo", "drawing", "painting", "stripes", "juice", "sauce", "soup",
-    "wings", "nuggets", "salad", "bread", "pie", "peel", "house", "dish", "mat", "carrier", "bag",
-    "magnet", "sticker", "tattoo", "mascot", "meat", "stew", "burger", "tender", "tenders",
-    "fillet", "steak", "ride", "rides",
+    "player", "players", "fan", "fans", "coach", "game", "games", "match", "team", "field",
+    "court", "stadium", "track", "tracks", "trail", "stop", "stops", "station", "terminal",
+    "depot", "shelter", "lane", "route", "box", "boxes", "crate", "cage", "kennel", "leash",
+    "collar", "food", "treat", "treats", "toy", "toys", "feeder", "trailer", "stand", "shop",
+    "store", "stall", "rack", "holder", "case", "charger", "cover", "skin", "print", "prints",
+    "pattern", "costume", "statue", "figurine", "sculpture", "ornament", "poster", "logo",
+    "drawing", "painting", "stripes", "juice", "sauce", "soup", "wings", "nuggets", "salad",
+    "bread", "pie", "peel", "house", "dish", "mat", "carrier", "bag", "magnet", "sticker",
+    "tattoo", "mascot", "meat", "stew", "burger", "tender", "tenders", "fillet", "steak", "ride",
+    "rides",
 )
 """Nouns that an object word before them only modifies (``"dog food"``, ``"bus stop"``,
-``"train tracks"``, ``"zebra print"``): the object need not be there. An object word
-followed by another object word modifies it too (``"baby elephant"``, ``"chicken
-sandwich"``, ``"car seat"``)."""
+``"train tracks"``, ``"zebra print"``, ``"frisbee player"``): the object need not be there.
+An object word followed by another object word modifies it too (``"baby elephant"``,
+``"chicken sandwich"``, ``"car seat"``)."""
 
 ADJECTIVE_SENSES = ("orange", "remote", "female", "male", "baby", "adult")
 """Object words that are also adjectives: read as the object only when no noun follows
@@ -163,7 +164,8 @@ def _word_except(words: tuple[str, ...], ascii_only: bool) -> str:
 def _negation_pattern(ascii_only: bool) -> str:
     separator = r"[\t\n\f\r \-]+" if ascii_only else _SEPARATOR
     governed = _word_except(NEGATION_CUES + NEGATION_STOPS, ascii_only)
-    fillers = f"(?:{separator}(?:{'|'.join(NEGATION_FILLERS)}))*"
+    # The fillers before a governed word are kept (unmarked: "no stop signs" keeps "signs").
+    fillers = f"((?:{separator}(?:{'|'.join(NEGATION_FILLERS)}))*)"
     # \b after a governed word: it ends there (not "n" of "not"); the cues are ASCII, so
     # RE2's ASCII \b is enough.
     window = "".join(f"(?:{fillers}{separator}({governed})\\b)" + ("?" if i else "")
@@ -175,7 +177,8 @@ def _negation_pattern(ascii_only: bool) -> str:
 _NEGATION = _negation_pattern(ascii_only=False)
 # The same on ASCII text: RE2 extracts the groups far faster without the Unicode tables.
 _NEGATION_ASCII = _negation_pattern(ascii_only=True)
-_MARKED = " ".join(f"{NEGATED}\\{i + 1}" for i in range(NEGATION_WINDOW))
+# Each governed word after its fillers: "\1 ¬\2\3 ¬\4\5 ¬\6" (an absent word leaves a lone ¬).
+_MARKED = "".join(f"\\{2 * i + 1} {NEGATED}\\{2 * i + 2}" for i in range(NEGATION_WINDOW))
 
 _CUE_GUARD = " OR ".join(f"contains(x, '{cue}')" for cue in ("no", "never", "without",
                                                                    "neither"))
