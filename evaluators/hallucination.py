@@ -5,9 +5,15 @@ CHAIR (Rohrbach et al., 2018), over the judged captions ``c`` with mentioned obj
 (distinct canonical objects, :mod:`vlmscope.evaluators.mentions`) and ground-truth objects
 ``G_c`` (those the vocabulary knows):
 
-* ``CHAIR-i = sum_c |M_c - G_c| / sum_c |M_c|`` (hallucinated mentions / all mentions);
+* ``CHAIR-i = sum_c |M_c - G_c| / sum_c |M_c|`` (hallucinated objects / mentioned objects);
 * ``CHAIR-s = #{c : |M_c - G_c| > 0} / #captions``;
 * ``coverage = sum_c |M_c & G_c| / sum_c |G_c|``.
+
+With ``chair_compatible=True`` the caption is read as the original CHAIR code reads it
+(:mod:`vlmscope.evaluators.chair_compatible`, quirks included) and CHAIR-i counts every
+mention as it does: ``M_c`` is then the list of mentions with repeats (``metadata["mentions"]``).
+docs/evaluators/caption_hallucination.md lists the quirks, the default mode's rules and where
+the two differ, and why.
 
 Per caption: ``score = 1 - |M - G| / |M|`` (1 when nothing is mentioned), ``passed`` when
 nothing is hallucinated; metadata lists ``mentioned``, ``hallucinated``, ``missed``,
@@ -17,11 +23,11 @@ side each hallucinated object comes from: the encoder when one of its top-k labe
 none does (the head invented it).
 
 POPE (Li et al., 2023): an instruction such as "Is there a dog in the image?" makes the row a
-probe of one object; the answer is read as yes or no (a first word such as yes/no decides,
-else a negation word anywhere means no, else a yes word means yes, else it is ``unparsed``),
-and with ``yes`` as the positive class: ``accuracy = (TP + TN) / N``, ``precision = TP /
-(TP + FP)``, ``recall = TP / (TP + FN)``, ``F1 = 2PR / (P + R)``, ``yes_ratio = (TP + FP) /
-N`` over the ``N`` parsed probes (unparsed answers are counted apart and score 0).
+probe of one object; the answer is read as yes or no from its first readable sentence
+(:data:`POPE_READING`), else it is ``unparsed``; with ``yes`` as the positive class:
+``accuracy = (TP + TN) / N``, ``precision = TP / (TP + FP)``, ``recall = TP / (TP + FN)``,
+``F1 = 2PR / (P + R)``, ``yes_ratio = (TP + FP) / N`` over the ``N`` parsed probes (unparsed
+answers are counted in ``pope_unparsed`` and score 0).
 
 Ground truth is the row's ``objects``; with ``objects_from_encoder=True``, a row without
 objects takes the encoder's labels with score ``>= encoder_threshold`` instead, marked
@@ -165,8 +171,10 @@ class CaptionHallucination(SummarisedRowEvaluator):
 
     ``vocabularies``: built-in names (``coco``, ``imagenet``), files of ``canonical:
     synonym, ...`` lines, mappings or :class:`Vocabulary` objects; the first to claim a word
-    wins. ``chair_compatible=True`` counts negated mentions ("no dog") as the original CHAIR
-    does.
+    wins. ``chair_compatible=True`` reads captions exactly as the original CHAIR code does
+    (its tokeniser, singulariser, two-word table and synonym list; negated mentions count;
+    CHAIR-i per mention), for numbers comparable with published ones; it takes only the
+    ``coco`` vocabulary.
 
     Example::
 
