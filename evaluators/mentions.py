@@ -214,13 +214,14 @@ MACROS = (
     "CREATE OR REPLACE TEMP MACRO vlmscope_negated_words(x) AS "
     "vlmscope_split_words(vlmscope_mark_negations(vlmscope_text_prepared(x)))",
     # Object words: a hyphen right after a word marks it (a modifier), and any other run of
-    # punctuation gives an empty word (two spaces), so that no phrase spans it.
+    # punctuation (line breaks included) with the spaces around it gives one empty word (two
+    # spaces), so that no phrase spans it; taking the spaces with it keeps the words few.
     f"""
     CREATE OR REPLACE TEMP MACRO vlmscope_split_object_words(x) AS string_split(
         regexp_replace(CASE WHEN contains(x, '-')
                             THEN regexp_replace(x, '([\\pL\\pN])-', '\\1{HYPHENATED} ', 'g')
                             ELSE x END,
-                       '[^\\pL\\pN{NEGATED}{HYPHENATED} ]+', '  ', 'g'), ' ')
+                       ' *[^\\pL\\pN{NEGATED}{HYPHENATED} ]+ *', '  ', 'g'), ' ')
     """,
     # A possessive 's is a boundary between object words, not nothing: "the dog's ball" is
     # a dog and a ball, "the dog ball" a ball.
@@ -300,6 +301,10 @@ def _sql_list(words: tuple[str, ...] | list[str]) -> str:
     return "[" + ", ".join(f"'{w}'" for w in words) + "]"
 
 
+def _sql_in(words: tuple[str, ...] | list[str]) -> str:
+    return "(" + ", ".join(f"'{w}'" for w in words) + ")"
+
+
 def mentions_sql(texts: str, vocabulary: str, *, negation: bool = True,
                  longest: int = MAX_PHRASE_WORDS, compounds: bool = False) -> str:
     """A query over ``texts`` (a relation with columns ``k`` and ``text``) giving every
@@ -360,61 +365,75 @@ def mentions_sql(texts: str, vocabulary: str, *, negation: bool = True,
 def _compound_mentions_sql(texts: str, vocabulary: str, *, negation: bool,
                            longest: int) -> str:
     """:func:`mentions_sql` with ``compounds=True``."""
-    words = ("vlmscope_negated_object_words(text)" if negation
-             else "vlmscope_object_words(text)")
+    words = ("vlmscope_negated_object_words(' ' || text)" if negation
+             else "vlmscope_object_words(' ' || text)")
     longest = max(1, min(longest, MAX_PHRASE_WORDS))
 
     def bare(word: str) -> str:
         return f"replace(replace({word}, '{NEGATED}', ''), '{HYPHENATED}', '')"
 
-    # Each word with the `longest` words after it (the word after the longest phrase too)
-    # and the word before it.
-    following = "".join(f", unnest(words[{j}:]) AS next_{j}" for j in range(2, longest + 2))
+    # Each word with the word before it and the `longest - 1` words after it: the text gets a
+    # leading space, so words[1] is '' and the list unnested from 1 is each word's previous
+    # one (no shifted copy to make). The word after a match is read for matches shorter than
+    # the longest form (the longest, three words in COCO, are taken as they are).
+    following = "".join(f", unnest(words[{j + 1}:]) AS next_{j}" for j in range(2, longest + 1))
     checks = " AND ".join(
         f"(l.word_{j} IS NULL OR ({bare(f'c.next_{j}')} = l.word_{j} AND "
         f"(l.n_words > {j} OR NOT ends_with(c.next_{j}, '{HYPHENATED}'))))"
         for j in range(2, longest + 1)) or "true"
-    after = " ".join(f"WHEN {n} THEN c.next_{n + 1}" for n in range(1, longest + 1))
+    after = " ".join(f"WHEN {n} THEN c.next_{n + 1}" for n in range(1, longest))
+    after = f"coalesce(CASE l.n_words {after} END, '')" if after else "''"
     last = " ".join(f"WHEN {n} THEN c.next_{n}" for n in range(2, longest + 1))
-    plural = ("(ends_with(h.last, 's') AND NOT (ends_with(h.last, 'ss') OR "
-              "ends_with(h.last, 'us') OR ends_with(h.last, 'is')) "
-              f"OR list_contains({_sql_list(sorted(IRREGULAR_PLURALS))}, h.last))")
+    # The marks need no stripping here: a negated word only matters for negation (the rules
+    # look at unmarked words), and a match never ends on a hyphenated word.
+    irregular = sorted(IRREGULAR_PLURALS)
+    irregular += [NEGATED + word for word in irregular]
+    plural = ("(suffix(last, 's') AND NOT (suffix(last, 'ss') OR suffix(last, 'us') OR "
+              f"suffix(last, 'is')) OR last IN {_sql_in(irregular)})")
     return f"""
-        WITH hits AS MATERIALIZED (
-            SELECT c.k, c.i, l.n_words, l.canonical, l.negated,
-                   {bare('c.token')} AS word,
-                   {bare(f'CASE l.n_words WHEN 1 THEN c.token {last} END')} AS last,
-                   coalesce({bare(f'CASE l.n_words {after} END')}, '') AS following,
-                   coalesce({bare('c.previous')}, '') AS previous
-            FROM (SELECT k, unnest(words) AS token, generate_subscripts(words, 1) AS i,
-                         unnest(list_prepend('', words)[1:len(words)]) AS previous
-                         {following}
-                  FROM (SELECT k, {words} AS words FROM {texts} WHERE text IS NOT NULL)) c
-            JOIN {vocabulary}_lookup l ON l.token = c.token
-            WHERE l.n_words = 1 OR (l.n_words <= {longest} AND {checks})
+        WITH follows AS (
+            -- What the word after a match says about it (a small table): it names an object
+            -- (the match modifies it, unless it names a person), is a compound head, a
+            -- function word or a determiner.
+            SELECT word, bool_or(modifies) AS modifies, bool_or(head) AS head,
+                   bool_or(function) AS function, bool_or(determiner) AS determiner
+            FROM (SELECT token AS word, canonical NOT IN {_sql_in(AGENT_OBJECTS)} AS modifies,
+                         false AS head, false AS function, false AS determiner
+                  FROM {vocabulary}_lookup WHERE n_words = 1 AND NOT negated
+                  UNION ALL SELECT unnest({_sql_list(COMPOUND_HEADS)}), false, true, false, false
+                  UNION ALL SELECT unnest({_sql_list(FUNCTION_WORDS)}), false, false, true, false
+                  UNION ALL SELECT unnest({_sql_list(DETERMINERS)}), false, false, false, true)
+            GROUP BY word
+        ), hits AS MATERIALIZED (
+            -- Every match, with whether a rule drops it (only booleans are kept: carrying
+            -- the words through the joins costs more than the rules).
+            SELECT m.k, m.i, m.n_words, m.canonical, m.negated,
+                   (NOT m.plural AND coalesce(f.modifies OR f.head, false))
+                   OR (m.n_words = 1 AND m.word IN {_sql_in(ADJECTIVE_SENSES)}
+                       AND NOT (m.following = '' OR ends_with(m.following, 'ing')
+                                OR ends_with(m.following, 'ed') OR coalesce(f.function, false)))
+                   OR (m.n_words = 1 AND m.canonical IN {_sql_in(ANIMALS)}
+                       AND CASE WHEN m.plural THEN coalesce(f.determiner, false)
+                                ELSE m.previous IN {_sql_in(VERB_CUES)} END) AS dropped
+            FROM (SELECT *, {plural} AS plural FROM (
+                  SELECT c.k, c.i, l.n_words, l.canonical, l.negated, c.token AS word,
+                         CASE l.n_words WHEN 1 THEN c.token {last} END AS last,
+                         {after} AS following, coalesce(c.previous, '') AS previous
+                  FROM (SELECT k, unnest(words[2:]) AS token, generate_subscripts(words, 1) AS i,
+                               unnest(words) AS previous {following}
+                        FROM (SELECT k, {words} AS words FROM {texts}
+                              WHERE text IS NOT NULL)) c
+                  JOIN {vocabulary}_lookup l ON l.token = c.token
+                  WHERE l.n_words = 1 OR (l.n_words <= {longest} AND {checks}))) m
+                LEFT JOIN follows f ON f.word = m.following
         ), covered AS (
+            -- A dropped phrase still covers its words: "hot dog stand" is no dog either.
             SELECT k, unnest(range(i, i + n_words)) AS position, n_words
             FROM (SELECT k, i, max(n_words) AS n_words FROM hits WHERE n_words > 1
                   GROUP BY k, i)
-        ), kept AS MATERIALIZED (
-            SELECT h.* FROM hits h ANTI JOIN covered c
-                ON c.k = h.k AND c.position = h.i AND c.n_words > h.n_words
-        ), starts AS (
-            SELECT k, i, bool_or(NOT list_contains({_sql_list(AGENT_OBJECTS)}, canonical))
-                       AS modified
-            FROM kept GROUP BY k, i
         )
         SELECT h.k, h.i, h.n_words, h.canonical, h.negated
-        FROM kept h LEFT JOIN starts s ON s.k = h.k AND s.i = h.i + h.n_words
-        WHERE NOT (
-            (NOT {plural} AND (coalesce(s.modified, false)
-                               OR list_contains({_sql_list(COMPOUND_HEADS)}, h.following)))
-            OR (h.n_words = 1 AND list_contains({_sql_list(ADJECTIVE_SENSES)}, h.word)
-                AND NOT (h.following = '' OR ends_with(h.following, 'ing')
-                         OR ends_with(h.following, 'ed')
-                         OR list_contains({_sql_list(FUNCTION_WORDS)}, h.following)))
-            OR (h.n_words = 1 AND list_contains({_sql_list(ANIMALS)}, h.canonical)
-                AND CASE WHEN {plural}
-                         THEN list_contains({_sql_list(DETERMINERS)}, h.following)
-                         ELSE list_contains({_sql_list(VERB_CUES)}, h.previous) END))
+        FROM hits h ANTI JOIN covered c
+            ON c.k = h.k AND c.position = h.i AND c.n_words > h.n_words
+        WHERE NOT h.dropped
     """
