@@ -57,11 +57,10 @@ NEGATION_WINDOW = 3
 
 NEGATION_FILLERS = ("any", "visible", "sign", "signs", "trace", "traces", "evidence", "of",
                     "other", "single", "more", "longer")
-"""Words between a cue and what it negates that do not count towards the window
-(``"no sign of any pizzas"``)."""
+"""Words that do not count towards a cue's window (``"no sign of any pizzas"``, ``"nor a
+slice of pizza"``)."""
 
-NEGATION_STOPS = ("but", "while", "whereas", "although", "though", "yet", "only", "just",
-                  "except", "instead", "however")
+NEGATION_STOPS = ("but", "while", "whereas", "although", "only", "except", "instead")
 """Words that end a negation's window: what follows them is affirmed (``"no cat but a dog"``)."""
 
 MAX_PHRASE_WORDS = 6
@@ -164,7 +163,7 @@ def _word_except(words: tuple[str, ...], ascii_only: bool) -> str:
 def _negation_pattern(ascii_only: bool) -> str:
     separator = r"[\t\n\f\r \-]+" if ascii_only else _SEPARATOR
     governed = _word_except(NEGATION_CUES + NEGATION_STOPS, ascii_only)
-    # The fillers before a governed word are kept (unmarked: "no stop signs" keeps "signs").
+    # The fillers before a governed word are kept, unmarked ("no stop signs" keeps "signs").
     fillers = f"((?:{separator}(?:{'|'.join(NEGATION_FILLERS)}))*)"
     # \b after a governed word: it ends there (not "n" of "not"); the cues are ASCII, so
     # RE2's ASCII \b is enough.
@@ -177,7 +176,7 @@ def _negation_pattern(ascii_only: bool) -> str:
 _NEGATION = _negation_pattern(ascii_only=False)
 # The same on ASCII text: RE2 extracts the groups far faster without the Unicode tables.
 _NEGATION_ASCII = _negation_pattern(ascii_only=True)
-# Each governed word after its fillers: "\1 ¬\2\3 ¬\4\5 ¬\6" (an absent word leaves a lone ¬).
+# Each governed word after its fillers: "\1 ¬\2\3 ¬\4\5 ¬\6" (a lone ¬ where none).
 _MARKED = "".join(f"\\{2 * i + 1} {NEGATED}\\{2 * i + 2}" for i in range(NEGATION_WINDOW))
 
 _CUE_GUARD = " OR ".join(f"contains(x, '{cue}')" for cue in ("no", "never", "without",
