@@ -5,9 +5,15 @@ CHAIR (Rohrbach et al., 2018), over the judged captions ``c`` with mentioned obj
 (distinct canonical objects, :mod:`vlmscope.evaluators.mentions`) and ground-truth objects
 ``G_c`` (those the vocabulary knows):
 
-* ``CHAIR-i = sum_c |M_c - G_c| / sum_c |M_c|`` (hallucinated mentions / all mentions);
+* ``CHAIR-i = sum_c |M_c - G_c| / sum_c |M_c|`` (hallucinated objects / mentioned objects);
 * ``CHAIR-s = #{c : |M_c - G_c| > 0} / #captions``;
 * ``coverage = sum_c |M_c & G_c| / sum_c |G_c|``.
+
+With ``chair_compatible=True`` the caption is read as the original CHAIR code reads it
+(:mod:`vlmscope.evaluators.chair_compatible`, quirks included) and CHAIR-i counts every
+mention as it does: ``M_c`` is then the list of mentions with repeats (``metadata["mentions"]``).
+docs/evaluators/caption_hallucination.md lists the quirks, the default mode's rules and where
+the two differ, and why.
 
 Per caption: ``score = 1 - |M - G| / |M|`` (1 when nothing is mentioned), ``passed`` when
 nothing is hallucinated; metadata lists ``mentioned``, ``hallucinated``, ``missed``,
@@ -17,11 +23,11 @@ side each hallucinated object comes from: the encoder when one of its top-k labe
 none does (the head invented it).
 
 POPE (Li et al., 2023): an instruction such as "Is there a dog in the image?" makes the row a
-probe of one object; the answer is read as yes or no (a first word such as yes/no decides,
-else a negation word anywhere means no, else a yes word means yes, else it is ``unparsed``),
-and with ``yes`` as the positive class: ``accuracy = (TP + TN) / N``, ``precision = TP /
-(TP + FP)``, ``recall = TP / (TP + FN)``, ``F1 = 2PR / (P + R)``, ``yes_ratio = (TP + FP) /
-N`` over the ``N`` parsed probes (unparsed answers are counted apart and score 0).
+probe of one object; the answer is read as yes or no from its first readable sentence
+(:data:`POPE_READING`), else it is ``unparsed``; with ``yes`` as the positive class:
+``accuracy = (TP + TN) / N``, ``precision = TP / (TP + FP)``, ``recall = TP / (TP + FN)``,
+``F1 = 2PR / (P + R)``, ``yes_ratio = (TP + FP) / N`` over the ``N`` parsed probes (unparsed
+answers are counted in ``pope_unparsed`` and score 0).
 
 Ground truth is the row's ``objects``; with ``objects_from_encoder=True``, a row without
 objects takes the encoder's labels with score ``>= encoder_threshold`` instead, marked
@@ -50,11 +56,48 @@ from vlmscope.evaluators.vocabulary import Vocabulary, resolve_vocabularies
 DEFAULT_ENCODER_THRESHOLD = 0.1
 """Softmax score (0-1) at which an encoder label counts as something the encoder saw."""
 
-YES_WORDS = ("yes", "yeah", "yep", "yup", "true", "correct", "certainly", "sure")
-"""Words that read as a yes to a probe."""
+YES_WORDS = ("yes", "yeah", "yep", "yup", "true", "correct", "certainly", "sure", "absolutely",
+             "definitely", "indeed", "affirmative", "ya", "yea")
+"""Words that read as a yes to a probe (first in a sentence, or anywhere in it without a
+negation)."""
 
-NO_WORDS = ("no", "nope", "not", "false", "none", "nothing", "never")
-"""Words that read as a no to a probe."""
+NO_WORDS = ("no", "nope", "not", "false", "none", "nothing", "never", "nah", "negative",
+            "cannot", "nowhere", "neither", "nor")
+"""Words that read as a no to a probe (first in a sentence, or anywhere in it)."""
+
+LEANING_YES = ("probably", "likely", "believe so", "think so", "of course")
+"""Words and phrases that read as a yes anywhere in a sentence without a negation or hedge
+(``"Probably."``, ``"I believe so."``)."""
+
+SENTENCE_PATTERN = r"(?:[^.!?;\n]|\.[^\s.!?;])+[.!?;]*"
+"""A sentence of an answer: up to ``.``, ``!``, ``?``, ``;`` or a line break; a ``.`` followed
+by a letter or digit (``0.87``, ``e.g``) does not end it."""
+
+HEDGES = (r"maybe", r"possibly", r"perhaps", r"might", r"unsure", r"unclear", r"uncertain",
+          r"not (?:sure|certain|tell|say|determine)", r"cannot (?:tell|say|determine)",
+          r"(?:hard|difficult|impossible|unable) to", r"too \w+ to", r"may or may not")
+"""Phrases (regular expressions on the sentence's words) that make a sentence unreadable:
+it neither affirms nor denies (``"Possibly."``, ``"It is hard to tell."``)."""
+
+POPE_READING = """An answer is read sentence by sentence (a sentence ends at ``.``, ``!``,
+``?``, ``;`` or a line break; a ``.`` inside a number or a word such as ``0.87`` does not end
+one), and the first readable sentence decides, as POPE reads the first sentence:
+
+1. a first word in :data:`YES_WORDS` is a yes (``"Yes, but it is small"``), unless ``not``
+   follows it (``"Absolutely not"``); a first word in :data:`NO_WORDS` is a no (``"Nope"``,
+   ``"NO!"``, ``"Not at all"``);
+2. a question (``"Is there a dog in the image?"`` echoed) is unreadable, and so is a hedge
+   (:data:`HEDGES`: ``"Possibly."``, ``"I'm not sure."``);
+3. a negation anywhere is a no (``"The image does not contain a dog"``, ``"I can't see
+   one"``); ``"not only"`` and ``"no doubt"`` are not negations;
+4. a yes word or a leaning (:data:`LEANING_YES`) anywhere is a yes (``"Probably."``,
+   ``"I believe so."``);
+5. a sentence that names the probed object (or ``one``) affirms it (``"There is a dog on
+   the left."``, ``"A dog is clearly visible."``); one that names something else (``"The
+   image shows a kitchen."``) is unreadable, and the next sentence is read.
+
+An answer with no readable sentence is ``unparsed``: counted in ``pope_unparsed``, left out of
+the rates' denominators, and scored 0."""
 
 _PLACE = r"(?:the|this)\s+(?:image|picture|photo|photograph|scene)"
 PROBE_PATTERN = (
@@ -91,13 +134,47 @@ def _quoted_words(words: Sequence[str]) -> str:
     return "[" + ", ".join(f"'{w}'" for w in words) + "]"
 
 
+def _any_of(phrases: Sequence[str]) -> str:
+    """A regular expression finding one of ``phrases`` as whole words in ``' w1 w2 ... '``."""
+    return " (?:" + "|".join(phrases) + ") "
+
+
+POPE_MACROS = (
+    # The words of a sentence as ' w1 w2 ... wn ', with "not only" and "no doubt" (which
+    # affirm) rewritten.
+    """
+    CREATE OR REPLACE TEMP MACRO vlmscope_pope_words(s) AS replace(replace(
+        ' ' || array_to_string(list_filter(vlmscope_words(s), lambda w: w <> ''), ' ') || ' ',
+        ' not only ', ' only '), ' no doubt ', ' certainly ')
+    """,
+    f"""
+    CREATE OR REPLACE TEMP MACRO vlmscope_pope_read(w, question, head) AS CASE
+        WHEN string_split(trim(w), ' ')[1] IN {_quoted_words(YES_WORDS)}
+            THEN CASE WHEN string_split(trim(w), ' ')[2] = 'not' THEN 'no' ELSE 'yes' END
+        WHEN string_split(trim(w), ' ')[1] IN {_quoted_words(NO_WORDS)} THEN 'no'
+        WHEN question OR regexp_matches(w, '{_any_of(HEDGES)}') THEN NULL
+        WHEN regexp_matches(w, '{_any_of(NO_WORDS)}') THEN 'no'
+        WHEN regexp_matches(w, '{_any_of(YES_WORDS + LEANING_YES)}') THEN 'yes'
+        WHEN head <> '' AND regexp_matches(w, ' (?:' || head || '(?:s|es)?|one) ') THEN 'yes'
+        END
+    """,
+    """
+    CREATE OR REPLACE TEMP MACRO vlmscope_pope_sentence(s, head) AS vlmscope_pope_read(
+        vlmscope_pope_words(s), ends_with(rtrim(s), '?'), head)
+    """,
+)
+"""The statements defining the probe-answer reading (:data:`POPE_READING`) on a connection."""
+
+
 class CaptionHallucination(SummarisedRowEvaluator):
     """Scores captions with CHAIR and yes/no object probes with POPE (see the module).
 
     ``vocabularies``: built-in names (``coco``, ``imagenet``), files of ``canonical:
     synonym, ...`` lines, mappings or :class:`Vocabulary` objects; the first to claim a word
-    wins. ``chair_compatible=True`` counts negated mentions ("no dog") as the original CHAIR
-    does.
+    wins. ``chair_compatible=True`` reads captions exactly as the original CHAIR code does
+    (its tokeniser, singulariser, two-word table and synonym list; negated mentions count;
+    CHAIR-i per mention), for numbers comparable with published ones; it takes only the
+    ``coco`` vocabulary.
 
     Example::
 
@@ -178,6 +255,8 @@ class CaptionHallucination(SummarisedRowEvaluator):
         # Quoting each name costs 5x a plain cast, on every caption.
         con.execute("CREATE OR REPLACE TEMP MACRO vlmscope_plain_list(xs) AS xs::VARCHAR")
         self._longest = install_vocabulary(con, self._vocabulary, self.vocabularies)
+        for statement in POPE_MACROS:
+            con.execute(statement)
         if self.chair_compatible:
             install_chair_reader(con, self._reader)
 
@@ -237,7 +316,8 @@ class CaptionHallucination(SummarisedRowEvaluator):
                     FROM {p}_chair_lists
                     UNION ALL
                     SELECT k, canonical, negated FROM ({mentions_sql(
-                        probes, voc, negation=negation, longest=self._longest)}))
+                        probes, voc, negation=negation, longest=self._longest,
+                        compounds=True)}))
                 """),
             ]
         else:
@@ -245,7 +325,8 @@ class CaptionHallucination(SummarisedRowEvaluator):
             # the object it asks about.
             stages.append((f"{p}_hits", f"""
             SELECT DISTINCT k, canonical, negated
-            FROM ({mentions_sql(f'{p}_src', voc, negation=negation, longest=self._longest)})
+            FROM ({mentions_sql(f'{p}_src', voc, negation=negation, longest=self._longest,
+                                compounds=True)})
             """))
         if self.chair_compatible:  # an object name is read as the reference reads it
             name_reading = f"SELECT n.k, c.canonical FROM names n JOIN {self._reader}_names c " \
@@ -309,7 +390,6 @@ class CaptionHallucination(SummarisedRowEvaluator):
         """The judged rows over the stages (one row of ``src`` per judged row, with keys to
         its sets): the evaluation columns, then the summary's."""
         p = self._prefix
-        yes, no = _quoted_words(YES_WORDS), _quoted_words(NO_WORDS)
         if self.chair_compatible:  # CHAIR-i counts every mention, as the reference does
             mention_list = "coalesce(cl.mentions, []::VARCHAR[])"
             chair_join = f"LEFT JOIN {p}_chair_lists cl ON cl.k = r.k"
@@ -357,14 +437,16 @@ class CaptionHallucination(SummarisedRowEvaluator):
             FROM compared
         ), probed AS (
             SELECT *, list_contains(truth, probe_object) AS present,
-                CASE WHEN words[1] IN {yes} THEN 'yes' WHEN words[1] IN {no} THEN 'no'
-                     WHEN list_has_any(words, {no}) THEN 'no'
-                     WHEN list_has_any(words, {yes}) THEN 'yes' END AS answer
-            FROM (SELECT j.*, coalesce(j.mentioned[1], j.negated[1],
-                            array_to_string(list_filter(vlmscope_words(j.probe),
-                                                        lambda w: w <> ''), ' ')) AS probe_object,
-                         list_filter(vlmscope_words(j.answer_text), lambda w: w <> '') AS words
-                  FROM joined j WHERE j.probe IS NOT NULL)
+                   list_filter(list_transform(sentences, lambda s: vlmscope_pope_sentence(
+                       s, probe_head)), lambda r: r IS NOT NULL)[1] AS answer
+            FROM (SELECT j.*, coalesce(j.mentioned[1], j.negated[1], probe_words) AS probe_object,
+                         regexp_extract_all(coalesce(j.answer_text, ''),
+                                            '{SENTENCE_PATTERN}') AS sentences,
+                         string_split(probe_words, ' ')[-1] AS probe_head
+                  FROM (SELECT *, array_to_string(list_filter(vlmscope_words(probe),
+                                                              lambda w: w <> ''), ' ')
+                                      AS probe_words
+                        FROM joined WHERE probe IS NOT NULL) j)
         )
         {self._caption_select(self.chair_compatible)}
         UNION ALL

@@ -48,6 +48,13 @@ _IRREGULAR = {
     "half": "halves", "scarf": "scarves", "thief": "thieves",
 }
 _IRREGULAR_SINGULAR = {plural: singular for singular, plural in _IRREGULAR.items()}
+IRREGULAR_PLURALS = frozenset(_IRREGULAR_SINGULAR) | {"cattle", "police"}
+"""Plurals that do not end in ``s`` or end in it irregularly (``people``, ``mice``, ``knives``),
+and nouns that are always plural (``cattle``)."""
+# Irregular nouns whose compounds inflect the same way, and words that only look like them.
+_IRREGULAR_ENDINGS = ("man", "child", "mouse", "goose", "tooth", "foot", "knife", "wife")
+_REGULAR_ENDINGS = frozenset({"human", "german", "roman", "shaman", "talisman", "caiman",
+                              "ottoman", "doberman", "walkman", "mongoose"})
 # Nouns whose plural is the singular.
 _INVARIANT = frozenset({"sheep", "deer", "fish", "moose", "bison", "aircraft", "series",
                         "species", "cattle", "broccoli", "scissors", "skis", "glasses"})
@@ -68,11 +75,13 @@ class VocabularyError(ValueError):
 def inflections(word: str) -> set[str]:
     """The plural and singular forms of an English noun (lower case), by rule.
 
-    Rules, in order: irregular nouns (``person``/``people``, ``knife``/``knives``), nouns
+    Rules, in order: irregular nouns (``person``/``people``, ``knife``/``knives``) and their
+    compounds (``gentleman``/``gentlemen``, but ``human``/``humans``), nouns
     that do not change (``sheep``), then suffixes: ``-s/-x/-z/-ch/-sh`` + ``es``; consonant +
     ``y`` -> ``ies``; ``-f``/``-fe`` -> ``ves`` and ``-o`` -> ``oes`` (both kept next to the
     plain ``+s``); otherwise ``+s``. A plural-looking word (``-s`` but not ``-ss/-us/-is``)
     gets its singulars by the reverse rules instead. The word itself is not in the result.
+    Two-letter words inflect too (``tv`` -> ``tvs``).
 
     >>> sorted(inflections("bus"))
     ['buses']
@@ -83,8 +92,11 @@ def inflections(word: str) -> set[str]:
         return {_IRREGULAR[word]}
     if word in _IRREGULAR_SINGULAR:
         return {_IRREGULAR_SINGULAR[word]}
+    for singular in _IRREGULAR_ENDINGS:  # gentleman -> gentlemen, grandchild -> grandchildren
+        if word.endswith(singular) and word not in _REGULAR_ENDINGS:
+            return {word[:-len(singular)] + _IRREGULAR[singular]}
     forms: set[str] = set()
-    if word in _INVARIANT or len(word) < 3:
+    if word in _INVARIANT or len(word) < 2:
         return forms
     # A plural-looking form (the vocabulary may list plurals such as "knives") gets its
     # singulars; "-ses"/"-ches" are ambiguous (buses, horses), so both readings are kept.
