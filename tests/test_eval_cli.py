@@ -113,10 +113,11 @@ def test_an_unmet_threshold_exits_one_and_a_met_one_exits_zero(traced_store: Pat
     assert status == 0
 
 
-def test_a_checkpoint_that_matches_nothing_fails_the_gate(traced_store: Path, capsys) -> None:
-    status, out, _ = run_cli(capsys, "--db", str(traced_store), "--checkpoint", "ffff",
+def test_a_checkpoint_that_matches_nothing_is_an_error_not_a_pass(traced_store: Path,
+                                                                  capsys) -> None:
+    status, _, err = run_cli(capsys, "--db", str(traced_store), "--checkpoint", "ffff",
                              "--fail-under", "top1=0.1")
-    assert status == 1 and "FAIL top1 = n/a" in out
+    assert status == 2 and "no rows with --checkpoint 'ffff'" in err
 
 
 @pytest.mark.parametrize(("args", "message"), [
