@@ -7,7 +7,8 @@ import importlib
 from types import ModuleType
 
 _EXTRA_OF = {"torch": "torch", "torchvision": "torch", "transformers": "hf",
-             "tokenizers": "hf", "sklearn": "demo", "matplotlib": "report"}
+             "tokenizers": "hf", "sklearn": "demo", "matplotlib": "report",
+             "ray": "ray"}
 
 
 class MissingExtraError(ImportError):
