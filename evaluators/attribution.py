@@ -787,23 +787,43 @@ class FailureAttribution(SummarisedRowEvaluator):
         """Blame counts and shares of the failing rows, per cohort and checkpoint and per
         instruction kind, the object classes, the encoder-head disagreement rate and near
         misses."""
+        return self.summarise_statistics(con, f"({self.statistics_sql(judged)})")
+
+    def statistics_sql(self, judged: str) -> str:
+        """The additive counts the summary is computed from, per (label, cohort, checkpoint,
+        kind): the statistics of disjoint parts of the rows, stacked, give the summary of all
+        of them (see :meth:`summarise_statistics`)."""
+        return (
+            "SELECT label, cohort, checkpoint_sha256, kind, count(*) AS n, "
+            "count(*) FILTER (WHERE disagree) AS disagree, "
+            "count(*) FILTER (WHERE both_read) AS both_read, "
+            "count(*) FILTER (WHERE label IN ('encoder', 'both') AND near_miss) "
+            "AS near_misses, "
+            + ", ".join(f"coalesce(sum(n_{c}), 0)::BIGINT AS n_{c}" for c in OBJECT_CLASSES)
+            + f" FROM {judged} GROUP BY ALL")
+
+    def summarise_statistics(self, con: duckdb.DuckDBPyConnection,
+                             statistics: str) -> dict[str, Any]:
+        """The summary keys of :meth:`summarise` from the relation ``statistics`` (rows of
+        :meth:`statistics_sql`, from one or many parts of the rows)."""
         counts = dict(con.execute(
-            f"SELECT label, count(*) FROM {judged} GROUP BY label").fetchall())
+            f"SELECT label, sum(n)::BIGINT FROM {statistics} GROUP BY label").fetchall())
         ((disagree, both_read, near_misses, *classes),) = con.execute(
-            "SELECT count(*) FILTER (WHERE disagree), count(*) FILTER (WHERE both_read), "
-            "count(*) FILTER (WHERE label IN ('encoder', 'both') AND near_miss), "
+            "SELECT coalesce(sum(disagree), 0)::BIGINT, coalesce(sum(both_read), 0)::BIGINT, "
+            "coalesce(sum(near_misses), 0)::BIGINT, "
             + ", ".join(f"coalesce(sum(n_{c}), 0)::BIGINT" for c in OBJECT_CLASSES)
-            + f" FROM {judged}").fetchall()
+            + f" FROM {statistics}").fetchall()
         failing = sum(n for label, n in counts.items() if label != "correct")
-        blamed = ", ".join(f"count(*) FILTER (WHERE label = '{b}') AS {b}" for b in BLAMES[1:])
+        blamed = ", ".join(f"coalesce(sum(n) FILTER (WHERE label = '{b}'), 0)::BIGINT AS {b}"
+                           for b in BLAMES[1:])
+        tallies = ("sum(n)::BIGINT AS rows, "
+                   "coalesce(sum(n) FILTER (WHERE label <> 'correct'), 0)::BIGINT AS failing")
         by_slice = self._slices(con, f"""
-            SELECT cohort, checkpoint_sha256, count(*) AS rows,
-                   count(*) FILTER (WHERE label <> 'correct') AS failing, {blamed}
-            FROM {judged} GROUP BY ALL ORDER BY ALL""", ("cohort", "checkpoint_sha256"))
+            SELECT cohort, checkpoint_sha256, {tallies}, {blamed}
+            FROM {statistics} GROUP BY ALL ORDER BY ALL""", ("cohort", "checkpoint_sha256"))
         by_kind = self._slices(con, f"""
-            SELECT kind, count(*) AS rows,
-                   count(*) FILTER (WHERE label <> 'correct') AS failing, {blamed}
-            FROM {judged} GROUP BY ALL ORDER BY ALL""", ("kind",))
+            SELECT kind, {tallies}, {blamed}
+            FROM {statistics} GROUP BY ALL ORDER BY ALL""", ("kind",))
         return {
             "failing": failing,
             "blame_counts": {b: counts.get(b, 0) for b in BLAMES},

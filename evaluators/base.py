@@ -158,6 +158,18 @@ class RowEvaluator(Evaluator):
         self._row_con: duckdb.DuckDBPyConnection | None = None
         self._row_lock = threading.Lock()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """The evaluator without its per-row connection and lock (one per process), so that
+        it pickles into Ray tasks."""
+        state = self.__dict__.copy()
+        state["_row_con"] = None
+        state.pop("_row_lock", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._row_lock = threading.Lock()
+
     def prepare(self, con: duckdb.DuckDBPyConnection) -> None:
         """Create whatever :meth:`judge_sql` needs on ``con`` (macros, lookup tables)."""
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import duckdb
 import numpy as np
+import pyarrow as pa
 
 from vlmscope.evaluators.base import Evaluator
 from vlmscope.evaluators.text import install_macros
@@ -254,6 +255,25 @@ class ClassificationReport(Evaluator):
     def compute(self, con: duckdb.DuckDBPyConnection, source: str) -> dict[str, Any]:
         """The report over the relation named ``source``, as a JSON-serialisable summary;
         with ``slice_by``, ``slices`` holds one summary per distinct slice value."""
+        return self.report_counts(self._count_query(con, source).fetchnumpy())
+
+    def count_table(self, con: duckdb.DuckDBPyConnection, source: str) -> pa.Table:
+        """The additive counts the report is computed from (rows per slice, skip reason,
+        expected, predicted and calibration bin): the tables of disjoint parts of the rows,
+        concatenated, give the report of all of them (see :meth:`report_counts`)."""
+        if self.classes_from_encoder:
+            raise ValueError("classes_from_encoder=True reads the classes from all rows at "
+                             "once; give classes= to count parts of the rows separately")
+        return self._count_query(con, source).to_arrow_table()
+
+    def report_counts(self, grouped: dict[str, np.ndarray] | pa.Table) -> dict[str, Any]:
+        """The report from :meth:`count_table` rows (or their DuckDB ``fetchnumpy``)."""
+        if isinstance(grouped, pa.Table):
+            grouped = duckdb.connect().from_arrow(grouped).fetchnumpy()
+        return self._report(grouped)
+
+    def _count_query(self, con: duckdb.DuckDBPyConnection,
+                     source: str) -> duckdb.DuckDBPyRelation:
         self.check_columns(con, source)
         install_macros(con)
         keys = [f'"{c}"' for c in self.slice_by]
@@ -264,7 +284,7 @@ class ClassificationReport(Evaluator):
                        f"(SELECT unnest(top_k_labels) AS label FROM {source})")
         else:  # NULL: every expected answer is a class
             classes = "SELECT $classes::VARCHAR[] AS classes"
-        grouped = con.execute(f"""
+        return con.sql(f"""
             WITH _classes AS ({classes}),
             rows AS (SELECT *, {_SKIP_REASON} AS _reason FROM {source})
             SELECT {key_select}_reason,
@@ -280,8 +300,10 @@ class ClassificationReport(Evaluator):
                        AS confidence_sum,
                    max(len(top_k_labels)) FILTER (WHERE _reason IS NULL) AS recorded_k
             FROM rows GROUP BY ALL
-        """, {} if self.classes_from_encoder else {
-            "classes": None if self.classes is None else list(self.classes)}).fetchnumpy()
+        """, params={} if self.classes_from_encoder else {
+            "classes": None if self.classes is None else list(self.classes)})
+
+    def _report(self, grouped: dict[str, np.ndarray]) -> dict[str, Any]:
         judged = np.array([r is None for r in grouped["_reason"].tolist()], dtype=bool)
         counts = {name: values[judged] for name, values in grouped.items()
                   if name != "_reason"}

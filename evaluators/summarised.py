@@ -13,6 +13,7 @@ from abc import abstractmethod
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from vlmscope.evaluators.base import RowEvaluator
 
@@ -25,6 +26,23 @@ class SummarisedRowEvaluator(RowEvaluator):
     def summarise(self, con: duckdb.DuckDBPyConnection, judged: str) -> dict[str, Any]:
         """The evaluator's own summary keys, from the table ``judged`` (the rows of
         :meth:`judge_sql`)."""
+
+    kept_statistics: list[pa.Table] | None = None
+    """When a list, :meth:`run` appends to it the :meth:`statistics_sql` rows of the rows it
+    judged, so that runs over parts of the rows merge exactly
+    (:mod:`vlmscope.evaluators.merge`)."""
+
+    def statistics_sql(self, judged: str) -> str | None:
+        """A query over ``judged`` of additive counts from which
+        :meth:`summarise_statistics` gives :meth:`summarise`'s keys (None: the summary
+        cannot be computed from parts of the rows)."""
+        return None
+
+    def summarise_statistics(self, con: duckdb.DuckDBPyConnection,
+                             statistics: str) -> dict[str, Any]:
+        """:meth:`summarise`'s keys from the relation ``statistics`` (stacked
+        :meth:`statistics_sql` rows of disjoint parts of the rows)."""
+        raise NotImplementedError(f"{self.name} has no additive summary statistics")
 
     def after_judging(self, con: duckdb.DuckDBPyConnection, judged: str, source: str) -> None:
         """Revise the judged rows in place before they are stored (default: nothing)."""
@@ -46,6 +64,9 @@ class SummarisedRowEvaluator(RowEvaluator):
             ((count, passed),) = con.execute(
                 f"SELECT count(*), count(*) FILTER (WHERE passed) FROM {judged}").fetchall()
             summary = self.summarise(con, judged)
+            statistics = self.statistics_sql(judged)
+            if self.kept_statistics is not None and statistics is not None:
+                self.kept_statistics.append(con.sql(statistics).to_arrow_table())
         finally:
             con.execute(f"DROP TABLE IF EXISTS {judged}")
         return {**self.counts_summary(con, source, count, passed), **summary}
