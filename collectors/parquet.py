@@ -11,7 +11,9 @@ and the ``pipeline_rows`` view, for ``vlmscope sql`` and ``vlmscope eval``.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -28,7 +30,7 @@ _PARTITION = ("strftime(s.start_time, '%Y-%m-%d') AS date, "
               "coalesce(s.service_name, 'unknown') AS service")
 
 
-def _quote(path: Path) -> str:
+def _quote(path: str | os.PathLike[str]) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
@@ -39,6 +41,15 @@ def _copy(con: duckdb.DuckDBPyConnection, select: str, folder: Path,
         con.execute(f"COPY ({select}) TO {_quote(folder)} "
                     f"(FORMAT parquet, PARTITION_BY ({partition}))").fetchall()
     return int(rows)
+
+
+def span_table_query(table: str, spans: str = "spans") -> str:
+    """The rows of the span table ``table`` that belong to the spans of the relation
+    ``spans``, with the partition columns ``date`` and ``service`` of the export layout."""
+    if table == "spans":
+        return f"SELECT s.*, {_PARTITION} FROM {spans} s"
+    return (f"SELECT t.*, {_PARTITION} FROM {table} t JOIN {spans} s "
+            "ON s.trace_id = t.trace_id AND s.span_id = t.span_id")
 
 
 def export_parquet(con: duckdb.DuckDBPyConnection, folder: str | os.PathLike[str], *,
@@ -52,10 +63,8 @@ def export_parquet(con: duckdb.DuckDBPyConnection, folder: str | os.PathLike[str
     selected = f"(SELECT * FROM spans WHERE {where})" if where else "spans"
     written = {}
     for table in SPAN_TABLES:
-        source = (f"SELECT s.*, {_PARTITION} FROM {selected} s" if table == "spans" else
-                  f"SELECT t.*, {_PARTITION} FROM {table} t JOIN {selected} s "
-                  "ON s.trace_id = t.trace_id AND s.span_id = t.span_id")
-        written[table] = _copy(con, source, folder / table, "date, service")
+        written[table] = _copy(con, span_table_query(table, selected), folder / table,
+                               "date, service")
     join = "JOIN" if where else "LEFT JOIN"
     written["evaluations"] = _copy(
         con, f"SELECT e.*, {_PARTITION} FROM evaluations e {join} {selected} s "
@@ -78,20 +87,35 @@ def open_parquet_folder(folder: str | os.PathLike[str]) -> duckdb.DuckDBPyConnec
     if not any((folder / "spans").glob("**/*.parquet")):
         raise FileNotFoundError(f"no vlmscope Parquet export in {folder} "
                                 "(expected spans/date=.../service=.../*.parquet)")
+    return open_parquet_files({
+        table: [str(folder / table / "**" / "*.parquet")]
+        for table in (*SPAN_TABLES, *WRITTEN_TABLES)
+        if any((folder / table).glob("**/*.parquet"))})
+
+
+def open_parquet_files(files: Mapping[str, Sequence[str]], *,
+                       written_tables: Sequence[str] = WRITTEN_TABLES,
+                       filesystem: Any = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection on which Parquet files in the export layout read like a
+    store: ``files`` maps a store table to its files (paths or globs, Hive-partitioned or
+    not). Span tables become views on the files; ``written_tables`` are loaded as tables
+    (evaluators add rows to them); tables without files stay empty. ``filesystem``: an
+    fsspec filesystem the paths are on (registered with DuckDB)."""
     con = duckdb.connect()
+    if filesystem is not None:
+        con.register_filesystem(filesystem)
     migrate(con)
-    for table in (*SPAN_TABLES, *WRITTEN_TABLES):
-        files = folder / table
-        if not any(files.glob("**/*.parquet")):
+    for table, paths in files.items():
+        if not paths:
             continue
-        source = (f"read_parquet({_quote(files / '**' / '*.parquet')}, "
-                  "hive_partitioning = true)")
+        listed = "[" + ", ".join(_quote(p) for p in paths) + "]"
+        source = f"read_parquet({listed}, hive_partitioning = true, union_by_name = true)"
         # A folder written by an older vlmscope may lack columns added since (NULL here).
         written = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
         names = [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()]
         columns = ", ".join(f'"{c}"' if c in written else f'NULL AS "{c}"' for c in names)
         scan = f"SELECT {columns} FROM {source}"
-        if table in WRITTEN_TABLES:
+        if table in written_tables:
             con.execute(f"INSERT INTO {table} {scan}").fetchall()
         else:
             con.execute(f"DROP TABLE {table}")

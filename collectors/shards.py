@@ -1,0 +1,220 @@
+"""The store as Parquet shards under one dataset root, written by many processes at once.
+
+The layout is that of ``vlmscope export --format parquet`` (:mod:`.parquet`): one folder per
+table, span tables partitioned ``date=YYYY-MM-DD/service=NAME/``. Each writer (a Ray actor's
+batch of rows, an evaluation task's partition) writes its own files, all named after its
+shard, then commits the shard by writing ``_shards/<shard>.json``, which lists those files.
+Readers read the files of committed shards only.
+
+Exactly once: a shard's name is a hash of what it holds (the run and the ids of its rows; an
+evaluation run and its partition), so a task retried after a worker failure writes the same
+file names again, replacing the files of the failed attempt, and commits a manifest naming
+its own files only. Files of an attempt that died before its commit are never read, even
+when the retry wrote elsewhere (a batch retried after midnight lands under another date).
+A root without ``_shards/`` (a plain export) is read file by file, as the export wrote it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from vlmscope.collectors.parquet import SPAN_TABLES, WRITTEN_TABLES, open_parquet_files
+
+MANIFESTS = "_shards"
+"""Folder of the root holding one manifest (``<shard>.json``) per committed shard."""
+
+DATASET_TABLES = ("datasets", "dataset_rows", "dataset_runs")
+"""Tables of ``Dataset`` runs a root may hold (for ``vlmscope diff --parquet``)."""
+
+SPAN_PARTITION = ("date", "service")
+"""Hive partition columns of the span tables and of ``evaluations``."""
+
+
+def shard_name(*parts: str) -> str:
+    """The name of the shard holding ``parts`` (e.g. a run name and its row ids): 32 hex
+    digits of their SHA-256, the same every time the same rows are written."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode())
+        digest.update(b"\x1f")
+    return digest.hexdigest()[:32]
+
+
+def _filesystem(root: str | os.PathLike[str], filesystem: Any) -> tuple[pafs.FileSystem, str]:
+    if filesystem is None:
+        text = os.fspath(root)
+        if "://" in text:
+            return pafs.FileSystem.from_uri(text)
+        return pafs.LocalFileSystem(), os.path.abspath(text)
+    path = os.fspath(root)
+    if isinstance(filesystem, pafs.FileSystem):
+        return filesystem, path
+    if hasattr(filesystem, "protocol") and hasattr(filesystem, "open"):  # fsspec
+        return pafs.PyFileSystem(pafs.FSSpecHandler(filesystem)), path
+    raise TypeError(f"filesystem must be a pyarrow.fs.FileSystem or an fsspec filesystem, "
+                    f"got {type(filesystem).__name__}")
+
+
+@dataclass(frozen=True)
+class ShardRoot:
+    """A dataset root (a local folder, a URI pyarrow reads, or a path on ``filesystem``, a
+    pyarrow or fsspec filesystem) that shards are written to and read from. Picklable: Ray
+    tasks get it as an argument."""
+
+    root: str
+    filesystem: Any = None
+
+    @property
+    def _fs(self) -> tuple[pafs.FileSystem, str]:
+        return _filesystem(self.root, self.filesystem)
+
+    def write_table(self, table_name: str, table: pa.Table, shard: str,
+                    partition_by: Sequence[str] = ()) -> list[str]:
+        """Write ``table`` as ``<table_name>/<k=v>/.../<shard>.parquet``, one file per value
+        of the ``partition_by`` columns (left out of the files, Hive style); returns the
+        paths written, relative to the root. Each file appears whole or not at all."""
+        fs, base = self._fs
+        written = []
+        if partition_by and table.num_rows:
+            keys = table.select(list(partition_by)).group_by(list(partition_by)).aggregate([])
+            parts = []
+            for key in keys.to_pylist():
+                mask = None
+                for column, value in key.items():
+                    hit = (pc.is_null(table[column]) if value is None
+                           else pc.equal(table[column], value))
+                    mask = hit if mask is None else pc.and_(mask, hit)
+                folder = "/".join(f"{c}={key[c]}" for c in partition_by)
+                parts.append((folder, table.filter(mask).drop_columns(list(partition_by))))
+        else:
+            parts = [("", table)]
+        for folder, part in parts:
+            relative = posixpath.join(table_name, folder, f"{shard}.parquet")
+            target = posixpath.join(base, relative)
+            fs.create_dir(posixpath.dirname(target), recursive=True)
+            temporary = f"{target}.{uuid.uuid4().hex}.tmp"
+            pq.write_table(part, temporary, filesystem=fs)
+            fs.move(temporary, target)
+            written.append(relative)
+        return written
+
+    def commit(self, shard: str, files: Mapping[str, Sequence[str]], **facts: Any) -> None:
+        """Commit ``shard``: its manifest lists ``files`` (table -> paths relative to the
+        root) and ``facts`` (JSON values); it replaces any earlier commit of the shard."""
+        fs, base = self._fs
+        target = posixpath.join(base, MANIFESTS, f"{shard}.json")
+        fs.create_dir(posixpath.dirname(target), recursive=True)
+        temporary = f"{target}.{uuid.uuid4().hex}.tmp"
+        with fs.open_output_stream(temporary) as out:
+            out.write(orjson.dumps({"shard": shard, "files": dict(files), **facts}))
+        fs.move(temporary, target)
+
+    def manifests(self) -> dict[str, dict[str, Any]]:
+        """Every committed shard's manifest, by shard name (empty for a plain export)."""
+        fs, base = self._fs
+        selector = pafs.FileSelector(posixpath.join(base, MANIFESTS), allow_not_found=True)
+        found = {}
+        for info in fs.get_file_info(selector):
+            if info.is_file and info.base_name.endswith(".json"):
+                with fs.open_input_stream(info.path) as handle:
+                    manifest = orjson.loads(handle.read())
+                found[manifest["shard"]] = manifest
+        return found
+
+    def is_sharded(self) -> bool:
+        """Whether the root was written in shards (it has committed manifests)."""
+        return bool(self.manifests())
+
+    def _readable(self, relative: str) -> str:
+        """The path DuckDB reads ``relative`` by (local or fsspec-registered)."""
+        fs, base = self._fs
+        path = posixpath.join(base, relative)
+        if isinstance(fs, pafs.LocalFileSystem):
+            return path
+        if self.filesystem is not None and hasattr(self.filesystem, "protocol"):
+            protocol = self.filesystem.protocol
+            protocol = protocol[0] if isinstance(protocol, tuple | list) else protocol
+            return f"{protocol}://{path.lstrip('/')}"
+        raise ValueError(f"DuckDB reads {self.root} through fsspec only: pass the root's "
+                         "fsspec filesystem as filesystem=")
+
+    def _export_files(self) -> dict[str, list[str]]:
+        fs, base = self._fs
+        found: dict[str, list[str]] = {}
+        for table in (*SPAN_TABLES, *WRITTEN_TABLES, *DATASET_TABLES):
+            selector = pafs.FileSelector(posixpath.join(base, table), recursive=True,
+                                         allow_not_found=True)
+            files = sorted(posixpath.relpath(i.path, base) for i in fs.get_file_info(selector)
+                           if i.is_file and i.base_name.endswith(".parquet"))
+            if files:
+                found[table] = files
+        return found
+
+    def table_files(self, manifests: Mapping[str, Mapping[str, Any]] | None = None
+                    ) -> dict[str, list[str]]:
+        """Files (relative to the root) of every table, from the committed shards'
+        manifests (all of them, or ``manifests``), or, in a plain export, every file."""
+        if manifests is None:
+            manifests = self.manifests()
+            if not manifests:
+                return self._export_files()
+        files: dict[str, list[str]] = {}
+        for manifest in manifests.values():
+            for table, paths in manifest["files"].items():
+                files.setdefault(table, []).extend(paths)
+        return {table: sorted(set(paths)) for table, paths in files.items()}
+
+    def partitions(self) -> list[dict[str, list[str]]]:
+        """The root's span-table files cut into partitions that each hold whole traces
+        (so each evaluates on its own): one per committed row shard, or in a plain export,
+        one per ``date=/service=`` folder. Each maps a span table to its relative paths."""
+        manifests = self.manifests()
+        if manifests:
+            groups = [{t: sorted(p) for t, p in m["files"].items() if t in SPAN_TABLES}
+                      for _, m in sorted(manifests.items())]
+            return [g for g in groups if g.get("spans")]
+        folders: dict[str, dict[str, list[str]]] = {}
+        for table, paths in self._export_files().items():
+            if table not in SPAN_TABLES:
+                continue
+            for path in paths:
+                folder = posixpath.dirname(posixpath.relpath(path, table))
+                folders.setdefault(folder, {}).setdefault(table, []).append(path)
+        return [folders[f] for f in sorted(folders) if folders[f].get("spans")]
+
+    def connect(self, files: Mapping[str, Sequence[str]] | None = None
+                ) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB connection on which the root (or just ``files``, table ->
+        relative paths) reads like a store: span tables as views on the files, the
+        evaluation and dataset tables loaded. :class:`FileNotFoundError` when there are no
+        spans."""
+        files = self.table_files() if files is None else files
+        if not files.get("spans"):
+            raise FileNotFoundError(f"no vlmscope Parquet in {self.root} (expected "
+                                    "spans/date=.../service=.../*.parquet)")
+        readable = {table: [self._readable(p) for p in paths]
+                    for table, paths in files.items()}
+        fsspec_fs = self.filesystem if self.filesystem is not None and hasattr(
+            self.filesystem, "protocol") else None
+        return open_parquet_files(readable, written_tables=(*WRITTEN_TABLES, *DATASET_TABLES),
+                                  filesystem=fsspec_fs)
+
+
+def open_root(root: str | os.PathLike[str], filesystem: Any = None
+              ) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection on which the dataset root ``root`` (sharded by Ray runs, or a
+    plain ``vlmscope export --format parquet`` folder) reads like a store."""
+    return ShardRoot(os.fspath(root), filesystem).connect()
