@@ -73,6 +73,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--parquet", type=Path, metavar="DIR",
                         help="score a folder written by `vlmscope export --format parquet` "
                         "instead (results are printed, not stored)")
+    parser.add_argument("--engine", choices=("duckdb", "ray"), default="duckdb",
+                        help="with --parquet: duckdb (one process, default) or ray (one Ray "
+                        "task per partition, summaries merged exactly, evaluation rows "
+                        "written back under the folder)")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="--engine ray: partitions evaluated at once (default: as many "
+                        "as the cluster's CPUs)")
+    parser.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                        help="--engine ray: the Ray cluster (default: $RAY_ADDRESS, else a "
+                        "local one)")
     parser.add_argument("--evaluators", default="ground_truth_match,classification_report",
                         help="comma-separated evaluator names (see --list)")
     parser.add_argument("--cohort", help="only rows of this cohort")
@@ -307,6 +317,62 @@ def render_summary(summary: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def _evaluate_here(args: argparse.Namespace, evaluators: list[Any]) -> tuple[Any, Any, int]:
+    """The evaluation run, its checkpoint mix and the unranked rows, in this process."""
+    import duckdb
+
+    from vlmscope.collectors.shards import open_root
+    from vlmscope.collectors.store import StoreError
+    from vlmscope.evaluators import ClassificationReport, run_evaluations, write_connection
+    from vlmscope.pinning import checkpoint_mix
+
+    try:
+        with (contextlib.closing(open_root(args.parquet)) if args.parquet
+              else write_connection(args.db, timeout_s=args.timeout)) as con:
+            if args.run is not None:
+                _check_run(con, args.run)
+            if args.cohort is not None:
+                _check_filter(con, "cohort", args.cohort, "--cohort")
+            if args.checkpoint is not None:
+                _check_filter(con, "checkpoint_sha256", args.checkpoint, "--checkpoint")
+            result = run_evaluations(con, evaluators, cohort=args.cohort,
+                                     checkpoint=args.checkpoint, run=args.run)
+            filters = {"cohort": args.cohort, "checkpoint": args.checkpoint, "run": args.run}
+            mix = checkpoint_mix(con, _SELECTED_ROWS, filters)
+            unranked = _unranked_expected(con, filters) if any(
+                isinstance(e, ClassificationReport) and e.classes is None
+                and not e.classes_from_encoder for e in evaluators) else 0
+    except (FileNotFoundError, StoreError, ValueError) as error:
+        raise CommandError(str(error)) from error
+    except duckdb.Error as error:
+        raise CommandError(f"evaluation failed: {error}") from error
+    return result, mix, unranked
+
+
+def _evaluate_on_ray(args: argparse.Namespace, evaluators: list[Any]) -> tuple[Any, Any, int]:
+    """The same, one Ray task per partition of the --parquet folder, merged exactly."""
+    from vlmscope.evaluators import ClassificationReport
+
+    if args.parquet is None:
+        raise CommandError("--engine ray evaluates a Parquet dataset root: give --parquet DIR")
+    from vlmscope.distributed import evaluate_on_ray
+
+    try:
+        result = evaluate_on_ray(args.parquet, evaluators, cohort=args.cohort,
+                                 checkpoint=args.checkpoint, run=args.run,
+                                 num_workers=args.workers, address=args.ray_address)
+    except (FileNotFoundError, ValueError, ImportError) as error:
+        raise CommandError(str(error)) from error
+    chosen = {"--run": args.run, "--cohort": args.cohort, "--checkpoint": args.checkpoint}
+    named = [f"{flag} {value!r}" for flag, value in chosen.items() if value is not None]
+    if named and not result.rows:
+        raise CommandError(f"no rows with {' and '.join(named)} in {args.parquet}")
+    unranked = result.unranked_expected if any(
+        isinstance(e, ClassificationReport) and e.classes is None
+        and not e.classes_from_encoder for e in evaluators) else 0
+    return result, result.checkpoint_mix, unranked
+
+
 def list_evaluators() -> str:
     """The evaluators, one per line: name and one-line description."""
     from vlmscope.evaluators.runner import EVALUATORS
@@ -317,10 +383,6 @@ def list_evaluators() -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Handle ``vlmscope eval``."""
-    import duckdb
-
-    from vlmscope.collectors.parquet import open_parquet_folder
-    from vlmscope.collectors.store import StoreError
     from vlmscope.evaluators import (
         CaptionHallucination,
         ClassificationReport,
@@ -331,11 +393,8 @@ def run(args: argparse.Namespace) -> int:
         MultiLabelReport,
         Vocabulary,
         resolve_evaluators,
-        run_evaluations,
-        write_connection,
     )
     from vlmscope.evaluators.custom import parse_custom
-    from vlmscope.pinning import checkpoint_mix
 
     if args.list:
         print(list_evaluators())
@@ -372,26 +431,10 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise CommandError(str(error)) from error
     print(f"evaluating {args.parquet or args.db} ...", file=sys.stderr)
-    try:
-        with (contextlib.closing(open_parquet_folder(args.parquet)) if args.parquet
-              else write_connection(args.db, timeout_s=args.timeout)) as con:
-            if args.run is not None:
-                _check_run(con, args.run)
-            if args.cohort is not None:
-                _check_filter(con, "cohort", args.cohort, "--cohort")
-            if args.checkpoint is not None:
-                _check_filter(con, "checkpoint_sha256", args.checkpoint, "--checkpoint")
-            result = run_evaluations(con, evaluators, cohort=args.cohort,
-                                     checkpoint=args.checkpoint, run=args.run)
-            filters = {"cohort": args.cohort, "checkpoint": args.checkpoint, "run": args.run}
-            mix = checkpoint_mix(con, _SELECTED_ROWS, filters)
-            unranked = _unranked_expected(con, filters) if any(
-                isinstance(e, ClassificationReport) and e.classes is None
-                and not e.classes_from_encoder for e in evaluators) else 0
-    except (FileNotFoundError, StoreError, ValueError) as error:
-        raise CommandError(str(error)) from error
-    except duckdb.Error as error:
-        raise CommandError(f"evaluation failed: {error}") from error
+    if args.engine == "ray":
+        result, mix, unranked = _evaluate_on_ray(args, evaluators)
+    else:
+        result, mix, unranked = _evaluate_here(args, evaluators)
     summary = combined_summary(result.run_id, result.summaries)
     summary.update(cohort=args.cohort, run=args.run, checkpoints=result.checkpoints,
                    mixed_checkpoints=mix.mixed, checkpoint_rows=mix.checkpoints)
