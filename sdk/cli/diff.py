@@ -8,6 +8,7 @@ store, unknown run, runs over different rows without ``--intersect``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -36,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--db", default=os.environ.get("VLMSCOPE_DB", DEFAULT_DB),
                         help="the DuckDB store (default: $VLMSCOPE_DB or vlmscope.duckdb)")
+    parser.add_argument("--parquet", metavar="DIR",
+                        help="compare runs under a Parquet dataset root instead (runs made "
+                        "with vlmscope.distributed.run_on_ray)")
     parser.add_argument("--base", required=True, help="the production run's name")
     parser.add_argument("--candidate", required=True, help="the candidate run's name")
     parser.add_argument("--max-drop", type=float, default=DEFAULT_MAX_DROP,
@@ -125,13 +129,15 @@ def run(args: argparse.Namespace) -> int:
     """Handle ``vlmscope diff``."""
     import duckdb
 
+    from vlmscope.collectors.shards import open_root
     from vlmscope.collectors.store import StoreError, read_connection
     from vlmscope.regression import compare_runs, per_row_diff_sql
 
     if args.changed_rows < 0 or args.max_failed < 0:
         raise CommandError("--changed-rows and --max-failed must be >= 0")
     try:
-        with read_connection(args.db, timeout_s=args.timeout) as con:
+        with (contextlib.closing(open_root(args.parquet)) if args.parquet
+              else read_connection(args.db, timeout_s=args.timeout)) as con:
             report = compare_runs(con, args.base, args.candidate, max_drop=args.max_drop,
                                   alpha=args.alpha, intersect=args.intersect,
                                   changed_rows=args.changed_rows, max_failed=args.max_failed)
@@ -140,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
                                          report["candidate"]["eval_run_id"])
                 target = args.per_row.replace("'", "''")
                 con.execute(f"COPY ({query}) TO '{target}' (FORMAT parquet)")
-    except (StoreError, ValueError) as error:
+    except (FileNotFoundError, StoreError, ValueError) as error:
         raise CommandError(str(error)) from error
     except duckdb.CatalogException as error:
         raise CommandError(f"{args.db} has no dataset runs (schema older than v3?): "
