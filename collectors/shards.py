@@ -12,6 +12,8 @@ file names again, replacing the files of the failed attempt, and commits a manif
 its own files only. Files of an attempt that died before its commit are never read, even
 when the retry wrote elsewhere (a batch retried after midnight lands under another date).
 A root without ``_shards/`` (a plain export) is read file by file, as the export wrote it.
+Each run writes the ``dataset_rows`` of the rows it ran; a reader keeps one per (dataset,
+row id).
 """
 
 from __future__ import annotations
@@ -209,8 +211,12 @@ class ShardRoot:
                     for table, paths in files.items()}
         fsspec_fs = self.filesystem if self.filesystem is not None and hasattr(
             self.filesystem, "protocol") else None
-        return open_parquet_files(readable, written_tables=(*WRITTEN_TABLES, *DATASET_TABLES),
-                                  filesystem=fsspec_fs)
+        con = open_parquet_files(readable, written_tables=(*WRITTEN_TABLES, *DATASET_TABLES),
+                                 filesystem=fsspec_fs)
+        # Every run over a dataset writes its rows' dataset_rows: keep one of each.
+        con.execute("DELETE FROM dataset_rows WHERE rowid NOT IN "
+                    "(SELECT min(rowid) FROM dataset_rows GROUP BY dataset, row_id)")
+        return con
 
 
 def open_root(root: str | os.PathLike[str], filesystem: Any = None
