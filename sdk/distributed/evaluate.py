@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -42,6 +43,10 @@ class DistributedEvalRun(EvalRun):
     partitions: int = 0
     checkpoint_mix: CheckpointMix = field(default_factory=lambda: CheckpointMix({}, {}))
     unranked_expected: int = 0
+    task_seconds: list[float] = field(default_factory=list)
+    """Wall time of each partition's task (open, select, judge, write back), in seconds."""
+    merge_seconds: float = 0.0
+    """Wall time of the driver's merge and ``eval_runs`` write, in seconds."""
 
 
 @dataclass
@@ -52,6 +57,7 @@ class _PartResult:
     embedding_dims: dict[int, int]
     expected: dict[str, int]
     ranked: set[str]
+    seconds: float
 
 
 def evaluate_partition(root: ShardRoot, files: dict[str, list[str]],
@@ -60,6 +66,7 @@ def evaluate_partition(root: ShardRoot, files: dict[str, list[str]],
                        ) -> _PartResult:
     """Evaluate one partition (``files``: span table -> paths under ``root``) and write its
     evaluation rows to ``root``; what a Ray task runs, and callable without Ray."""
+    started = time.perf_counter()
     con = root.connect(files)
     try:
         if threads is not None:
@@ -94,7 +101,8 @@ def evaluate_partition(root: ShardRoot, files: dict[str, list[str]],
         root.commit(shard, {"evaluations": written}, kind="evaluations", run_id=run_id)
     return _PartResult(summaries, int(rows), {str(k): int(v) for k, v in checkpoints.items()},
                        {int(k): int(v) for k, v in dims.items()},
-                       {str(k): int(v) for k, v in expected.items()}, ranked)
+                       {str(k): int(v) for k, v in expected.items()}, ranked,
+                       time.perf_counter() - started)
 
 
 def _ray() -> Any:
@@ -173,6 +181,7 @@ def _count_sorted(counts: dict[Any, int]) -> dict[Any, int]:
 def _finish(root: ShardRoot, evaluators: Sequence[Evaluator], parts: Sequence[_PartResult],
             run_id: str, cohort: str | None, checkpoint: str | None, run: str | None,
             partitions: int) -> DistributedEvalRun:
+    started = time.perf_counter()
     summaries = {ev.name: merge_parts(ev, [p.summaries[i] for p in parts])
                  for i, ev in enumerate(evaluators)}
     checkpoints: dict[str, int] = {}
@@ -208,4 +217,5 @@ def _finish(root: ShardRoot, evaluators: Sequence[Evaluator], parts: Sequence[_P
         run_id, cohort, checkpoint, seen, summaries, run,
         rows=sum(p.rows for p in parts), partitions=partitions,
         checkpoint_mix=CheckpointMix(_count_sorted(checkpoints), _count_sorted(dims)),
-        unranked_expected=sum(n for label, n in expected.items() if label not in ranked))
+        unranked_expected=sum(n for label, n in expected.items() if label not in ranked),
+        task_seconds=[p.seconds for p in parts], merge_seconds=time.perf_counter() - started)
