@@ -6,8 +6,9 @@ labels and scores) into a fresh store, then as P Parquet shards under a dataset 
 layout ``run_on_ray`` writes). Then, on one local Ray cluster, ``evaluate_on_ray`` with at
 most 1 and at most 2 tasks at a time (one DuckDB thread each), interleaved, ``--repeat``
 times each: rows/s, the ratio, the per-task time (open the partition, materialise its
-``pipeline_rows``, judge, write the evaluations back) and the driver's merge time. The
-merged summaries of every run are checked equal.
+``pipeline_rows``, judge, write the evaluations back) and the driver's merge time; and, as
+the baseline, the one-process DuckDB engine over the same root (``vlmscope eval --parquet``,
+all threads). Every merged summary is checked equal to the baseline's.
 
 Run: ``.venv/bin/python benchmarks/bench_ray_eval.py [--rows 10000000] [--partitions 32]``
 """
@@ -24,9 +25,14 @@ import duckdb
 from bench_evaluators import CLASSES, write_rows
 
 from vlmscope.collectors.schema import migrate
-from vlmscope.collectors.shards import ShardRoot, shard_name
+from vlmscope.collectors.shards import ShardRoot, open_root, shard_name
 from vlmscope.distributed import evaluate_on_ray
-from vlmscope.evaluators import ClassificationReport, FailureAttribution, GroundTruthMatch
+from vlmscope.evaluators import (
+    ClassificationReport,
+    FailureAttribution,
+    GroundTruthMatch,
+    run_evaluations,
+)
 
 TABLES = ("row_records", "encoder_records", "llm_records")
 
@@ -77,11 +83,17 @@ def main() -> None:
         root = Path(folder) / "root"
         seconds = write_root(root, args.rows, args.partitions)
         print(f"{args.rows:,} rows as {args.partitions} Parquet shards in {seconds:.1f} s")
+        started = time.perf_counter()
+        con = open_root(root)
+        reference = run_evaluations(con, evaluators()).summaries
+        con.close()
+        baseline = time.perf_counter() - started
+        print(f"one process, DuckDB engine: {baseline:.2f} s = {args.rows / baseline:,.0f} "
+              "rows/s (open, materialise, judge; evaluations kept in memory)")
         ray.init(address="local", num_cpus=2, log_to_driver=False, include_dashboard=False)
         timings: dict[int, list[float]] = {1: [], 2: []}
         tasks: dict[int, list[float]] = {1: [], 2: []}
         merges: dict[int, list[float]] = {1: [], 2: []}
-        reference = None
         for _ in range(args.repeat):
             for workers in (1, 2):
                 started = time.perf_counter()
@@ -90,8 +102,7 @@ def main() -> None:
                 tasks[workers].extend(run.task_seconds)
                 merges[workers].append(run.merge_seconds)
                 assert run.rows == args.rows, run.rows
-                reference = reference or run.summaries
-                assert run.summaries == reference, "merged summaries differ between runs"
+                assert run.summaries == reference, "merged summaries differ from one process's"
         ray.shutdown()
     rate = {w: args.rows / statistics.median(t) for w, t in timings.items()}
     for workers in (1, 2):

@@ -140,18 +140,30 @@ class ShardRoot:
         """Whether the root was written in shards (it has committed manifests)."""
         return bool(self.manifests())
 
-    def _readable(self, relative: str) -> str:
-        """The path DuckDB reads ``relative`` by (local or fsspec-registered)."""
-        fs, base = self._fs
-        path = posixpath.join(base, relative)
-        if isinstance(fs, pafs.LocalFileSystem):
-            return path
+    def _fsspec(self) -> Any:
+        """The fsspec filesystem DuckDB reads a remote root through: the one given, or the
+        one fsspec opens for the root's URL; None for a local root."""
         if self.filesystem is not None and hasattr(self.filesystem, "protocol"):
-            protocol = self.filesystem.protocol
-            protocol = protocol[0] if isinstance(protocol, tuple | list) else protocol
-            return f"{protocol}://{path.lstrip('/')}"
-        raise ValueError(f"DuckDB reads {self.root} through fsspec only: pass the root's "
-                         "fsspec filesystem as filesystem=")
+            return self.filesystem
+        if isinstance(self._fs[0], pafs.LocalFileSystem):
+            return None
+        try:
+            import fsspec
+
+            return fsspec.core.url_to_fs(self.root)[0]
+        except (ImportError, ValueError) as error:
+            raise ValueError(f"DuckDB reads {self.root} through fsspec: install fsspec and "
+                             "the package for its protocol (s3fs, gcsfs, ...), or pass an "
+                             "fsspec filesystem as filesystem=") from error
+
+    def _readable(self, relative: str, remote: Any) -> str:
+        """The path DuckDB reads ``relative`` by (local, or on the fsspec ``remote``)."""
+        path = posixpath.join(self._fs[1], relative)
+        if remote is None:
+            return path
+        protocol = remote.protocol
+        protocol = protocol[0] if isinstance(protocol, tuple | list) else protocol
+        return f"{protocol}://{path.lstrip('/')}"
 
     def _export_files(self) -> dict[str, list[str]]:
         fs, base = self._fs
@@ -207,12 +219,11 @@ class ShardRoot:
         if not files.get("spans"):
             raise FileNotFoundError(f"no vlmscope Parquet in {self.root} (expected "
                                     "spans/date=.../service=.../*.parquet)")
-        readable = {table: [self._readable(p) for p in paths]
+        remote = self._fsspec()
+        readable = {table: [self._readable(p, remote) for p in paths]
                     for table, paths in files.items()}
-        fsspec_fs = self.filesystem if self.filesystem is not None and hasattr(
-            self.filesystem, "protocol") else None
         con = open_parquet_files(readable, written_tables=(*WRITTEN_TABLES, *DATASET_TABLES),
-                                 filesystem=fsspec_fs)
+                                 filesystem=remote)
         # Every run over a dataset writes its rows' dataset_rows: keep one of each.
         con.execute("DELETE FROM dataset_rows WHERE rowid NOT IN "
                     "(SELECT min(rowid) FROM dataset_rows GROUP BY dataset, row_id)")
