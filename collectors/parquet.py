@@ -95,13 +95,14 @@ def open_parquet_folder(folder: str | os.PathLike[str]) -> duckdb.DuckDBPyConnec
 
 def open_parquet_files(files: Mapping[str, Sequence[str]], *,
                        written_tables: Sequence[str] = WRITTEN_TABLES,
-                       filesystem: Any = None) -> duckdb.DuckDBPyConnection:
+                       filesystem: Any = None,
+                       config: Mapping[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection on which Parquet files in the export layout read like a
     store: ``files`` maps a store table to its files (paths or globs, Hive-partitioned or
     not). Span tables become views on the files; ``written_tables`` are loaded as tables
     (evaluators add rows to them); tables without files stay empty. ``filesystem``: an
-    fsspec filesystem the paths are on (registered with DuckDB)."""
-    con = duckdb.connect()
+    fsspec filesystem the paths are on (registered with DuckDB); ``config``: DuckDB's."""
+    con = duckdb.connect(config=dict(config or {}))
     if filesystem is not None:
         con.register_filesystem(filesystem)
     migrate(con)

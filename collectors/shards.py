@@ -191,15 +191,27 @@ class ShardRoot:
                 files.setdefault(table, []).extend(paths)
         return {table: sorted(set(paths)) for table, paths in files.items()}
 
-    def partitions(self) -> list[dict[str, list[str]]]:
+    def partitions(self, rows_per_partition: int | None = None) -> list[dict[str, list[str]]]:
         """The root's span-table files cut into partitions that each hold whole traces
-        (so each evaluates on its own): one per committed row shard, or in a plain export,
-        one per ``date=/service=`` folder. Each maps a span table to its relative paths."""
+        (so each evaluates on its own): committed row shards, as many together as make
+        ``rows_per_partition`` rows (default: one shard each), or in a plain export, one
+        per ``date=/service=`` folder. Each maps a span table to its relative paths."""
         manifests = self.manifests()
         if manifests:
-            groups = [{t: sorted(p) for t, p in m["files"].items() if t in SPAN_TABLES}
-                      for _, m in sorted(manifests.items())]
-            return [g for g in groups if g.get("spans")]
+            groups: list[dict[str, list[str]]] = []
+            rows = 0
+            for _, manifest in sorted(manifests.items()):
+                files = manifest["files"]
+                if not files.get("spans"):
+                    continue
+                if not groups or rows_per_partition is None or rows >= rows_per_partition:
+                    groups.append({})
+                    rows = 0
+                rows += int(manifest.get("rows") or 0)
+                for table, paths in files.items():
+                    if table in SPAN_TABLES:
+                        groups[-1].setdefault(table, []).extend(paths)
+            return [{t: sorted(p) for t, p in g.items()} for g in groups]
         folders: dict[str, dict[str, list[str]]] = {}
         for table, paths in self._export_files().items():
             if table not in SPAN_TABLES:
@@ -209,12 +221,12 @@ class ShardRoot:
                 folders.setdefault(folder, {}).setdefault(table, []).append(path)
         return [folders[f] for f in sorted(folders) if folders[f].get("spans")]
 
-    def connect(self, files: Mapping[str, Sequence[str]] | None = None
-                ) -> duckdb.DuckDBPyConnection:
-        """An in-memory DuckDB connection on which the root (or just ``files``, table ->
-        relative paths) reads like a store: span tables as views on the files, the
-        evaluation and dataset tables loaded. :class:`FileNotFoundError` when there are no
-        spans."""
+    def connect(self, files: Mapping[str, Sequence[str]] | None = None, *,
+                threads: int | None = None) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB connection (on ``threads`` threads, default all) on which the
+        root (or just ``files``, table -> relative paths) reads like a store: span tables as
+        views on the files, the evaluation and dataset tables loaded.
+        :class:`FileNotFoundError` when there are no spans."""
         files = self.table_files() if files is None else files
         if not files.get("spans"):
             raise FileNotFoundError(f"no vlmscope Parquet in {self.root} (expected "
@@ -223,7 +235,8 @@ class ShardRoot:
         readable = {table: [self._readable(p, remote) for p in paths]
                     for table, paths in files.items()}
         con = open_parquet_files(readable, written_tables=(*WRITTEN_TABLES, *DATASET_TABLES),
-                                 filesystem=remote)
+                                 filesystem=remote,
+                                 config=None if threads is None else {"threads": threads})
         # Every run over a dataset writes its rows' dataset_rows: keep one of each.
         con.execute("DELETE FROM dataset_rows WHERE rowid NOT IN "
                     "(SELECT min(rowid) FROM dataset_rows GROUP BY dataset, row_id)")

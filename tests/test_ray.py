@@ -28,7 +28,7 @@ pytest.importorskip("torchvision")
 import vlmscope  # noqa: E402
 from vlmscope.cli import main as cli  # noqa: E402
 from vlmscope.collectors.shards import ShardRoot, open_root  # noqa: E402
-from vlmscope.distributed import run_on_ray  # noqa: E402
+from vlmscope.distributed import evaluate_on_ray, run_on_ray  # noqa: E402
 from vlmscope.evaluators import (  # noqa: E402
     ClassificationReport,
     FailureAttribution,
@@ -170,6 +170,10 @@ def test_two_thousand_digits_traced_across_two_actors_each_row_once_scored_as_on
         con.close()
     assert result.summary["evaluations"] == here
     assert result.shards == ROWS // 250
+    there = evaluate_on_ray(root, evaluators(), run="ray-run", num_workers=2,
+                            rows_per_task=500)
+    assert there.summaries == here
+    assert (there.partitions, there.rows) == (ROWS // 500, ROWS)
     assert here["failure_attribution"]["failing"] > 0
     assert written == here["ground_truth_match"]["judged"] + here["failure_attribution"][
         "judged"]
@@ -269,3 +273,15 @@ def test_ray_engine_without_a_parquet_root_is_a_usage_error(
         code = cli(["eval", "--engine", "ray", "--db", "nowhere.duckdb"])
         assert code == 2
     assert "--parquet" in capsys.readouterr().err
+
+
+def test_a_ray_dataset_of_rows_needs_its_name_and_the_id_and_image_columns(
+        cluster: str, tmp_path: Path) -> None:
+    rows = ray.data.from_items([{"id": "r1", "image": b"", "expected": "one"}])
+    with pytest.raises(ValueError, match="dataset_name"):
+        run_on_ray(rows, factory(), root=tmp_path, name="r")
+    with pytest.raises(ValueError, match="lacks the column"):
+        run_on_ray(ray.data.from_items([{"id": "r1"}]), factory(), root=tmp_path, name="r",
+                   dataset_name="d")
+    with pytest.raises(TypeError, match="pipeline_factory"):
+        run_on_ray(rows, object(), root=tmp_path, name="r", dataset_name="d")

@@ -98,3 +98,16 @@ def test_a_root_on_an_fsspec_filesystem_is_written_and_read_back() -> None:
 def test_a_root_without_spans_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no vlmscope Parquet"):
         open_root(tmp_path)
+
+
+def test_committed_shards_group_into_partitions_of_about_the_rows_asked(
+        tmp_path: Path) -> None:
+    root = ShardRoot(str(tmp_path / "root"))
+    for i in range(5):
+        shard = shard_name("rows", "run", str(i))
+        files = {"spans": root.write_table("spans", spans(f"t{i}", 2), shard,
+                                           ("date", "service"))}
+        root.commit(shard, files, kind="rows", rows=100)
+    assert [len(p["spans"]) for p in root.partitions()] == [1] * 5
+    assert [len(p["spans"]) for p in root.partitions(200)] == [2, 2, 1]
+    assert [len(p["spans"]) for p in root.partitions(10_000)] == [5]

@@ -27,6 +27,9 @@ from vlmscope.evaluators.merge import PartSummary, check_mergeable, evaluate_par
 from vlmscope.evaluators.runner import EvalRun
 from vlmscope.pinning import CheckpointMix
 
+DEFAULT_ROWS_PER_TASK = 250_000
+"""Rows a Ray evaluation task takes (whole shards) unless ``rows_per_task`` says otherwise."""
+
 _ROWS = "_vlmscope_part_rows"
 _SELECT = ("SELECT * FROM pipeline_rows WHERE ($cohort IS NULL OR cohort = $cohort) "
            "AND ($checkpoint IS NULL OR starts_with(checkpoint_sha256, $checkpoint)) "
@@ -67,10 +70,8 @@ def evaluate_partition(root: ShardRoot, files: dict[str, list[str]],
     """Evaluate one partition (``files``: span table -> paths under ``root``) and write its
     evaluation rows to ``root``; what a Ray task runs, and callable without Ray."""
     started = time.perf_counter()
-    con = root.connect(files)
+    con = root.connect(files, threads=threads)
     try:
-        if threads is not None:
-            con.execute(f"SET threads = {int(threads)}")
         con.execute("SET preserve_insertion_order = false")
         con.execute(f"CREATE TEMP TABLE {_ROWS} AS {_SELECT}", filters)
         summaries = [evaluate_part(con, ev, _ROWS, run_id) for ev in evaluators]
@@ -122,12 +123,15 @@ def evaluate_on_ray(
     run_id: str | None = None,
     num_workers: int | None = None,
     threads_per_worker: int = 1,
+    rows_per_task: int = DEFAULT_ROWS_PER_TASK,
     address: str | None = None,
 ) -> DistributedEvalRun:
     """Run ``evaluators`` over the Parquet dataset root ``root`` in Ray tasks, one per
     partition, at most ``num_workers`` at a time (default: as many as the cluster's CPUs
     allow), each DuckDB on ``threads_per_worker`` threads; merge the summaries exactly and
-    write the evaluation rows and the ``eval_runs`` rows back under ``root``.
+    write the evaluation rows and the ``eval_runs`` rows back under ``root``. A task takes
+    committed row shards until it holds ``rows_per_task`` rows (each task pays a fixed
+    cost of about 2 s: fewer, bigger tasks, but at least one per worker).
 
     ``cohort``, ``checkpoint`` (a SHA-256 prefix) and ``run`` select rows as
     :func:`vlmscope.evaluators.run_evaluations` does. Connects to the Ray cluster at
@@ -145,7 +149,9 @@ def evaluate_on_ray(
     if len(set(names)) != len(names):
         raise ValueError(f"each evaluator once per run, got {', '.join(names)}")
     shard_root = ShardRoot(os.fspath(root), filesystem)
-    partitions = shard_root.partitions()
+    if rows_per_task < 1:
+        raise ValueError(f"rows_per_task must be at least 1, got {rows_per_task}")
+    partitions = shard_root.partitions(rows_per_task)
     if not partitions:
         raise FileNotFoundError(f"no vlmscope Parquet in {root} (expected "
                                 "spans/date=.../service=.../*.parquet)")
