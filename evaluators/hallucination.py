@@ -559,26 +559,51 @@ class CaptionHallucination(SummarisedRowEvaluator):
         module docstring); a rate is None when its denominator is 0."""
         return self._summary(con, judged)[2]
 
-    def _summary(self, con: duckdb.DuckDBPyConnection,
-                 judged: str) -> tuple[int, int, dict[str, Any]]:
-        """The judged rows, those that passed, and :meth:`summarise`'s keys (one pass)."""
-        ((judged_rows, passed, captions, mentions, hallucinated, hallucinating, truth, covered,
-          by_encoder, by_head, from_encoder, probes, tp, fp, tn, fn,
-          unparsed),) = con.execute(f"""
-            SELECT count(*), count(*) FILTER (WHERE passed),
-                   count(*) FILTER (WHERE kind = 'caption'),
-                   coalesce(sum(n_mentioned), 0), coalesce(sum(n_hallucinated), 0),
-                   count(*) FILTER (WHERE n_hallucinated > 0),
-                   coalesce(sum(n_truth), 0), coalesce(sum(n_covered), 0),
-                   coalesce(sum(n_by_encoder), 0), coalesce(sum(n_by_head), 0),
-                   count(*) FILTER (WHERE ground_truth = 'encoder'),
-                   count(*) FILTER (WHERE kind = 'probe'),
-                   count(*) FILTER (WHERE pope_answer = 'yes' AND pope_truth),
-                   count(*) FILTER (WHERE pope_answer = 'yes' AND NOT pope_truth),
-                   count(*) FILTER (WHERE pope_answer = 'no' AND NOT pope_truth),
-                   count(*) FILTER (WHERE pope_answer = 'no' AND pope_truth),
-                   count(*) FILTER (WHERE kind = 'probe' AND pope_answer IS NULL)
-            FROM {judged}""").fetchall()
+    def statistics_sql(self, judged: str) -> str:
+        """The counts the summary is computed from, in one row: the statistics of disjoint
+        parts of the rows, stacked and added, give the summary of all of them (see
+        :meth:`summarise_statistics`)."""
+        return f"""
+            SELECT count(*) AS judged, count(*) FILTER (WHERE passed) AS passed,
+                   count(*) FILTER (WHERE kind = 'caption') AS captions,
+                   coalesce(sum(n_mentioned), 0) AS mentions,
+                   coalesce(sum(n_hallucinated), 0) AS hallucinated,
+                   count(*) FILTER (WHERE n_hallucinated > 0) AS hallucinating,
+                   coalesce(sum(n_truth), 0) AS truth, coalesce(sum(n_covered), 0) AS covered,
+                   coalesce(sum(n_by_encoder), 0) AS by_encoder,
+                   coalesce(sum(n_by_head), 0) AS by_head,
+                   count(*) FILTER (WHERE ground_truth = 'encoder') AS from_encoder,
+                   count(*) FILTER (WHERE kind = 'probe') AS probes,
+                   count(*) FILTER (WHERE pope_answer = 'yes' AND pope_truth) AS tp,
+                   count(*) FILTER (WHERE pope_answer = 'yes' AND NOT pope_truth) AS fp,
+                   count(*) FILTER (WHERE pope_answer = 'no' AND NOT pope_truth) AS tn,
+                   count(*) FILTER (WHERE pope_answer = 'no' AND pope_truth) AS fn,
+                   count(*) FILTER (WHERE kind = 'probe' AND pope_answer IS NULL) AS unparsed
+            FROM {judged}"""
+
+    def summarise_statistics(self, con: duckdb.DuckDBPyConnection,
+                             statistics: str) -> dict[str, Any]:
+        """:meth:`summarise`'s keys from the relation ``statistics`` (rows of
+        :meth:`statistics_sql`, from one or many parts of the rows)."""
+        return self._summary(con, judged=None, statistics=statistics)[2]
+
+    def _summary(self, con: duckdb.DuckDBPyConnection, judged: str | None,
+                 statistics: str | None = None) -> tuple[int, int, dict[str, Any]]:
+        """The judged rows, those that passed, and :meth:`summarise`'s keys (one pass over
+        ``judged``, or the sums of ``statistics``); keeps the statistics when asked."""
+        if statistics is None:
+            table = con.sql(self.statistics_sql(judged)).to_arrow_table()
+            if self.kept_statistics is not None:
+                self.kept_statistics.append(table)
+            values = [table.column(i)[0].as_py() for i in range(table.num_columns)]
+        else:
+            names = [r[0] for r in con.execute(f"DESCRIBE {statistics}").fetchall()]
+            values = list(con.execute(
+                "SELECT " + ", ".join(f"coalesce(sum({n}), 0)::BIGINT" for n in names)
+                + f" FROM {statistics}").fetchall()[0])
+        (judged_rows, passed, captions, mentions, hallucinated, hallucinating, truth, covered,
+         by_encoder, by_head, from_encoder, probes, tp, fp, tn, fn,
+         unparsed) = (int(v) for v in values)
 
         def rate(numerator: int, denominator: int) -> float | None:
             return numerator / denominator if denominator else None

@@ -11,10 +11,12 @@ Supported: evaluators whose summary is :meth:`RowEvaluator.counts_summary` (e.g.
 ``ground_truth_match``), ``classification_report`` (not with ``classes_from_encoder=True``,
 which reads the classes from all rows at once) and any :class:`SummarisedRowEvaluator` with
 :meth:`~SummarisedRowEvaluator.statistics_sql` (``failure_attribution``, not with
-``linear_probe=True``, whose probe is trained on all rows at once). :func:`check_mergeable`
-names what is not. Calibration sums (ECE, MCE) are float sums: they equal the one-machine
-sums exactly while each is exact in float64 (top-1 scores above 2^-10 and fewer than 2^19
-rows per bin), as a multi-threaded DuckDB sum needs too.
+``linear_probe=True``, whose probe is trained on all rows at once; ``caption_hallucination``:
+CHAIR and POPE counts). Not (yet): ``instruction_adherence``, ``multilabel_report`` and
+``custom``. :func:`check_mergeable` names what is not. Calibration sums (ECE, MCE) are
+float sums: they equal the one-machine sums exactly while each is exact in float64 (top-1
+scores above 2^-10 and fewer than 2^19 rows per bin), as a multi-threaded DuckDB sum needs
+too.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ def check_mergeable(evaluator: Evaluator) -> None:
         return
     raise ValueError(f"{evaluator.name}'s summary cannot be merged from parts of the rows; "
                      "mergeable: row evaluators with counts summaries (ground_truth_match), "
-                     "classification_report, failure_attribution")
+                     "classification_report, failure_attribution, caption_hallucination")
 
 
 def evaluate_part(con: duckdb.DuckDBPyConnection, evaluator: Evaluator, source: str,

@@ -18,6 +18,7 @@ from vlmscope.evaluators import (
     ClassificationReport,
     FailureAttribution,
     GroundTruthMatch,
+    ImageInstructionAdherence,
 )
 from vlmscope.evaluators.base import PIPELINE_ROW_SCHEMA
 from vlmscope.evaluators.merge import check_mergeable, evaluate_part, merge_parts
@@ -118,10 +119,36 @@ def test_a_part_with_no_judged_rows_merges_to_the_same_summary() -> None:
     assert {ev.name: merge_parts(ev, parts[ev.name]) for ev in chosen} == whole
 
 
+@pytest.mark.parametrize(("seed", "parts"), [(0, 2), (1, 5)])
+def test_chair_and_pope_merged_from_random_parts_equal_the_one_run(seed: int,
+                                                                   parts: int) -> None:
+    from tests.hallucination_corpus import USER_VOCABULARY
+    from tests.hallucination_corpus import random_rows as caption_rows
+
+    table = pa.Table.from_pylist(caption_rows(seed, 600), schema=PIPELINE_ROW_SCHEMA)
+    chosen = [CaptionHallucination(["coco", USER_VOCABULARY])]
+    con = duckdb.connect()
+    con.register("rows_arrow", table)
+    con.execute("CREATE TABLE all_rows AS SELECT * FROM rows_arrow")
+    expected = run_evaluations(con, chosen, source="all_rows").summaries[chosen[0].name]
+    pieces = np.array_split(np.random.default_rng(seed).permutation(table.num_rows), parts)
+    from vlmscope.collectors.schema import migrate
+
+    results = []
+    for piece in pieces:
+        part = duckdb.connect()
+        migrate(part)
+        part.register("part_arrow", table.take(piece))
+        part.execute("CREATE TEMP TABLE part AS SELECT * FROM part_arrow")
+        results.append(evaluate_part(part, chosen[0], "part", "run-id"))
+    assert merge_parts(chosen[0], results) == expected
+    assert expected["pope_probes"] > 0 and expected["mentions"] > 0
+
+
 @pytest.mark.parametrize(("evaluator", "reason"), [
     (ClassificationReport(classes_from_encoder=True), "classes_from_encoder"),
     (FailureAttribution(linear_probe=True), "linear_probe"),
-    (CaptionHallucination(), "cannot be merged"),
+    (ImageInstructionAdherence(), "cannot be merged"),
 ])
 def test_evaluators_whose_summary_needs_all_rows_at_once_are_refused_by_name(
         evaluator, reason: str) -> None:
