@@ -23,6 +23,7 @@ import os
 import posixpath
 import uuid
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,9 @@ from vlmscope.collectors.parquet import SPAN_TABLES, WRITTEN_TABLES, open_parque
 
 MANIFESTS = "_shards"
 """Folder of the root holding one manifest (``<shard>.json``) per committed shard."""
+
+MANIFEST_READERS = 32
+"""Manifests read at once (threads)."""
 
 DATASET_TABLES = ("datasets", "dataset_rows", "dataset_runs")
 """Tables of ``Dataset`` runs a root may hold (for ``vlmscope diff --parquet``)."""
@@ -128,13 +132,17 @@ class ShardRoot:
         """Every committed shard's manifest, by shard name (empty for a plain export)."""
         fs, base = self._fs
         selector = pafs.FileSelector(posixpath.join(base, MANIFESTS), allow_not_found=True)
-        found = {}
-        for info in fs.get_file_info(selector):
-            if info.is_file and info.base_name.endswith(".json"):
-                with fs.open_input_stream(info.path) as handle:
-                    manifest = orjson.loads(handle.read())
-                found[manifest["shard"]] = manifest
-        return found
+        paths = [info.path for info in fs.get_file_info(selector)
+                 if info.is_file and info.base_name.endswith(".json")]
+
+        def read(path: str) -> dict[str, Any]:
+            with fs.open_input_stream(path) as handle:
+                return orjson.loads(handle.read())
+
+        # On an object store each read waits tens of ms: thousands of shards read in turn
+        # would keep every worker waiting.
+        with ThreadPoolExecutor(MANIFEST_READERS) as pool:
+            return {manifest["shard"]: manifest for manifest in pool.map(read, paths)}
 
     def is_sharded(self) -> bool:
         """Whether the root was written in shards (it has committed manifests)."""
