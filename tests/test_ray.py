@@ -1,10 +1,10 @@
 """Past one machine, on a real Ray cluster of two nodes on this machine (CPU only).
 
 2,000 real handwritten digits (scikit-learn) go through a torchvision ResNet built from
-config (``weights=None``, 32x32 input) and a language head in Ray Data actors; each actor
-writes its own Parquet shards; the evaluators run per partition in Ray tasks. The language
-head is a small deterministic function under ``vlmscope.llm_span`` (a transformers head
-would only slow the run: what is tested is the tracing, sharding and merging around it).
+config (``weights=None``, 32x32 input) and a GPT-2 language head built from config (one
+layer, a word-level tokenizer made in memory, its answer restricted to the digit words) in
+Ray Data actors, both instrumented there; each actor writes its own Parquet shards; the
+evaluators run per partition in Ray tasks.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import pytest
 ray = pytest.importorskip("ray")
 torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
+pytest.importorskip("transformers")
 
 import vlmscope  # noqa: E402
 from vlmscope.cli import main as cli  # noqa: E402
@@ -68,17 +69,61 @@ def _take(marker: str | None) -> bool:
     return True
 
 
+class DigitWordsOnly:
+    """A logits processor: the head answers with one of the digit words."""
+
+    def __init__(self, allowed: list[int]) -> None:
+        self.allowed = allowed
+
+    def __call__(self, input_ids, scores):
+        masked = torch.full_like(scores, float("-inf"))
+        masked[:, self.allowed] = scores[:, self.allowed]
+        return masked
+
+
+def build_head(seed: int):
+    """A GPT-2 from config (random weights, seeded) with a word-level tokenizer built in
+    memory, instrumented: ``head(labels)`` answers, for each label the encoder read."""
+    import tokenizers
+    import transformers
+
+    words = ["[PAD]", "[UNK]", *WORDS, "which", "digit", "is", "this", "?", "encoder", "sees"]
+    vocab = {w: i for i, w in enumerate(words)}
+    word_level = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab, unk_token="[UNK]"))
+    word_level.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
+    tokenizer = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=word_level, pad_token="[PAD]", unk_token="[UNK]")
+    torch.manual_seed(seed)
+    model = transformers.GPT2LMHeadModel(transformers.GPT2Config(
+        vocab_size=len(vocab), n_positions=16, n_embd=32, n_layer=1, n_head=2,
+        bos_token_id=0, eos_token_id=0, pad_token_id=0)).eval()
+    vlmscope.instrument_generator(model, tokenizer, name=HEAD)
+    only_digits = transformers.LogitsProcessorList(
+        [DigitWordsOnly([vocab[w] for w in WORDS])])
+
+    def head(labels: list[str]) -> list[str]:
+        batch = tokenizer([f"which digit is this ? encoder sees {w}" for w in labels],
+                          return_tensors="pt")
+        with torch.no_grad():
+            out = model.generate(**batch, max_new_tokens=1, do_sample=False, pad_token_id=0,
+                                 logits_processor=only_digits)
+        return tokenizer.batch_decode(out[:, batch["input_ids"].shape[1]:],
+                                      skip_special_tokens=True)
+
+    return head
+
+
 def build_pipeline(seed: int = 0, kill_marker: str | None = None, kill_at_call: int = 3):
-    """The pipeline: a ResNet from config with seed ``seed`` (instrumented, top-3), the
-    answer from a head that names the top-1 digit and, when unsure, the next one. With
-    ``kill_marker``, the process that claims the marker kills itself (SIGKILL) in the
-    middle of its ``kill_at_call``-th batch."""
+    """The pipeline: a ResNet from config with seed ``seed`` (instrumented, top-3), then the
+    GPT-2 head given the encoder's top-1 label. With ``kill_marker``, the process that claims
+    the marker kills itself (SIGKILL) in the middle of its ``kill_at_call``-th batch."""
     from torchvision.models.resnet import BasicBlock, ResNet
 
     torch.set_num_threads(1)
     torch.manual_seed(seed)
     model = ResNet(BasicBlock, [1, 1, 1, 1], num_classes=10).eval()
     vlmscope.instrument_encoder(model, labels=WORDS, top_k=3)
+    head = build_head(seed)
     calls = [0]
 
     def pipeline(rows):
@@ -87,16 +132,10 @@ def build_pipeline(seed: int = 0, kill_marker: str | None = None, kill_at_call: 
                               .permute(2, 0, 1) for row in rows])
         pixels = torch.nn.functional.interpolate(pixels, size=32, mode="bilinear")
         with torch.no_grad():
-            scores = model(pixels).softmax(1)
+            top1 = model(pixels).argmax(1).tolist()
         if calls[0] == kill_at_call and _take(kill_marker):
             os.kill(os.getpid(), signal.SIGKILL)  # a worker dies mid-batch
-        values, indices = scores.topk(2, dim=1)
-        with vlmscope.llm_span(model=HEAD, instruction=[row.instruction for row in rows]) \
-                as span:
-            answers = [WORDS[int(i[0])] if float(v[0]) > 0.12 else WORDS[int(i[1])]
-                       for v, i in zip(values, indices, strict=True)]
-            span.set_output(answers)
-        return answers
+        return head([WORDS[i] for i in top1])
 
     return pipeline
 
