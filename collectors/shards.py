@@ -239,20 +239,43 @@ class ShardRoot:
         if not files.get("spans"):
             raise FileNotFoundError(f"no vlmscope Parquet in {self.root} (expected "
                                     "spans/date=.../service=.../*.parquet)")
+        return _connect(self.readable_files(files), self._fsspec(), threads)
+
+    def readable_files(self, files: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+        """``files`` (table -> paths relative to the root) as the paths DuckDB reads."""
         remote = self._fsspec()
-        readable = {table: [self._readable(p, remote) for p in paths]
-                    for table, paths in files.items()}
-        con = open_parquet_files(readable, written_tables=(*WRITTEN_TABLES, *DATASET_TABLES),
-                                 filesystem=remote,
-                                 config=None if threads is None else {"threads": threads})
-        # Every run over a dataset writes its rows' dataset_rows: keep one of each.
-        con.execute("DELETE FROM dataset_rows WHERE rowid NOT IN "
-                    "(SELECT min(rowid) FROM dataset_rows GROUP BY dataset, row_id)")
-        return con
+        return {table: [self._readable(p, remote) for p in paths]
+                for table, paths in files.items()}
 
 
-def open_root(root: str | os.PathLike[str], filesystem: Any = None
-              ) -> duckdb.DuckDBPyConnection:
+def _connect(readable: Mapping[str, Sequence[str]], remote: Any,
+             threads: int | None) -> duckdb.DuckDBPyConnection:
+    con = open_parquet_files(readable, written_tables=(*WRITTEN_TABLES, *DATASET_TABLES),
+                             filesystem=remote,
+                             config=None if threads is None else {"threads": threads})
+    # Every run over a dataset writes its rows' dataset_rows: keep one of each.
+    con.execute("DELETE FROM dataset_rows WHERE rowid NOT IN "
+                "(SELECT min(rowid) FROM dataset_rows GROUP BY dataset, row_id)")
+    return con
+
+
+def open_root(root: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+              filesystem: Any = None) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection on which the dataset root ``root`` (sharded by Ray runs, or a
-    plain ``vlmscope export --format parquet`` folder) reads like a store."""
-    return ShardRoot(os.fspath(root), filesystem).connect()
+    plain ``vlmscope export --format parquet`` folder), or several roots together (on one
+    filesystem; e.g. two runs' for ``vlmscope diff``), read like one store."""
+    roots = [root] if isinstance(root, str | os.PathLike) else list(root)
+    if not roots:
+        raise ValueError("give at least one dataset root")
+    readable: dict[str, list[str]] = {}
+    remote = None
+    for each in roots:
+        shard_root = ShardRoot(os.fspath(each), filesystem)
+        files = shard_root.table_files()
+        if not files.get("spans"):
+            raise FileNotFoundError(f"no vlmscope Parquet in {each} (expected "
+                                    "spans/date=.../service=.../*.parquet)")
+        remote = remote or shard_root._fsspec()
+        for table, paths in shard_root.readable_files(files).items():
+            readable.setdefault(table, []).extend(paths)
+    return _connect(readable, remote, None)

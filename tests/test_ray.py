@@ -232,16 +232,20 @@ def test_two_thousand_digits_traced_across_two_actors_each_row_once_scored_as_on
 @pytest.mark.slow
 def test_diff_of_two_ray_runs_equals_the_diff_of_the_same_runs_in_one_duckdb_file(
         cluster: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from vlmscope.collectors.schema import migrate
+    import shutil
 
-    root = tmp_path / "root"
-    dataset = digits_dataset("digits-small", 300)
-    for name, seed in (("base", 0), ("candidate", 1)):
-        run_on_ray(dataset, factory(seed=seed), root=root, name=name, batch_size=100,
-                   num_actors=2, evaluators=[GroundTruthMatch()])
-    store = tmp_path / "one.duckdb"
     import duckdb
 
+    from vlmscope.collectors.schema import migrate
+
+    dataset = digits_dataset("digits-small", 300)
+    for name, seed in (("base", 0), ("candidate", 1)):
+        run_on_ray(dataset, factory(seed=seed), root=tmp_path / name, name=name,
+                   batch_size=100, num_actors=2, evaluators=[GroundTruthMatch()])
+    root = tmp_path / "both"  # one root holding both runs: shards have distinct names
+    shutil.copytree(tmp_path / "base", root)
+    shutil.copytree(tmp_path / "candidate", root, dirs_exist_ok=True)
+    store = tmp_path / "one.duckdb"
     source = open_root(root)
     target = duckdb.connect(str(store))
     migrate(target)
@@ -254,11 +258,13 @@ def test_diff_of_two_ray_runs_equals_the_diff_of_the_same_runs_in_one_duckdb_fil
     target.close()
     source.close()
     reports = []
-    for where in (["--parquet", str(root)], ["--db", str(store)]):
+    for where in (["--parquet", str(root)], ["--db", str(store)],
+                  ["--parquet", str(tmp_path / "base"), "--parquet",
+                   str(tmp_path / "candidate")]):
         code = cli(["diff", *where, "--base", "base", "--candidate", "candidate",
                     "--format", "json"])
         reports.append((code, json.loads(capsys.readouterr().out)))
-    assert reports[0] == reports[1]
+    assert reports[0] == reports[1] == reports[2]
     assert reports[0][1]["rows"]["compared_rows"] == 300
 
 

@@ -37,9 +37,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--db", default=os.environ.get("VLMSCOPE_DB", DEFAULT_DB),
                         help="the DuckDB store (default: $VLMSCOPE_DB or vlmscope.duckdb)")
-    parser.add_argument("--parquet", metavar="DIR",
+    parser.add_argument("--parquet", metavar="DIR", action="append",
                         help="compare runs under a Parquet dataset root instead (runs made "
-                        "with vlmscope.distributed.run_on_ray)")
+                        "with vlmscope.distributed.run_on_ray); repeat it for runs under "
+                        "two roots")
     parser.add_argument("--base", required=True, help="the production run's name")
     parser.add_argument("--candidate", required=True, help="the candidate run's name")
     parser.add_argument("--max-drop", type=float, default=DEFAULT_MAX_DROP,
