@@ -199,18 +199,20 @@ class ShardRoot:
                 files.setdefault(table, []).extend(paths)
         return {table: sorted(set(paths)) for table, paths in files.items()}
 
-    def partitions(self, rows_per_partition: int | None = None) -> list[dict[str, list[str]]]:
+    def partitions(self, rows_per_partition: int | None = None,
+                   run: str | None = None) -> list[dict[str, list[str]]]:
         """The root's span-table files cut into partitions that each hold whole traces
-        (so each evaluates on its own): committed row shards, as many together as make
-        ``rows_per_partition`` rows (default: one shard each), or in a plain export, one
-        per ``date=/service=`` folder. Each maps a span table to its relative paths."""
+        (so each evaluates on its own): committed row shards (of run ``run`` only, when
+        given), as many together as make ``rows_per_partition`` rows (default: one shard
+        each), or in a plain export, one per ``date=/service=`` folder. Each maps a span
+        table to its relative paths."""
         manifests = self.manifests()
         if manifests:
             groups: list[dict[str, list[str]]] = []
             rows = 0
             for _, manifest in sorted(manifests.items()):
                 files = manifest["files"]
-                if not files.get("spans"):
+                if not files.get("spans") or run is not None and manifest.get("run") != run:
                     continue
                 if not groups or rows_per_partition is None or rows >= rows_per_partition:
                     groups.append({})

@@ -107,7 +107,9 @@ def test_committed_shards_group_into_partitions_of_about_the_rows_asked(
         shard = shard_name("rows", "run", str(i))
         files = {"spans": root.write_table("spans", spans(f"t{i}", 2), shard,
                                            ("date", "service"))}
-        root.commit(shard, files, kind="rows", rows=100)
+        root.commit(shard, files, kind="rows", rows=100, run="run")
     assert [len(p["spans"]) for p in root.partitions()] == [1] * 5
+    assert [len(p["spans"]) for p in root.partitions(run="run")] == [1] * 5
     assert [len(p["spans"]) for p in root.partitions(200)] == [2, 2, 1]
     assert [len(p["spans"]) for p in root.partitions(10_000)] == [5]
+    assert root.partitions(run="another run") == []

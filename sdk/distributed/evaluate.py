@@ -151,7 +151,7 @@ def evaluate_on_ray(
     shard_root = ShardRoot(os.fspath(root), filesystem)
     if rows_per_task < 1:
         raise ValueError(f"rows_per_task must be at least 1, got {rows_per_task}")
-    partitions = shard_root.partitions(rows_per_task)
+    partitions = shard_root.partitions(rows_per_task, run)
     if not partitions:
         raise FileNotFoundError(f"no vlmscope Parquet in {root} (expected "
                                 "spans/date=.../service=.../*.parquet)")
