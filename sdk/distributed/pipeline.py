@@ -214,15 +214,16 @@ def run_on_ray(
         raise TypeError("pipeline_factory builds the pipeline in each actor: pass a function "
                         "that takes no argument and returns the pipeline")
     ray = _ray()
-    _ray_data = __import__("ray.data").data
+    import ray.data as ray_data
+
     if not ray.is_initialized():
         ray.init(address=address, log_to_driver=False, configure_logging=False)
     if isinstance(source, Dataset):
         cohort = source.name
         if len(source) == 0:
             raise ValueError(f"dataset {source.name!r} has no rows")
-        rows = _ray_data.from_items(_records(source))
-    elif isinstance(source, _ray_data.Dataset):
+        rows = ray_data.from_items(_records(source))
+    elif isinstance(source, ray_data.Dataset):
         if not dataset_name:
             raise ValueError("a Ray Dataset of rows needs dataset_name= (the cohort)")
         missing = {"id", "image"} - set(source.schema().names)
@@ -252,7 +253,7 @@ def _register(root: ShardRoot, results: pa.Table, name: str, cohort: str,
     """Score the run and write its ``datasets`` and ``dataset_runs`` rows under ``root``."""
     import datetime as dt
 
-    from vlmscope.dataset.core import Dataset
+    from vlmscope.dataset.core import Dataset, DatasetRow
     from vlmscope.dataset.runner import ANSWER_MODEL
     from vlmscope.distributed.evaluate import evaluate_on_ray
     from vlmscope.evaluators import GroundTruthMatch
@@ -287,8 +288,6 @@ def _register(root: ShardRoot, results: pa.Table, name: str, cohort: str,
     mix = evaluated.checkpoint_mix
     if mix.mixed:
         warnings.append(mix.describe())
-    from vlmscope.dataset.core import DatasetRow
-
     dataset = Dataset(cohort, (DatasetRow(
         id=row_id, image=None, instruction=instruction, expected=expected,
         objects=None if objects is None else tuple(objects), caption=caption,
