@@ -62,7 +62,10 @@ def write_root(root: Path, rows: int, partitions: int) -> float:
                         f"CAST(substr(trace_id, 2) AS BIGINT) BETWEEN {low} AND {high - 1}) "
                         f"TO '{target}' (FORMAT parquet)")
             files[table] = [str(target.relative_to(root))]
-        shard_root.commit(shard, files, kind="rows")
+        ((count,),) = con.execute(
+            f"SELECT count(*) FROM row_records WHERE "
+            f"CAST(substr(trace_id, 2) AS BIGINT) BETWEEN {low} AND {high - 1}").fetchall()
+        shard_root.commit(shard, files, kind="rows", rows=count)
     con.close()
     return time.perf_counter() - started
 
@@ -97,11 +100,12 @@ def main() -> None:
         for _ in range(args.repeat):
             for workers in (1, 2):
                 started = time.perf_counter()
-                run = evaluate_on_ray(root, evaluators(), num_workers=workers)
+                run = evaluate_on_ray(root, evaluators(), num_workers=workers,
+                                      rows_per_task=args.rows // args.partitions)
                 timings[workers].append(time.perf_counter() - started)
                 tasks[workers].extend(run.task_seconds)
                 merges[workers].append(run.merge_seconds)
-                assert run.rows == args.rows, run.rows
+                assert (run.rows, run.partitions) == (args.rows, args.partitions)
                 assert run.summaries == reference, "merged summaries differ from one process's"
         ray.shutdown()
     rate = {w: args.rows / statistics.median(t) for w, t in timings.items()}

@@ -214,10 +214,13 @@ class ShardRoot:
                 files = manifest["files"]
                 if not files.get("spans") or run is not None and manifest.get("run") != run:
                     continue
-                if not groups or rows_per_partition is None or rows >= rows_per_partition:
+                # A shard that does not say its rows makes a partition of its own.
+                counted = "rows" in manifest
+                if (not groups or rows_per_partition is None or rows >= rows_per_partition
+                        or not counted):
                     groups.append({})
                     rows = 0
-                rows += int(manifest.get("rows") or 0)
+                rows += int(manifest["rows"]) if counted else rows_per_partition or 0
                 for table, paths in files.items():
                     if table in SPAN_TABLES:
                         groups[-1].setdefault(table, []).extend(paths)

@@ -113,3 +113,10 @@ def test_committed_shards_group_into_partitions_of_about_the_rows_asked(
     assert [len(p["spans"]) for p in root.partitions(200)] == [2, 2, 1]
     assert [len(p["spans"]) for p in root.partitions(10_000)] == [5]
     assert root.partitions(run="another run") == []
+    assert len(root.partitions(10_000, run="run")) == 1
+    alone = write(root, "t9", 1)  # a shard that does not say its rows stands alone
+    groups = root.partitions(10_000)
+    assert sum(len(p["spans"]) for p in groups) == 6
+    assert [p["spans"] for p in groups if any(alone in f for f in p["spans"])] == [
+        [f for p in groups for f in p["spans"] if alone in f]]
+    assert len(groups) <= 3
