@@ -128,8 +128,12 @@ def build_pipeline(seed: int = 0, kill_marker: str | None = None, kill_at_call: 
 
     def pipeline(rows):
         calls[0] += 1
-        pixels = torch.stack([torch.from_numpy(np.asarray(row.image, dtype=np.float32) / 255)
-                              .permute(2, 0, 1) for row in rows])
+        # Dataset.run hands over the array as given, run_on_ray an RGB PIL image (it ships
+        # images as PNG bytes): one canonical RGB form for both.
+        pixels = torch.stack([
+            torch.from_numpy(np.asarray(vlmscope.dataset.decode_image(row.image),
+                                        dtype=np.float32) / 255).permute(2, 0, 1)
+            for row in rows])
         pixels = torch.nn.functional.interpolate(pixels, size=32, mode="bilinear")
         with torch.no_grad():
             top1 = model(pixels).argmax(1).tolist()

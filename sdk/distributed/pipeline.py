@@ -192,7 +192,10 @@ def run_on_ray(
     models in it. It returns the batched pipeline, which gets ``batch_size`` rows (images
     decoded) and returns one answer per row, as :meth:`vlmscope.Dataset.run` with
     ``batch_size`` calls it. Rows are traced with :func:`vlmscope.trace_batch` under run
-    ``name`` and cohort = the dataset's name.
+    ``name`` and cohort = the dataset's name. A :class:`vlmscope.Dataset`'s images travel to
+    the actors as encoded bytes (a PNG of an array, tensor or PIL image; a path stays a
+    path), so the pipeline gets an RGB PIL image where ``Dataset.run`` would hand over the
+    array itself, and the rows' image hashes are those of the bytes.
 
     ``root`` is a local folder, a URI pyarrow opens, or a path on ``filesystem`` (a pyarrow
     or fsspec filesystem). The run is scored by ``evaluators`` (default: ground_truth_match)
