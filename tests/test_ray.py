@@ -119,6 +119,8 @@ def build_pipeline(seed: int = 0, kill_marker: str | None = None, kill_at_call: 
     the marker kills itself (SIGKILL) in the middle of its ``kill_at_call``-th batch."""
     from torchvision.models.resnet import BasicBlock, ResNet
 
+    from vlmscope.dataset import decode_image
+
     torch.set_num_threads(1)
     torch.manual_seed(seed)
     model = ResNet(BasicBlock, [1, 1, 1, 1], num_classes=10).eval()
@@ -131,7 +133,7 @@ def build_pipeline(seed: int = 0, kill_marker: str | None = None, kill_at_call: 
         # Dataset.run hands over the array as given, run_on_ray an RGB PIL image (it ships
         # images as PNG bytes): one canonical RGB form for both.
         pixels = torch.stack([
-            torch.from_numpy(np.asarray(vlmscope.dataset.decode_image(row.image),
+            torch.from_numpy(np.asarray(decode_image(row.image),
                                         dtype=np.float32) / 255).permute(2, 0, 1)
             for row in rows])
         pixels = torch.nn.functional.interpolate(pixels, size=32, mode="bilinear")
