@@ -11,7 +11,8 @@ Each row is read in three shapes that can be compared (:mod:`vlmscope.evaluators
   (``count``: the expected answer's, else the number of objects); yes/no (``probe``: the
   expected answer's, else whether the objects hold the probed object);
 * the **encoder's reading** ``R``: its top-1 label for a single-label encoder, the labels with
-  score ``>= encoder_threshold`` for a multi-label one (``encoder_multi_label``);
+  score ``>= encoder_threshold`` for a multi-label one (``encoder_multi_label``); for a
+  ``name`` question, the best of them (one object was asked for);
 * the **answer's reading** ``A``, in the expected shape: the labels it names (the same
   mention machinery as CaptionHallucination: aliases, plurals, phrases, negations; an answer
   to ``name``/``list`` naming no known label is one unknown object, "nothing" is none), a
@@ -557,6 +558,10 @@ class FailureAttribution(SummarisedRowEvaluator):
                     ELSE CASE WHEN len(o_set) > 0 THEN o_set ELSE e_named END END AS e_set,
                 CASE WHEN kind = 'probe'
                      THEN CASE WHEN list_contains(read_all, probe_object) THEN [probe_object]
+                               ELSE []::VARCHAR[] END
+                     -- one object asked for: the encoder's best label is its answer
+                     WHEN kind = 'name'
+                     THEN CASE WHEN len(read_all) > 0 THEN [top_k_c[1]]
                                ELSE []::VARCHAR[] END
                      ELSE read_all END AS r_set,
                 CASE WHEN answer_blank THEN NULL
