@@ -84,13 +84,13 @@ import pyarrow as pa
 from vlmscope.conventions import INSTRUCTION_KINDS
 from vlmscope.evaluators.aliases import COCO_ALIASES, IMAGENET_ALIASES
 from vlmscope.evaluators.base import PIPELINE_ROW_SCHEMA, EvalResult
-from vlmscope.evaluators.hallucination import PROBE_PATTERN
 from vlmscope.evaluators.mentions import NEGATED, lookup_sql, mentions_sql
 from vlmscope.evaluators.probe import DEFAULT_FOLDS, probe_readings
 from vlmscope.evaluators.reading import (
     DEFAULT_ENCODER_THRESHOLD,
     FILLER_WORDS,
     NONE_WORDS,
+    PROBE_PATTERN,
     install_reading_macros,
 )
 from vlmscope.evaluators.summarised import SummarisedRowEvaluator

@@ -133,8 +133,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Traced:
     db = tmp_path_factory.mktemp("blame-kinds") / "store.duckdb"
     with deterministic(0):
         encoder = build_encoder()
-        train_encoder(encoder, make_scenes(900, "train", 0), 3, 0)
-    scenes = make_scenes(250, "test", 11)
+        train_encoder(encoder, make_scenes(600, "train", 0), 2, 0)
+    scenes = make_scenes(200, "test", 11)
     rng = random.Random(3)
     questions = []
     for i, scene in enumerate(scenes):
