@@ -14,9 +14,10 @@ Each row is read in three shapes that can be compared (:mod:`vlmscope.evaluators
   score ``>= encoder_threshold`` for a multi-label one (``encoder_multi_label``); for a
   ``name`` question, the best of them (one object was asked for);
 * the **answer's reading** ``A``, in the expected shape: the labels it names (the same
-  mention machinery as CaptionHallucination: aliases, plurals, phrases, negations; an answer
-  to ``name``/``list`` naming no known label is one unknown object, "nothing" is none), a
-  number, yes/no.
+  mention machinery as CaptionHallucination: aliases, plurals, phrases, negations; the
+  words of a ``name``/``list`` answer that are neither labels nor filler words
+  (:data:`~vlmscope.evaluators.reading.FILLER_WORDS`) name an object the vocabulary does not
+  know, "nothing" names none), a number, yes/no.
 
 Labels are canonical: the vocabularies, ``classes`` and ``labels``, the run's top-k labels
 and objects, the expected labels of ``name`` rows, and the alias tables.
