@@ -240,7 +240,7 @@ def test_injected_faults_of_every_kind_are_blamed_on_the_side_that_made_them(
         assert set(labels) == set(store.causes[cohort])
     for side in ("encoder", "language_head"):
         precision, recall, failures = precision_recall(every_label, every_cause, side)
-        assert failures >= 60, side
+        assert failures >= 30, (side, failures)
         wrong = [(r, every_cause[r], every_label[r], every_reason[r]) for r in every_cause
                  if every_cause[r] != every_label[r]]
         assert precision >= 0.95 and recall >= 0.95, (side, precision, recall, wrong[:12])
@@ -249,5 +249,7 @@ def test_injected_faults_of_every_kind_are_blamed_on_the_side_that_made_them(
         sides = {every_cause[r] for r in rows}
         assert {"encoder", "language_head"} <= sides, kind  # both faults arose in each kind
         right = sum(every_label[r] == every_cause[r] for r in rows)
-        assert right / len(rows) >= 0.95, (kind, right, len(rows))
+        assert right / len(rows) >= 0.95, (kind, right, len(rows), [
+            (r, every_cause[r], every_label[r], every_reason[r]) for r in rows
+            if every_label[r] != every_cause[r]][:6])
     assert sum(label == "unattributable" for label in every_label.values()) == 0
