@@ -517,7 +517,8 @@ def test_captions_of_the_hand_labelled_set_tell_one_story_with_caption_hallucina
     chair = CaptionHallucination(encoder_threshold=0.5)
     for row, blame in zip(rows, blamed, strict=True):
         said = chair.evaluate(row["output"], row["objects"], top_k_labels=row["top_k_labels"],
-                              top_k_scores=row["top_k_scores"]).metadata
+                              top_k_scores=row["top_k_scores"],
+                              encoder_multi_label=row["encoder_multi_label"]).metadata
         classes = blame.metadata["objects"]
         assert sorted(said["hallucinated_by_language_head"]) == sorted(
             o for o, c in classes.items() if c == "head_invented")
