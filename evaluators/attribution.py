@@ -11,11 +11,13 @@ Each row is read in three shapes that can be compared (:mod:`vlmscope.evaluators
   (``count``: the expected answer's, else the number of objects); yes/no (``probe``: the
   expected answer's, else whether the objects hold the probed object);
 * the **encoder's reading** ``R``: its top-1 label for a single-label encoder, the labels with
-  score ``>= encoder_threshold`` for a multi-label one (``encoder_multi_label``);
+  score ``>= encoder_threshold`` for a multi-label one (``encoder_multi_label``); for a
+  ``name`` question, the best of them (one object was asked for);
 * the **answer's reading** ``A``, in the expected shape: the labels it names (the same
-  mention machinery as CaptionHallucination: aliases, plurals, phrases, negations; an answer
-  to ``name``/``list`` naming no known label is one unknown object, "nothing" is none), a
-  number, yes/no.
+  mention machinery as CaptionHallucination: aliases, plurals, phrases, negations; the
+  words of a ``name``/``list`` answer that are neither labels nor filler words
+  (:data:`~vlmscope.evaluators.reading.FILLER_WORDS`) name an object the vocabulary does not
+  know, "nothing" names none), a number, yes/no.
 
 Labels are canonical: the vocabularies, ``classes`` and ``labels``, the run's top-k labels
 and objects, the expected labels of ``name`` rows, and the alias tables.
@@ -83,13 +85,13 @@ import pyarrow as pa
 from vlmscope.conventions import INSTRUCTION_KINDS
 from vlmscope.evaluators.aliases import COCO_ALIASES, IMAGENET_ALIASES
 from vlmscope.evaluators.base import PIPELINE_ROW_SCHEMA, EvalResult
-from vlmscope.evaluators.hallucination import PROBE_PATTERN
 from vlmscope.evaluators.mentions import NEGATED, lookup_sql, mentions_sql
 from vlmscope.evaluators.probe import DEFAULT_FOLDS, probe_readings
 from vlmscope.evaluators.reading import (
     DEFAULT_ENCODER_THRESHOLD,
     FILLER_WORDS,
     NONE_WORDS,
+    PROBE_PATTERN,
     install_reading_macros,
 )
 from vlmscope.evaluators.summarised import SummarisedRowEvaluator
@@ -557,6 +559,10 @@ class FailureAttribution(SummarisedRowEvaluator):
                     ELSE CASE WHEN len(o_set) > 0 THEN o_set ELSE e_named END END AS e_set,
                 CASE WHEN kind = 'probe'
                      THEN CASE WHEN list_contains(read_all, probe_object) THEN [probe_object]
+                               ELSE []::VARCHAR[] END
+                     -- one object asked for: the encoder's best label is its answer
+                     WHEN kind = 'name'
+                     THEN CASE WHEN len(read_all) > 0 THEN [top_k_c[1]]
                                ELSE []::VARCHAR[] END
                      ELSE read_all END AS r_set,
                 CASE WHEN answer_blank THEN NULL

@@ -49,21 +49,18 @@ from vlmscope.collectors import facts
 from vlmscope.evaluators.base import EvalResult, staged, with_stages
 from vlmscope.evaluators.chair_compatible import SYNONYM_CLASSES, reference_mentions
 from vlmscope.evaluators.mentions import install_vocabulary, mentions_sql
+from vlmscope.evaluators.reading import (
+    NO_WORDS,
+    PROBE_PATTERN,
+    YES_WORDS,
+    install_reading_macros,
+)
 from vlmscope.evaluators.summarised import SummarisedRowEvaluator
 from vlmscope.evaluators.text import install_macros
 from vlmscope.evaluators.vocabulary import Vocabulary, resolve_vocabularies
 
 DEFAULT_ENCODER_THRESHOLD = 0.1
 """Softmax score (0-1) at which an encoder label counts as something the encoder saw."""
-
-YES_WORDS = ("yes", "yeah", "yep", "yup", "true", "correct", "certainly", "sure", "absolutely",
-             "definitely", "indeed", "affirmative", "ya", "yea")
-"""Words that read as a yes to a probe (first in a sentence, or anywhere in it without a
-negation)."""
-
-NO_WORDS = ("no", "nope", "not", "false", "none", "nothing", "never", "nah", "negative",
-            "cannot", "nowhere", "neither", "nor")
-"""Words that read as a no to a probe (first in a sentence, or anywhere in it)."""
 
 LEANING_YES = ("probably", "likely", "believe so", "think so", "of course")
 """Words and phrases that read as a yes anywhere in a sentence without a negation or hedge
@@ -99,13 +96,6 @@ one), and the first readable sentence decides, as POPE reads the first sentence:
 An answer with no readable sentence is ``unparsed``: counted in ``pope_unparsed``, left out of
 the rates' denominators, and scored 0."""
 
-_PLACE = r"(?:the|this)\s+(?:image|picture|photo|photograph|scene)"
-PROBE_PATTERN = (
-    r"(?i)^\s*(?:(?:is|are)\s+there|(?:does|do)\s+" + _PLACE
-    + r"\s+(?:contains?|shows?|includes?|have|has)|(?:can|do)\s+you\s+see)\s+"
-    r"(?:(?:an?|any|some)\s+)?(.+?)(?:\s+(?:in|on)\s+" + _PLACE + r")?\s*[?.!]*\s*$"
-)
-"""A POPE-style yes/no object probe; group 1 is the object asked about."""
 
 
 def install_chair_reader(con: duckdb.DuckDBPyConnection, name: str) -> None:
@@ -187,7 +177,8 @@ class CaptionHallucination(SummarisedRowEvaluator):
     description = ("objects a caption mentions that the image lacks (CHAIR-i, CHAIR-s, "
                    "coverage) and yes/no object probes (POPE)")
     required_columns = ("row_id", "trace_id", "span_id", "llm_span_id", "output",
-                        "instruction", "objects", "top_k_labels", "top_k_scores")
+                        "instruction", "objects", "top_k_labels", "top_k_scores",
+                        "encoder_multi_label")
 
     def __init__(
         self,
@@ -231,11 +222,14 @@ class CaptionHallucination(SummarisedRowEvaluator):
         instruction: str | None = None,
         top_k_labels: Sequence[str] | None = None,
         top_k_scores: Sequence[float] | None = None,
+        encoder_multi_label: bool | None = None,
     ) -> EvalResult:
-        """Judge one caption (or, when ``instruction`` is a yes/no probe, one answer)."""
+        """Judge one caption (or, when ``instruction`` is a yes/no probe, one answer);
+        ``encoder_multi_label``: whether ``top_k_scores`` are a multi-label encoder's."""
         return self.evaluate_row({
             "output": output, "objects": objects, "instruction": instruction,
             "top_k_labels": top_k_labels, "top_k_scores": top_k_scores,
+            "encoder_multi_label": encoder_multi_label,
         })
 
     # -- SQL ---------------------------------------------------------------------------------
@@ -252,6 +246,7 @@ class CaptionHallucination(SummarisedRowEvaluator):
     def prepare(self, con: duckdb.DuckDBPyConnection) -> None:
         """Define the macros and build the vocabulary's lookup tables."""
         install_macros(con)
+        install_reading_macros(con)
         # Quoting each name costs 5x a plain cast, on every caption.
         con.execute("CREATE OR REPLACE TEMP MACRO vlmscope_plain_list(xs) AS xs::VARCHAR")
         self._longest = install_vocabulary(con, self._vocabulary, self.vocabularies)
@@ -294,9 +289,9 @@ class CaptionHallucination(SummarisedRowEvaluator):
                          nullif(regexp_extract(instruction, '{PROBE_PATTERN}', 1), '') AS probe,
                          coalesce(objects, []::VARCHAR[]) AS objects,
                          len(coalesce(top_k_labels, []::VARCHAR[])) > 0 AS has_encoder,
-                         coalesce(list_filter(top_k_labels, lambda x, i: coalesce(
-                             top_k_scores[i], 1.0) >= {self.encoder_threshold}),
-                             []::VARCHAR[]) AS seen,
+                         vlmscope_encoder_reading(top_k_labels, top_k_scores,
+                                                  encoder_multi_label,
+                                                  {self.encoder_threshold}::DOUBLE) AS seen,
                          len(coalesce(objects, []::VARCHAR[])) > 0 OR NOT {from_encoder}
                              AS from_objects
                   FROM {source} WHERE ({self.skip_reason_sql()}) IS NULL)

@@ -15,7 +15,8 @@ One implementation, as DuckDB macros, shared by the evaluators that read rows:
   ``name``    "what", "which", "name", "identify", "classify" (``"which digit is shown?"``)
   ==========  ================================================================
 
-  NULL when none matches.
+  NULL when none matches. The probe rule, :data:`YES_WORDS` and :data:`NO_WORDS` are those
+  of CaptionHallucination's POPE reading (one definition, here).
 * ``vlmscope_row_kind(given, instruction, expected, objects)`` - a row's kind: the row's own
   (span attribute ``vlmscope.instruction.kind``, column ``instruction_kind``), else the
   instruction's, else by the expected answer's shape: a numeral is a ``count``, yes/no a
@@ -39,9 +40,25 @@ from __future__ import annotations
 
 import duckdb
 
-from vlmscope.evaluators.hallucination import NO_WORDS, PROBE_PATTERN, YES_WORDS
 from vlmscope.evaluators.mentions import install_mention_macros
 from vlmscope.evaluators.text import install_macros
+
+YES_WORDS = ("yes", "yeah", "yep", "yup", "true", "correct", "certainly", "sure", "absolutely",
+             "definitely", "indeed", "affirmative", "ya", "yea")
+"""Words that read as a yes to a probe (first in a sentence, or anywhere in it without a
+negation)."""
+
+NO_WORDS = ("no", "nope", "not", "false", "none", "nothing", "never", "nah", "negative",
+            "cannot", "nowhere", "neither", "nor")
+"""Words that read as a no to a probe (first in a sentence, or anywhere in it)."""
+
+_PLACE = r"(?:the|this)\s+(?:image|picture|photo|photograph|scene)"
+PROBE_PATTERN = (
+    r"(?i)^\s*(?:(?:is|are)\s+there|(?:does|do)\s+" + _PLACE
+    + r"\s+(?:contains?|shows?|includes?|have|has)|(?:can|do)\s+you\s+see)\s+"
+    r"(?:(?:an?|any|some)\s+)?(.+?)(?:\s+(?:in|on)\s+" + _PLACE + r")?\s*[?.!]*\s*$"
+)
+"""A POPE-style yes/no object probe; group 1 is the object asked about."""
 
 DEFAULT_ENCODER_THRESHOLD = 0.5
 """Sigmoid score (0-1) at which a multi-label encoder's label counts as read."""

@@ -174,3 +174,104 @@ def test_eval_of_one_named_run_scores_its_rows_and_records_the_run(demo, capsys)
     assert main(["eval", "--db", str(db), "--run", "nosuch"]) == 2
     assert "no rows of run 'nosuch'; the runs here: baseline, baseline-perturbed, candidate" \
         in capsys.readouterr().err
+
+
+def test_the_demo_encoder_is_multi_label_and_every_row_says_what_it_asks(demo):
+    db, _, _ = demo
+    ((rows, multi, kinds, scored),) = query(db, """
+        SELECT count(*), count(*) FILTER (WHERE encoder_multi_label),
+               count(*) FILTER (WHERE instruction_kind IN ('name', 'list', 'count', 'probe',
+                                                          'describe')),
+               count(*) FILTER (WHERE len(top_k_scores) = 10)
+        FROM pipeline_rows""")
+    assert rows == multi == kinds == scored == 272
+    # sigmoid scores: independent, so several digits of a scene can all score high
+    ((many,),) = query(db, "SELECT count(*) FROM pipeline_rows "
+                           "WHERE len(list_filter(top_k_scores, lambda s: s >= 0.5)) >= 2")
+    assert many > 0
+
+
+def latest_verdicts(db, evaluator: str) -> dict:
+    """(run, trace, row) -> (label, metadata) of each run's evaluation by ``evaluator``."""
+    import json
+
+    rows = query(db, """
+        SELECT d.run_name, e.trace_id, e.row_id, e.label, e.metadata
+        FROM evaluations e JOIN dataset_runs d ON d.eval_run_id = e.run_id
+        WHERE e.evaluator = ?""", [evaluator])
+    return {(run, trace, row): (label, json.loads(meta) if meta else {})
+            for run, trace, row, label, meta in rows}
+
+
+def test_unattributable_is_at_most_five_percent_of_the_failing_rows_of_every_run(demo):
+    db, _, _ = demo
+    shares = query(db, """
+        SELECT d.run_name, count(*) FILTER (WHERE e.label <> 'correct') AS failing,
+               count(*) FILTER (WHERE e.label = 'unattributable') AS unattributable
+        FROM evaluations e JOIN dataset_runs d ON d.eval_run_id = e.run_id
+        WHERE e.evaluator = 'failure_attribution' GROUP BY ALL ORDER BY ALL""")
+    assert [run for run, *_ in shares] == ["baseline", "baseline-perturbed", "candidate"]
+    for run, failing, unattributable in shares:
+        assert failing > 0, run
+        assert unattributable <= 0.05 * failing, (run, failing, unattributable)
+
+
+def test_caption_hallucination_and_failure_attribution_never_contradict_on_a_row(demo):
+    """Over the whole demo store: what CaptionHallucination says the head invented or the
+    encoder reported, and how it scores each probe, is what FailureAttribution's object
+    classes say."""
+    from vlmscope.demo.scenes import DIGIT_WORDS
+
+    db, _, _ = demo
+    blame = latest_verdicts(db, "failure_attribution")
+    chair = latest_verdicts(db, "caption_hallucination")
+    assert set(chair) <= set(blame) and len(chair) > 200
+    probe_classes = {"true_positive": {"correct", "head_recovered"},
+                     "true_negative": {"correct", "head_recovered"},
+                     "false_positive": {"head_invented", "encoder_false_positive"},
+                     "false_negative": {"encoder_missed", "head_dropped"}}
+    compared = 0
+    for key, (label, said) in chair.items():
+        blame_label, blamed = blame[key]
+        classes = blamed.get("objects", {})
+        if said["kind"] == "probe":
+            if label == "unparsed":
+                assert blame_label == "unattributable", key
+                continue
+            (object_class,) = classes.values()
+            assert object_class in probe_classes[label], (key, label, classes)
+            compared += 1
+            continue
+        for obj in said["hallucinated_by_language_head"]:
+            assert classes.get(obj) == "head_invented", (key, said, classes)
+        for obj in said["hallucinated_by_encoder"]:
+            assert classes.get(obj) == "encoder_false_positive", (key, said, classes)
+        if blamed.get("kind") in ("name", "list", "describe"):
+            invented = {o for o, c in classes.items() if c == "head_invented"}
+            reported = {o for o, c in classes.items() if c == "encoder_false_positive"}
+            assert invented & set(DIGIT_WORDS) == set(said["hallucinated_by_language_head"])
+            assert reported == set(said["hallucinated_by_encoder"])
+        compared += 1
+    assert compared == len(chair)
+
+
+def test_the_report_shows_the_multi_label_reading_the_object_classes_and_batch_shares(demo):
+    db, out, _ = demo
+    text = (out / "report.html").read_text(encoding="utf-8")
+    section = text[text.index('<section id="multilabel">'):]
+    section = section[:section.index("</section>")]
+    # one table per run, a row per digit
+    assert section.count('id="multilabel-table"') == 3
+    assert section.count("<td>seven</td>") == 3 and "subset accuracy" in section
+    blame = text[text.index('<section id="blame">'):]
+    blame = blame[:blame.index("</section>")]
+    assert 'id="blame-kind-table"' in blame and 'id="blame-object-table"' in blame
+    for kind in ("name", "list", "count", "probe", "describe"):
+        assert f"<td>{kind}</td>" in blame
+    summary = text[text.index('id="summary-table"'):]
+    summary = summary[:summary.index("</table>")]
+    assert "the row&#x27;s share" in summary and "mean batch size" in summary
+    ((share, whole, batch),) = query(db, """
+        SELECT avg(encoder_share_ms + llm_share_ms), avg(encoder_ms + llm_ms), max(batch_size)
+        FROM pipeline_rows WHERE run = 'baseline'""")
+    assert batch == 32 and share < whole / 4

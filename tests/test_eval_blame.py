@@ -517,9 +517,49 @@ def test_captions_of_the_hand_labelled_set_tell_one_story_with_caption_hallucina
     chair = CaptionHallucination(encoder_threshold=0.5)
     for row, blame in zip(rows, blamed, strict=True):
         said = chair.evaluate(row["output"], row["objects"], top_k_labels=row["top_k_labels"],
-                              top_k_scores=row["top_k_scores"]).metadata
+                              top_k_scores=row["top_k_scores"],
+                              encoder_multi_label=row["encoder_multi_label"]).metadata
         classes = blame.metadata["objects"]
         assert sorted(said["hallucinated_by_language_head"]) == sorted(
             o for o, c in classes.items() if c == "head_invented")
         assert sorted(said["hallucinated_by_encoder"]) == sorted(
             o for o, c in classes.items() if c == "encoder_false_positive")
+
+
+@pytest.mark.parametrize(("kind", "instruction", "expected", "answer", "read", "oracle",
+                          "blame", "verdict", "asked"), [
+    # the encoder missed nine; a head fed the true set lists it: the encoder is confirmed
+    ("list", "what digits are shown ?", "three five nine", "three five", ["three", "five"],
+     lambda reading: reading, "encoder", "confirmed", "five nine three"),
+    # the encoder read all three, the head dropped one and drops one again when fed the truth
+    ("list", "what digits are shown ?", "three five nine", "three five",
+     ["three", "five", "nine"], lambda reading: "three five", "language_head", "confirmed",
+     "five nine three"),
+    # counts: fed the true objects the head counts them right, so the encoder is to blame
+    ("count", "how many digits are there ?", "3", "2", ["three", "five"],
+     lambda reading: str(len(reading.split())), "encoder", "confirmed", "five nine three"),
+    # ... and a head that miscounts even the truth shares the blame
+    ("count", "how many digits are there ?", "3", "2", ["three", "five"],
+     lambda reading: "1", "both", "revised", "five nine three"),
+    # probes: fed the true objects, the head says yes: the encoder missed the nine
+    ("probe", "is there a nine ?", "yes", "no", ["three", "five"],
+     lambda reading: "yes" if "nine" in reading.split() else "no", "encoder", "confirmed",
+     "five nine three"),
+])
+def test_the_oracle_swap_works_for_sets_counts_and_probes(kind, instruction, expected, answer,
+                                                          read, oracle, blame, verdict,
+                                                          asked) -> None:
+    questions: list[tuple[str, str | None]] = []
+
+    def head(reading: str, asked_instruction: str | None) -> str:
+        questions.append((reading, asked_instruction))
+        return oracle(reading)
+
+    labels = [*read, *(w for w in DIGITS if w not in read)]
+    scores = [0.9] * len(read) + [0.1] * (len(labels) - len(read))
+    result = FailureAttribution(classes=DIGITS, head=head).evaluate(
+        output=answer, expected=expected, encoder_top_k=labels, encoder_scores=scores,
+        instruction=instruction, objects=["three", "five", "nine"])
+    assert result.metadata["kind"] == kind
+    assert questions == [(asked, instruction)]
+    assert (result.label, result.metadata["oracle"]) == (blame, verdict)

@@ -205,7 +205,9 @@ def test_a_scrambled_head_is_blamed_on_the_language_head(store: Traced) -> None:
     assert failures > 100
     assert precision >= 0.95 and recall >= 0.95
     example = next(b for r, b in blamed.items() if causes["head_fault"][r] == "language_head")
-    assert re.fullmatch(r"encoder says '\w+' \(right\), LLM says '\w+'", example["reason"])
+    assert re.fullmatch(r"name: expected \['(\w+)'\], the encoder read \['\1'\], the answer "
+                        r"names \['\w+'\]; head dropped '\1', which the encoder saw; head "
+                        r"invented '\w+'", example["reason"])
 
 
 def test_the_oracle_swap_confirms_the_blame_with_the_real_head(store: Traced) -> None:
@@ -242,7 +244,7 @@ def test_the_documented_why_query_returns_every_verdict_next_to_the_spans(
             "instruction_adherence"} <= evaluators
     blame = next(v for v in verdicts if v["evaluator"] == "failure_attribution")
     assert blame["label"] == "language_head" and blame["passed"] is False
-    assert blame["explanation"].startswith("encoder says")
+    assert blame["explanation"].startswith("name: expected")
     assert "encoder" in blame["encoder_span"] and blame["llm_span"]
     assert blame["judged_span"] == blame["llm_span"]
     assert blame["encoder_top_k"][0] == blame["expected"] != blame["output"]

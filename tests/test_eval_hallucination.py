@@ -131,7 +131,7 @@ def test_encoder_labels_stand_in_for_missing_objects_when_asked_and_say_so() -> 
     evaluator = CaptionHallucination(objects_from_encoder=True, encoder_threshold=0.2)
     result = evaluator.evaluate(output="a tabby on a bed with a dog",
                                 top_k_labels=["tabby", "bed", "dog"],
-                                top_k_scores=[0.5, 0.3, 0.1])
+                                top_k_scores=[0.5, 0.3, 0.1], encoder_multi_label=True)
     assert result.metadata["ground_truth"] == "encoder"
     assert result.metadata["ground_truth_objects"] == ["bed", "cat"]
     assert result.metadata["hallucinated"] == ["dog"]

@@ -1,7 +1,9 @@
 """``vlmscope report``: one self-contained HTML file about everything in a store.
 
-Sections: run summary; per run the confusion matrix heatmap, per-class precision and recall
-and a reliability diagram; the blame breakdown per run, cohort and checkpoint; the regression
+Sections: run summary (with each row's share of a batch's time, and the batch's own); per
+run the confusion matrix heatmap, per-class precision and recall and a reliability diagram,
+and the multi-label metrics of the encoder's reading; the blame breakdown per run, cohort and
+checkpoint, per instruction kind and per object class; the regression
 diff of two runs (fixed and broken rows); hallucination examples with the image and the
 hallucinated words highlighted; a trace waterfall (row -> encoder -> LLM) per failing row;
 and, for every failing row, every evaluator's verdict and reason.
@@ -113,13 +115,18 @@ def _run_filter(run: str) -> str:
 def _summary(con: duckdb.DuckDBPyConnection, runs: list[str]) -> str:
     rows = []
     for run in runs:
-        ((n, cohorts, checkpoints, errors, answered, right, mean_ms),) = con.execute(f"""
+        ((n, cohorts, checkpoints, errors, answered, right, mean_ms, batch, batch_ms),) = \
+            con.execute(f"""
             SELECT count(*), string_agg(DISTINCT cohort, ', '),
                    list(DISTINCT left(checkpoint_sha256, 12)) FILTER (
                        WHERE checkpoint_sha256 IS NOT NULL),
                    count(*) FILTER (WHERE status = 'ERROR'),
                    count(e.passed), count(*) FILTER (WHERE e.passed),
-                   avg(coalesce(encoder_ms, 0) + coalesce(llm_ms, 0))
+                   -- a batched call's time is shared by its rows: each row counts its share
+                   avg(coalesce(encoder_share_ms, encoder_ms, 0)
+                       + coalesce(llm_share_ms, llm_ms, 0)),
+                   avg(batch_size), avg(coalesce(encoder_ms, 0) + coalesce(llm_ms, 0))
+                       FILTER (WHERE batch_size > 1)
             FROM pipeline_rows p LEFT JOIN _vlmscope_latest_evaluations e
               ON e.row_id = p.row_id AND e.trace_id = p.trace_id AND e.evaluator = ?
             WHERE {_run_filter(run)}""", [ANSWER_EVALUATOR]).fetchall()
@@ -130,9 +137,12 @@ def _summary(con: duckdb.DuckDBPyConnection, runs: list[str]) -> str:
             f'<span class="num">{_fmt(accuracy)}</span>',
             _e(", ".join(checkpoints or [])) + (' <b class="fail">mixed</b>' if mixed else ""),
             f'<span class="num">{errors}</span>', f'<span class="num">{_fmt(mean_ms)}</span>',
+            f'<span class="num">{_fmt(batch)}</span>',
+            f'<span class="num">{_fmt(batch_ms)}</span>',
         ])
     return _table(["run", "cohort", "rows", "answer accuracy", "encoder checkpoint(s)",
-                   "errors", "mean encoder+LLM ms"], rows, "summary-table")
+                   "errors", "mean encoder+LLM ms (the row's share)", "mean batch size",
+                   "mean batch encoder+LLM ms (the whole batch)"], rows, "summary-table")
 
 
 # -- classification ------------------------------------------------------------------------
@@ -184,6 +194,33 @@ def _classification(con: duckdb.DuckDBPyConnection, run: str) -> str:
     )
 
 
+# -- multi-label reading -------------------------------------------------------------------
+
+def _multilabel(con: duckdb.DuckDBPyConnection, run: str) -> str:
+    from vlmscope.evaluators import MultiLabelReport
+
+    view = "_vlmscope_report_sets"
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM pipeline_rows "
+                f"WHERE {_run_filter(run)}")
+    summary = MultiLabelReport().compute(con, view)
+    if not summary["rows"]:
+        return ('<p class="muted">No rows with ground-truth objects and an encoder reading: '
+                "no multi-label view of this run.</p>")
+    averages = summary["averages"]
+    head = (f"<p>{summary['rows']} rows (every row with objects and an encoder reading): "
+            f"subset accuracy <b>{_fmt(summary['subset_accuracy'])}</b>, Hamming loss "
+            f"{_fmt(summary['hamming_loss'])}, mAP {_fmt(summary['mean_average_precision'])}"
+            f"; F1 micro {_fmt(averages['micro']['f1'])}, macro "
+            f"{_fmt(averages['macro']['f1'])}, weighted {_fmt(averages['weighted']['f1'])} "
+            f"(reading: labels scoring at least {_fmt(summary['encoder_threshold'])}, or the "
+            "top-1 of a single-label encoder).</p>")
+    rows = [[_e(label), *(f'<span class="num">{_fmt(m[key])}</span>' for key in (
+                "precision", "recall", "f1", "average_precision", "support", "predicted"))]
+            for label, m in summary["per_label"].items()]
+    return head + _table(["label", "precision", "recall", "F1", "AP", "support",
+                          "predicted"], rows, "multilabel-table")
+
+
 # -- blame ---------------------------------------------------------------------------------
 
 def _blame(con: duckdb.DuckDBPyConnection) -> str:
@@ -212,7 +249,44 @@ def _blame(con: duckdb.DuckDBPyConnection) -> str:
           *(f'<span class="num">{counts[label].get((r, c, k), 0)}</span>'
             for label in sorted(counts))] for r, c, k in keys],
         "blame-table")
-    return charts.blame_bars(names, shares, "who is to blame for the failing rows") + table
+    return (charts.blame_bars(names, shares, "who is to blame for the failing rows") + table
+            + _blame_objects(con))
+
+
+def _blame_objects(con: duckdb.DuckDBPyConnection) -> str:
+    """Failing rows per instruction kind and blame, and objects per class, per run."""
+    kinds = con.execute("""
+        SELECT coalesce(p.run, '(no run)'), e.metadata->>'kind' AS kind, e.label, count(*)
+        FROM _vlmscope_latest_evaluations e JOIN pipeline_rows p ON e.row_id = p.row_id
+            AND e.trace_id = p.trace_id
+        WHERE e.evaluator = 'failure_attribution' AND e.label <> 'correct'
+        GROUP BY ALL ORDER BY ALL""").fetchall()
+    objects = con.execute("""
+        SELECT run, class, count(*) FROM (
+            SELECT coalesce(p.run, '(no run)') AS run,
+                   unnest(json_extract_string(e.metadata, '$.objects.*')) AS class
+            FROM _vlmscope_latest_evaluations e JOIN pipeline_rows p ON e.row_id = p.row_id
+                AND e.trace_id = p.trace_id
+            WHERE e.evaluator = 'failure_attribution')
+        GROUP BY ALL ORDER BY ALL""").fetchall()
+    by_kind: dict[tuple[str, str], dict[str, int]] = {}
+    for run, kind, label, n in kinds:
+        by_kind.setdefault((run, kind or "—"), {})[label] = n
+    blames = ("encoder", "language_head", "both", "unattributable")
+    kind_table = _table(["run", "instruction kind", *blames], [
+        [_e(run), _e(kind), *(f'<span class="num">{counts.get(b, 0)}</span>' for b in blames)]
+        for (run, kind), counts in by_kind.items()], "blame-kind-table")
+    classes = ("encoder_missed", "encoder_false_positive", "head_dropped", "head_invented",
+               "head_recovered", "correct")
+    per_run: dict[str, dict[str, int]] = {}
+    for run, cls, n in objects:
+        per_run.setdefault(run, {})[cls] = n
+    object_table = _table(["run", *classes], [
+        [_e(run), *(f'<span class="num">{counts.get(c, 0)}</span>' for c in classes)]
+        for run, counts in per_run.items()], "blame-object-table")
+    return ("<h3>Failing rows per instruction kind</h3>" + kind_table
+            + "<h3>Objects per class (expected, read by the encoder, named by the answer)</h3>"
+            + object_table)
 
 
 # -- regression diff -----------------------------------------------------------------------
@@ -445,6 +519,7 @@ def build_report(
         summary = _summary(con, runs)
         classification = "".join(f"<h3>{_e(run)}</h3>{_classification(con, run)}"
                                  for run in runs)
+        multilabel = "".join(f"<h3>{_e(run)}</h3>{_multilabel(con, run)}" for run in runs)
         blame = _blame(con)
         regression, changed = _regression(con, pair)
         hallucinations, examples = _hallucinations(con, hallucination_examples)
@@ -456,6 +531,7 @@ def build_report(
     sections = [
         ("summary", "Runs", summary),
         ("classification", "Encoder classification", classification),
+        ("multilabel", "Encoder reading as a set (multi-label)", multilabel),
         ("blame", "Blame: encoder or language head", blame),
         ("regression", "Regression diff", regression),
         ("hallucinations", "Hallucinations", hallucinations),
