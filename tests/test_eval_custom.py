@@ -156,9 +156,10 @@ def test_vlmscope_eval_summarises_the_new_evaluators_and_custom_rules(store_file
     assert summary["chair_i"] == pytest.approx(2 / 5)
     assert summary["chair_s"] == pytest.approx(2 / 3)
     assert summary["coverage"] == pytest.approx(3 / 4)
-    # r2: encoder says cat, LLM says dog; r1's caption names both dog and cat.
-    assert summary["blame_language_head"] == 0.5 and summary["blame_unattributable"] == 0.5
-    assert summary["blame_encoder"] == 0.0 and summary["blame_both"] == 0.0
+    # r2: encoder says cat, LLM says dog (the head's); r1: the caption repeats the dog the
+    # encoder reported (its top-1) where there is none (the encoder's).
+    assert summary["blame_language_head"] == 0.5 and summary["blame_encoder"] == 0.5
+    assert summary["blame_unattributable"] == 0.0 and summary["blame_both"] == 0.0
     assert 0 < summary["adherence"] < 1
     assert summary["custom"]["short"]["passed"] == 2
     assert summary["thresholds"] == [{"metric": "adherence", "threshold": 0.1,
