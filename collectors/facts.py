@@ -44,63 +44,19 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
 
+from vlmscope.collectors import spec
+
 FACTS = "pipeline_row_facts"
 """Completed pipeline rows (those whose row span arrived)."""
 
 PARTS = "pipeline_row_parts"
 """Parts waiting for their row span, or newer than the row already in the facts."""
 
-# Each part: the record table it comes from, the prefix of its ordering columns, and its
-# (fact column, record column, type) triples. The first three columns of every part are its
-# span id, record index and start time: the ordering "latest wins" reads.
+# Each part: the record table it comes from, and its (fact column, record column, type)
+# triples (from the spec). The first three columns of every part are its span id, record
+# index and start time: the ordering "latest wins" reads.
 _PARTS: dict[str, tuple[str, tuple[tuple[str, str, str], ...]]] = {
-    "row": ("row_records", (
-        ("row_span_id", "span_id", "VARCHAR"),
-        ("row_index", "0", "INTEGER"),
-        ("row_start", "start_time", "TIMESTAMP_NS"),
-        ("row_ms", "duration_ms", "DOUBLE"),
-        ("row_status", "status_code", "VARCHAR"),
-        ("row_error", "status_message", "VARCHAR"),
-        ("run_name", "run_name", "VARCHAR"),
-        ("cohort", "cohort", "VARCHAR"),
-        ("expected", "expected", "VARCHAR"),
-        ("objects", "objects", "VARCHAR[]"),
-        ("row_instruction", "instruction", "VARCHAR"),
-        ("row_image_sha256", "image_sha256", "VARCHAR"),
-        ("row_instruction_kind", "instruction_kind", "VARCHAR"),
-        ("row_batch_size", "batch_size", "INTEGER"),
-    )),
-    "encoder": ("encoder_records", (
-        ("encoder_span_id", "span_id", "VARCHAR"),
-        ("encoder_index", "record_index", "INTEGER"),
-        ("encoder_start", "start_time", "TIMESTAMP_NS"),
-        ("encoder_ms", "duration_ms", "DOUBLE"),
-        ("encoder_status", "status_code", "VARCHAR"),
-        ("encoder_model", "model", "VARCHAR"),
-        ("checkpoint_sha256", "checkpoint_sha256", "VARCHAR"),
-        ("top_k_labels", "top_k_labels", "VARCHAR[]"),
-        ("top_k_scores", "top_k_scores", "DOUBLE[]"),
-        ("embedding_dim", "embedding_dim", "INTEGER"),
-        ("encoder_entropy", "entropy", "DOUBLE"),
-        ("encoder_image_sha256", "image_sha256", "VARCHAR"),
-        ("encoder_multi_label", "multi_label", "BOOLEAN"),
-        ("encoder_batch_size", "batch_size", "INTEGER"),
-    )),
-    "llm": ("llm_records", (
-        ("llm_span_id", "span_id", "VARCHAR"),
-        ("llm_index", "record_index", "INTEGER"),
-        ("llm_start", "start_time", "TIMESTAMP_NS"),
-        ("llm_ms", "duration_ms", "DOUBLE"),
-        ("llm_status", "status_code", "VARCHAR"),
-        ("llm_model", "model", "VARCHAR"),
-        ("llm_instruction", "instruction", "VARCHAR"),
-        ("output", "output", "VARCHAR"),
-        ("input_tokens", "input_tokens", "BIGINT"),
-        ("output_tokens", "output_tokens", "BIGINT"),
-        ("llm_instruction_kind", "instruction_kind", "VARCHAR"),
-        ("llm_batch_size", "batch_size", "INTEGER"),
-    )),
-}
+    part.name: (part.table.name, part.typed()) for part in spec.PARTS}
 
 _KEY = ("trace_id", "row_id")
 COLUMNS: tuple[str, ...] = _KEY + tuple(
@@ -117,11 +73,7 @@ COMPACT_AT = 4096
 _EARLIEST = "TIMESTAMP_NS '1678-01-01'"
 
 
-_ARROW_TYPES = {
-    "VARCHAR": pa.string(), "INTEGER": pa.int32(), "BIGINT": pa.int64(),
-    "DOUBLE": pa.float64(), "TIMESTAMP_NS": pa.timestamp("ns"), "BOOLEAN": pa.bool_(),
-    "VARCHAR[]": pa.list_(pa.string()), "DOUBLE[]": pa.list_(pa.float64()),
-}
+_ARROW_TYPES = spec.ARROW_TYPES
 
 SCHEMA = pa.schema(
     [("trace_id", pa.string()), ("row_id", pa.string())]
@@ -489,19 +441,7 @@ def assemble_sql(rows: str, encoders: str, llms: str) -> str:
             "FULL JOIN llm_part USING (trace_id, row_id)")
 
 
-_OUTPUTS = """
-    row_id, trace_id, row_span_id AS span_id, run_name AS run, cohort,
-    coalesce(row_image_sha256, encoder_image_sha256) AS image_sha256, expected, objects,
-    encoder_model, checkpoint_sha256, top_k_labels, top_k_scores, embedding_dim,
-    encoder_entropy, llm_model, coalesce(llm_instruction, row_instruction) AS instruction,
-    output, input_tokens, output_tokens, encoder_ms, llm_ms, row_ms,
-    CASE WHEN 'ERROR' IN (row_status, encoder_status, llm_status) THEN 'ERROR'
-         ELSE 'OK' END AS status,
-    row_error AS error, encoder_span_id, llm_span_id, row_start AS start_time,
-    encoder_multi_label, coalesce(row_instruction_kind, llm_instruction_kind) AS instruction_kind,
-    coalesce(row_batch_size, encoder_batch_size, llm_batch_size) AS batch_size,
-    encoder_ms / greatest(coalesce(encoder_batch_size, 1), 1) AS encoder_share_ms,
-    llm_ms / greatest(coalesce(llm_batch_size, 1), 1) AS llm_share_ms"""
+_OUTPUTS = spec.pipeline_rows_select()
 
 KEY_COLUMN = "_vlmscope_k"
 """The extra column of :func:`stored_rows_sql`: 1, 2, ... one number per row."""

@@ -1069,6 +1069,10 @@ _V7 = (
     """,
 )
 
+_V8 = (
+    "ALTER TABLE llm_records ADD COLUMN response_model VARCHAR",
+)
+
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, 'spans, embeddings, per-row records and pipeline_rows', _V1),
@@ -1079,5 +1083,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, 'eval_runs.run_name: the named run an evaluation was restricted to', _V6),
     Migration(7, 'pipeline_rows: encoder_multi_label, instruction_kind, batch size and shares',
               _V7),
+    Migration(8, 'llm_records.response_model: the model that answered', _V8),
 )
 """Every schema step, in order."""

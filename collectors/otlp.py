@@ -48,13 +48,40 @@ from vlmscope.collectors.normalize import _PER_ROW, RecordBuilder, arrow_table
 
 _log = logging.getLogger("vlmscope.otlp")
 
-if os.environ.get(PURE_PYTHON_ENV, "0") not in ("", "0"):
-    _native = None
-else:
+
+
+def _self_test(native: Any) -> None:
+    """Raise unless ``native`` decodes a request of :func:`convert.sample_spans` (encoded by
+    the installed OpenTelemetry exporter) into the reference decoder's items."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    request = encode_spans(convert.sample_spans())
+    got = native.decode(request.SerializeToString(), *(min(limit, sys.maxsize) for limit in (
+        DEFAULT_LIMITS.max_attributes, DEFAULT_LIMITS.max_value_chars,
+        DEFAULT_LIMITS.max_array_items, DEFAULT_LIMITS.max_depth)), _resource_info)
+    if got != _span_items(request, DEFAULT_LIMITS):
+        raise RuntimeError("its items differ from the reference decoder's")
+
+
+def _load_native() -> Any:
+    """The native decoder, when it is built, not switched off and its self-test passes;
+    else None (with one log line why)."""
+    if os.environ.get(PURE_PYTHON_ENV, "0") not in ("", "0"):
+        return None
     try:
-        from vlmscope.collectors import _otlp_native as _native
-    except ImportError:  # built without a C compiler: the reference decoder does the work
-        _native = None
+        from vlmscope.collectors import _otlp_native
+    except ImportError as error:  # built without a C compiler: the reference does the work
+        _log.info("vlmscope: the native OTLP decoder is not built (%s); requests are "
+                  "decoded by the Python reference", error)
+        return None
+    try:
+        _self_test(_otlp_native)
+    except Exception as error:
+        _log.warning("vlmscope: the native OTLP decoder failed its self-test (%s: %s); "
+                     "requests are decoded by the Python reference", type(error).__name__,
+                     error)
+        return None
+    return _otlp_native
 
 
 def native_decoder() -> bool:
@@ -555,3 +582,5 @@ def decode_body_packed(body: bytes, is_json: bool,
     """:func:`decode_body`, packed for the trip back from a decoder process."""
     return PackedSpans.pack(decode_body(body, is_json, limits))
 
+
+_native = _load_native()
