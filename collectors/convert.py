@@ -98,8 +98,8 @@ def _dumps(value: Any) -> str:
 def _plain(attributes: Any) -> dict[str, Any]:
     """Attributes (of a span, event or link) as a plain dict, without copying when possible.
 
-    ``dict(attributes)`` iterates the SDK's BoundedAttributes under its lock (about 5 us
-    each); the mapping underneath is read directly when the SDK has one.
+    ``dict(attributes)`` iterates the SDK's BoundedAttributes under its lock; the mapping
+    underneath is read directly when the SDK has one.
     """
     inner = getattr(attributes, "_dict", None)
     if isinstance(inner, dict):

@@ -243,8 +243,8 @@ ARROW_POOL = pa.system_memory_pool()
 """The memory pool the converters (of spans, of OTLP requests, of records) build their
 Arrow columns from. pyarrow's default pool (mimalloc) is slow to reuse memory that another
 thread frees, and every batch is freed by the store's writer thread: built from the
-default pool, conversion ran about 1.7 times slower while the writer worked
-(``benchmarks/README.md``). pyarrow's global default is left as it is."""
+default pool, conversion ran slower while the writer worked (``benchmarks/README.md``).
+pyarrow's global default is left as it is."""
 
 
 def arrow_table(columns: Sequence[Sequence[Any]], schema: pa.Schema, busy: Any = None
@@ -459,7 +459,7 @@ def insert_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table], *
     ``facts.BATCH_KEY`` when given, else DuckDB assembles them from the batch's records
     (:func:`vlmscope.collectors.facts.assemble_batch`). ``first`` and ``last``, statements,
     run before and after the others; the rows ``last`` returns are returned. With
-    ``plain_appends`` the appends run with DuckDB's optimiser off (it costs about 0.2 ms a
+    ``plain_appends`` the appends run with DuckDB's optimiser off (it costs time on every
     statement and does nothing for them); a script that fails between turning it off and on
     leaves it off, since an aborted transaction takes no statement but ROLLBACK, so only a
     caller that drops the connection after a failure (the store writer) may ask for it.
@@ -490,6 +490,8 @@ def insert_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table], *
             statements += ["PRAGMA disable_optimizer", *plain, "PRAGMA enable_optimizer"]
         else:
             statements += plain
+        if plan is not None:
+            statements += plan.repairs
         if last:
             statements.append(last)
         result = con.execute(";\n".join(statements)).fetchall() if statements else None

@@ -325,8 +325,8 @@ def _assemble(items: list[Any]) -> DecodedSpans:
     (``_spans_native.c``, ``SpanColumns.add_item``) does this when built, building the
     tables' Arrow buffers itself, and the pipeline-row parts are assembled by index
     (:func:`~vlmscope.collectors.facts.assemble_indexed`); else :func:`_assemble_python`,
-    the reference it is tested against, does: 1.5-2.1 ms against 2.5-4.0 ms for a 512-span
-    request after the native decoder (``benchmarks/bench_collector.py --only decode``)."""
+    the reference it is tested against, does (figures: ``benchmarks/bench_collector.py
+    --only decode``)."""
     spans_native = convert._native
     if spans_native is None:
         return _assemble_python(items)
@@ -517,9 +517,8 @@ def decode_body(body: bytes, is_json: bool, limits: OtlpLimits = DEFAULT_LIMITS)
 @dataclass
 class PackedSpans:
     """A :class:`DecodedSpans` for the trip from a decoder process to the server: each table
-    as one Arrow IPC stream, written and read by Arrow's C++ code (pickling the tables cost
-    about 1.5 ms to write and 1.1 ms to read a 512-span request; the streams cost 0.6 and
-    0.6, ``benchmarks/README.md``), the ids and counts pickled in a header before them
+    as one Arrow IPC stream, written and read by Arrow's C++ code (faster than pickling the
+    tables, ``benchmarks/README.md``), the ids and counts pickled in a header before them
     (:meth:`wire`, :meth:`from_wire`)."""
 
     names: list[str]

@@ -294,11 +294,13 @@ DERIVED: tuple[Table, ...] = (ROW_RECORDS, ENCODER_RECORDS, LLM_RECORDS, EMBEDDI
 @dataclass(frozen=True)
 class Part:
     """The columns a record kind gives a materialised pipeline row: (fact column, record
-    column) pairs; the first three order the records ("latest wins"), "0" is a literal."""
+    column) pairs; the first three order the records ("latest wins"), "0" is a literal.
+    ``prefer``: a fact column whose presence wins before the start time does."""
 
     name: str
     table: Table
     columns: tuple[tuple[str, str], ...]
+    prefer: str | None = None
 
     def typed(self) -> tuple[tuple[str, str, str], ...]:
         """(fact column, record column, DuckDB type) triples."""
@@ -321,16 +323,27 @@ PARTS: tuple[Part, ...] = (
         ("checkpoint_sha256", "checkpoint_sha256"), ("top_k_labels", "top_k_labels"),
         ("top_k_scores", "top_k_scores"), ("embedding_dim", "embedding_dim"),
         ("encoder_entropy", "entropy"), ("encoder_image_sha256", "image_sha256"),
-        ("encoder_multi_label", "multi_label"), ("encoder_batch_size", "batch_size"))),
+        ("encoder_multi_label", "multi_label"), ("encoder_batch_size", "batch_size")),
+        prefer="top_k_labels"),
     Part("llm", LLM_RECORDS, (
         ("llm_span_id", "span_id"), ("llm_index", "record_index"), ("llm_start", "start_time"),
         ("llm_ms", "duration_ms"), ("llm_status", "status_code"), ("llm_model", "model"),
         ("llm_instruction", "instruction"), ("output", "output"),
         ("input_tokens", "input_tokens"), ("output_tokens", "output_tokens"),
-        ("llm_instruction_kind", "instruction_kind"), ("llm_batch_size", "batch_size"))),
+        ("llm_instruction_kind", "instruction_kind"), ("llm_batch_size", "batch_size"),
+        ("llm_encoder_span_id", "encoder_span_id"))),
 )
 """What each record kind contributes to the materialised pipeline rows
-(``pipeline_row_facts`` / ``pipeline_row_parts``: the key, then these, in order)."""
+(``pipeline_row_facts`` / ``pipeline_row_parts``: the key, then these, in order).
+
+Which record of a row makes each part: the row part, every row span (a row id repeated in a
+trace makes two rows); the LLM part, the LLM record that started last (then the smaller span
+id, then record index: for calls one after another, the last to answer); the encoder part,
+the encoder record the row's LLM record links to (:data:`LINK`), else the latest with a
+reading (top-k labels), else the latest."""
+
+LINK = ("llm_encoder_span_id", "encoder_span_id")
+"""(LLM part column, encoder part column): the encoder record the LLM call used wins."""
 
 FACT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("trace_id", "VARCHAR"), ("row_id", "VARCHAR"),
