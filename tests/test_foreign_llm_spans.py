@@ -161,7 +161,8 @@ def _check_rows(db: Path, instrumentor: str) -> None:
 @pytest.mark.parametrize("instrumentor", ["openinference", "openllmetry"])
 def test_an_instrumented_openai_call_in_a_row_is_its_llm_record(
         tmp_path: Path, llm_server: str, instrumentor: str) -> None:
-    """Embedded (configure as the README shows it), then export and import."""
+    """Embedded (configure as the README shows it), then export and import, then a
+    rebuild of the store from its spans."""
     db = tmp_path / "embedded.duckdb"
     vlmscope.configure(db=db, service_name="agent")
     try:
@@ -174,6 +175,16 @@ def test_an_instrumented_openai_call_in_a_row_is_its_llm_record(
     assert main(["export", "--db", str(db), "-o", str(exported)]) == 0
     assert main(["import", str(exported), "--db", str(imported)]) == 0
     _check_rows(imported, instrumentor)
+    # A store written before these spans were read: its records derived again from spans.
+    import duckdb
+
+    from vlmscope.collectors.normalize import rebuild
+
+    con = duckdb.connect(str(db))
+    con.execute("DELETE FROM llm_records")
+    rebuild(con)
+    con.close()
+    _check_rows(db, instrumentor)
 
 
 @pytest.mark.parametrize("instrumentor", ["openinference", "openllmetry"])
