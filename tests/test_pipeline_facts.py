@@ -190,7 +190,7 @@ def test_materialised_rows_equal_the_join(tmp_path: Path, seed: int, assembly: s
 
 
 @pytest.mark.parametrize("assembly", ["python", "arrow", "indexed", "sql"])
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(3))
 def test_a_row_shows_the_encoder_record_its_llm_call_linked_to_as_soon_as_it_is_written(
         tmp_path: Path, seed: int, assembly: str) -> None:
     """Records in the order in-process tracing ends spans (each row's encoder and LLM
