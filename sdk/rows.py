@@ -82,7 +82,7 @@ def warn_once(key: str, message: str, *args: Any) -> None:
                      *args)
 
 
-def stamp_current_row(span: Any) -> None:
+def stamp_current_row(span: Any, parent_context: Any = None) -> None:
     """Give a span that starts inside ``trace_row`` (in the row's trace) and has no vlmscope
     role the row's id (:data:`~vlmscope.conventions.VLMSCOPE_ROW_IDS`), so that the store
     can tell which row another instrumentation's LLM call served. Inside ``trace_batch``

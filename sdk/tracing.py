@@ -63,12 +63,11 @@ class _RowSpanProcessor(SpanProcessor):
     earlier :func:`configure` made global)."""
 
     def __init__(self, forward: bool = False) -> None:
-        self._forward = forward
-
-    def on_start(self, span: Any, parent_context: Any = None) -> None:
         from vlmscope.rows import stamp_current_row
 
-        stamp_current_row(span)
+        self._forward = forward
+        # Called for every span that starts: straight to the function, no frame between.
+        self.on_start = stamp_current_row  # type: ignore[method-assign]
 
     def on_end(self, span: ReadableSpan) -> None:
         processor = _state.processor if self._forward and _state.provider is not None \
