@@ -36,7 +36,7 @@
 #include <time.h> /* clock_gettime */
 
 enum { T_SPANS, T_ROWS, T_ENCODERS, T_LLMS, T_EMBEDDINGS, T_EVALUATIONS, N_TABLES };
-static const Py_ssize_t WIDTH[N_TABLES] = {22, 15, 20, 16, 8, 11};
+static const Py_ssize_t WIDTH[N_TABLES] = {22, 15, 20, 17, 8, 11};
 static const char *TABLE_NAMES[N_TABLES] = {
     "spans", "row_records", "encoder_records", "llm_records", "embeddings", "evaluations"};
 #define MAX_WIDTH 22
@@ -59,7 +59,8 @@ static PyObject *K_ROW_IDS, *K_BATCH_SIZE, *K_TOP_K, *K_TOP_K_LABELS, *K_TOP_K_S
     *K_INSTRUCTION_KIND;
 static PyObject *K_LLM_OUTPUTS, *K_LLM_INSTRUCTIONS, *K_LLM_INPUT_TOKENS, *K_LLM_OUTPUT_TOKENS,
     *K_LLM_MODEL_NAME, *K_REQUEST_MODEL, *K_PROVIDER_NAME, *K_LLM_PROVIDER, *K_ENCODER_SPAN_ID,
-    *K_INPUT_VALUE, *K_OUTPUT_VALUE, *K_USAGE_INPUT_TOKENS, *K_USAGE_OUTPUT_TOKENS;
+    *K_INPUT_VALUE, *K_OUTPUT_VALUE, *K_USAGE_INPUT_TOKENS, *K_USAGE_OUTPUT_TOKENS,
+    *K_RESPONSE_MODEL, *K_RESPONSE_MODEL_ELSE, *FOREIGN_LLM_ROWS;
 static PyObject *K_CHECK_NAME, *K_CHECK_SCORE, *K_CHECK_PASSED, *K_CHECK_LABEL,
     *K_CHECK_EXPLANATION, *K_METADATA, *K_CHECK_ANNOTATOR, *TRAINING_RUN_PREFIX;
 static PyObject *K_EVAL_RUN_ID, *K_ANNOTATION_NAME, *K_ANNOTATION_SCORE, *K_EVAL_PASSED,
@@ -98,6 +99,8 @@ static struct {
     {"encoder_span_id", &K_ENCODER_SPAN_ID}, {"input_value", &K_INPUT_VALUE},
     {"output_value", &K_OUTPUT_VALUE}, {"usage_input_tokens", &K_USAGE_INPUT_TOKENS},
     {"usage_output_tokens", &K_USAGE_OUTPUT_TOKENS}, {"check_name", &K_CHECK_NAME},
+    {"response_model", &K_RESPONSE_MODEL}, {"response_model_else", &K_RESPONSE_MODEL_ELSE},
+    {"foreign_llm_rows", &FOREIGN_LLM_ROWS},
     {"check_score", &K_CHECK_SCORE}, {"check_passed", &K_CHECK_PASSED},
     {"check_label", &K_CHECK_LABEL}, {"check_explanation", &K_CHECK_EXPLANATION},
     {"metadata", &K_METADATA}, {"check_annotator", &K_CHECK_ANNOTATOR},
@@ -857,10 +860,15 @@ static int add_llm_records(SpanColumns *self, SpanFacts *f) {
     PyObject *encoder_span = provider ? text(get(a, K_ENCODER_SPAN_ID)) : NULL;
     PyObject *kind = encoder_span ? text(get(a, K_INSTRUCTION_KIND)) : NULL;
     PyObject *rows_in_batch = kind ? to_int(get(a, K_ROWS_IN_BATCH)) : NULL;
-    if (rows_in_batch == NULL) goto done;
+    PyObject *response_model = NULL;
+    if (rows_in_batch != NULL) {
+        PyObject *value = either(a, K_RESPONSE_MODEL, K_RESPONSE_MODEL_ELSE, &error);
+        response_model = error || PyErr_Occurred() ? NULL : text(value);
+    }
+    if (response_model == NULL) goto done;
     int single = n == 1;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *v[16] = {
+        PyObject *v[17] = {
             Py_NewRef(f->trace), Py_NewRef(f->span), PyLong_FromSsize_t(i),
             text(at(row_ids, i)), Py_NewRef(model), Py_NewRef(provider),
             text(per_row(a, instructions, i, K_INPUT_VALUE, single)),
@@ -868,13 +876,14 @@ static int add_llm_records(SpanColumns *self, SpanFacts *f) {
             to_int(per_row(a, input_tokens, i, K_USAGE_INPUT_TOKENS, single)),
             to_int(per_row(a, output_tokens, i, K_USAGE_OUTPUT_TOKENS, single)),
             Py_NewRef(encoder_span), Py_NewRef(f->start), Py_NewRef(f->duration),
-            Py_NewRef(f->status_code), Py_NewRef(kind), Py_NewRef(rows_in_batch)};
+            Py_NewRef(f->status_code), Py_NewRef(kind), Py_NewRef(rows_in_batch),
+            Py_NewRef(response_model)};
         if (checked_row(self, T_LLMS, v) < 0) goto done;
     }
     status = 0;
 done:
     Py_XDECREF(model); Py_XDECREF(provider); Py_XDECREF(encoder_span); Py_XDECREF(kind);
-    Py_XDECREF(rows_in_batch);
+    Py_XDECREF(rows_in_batch); Py_XDECREF(response_model);
     return status;
 }
 
@@ -927,10 +936,36 @@ static int add_evaluation(SpanColumns *self, SpanFacts *f) {
     return checked_row(self, T_EVALUATIONS, v);
 }
 
+/* The LLM records of a span without a role, by normalize.foreign_llm_rows (the one
+ * implementation of the spec's key lists for other instrumentors' spans). */
+static int add_foreign_records(SpanColumns *self, SpanFacts *f) {
+    PyObject *rows = PyObject_CallFunctionObjArgs(FOREIGN_LLM_ROWS, f->trace, f->span, f->start,
+                                                  f->duration, f->status_code, f->attrs, NULL);
+    if (rows == NULL) return -1;
+    int status = 0;
+    if (!PyList_Check(rows)) {
+        PyErr_SetString(PyExc_TypeError, "foreign_llm_rows must return a list");
+        status = -1;
+    }
+    for (Py_ssize_t r = 0; status == 0 && r < PyList_GET_SIZE(rows); r++) {
+        PyObject *item = PyList_GET_ITEM(rows, r);
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != WIDTH[T_LLMS]) {
+            PyErr_SetString(PyExc_TypeError, "foreign_llm_rows must give llm_records rows");
+            status = -1;
+            break;
+        }
+        PyObject *v[MAX_WIDTH];
+        for (Py_ssize_t c = 0; c < WIDTH[T_LLMS]; c++) v[c] = Py_NewRef(PyTuple_GET_ITEM(item, c));
+        status = row(self, T_LLMS, v);
+    }
+    Py_DECREF(rows);
+    return status;
+}
+
 /* RecordBuilder.add_span. */
 static int add_records(SpanColumns *self, SpanFacts *f) {
     PyObject *role = get(f->attrs, K_ROLE);
-    if (role == NULL) return PyErr_Occurred() ? -1 : 0;
+    if (role == NULL) return PyErr_Occurred() ? -1 : add_foreign_records(self, f);
     int e;
     if ((e = equals(role, ROLE_TRAINING_CHECK))) return e < 0 ? -1 : add_training_check(self, f);
     if ((e = equals(role, ROLE_EVALUATION))) return e < 0 ? -1 : add_evaluation(self, f);
@@ -1490,5 +1525,16 @@ PyMODINIT_FUNC PyInit__spans_native(void) {
         Py_DECREF(m);
         return NULL;
     }
+    /* The column count of each table this code builds rows of (checked against the spec). */
+    PyObject *widths = PyTuple_New(N_TABLES);
+    if (widths == NULL) { Py_DECREF(m); return NULL; }
+    for (int t = 0; t < N_TABLES; t++) {
+        PyObject *w = PyLong_FromSsize_t(WIDTH[t]);
+        if (w == NULL) { Py_DECREF(widths); Py_DECREF(m); return NULL; }
+        PyTuple_SET_ITEM(widths, t, w);
+    }
+    int added = PyModule_AddObjectRef(m, "WIDTHS", widths);
+    Py_DECREF(widths);
+    if (added < 0) { Py_DECREF(m); return NULL; }
     return m;
 }

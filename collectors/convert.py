@@ -17,6 +17,7 @@ spans one at a time as they end, so that nothing keeps them alive until a batch 
 from __future__ import annotations
 
 import base64
+import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 import orjson
 import pyarrow as pa
+from opentelemetry import trace as trace_api
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util import BoundedList
@@ -33,7 +35,7 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 
 from vlmscope import conventions as cv
 from vlmscope.collectors import annotations as an
-from vlmscope.collectors import facts
+from vlmscope.collectors import facts, spec
 from vlmscope.collectors.normalize import (
     _PER_ROW,
     ARROW_POOL,
@@ -42,39 +44,17 @@ from vlmscope.collectors.normalize import (
     TRAINING_RUN_ID_PREFIX,
     RecordBuilder,
     arrow_table,
+    foreign_llm_rows,
     list_array,
 )
+
+_log = logging.getLogger("vlmscope")
 
 PURE_PYTHON_ENV = "VLMSCOPE_PURE_PYTHON"
 """Set to 1 to convert (and decode OTLP) with the pure-Python reference code even where the
 native extensions are built."""
 
-SPAN_SCHEMA = pa.schema(
-    [
-        ("trace_id", pa.string()),
-        ("span_id", pa.string()),
-        ("parent_span_id", pa.string()),
-        ("name", pa.string()),
-        ("kind", pa.string()),
-        ("start_time", pa.timestamp("ns")),
-        ("end_time", pa.timestamp("ns")),
-        ("duration_ms", pa.float64()),
-        ("status_code", pa.string()),
-        ("status_message", pa.string()),
-        ("service_name", pa.string()),
-        ("scope_name", pa.string()),
-        ("scope_version", pa.string()),
-        ("trace_state", pa.string()),
-        ("trace_flags", pa.int32()),
-        ("attributes", pa.string()),
-        ("events", pa.string()),
-        ("links", pa.string()),
-        ("resource", pa.string()),
-        ("dropped_attributes", pa.int32()),
-        ("dropped_events", pa.int32()),
-        ("dropped_links", pa.int32()),
-    ]
-)
+SPAN_SCHEMA = spec.arrow_schema(spec.SPANS)
 """Arrow schema of a batch of spans, column for column the ``spans`` table."""
 
 _KIND_NAMES = {kind: kind.name for kind in SpanKind}
@@ -118,8 +98,8 @@ def _dumps(value: Any) -> str:
 def _plain(attributes: Any) -> dict[str, Any]:
     """Attributes (of a span, event or link) as a plain dict, without copying when possible.
 
-    ``dict(attributes)`` iterates the SDK's BoundedAttributes under its lock (about 5 us
-    each); the mapping underneath is read directly when the SDK has one.
+    ``dict(attributes)`` iterates the SDK's BoundedAttributes under its lock; the mapping
+    underneath is read directly when the SDK has one.
     """
     inner = getattr(attributes, "_dict", None)
     if isinstance(inner, dict):
@@ -375,14 +355,115 @@ def native_converter() -> bool:
     return _native is not None
 
 
-def _load_native() -> Any:
-    if os.environ.get(PURE_PYTHON_ENV, "0") not in ("", "0"):
-        return None
+def native_widths() -> tuple[int, ...] | None:
+    """The column count of each table (spans, then the derived tables) the native converter
+    was compiled for; None when it is not built."""
     try:
         from vlmscope.collectors import _spans_native
     except ImportError:
         return None
-    _spans_native.setup({
+    return tuple(_spans_native.WIDTHS)
+
+
+_LLM_SOURCES = {column.name: tuple(source.attribute for source in column.sources)
+                for column in spec.LLM_RECORDS.columns}
+
+
+def sample_spans() -> list[ReadableSpan]:
+    """Finished spans of the installed OpenTelemetry SDK, one of each kind the store derives
+    records from (a row, an encoder with a vector, vlmscope's LLM span, another
+    instrumentor's LLM span, an evaluation, an error with an event and a link): what the
+    native extensions' self-tests convert both ways."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    finished = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(finished))
+    tracer = provider.get_tracer("vlmscope.self_test", "1")
+    with tracer.start_as_current_span("row", attributes={
+            cv.VLMSCOPE_SPAN_ROLE: cv.ROLE_ROW, cv.VLMSCOPE_ROW_ID: "r",
+            cv.VLMSCOPE_ROW_OBJECTS: ["cat"], cv.VLMSCOPE_BATCH_SIZE: 2}) as row:
+        with tracer.start_as_current_span("encoder", attributes={
+                cv.VLMSCOPE_SPAN_ROLE: cv.ROLE_ENCODER,
+                cv.OPENINFERENCE_SPAN_KIND: cv.SPAN_KIND_EMBEDDING,
+                cv.VLMSCOPE_ROW_IDS: ["r"], cv.VISION_ENCODER_TOP_K: 2,
+                cv.VISION_ENCODER_TOP_K_LABELS: ["cat", "dog"],
+                cv.VISION_ENCODER_TOP_K_SCORES: [0.7, 0.2], cv.VISION_ENCODER_ENTROPY: [0.5],
+                cv.VISION_ENCODER_MULTI_LABEL: True, cv.VISION_ENCODER_EMBEDDING_DIM: 2,
+                cv.embedding_vector_key(0): [0.25, -1.5]}) as encoder:
+            encoder.add_event("forward", {"layer": "avgpool"})
+        with tracer.start_as_current_span("llm", attributes={
+                cv.VLMSCOPE_SPAN_ROLE: cv.ROLE_LLM, cv.VLMSCOPE_ROW_IDS: ["r"],
+                cv.LLM_MODEL_NAME: "m", cv.OUTPUT_VALUE: "a cat",
+                cv.GEN_AI_USAGE_INPUT_TOKENS: 3}):
+            pass
+        with tracer.start_as_current_span("chat", attributes={
+                cv.OPENINFERENCE_SPAN_KIND: cv.SPAN_KIND_LLM, cv.VLMSCOPE_ROW_IDS: ["r"],
+                f"{cv.LLM_OUTPUT_MESSAGES}.0.{cv.MESSAGE_CONTENT}": "a dog",
+                cv.LLM_TOKEN_COUNT_PROMPT: 4}):
+            pass
+        with tracer.start_as_current_span("judged", attributes={
+                cv.VLMSCOPE_SPAN_ROLE: an.ROLE_EVALUATION, an.EVALUATION_RUN_ID: "run",
+                an.ANNOTATION_NAME: "match", an.ANNOTATION_SCORE: 1.0}):
+            pass
+        row.set_status(Status(StatusCode.ERROR, "boom"))
+    with tracer.start_as_current_span("linked", links=[
+            trace_api.Link(row.get_span_context(), {"why": "test"})]):
+        pass
+    provider.shutdown()
+    return list(finished.get_finished_spans())
+
+
+def _self_test(native: Any) -> None:
+    """Raise unless ``native`` converts :func:`sample_spans` as the Python reference does."""
+    spans = sample_spans()
+    columns = native.SpanColumns()
+    columns.extend(spans, None)
+    got = columns_to_batch(*columns.take(), parts=False)
+    want = _spans_to_batch_python(spans)
+    want.derived.pop(facts.BATCH_KEY, None)
+    if not got.spans.equals(want.spans):
+        raise RuntimeError("its spans differ from the Python reference's")
+    if sorted(got.derived) != sorted(want.derived):
+        raise RuntimeError(f"it derives {sorted(got.derived)}, the reference "
+                           f"{sorted(want.derived)}")
+    for name, table in want.derived.items():
+        if not got.derived[name].equals(table):
+            raise RuntimeError(f"its {name} differ from the Python reference's")
+
+
+def _load_native() -> Any:
+    """The native converter, when it is built, not switched off and its self-test against
+    the installed OpenTelemetry SDK passes; else None (with one log line why)."""
+    if os.environ.get(PURE_PYTHON_ENV, "0") not in ("", "0"):
+        return None
+    try:
+        from vlmscope.collectors import _spans_native
+    except ImportError as error:
+        _log.info("vlmscope: the native span converter is not built (%s); spans are "
+                  "converted by the Python reference", error)
+        return None
+    try:
+        _setup_native(_spans_native)
+        _self_test(_spans_native)
+    except Exception as error:  # any failure: the reference does the work
+        _log.warning("vlmscope: the native span converter failed its self-test against "
+                     "opentelemetry-sdk (%s: %s); spans are converted by the Python "
+                     "reference", type(error).__name__, error)
+        return None
+    return _spans_native
+
+
+def _setup_native(native: Any) -> None:
+    """Give the native converter every name it reads (see ``_spans_native.c``)."""
+    native.setup(_native_names())
+
+
+def _native_names() -> dict[str, Any]:
+    """The attribute names, schemas and helpers the native converter reads."""
+    return {
         "widths": tuple(len(schema) for schema in (SPAN_SCHEMA, *TABLES.values())),
         "types": tuple(column_types(schema) for schema in (SPAN_SCHEMA, *TABLES.values())),
         "dumps": orjson.dumps, "dumps_option": orjson.OPT_NON_STR_KEYS,
@@ -416,8 +497,14 @@ def _load_native() -> Any:
         "llm_outputs": cv.VLMSCOPE_LLM_OUTPUTS, "llm_instructions": cv.VLMSCOPE_LLM_INSTRUCTIONS,
         "llm_input_tokens": cv.VLMSCOPE_LLM_INPUT_TOKENS,
         "llm_output_tokens": cv.VLMSCOPE_LLM_OUTPUT_TOKENS,
-        "llm_model_name": cv.LLM_MODEL_NAME, "request_model": cv.GEN_AI_REQUEST_MODEL,
-        "provider_name": cv.GEN_AI_PROVIDER_NAME, "llm_provider": cv.LLM_PROVIDER,
+        # vlmscope's own LLM spans: the first two names of the spec's model and provider
+        # lists (other instrumentors' spans go through normalize.foreign_llm_rows).
+        "llm_model_name": _LLM_SOURCES["model"][0], "request_model": _LLM_SOURCES["model"][1],
+        "provider_name": _LLM_SOURCES["provider"][0],
+        "llm_provider": _LLM_SOURCES["provider"][1],
+        "response_model": _LLM_SOURCES["response_model"][0],
+        "response_model_else": _LLM_SOURCES["response_model"][1],
+        "foreign_llm_rows": foreign_llm_rows,
         "encoder_span_id": cv.VISION_ENCODER_SPAN_ID, "input_value": cv.INPUT_VALUE,
         "output_value": cv.OUTPUT_VALUE, "usage_input_tokens": cv.GEN_AI_USAGE_INPUT_TOKENS,
         "usage_output_tokens": cv.GEN_AI_USAGE_OUTPUT_TOKENS,
@@ -435,8 +522,7 @@ def _load_native() -> Any:
         "annotation_explanation": an.ANNOTATION_EXPLANATION,
         "annotation_metadata": an.ANNOTATION_METADATA,
         "annotation_annotator": an.ANNOTATION_ANNOTATOR_KIND, "annotator_code": "CODE",
-    })
-    return _spans_native
+    }
 
 
 _native = _load_native()

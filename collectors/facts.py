@@ -44,63 +44,19 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
 
+from vlmscope.collectors import spec
+
 FACTS = "pipeline_row_facts"
 """Completed pipeline rows (those whose row span arrived)."""
 
 PARTS = "pipeline_row_parts"
 """Parts waiting for their row span, or newer than the row already in the facts."""
 
-# Each part: the record table it comes from, the prefix of its ordering columns, and its
-# (fact column, record column, type) triples. The first three columns of every part are its
-# span id, record index and start time: the ordering "latest wins" reads.
+# Each part: the record table it comes from, and its (fact column, record column, type)
+# triples (from the spec). The first three columns of every part are its span id, record
+# index and start time: the ordering "latest wins" reads.
 _PARTS: dict[str, tuple[str, tuple[tuple[str, str, str], ...]]] = {
-    "row": ("row_records", (
-        ("row_span_id", "span_id", "VARCHAR"),
-        ("row_index", "0", "INTEGER"),
-        ("row_start", "start_time", "TIMESTAMP_NS"),
-        ("row_ms", "duration_ms", "DOUBLE"),
-        ("row_status", "status_code", "VARCHAR"),
-        ("row_error", "status_message", "VARCHAR"),
-        ("run_name", "run_name", "VARCHAR"),
-        ("cohort", "cohort", "VARCHAR"),
-        ("expected", "expected", "VARCHAR"),
-        ("objects", "objects", "VARCHAR[]"),
-        ("row_instruction", "instruction", "VARCHAR"),
-        ("row_image_sha256", "image_sha256", "VARCHAR"),
-        ("row_instruction_kind", "instruction_kind", "VARCHAR"),
-        ("row_batch_size", "batch_size", "INTEGER"),
-    )),
-    "encoder": ("encoder_records", (
-        ("encoder_span_id", "span_id", "VARCHAR"),
-        ("encoder_index", "record_index", "INTEGER"),
-        ("encoder_start", "start_time", "TIMESTAMP_NS"),
-        ("encoder_ms", "duration_ms", "DOUBLE"),
-        ("encoder_status", "status_code", "VARCHAR"),
-        ("encoder_model", "model", "VARCHAR"),
-        ("checkpoint_sha256", "checkpoint_sha256", "VARCHAR"),
-        ("top_k_labels", "top_k_labels", "VARCHAR[]"),
-        ("top_k_scores", "top_k_scores", "DOUBLE[]"),
-        ("embedding_dim", "embedding_dim", "INTEGER"),
-        ("encoder_entropy", "entropy", "DOUBLE"),
-        ("encoder_image_sha256", "image_sha256", "VARCHAR"),
-        ("encoder_multi_label", "multi_label", "BOOLEAN"),
-        ("encoder_batch_size", "batch_size", "INTEGER"),
-    )),
-    "llm": ("llm_records", (
-        ("llm_span_id", "span_id", "VARCHAR"),
-        ("llm_index", "record_index", "INTEGER"),
-        ("llm_start", "start_time", "TIMESTAMP_NS"),
-        ("llm_ms", "duration_ms", "DOUBLE"),
-        ("llm_status", "status_code", "VARCHAR"),
-        ("llm_model", "model", "VARCHAR"),
-        ("llm_instruction", "instruction", "VARCHAR"),
-        ("output", "output", "VARCHAR"),
-        ("input_tokens", "input_tokens", "BIGINT"),
-        ("output_tokens", "output_tokens", "BIGINT"),
-        ("llm_instruction_kind", "instruction_kind", "VARCHAR"),
-        ("llm_batch_size", "batch_size", "INTEGER"),
-    )),
-}
+    part.name: (part.table.name, part.typed()) for part in spec.PARTS}
 
 _KEY = ("trace_id", "row_id")
 COLUMNS: tuple[str, ...] = _KEY + tuple(
@@ -117,11 +73,7 @@ COMPACT_AT = 4096
 _EARLIEST = "TIMESTAMP_NS '1678-01-01'"
 
 
-_ARROW_TYPES = {
-    "VARCHAR": pa.string(), "INTEGER": pa.int32(), "BIGINT": pa.int64(),
-    "DOUBLE": pa.float64(), "TIMESTAMP_NS": pa.timestamp("ns"), "BOOLEAN": pa.bool_(),
-    "VARCHAR[]": pa.list_(pa.string()), "DOUBLE[]": pa.list_(pa.float64()),
-}
+_ARROW_TYPES = spec.ARROW_TYPES
 
 SCHEMA = pa.schema(
     [("trace_id", pa.string()), ("row_id", pa.string())]
@@ -132,11 +84,21 @@ BATCH_KEY = "_pipeline_row_parts"
 """Key of a batch's assembled parts in ``SpanBatch.derived`` (see :func:`assemble`)."""
 
 
-def _order(part: tuple) -> tuple:
-    """Sort key of a part (span id, record index, start ns, ...): the smallest wins
-    (the latest start, a missing start being the earliest; then span id, record index)."""
+# Where the column that wins first sits in each part's tuple (the encoder's top-k labels:
+# a record with a reading beats one without), None for parts without one.
+_PREFER_AT: dict[str, int | None] = {
+    part.name: None if part.prefer is None else [c for c, _ in part.columns].index(part.prefer)
+    for part in spec.PARTS}
+_PREFER_SLOTS = tuple(_PREFER_AT.values())
+
+
+def _order(part: tuple, prefer: int | None = None) -> tuple:
+    """Sort key of a part (span id, record index, start ns, ...): the smallest wins (one
+    whose ``prefer`` value is present, for the encoder a reading; then the latest start, a
+    missing start being the earliest; then span id, record index)."""
     span, index, start = part[0], part[1], part[2]
-    return (start is None, -(start or 0), span, index)
+    return (prefer is not None and part[prefer] is None, start is None, -(start or 0), span,
+            index)
 
 
 def assemble(rows: dict[str, list], encoders: dict[str, list], llms: dict[str, list],
@@ -163,7 +125,8 @@ def assemble(rows: dict[str, list], encoders: dict[str, list], llms: dict[str, l
                 entry = by_key[(trace, row)] = [[], None, None]
             if slot == 0:
                 entry[0].append(candidate)
-            elif entry[slot] is None or _order(candidate) < _order(entry[slot]):
+            elif entry[slot] is None or _order(candidate, _PREFER_SLOTS[slot]) < _order(
+                    entry[slot], _PREFER_SLOTS[slot]):
                 entry[slot] = candidate
     widths = [len(fields) for _, fields in _PARTS.values()]
     blank = [(None,) * w for w in widths]
@@ -207,9 +170,10 @@ def combine_parts(tables: list[pa.Table]) -> pa.Table:
     for key, rows in grouped.items():
         row_parts = [row[2:tail_at] for row in rows if row[2] is not None]
         encoder = min((row[tail_at:llm_at] for row in rows if row[tail_at] is not None),
-                      key=_order, default=rows[0][tail_at:llm_at])
-        llm = min((row[llm_at:] for row in rows if row[llm_at] is not None), key=_order,
-                  default=rows[0][llm_at:])
+                      key=lambda p: _order(p, _PREFER_AT["encoder"]),
+                      default=rows[0][tail_at:llm_at])
+        llm = min((row[llm_at:] for row in rows if row[llm_at] is not None),
+                  key=lambda p: _order(p, _PREFER_AT["llm"]), default=rows[0][llm_at:])
         for row_part in row_parts or [rows[0][2:tail_at]]:
             combined.append(key + row_part + encoder + llm)
     return pa.concat_tables([rows_at(parts, kept), to_arrow(combined)])
@@ -221,9 +185,9 @@ _SLICED_UP_TO = 64
 
 def rows_at(table: pa.Table, rows: list[int]) -> pa.Table:
     """The ``rows`` (indices, in the order given) of ``table``. Where they fall in a few
-    runs, as the rows a merge keeps or touches do, they are sliced out without a copy: ``take``
-    on a 36-column table of parts costs about 0.6 ms however few rows it takes, and a
-    commit of four requests ran four."""
+    runs, as the rows a merge keeps or touches do, they are sliced out without a copy:
+    ``take`` on the wide table of parts costs the same however few rows it takes
+    (``benchmarks/README.md``, "Figures from the code")."""
     runs: list[tuple[int, int]] = []
     for row in rows:
         if runs and runs[-1][1] == row:
@@ -264,21 +228,24 @@ def assemble_arrow(tables: dict[str, pa.Table]) -> pa.Table:
                              columns("llm_records")))
 
 
-def _picked(table: pa.Table, fields: tuple[tuple[str, str, str], ...]) -> pa.Table:
+def _picked(table: pa.Table, fields: tuple[tuple[str, str, str], ...],
+            prefer: int | None) -> pa.Table:
     """(trace_id, row_id, at): the index in ``table`` (encoder or LLM records with a row id)
-    of each key's winning record (:func:`_order`)."""
+    of each key's winning record (:func:`_order`; ``prefer``: see there)."""
     span, index, start = (r for _, r, _ in fields[:3])
+    preferred = pa.compute.is_null(table.column(fields[prefer][1])) if prefer is not None \
+        else pa.nulls(table.num_rows, pa.bool_()).fill_null(False)
     count = table.num_rows
     keys = {"trace_id": table.column("trace_id"), "row_id": table.column("row_id")}
     at = pa.array(range(count), pa.int64())
     if table.group_by(list(keys), use_threads=False).aggregate([]).num_rows == count:
         return pa.table({**keys, "at": at})  # one record a key, as in-process tracing makes
     ordered = pa.table({
-        **keys, "missing": pa.compute.is_null(table.column(start)),
+        **keys, "unpreferred": preferred, "missing": pa.compute.is_null(table.column(start)),
         "start": table.column(start).cast(pa.int64()), "span": table.column(span),
         "index": table.column(index), "at": at,
-    }).sort_by([("missing", "ascending"), ("start", "descending"), ("span", "ascending"),
-                ("index", "ascending")])
+    }).sort_by([("unpreferred", "ascending"), ("missing", "ascending"),
+                ("start", "descending"), ("span", "ascending"), ("index", "ascending")])
     ranked = ordered.append_column("rank", pa.array(range(count), pa.int64()))
     won = ranked.group_by(list(keys), use_threads=False).aggregate([("rank", "min")])
     return pa.table({"trace_id": won.column("trace_id"), "row_id": won.column("row_id"),
@@ -287,11 +254,10 @@ def _picked(table: pa.Table, fields: tuple[tuple[str, str, str], ...]) -> pa.Tab
 
 def assemble_tables(tables: dict[str, pa.Table]) -> pa.Table:
     """:func:`assemble` over record tables given as Arrow (``row_records`` ...), in Arrow's
-    own kernels (about 3 ms for the records of 4,096 spans on an idle core, against about
-    10 ms in DuckDB and more in Python; what ``spans_to_batch`` uses for its parts). The
-    exporter still leaves the assembly to its writer's DuckDB: done on the converting thread
-    it slowed the exporter (76-86k spans/s against 89-91k, interleaved runs), since that
-    thread is as busy as the writer. The winning encoder and LLM record of each key is
+    own kernels (the fastest of the assemblers for a large batch; what ``spans_to_batch``
+    uses for its parts). The exporter still leaves the assembly to its writer's DuckDB: on
+    the converting thread it slowed the exporter, since that thread is as busy as the
+    writer (figures: ``benchmarks/README.md``). The winning encoder and LLM record of each key is
     picked by a sort only where a key has several, the parts are put together by full joins
     of their keys and row indices (Arrow's joins carry no list columns), then taken by
     index. Rows in no particular order, as :func:`assemble_batch` gives them; ``SCHEMA``
@@ -309,7 +275,7 @@ def assemble_tables(tables: dict[str, pa.Table]) -> pa.Table:
         pick = (pa.table({"trace_id": table.column("trace_id"),
                           "row_id": table.column("row_id"),
                           "at": pa.array(range(table.num_rows), pa.int64())})
-                if part == "row" else _picked(table, fields)).rename_columns(
+                if part == "row" else _picked(table, fields, _PREFER_AT[part])).rename_columns(
             ["trace_id", "row_id", part])
         joined = pick if joined is None else joined.join(
             pick, ["trace_id", "row_id"], join_type="full outer", use_threads=False)
@@ -337,9 +303,8 @@ def assemble_indexed(tables: dict[str, pa.Table]) -> pa.Table:
     """:func:`assemble` over record tables given as Arrow (``row_records`` ...): the same
     rows in the same order, for the few hundred records of one OTLP request. The winners
     are picked in Python over the key columns alone (and the ordering columns only of a key
-    with several records), then each part's columns are sliced or taken by index at once:
-    0.86 ms went to :func:`assemble_arrow` and 1.28 ms to :func:`assemble_tables` for the
-    records of a 512-span request, most of it per-call overhead."""
+    with several records), then each part's columns are sliced or taken by index at once,
+    since per-call overhead is most of the cost at this size (``benchmarks/README.md``)."""
     picks: dict[tuple, list] = {}
     sources: dict[str, pa.Table] = {}
     for slot, (part, (name, fields)) in enumerate(_PARTS.items()):
@@ -371,9 +336,12 @@ def assemble_indexed(tables: dict[str, pa.Table]) -> pa.Table:
                 continue
             if order is None:  # a key with several records: read what orders them
                 span, index, start = (table.column(r) for _, r, _ in fields[:3])
-                order = [_order(part_) for part_ in zip(
+                prefer = _PREFER_AT[part]
+                present = (pa.compute.is_valid(table.column(fields[prefer][1])).to_pylist()
+                           if prefer is not None else [True] * table.num_rows)
+                order = [_order(part_, 3) for part_ in zip(
                     span.to_pylist(), index.to_pylist(), start.cast(pa.int64()).to_pylist(),
-                    strict=True)]
+                    [True if p else None for p in present], strict=True)]
             if order[at] < order[held]:
                 entry[slot] = at
     traces: list[str] = []
@@ -433,16 +401,21 @@ def _table_sql(name: str) -> str:
 
 
 def _newer(part: str, new: str, old: str) -> str:
-    """SQL: the ``part`` of row ``new`` wins over that of row ``old`` (latest start time,
-    then the smaller span id, then the smaller record index; a present part beats none)."""
-    span, index, start = (c for c, _, _ in _PARTS[part][1][:3])
+    """SQL: the ``part`` of row ``new`` wins over that of row ``old`` (:func:`_order`: the
+    preferred column present, then the latest start time, then the smaller span id, then
+    the smaller record index; a present part beats none)."""
+    fields = _PARTS[part][1]
+    span, index, start = (c for c, _, _ in fields[:3])
     new_start, old_start = (f"coalesce({side}.{start}, {_EARLIEST})" for side in (new, old))
-    return (
-        f"({new}.{span} IS NOT NULL AND ({old}.{span} IS NULL"
-        f" OR {new_start} > {old_start}"
-        f" OR ({new_start} = {old_start} AND ({new}.{span} < {old}.{span}"
-        f" OR ({new}.{span} = {old}.{span} AND {new}.{index} <= {old}.{index})))))"
-    )
+    later = (f"{new_start} > {old_start}"
+             f" OR ({new_start} = {old_start} AND ({new}.{span} < {old}.{span}"
+             f" OR ({new}.{span} = {old}.{span} AND {new}.{index} <= {old}.{index})))")
+    prefer = _PREFER_AT[part]
+    if prefer is not None:
+        column = fields[prefer][0]
+        later = (f"({new}.{column} IS NOT NULL AND {old}.{column} IS NULL)"
+                 f" OR (({new}.{column} IS NULL) = ({old}.{column} IS NULL) AND ({later}))")
+    return f"({new}.{span} IS NOT NULL AND ({old}.{span} IS NULL OR {later}))"
 
 
 def _overlay_sql(base: str, over: str, key: str) -> str:
@@ -456,17 +429,22 @@ def _overlay_sql(base: str, over: str, key: str) -> str:
     return ", ".join(items)
 
 
-def assemble_sql(rows: str, encoders: str, llms: str) -> str:
+def assemble_sql(rows: str, encoders: str, llms: str, *, link: bool = False) -> str:
     """A query giving one row per key (trace id, row id) found in the three record
-    relations, each part the winning record of its kind (NULLs where there is none).
+    relations, each part the winning record of its kind (NULLs where there is none). With
+    ``link``, the encoder record the winning LLM record links to wins first (the whole rule
+    of :data:`vlmscope.collectors.spec.PARTS`: what refresh, compaction and the repair of a
+    merge use); without, the batch assemblers' rule (:func:`_order`).
 
     The encoder and LLM records of a key are reduced by an aggregate (``arg_min`` over the
     ordering of :func:`_order` as a struct), not a window, and the parts are put together
-    with full joins, not a union of keys and three joins: 9.2 against 13.2 ms for the
-    records of 4,096 spans on one thread (``benchmarks/README.md``)."""
+    with full joins, not a union of keys and three joins, which is faster
+    (``benchmarks/README.md``)."""
     sources = {"row": rows, "encoder": encoders, "llm": llms}
     ctes = []
-    for part, (_, fields) in _PARTS.items():
+    # The LLM part first: with ``link`` the encoder part reads it.
+    for part in ("row", "llm", "encoder"):
+        fields = _PARTS[part][1]
         span, index, start = (r for _, r, _ in fields[:3])
         if part == "row":
             # Every row span makes a pipeline row (a row id repeated within a trace, two).
@@ -477,31 +455,28 @@ def assemble_sql(rows: str, encoders: str, llms: str) -> str:
         # Of the encoder and LLM records of a row, the latest is the one that answered:
         # the smallest (no start, minus the start, span id, record index).
         packed = ", ".join(f"{c} := {r}::{t}" for c, r, t in fields)
-        order = (f"struct_pack(a := {start} IS NULL, b := -epoch_ns({start}), c := {span}, "
-                 f"d := {index})")
+        first = []
+        source = f"{sources[part]} WHERE row_id IS NOT NULL"
+        if part == "encoder" and link:
+            first.append(f"l := {span} IS DISTINCT FROM linked")
+            source = (f"(SELECT e.*, p.{spec.LINK[0]} AS linked FROM {sources[part]} e "
+                      f"LEFT JOIN llm_part p USING (trace_id, row_id)) WHERE row_id IS NOT NULL")
+        prefer = _PREFER_AT[part]
+        if prefer is not None:
+            first.append(f"p := {fields[prefer][1]} IS NULL")
+        order = (f"struct_pack({''.join(f + ', ' for f in first)}a := {start} IS NULL, "
+                 f"b := -epoch_ns({start}), c := {span}, d := {index})")
         ctes.append(
             f"{part}_part AS (SELECT trace_id, row_id, unnest(picked) FROM ("
             f"SELECT trace_id, row_id, arg_min(struct_pack({packed}), {order}) AS picked "
-            f"FROM {sources[part]} WHERE row_id IS NOT NULL GROUP BY trace_id, row_id))")
+            f"FROM {source} GROUP BY trace_id, row_id))")
     columns = ", ".join(f"{p}_part.{c}" for p, (_, f) in _PARTS.items() for c, _, _ in f)
     return (f"WITH {', '.join(ctes)} SELECT trace_id, row_id, {columns} FROM row_part "
             "FULL JOIN encoder_part USING (trace_id, row_id) "
             "FULL JOIN llm_part USING (trace_id, row_id)")
 
 
-_OUTPUTS = """
-    row_id, trace_id, row_span_id AS span_id, run_name AS run, cohort,
-    coalesce(row_image_sha256, encoder_image_sha256) AS image_sha256, expected, objects,
-    encoder_model, checkpoint_sha256, top_k_labels, top_k_scores, embedding_dim,
-    encoder_entropy, llm_model, coalesce(llm_instruction, row_instruction) AS instruction,
-    output, input_tokens, output_tokens, encoder_ms, llm_ms, row_ms,
-    CASE WHEN 'ERROR' IN (row_status, encoder_status, llm_status) THEN 'ERROR'
-         ELSE 'OK' END AS status,
-    row_error AS error, encoder_span_id, llm_span_id, row_start AS start_time,
-    encoder_multi_label, coalesce(row_instruction_kind, llm_instruction_kind) AS instruction_kind,
-    coalesce(row_batch_size, encoder_batch_size, llm_batch_size) AS batch_size,
-    encoder_ms / greatest(coalesce(encoder_batch_size, 1), 1) AS encoder_share_ms,
-    llm_ms / greatest(coalesce(llm_batch_size, 1), 1) AS llm_share_ms"""
+_OUTPUTS = spec.pipeline_rows_select()
 
 KEY_COLUMN = "_vlmscope_k"
 """The extra column of :func:`stored_rows_sql`: 1, 2, ... one number per row."""
@@ -532,7 +507,7 @@ def view_sql() -> str:
 
 
 def _refill_statements() -> tuple[str, ...]:
-    assembled = assemble_sql("row_records", "encoder_records", "llm_records")
+    assembled = assemble_sql("row_records", "encoder_records", "llm_records", link=True)
     return (
         f"CREATE OR REPLACE TEMP TABLE _vlmscope_assembled AS {assembled}",
         f"INSERT INTO {FACTS} SELECT * FROM _vlmscope_assembled WHERE row_span_id IS NOT NULL",
@@ -555,10 +530,12 @@ def _overlay(base: tuple | None, over: tuple) -> tuple:
         return over
     out = list(over[:2])
     at = 2
-    for _, fields in _PARTS.values():
+    for part, (_, fields) in _PARTS.items():
         width = len(fields)
         mine, theirs = over[at:at + width], base[at:at + width]
-        wins = mine[0] is not None and (theirs[0] is None or _order(mine) <= _order(theirs))
+        prefer = _PREFER_AT[part]
+        wins = mine[0] is not None and (theirs[0] is None
+                                        or _order(mine, prefer) <= _order(theirs, prefer))
         out.extend(mine if wins else theirs)
         at += width
     return tuple(out)
@@ -607,6 +584,9 @@ class MergePlan:
     view: str | None
     waits: int
     keys: pa.Table | None
+    repairs: list[str] = field(default_factory=list)
+    """Statements to run after ``plain``: rows whose encoder part is not the record their
+    LLM part links to, assembled again from the records (:func:`_repairs`)."""
 
     def release(self) -> None:
         """Let the batch's view go (also when the statements failed)."""
@@ -696,8 +676,8 @@ def plan_merge(con: duckdb.DuckDBPyConnection, parts: pa.Table,
         finally:
             con.unregister(_BATCH_PARTS)
     state.waiting -= len(claimed)
-    # Rows are picked by index (``take``): a filter of the whole 36-column table costs
-    # about 0.6 ms whatever its length, and a merge used to run four.
+    # Rows are picked by index (``take``): a filter of the whole table of parts costs the
+    # same whatever its length, and a merge used to run four.
     if claimed:
         touched = [i for i, key in enumerate(batch_keys) if key in claimed]
         kept = [i for i, key in enumerate(batch_keys) if key not in claimed]
@@ -707,6 +687,7 @@ def plan_merge(con: duckdb.DuckDBPyConnection, parts: pa.Table,
             to_arrow(merged)
     con.register(_BATCH_PARTS, parts)
     plain = [f"INSERT INTO {FACTS} SELECT * FROM {_BATCH_PARTS} WHERE row_span_id IS NOT NULL"]
+    repairs = _repairs(parts)
     row_span = parts.column("row_span_id")
     waits = row_span.null_count
     keys = parts.select(["trace_id", "row_id"])
@@ -722,7 +703,35 @@ def plan_merge(con: duckdb.DuckDBPyConnection, parts: pa.Table,
                 waiting = rows_at(parts, pa.compute.indices_nonzero(missing).to_pylist())
                 state.parts.update(((row[0], row[1]), row) for row in _rows_of(waiting))
         keys = keys.filter(pa.compute.invert(missing))
-    return MergePlan(con, state, stateless, statements, plain, _BATCH_PARTS, waits, keys)
+    return MergePlan(con, state, stateless, statements, plain, _BATCH_PARTS, waits, keys,
+                     repairs)
+
+
+def _repairs(parts: pa.Table) -> list[str]:
+    """Statements that assemble again, from the records and by the whole rule (the linked
+    encoder record first), the completed rows of ``parts`` whose encoder part is not the
+    record their LLM part links to: the batch assemblers pick each part on its own, and the
+    linked record may have come in another batch (or lost to a later one). In-process
+    tracing, with one encoder call per row, needs none."""
+    linked, chosen = (parts.column(c) for c in spec.LINK)
+    if linked.null_count == len(linked):
+        return []
+    pc = pa.compute
+    unlinked = pc.and_(pc.and_(pc.is_valid(parts.column("row_span_id")), pc.is_valid(linked)),
+                       pc.fill_null(pc.not_equal(linked, chosen), True))
+    if not pc.any(unlinked).as_py():
+        return []
+    picked = parts.filter(unlinked)
+    keys = sorted(set(zip(picked.column("trace_id").to_pylist(),
+                          picked.column("row_id").to_pylist(), strict=True)))
+    if any("\x00" in t or "\x00" in r for t, r in keys):
+        return []  # keys a SQL literal cannot hold: compaction brings them to the rule
+    listed = "(VALUES " + ", ".join(f"({_quoted(t)}, {_quoted(r)})" for t, r in keys) + ")"
+    only = [f"(SELECT * FROM {name} WHERE (trace_id, row_id) IN {listed})"
+            for name in RECORD_TABLES]
+    return [f"DELETE FROM {FACTS} WHERE (trace_id, row_id) IN {listed}",
+            f"INSERT INTO {FACTS} SELECT * FROM ({assemble_sql(*only, link=True)}) "
+            "WHERE row_span_id IS NOT NULL"]
 
 
 def _store_new_keys(con: duckdb.DuckDBPyConnection, state: MergeState) -> None:
@@ -771,7 +780,7 @@ def compact(con: duckdb.DuckDBPyConnection, state: MergeState | None = None, *,
         only = {name: f"(SELECT * FROM {name} WHERE (trace_id, row_id) IN {keys})"
                 for name in ("row_records", "encoder_records", "llm_records")}
         con.execute("CREATE OR REPLACE TEMP TABLE _vlmscope_compacted AS " + assemble_sql(
-            only["row_records"], only["encoder_records"], only["llm_records"]))
+            only["row_records"], only["encoder_records"], only["llm_records"], link=True))
         con.execute(f"DELETE FROM {FACTS} WHERE (trace_id, row_id) IN {keys}")
         con.execute(f"DELETE FROM {PARTS} WHERE (trace_id, row_id) IN {keys}")
         con.execute(f"INSERT INTO {FACTS} SELECT * FROM _vlmscope_compacted "

@@ -22,56 +22,21 @@ import pyarrow as pa
 
 from vlmscope import conventions as cv
 from vlmscope.collectors import annotations as an
-from vlmscope.collectors import facts
+from vlmscope.collectors import facts, spec
 
-ROW_SCHEMA = pa.schema([
-    ("trace_id", pa.string()), ("span_id", pa.string()), ("row_id", pa.string()),
-    ("run_name", pa.string()), ("cohort", pa.string()), ("expected", pa.string()),
-    ("objects", pa.list_(pa.string())), ("instruction", pa.string()),
-    ("image_sha256", pa.string()), ("start_time", pa.timestamp("ns")),
-    ("duration_ms", pa.float64()), ("status_code", pa.string()),
-    ("status_message", pa.string()), ("instruction_kind", pa.string()),
-    ("batch_size", pa.int32()),
-])
+ROW_SCHEMA = spec.arrow_schema(spec.ROW_RECORDS)
 """Arrow schema of ``row_records``, column for column."""
 
-ENCODER_SCHEMA = pa.schema([
-    ("trace_id", pa.string()), ("span_id", pa.string()), ("record_index", pa.int32()),
-    ("row_id", pa.string()), ("image_sha256", pa.string()), ("model", pa.string()),
-    ("architecture", pa.string()), ("checkpoint_sha256", pa.string()),
-    ("layer", pa.string()), ("embedding_dim", pa.int32()),
-    ("top_k_labels", pa.list_(pa.string())), ("top_k_scores", pa.list_(pa.float64())),
-    ("top_k_class_ids", pa.list_(pa.int64())), ("entropy", pa.float64()),
-    ("embedding_l2_norm", pa.float64()), ("start_time", pa.timestamp("ns")),
-    ("duration_ms", pa.float64()), ("status_code", pa.string()),
-    ("multi_label", pa.bool_()), ("batch_size", pa.int32()),
-])
+ENCODER_SCHEMA = spec.arrow_schema(spec.ENCODER_RECORDS)
 """Arrow schema of ``encoder_records``, column for column."""
 
-LLM_SCHEMA = pa.schema([
-    ("trace_id", pa.string()), ("span_id", pa.string()), ("record_index", pa.int32()),
-    ("row_id", pa.string()), ("model", pa.string()), ("provider", pa.string()),
-    ("instruction", pa.string()), ("output", pa.string()), ("input_tokens", pa.int64()),
-    ("output_tokens", pa.int64()), ("encoder_span_id", pa.string()),
-    ("start_time", pa.timestamp("ns")), ("duration_ms", pa.float64()),
-    ("status_code", pa.string()), ("instruction_kind", pa.string()),
-    ("batch_size", pa.int32()),
-])
+LLM_SCHEMA = spec.arrow_schema(spec.LLM_RECORDS)
 """Arrow schema of ``llm_records``, column for column."""
 
-EMBEDDING_SCHEMA = pa.schema([
-    ("trace_id", pa.string()), ("span_id", pa.string()), ("record_index", pa.int32()),
-    ("row_id", pa.string()), ("model", pa.string()), ("checkpoint_sha256", pa.string()),
-    ("dimension", pa.int32()), ("vector", pa.list_(pa.float32())),
-])
+EMBEDDING_SCHEMA = spec.arrow_schema(spec.EMBEDDINGS)
 """Arrow schema of ``embeddings``, column for column."""
 
-EVALUATION_SCHEMA = pa.schema([
-    ("run_id", pa.string()), ("row_id", pa.string()), ("trace_id", pa.string()),
-    ("span_id", pa.string()), ("evaluator", pa.string()), ("score", pa.float64()),
-    ("passed", pa.bool_()), ("label", pa.string()), ("explanation", pa.string()),
-    ("metadata", pa.string()), ("annotator_kind", pa.string()),
-])
+EVALUATION_SCHEMA = spec.arrow_schema(spec.EVALUATIONS)
 """Arrow schema of ``evaluations``, column for column."""
 
 TRAINING_RUN_ID_PREFIX = "training:"
@@ -126,12 +91,160 @@ def _strings(value: Any) -> list[str] | None:
     return None
 
 
+def _sources(column: str) -> tuple[spec.Source, ...]:
+    return spec.LLM_RECORDS.column(column).sources
+
+
+# The LLM record's key lists, from the spec. vlmscope's own LLM spans carry the first two
+# names of a model or provider list, their per-row lists, and the usage and text values.
+_MODEL = _sources("model")
+_PROVIDER = _sources("provider")
+_RESPONSE_MODEL = _sources("response_model")
+_INSTRUCTION = _sources("instruction")
+_OUTPUT = _sources("output")
+_INPUT_TOKENS = _sources("input_tokens")
+_OUTPUT_TOKENS = _sources("output_tokens")
+_MIME_TYPES = {cv.INPUT_VALUE: cv.INPUT_MIME_TYPE, cv.OUTPUT_VALUE: cv.OUTPUT_MIME_TYPE}
+_USER, _ASSISTANT = "user", "assistant"
+
+
+def _first(a: dict[str, Any], sources: Sequence[spec.Source]) -> Any:
+    """``a.get(x) or a.get(y) or ...`` over the value-layout sources."""
+    for source in sources:
+        if source.layout == spec.VALUE:
+            value = a.get(source.attribute)
+            if value:
+                return value
+    return None
+
+
+def _indexed_messages(a: dict[str, Any], prefix: str, role_key: str, content_key: str
+                      ) -> list[tuple[Any, str | None]]:
+    """(role, text) of messages laid out as ``prefix.N.<role_key>`` / ``prefix.N.<content_key>``
+    (or OpenInference's ``prefix.N.message.contents.M.message_content.text`` parts), in N
+    order."""
+    found: dict[int, dict[str, Any]] = {}
+    start = prefix + "."
+    parts_prefix = cv.MESSAGE_CONTENTS + "."
+    text_suffix = "." + cv.MESSAGE_CONTENT_TEXT
+    for key, value in a.items():
+        if not key.startswith(start):
+            continue
+        index, _, field = key[len(start):].partition(".")
+        if not index.isdigit():
+            continue
+        entry = found.setdefault(int(index), {})
+        if field == role_key:
+            entry["role"] = value
+        elif field == content_key:
+            entry["text"] = value
+        elif field.startswith(parts_prefix) and field.endswith(text_suffix):
+            part = field[len(parts_prefix):-len(text_suffix)]
+            if part.isdigit():
+                entry.setdefault("parts", {})[int(part)] = value
+    messages = []
+    for index in sorted(found):
+        entry = found[index]
+        text = entry.get("text")
+        if text is None and "parts" in entry:
+            text = "".join(str(entry["parts"][i]) for i in sorted(entry["parts"]))
+        messages.append((entry.get("role"), _text(text)))
+    return messages
+
+
+def _json_messages(value: Any) -> list[tuple[Any, str | None]]:
+    """(role, text) of GenAI messages given as JSON text (text parts joined)."""
+    if not isinstance(value, str):
+        return []
+    try:
+        messages = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return []
+    out = []
+    for message in messages if isinstance(messages, list) else []:
+        if not isinstance(message, dict):
+            continue
+        content = message.get("content")
+        parts = message.get("parts")
+        if isinstance(parts, list):
+            texts = [p.get("content") for p in parts if isinstance(p, dict)
+                     and p.get("type") == "text" and isinstance(p.get("content"), str)]
+            content = "".join(texts) if texts else content
+        out.append((message.get("role"), content if isinstance(content, str) else None))
+    return out
+
+
+def _message_text(a: dict[str, Any], sources: Sequence[spec.Source], role: str,
+                  last: bool) -> str | None:
+    """The text of the last (``last``) or first message with ``role`` (else of the last or
+    first message when none has a role), from the first source that has any messages."""
+    for source in sources:
+        if source.layout == spec.INDEXED_MESSAGES:
+            messages = _indexed_messages(a, source.attribute, cv.MESSAGE_ROLE,
+                                         cv.MESSAGE_CONTENT)
+        elif source.layout == spec.INDEXED_PROMPTS:
+            messages = _indexed_messages(a, source.attribute, "role", "content")
+        elif source.layout == spec.JSON_MESSAGES:
+            messages = _json_messages(a.get(source.attribute))
+        elif source.layout == spec.TEXT_VALUE:
+            value = a.get(source.attribute)
+            mime = a.get(_MIME_TYPES.get(source.attribute, ""))
+            if value is not None and mime != cv.MIME_JSON:
+                return _text(value)
+            continue
+        else:
+            continue
+        if not messages:
+            continue
+        ordered = messages[::-1] if last else messages
+        for message_role, text in ordered:
+            if message_role == role and text is not None:
+                return text
+        if all(message_role is None for message_role, _ in messages):
+            return ordered[0][1]
+    return None
+
+
+def is_llm_call(a: dict[str, Any]) -> bool:
+    """Whether a span without a vlmscope role is an LLM call (:data:`spec.LLM_SPAN_MARKERS`)."""
+    if a.get(cv.OPENINFERENCE_SPAN_KIND) == cv.SPAN_KIND_LLM:
+        return True
+    operation = a.get(cv.GEN_AI_OPERATION_NAME)
+    if operation is not None:
+        return operation in spec.LLM_OPERATIONS
+    return (cv.GEN_AI_PROVIDER_NAME in a or cv.GEN_AI_SYSTEM in a) and bool(_first(a, _MODEL))
+
+
+def foreign_llm_rows(trace_id: str, span_id: str, start_ns: int, duration_ms: float,
+                     status_code: str, a: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """The ``llm_records`` rows of a span without a vlmscope role that an OpenInference or
+    OTel GenAI instrumentor wrote (none when it is not an LLM call), read by the spec's key
+    lists: the instruction is the last user message's text, the answer the first assistant
+    message's. One row per row id the span carries (vlmscope's processor gives a span started
+    inside ``trace_row`` its row id), each with the call's values."""
+    if not is_llm_call(a):
+        return []
+    row_ids = a.get(cv.VLMSCOPE_ROW_IDS)
+    ids = [_text(r) for r in row_ids] if isinstance(row_ids, _SEQUENCES) and row_ids \
+        else [None]
+    values = (
+        _text(_first(a, _MODEL)), _text(_first(a, _PROVIDER)),
+        _message_text(a, _INSTRUCTION, _USER, last=True),
+        _message_text(a, _OUTPUT, _ASSISTANT, last=False),
+        _int(_first(a, _INPUT_TOKENS)), _int(_first(a, _OUTPUT_TOKENS)),
+        _text(a.get(cv.VISION_ENCODER_SPAN_ID)), start_ns, duration_ms, status_code,
+        _text(a.get(cv.VLMSCOPE_INSTRUCTION_KIND)), _int(a.get(cv.VLMSCOPE_BATCH_SIZE)),
+        _text(_first(a, _RESPONSE_MODEL)),
+    )
+    return [(trace_id, span_id, i, row_id, *values) for i, row_id in enumerate(ids)]
+
+
 ARROW_POOL = pa.system_memory_pool()
 """The memory pool the converters (of spans, of OTLP requests, of records) build their
 Arrow columns from. pyarrow's default pool (mimalloc) is slow to reuse memory that another
 thread frees, and every batch is freed by the store's writer thread: built from the
-default pool, conversion ran about 1.7 times slower while the writer worked
-(``benchmarks/README.md``). pyarrow's global default is left as it is."""
+default pool, conversion ran slower while the writer worked (``benchmarks/README.md``).
+pyarrow's global default is left as it is."""
 
 
 def arrow_table(columns: Sequence[Sequence[Any]], schema: pa.Schema, busy: Any = None
@@ -191,6 +304,9 @@ class RecordBuilder:
                               attributes, vectors)
         elif role == cv.ROLE_LLM:
             self._add_llm(trace_id, span_id, start_ns, duration_ms, status_code, attributes)
+        elif role is None:
+            self.rows["llm_records"].extend(foreign_llm_rows(
+                trace_id, span_id, start_ns, duration_ms, status_code, attributes))
 
     def _add_row(self, trace_id: str, span_id: str, start_ns: int, duration_ms: float,
                  status_code: str, status_message: str | None, a: dict[str, Any]) -> None:
@@ -251,8 +367,10 @@ class RecordBuilder:
         output_tokens = a.get(cv.VLMSCOPE_LLM_OUTPUT_TOKENS)
         n = max(len(row_ids) if isinstance(row_ids, _SEQUENCES) else 0,
                 len(outputs) if isinstance(outputs, _SEQUENCES) else 0, 1)
-        model = _text(a.get(cv.LLM_MODEL_NAME) or a.get(cv.GEN_AI_REQUEST_MODEL))
-        provider = _text(a.get(cv.GEN_AI_PROVIDER_NAME) or a.get(cv.LLM_PROVIDER))
+        model = _text(a.get(_MODEL[0].attribute) or a.get(_MODEL[1].attribute))
+        provider = _text(a.get(_PROVIDER[0].attribute) or a.get(_PROVIDER[1].attribute))
+        response_model = _text(a.get(_RESPONSE_MODEL[0].attribute)
+                               or a.get(_RESPONSE_MODEL[1].attribute))
         encoder_span = _text(a.get(cv.VISION_ENCODER_SPAN_ID))
         kind = _text(a.get(cv.VLMSCOPE_INSTRUCTION_KIND))
         rows_in_batch = _int(a.get(cv.VLMSCOPE_BATCH_SIZE))
@@ -269,6 +387,7 @@ class RecordBuilder:
                 _int(_at(output_tokens, i) if output_tokens is not None
                      else a.get(cv.GEN_AI_USAGE_OUTPUT_TOKENS) if single else None),
                 encoder_span, start_ns, duration_ms, status_code, kind, rows_in_batch,
+                response_model,
             )
 
     def _add_training_check(self, trace_id: str, span_id: str, parent_span_id: str | None,
@@ -340,7 +459,7 @@ def insert_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table], *
     ``facts.BATCH_KEY`` when given, else DuckDB assembles them from the batch's records
     (:func:`vlmscope.collectors.facts.assemble_batch`). ``first`` and ``last``, statements,
     run before and after the others; the rows ``last`` returns are returned. With
-    ``plain_appends`` the appends run with DuckDB's optimiser off (it costs about 0.2 ms a
+    ``plain_appends`` the appends run with DuckDB's optimiser off (it costs time on every
     statement and does nothing for them); a script that fails between turning it off and on
     leaves it off, since an aborted transaction takes no statement but ROLLBACK, so only a
     caller that drops the connection after a failure (the store writer) may ask for it.
@@ -371,6 +490,8 @@ def insert_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table], *
             statements += ["PRAGMA disable_optimizer", *plain, "PRAGMA enable_optimizer"]
         else:
             statements += plain
+        if plan is not None:
+            statements += plan.repairs
         if last:
             statements.append(last)
         result = con.execute(";\n".join(statements)).fetchall() if statements else None

@@ -48,13 +48,40 @@ from vlmscope.collectors.normalize import _PER_ROW, RecordBuilder, arrow_table
 
 _log = logging.getLogger("vlmscope.otlp")
 
-if os.environ.get(PURE_PYTHON_ENV, "0") not in ("", "0"):
-    _native = None
-else:
+
+
+def _self_test(native: Any) -> None:
+    """Raise unless ``native`` decodes a request of :func:`convert.sample_spans` (encoded by
+    the installed OpenTelemetry exporter) into the reference decoder's items."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    request = encode_spans(convert.sample_spans())
+    got = native.decode(request.SerializeToString(), *(min(limit, sys.maxsize) for limit in (
+        DEFAULT_LIMITS.max_attributes, DEFAULT_LIMITS.max_value_chars,
+        DEFAULT_LIMITS.max_array_items, DEFAULT_LIMITS.max_depth)), _resource_info)
+    if got != _span_items(request, DEFAULT_LIMITS):
+        raise RuntimeError("its items differ from the reference decoder's")
+
+
+def _load_native() -> Any:
+    """The native decoder, when it is built, not switched off and its self-test passes;
+    else None (with one log line why)."""
+    if os.environ.get(PURE_PYTHON_ENV, "0") not in ("", "0"):
+        return None
     try:
-        from vlmscope.collectors import _otlp_native as _native
-    except ImportError:  # built without a C compiler: the reference decoder does the work
-        _native = None
+        from vlmscope.collectors import _otlp_native
+    except ImportError as error:  # built without a C compiler: the reference does the work
+        _log.info("vlmscope: the native OTLP decoder is not built (%s); requests are "
+                  "decoded by the Python reference", error)
+        return None
+    try:
+        _self_test(_otlp_native)
+    except Exception as error:
+        _log.warning("vlmscope: the native OTLP decoder failed its self-test (%s: %s); "
+                     "requests are decoded by the Python reference", type(error).__name__,
+                     error)
+        return None
+    return _otlp_native
 
 
 def native_decoder() -> bool:
@@ -298,8 +325,8 @@ def _assemble(items: list[Any]) -> DecodedSpans:
     (``_spans_native.c``, ``SpanColumns.add_item``) does this when built, building the
     tables' Arrow buffers itself, and the pipeline-row parts are assembled by index
     (:func:`~vlmscope.collectors.facts.assemble_indexed`); else :func:`_assemble_python`,
-    the reference it is tested against, does: 1.5-2.1 ms against 2.5-4.0 ms for a 512-span
-    request after the native decoder (``benchmarks/bench_collector.py --only decode``)."""
+    the reference it is tested against, does (figures: ``benchmarks/bench_collector.py
+    --only decode``)."""
     spans_native = convert._native
     if spans_native is None:
         return _assemble_python(items)
@@ -490,9 +517,8 @@ def decode_body(body: bytes, is_json: bool, limits: OtlpLimits = DEFAULT_LIMITS)
 @dataclass
 class PackedSpans:
     """A :class:`DecodedSpans` for the trip from a decoder process to the server: each table
-    as one Arrow IPC stream, written and read by Arrow's C++ code (pickling the tables cost
-    about 1.5 ms to write and 1.1 ms to read a 512-span request; the streams cost 0.6 and
-    0.6, ``benchmarks/README.md``), the ids and counts pickled in a header before them
+    as one Arrow IPC stream, written and read by Arrow's C++ code (faster than pickling the
+    tables, ``benchmarks/README.md``), the ids and counts pickled in a header before them
     (:meth:`wire`, :meth:`from_wire`)."""
 
     names: list[str]
@@ -555,3 +581,5 @@ def decode_body_packed(body: bytes, is_json: bool,
     """:func:`decode_body`, packed for the trip back from a decoder process."""
     return PackedSpans.pack(decode_body(body, is_json, limits))
 
+
+_native = _load_native()

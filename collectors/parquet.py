@@ -1,6 +1,7 @@
 """The store as Hive-partitioned Parquet, and such a folder opened as a store.
 
-``export_parquet`` writes one folder per table (``spans/``, ``row_records/``, ...), each
+``export_parquet`` writes one folder per table (``spans/``, ``row_records/``, ...,
+``pipeline_rows/``), each
 partitioned as ``date=YYYY-MM-DD/service=NAME/`` by the start date and service of the span the
 row belongs to (evaluations: the span they judged; ``eval_runs``: by creation date), so DuckDB,
 Spark or Ray read it as is and prune by date and service. ``open_parquet_folder`` gives a
@@ -69,6 +70,12 @@ def export_parquet(con: duckdb.DuckDBPyConnection, folder: str | os.PathLike[str
     written["evaluations"] = _copy(
         con, f"SELECT e.*, {_PARTITION} FROM evaluations e {join} {selected} s "
         "ON s.trace_id = e.trace_id AND s.span_id = e.span_id", folder / "evaluations",
+        "date, service")
+    # pipeline_rows as it stands, for engines that read the Parquet alone (Spark, Ray);
+    # a folder opened as a store assembles its own from the records.
+    written["pipeline_rows"] = _copy(
+        con, f"SELECT p.*, {_PARTITION} FROM pipeline_rows p JOIN {selected} s "
+        "ON s.trace_id = p.trace_id AND s.span_id = p.span_id", folder / "pipeline_rows",
         "date, service")
     runs = "eval_runs" if not where else (
         "(SELECT * FROM eval_runs WHERE run_id IN (SELECT e.run_id FROM evaluations e "

@@ -40,8 +40,8 @@ _yield_gil = functools.partial(time.sleep, 0)
 
 HAND_OVER_EVERY = 4
 """Span ends between hand-overs of the GIL to the writer while it commits. At every span
-end the application paid for the writer's Python work at once each time; every 4th, the
-per-row cost fell from 1.38-1.42x to 1.32-1.33x the SDK floor (A/B runs, interleaved)."""
+end the application paid for the writer's Python work at once each time; every 4th costs
+it less (``benchmarks/README.md``)."""
 
 
 class DuckDBSpanProcessor(SpanProcessor):

@@ -22,43 +22,12 @@ import duckdb
 import orjson
 import pyarrow as pa
 
+from vlmscope.collectors import spec
+
 ANNOTATOR_KINDS = ("CODE", "LLM", "HUMAN")
 """Who judged a row, as OpenInference names it: deterministic code, an LLM judge or a person."""
 
-PIPELINE_ROW_SCHEMA = pa.schema([
-    ("row_id", pa.string()),
-    ("trace_id", pa.string()),
-    ("span_id", pa.string()),
-    ("run", pa.string()),
-    ("cohort", pa.string()),
-    ("image_sha256", pa.string()),
-    ("expected", pa.string()),
-    ("objects", pa.list_(pa.string())),
-    ("encoder_model", pa.string()),
-    ("checkpoint_sha256", pa.string()),
-    ("top_k_labels", pa.list_(pa.string())),
-    ("top_k_scores", pa.list_(pa.float64())),
-    ("embedding_dim", pa.int32()),
-    ("encoder_entropy", pa.float64()),
-    ("llm_model", pa.string()),
-    ("instruction", pa.string()),
-    ("output", pa.string()),
-    ("input_tokens", pa.int64()),
-    ("output_tokens", pa.int64()),
-    ("encoder_ms", pa.float64()),
-    ("llm_ms", pa.float64()),
-    ("row_ms", pa.float64()),
-    ("status", pa.string()),
-    ("error", pa.string()),
-    ("encoder_span_id", pa.string()),
-    ("llm_span_id", pa.string()),
-    ("start_time", pa.timestamp("ns")),
-    ("encoder_multi_label", pa.bool_()),
-    ("instruction_kind", pa.string()),
-    ("batch_size", pa.int32()),
-    ("encoder_share_ms", pa.float64()),
-    ("llm_share_ms", pa.float64()),
-])
+PIPELINE_ROW_SCHEMA = spec.pipeline_rows_schema()
 """The columns of the ``pipeline_rows`` view, with their Arrow types."""
 
 _ONE_ROW = "_vlmscope_one_row"

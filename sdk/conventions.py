@@ -65,6 +65,24 @@ GEN_AI_INPUT_MESSAGES = "gen_ai.input.messages"
 GEN_AI_OUTPUT_MESSAGES = "gen_ai.output.messages"
 """Opt-in: the answer as a JSON array of GenAI messages (captured only when prompts are)."""
 
+GEN_AI_SYSTEM = "gen_ai.system"
+"""Deprecated name of :data:`GEN_AI_PROVIDER_NAME`, still emitted by popular instrumentors."""
+
+GEN_AI_PROMPT = "gen_ai.prompt"
+"""Deprecated prefix of indexed prompt messages: ``gen_ai.prompt.N.role`` / ``.content``."""
+
+GEN_AI_COMPLETION = "gen_ai.completion"
+"""Deprecated prefix of indexed completions: ``gen_ai.completion.N.role`` / ``.content``."""
+
+GEN_AI_USAGE_PROMPT_TOKENS = "gen_ai.usage.prompt_tokens"
+"""Deprecated name of :data:`GEN_AI_USAGE_INPUT_TOKENS`."""
+
+GEN_AI_USAGE_COMPLETION_TOKENS = "gen_ai.usage.completion_tokens"
+"""Deprecated name of :data:`GEN_AI_USAGE_OUTPUT_TOKENS`."""
+
+GEN_AI_OPERATION_GENERATE_CONTENT = "generate_content"
+"""GenAI operation name of a multimodal content generation call."""
+
 GEN_AI_OPERATION_CHAT = "chat"
 """Value of :data:`GEN_AI_OPERATION_NAME` for chat-style calls."""
 
@@ -95,6 +113,27 @@ LLM_MODEL_NAME = "llm.model_name"
 
 LLM_PROVIDER = "llm.provider"
 """OpenInference: the language model's provider."""
+
+LLM_SYSTEM = "llm.system"
+"""OpenInference: the AI product family (``openai``, ``anthropic``, ...)."""
+
+LLM_INPUT_MESSAGES = "llm.input_messages"
+"""OpenInference prefix of indexed input messages: ``llm.input_messages.N.message.role``."""
+
+LLM_OUTPUT_MESSAGES = "llm.output_messages"
+"""OpenInference prefix of indexed output messages: ``llm.output_messages.N.message.content``."""
+
+MESSAGE_ROLE = "message.role"
+"""OpenInference: a message's role, under an indexed messages prefix."""
+
+MESSAGE_CONTENT = "message.content"
+"""OpenInference: a message's text, under an indexed messages prefix."""
+
+MESSAGE_CONTENTS = "message.contents"
+"""OpenInference: a multimodal message's parts, ``message.contents.M.message_content.*``."""
+
+MESSAGE_CONTENT_TEXT = "message_content.text"
+"""OpenInference: the text of one part of a multimodal message."""
 
 LLM_INVOCATION_PARAMETERS = "llm.invocation_parameters"
 """OpenInference: the generation parameters as a JSON object string."""

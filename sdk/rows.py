@@ -82,6 +82,26 @@ def warn_once(key: str, message: str, *args: Any) -> None:
                      *args)
 
 
+def stamp_current_row(span: Any, parent_context: Any = None) -> None:
+    """Give a span that starts inside ``trace_row`` (in the row's trace) and has no vlmscope
+    role the row's id (:data:`~vlmscope.conventions.VLMSCOPE_ROW_IDS`), so that the store
+    can tell which row another instrumentation's LLM call served. Inside ``trace_batch``
+    a span is not tied to one row, and nothing is stamped. Never raises."""
+    rows = _current.get()
+    if rows is None or len(rows.row_ids) != 1:
+        return
+    try:
+        attributes = span.attributes
+        if attributes is not None and (cv.VLMSCOPE_SPAN_ROLE in attributes
+                                       or cv.VLMSCOPE_ROW_IDS in attributes):
+            return
+        if span.get_span_context().trace_id != rows.row_spans[0].get_span_context().trace_id:
+            return
+        span.set_attribute(cv.VLMSCOPE_ROW_IDS, [rows.row_ids[0]])
+    except Exception as error:  # instrumentation never breaks the pipeline
+        warn_once("row-stamp", "vlmscope could not tie a span to its row: %s", error)
+
+
 def _row_attributes(
     row_id: str,
     cohort: str | None,

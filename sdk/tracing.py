@@ -53,6 +53,67 @@ class _CountingBatchSpanProcessor(BatchSpanProcessor):
         super().on_end(span)
 
 
+class _RowSpanProcessor(SpanProcessor):
+    """Ties spans that other instrumentations start inside a row to it: a span without a
+    vlmscope role gets the row's id when it starts (see
+    :func:`vlmscope.rows.stamp_current_row`), so an LLM call traced by OpenInference or
+    OpenLLMetry becomes the row's LLM record. With ``forward``, spans that end are also
+    handed to the processor :func:`configure` set up last: this is how vlmscope's
+    processor rides on a tracer provider it does not own (the application's, or one an
+    earlier :func:`configure` made global)."""
+
+    def __init__(self, forward: bool = False) -> None:
+        from vlmscope.rows import stamp_current_row
+
+        self._forward = forward
+        # Called for every span that starts: straight to the function, no frame between.
+        self.on_start = stamp_current_row  # type: ignore[method-assign]
+
+    def on_end(self, span: ReadableSpan) -> None:
+        processor = _state.processor if self._forward and _state.provider is not None \
+            else None
+        if processor is not None:
+            processor.on_end(span)
+
+    def shutdown(self) -> None:
+        """Nothing of its own to close (vlmscope's processor closes with its provider)."""
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Nothing of its own to flush."""
+        return True
+
+
+_attached: set[int] = set()  # ids of the providers a forwarding _RowSpanProcessor rides on
+_global_provider: TracerProvider | None = None  # the global provider vlmscope set, if any
+
+
+def _reach_global_provider(resource: Resource) -> str:
+    """Make the spans of every instrumentation reach the processor :func:`configure` set up
+    last. When no global provider is set, vlmscope sets one that hands every span to that
+    processor (it outlives each configure: OpenTelemetry lets the global be set once per
+    process); when the application set an SDK provider, a forwarding processor rides on it
+    (once per provider). Returns "set", "attached", "already" or "impossible"."""
+    global _global_provider
+    current = trace.get_tracer_provider()
+    if _global_provider is not None and current is _global_provider:
+        return "already"
+    if isinstance(current, trace.ProxyTracerProvider):
+        forwarding = TracerProvider(resource=resource)
+        forwarding.add_span_processor(_RowSpanProcessor(forward=True))
+        trace.set_tracer_provider(forwarding)
+        if trace.get_tracer_provider() is forwarding:
+            _global_provider = forwarding
+            _attached.add(id(forwarding))
+            return "set"
+        current = trace.get_tracer_provider()
+    if isinstance(current, TracerProvider):
+        if id(current) not in _attached:
+            current.add_span_processor(_RowSpanProcessor(forward=True))
+            _attached.add(id(current))
+        return "attached"
+    return "impossible"
+
+
 @dataclass(frozen=True)
 class ExportStatus:
     """Spans written and lost since :func:`configure`, as :func:`export_stats` reports them."""
@@ -100,7 +161,7 @@ def configure(
     max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE,
     max_export_batch_size: int = DEFAULT_MAX_EXPORT_BATCH_SIZE,
     resource_attributes: dict[str, Any] | None = None,
-    set_global: bool = False,
+    set_global: bool | None = None,
 ) -> TracerProvider:
     """Send vlmscope's spans somewhere; returns the tracer provider.
 
@@ -115,9 +176,18 @@ def configure(
     ``service_name`` defaults to ``OTEL_SERVICE_NAME``, then ``vlmscope-app``.
 
     Calling it again flushes and replaces the previous set-up. Spans are flushed at
-    interpreter exit; :func:`shutdown` flushes on demand. With ``set_global=True`` the
-    provider also becomes OpenTelemetry's global one (possible once per process), so other
-    instrumentations' spans land in the same place.
+    interpreter exit; :func:`shutdown` flushes on demand.
+
+    Other instrumentations (OpenInference, OpenLLMetry, ...) trace through OpenTelemetry's
+    global tracer provider, so by default (``set_global`` None or True) their spans are
+    made to reach the same place: when none is set, vlmscope sets a global provider that
+    hands every span to the processor configured last (OpenTelemetry allows one global
+    provider per process, so it outlives a reconfiguration); when the application already
+    set its own SDK ``TracerProvider``, vlmscope's processor is attached to it instead (its
+    spans keep the application's resource); when
+    the global provider is of another kind, a warning says so once (then pass
+    ``tracer_provider=`` the returned provider to each instrumentor). ``set_global=False``
+    leaves the global provider alone.
     """
     if schedule_delay_ms <= 0 or max_queue_size <= 0 or max_export_batch_size <= 0:
         raise ValueError(
@@ -152,6 +222,7 @@ def configure(
     service = service_name or os.environ.get("OTEL_SERVICE_NAME") or DEFAULT_SERVICE_NAME
     resource = Resource.create({**(resource_attributes or {}), "service.name": service})
     provider = TracerProvider(resource=resource)
+    provider.add_span_processor(_RowSpanProcessor())
     if batch and destination_is_store:
         from vlmscope.collectors.processor import DuckDBSpanProcessor
 
@@ -181,8 +252,17 @@ def configure(
         _state.destination = destination
         _state.settings = settings
         _state.tracer = provider.get_tracer(TRACER_NAME, _version())
-        if set_global:
-            trace.set_tracer_provider(provider)
+        if set_global is not False:
+            reached = _reach_global_provider(resource)
+            if reached == "impossible":
+                from vlmscope.rows import warn_once
+
+                warn_once("global-provider",
+                          "OpenTelemetry's global tracer provider is a %s, not an SDK "
+                          "TracerProvider: spans of other instrumentations do not reach "
+                          "vlmscope; pass tracer_provider=<the provider configure() "
+                          "returned> to each instrumentor",
+                          type(trace.get_tracer_provider()).__name__)
         if not _atexit_registered:
             atexit.register(shutdown)
             _atexit_registered = True

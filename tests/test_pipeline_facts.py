@@ -19,16 +19,21 @@ from vlmscope.collectors.normalize import ENCODER_SCHEMA, LLM_SCHEMA, ROW_SCHEMA
 from vlmscope.collectors.schema import SCHEMA_VERSION, migrate
 
 # The plain join, as the store's first schema defined the view (with the record index as the
-# last tie-break, which that definition left to chance).
+# last tie-break, which that definition left to chance), and the encoder record picked as
+# schema 8 does: the one the row's LLM record links to, then one with a reading, then the
+# latest.
 REFERENCE = """
-    WITH enc AS (
-        SELECT * FROM encoder_records WHERE row_id IS NOT NULL
-        QUALIFY row_number() OVER (PARTITION BY trace_id, row_id
-                                   ORDER BY start_time DESC, span_id, record_index) = 1
-    ), llm AS (
+    WITH llm AS (
         SELECT * FROM llm_records WHERE row_id IS NOT NULL
         QUALIFY row_number() OVER (PARTITION BY trace_id, row_id
                                    ORDER BY start_time DESC, span_id, record_index) = 1
+    ), enc AS (
+        SELECT e.* FROM encoder_records e
+        LEFT JOIN llm l ON l.trace_id = e.trace_id AND l.row_id = e.row_id
+        WHERE e.row_id IS NOT NULL
+        QUALIFY row_number() OVER (PARTITION BY e.trace_id, e.row_id ORDER BY
+            e.span_id IS DISTINCT FROM l.encoder_span_id, e.top_k_labels IS NULL,
+            e.start_time DESC, e.span_id, e.record_index) = 1
     )
     SELECT r.row_id, r.trace_id, r.span_id, r.run_name AS run, r.cohort,
         coalesce(r.image_sha256, e.image_sha256) AS image_sha256, r.expected, r.objects,
@@ -58,10 +63,12 @@ def _time(rng: random.Random) -> dt.datetime | None:
     return None if rng.random() < 0.05 else T0 + dt.timedelta(milliseconds=rng.randrange(6))
 
 
-def make_records(rng: random.Random, keys: int, repeats: bool) -> list[tuple[str, dict]]:
+def make_records(rng: random.Random, keys: int, repeats: bool, links: bool = False
+                 ) -> list[tuple[str, dict]]:
     """Random records of ``keys`` (trace, row) keys: 0-1 row spans (0-2 with ``repeats``),
-    0-3 encoder and 0-3 LLM
-    records each (some sharing a span), plus records without a row id."""
+    0-3 encoder (some without a reading) and 0-3 LLM records each (some sharing a span;
+    with ``links``, some linking to one of the key's encoder spans, or to one that never
+    comes), plus records without a row id."""
     records: list[tuple[str, dict]] = []
     for k in range(keys):
         trace, row = f"t{k % 5}", f"r{k}"
@@ -76,13 +83,16 @@ def make_records(rng: random.Random, keys: int, repeats: bool) -> list[tuple[str
                 status_message=rng.choice([None, "boom"]),
                 instruction_kind=rng.choice([None, "name", "count"]),
                 batch_size=rng.choice([None, 4]))))
+        encoder_spans = []
         for n in range(rng.choice([0, 1, 1, 2, 3])):
             span = f"es{k}-{rng.randrange(2)}"
+            encoder_spans.append(span)
             records.append(("encoder_records", dict(
                 trace_id=trace, span_id=span, record_index=n, row_id=row,
                 image_sha256=f"img{n}", model=f"m{n}", architecture="resnet",
                 checkpoint_sha256=rng.choice(["aa", "bb"]), layer=None, embedding_dim=512,
-                top_k_labels=[f"l{n}", "x"], top_k_scores=[0.5 + n / 10, 0.1],
+                top_k_labels=rng.choice([[f"l{n}", "x"], [f"l{n}", "x"], None]),
+                top_k_scores=[0.5 + n / 10, 0.1],
                 top_k_class_ids=None, entropy=float(n), embedding_l2_norm=None,
                 start_time=_time(rng), duration_ms=float(n),
                 status_code=rng.choice(["OK", "ERROR"]),
@@ -92,7 +102,9 @@ def make_records(rng: random.Random, keys: int, repeats: bool) -> list[tuple[str
                 trace_id=trace, span_id=f"ls{k}-{rng.randrange(2)}",
                 record_index=n, row_id=row, model=f"h{n}", provider=None,
                 instruction=rng.choice(["say", None]), output=f"out{n}",
-                input_tokens=n, output_tokens=n + 1, encoder_span_id=None,
+                input_tokens=n, output_tokens=n + 1,
+                encoder_span_id=rng.choice([None, "gone", *encoder_spans, *encoder_spans])
+                if links else None,
                 start_time=_time(rng), duration_ms=float(n), status_code="OK",
                 instruction_kind=rng.choice([None, "list"]),
                 batch_size=rng.choice([None, 2, 0]))))
@@ -150,13 +162,15 @@ def test_materialised_rows_equal_the_join(tmp_path: Path, seed: int, assembly: s
         monkeypatch.setattr(facts, "COMPACT_AT", 2)
     rng = random.Random(seed)
     repeats = seed % 2 == 1
+    links = seed % 6 >= 3  # LLM records that name their encoder span
     state = facts.MergeState() if seed % 4 < 2 else None  # as the store writer merges
     con = duckdb.connect(str(tmp_path / "facts.duckdb"))
     migrate(con)
-    write_in_batches(con, make_records(rng, keys=40, repeats=repeats), rng, state, assembly)
+    write_in_batches(con, make_records(rng, keys=40, repeats=repeats, links=links), rng,
+                     state, assembly)
     expected = _rows(con, REFERENCE)
     assert len(expected) > 20
-    if not repeats:
+    if not repeats and not links:
         assert _rows(con, "SELECT * FROM pipeline_rows") == expected
 
     con.execute("BEGIN")
@@ -173,6 +187,44 @@ def test_materialised_rows_equal_the_join(tmp_path: Path, seed: int, assembly: s
     facts.refresh(con)
     con.execute("COMMIT")
     assert _rows(con, "SELECT * FROM pipeline_rows") == expected
+
+
+@pytest.mark.parametrize("assembly", ["python", "arrow", "indexed", "sql"])
+@pytest.mark.parametrize("seed", range(3))
+def test_a_row_shows_the_encoder_record_its_llm_call_linked_to_as_soon_as_it_is_written(
+        tmp_path: Path, seed: int, assembly: str) -> None:
+    """Records in the order in-process tracing ends spans (each row's encoder and LLM
+    records before its row span), in random batches: after every batch the view equals the
+    join, the linked encoder record winning over a later one or one with a reading."""
+    rng = random.Random(seed)
+    records = make_records(rng, keys=40, repeats=False, links=True)
+    # A row whose LLM call used a hooked tower's reading-less record, not the later
+    # zero-shot reading recorded by hand.
+    records += [
+        ("encoder_records", dict(trace_id="tz", span_id="tower", record_index=0, row_id="z",
+                                 start_time=T0, duration_ms=1.0)),
+        ("encoder_records", dict(trace_id="tz", span_id="zero-shot", record_index=0,
+                                 row_id="z", top_k_labels=["cat"], top_k_scores=[0.9],
+                                 start_time=T0 + dt.timedelta(milliseconds=2))),
+        ("llm_records", dict(trace_id="tz", span_id="head", record_index=0, row_id="z",
+                             output="a cat", encoder_span_id="tower",
+                             start_time=T0 + dt.timedelta(milliseconds=3))),
+        ("row_records", dict(trace_id="tz", span_id="row-z", row_id="z", start_time=T0)),
+    ]
+    rows = [r for r in records if r[0] == "row_records"]
+    parts = [r for r in records if r[0] != "row_records"]
+    rng.shuffle(parts)
+    con = duckdb.connect(str(tmp_path / "linked.duckdb"))
+    migrate(con)
+    state = facts.MergeState()
+    ordered = parts + rows  # every part before every row span
+    while ordered:
+        size = rng.randint(1, 12)
+        batch, ordered = ordered[:size], ordered[size:]
+        write_in_batches(con, batch, random.Random(0), state, assembly)
+        assert _rows(con, "SELECT * FROM pipeline_rows") == _rows(con, REFERENCE)
+    assert con.execute("SELECT encoder_span_id, top_k_labels FROM pipeline_rows "
+                       "WHERE row_id = 'z'").fetchall() == [("tower", None)]
 
 
 @pytest.mark.parametrize("seed", range(24))
@@ -272,15 +324,15 @@ _VERSION_1_COLUMNS = {
     "llm_records": LLM_SCHEMA.names[:14]}
 
 
-def test_migration_7_keeps_the_materialised_rows_and_adds_the_new_columns(
-        tmp_path: Path) -> None:
-    """A version-6 store with rows (some parts still waiting): after migrating, the same
-    pipeline rows, the new columns NULL (and the shares equal to the durations), and a batch
-    written afterwards reaches the new columns."""
+def test_migrations_7_and_8_keep_the_rows_and_add_the_new_columns(tmp_path: Path) -> None:
+    """A version-6 store with rows (some parts still waiting, some LLM records linking to
+    an encoder span): migration 7 keeps the pipeline rows as they were and adds the new
+    columns, NULL (the shares equal to the durations); migration 8 assembles them again by
+    the linked-encoder rule, equal to the join."""
     con = duckdb.connect(str(tmp_path / "v6.duckdb"))
     store_at_version(con, 6)
     rng = random.Random(5)
-    for name, record in make_records(rng, keys=30, repeats=False):
+    for name, record in make_records(rng, keys=30, repeats=False, links=True):
         con.register("_one", pa.Table.from_pylist([record], schema=_SCHEMAS[name]))
         con.execute(f"INSERT INTO {name} BY NAME SELECT "
                     f"{', '.join(c for c in _VERSION_1_COLUMNS[name])} FROM _one")
@@ -292,7 +344,8 @@ def test_migration_7_keeps_the_materialised_rows_and_adds_the_new_columns(
     waiting = con.execute(f"SELECT count(*) FROM {facts.PARTS}").fetchall()[0][0]
     assert waiting > 0
     before = _rows(con, "SELECT * FROM pipeline_rows")
-    assert migrate(con) == SCHEMA_VERSION
+    for statement in MIGRATIONS[6].statements:  # migration 7 alone
+        con.execute(statement)
     after = _rows(con, "SELECT * FROM pipeline_rows")
     width = len(before[0])
     assert [r[:width] for r in after] == before
@@ -305,7 +358,10 @@ def test_migration_7_keeps_the_materialised_rows_and_adds_the_new_columns(
         assert row[at["encoder_share_ms"]] == row[at["encoder_ms"]]
         assert row[at["llm_share_ms"]] == row[at["llm_ms"]]
     assert con.execute(f"SELECT count(*) FROM {facts.PARTS}").fetchall() == [(waiting,)]
-    assert after == _rows(con, REFERENCE)
+    con.execute("INSERT INTO schema_migrations (version, name) VALUES (7, 'by hand')")
+    assert migrate(con) == SCHEMA_VERSION
+    assert con.execute(f"SELECT count(*) FROM {facts.PARTS}").fetchall() == [(waiting,)]
+    assert _rows(con, "SELECT * FROM pipeline_rows") == _rows(con, REFERENCE)
 
 
 def test_compaction_finds_repeats_written_by_another_connection(tmp_path: Path) -> None:

@@ -111,3 +111,32 @@ def test_rebuild_derives_the_new_columns_from_the_stored_spans(db_path: Path) ->
     rebuild(con)
     con.close()
     _check(db_path)
+
+
+def test_the_rows_encoder_record_is_the_one_its_llm_span_used(db_path: Path) -> None:
+    """A zero-shot reading recorded by hand around a hooked tower's forward: the tower's
+    span starts later and has a reading too, but the LLM span used (and links to) the
+    zero-shot one, and so does the pipeline row."""
+    torch.manual_seed(0)
+    tower = torchvision.models.resnet18(weights=None).eval()
+    hooks = vlmscope.instrument_encoder(tower, top_k=3)
+    images, _ = digit_images(1)
+    vlmscope.configure(db=db_path)
+    try:
+        with vlmscope.trace_row("r"):
+            with vlmscope.encoder_span("zero-shot") as zero_shot:
+                tower(images)
+                zero_shot.record(top_k_labels=[["tabby cat"]], top_k_scores=[[0.8]])
+            with vlmscope.llm_span(model="m", instruction="What is it?") as llm:
+                llm.set_output("a cat")
+    finally:
+        hooks.uninstrument()
+        vlmscope.shutdown()
+    ((linked,),) = query(db_path, "SELECT encoder_span_id FROM llm_records")
+    assert query(db_path, "SELECT count(*) FROM encoder_records WHERE top_k_labels IS NOT NULL"
+                 ) == [(2,)]
+    assert query(db_path, "SELECT encoder_span_id, top_k_labels FROM pipeline_rows") == [
+        (linked, ["tabby cat"])]
+    ((name,),) = query(db_path, "SELECT name FROM spans WHERE span_id = ?", [linked])
+    assert name == cv.ENCODER_SPAN_NAME and linked == format(
+        zero_shot.span.get_span_context().span_id, "016x")

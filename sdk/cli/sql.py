@@ -49,7 +49,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="a folder written by `vlmscope export --format parquet`")
     parser.add_argument("--token-file", type=Path,
                         help="with --url: the file holding the collector's token")
-    parser.add_argument("--format", choices=FORMATS, default="table", help="output format")
+    parser.add_argument("--format", choices=(*FORMATS, "parquet"), default="table",
+                        help="output format (parquet: written to --output)")
+    parser.add_argument("-o", "--output", type=Path,
+                        help="with --format parquet: the Parquet file to write")
     parser.add_argument("--allow-file-access", action="store_true",
                         help="let the query read other files (read_csv, read_parquet, ...); "
                         "it still cannot write the store")
@@ -139,8 +142,48 @@ def query_collector(url: str, query: str, timeout_s: float,
     return answer["columns"], answer["rows"]
 
 
+def _write_parquet(args: argparse.Namespace) -> int:
+    """``--format parquet``: the result, with its column types, as a Parquet file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if args.output is None:
+        raise CommandError("vlmscope sql --format parquet needs --output FILE")
+    check_read_only(args.query)
+    if args.url:
+        from vlmscope.cli.collect import read_token
+
+        token = read_token(args.token_file) if args.token_file else None
+        columns, rows = query_collector(args.url, args.query, args.timeout, token)
+        table = pa.Table.from_pylist([dict(zip(columns, row, strict=True)) for row in rows])
+    else:
+        from vlmscope.collectors.frames import read_frame
+        from vlmscope.collectors.parquet import open_parquet_folder
+        from vlmscope.collectors.store import StoreError
+
+        try:
+            if args.parquet:
+                with contextlib.closing(open_parquet_folder(args.parquet)) as con:
+                    if not args.allow_file_access:
+                        lock_down(con, allowed_directories=(
+                            str(Path(args.parquet).resolve()) + "/",))
+                    table = con.sql(args.query).to_arrow_table()
+            else:
+                table = read_frame(args.db, args.query, timeout_s=args.timeout,
+                                   allow_file_access=args.allow_file_access)
+        except (FileNotFoundError, StoreError) as error:
+            raise CommandError(str(error)) from error
+        except duckdb.Error as error:
+            raise CommandError(f"query failed: {error}") from error
+    pq.write_table(table, args.output)
+    print(f"wrote {table.num_rows} rows to {args.output}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Handle ``vlmscope sql``."""
+    if args.format == "parquet":
+        return _write_parquet(args)
     if args.url:
         from vlmscope.cli.collect import read_token
 
