@@ -128,13 +128,16 @@ def encoded_requests(count: int, seed: int, split_traces: bool = False) -> list[
     span each) cut into requests of 512, so a row now and then starts in one request and
     ends in the next, as a batching client sends them; every three requests (512 rows) the
     stream repeats with fresh ids, consistently: spans that share a trace share its new
-    trace id, and parent ids follow their spans' new ids. ``split_traces`` gives every span
+    trace id, and parent ids, links and the LLM span's encoder span id follow their spans'
+    new ids. ``split_traces`` gives every span
     a trace of its own instead (what this benchmark sent until 2026-12-01): no pipeline row
     ever completes, and every encoder and LLM record waits in the store for a row span that
     never comes."""
     import random
 
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    from vlmscope import conventions as cv
 
     stream = make_spans(3 * SPANS_PER_REQUEST)
     templates = [encode_spans(stream[i:i + SPANS_PER_REQUEST])
@@ -162,6 +165,17 @@ def encoded_requests(count: int, seed: int, split_traces: bool = False) -> list[
                         if span.parent_span_id:
                             span.parent_span_id = spans.setdefault(
                                 bytes(span.parent_span_id), rng.randbytes(8))
+                        # The LLM span names and links the encoder span it read: follow it.
+                        for link in span.links:
+                            link.trace_id = traces.setdefault(bytes(link.trace_id),
+                                                              rng.randbytes(16))
+                            link.span_id = spans.setdefault(bytes(link.span_id),
+                                                            rng.randbytes(8))
+                        for attribute in span.attributes:
+                            if attribute.key == cv.VISION_ENCODER_SPAN_ID:
+                                old = bytes.fromhex(attribute.value.string_value)
+                                attribute.value.string_value = spans.setdefault(
+                                    old, rng.randbytes(8)).hex()
                     duration = span.end_time_unix_nano - span.start_time_unix_nano
                     span.start_time_unix_nano = clock
                     span.end_time_unix_nano = clock + duration
