@@ -38,7 +38,7 @@ INSTRUCTION = "what digit is shown ?"
 SCRAMBLED = {3: 5, 5: 8, 8: 3, 1: 7, 7: 1}
 """The faulty head's mapping: label 3 is said as "five", ... (other labels stay right)."""
 TEST = slice(1400, 1797)
-README = Path(__file__).resolve().parents[1] / "README.md"
+RECIPES = Path(__file__).resolve().parents[1] / "docs" / "recipes.md"
 
 
 def train_encoder() -> tuple[Any, Any, Any]:
@@ -222,8 +222,8 @@ def test_the_oracle_swap_confirms_the_blame_with_the_real_head(store: Traced) ->
 
 
 def why_did_it_fail_query() -> str:
-    """The query the README documents under "Why did row 17 fail"."""
-    text = README.read_text(encoding="utf-8")
+    """The query docs/recipes.md documents under "Why did row 17 fail"."""
+    text = RECIPES.read_text(encoding="utf-8")
     section = text[text.index("## Why did row 17 fail"):]
     return re.search(r"```sql\n(.*?)```", section, re.S).group(1)
 
