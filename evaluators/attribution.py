@@ -388,23 +388,15 @@ class FailureAttribution(SummarisedRowEvaluator):
                 THEN 'the expected answer of a probe is neither yes nor no'
             END"""
 
-    def counts_summary(self, con: duckdb.DuckDBPyConnection, source: str, judged: int,
-                       passed: int) -> dict[str, Any]:
-        """:meth:`RowEvaluator.counts_summary`, with the skip reasons read once per distinct
-        (instruction, kind, expected, objects) rather than once per row."""
+    def skip_reasons(self, con: duckdb.DuckDBPyConnection, source: str) -> dict[str, int]:
+        """:meth:`RowEvaluator.skip_reasons`, read once per distinct (instruction, kind,
+        expected, objects) rather than once per row."""
         grouped = (f"(SELECT *, {_KIND} AS kind FROM (SELECT instruction, instruction_kind, "
                    f"expected, objects, count(*) AS n FROM {source} GROUP BY ALL))")
-        reasons = dict(con.execute(
+        return dict(con.execute(
             f"SELECT reason, sum(n)::BIGINT FROM (SELECT {self._skip_sql('kind')} AS reason, "
             f"n FROM {grouped}) WHERE reason IS NOT NULL GROUP BY reason ORDER BY reason"
         ).fetchall())
-        return {
-            "judged": judged,
-            "passed": passed,
-            "accuracy": passed / judged if judged else None,
-            "skipped": sum(reasons.values()),
-            "skipped_reasons": reasons,
-        }
 
     def judge_sql(self, source: str) -> str:
         """Each distinct case (answer, expected, objects, instruction, kind, top-k, reading)

@@ -182,11 +182,8 @@ class RowEvaluator(Evaluator):
     def counts_summary(self, con: duckdb.DuckDBPyConnection, source: str, judged: int,
                        passed: int) -> dict[str, Any]:
         """``judged``, ``passed``, ``accuracy`` (= passed / judged), ``skipped`` and
-        ``skipped_reasons`` (rows of ``source`` per reason they could not be judged)."""
-        reasons = dict(con.execute(
-            f"SELECT reason, count(*) FROM (SELECT {self.skip_reason_sql()} AS reason "
-            f"FROM {source}) WHERE reason IS NOT NULL GROUP BY reason ORDER BY reason"
-        ).fetchall())
+        ``skipped_reasons`` (:meth:`skip_reasons`)."""
+        reasons = self.skip_reasons(con, source)
         return {
             "judged": judged,
             "passed": passed,
@@ -194,6 +191,13 @@ class RowEvaluator(Evaluator):
             "skipped": sum(reasons.values()),
             "skipped_reasons": reasons,
         }
+
+    def skip_reasons(self, con: duckdb.DuckDBPyConnection, source: str) -> dict[str, int]:
+        """Rows of ``source`` per reason they could not be judged, by reason."""
+        return dict(con.execute(
+            f"SELECT reason, count(*) FROM (SELECT {self.skip_reason_sql()} AS reason "
+            f"FROM {source}) WHERE reason IS NOT NULL GROUP BY reason ORDER BY reason"
+        ).fetchall())
 
     def _one_row_connection(self) -> duckdb.DuckDBPyConnection:
         if self._row_con is None:
