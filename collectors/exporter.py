@@ -148,13 +148,14 @@ class DuckDBSpanExporter(SpanExporter):
             self.spool_batch(batch, "the writer is stuck")
         return True
 
-    def spool_batch(self, batch: SpanBatch, why: str) -> None:
+    def spool_batch(self, batch: SpanBatch, why: BaseException | str,
+                    batches: int = 1) -> None:
         """Put ``batch`` in the store's spool at once (it is committed later, exactly once);
         a failure to spool counts its spans lost."""
         try:
             self._writer.spool(batch, why)
         except Exception as error:  # never raised into the application
-            self.count_failure(batch.num_spans, f"could not spool ({error}); {why}")
+            self.count_failure(batch.num_spans, f"could not spool ({error}); {why}", batches)
 
     def _spool_waiting(self, why: str) -> int:
         """Spool every batch still waiting for the writer; returns their spans."""
@@ -227,11 +228,7 @@ class DuckDBSpanExporter(SpanExporter):
         try:
             self._writer.write(batch)
         except StoreUnavailableError as held:
-            try:
-                self._writer.spool(batch, held)
-            except Exception as error:
-                self.count_failure(batch.num_spans, f"could not spool ({error}); {held}",
-                                   batches)
+            self.spool_batch(batch, held, batches)
             return
         except Exception as error:
             self.count_failure(batch.num_spans, f"{type(error).__name__}: {error}", batches)

@@ -83,18 +83,12 @@ class QueryLimits:
         if self.max_rows < 1 or self.max_bytes < 1:
             raise ValueError("max_rows and max_bytes must be at least 1")
         if self.memory_limit is not None:
-            parse_memory_limit(self.memory_limit)
+            memory_bytes(self.memory_limit)
 
     @property
     def memory(self) -> str:
         """The memory limit as DuckDB reads it."""
         return self.memory_limit or default_query_memory_limit()
-
-
-def parse_memory_limit(text: str) -> str:
-    """``text`` if it is a memory size (see :func:`memory_bytes`), else ValueError."""
-    memory_bytes(text)
-    return text
 
 
 class ReadOnlyQueryError(ValueError):
