@@ -111,6 +111,7 @@ class ImageInstructionAdherence(SummarisedRowEvaluator):
                    "refusal, objects consistent with the ground truth or encoder")
     required_columns = ("row_id", "trace_id", "span_id", "llm_span_id", "instruction",
                         "output", "objects", "top_k_labels", "top_k_scores", "image_sha256")
+    optional_columns = ("encoder_multi_label",)
 
     def __init__(
         self,

@@ -53,6 +53,8 @@ class CustomEvaluation(RowEvaluator):
     description = ("the user's own rule: a SQL expression (vlmscope eval --custom "
                    "NAME=EXPR) or a Python function, with a pass threshold")
     required_columns = ("row_id", "trace_id", "span_id", "llm_span_id")
+    # A rule may read any column of the row, so a filtered run keeps them all.
+    optional_columns = tuple(PIPELINE_ROW_SCHEMA.names)
 
     def __init__(
         self,

@@ -161,3 +161,19 @@ def test_classes_restrict_the_report_to_rows_that_ask_for_a_class(traced_store: 
                              "--classes-from-encoder")
     summary = json.loads(out)
     assert status == 0 and summary["rows"] == sum(e in ranked for e in expected)
+
+
+@pytest.mark.parametrize("evaluator", ["ground_truth_match", "classification_report",
+                                       "multilabel_report", "caption_hallucination",
+                                       "failure_attribution", "instruction_adherence",
+                                       "custom"])
+def test_every_evaluator_runs_on_a_filtered_cohort(traced_store: Path, capsys,
+                                                   evaluator: str) -> None:
+    """A cohort filter selects only the columns the evaluators read: each must name every
+    column its SQL uses (a custom rule may read any)."""
+    extra = ["--custom", "short=length(output) <= 20"] if evaluator == "custom" else []
+    status, out, err = run_cli(capsys, "--db", str(traced_store), "--evaluators", evaluator,
+                               "--cohort", "c1", "--format", "json", *extra)
+    assert status == 0, err
+    summary = json.loads(out)
+    assert summary["cohort"] == "c1"
