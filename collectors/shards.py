@@ -83,6 +83,11 @@ class ShardRoot:
     root: str
     filesystem: Any = None
 
+    def __post_init__(self) -> None:
+        # A relative local path means the caller's folder, not a Ray worker's.
+        if self.filesystem is None and "://" not in os.fspath(self.root):
+            object.__setattr__(self, "root", os.path.abspath(os.fspath(self.root)))
+
     @property
     def _fs(self) -> tuple[pafs.FileSystem, str]:
         return _filesystem(self.root, self.filesystem)

@@ -20,6 +20,7 @@ from vlmscope.tracing import ExportStatus, configure, export_stats, force_flush,
 
 if TYPE_CHECKING:
     from vlmscope import cohorts
+    from vlmscope.collectors.frames import read_frame
     from vlmscope.dataset import Dataset
     from vlmscope.torch_encoder import EncoderInstrumentation
 
@@ -56,8 +57,13 @@ def checkpoint_sha256(model: Any) -> str:
 
 
 def __getattr__(name: str) -> Any:
-    """``vlmscope.Dataset`` and ``vlmscope.cohorts``, imported on first use (they pull in
-    DuckDB, Arrow and, for perturbations, Pillow; ``import vlmscope`` stays light)."""
+    """``vlmscope.Dataset``, ``vlmscope.cohorts`` and ``vlmscope.read_frame``, imported on
+    first use (they pull in DuckDB, Arrow and, for perturbations, Pillow; ``import vlmscope``
+    stays light)."""
+    if name == "read_frame":
+        from vlmscope.collectors.frames import read_frame
+
+        return read_frame
     if name == "Dataset":
         from vlmscope.dataset import Dataset
 
@@ -89,6 +95,7 @@ __all__ = [
     "instrument_encoder",
     "instrument_generator",
     "llm_span",
+    "read_frame",
     "shutdown",
     "trace_batch",
     "trace_row",

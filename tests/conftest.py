@@ -50,3 +50,22 @@ def digit_images(n: int, size: int = 64):
     scans = torch.tensor(digits.images[:n], dtype=torch.float32)[:, None] / 16.0
     pixels = F.interpolate(scans, size=size, mode="bilinear").expand(-1, 3, -1, -1)
     return pixels.contiguous(), [int(t) for t in digits.target[:n]]
+
+
+@pytest.fixture(scope="session")
+def demo_store(tmp_path_factory):
+    """The small demo's store, report folder and argv, built once per session (it trains its
+    models on this CPU, so tests that read a real demo store share it).
+    ``VLMSCOPE_TEST_DEMO_CACHE`` names a checkpoint cache to reuse between sessions."""
+    pytest.importorskip("torchvision")
+    pytest.importorskip("transformers")
+    pytest.importorskip("sklearn")
+    pytest.importorskip("matplotlib")
+    from vlmscope.cli import main
+
+    folder = tmp_path_factory.mktemp("demo")
+    db, out = folder / "demo.duckdb", folder / "out"
+    argv = ["demo", "--db", str(db), "--out", str(out), "--size", "small",
+            "--cache", os.environ.get("VLMSCOPE_TEST_DEMO_CACHE") or str(folder / "cache")]
+    assert main(argv) == 0
+    return db, out, argv

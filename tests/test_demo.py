@@ -25,13 +25,8 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("demo")
-    db, out = folder / "demo.duckdb", folder / "out"
-    argv = ["demo", "--db", str(db), "--out", str(out), "--size", "small",
-            "--cache", str(folder / "cache")]
-    assert main(argv) == 0
-    return db, out, argv
+def demo(demo_store):
+    return demo_store
 
 
 def test_the_demo_stores_every_cohort_and_both_checkpoints(demo):

@@ -120,3 +120,14 @@ def test_committed_shards_group_into_partitions_of_about_the_rows_asked(
     assert [p["spans"] for p in groups if any(alone in f for f in p["spans"])] == [
         [f for p in groups for f in p["spans"] if alone in f]]
     assert len(groups) <= 3
+
+
+def test_a_relative_root_means_the_callers_folder_wherever_it_is_read(tmp_path: Path,
+                                                                      monkeypatch) -> None:
+    """A root travels to Ray workers whose working folder differs from the caller's."""
+    monkeypatch.chdir(tmp_path)
+    root = ShardRoot("shards")
+    assert root.root == str(tmp_path / "shards")
+    monkeypatch.chdir(tmp_path.parent)  # as in a worker started elsewhere
+    root.write_table("spans", pa.table({"x": [1]}), "s1")
+    assert (tmp_path / "shards" / "spans" / "s1.parquet").exists()
