@@ -169,7 +169,7 @@ def test_every_sql_example_returns_rows(block, demo_store):
 
 
 def _code(sql: str) -> str:
-    return "\n".join(l for l in sql.splitlines() if not l.strip().startswith("--")).strip()
+    return "\n".join(x for x in sql.splitlines() if not x.strip().startswith("--")).strip()
 
 
 def _promises_rows_but_is_empty(output: str) -> str | None:
