@@ -232,3 +232,18 @@ def _at_collector(argument: str, port: int) -> str:
     for endpoint in DEFAULT_PORTS:
         argument = argument.replace(endpoint, f"127.0.0.1:{port}")
     return argument
+
+
+def test_every_link_of_the_documents_points_to_a_file_in_the_repository():
+    broken = []
+    for path in DOCUMENTS:
+        text = path.read_text(encoding="utf-8")
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"^[a-z]+://", target) or target.startswith("#"):
+                continue
+            resolved = (path.parent / target.split("#")[0]).resolve()
+            if not resolved.is_relative_to(ROOT) or not resolved.exists():
+                broken.append(f"{path.relative_to(ROOT)}: {target}")
+        for outside in re.findall(r"\.\./shared\b|/work/\S+", text):
+            broken.append(f"{path.relative_to(ROOT)}: names {outside}")
+    assert broken == []
