@@ -27,6 +27,9 @@ SPAN_TABLES = ("spans", "row_records", "encoder_records", "llm_records", "embedd
 WRITTEN_TABLES = ("evaluations", "eval_runs")
 """Tables a folder opened as a store keeps as real (in-memory) tables: evaluators add rows."""
 
+DATASET_TABLES = ("datasets", "dataset_rows", "dataset_runs")
+"""Tables of named datasets and runs (``vlmscope.Dataset``), exported whole, unpartitioned."""
+
 _PARTITION = ("strftime(s.start_time, '%Y-%m-%d') AS date, "
               "coalesce(s.service_name, 'unknown') AS service")
 
@@ -83,6 +86,13 @@ def export_parquet(con: duckdb.DuckDBPyConnection, folder: str | os.PathLike[str
     written["eval_runs"] = _copy(
         con, f"SELECT r.*, strftime(r.created_at, '%Y-%m-%d') AS date FROM {runs} r",
         folder / "eval_runs", "date")
+    for table in DATASET_TABLES:  # what names the runs `vlmscope diff` compares
+        ((rows,),) = con.execute(f"SELECT count(*) FROM {table}").fetchall()
+        if rows:
+            (folder / table).mkdir()
+            con.execute(f"COPY {table} TO {_quote(folder / table / 'data_0.parquet')} "
+                        "(FORMAT parquet)").fetchall()
+        written[table] = int(rows)
     return written
 
 
@@ -96,8 +106,9 @@ def open_parquet_folder(folder: str | os.PathLike[str]) -> duckdb.DuckDBPyConnec
                                 "(expected spans/date=.../service=.../*.parquet)")
     return open_parquet_files({
         table: [str(folder / table / "**" / "*.parquet")]
-        for table in (*SPAN_TABLES, *WRITTEN_TABLES)
-        if any((folder / table).glob("**/*.parquet"))})
+        for table in (*SPAN_TABLES, *WRITTEN_TABLES, *DATASET_TABLES)
+        if any((folder / table).glob("**/*.parquet"))},
+        written_tables=(*WRITTEN_TABLES, *DATASET_TABLES))
 
 
 def open_parquet_files(files: Mapping[str, Sequence[str]], *,

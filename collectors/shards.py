@@ -34,15 +34,23 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from vlmscope.collectors.parquet import SPAN_TABLES, WRITTEN_TABLES, open_parquet_files
+from vlmscope.collectors.parquet import (
+    DATASET_TABLES,
+    SPAN_TABLES,
+    WRITTEN_TABLES,
+    open_parquet_files,
+)
 
 MANIFESTS = "_shards"
 """Folder of the root holding one manifest (``<shard>.json``) per committed shard."""
 
+EXPORT_SHARD = "export"
+"""The shard a plain export's files are committed as when shards are first written beside
+them."""
+
 MANIFEST_READERS = 32
 """Manifests read at once (threads)."""
 
-DATASET_TABLES = ("datasets", "dataset_rows", "dataset_runs")
 """Tables of ``Dataset`` runs a root may hold (for ``vlmscope diff --parquet``)."""
 
 SPAN_PARTITION = ("date", "service")
@@ -132,6 +140,15 @@ class ShardRoot:
         with fs.open_output_stream(temporary) as out:
             out.write(orjson.dumps({"shard": shard, "files": dict(files), **facts}))
         fs.move(temporary, target)
+
+    def adopt_export(self) -> None:
+        """Commit a plain export's files as one shard (nothing when shards are committed
+        already), so that shards written beside them, such as evaluations written back,
+        do not hide them: a root with manifests is read from its manifests alone."""
+        if not self.manifests():
+            files = self._export_files()
+            if files:
+                self.commit(EXPORT_SHARD, files, kind="export")
 
     def manifests(self) -> dict[str, dict[str, Any]]:
         """Every committed shard's manifest, by shard name (empty for a plain export)."""

@@ -131,3 +131,53 @@ def test_a_relative_root_means_the_callers_folder_wherever_it_is_read(tmp_path: 
     monkeypatch.chdir(tmp_path.parent)  # as in a worker started elsewhere
     root.write_table("spans", pa.table({"x": [1]}), "s1")
     assert (tmp_path / "shards" / "spans" / "s1.parquet").exists()
+
+
+def _store_with_two_runs(db: Path) -> None:
+    import numpy as np
+
+    import vlmscope
+
+    vlmscope.configure(db=db)
+    try:
+        rows = [{"id": f"r{i}", "image": np.full((8, 8, 3), i, np.uint8), "expected": "cat"}
+                for i in range(6)]
+        data = vlmscope.Dataset.from_records("pets", rows)
+        data.run(lambda row: "cat", name="v1", progress=False)
+        data.run(lambda row: "cat" if row.id < "r3" else "dog", name="v2", progress=False)
+    finally:
+        vlmscope.shutdown()
+
+
+def test_an_export_keeps_the_named_runs_and_diff_reads_them(tmp_path: Path, capsys) -> None:
+    from vlmscope.cli import main
+
+    db, folder = tmp_path / "s.duckdb", tmp_path / "pq"
+    _store_with_two_runs(db)
+    assert main(["export", "--db", str(db), "--format", "parquet", "-o", str(folder)]) == 0
+    with open_root(folder) as con:
+        assert con.execute("SELECT run_name FROM dataset_runs ORDER BY 1").fetchall() == [
+            ("v1",), ("v2",)]
+    capsys.readouterr()
+    status = main(["diff", "--db", str(db), "--base", "v1", "--candidate", "v2",
+                   "--format", "json"])
+    from_store = capsys.readouterr().out
+    assert main(["diff", "--parquet", str(folder), "--base", "v1", "--candidate", "v2",
+                 "--format", "json"]) == status
+    assert capsys.readouterr().out == from_store
+
+
+def test_shards_written_into_a_plain_export_do_not_hide_its_files(tmp_path: Path) -> None:
+    db, folder = tmp_path / "s.duckdb", tmp_path / "pq"
+    _store_with_two_runs(db)
+    from vlmscope.cli import main
+
+    assert main(["export", "--db", str(db), "--format", "parquet", "-o", str(folder)]) == 0
+    root = ShardRoot(str(folder))
+    exported = root.table_files()
+    root.adopt_export()
+    root.commit("late", {"eval_runs": root.write_table(
+        "eval_runs", pa.table({"run_id": ["x"]}), "late")})
+    files = root.table_files()
+    assert files["spans"] == exported["spans"]
+    assert files["eval_runs"] == sorted([*exported["eval_runs"], "eval_runs/late.parquet"])

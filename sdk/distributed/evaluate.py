@@ -155,6 +155,7 @@ def evaluate_on_ray(
     if not partitions:
         raise FileNotFoundError(f"no vlmscope Parquet in {root} (expected "
                                 "spans/date=.../service=.../*.parquet)")
+    shard_root.adopt_export()  # the evaluations written back must not hide an export's files
     ray = _ray()
     if not ray.is_initialized():
         ray.init(address=address, log_to_driver=False, configure_logging=False)
