@@ -64,7 +64,7 @@ def build_store(path: Path, rows: int) -> None:
         con.execute(f"INSERT INTO datasets VALUES ('bench', 'f', {rows}, NULL, now()::TIMESTAMP)")
         con.execute(
             "INSERT INTO dataset_rows SELECT 'bench', 'r' || i, i, md5(i::VARCHAR), NULL, NULL, "
-            "NULL, NULL, (i % 10)::VARCHAR, NULL, NULL, [], NULL, NULL, NULL "
+            "NULL, NULL, (i % 10)::VARCHAR, NULL, NULL, [], NULL, NULL, NULL, NULL "
             f"FROM range({rows}) t(i)")
         for run, run_id, pred, checkpoint in (("base", "a" * 32, _BASE_PRED, "c1" * 32),
                                               ("candidate", "b" * 32, _CANDIDATE_PRED,

@@ -13,7 +13,8 @@ Tables:
   derived from the spans at ingest by :mod:`vlmscope.collectors.normalize` and can be rebuilt.
 * view ``pipeline_rows`` - one row per pipeline row: the three joined (since schema 7 also
   the encoder's multi-label flag, the instruction kind, the batch size and each call's share
-  of a batched call's time). Since schema version 4
+  of a batched call's time; since schema 9 the encoder's reading, ``encoder_reading``). Since
+  schema version 4
   the join is kept materialised at ingest in ``pipeline_row_facts`` (rows whose row span
   arrived) and ``pipeline_row_parts`` (parts still waiting); see
   :mod:`vlmscope.collectors.facts`.
@@ -26,7 +27,8 @@ Tables:
 * ``datasets`` / ``dataset_rows`` - named cohorts (:class:`vlmscope.Dataset`): one row per
   dataset (its fingerprint, the dataset it was derived from), one per dataset row (image
   content hash, a small PNG thumbnail, ground truth, and for a perturbed row its source row,
-  corruption and severity). ``dataset_images`` holds full images by content hash, only when
+  corruption and severity; since schema 9 the instruction kind the user gave it).
+  ``dataset_images`` holds full images by content hash, only when
   asked to.
 * ``dataset_runs`` - one row per named run of a dataset through a pipeline: the evaluation
   run that judged it, rows and failures, the encoder checkpoints, embedding dimensions and

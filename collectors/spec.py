@@ -351,6 +351,23 @@ FACT_COLUMNS: tuple[tuple[str, str], ...] = (
 """The columns of ``pipeline_row_facts`` and ``pipeline_row_parts``, with their types."""
 
 
+ENCODER_READING_THRESHOLD = 0.5
+"""Sigmoid score (0-1) at which a multi-label encoder's label counts as read in
+``pipeline_rows.encoder_reading`` (the evaluators' default ``encoder_threshold``)."""
+
+
+def encoder_reading_sql(labels: str, scores: str, multi_label: str, threshold: str) -> str:
+    """SQL: the labels an encoder read, from the SQL expressions of its top-k ``labels``, their
+    ``scores``, its ``multi_label`` flag and a ``threshold`` (0-1). A multi-label encoder
+    (independent sigmoids) reads every label whose score is at least the threshold; a
+    single-label one its top-1 (the rest of its top-k are near misses); NULL without labels
+    (no encoder record). The one statement of the rule: ``pipeline_rows`` and the evaluators'
+    ``vlmscope_encoder_reading`` macro are both written from it."""
+    return (f"CASE WHEN {labels} IS NULL THEN NULL::VARCHAR[] "
+            f"WHEN coalesce({multi_label}, false) THEN list_filter({labels}, lambda x, i: "
+            f"coalesce({scores}[i], 0.0) >= {threshold}) ELSE {labels}[1:1] END")
+
+
 @dataclass(frozen=True)
 class OutputColumn:
     """A ``pipeline_rows`` column: name, type, meaning and its SQL over the fact columns."""
@@ -408,6 +425,11 @@ PIPELINE_ROWS: tuple[OutputColumn, ...] = (
                  "size (ms).", "encoder_ms / greatest(coalesce(encoder_batch_size, 1), 1)"),
     OutputColumn("llm_share_ms", "DOUBLE", "The LLM call's duration over its batch size (ms).",
                  "llm_ms / greatest(coalesce(llm_batch_size, 1), 1)"),
+    OutputColumn("encoder_reading", "VARCHAR[]", "The labels the encoder read: those with "
+                 f"score >= {ENCODER_READING_THRESHOLD} for a multi-label encoder, its top-1 "
+                 "for a single-label one (NULL: no encoder record).",
+                 encoder_reading_sql("top_k_labels", "top_k_scores", "encoder_multi_label",
+                                     f"{ENCODER_READING_THRESHOLD}::DOUBLE")),
 )
 """The ``pipeline_rows`` view, column by column."""
 

@@ -31,7 +31,9 @@ One implementation, as DuckDB macros, shared by the evaluators that read rows:
   NULL when it gives none.
 * ``vlmscope_encoder_reading(labels, scores, multi_label, threshold)`` - the labels the
   encoder read: for a multi-label encoder (sigmoid scores) every label with ``score >=
-  threshold``; for a single-label one its top-1 (the rest of its top-k are near misses).
+  threshold``; for a single-label one its top-1 (the rest of its top-k are near misses); an
+  empty list without labels. The rule is :func:`vlmscope.collectors.spec.encoder_reading_sql`,
+  which ``pipeline_rows.encoder_reading`` reads at :data:`DEFAULT_ENCODER_THRESHOLD` too.
 * ``vlmscope_form(text)`` - a label's lookup form: the mention tokeniser's words joined by
   single spaces (``"Teddy-Bear"`` -> ``"teddy bear"``).
 """
@@ -40,6 +42,7 @@ from __future__ import annotations
 
 import duckdb
 
+from vlmscope.collectors.spec import ENCODER_READING_THRESHOLD, encoder_reading_sql
 from vlmscope.evaluators.mentions import install_mention_macros
 from vlmscope.evaluators.text import install_macros
 
@@ -60,8 +63,9 @@ PROBE_PATTERN = (
 )
 """A POPE-style yes/no object probe; group 1 is the object asked about."""
 
-DEFAULT_ENCODER_THRESHOLD = 0.5
-"""Sigmoid score (0-1) at which a multi-label encoder's label counts as read."""
+DEFAULT_ENCODER_THRESHOLD = ENCODER_READING_THRESHOLD
+"""Sigmoid score (0-1) at which a multi-label encoder's label counts as read (the threshold of
+``pipeline_rows.encoder_reading``)."""
 
 NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
                 "nine", "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen",
@@ -140,13 +144,10 @@ MACROS = (
     """,
     "CREATE OR REPLACE TEMP MACRO vlmscope_row_kind(given, instruction, expected, objects) AS "
     "vlmscope_kind_of(given, vlmscope_instruction_kind(instruction), expected, objects)",
-    """
-    CREATE OR REPLACE TEMP MACRO vlmscope_encoder_reading(labels, scores, multi_label,
-                                                         threshold) AS CASE
-        WHEN coalesce(multi_label, false) THEN coalesce(list_filter(labels, lambda x, i:
-            coalesce(scores[i], 0.0) >= threshold), []::VARCHAR[])
-        ELSE coalesce(labels[1:1], []::VARCHAR[]) END
-    """,
+    # The rule of pipeline_rows.encoder_reading, written once in the store's spec.
+    "CREATE OR REPLACE TEMP MACRO vlmscope_encoder_reading(labels, scores, multi_label, "
+    "threshold) AS coalesce("
+    + encoder_reading_sql("labels", "scores", "multi_label", "threshold") + ", []::VARCHAR[])",
 )
 """The statements that define the reading macros on a connection."""
 

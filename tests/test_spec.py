@@ -16,7 +16,7 @@ from vlmscope.collectors.migrations import MIGRATIONS
 SHIPPED = {
     1: "b6d13efb8ef52103", 2: "aefc970f7da38a33", 3: "61edfb53103b2702",
     4: "c8a5dcde35afadda", 5: "c65dcde063f52a90", 6: "c848fdeab1509c54",
-    7: "df4ad5d16e757d51", 8: "84961e8045b5ef3a",
+    7: "df4ad5d16e757d51", 8: "84961e8045b5ef3a", 9: "1043a9a5016399c7",
 }
 
 

@@ -34,7 +34,7 @@ DATASET_ROW_SCHEMA = pa.schema([
     ("image_error", pa.string()), ("instruction", pa.string()), ("expected", pa.string()),
     ("objects", pa.list_(pa.string())), ("caption", pa.string()),
     ("tags", pa.list_(pa.string())), ("source_row_id", pa.string()),
-    ("corruption", pa.string()), ("severity", pa.int32()),
+    ("corruption", pa.string()), ("severity", pa.int32()), ("instruction_kind", pa.string()),
 ])
 """Arrow schema of ``dataset_rows``, column for column."""
 
@@ -111,7 +111,8 @@ def _image_rows(dataset: Dataset, store_images: bool) -> tuple[pa.Table, pa.Tabl
             error = f"{type(failure).__name__}: {failure}"
         values = (dataset.name, row.id, position, digest, uri, thumb, error, row.instruction,
                   row.expected, None if row.objects is None else list(row.objects),
-                  row.caption, list(row.tags), row.source_row_id, row.corruption, row.severity)
+                  row.caption, list(row.tags), row.source_row_id, row.corruption, row.severity,
+                  row.instruction_kind)
         for name, value in zip(DATASET_ROW_SCHEMA.names, values, strict=True):
             rows[name].append(value)
     image_table = pa.table({"image_sha256": pa.array(list(images), pa.string()),
@@ -167,7 +168,8 @@ def load_dataset(con: duckdb.DuckDBPyConnection, name: str) -> Dataset:
         raise KeyError(f"no dataset {name!r} in the store; stored: {', '.join(names) or 'none'}")
     rows = con.execute(
         "SELECT r.row_id, r.image_uri, i.data, r.instruction, r.expected, "
-        "r.objects, r.caption, r.tags, r.source_row_id, r.corruption, r.severity "
+        "r.objects, r.caption, r.tags, r.source_row_id, r.corruption, r.severity, "
+        "r.instruction_kind "
         "FROM dataset_rows r LEFT JOIN dataset_images i USING (image_sha256) "
         "WHERE r.dataset = ? ORDER BY r.position", [name]).fetchall()
     return Dataset(name, (
@@ -175,6 +177,6 @@ def load_dataset(con: duckdb.DuckDBPyConnection, name: str) -> Dataset:
                    instruction=instruction, expected=expected,
                    objects=None if objects is None else tuple(objects), caption=caption,
                    tags=tuple(tags or ()), source_row_id=source, corruption=corruption,
-                   severity=severity)
+                   severity=severity, instruction_kind=kind)
         for row_id, uri, data, instruction, expected, objects, caption, tags, source, corruption,
-        severity in rows), derived_from=found[0][0])
+        severity, kind in rows), derived_from=found[0][0])

@@ -276,7 +276,8 @@ def _register(root: ShardRoot, results: pa.Table, name: str, cohort: str,
             "GROUP BY 1 ORDER BY 1", [ANSWER_MODEL]).fetchall())
         listed = con.execute(
             "SELECT row_id, image_sha256, instruction, expected, objects, caption, tags, "
-            "source_row_id, corruption, severity FROM dataset_rows ORDER BY position, row_id"
+            "source_row_id, corruption, severity, instruction_kind FROM dataset_rows "
+            "ORDER BY position, row_id"
         ).fetchall()
     finally:
         con.close()
@@ -295,8 +296,8 @@ def _register(root: ShardRoot, results: pa.Table, name: str, cohort: str,
         id=row_id, image=None, instruction=instruction, expected=expected,
         objects=None if objects is None else tuple(objects), caption=caption,
         tags=tuple(tags or ()), source_row_id=source_row, corruption=corruption,
-        severity=severity) for row_id, _, instruction, expected, objects, caption, tags,
-        source_row, corruption, severity in listed))
+        severity=severity, instruction_kind=kind) for row_id, _, instruction, expected, objects,
+        caption, tags, source_row, corruption, severity, kind in listed))
     fingerprint = dataset.fingerprint([row[1] for row in listed])
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     summary = {
