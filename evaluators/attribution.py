@@ -448,12 +448,19 @@ class FailureAttribution(SummarisedRowEvaluator):
                   FROM cases c LEFT JOIN instructions i
                       ON i.instruction IS NOT DISTINCT FROM c.instruction)
             WHERE ({self._skip_sql('kind')}) IS NULL
+        ), case_lists AS MATERIALIZED (
+            -- The label lists (top-k, readings, objects) repeat across cases: each distinct
+            -- list is canonicalised once.
+            SELECT DISTINCT l FROM (
+                SELECT top_k AS l FROM judged_cases UNION ALL SELECT reading FROM judged_cases
+                UNION ALL SELECT objs FROM judged_cases)
+            WHERE len(l) > 0
+        ), list_items AS MATERIALIZED (
+            SELECT DISTINCT s FROM (SELECT unnest(l) AS s FROM case_lists) WHERE s IS NOT NULL
         ), run_labels AS (
             SELECT DISTINCT vlmscope_form(s) AS form FROM (
-                SELECT unnest(top_k) AS s FROM judged_cases
-                UNION ALL SELECT unnest(reading) FROM judged_cases
-                UNION ALL SELECT unnest(objs) FROM judged_cases
-                UNION ALL SELECT expected FROM judged_cases WHERE kind = 'name')
+                SELECT s FROM list_items
+                UNION SELECT expected FROM judged_cases WHERE kind = 'name')
             WHERE s IS NOT NULL
         ), base_forms AS (
             SELECT form, canonical, priority FROM {t}_vocab
@@ -469,9 +476,7 @@ class FailureAttribution(SummarisedRowEvaluator):
         ), labels_lookup AS ({lookup_sql('label_forms')}
         ), strings AS (
             SELECT DISTINCT s FROM (
-                SELECT unnest(top_k) AS s FROM judged_cases
-                UNION ALL SELECT unnest(reading) FROM judged_cases
-                UNION ALL SELECT unnest(objs) FROM judged_cases
+                SELECT s FROM list_items
                 UNION ALL SELECT expected FROM judged_cases
                 UNION ALL SELECT output FROM judged_cases)
             WHERE s IS NOT NULL
@@ -505,22 +510,15 @@ class FailureAttribution(SummarisedRowEvaluator):
                                   []::BIGINT[]) AS covered
                   FROM texts t LEFT JOIN ({mentions_sql('texts', 'labels')}) m ON m.k = t.k
                   GROUP BY t.text)
-        ), elems AS (
-            SELECT k, 1 AS which, unnest(top_k) AS s, generate_subscripts(top_k, 1) AS i
-            FROM judged_cases
-            UNION ALL SELECT k, 2, unnest(reading), generate_subscripts(reading, 1)
-            FROM judged_cases
-            UNION ALL SELECT k, 3, unnest(objs), generate_subscripts(objs, 1) FROM judged_cases
-        ), lists AS (
-            SELECT k, list(c ORDER BY i) FILTER (WHERE which = 1) AS top_k_c,
-                   list_sort(list_distinct(list(c) FILTER (WHERE which = 2))) AS reading_c,
-                   list_sort(list_distinct(list(c) FILTER (WHERE which = 3))) AS objects_c
-            FROM elems JOIN canon USING (s) GROUP BY k
+        ), lists AS MATERIALIZED (
+            SELECT l, list(c ORDER BY i) AS ordered, list_sort(list_distinct(list(c))) AS sorted
+            FROM (SELECT l, unnest(l) AS s, generate_subscripts(l, 1) AS i FROM case_lists)
+                 JOIN canon USING (s) GROUP BY l
         ), facts AS (
             SELECT jc.*, len(jc.top_k) > 0 AS has_encoder,
-                   coalesce(l.top_k_c, []::VARCHAR[]) AS top_k_c,
-                   coalesce(l.reading_c, []::VARCHAR[]) AS read_all,
-                   coalesce(l.objects_c, []::VARCHAR[]) AS o_set,
+                   coalesce(lt.ordered, []::VARCHAR[]) AS top_k_c,
+                   coalesce(lr.sorted, []::VARCHAR[]) AS read_all,
+                   coalesce(lo.sorted, []::VARCHAR[]) AS o_set,
                    ce.c AS e_label, co.c AS a_label, coalesce(co.is_label, false) AS a_is_label,
                    coalesce(ta.named, []::VARCHAR[]) AS a_named,
                    coalesce(te.named, []::VARCHAR[]) AS e_named,
@@ -530,7 +528,9 @@ class FailureAttribution(SummarisedRowEvaluator):
                    coalesce(ta.form, '') = '' AS answer_blank,
                    ta.number AS a_n0, te.number AS e_n0, ta.yes_no AS a_yes_no,
                    te.yes_no AS e_yn, coalesce(ta.says_none, false) AS says_none
-            FROM judged_cases jc LEFT JOIN lists l ON l.k = jc.k
+            FROM judged_cases jc LEFT JOIN lists lt ON lt.l = jc.top_k
+                 LEFT JOIN lists lr ON lr.l = jc.reading
+                 LEFT JOIN lists lo ON lo.l = jc.objs
                  LEFT JOIN canon ce ON ce.s = jc.expected
                  LEFT JOIN canon co ON co.s = jc.output
                  LEFT JOIN text_facts ta ON ta.text = jc.output
