@@ -785,7 +785,14 @@ class FailureAttribution(SummarisedRowEvaluator):
         """Blame counts and shares of the failing rows, per cohort and checkpoint and per
         instruction kind, the object classes, the encoder-head disagreement rate and near
         misses."""
-        return self.summarise_statistics(con, f"({self.statistics_sql(judged)})")
+        # The few statistics rows are read four times: gather them from the rows once.
+        statistics = f"{self._tables}_statistics"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {statistics} AS "
+                    f"{self.statistics_sql(judged)}")
+        try:
+            return self.summarise_statistics(con, statistics)
+        finally:
+            con.execute(f"DROP TABLE IF EXISTS {statistics}")
 
     def statistics_sql(self, judged: str) -> str:
         """The additive counts the summary is computed from, per (label, cohort, checkpoint,
