@@ -16,6 +16,7 @@ Run: ``.venv/bin/python benchmarks/bench_blame.py [--rows N] [--threads T]``
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -118,6 +119,7 @@ def main() -> None:
         print(f"{args.rows:,} rows, {cases:,} distinct (answer, expected, objects, "
               f"instruction, kind, reading) cases ({args.threads} DuckDB threads)")
         for _ in range(2):
+            load = os.getloadavg()[0]
             started, cpu = time.perf_counter(), time.process_time()
             run = run_evaluations(con, [FailureAttribution(classes=DIGITS)], source="rows")
             wall, cpu = time.perf_counter() - started, time.process_time() - cpu
@@ -127,7 +129,8 @@ def main() -> None:
                   f"{args.threads} busy cores (failing {summary['failing']:,}: encoder "
                   f"{summary['blame_encoder']:.3f}, language_head "
                   f"{summary['blame_language_head']:.3f}, both {summary['blame_both']:.3f}, "
-                  f"unattributable {summary['blame_unattributable']:.4f})")
+                  f"unattributable {summary['blame_unattributable']:.4f}; host load "
+                  f"{load:.1f} before)")
         con.close()
 
 
