@@ -134,6 +134,10 @@ def _quoted(words: Sequence[str]) -> str:
     return "[" + ", ".join(_sql_text(w) for w in words) + "]"
 
 
+_PROBE_TEXT = f"nullif(regexp_extract(instruction, {_sql_text(PROBE_PATTERN)}, 1), '')"
+"""SQL: the object a yes/no probe's instruction asks about (NULL: none)."""
+
+
 class FailureAttribution(SummarisedRowEvaluator):
     """Blames each wrong answer on the encoder, the language head, both, or neither, object by
     object (see the module docstring for the readings, the classes, the summary and the
@@ -369,22 +373,20 @@ class FailureAttribution(SummarisedRowEvaluator):
         return self._skip_sql(_KIND)
 
     @staticmethod
-    def _skip_sql(kind: str) -> str:
-        """:meth:`skip_reason_sql` over the row's kind given as the expression ``kind``."""
+    def _skip_sql(kind: str, probe_text: str = _PROBE_TEXT, count: str = "vlmscope_count(expected)",
+                  yes_no: str = "vlmscope_yes_no(expected)") -> str:
+        """:meth:`skip_reason_sql` over the row's kind given as the expression ``kind`` (and
+        the probed object, the expected answer's number and yes/no, when already read)."""
         return f"""CASE
             WHEN vlmscope_blank(expected) AND len(coalesce(objects, []::VARCHAR[])) = 0
                 THEN 'no expected label'
             WHEN {kind} NOT IN {_quoted(INSTRUCTION_KINDS)}
                 THEN 'unknown instruction kind ' || vlmscope_quote({kind})
-            WHEN {kind} = 'count' AND NOT vlmscope_blank(expected)
-                 AND vlmscope_count(expected) IS NULL
+            WHEN {kind} = 'count' AND NOT vlmscope_blank(expected) AND {count} IS NULL
                 THEN 'the expected answer of a count gives no number'
-            WHEN {kind} = 'probe'
-                 AND nullif(regexp_extract(instruction, {_sql_text(PROBE_PATTERN)}, 1), '')
-                     IS NULL
+            WHEN {kind} = 'probe' AND {probe_text} IS NULL
                 THEN 'a yes/no probe whose instruction names no object'
-            WHEN {kind} = 'probe' AND NOT vlmscope_blank(expected)
-                 AND vlmscope_yes_no(expected) IS NULL
+            WHEN {kind} = 'probe' AND NOT vlmscope_blank(expected) AND {yes_no} IS NULL
                 THEN 'the expected answer of a probe is neither yes nor no'
             END"""
 
@@ -437,17 +439,22 @@ class FailureAttribution(SummarisedRowEvaluator):
         ), instructions AS MATERIALIZED (
             -- Instructions repeat far more than cases: each is read once.
             SELECT instruction, vlmscope_instruction_kind(instruction) AS read_kind,
-                   nullif(regexp_extract(instruction, {_sql_text(PROBE_PATTERN)}, 1), '')
-                       AS probe_text
+                   {_PROBE_TEXT} AS probe_text
             FROM (SELECT DISTINCT instruction FROM cases)
+        ), expecteds AS MATERIALIZED (
+            -- So are expected answers: each is read as a number and as yes/no once.
+            SELECT expected, vlmscope_count(expected) AS number,
+                   vlmscope_yes_no(expected) AS yes_no
+            FROM (SELECT DISTINCT expected FROM cases)
         ), judged_cases AS MATERIALIZED (
-            SELECT *, coalesce(objects, []::VARCHAR[]) AS objs
-            FROM (SELECT c.*, i.probe_text,
+            SELECT * EXCLUDE (e_number, e_yes_no), coalesce(objects, []::VARCHAR[]) AS objs
+            FROM (SELECT c.*, i.probe_text, x.number AS e_number, x.yes_no AS e_yes_no,
                          vlmscope_kind_of(c.instruction_kind, i.read_kind, c.expected,
                                           c.objects) AS kind
                   FROM cases c LEFT JOIN instructions i
-                      ON i.instruction IS NOT DISTINCT FROM c.instruction)
-            WHERE ({self._skip_sql('kind')}) IS NULL
+                      ON i.instruction IS NOT DISTINCT FROM c.instruction
+                  LEFT JOIN expecteds x ON x.expected IS NOT DISTINCT FROM c.expected)
+            WHERE ({self._skip_sql('kind', 'probe_text', 'e_number', 'e_yes_no')}) IS NULL
         ), case_lists AS MATERIALIZED (
             -- The label lists (top-k, readings, objects) repeat across cases: each distinct
             -- list is canonicalised once.
