@@ -10,12 +10,15 @@ that is right, follows the encoder, drops, adds or swaps a digit. Then it times
 ``run_evaluations`` end to end (judge every row, write one ``evaluations`` row each,
 summarise, write ``eval_runs``, commit).
 
-Run: ``.venv/bin/python benchmarks/bench_blame.py [--rows N] [--threads T]``
+Run: ``.venv/bin/python benchmarks/bench_blame.py [--rows N] [--threads T]
+[--against OLD_ATTRIBUTION_PY]`` (with ``--against``, an older ``evaluators/attribution.py`` and
+this code run in turn, twice, on the same rows: the ratio in one run, verdicts compared).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import tempfile
 import time
@@ -101,11 +104,26 @@ def write_rows(con: duckdb.DuckDBPyConnection, rows: int) -> None:
     """)
 
 
+def _load_evaluator(path: str) -> type:
+    """The ``FailureAttribution`` class of an older ``evaluators/attribution.py`` (e.g. from
+    ``git show COMMIT:evaluators/attribution.py``), run beside this one."""
+    spec = importlib.util.spec_from_file_location("_bench_blame_before", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.FailureAttribution
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--threads", type=int, default=2, help="DuckDB threads (cores)")
+    parser.add_argument("--against", metavar="ATTRIBUTION_PY",
+                        help="an older evaluators/attribution.py: run it and this code in turn "
+                             "on the same rows and check their verdicts are equal")
     args = parser.parse_args()
+    contenders = [("this code", FailureAttribution)]
+    if args.against:
+        contenders.insert(0, ("before", _load_evaluator(args.against)))
     with tempfile.TemporaryDirectory() as folder:
         con = duckdb.connect(str(Path(folder) / "bench.duckdb"),
                              config={"threads": args.threads})
@@ -118,21 +136,34 @@ def main() -> None:
             "FROM rows)").fetchall()[0]
         print(f"{args.rows:,} rows, {cases:,} distinct (answer, expected, objects, "
               f"instruction, kind, reading) cases ({args.threads} DuckDB threads)")
+        runs = {}
         for _ in range(2):
-            load = os.getloadavg()[0]
-            started, cpu = time.perf_counter(), time.process_time()
-            run = run_evaluations(con, [FailureAttribution(classes=DIGITS)], source="rows")
-            wall, cpu = time.perf_counter() - started, time.process_time() - cpu
-            summary = run.summaries["failure_attribution"]
-            print(f"FailureAttribution: {wall:.2f} s wall, {args.rows / wall:,.0f} rows/s; "
-                  f"{cpu:.2f} s CPU, {args.rows / (cpu / args.threads):,.0f} rows/s per "
-                  f"{args.threads} busy cores (failing {summary['failing']:,}: encoder "
-                  f"{summary['blame_encoder']:.3f}, language_head "
-                  f"{summary['blame_language_head']:.3f}, both {summary['blame_both']:.3f}, "
-                  f"unattributable {summary['blame_unattributable']:.4f}; host load "
-                  f"{load:.1f} before)")
+            for name, evaluator in contenders:
+                load = os.getloadavg()[0]
+                started, cpu = time.perf_counter(), time.process_time()
+                run = run_evaluations(con, [evaluator(classes=DIGITS)], source="rows")
+                wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+                runs[name] = run
+                summary = run.summaries["failure_attribution"]
+                print(f"FailureAttribution ({name}): {wall:.2f} s wall, "
+                      f"{args.rows / wall:,.0f} rows/s; {cpu:.2f} s CPU, "
+                      f"{args.rows / (cpu / args.threads):,.0f} rows/s per {args.threads} busy "
+                      f"cores (failing {summary['failing']:,}: encoder "
+                      f"{summary['blame_encoder']:.3f}, language_head "
+                      f"{summary['blame_language_head']:.3f}, both "
+                      f"{summary['blame_both']:.3f}, unattributable "
+                      f"{summary['blame_unattributable']:.4f}; host load {load:.1f} before)")
+        if args.against:
+            before, after = runs["before"], runs["this code"]
+            columns = "row_id, trace_id, span_id, score, passed, label, explanation, metadata"
+            ((differing,),) = con.execute(
+                f"SELECT count(*) FROM (SELECT {columns} FROM evaluations WHERE run_id = ? "
+                f"EXCEPT ALL SELECT {columns} FROM evaluations WHERE run_id = ?)",
+                [before.run_id, after.run_id]).fetchall()
+            same = (before.summaries["failure_attribution"]
+                    == after.summaries["failure_attribution"])
+            print(f"verdicts differing: {differing:,}; summaries equal: {same}")
         con.close()
-
 
 if __name__ == "__main__":
     main()
