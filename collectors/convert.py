@@ -37,9 +37,9 @@ from vlmscope import conventions as cv
 from vlmscope.collectors import annotations as an
 from vlmscope.collectors import facts, spec
 from vlmscope.collectors.normalize import (
-    _PER_ROW,
     ARROW_POOL,
     EMBEDDING_SCHEMA,
+    PER_ROW_TABLES,
     TABLES,
     TRAINING_RUN_ID_PREFIX,
     RecordBuilder,
@@ -112,7 +112,7 @@ def _attribute_dict(span: Any) -> dict[str, Any]:
     return _plain(getattr(span, "_attributes", None) or span.attributes)
 
 
-def _pop_vectors(attributes: dict[str, Any]) -> list[tuple[int, Sequence[float]]]:
+def pop_vectors(attributes: dict[str, Any]) -> list[tuple[int, Sequence[float]]]:
     """Remove ``embedding.embeddings.N.embedding.vector`` keys; return (N, vector) pairs."""
     found = []
     for key in [k for k in attributes if k.endswith(cv.EMBEDDING_VECTOR_SUFFIX)]:
@@ -207,7 +207,7 @@ def _spans_to_batch_python(spans: Sequence[Any]) -> SpanBatch:
             k.endswith(cv.EMBEDDING_VECTOR_SUFFIX) for k in attributes
         ):
             attributes = dict(attributes)  # never mutate the span's own attributes
-            vectors = _pop_vectors(attributes)
+            vectors = pop_vectors(attributes)
         parent_hex = _hex_span(parent.span_id) if parent is not None else None
         records.add_span(trace_hex, span_hex, start, duration, status_code,
                          status.description, attributes, vectors, parent_hex)
@@ -315,7 +315,7 @@ def columns_to_batch(span_columns: list[Any], derived: dict[str, list[Any]], *,
                                             _vectors(vectors))
         else:
             tables[name] = _native_table(columns, TABLES[name], busy)
-    if parts and any(name in derived for name in _PER_ROW):
+    if parts and any(name in derived for name in PER_ROW_TABLES):
         tables[facts.BATCH_KEY] = facts.assemble_tables(tables)
     return SpanBatch(spans=_native_table(span_columns, SPAN_SCHEMA, busy), derived=tables)
 
@@ -353,6 +353,12 @@ class SpanAccumulator:
 def native_converter() -> bool:
     """Whether spans are converted by the native (C) converter."""
     return _native is not None
+
+
+def native_span_columns() -> Any | None:
+    """An empty column set of the native converter (``_spans_native.SpanColumns``), or None
+    when spans are converted by the Python reference."""
+    return _native.SpanColumns() if _native is not None else None
 
 
 def native_widths() -> tuple[int, ...] | None:

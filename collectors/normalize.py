@@ -55,7 +55,9 @@ TABLES = {
 """Every derived table and its Arrow schema."""
 
 
-_PER_ROW = ("row_records", "encoder_records", "llm_records")
+PER_ROW_TABLES = ("row_records", "encoder_records", "llm_records")
+"""The derived tables of per-row records, merged into the pipeline rows."""
+
 # isinstance() with a tuple: ``list | tuple`` would build a union object on every call.
 _SEQUENCES = (list, tuple)
 _NUMBERS = (int, float)
@@ -439,12 +441,12 @@ class RecordBuilder:
             rows = self.rows[name]
             if rows:
                 values = list(zip(*rows, strict=True))
-                if name in _PER_ROW:
+                if name in PER_ROW_TABLES:
                     columns[name] = dict(zip(schema.names, values, strict=True))
                 out[name] = arrow_table(values, schema)
         if columns:
             out[facts.BATCH_KEY] = facts.to_arrow(facts.assemble(
-                *(columns.get(name, {}) for name in _PER_ROW)))
+                *(columns.get(name, {}) for name in PER_ROW_TABLES)))
         return out
 
 
@@ -479,10 +481,10 @@ def insert_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table], *
             con.register(view, table)
             plain.append(f"INSERT INTO {name} SELECT * FROM {view}")
         statements = []
-        if merge and any(name in tables for name in _PER_ROW):
+        if merge and any(name in tables for name in PER_ROW_TABLES):
             if parts is None:
                 parts = facts.assemble_batch(
-                    con, {name: views[name] for name in _PER_ROW if name in views})
+                    con, {name: views[name] for name in PER_ROW_TABLES if name in views})
             plan = facts.plan_merge(con, parts, state)
             plain += plan.plain
             statements += plan.statements

@@ -33,6 +33,15 @@ DEFAULT_DB = "vlmscope.duckdb"
 DEFAULT_BASE64_MAX_LENGTH = 32_000
 """Longest base64 image recorded, in characters."""
 
+DEFAULT_SCHEDULE_DELAY_MS = 500
+"""How often, in milliseconds, the batch processor hands queued spans to the exporter."""
+
+DEFAULT_MAX_QUEUE_SIZE = 65_536
+"""Spans queued before the batch processor starts dropping the oldest (each drop is counted)."""
+
+DEFAULT_MAX_EXPORT_BATCH_SIZE = 4_096
+"""Spans per export call (one Arrow insert per table)."""
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 

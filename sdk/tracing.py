@@ -18,21 +18,19 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
 )
 
-from vlmscope.settings import DEFAULT_DB, Settings
+from vlmscope._version import __version__
+from vlmscope.settings import (
+    DEFAULT_DB,
+    DEFAULT_MAX_EXPORT_BATCH_SIZE,
+    DEFAULT_MAX_QUEUE_SIZE,
+    DEFAULT_SCHEDULE_DELAY_MS,
+    Settings,
+)
 
 _log = logging.getLogger("vlmscope")
 
 TRACER_NAME = "vlmscope"
 """Instrumentation scope name of every span vlmscope creates."""
-
-DEFAULT_SCHEDULE_DELAY_MS = 500
-"""How often, in milliseconds, the batch processor hands queued spans to the exporter."""
-
-DEFAULT_MAX_QUEUE_SIZE = 65_536
-"""Spans queued before the batch processor starts dropping the oldest (each drop is counted)."""
-
-DEFAULT_MAX_EXPORT_BATCH_SIZE = 4_096
-"""Spans per export call (one Arrow insert per table)."""
 
 DEFAULT_SERVICE_NAME = "vlmscope-app"
 """``service.name`` when neither the argument nor ``OTEL_SERVICE_NAME`` gives one."""
@@ -251,7 +249,7 @@ def configure(
         _state.exporter = exporter
         _state.destination = destination
         _state.settings = settings
-        _state.tracer = provider.get_tracer(TRACER_NAME, _version())
+        _state.tracer = provider.get_tracer(TRACER_NAME, __version__)
         if set_global is not False:
             reached = _reach_global_provider(resource)
             if reached == "impossible":
@@ -276,12 +274,6 @@ def _otlp_exporter(endpoint: str, headers: dict[str, str] | None) -> SpanExporte
     if not url.endswith("/v1/traces"):
         url += "/v1/traces"
     return OTLPSpanExporter(endpoint=url, headers=headers)
-
-
-def _version() -> str:
-    from vlmscope import __version__
-
-    return __version__
 
 
 def shutdown() -> None:
@@ -321,6 +313,13 @@ def export_stats() -> ExportStatus:
         last_error=stats.last_error if stats else None,
         spooled_spans=getattr(stats, "spooled_spans", 0) if stats else 0,
     )
+
+
+def configured_exporter() -> SpanExporter | None:
+    """The exporter :func:`configure` set up (a
+    :class:`~vlmscope.collectors.exporter.DuckDBSpanExporter` for a store), None when
+    vlmscope is not configured or was shut down."""
+    return _state.exporter if _state.provider is not None else None
 
 
 def get_tracer() -> trace.Tracer:

@@ -10,6 +10,7 @@ import pytest
 
 from vlmscope.collectors import convert, spec
 from vlmscope.collectors.migrations import MIGRATIONS
+from vlmscope.evaluators import spec_check
 
 # SHA-256 (first 16 hex digits) of each shipped migration's statements, whitespace folded.
 # Versions 1-6 are the digests of the SQL the code before the frozen migrations generated.
@@ -22,6 +23,7 @@ SHIPPED = {
 
 def test_every_place_agrees_with_the_spec() -> None:
     assert spec.out_of_step() == []
+    assert spec_check.out_of_step() == []
 
 
 def test_shipped_migrations_are_frozen_text() -> None:
@@ -58,7 +60,7 @@ def test_a_pipeline_rows_column_renamed_in_the_spec_only_is_named_everywhere(
     renamed = tuple(dataclasses.replace(c, name="answer") if c.name == "output" else c
                     for c in spec.PIPELINE_ROWS)
     monkeypatch.setattr(spec, "PIPELINE_ROWS", renamed)
-    problems = spec.out_of_step()
+    problems = spec.out_of_step() + spec_check.out_of_step()
     places = {p.split(":")[0] for p in problems}
     assert "store view pipeline_rows (migrations)" in places
     assert "evaluators.base.PIPELINE_ROW_SCHEMA" in places

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from vlmscope.cli import CommandError
-from vlmscope.cli.progress import ProgressBar
+from vlmscope.progress import ProgressBar
 from vlmscope.settings import DEFAULT_DB
 
 _DB_HELP = "the DuckDB store (default: $VLMSCOPE_DB or vlmscope.duckdb)"
