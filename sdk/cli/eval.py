@@ -322,8 +322,8 @@ def _evaluate_here(args: argparse.Namespace, evaluators: list[Any]) -> tuple[Any
     import duckdb
 
     from vlmscope.collectors.shards import open_root
-    from vlmscope.collectors.store import StoreError
-    from vlmscope.evaluators import ClassificationReport, run_evaluations, write_connection
+    from vlmscope.collectors.store import StoreError, write_connection
+    from vlmscope.evaluators import ClassificationReport, run_evaluations
     from vlmscope.pinning import checkpoint_mix
 
     try:
