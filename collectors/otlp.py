@@ -41,7 +41,6 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from vlmscope import conventions as cv
-from vlmscope.collectors import annotations as an
 from vlmscope.collectors import convert, facts
 from vlmscope.collectors.convert import PURE_PYTHON_ENV, SPAN_SCHEMA, SpanBatch, pop_vectors
 from vlmscope.collectors.normalize import PER_ROW_TABLES, RecordBuilder, arrow_table
@@ -385,7 +384,7 @@ def _assemble_python(items: list[Any]) -> DecodedSpans:
     rejections = _Rejections()
     for key, row in rejections.unique(items):
         attributes = row[_ATTRIBUTES]
-        if attributes.get(cv.VLMSCOPE_SPAN_ROLE) == an.ROLE_EVALUATION:
+        if attributes.get(cv.VLMSCOPE_SPAN_ROLE) == cv.ROLE_EVALUATION:
             # Evaluations live in their own table, never as spans (see annotations).
             records.add_span(row[0], row[1], row[5], row[7], row[8], row[9], attributes, (),
                              row[2])

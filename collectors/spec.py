@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from vlmscope import conventions as cv
-from vlmscope.collectors import annotations as an
 
 VLMSCOPE = "vlmscope"
 """Origin of attributes vlmscope itself writes."""
@@ -268,22 +267,28 @@ EMBEDDINGS = Table("embeddings", "One row per image whose feature vector was cap
 ))
 
 EVALUATIONS = Table("evaluations", "One row per judged row and evaluator.", (
-    Column("run_id", "VARCHAR", "The evaluation run.", (Source(an.EVALUATION_RUN_ID, VLMSCOPE),),
-           not_null=True),
-    Column("row_id", "VARCHAR", "The judged pipeline row.", _ours(an.EVALUATION_ROW_ID)),
-    Column("trace_id", "VARCHAR", "The judged row's trace.", _ours(an.EVALUATION_TRACE_ID)),
+    Column("run_id", "VARCHAR", "The evaluation run.",
+           (Source(cv.VLMSCOPE_EVALUATION_RUN_ID, VLMSCOPE),), not_null=True),
+    Column("row_id", "VARCHAR", "The judged pipeline row.", _ours(cv.VLMSCOPE_EVALUATION_ROW_ID)),
+    Column("trace_id", "VARCHAR", "The judged row's trace.",
+           _ours(cv.VLMSCOPE_EVALUATION_TRACE_ID)),
     Column("span_id", "VARCHAR", "The judged span.", _span("parent_span_id")),
     Column("evaluator", "VARCHAR", "The evaluator's name.",
-           (Source(an.ANNOTATION_NAME, OPENINFERENCE),), not_null=True),
-    Column("score", "DOUBLE", "Score in [0, 1].", (Source(an.ANNOTATION_SCORE, OPENINFERENCE),)),
-    Column("passed", "BOOLEAN", "Whether the row passes.", _ours(an.EVALUATION_PASSED)),
-    Column("label", "VARCHAR", "A short category.", (Source(an.ANNOTATION_LABEL, OPENINFERENCE),)),
+           (Source(cv.ANNOTATION_NAME, OPENINFERENCE),), not_null=True),
+    Column("score", "DOUBLE", "Score in [0, 1].",
+           (Source(cv.ANNOTATION_SCORE, OPENINFERENCE),
+            Source(cv.LEGACY_ANNOTATION_SCORE, VLMSCOPE))),
+    Column("passed", "BOOLEAN", "Whether the row passes.", _ours(cv.VLMSCOPE_EVALUATION_PASSED)),
+    Column("label", "VARCHAR", "A short category.",
+           (Source(cv.ANNOTATION_LABEL, OPENINFERENCE),
+            Source(cv.LEGACY_ANNOTATION_LABEL, VLMSCOPE))),
     Column("explanation", "VARCHAR", "Why, in a sentence.",
-           (Source(an.ANNOTATION_EXPLANATION, OPENINFERENCE),)),
+           (Source(cv.ANNOTATION_EXPLANATION, OPENINFERENCE),
+            Source(cv.LEGACY_ANNOTATION_EXPLANATION, VLMSCOPE))),
     Column("metadata", "VARCHAR", "What was compared, as JSON text.",
-           (Source(an.ANNOTATION_METADATA, OPENINFERENCE),)),
+           (Source(cv.ANNOTATION_METADATA, OPENINFERENCE),)),
     Column("annotator_kind", "VARCHAR", "CODE, LLM or HUMAN.",
-           (Source(an.ANNOTATION_ANNOTATOR_KIND, OPENINFERENCE),), not_null=True),
+           (Source(cv.ANNOTATION_ANNOTATOR_KIND, OPENINFERENCE),), not_null=True),
 ))
 
 DERIVED: tuple[Table, ...] = (ROW_RECORDS, ENCODER_RECORDS, LLM_RECORDS, EMBEDDINGS,

@@ -30,6 +30,12 @@ from pydantic import BaseModel, ConfigDict, Field
 DEFAULT_DB = "vlmscope.duckdb"
 """Where the embedded store lives unless told otherwise."""
 
+DB_ENV = "VLMSCOPE_DB"
+"""The environment variable that names the store instead of :data:`DEFAULT_DB`."""
+
+ENDPOINT_ENV = "VLMSCOPE_ENDPOINT"
+"""The environment variable that sends spans to an OTLP/HTTP endpoint instead of the store."""
+
 DEFAULT_BASE64_MAX_LENGTH = 32_000
 """Longest base64 image recorded, in characters."""
 
@@ -58,6 +64,12 @@ def _env_bool(*names: str) -> bool | None:
             return False
         raise ValueError(f"{name}={raw!r} is not a boolean; use 1/0, true/false, yes/no, on/off")
     return None
+
+
+def default_db() -> str:
+    """The store every command and ``configure()`` use unless told: ``$VLMSCOPE_DB``, else
+    :data:`DEFAULT_DB`."""
+    return os.environ.get(DB_ENV, DEFAULT_DB)
 
 
 class Settings(BaseModel):

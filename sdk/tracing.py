@@ -24,7 +24,9 @@ from vlmscope.settings import (
     DEFAULT_MAX_EXPORT_BATCH_SIZE,
     DEFAULT_MAX_QUEUE_SIZE,
     DEFAULT_SCHEDULE_DELAY_MS,
+    ENDPOINT_ENV,
     Settings,
+    default_db,
 )
 
 _log = logging.getLogger("vlmscope")
@@ -201,7 +203,7 @@ def configure(
         hide_outputs=hide_outputs,
         base64_max_length=base64_max_length,
     )
-    endpoint = endpoint or os.environ.get("VLMSCOPE_ENDPOINT") or None
+    endpoint = endpoint or os.environ.get(ENDPOINT_ENV) or None
     destination_is_store = False
     if exporter is not None:
         destination = type(exporter).__name__
@@ -212,7 +214,7 @@ def configure(
         from vlmscope.collectors.exporter import DuckDBSpanExporter
 
         if os.fspath(db) == DEFAULT_DB:
-            db = os.environ.get("VLMSCOPE_DB", DEFAULT_DB)
+            db = default_db()
         exporter = DuckDBSpanExporter(db)
         destination = os.fspath(db)
         destination_is_store = True

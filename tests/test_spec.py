@@ -80,13 +80,11 @@ def test_a_part_column_changed_in_the_spec_only_names_the_materialised_tables(
 
 
 def test_every_source_attribute_is_named_once_in_the_conventions() -> None:
-    """The spec reads attributes by the constants of the conventions modules, never by a
+    """The spec reads attributes by the constants of the conventions module, never by a
     string of its own."""
     from vlmscope import conventions as cv
-    from vlmscope.collectors import annotations as an
 
-    known = {v for m in (cv, an) for k, v in vars(m).items() if k.isupper()
-             and isinstance(v, str)}
+    known = {v for k, v in vars(cv).items() if k.isupper() and isinstance(v, str)}
     for table in (spec.SPANS, *spec.DERIVED):
         for column in table.columns:
             assert column.meaning, f"{table.name}.{column.name} has no meaning"
@@ -95,3 +93,27 @@ def test_every_source_attribute_is_named_once_in_the_conventions() -> None:
                         cv.EMBEDDING_VECTOR_SUFFIX):
                     continue
                 assert source.attribute in known, (table.name, column.name, source)
+
+
+def test_no_module_but_the_conventions_types_an_attribute_name_or_annotator_kind() -> None:
+    """Every attribute name (and annotator kind, span kind) is typed once, in
+    ``vlmscope.conventions``; every other module imports the constant. The store's
+    environment variable is typed once, in ``vlmscope.settings``."""
+    import ast
+
+    from vlmscope import conventions as cv
+    from vlmscope.settings import DB_ENV
+
+    from .helpers import package_modules
+
+    names = {v for k, v in vars(cv).items() if k.isupper() and isinstance(v, str)
+             and ("." in v or (v.isupper() and len(v) > 2))}
+    typed = []
+    for module, path in package_modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+                continue
+            if (node.value in names and module != "vlmscope.conventions") or (
+                    node.value == DB_ENV and module != "vlmscope.settings"):
+                typed.append(f"{module} line {node.lineno}: {node.value!r}")
+    assert not typed, "\n".join(typed)

@@ -53,14 +53,14 @@ def configured_store() -> Path:
 
 def default_store(db: str | os.PathLike[str] | None = None) -> Path:
     """``db`` when given, else the configured store, else ``$VLMSCOPE_DB`` or the default."""
-    from vlmscope.settings import DEFAULT_DB
+    from vlmscope.settings import default_db
 
     if db is not None:
         return Path(db)
     try:
         return configured_store()
     except ValueError:
-        return Path(os.environ.get("VLMSCOPE_DB", DEFAULT_DB))
+        return Path(default_db())
 
 
 @contextlib.contextmanager
