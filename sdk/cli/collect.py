@@ -91,7 +91,12 @@ def exposure_warning(host: str, has_token: bool) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     """Handle ``vlmscope collect``."""
-    import uvicorn
+    from vlmscope._optional import MissingExtraError, require
+
+    try:
+        uvicorn = require("uvicorn", "vlmscope collect (its HTTP server)")
+    except MissingExtraError as error:
+        raise CommandError(str(error)) from error
 
     from vlmscope.collectors.ingest import SpanIngestor
     from vlmscope.collectors.otlp import OtlpLimits
