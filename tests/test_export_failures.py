@@ -89,7 +89,7 @@ def test_a_failed_batch_does_not_stop_later_batches(tmp_path):
     stats = vlmscope.export_stats()
     vlmscope.shutdown()
     assert (stats.failed_spans, stats.exported_spans) == (2, 4)
-    from .conftest import query
+    from .helpers import query
 
     assert query(path, "SELECT count(*) FROM pipeline_rows") == [(2,)]
 

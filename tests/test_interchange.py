@@ -17,9 +17,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceState
 
-import vlmscope
-from tests.conftest import query
-from tests.test_collect_helpers import collector
+from tests.helpers import collector, query
 from vlmscope import conventions as cv
 from vlmscope.cli import main
 from vlmscope.collectors.convert import spans_to_batch
@@ -116,18 +114,13 @@ def test_export_then_import_is_lossless_for_every_span_field(batch: list[Readabl
 
 
 @pytest.fixture
-def judged_store(traced):
-    """A store with pipeline rows, their evaluations, and a training check."""
-    for i in range(6):
-        with vlmscope.trace_row(f"r{i}", cohort="day", expected="cat"):
-            with vlmscope.llm_span(model="m", instruction="what is it?") as span:
-                span.set_output("cat" if i % 2 else "dog", input_tokens=3, output_tokens=1)
-    vlmscope.shutdown()
-    assert main(["eval", "--db", str(traced), "--evaluators", "ground_truth_match"]) == 0
-    with duckdb.connect(str(traced)) as con:
+def judged_store(small_store):
+    """The small store's pipeline rows with their evaluations, and a person's review."""
+    assert main(["eval", "--db", str(small_store), "--evaluators", "ground_truth_match"]) == 0
+    with duckdb.connect(str(small_store)) as con:
         con.execute("INSERT INTO evaluations VALUES ('human-1', NULL, NULL, NULL, 'review', "
                     "NULL, NULL, 'ok', 'looked fine', '{\"by\": \"ana\"}', 'HUMAN')")
-    return traced
+    return small_store
 
 
 def evaluations(db: Path) -> list[tuple]:

@@ -7,8 +7,7 @@ import re
 import subprocess
 import sys
 
-from .conftest import PYTHON
-from .helpers import imports_of, package_modules, pyproject
+from .helpers import PYTHON, imports_of, package_modules, pyproject
 
 
 def _run(code: str) -> subprocess.CompletedProcess:
