@@ -174,3 +174,16 @@ def test_collect_without_its_server_says_which_extra_and_the_core_still_works(tm
     assert result.returncode == 2, result.stderr
     assert "pip install 'vlmscope[collector]'" in result.stderr
     assert "1" in result.stdout  # the query answered before collect was refused
+
+
+def test_every_test_module_has_tests():
+    """A ``test_*.py`` file without a test is a helper in the wrong place (``helpers.py``)."""
+    from .helpers import ROOT
+
+    empty = []
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        tree = ast.parse(path.read_text())
+        if not any(isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+                   and node.name.startswith("test") for node in ast.walk(tree)):
+            empty.append(path.name)
+    assert not empty, empty
