@@ -98,9 +98,9 @@ class _CountingBatchSpanProcessor(SpanProcessor):
     hooks only: a sampled span that ends is forwarded while fewer than ``max_queue_size``
     spans wait (ended, not yet handed to the exporter, which :class:`_CountingExporter`
     counts); past that it is dropped here and counted in :attr:`dropped_spans`. The batch
-    processor's own queue, as long, so never overflows unseen. (The batch processor drops
-    the oldest waiting span; this drops the newest, as the OpenTelemetry specification
-    allows.)"""
+    processor's own queue has the same bound and never holds more than is counted waiting,
+    so it never drops a span unseen. (It would drop the oldest waiting span; this drops the
+    newest, which the OpenTelemetry specification allows as well.)"""
 
     def __init__(self, exporter: _CountingExporter, *, max_queue_size: int,
                  schedule_delay_millis: float, max_export_batch_size: int) -> None:
