@@ -65,7 +65,8 @@ static PyObject *K_CHECK_NAME, *K_CHECK_SCORE, *K_CHECK_PASSED, *K_CHECK_LABEL,
     *K_CHECK_EXPLANATION, *K_METADATA, *K_CHECK_ANNOTATOR, *TRAINING_RUN_PREFIX;
 static PyObject *K_EVAL_RUN_ID, *K_ANNOTATION_NAME, *K_ANNOTATION_SCORE, *K_EVAL_PASSED,
     *K_EVAL_ROW_ID, *K_EVAL_TRACE_ID, *K_ANNOTATION_LABEL, *K_ANNOTATION_EXPLANATION,
-    *K_ANNOTATION_METADATA, *K_ANNOTATION_ANNOTATOR, *ANNOTATOR_CODE;
+    *K_ANNOTATION_METADATA, *K_ANNOTATION_ANNOTATOR, *ANNOTATOR_CODE,
+    *K_LEGACY_ANNOTATION_SCORE, *K_LEGACY_ANNOTATION_LABEL, *K_LEGACY_ANNOTATION_EXPLANATION;
 
 static struct {
     const char *name;
@@ -111,6 +112,9 @@ static struct {
     {"annotation_explanation", &K_ANNOTATION_EXPLANATION},
     {"annotation_metadata", &K_ANNOTATION_METADATA},
     {"annotation_annotator", &K_ANNOTATION_ANNOTATOR}, {"annotator_code", &ANNOTATOR_CODE},
+    {"legacy_annotation_score", &K_LEGACY_ANNOTATION_SCORE},
+    {"legacy_annotation_label", &K_LEGACY_ANNOTATION_LABEL},
+    {"legacy_annotation_explanation", &K_LEGACY_ANNOTATION_EXPLANATION},
 };
 #define N_NAMES (sizeof(NAMES) / sizeof(NAMES[0]))
 
@@ -922,6 +926,13 @@ static int add_training_check(SpanColumns *self, SpanFacts *f) {
     return checked_row(self, T_EVALUATIONS, v);
 }
 
+/* The value of `key`, else of the name vlmscope wrote before (borrowed; NULL when neither). */
+static PyObject *get_or_legacy(PyObject *a, PyObject *key, PyObject *legacy) {
+    PyObject *value = get(a, key);
+    if (value == NULL && !PyErr_Occurred()) value = get(a, legacy);
+    return value;
+}
+
 static int add_evaluation(SpanColumns *self, SpanFacts *f) {
     PyObject *a = f->attrs;
     PyObject *run_id = get(a, K_EVAL_RUN_ID), *name = get(a, K_ANNOTATION_NAME);
@@ -929,9 +940,12 @@ static int add_evaluation(SpanColumns *self, SpanFacts *f) {
         return PyErr_Occurred() ? -1 : 0;
     PyObject *v[11] = {
         PyObject_Str(run_id), text(get(a, K_EVAL_ROW_ID)), text(get(a, K_EVAL_TRACE_ID)),
-        Py_NewRef(f->parent), PyObject_Str(name), score_value(get(a, K_ANNOTATION_SCORE), 1),
-        passed_value(get(a, K_EVAL_PASSED)), text(get(a, K_ANNOTATION_LABEL)),
-        text(get(a, K_ANNOTATION_EXPLANATION)), text(get(a, K_ANNOTATION_METADATA)),
+        Py_NewRef(f->parent), PyObject_Str(name),
+        score_value(get_or_legacy(a, K_ANNOTATION_SCORE, K_LEGACY_ANNOTATION_SCORE), 1),
+        passed_value(get(a, K_EVAL_PASSED)),
+        text(get_or_legacy(a, K_ANNOTATION_LABEL, K_LEGACY_ANNOTATION_LABEL)),
+        text(get_or_legacy(a, K_ANNOTATION_EXPLANATION, K_LEGACY_ANNOTATION_EXPLANATION)),
+        text(get(a, K_ANNOTATION_METADATA)),
         annotator(get(a, K_ANNOTATION_ANNOTATOR))};
     return checked_row(self, T_EVALUATIONS, v);
 }

@@ -34,12 +34,11 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceState
 
 from vlmscope import conventions as cv
-from vlmscope.collectors import annotations as an
 from vlmscope.collectors import facts, spec
 from vlmscope.collectors.normalize import (
-    _PER_ROW,
     ARROW_POOL,
     EMBEDDING_SCHEMA,
+    PER_ROW_TABLES,
     TABLES,
     TRAINING_RUN_ID_PREFIX,
     RecordBuilder,
@@ -112,7 +111,7 @@ def _attribute_dict(span: Any) -> dict[str, Any]:
     return _plain(getattr(span, "_attributes", None) or span.attributes)
 
 
-def _pop_vectors(attributes: dict[str, Any]) -> list[tuple[int, Sequence[float]]]:
+def pop_vectors(attributes: dict[str, Any]) -> list[tuple[int, Sequence[float]]]:
     """Remove ``embedding.embeddings.N.embedding.vector`` keys; return (N, vector) pairs."""
     found = []
     for key in [k for k in attributes if k.endswith(cv.EMBEDDING_VECTOR_SUFFIX)]:
@@ -207,7 +206,7 @@ def _spans_to_batch_python(spans: Sequence[Any]) -> SpanBatch:
             k.endswith(cv.EMBEDDING_VECTOR_SUFFIX) for k in attributes
         ):
             attributes = dict(attributes)  # never mutate the span's own attributes
-            vectors = _pop_vectors(attributes)
+            vectors = pop_vectors(attributes)
         parent_hex = _hex_span(parent.span_id) if parent is not None else None
         records.add_span(trace_hex, span_hex, start, duration, status_code,
                          status.description, attributes, vectors, parent_hex)
@@ -315,7 +314,7 @@ def columns_to_batch(span_columns: list[Any], derived: dict[str, list[Any]], *,
                                             _vectors(vectors))
         else:
             tables[name] = _native_table(columns, TABLES[name], busy)
-    if parts and any(name in derived for name in _PER_ROW):
+    if parts and any(name in derived for name in PER_ROW_TABLES):
         tables[facts.BATCH_KEY] = facts.assemble_tables(tables)
     return SpanBatch(spans=_native_table(span_columns, SPAN_SCHEMA, busy), derived=tables)
 
@@ -353,6 +352,12 @@ class SpanAccumulator:
 def native_converter() -> bool:
     """Whether spans are converted by the native (C) converter."""
     return _native is not None
+
+
+def native_span_columns() -> Any | None:
+    """An empty column set of the native converter (``_spans_native.SpanColumns``), or None
+    when spans are converted by the Python reference."""
+    return _native.SpanColumns() if _native is not None else None
 
 
 def native_widths() -> tuple[int, ...] | None:
@@ -405,8 +410,8 @@ def sample_spans() -> list[ReadableSpan]:
                 cv.LLM_TOKEN_COUNT_PROMPT: 4}):
             pass
         with tracer.start_as_current_span("judged", attributes={
-                cv.VLMSCOPE_SPAN_ROLE: an.ROLE_EVALUATION, an.EVALUATION_RUN_ID: "run",
-                an.ANNOTATION_NAME: "match", an.ANNOTATION_SCORE: 1.0}):
+                cv.VLMSCOPE_SPAN_ROLE: cv.ROLE_EVALUATION, cv.VLMSCOPE_EVALUATION_RUN_ID: "run",
+                cv.ANNOTATION_NAME: "match", cv.ANNOTATION_SCORE: 1.0}):
             pass
         row.set_status(Status(StatusCode.ERROR, "boom"))
     with tracer.start_as_current_span("linked", links=[
@@ -477,7 +482,7 @@ def _native_names() -> dict[str, Any]:
         "span_kind_embedding": cv.SPAN_KIND_EMBEDDING,
         "vector_suffix": cv.EMBEDDING_VECTOR_SUFFIX,
         "vector_prefix": cv.EMBEDDING_EMBEDDINGS_PREFIX + ".",
-        "role_training_check": cv.ROLE_TRAINING_CHECK, "role_evaluation": an.ROLE_EVALUATION,
+        "role_training_check": cv.ROLE_TRAINING_CHECK, "role_evaluation": cv.ROLE_EVALUATION,
         "role_row": cv.ROLE_ROW, "role_encoder": cv.ROLE_ENCODER, "role_llm": cv.ROLE_LLM,
         "row_id": cv.VLMSCOPE_ROW_ID, "run_name": cv.VLMSCOPE_RUN_NAME,
         "cohort": cv.VLMSCOPE_COHORT, "expected": cv.VLMSCOPE_ROW_EXPECTED,
@@ -515,13 +520,19 @@ def _native_names() -> dict[str, Any]:
         "check_explanation": cv.VLMSCOPE_TRAINING_CHECK_EXPLANATION,
         "metadata": cv.METADATA, "check_annotator": cv.VLMSCOPE_TRAINING_CHECK_ANNOTATOR_KIND,
         "training_run_prefix": TRAINING_RUN_ID_PREFIX,
-        "eval_run_id": an.EVALUATION_RUN_ID, "annotation_name": an.ANNOTATION_NAME,
-        "annotation_score": an.ANNOTATION_SCORE, "eval_passed": an.EVALUATION_PASSED,
-        "eval_row_id": an.EVALUATION_ROW_ID, "eval_trace_id": an.EVALUATION_TRACE_ID,
-        "annotation_label": an.ANNOTATION_LABEL,
-        "annotation_explanation": an.ANNOTATION_EXPLANATION,
-        "annotation_metadata": an.ANNOTATION_METADATA,
-        "annotation_annotator": an.ANNOTATION_ANNOTATOR_KIND, "annotator_code": "CODE",
+        "eval_run_id": cv.VLMSCOPE_EVALUATION_RUN_ID, "annotation_name": cv.ANNOTATION_NAME,
+        "annotation_score": cv.ANNOTATION_SCORE,
+        "legacy_annotation_score": cv.LEGACY_ANNOTATION_SCORE,
+        "eval_passed": cv.VLMSCOPE_EVALUATION_PASSED,
+        "eval_row_id": cv.VLMSCOPE_EVALUATION_ROW_ID,
+        "eval_trace_id": cv.VLMSCOPE_EVALUATION_TRACE_ID,
+        "annotation_label": cv.ANNOTATION_LABEL,
+        "legacy_annotation_label": cv.LEGACY_ANNOTATION_LABEL,
+        "annotation_explanation": cv.ANNOTATION_EXPLANATION,
+        "legacy_annotation_explanation": cv.LEGACY_ANNOTATION_EXPLANATION,
+        "annotation_metadata": cv.ANNOTATION_METADATA,
+        "annotation_annotator": cv.ANNOTATION_ANNOTATOR_KIND,
+        "annotator_code": cv.ANNOTATOR_KIND_CODE,
     }
 
 

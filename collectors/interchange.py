@@ -150,7 +150,7 @@ def _evaluation_span(row: dict[str, Any]) -> dict[str, Any]:
         "traceId": row["trace_id"] or an.evaluation_trace_id(row["run_id"]),
         "spanId": an.evaluation_span_id(row["run_id"], row["evaluator"], row["trace_id"],
                                         row["span_id"], row["row_id"]),
-        "name": an.EVALUATION_SPAN_NAME, "kind": 1,
+        "name": cv.EVALUATION_SPAN_NAME, "kind": 1,
         "startTimeUnixNano": str(row["time_ns"]), "endTimeUnixNano": str(row["time_ns"]),
         "attributes": _key_values(attributes), "status": {},
     }

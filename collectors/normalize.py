@@ -21,7 +21,6 @@ import orjson
 import pyarrow as pa
 
 from vlmscope import conventions as cv
-from vlmscope.collectors import annotations as an
 from vlmscope.collectors import facts, spec
 
 ROW_SCHEMA = spec.arrow_schema(spec.ROW_RECORDS)
@@ -55,7 +54,9 @@ TABLES = {
 """Every derived table and its Arrow schema."""
 
 
-_PER_ROW = ("row_records", "encoder_records", "llm_records")
+PER_ROW_TABLES = ("row_records", "encoder_records", "llm_records")
+"""The derived tables of per-row records, merged into the pipeline rows."""
+
 # isinstance() with a tuple: ``list | tuple`` would build a union object on every call.
 _SEQUENCES = (list, tuple)
 _NUMBERS = (int, float)
@@ -293,7 +294,7 @@ class RecordBuilder:
         if role == cv.ROLE_TRAINING_CHECK:
             self._add_training_check(trace_id, span_id, parent_span_id, attributes)
             return
-        if role == an.ROLE_EVALUATION:
+        if role == cv.ROLE_EVALUATION:
             self._add_evaluation(parent_span_id, attributes)
             return
         if role == cv.ROLE_ROW:
@@ -407,26 +408,27 @@ class RecordBuilder:
             _text(a.get(cv.VLMSCOPE_TRAINING_CHECK_LABEL)),
             _text(a.get(cv.VLMSCOPE_TRAINING_CHECK_EXPLANATION)),
             _text(a.get(cv.METADATA)),
-            _text(a.get(cv.VLMSCOPE_TRAINING_CHECK_ANNOTATOR_KIND)) or "CODE",
+            _text(a.get(cv.VLMSCOPE_TRAINING_CHECK_ANNOTATOR_KIND)) or cv.ANNOTATOR_KIND_CODE,
         )
 
     def _add_evaluation(self, judged_span_id: str | None, a: dict[str, Any]) -> None:
         """An evaluation span (see :mod:`vlmscope.collectors.annotations`) is one
         evaluation of its parent span."""
-        run_id, name = a.get(an.EVALUATION_RUN_ID), a.get(an.ANNOTATION_NAME)
+        run_id, name = a.get(cv.VLMSCOPE_EVALUATION_RUN_ID), a.get(cv.ANNOTATION_NAME)
         if run_id is None or name is None:
             return
-        score = a.get(an.ANNOTATION_SCORE)
-        passed = a.get(an.EVALUATION_PASSED)
+        score = a.get(cv.ANNOTATION_SCORE, a.get(cv.LEGACY_ANNOTATION_SCORE))
+        passed = a.get(cv.VLMSCOPE_EVALUATION_PASSED)
         self._append(
-            "evaluations", str(run_id), _text(a.get(an.EVALUATION_ROW_ID)),
-            _text(a.get(an.EVALUATION_TRACE_ID)), judged_span_id, str(name),
+            "evaluations", str(run_id), _text(a.get(cv.VLMSCOPE_EVALUATION_ROW_ID)),
+            _text(a.get(cv.VLMSCOPE_EVALUATION_TRACE_ID)), judged_span_id, str(name),
             float(score) if isinstance(score, _NUMBERS) and not isinstance(score, bool)
             else None,
             passed if isinstance(passed, bool) else None,
-            _text(a.get(an.ANNOTATION_LABEL)), _text(a.get(an.ANNOTATION_EXPLANATION)),
-            _text(a.get(an.ANNOTATION_METADATA)),
-            _text(a.get(an.ANNOTATION_ANNOTATOR_KIND)) or "CODE",
+            _text(a.get(cv.ANNOTATION_LABEL, a.get(cv.LEGACY_ANNOTATION_LABEL))),
+            _text(a.get(cv.ANNOTATION_EXPLANATION, a.get(cv.LEGACY_ANNOTATION_EXPLANATION))),
+            _text(a.get(cv.ANNOTATION_METADATA)),
+            _text(a.get(cv.ANNOTATION_ANNOTATOR_KIND)) or cv.ANNOTATOR_KIND_CODE,
         )
 
     def tables(self) -> dict[str, pa.Table]:
@@ -439,12 +441,12 @@ class RecordBuilder:
             rows = self.rows[name]
             if rows:
                 values = list(zip(*rows, strict=True))
-                if name in _PER_ROW:
+                if name in PER_ROW_TABLES:
                     columns[name] = dict(zip(schema.names, values, strict=True))
                 out[name] = arrow_table(values, schema)
         if columns:
             out[facts.BATCH_KEY] = facts.to_arrow(facts.assemble(
-                *(columns.get(name, {}) for name in _PER_ROW)))
+                *(columns.get(name, {}) for name in PER_ROW_TABLES)))
         return out
 
 
@@ -479,10 +481,10 @@ def insert_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table], *
             con.register(view, table)
             plain.append(f"INSERT INTO {name} SELECT * FROM {view}")
         statements = []
-        if merge and any(name in tables for name in _PER_ROW):
+        if merge and any(name in tables for name in PER_ROW_TABLES):
             if parts is None:
                 parts = facts.assemble_batch(
-                    con, {name: views[name] for name in _PER_ROW if name in views})
+                    con, {name: views[name] for name in PER_ROW_TABLES if name in views})
             plan = facts.plan_merge(con, parts, state)
             plain += plan.plain
             statements += plan.statements

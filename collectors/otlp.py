@@ -41,10 +41,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from vlmscope import conventions as cv
-from vlmscope.collectors import annotations as an
 from vlmscope.collectors import convert, facts
-from vlmscope.collectors.convert import PURE_PYTHON_ENV, SPAN_SCHEMA, SpanBatch, _pop_vectors
-from vlmscope.collectors.normalize import _PER_ROW, RecordBuilder, arrow_table
+from vlmscope.collectors.convert import PURE_PYTHON_ENV, SPAN_SCHEMA, SpanBatch, pop_vectors
+from vlmscope.collectors.normalize import PER_ROW_TABLES, RecordBuilder, arrow_table
 
 _log = logging.getLogger("vlmscope.otlp")
 
@@ -327,10 +326,9 @@ def _assemble(items: list[Any]) -> DecodedSpans:
     (:func:`~vlmscope.collectors.facts.assemble_indexed`); else :func:`_assemble_python`,
     the reference it is tested against, does (figures: ``benchmarks/bench_collector.py
     --only decode``)."""
-    spans_native = convert._native
-    if spans_native is None:
+    columns = convert.native_span_columns()
+    if columns is None:
         return _assemble_python(items)
-    columns = spans_native.SpanColumns()
     add = columns.add_item
     keys: list[tuple[str, str]] = []
     evaluations = 0
@@ -341,7 +339,7 @@ def _assemble(items: list[Any]) -> DecodedSpans:
         else:
             keys.append(key)
     batch = convert.columns_to_batch(*columns.take(), parts=False)
-    if any(name in batch.derived for name in _PER_ROW):
+    if any(name in batch.derived for name in PER_ROW_TABLES):
         batch.derived[facts.BATCH_KEY] = facts.assemble_indexed(batch.derived)
     return DecodedSpans(batch, keys, rejections.count, rejections.message, evaluations)
 
@@ -386,7 +384,7 @@ def _assemble_python(items: list[Any]) -> DecodedSpans:
     rejections = _Rejections()
     for key, row in rejections.unique(items):
         attributes = row[_ATTRIBUTES]
-        if attributes.get(cv.VLMSCOPE_SPAN_ROLE) == an.ROLE_EVALUATION:
+        if attributes.get(cv.VLMSCOPE_SPAN_ROLE) == cv.ROLE_EVALUATION:
             # Evaluations live in their own table, never as spans (see annotations).
             records.add_span(row[0], row[1], row[5], row[7], row[8], row[9], attributes, (),
                              row[2])
@@ -394,7 +392,7 @@ def _assemble_python(items: list[Any]) -> DecodedSpans:
             continue
         vectors: list[tuple[int, Sequence[float]]] = []
         if attributes.get(cv.OPENINFERENCE_SPAN_KIND) == cv.SPAN_KIND_EMBEDDING:
-            vectors = _pop_vectors(attributes)
+            vectors = pop_vectors(attributes)
         records.add_span(row[0], row[1], row[5], row[7], row[8], row[9], attributes, vectors,
                          row[2])
         row[_ATTRIBUTES] = _dumps(attributes)

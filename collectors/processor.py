@@ -29,7 +29,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from vlmscope.collectors.convert import SpanAccumulator
 from vlmscope.collectors.exporter import DuckDBSpanExporter
-from vlmscope.tracing import (
+from vlmscope.settings import (
     DEFAULT_MAX_EXPORT_BATCH_SIZE,
     DEFAULT_MAX_QUEUE_SIZE,
     DEFAULT_SCHEDULE_DELAY_MS,
@@ -48,7 +48,7 @@ class DuckDBSpanProcessor(SpanProcessor):
     """Converts spans as they end and writes them, in batches, through ``exporter``.
 
     ``schedule_delay_millis``, ``max_export_batch_size`` and ``max_queue_size`` mean what they
-    mean for the SDK's ``BatchSpanProcessor`` (with :mod:`vlmscope.tracing`'s defaults); the
+    mean for the SDK's ``BatchSpanProcessor`` (with :mod:`vlmscope.settings`' defaults); the
     counts of dropped and lost spans are in :attr:`dropped_spans` and the exporter's ``stats``.
     """
 

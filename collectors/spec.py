@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from vlmscope import conventions as cv
-from vlmscope.collectors import annotations as an
 
 VLMSCOPE = "vlmscope"
 """Origin of attributes vlmscope itself writes."""
@@ -268,22 +267,28 @@ EMBEDDINGS = Table("embeddings", "One row per image whose feature vector was cap
 ))
 
 EVALUATIONS = Table("evaluations", "One row per judged row and evaluator.", (
-    Column("run_id", "VARCHAR", "The evaluation run.", (Source(an.EVALUATION_RUN_ID, VLMSCOPE),),
-           not_null=True),
-    Column("row_id", "VARCHAR", "The judged pipeline row.", _ours(an.EVALUATION_ROW_ID)),
-    Column("trace_id", "VARCHAR", "The judged row's trace.", _ours(an.EVALUATION_TRACE_ID)),
+    Column("run_id", "VARCHAR", "The evaluation run.",
+           (Source(cv.VLMSCOPE_EVALUATION_RUN_ID, VLMSCOPE),), not_null=True),
+    Column("row_id", "VARCHAR", "The judged pipeline row.", _ours(cv.VLMSCOPE_EVALUATION_ROW_ID)),
+    Column("trace_id", "VARCHAR", "The judged row's trace.",
+           _ours(cv.VLMSCOPE_EVALUATION_TRACE_ID)),
     Column("span_id", "VARCHAR", "The judged span.", _span("parent_span_id")),
     Column("evaluator", "VARCHAR", "The evaluator's name.",
-           (Source(an.ANNOTATION_NAME, OPENINFERENCE),), not_null=True),
-    Column("score", "DOUBLE", "Score in [0, 1].", (Source(an.ANNOTATION_SCORE, OPENINFERENCE),)),
-    Column("passed", "BOOLEAN", "Whether the row passes.", _ours(an.EVALUATION_PASSED)),
-    Column("label", "VARCHAR", "A short category.", (Source(an.ANNOTATION_LABEL, OPENINFERENCE),)),
+           (Source(cv.ANNOTATION_NAME, OPENINFERENCE),), not_null=True),
+    Column("score", "DOUBLE", "Score in [0, 1].",
+           (Source(cv.ANNOTATION_SCORE, OPENINFERENCE),
+            Source(cv.LEGACY_ANNOTATION_SCORE, VLMSCOPE))),
+    Column("passed", "BOOLEAN", "Whether the row passes.", _ours(cv.VLMSCOPE_EVALUATION_PASSED)),
+    Column("label", "VARCHAR", "A short category.",
+           (Source(cv.ANNOTATION_LABEL, OPENINFERENCE),
+            Source(cv.LEGACY_ANNOTATION_LABEL, VLMSCOPE))),
     Column("explanation", "VARCHAR", "Why, in a sentence.",
-           (Source(an.ANNOTATION_EXPLANATION, OPENINFERENCE),)),
+           (Source(cv.ANNOTATION_EXPLANATION, OPENINFERENCE),
+            Source(cv.LEGACY_ANNOTATION_EXPLANATION, VLMSCOPE))),
     Column("metadata", "VARCHAR", "What was compared, as JSON text.",
-           (Source(an.ANNOTATION_METADATA, OPENINFERENCE),)),
+           (Source(cv.ANNOTATION_METADATA, OPENINFERENCE),)),
     Column("annotator_kind", "VARCHAR", "CODE, LLM or HUMAN.",
-           (Source(an.ANNOTATION_ANNOTATOR_KIND, OPENINFERENCE),), not_null=True),
+           (Source(cv.ANNOTATION_ANNOTATOR_KIND, OPENINFERENCE),), not_null=True),
 ))
 
 DERIVED: tuple[Table, ...] = (ROW_RECORDS, ENCODER_RECORDS, LLM_RECORDS, EMBEDDINGS,
@@ -463,16 +468,16 @@ def _duckdb_type(name: str) -> str:
 
 
 def out_of_step(con: object | None = None) -> list[str]:
-    """Every place whose shape of a table differs from the spec, one line each naming the
-    place and the difference: the store's tables and view (a store freshly migrated with the
-    frozen migrations, or ``con``'s), the converters' Arrow schemas, the native converter's
-    column counts, the materialised tables' columns and the evaluators' row schema and
-    required columns. Empty when all agree."""
+    """Every place of the store whose shape of a table differs from the spec, one line each
+    naming the place and the difference: the store's tables and view (a store freshly
+    migrated with the frozen migrations, or ``con``'s), the converters' Arrow schemas, the
+    native converter's column counts and the materialised tables' columns. Empty when all
+    agree. (The evaluators, a layer above, check themselves against the spec:
+    :func:`vlmscope.evaluators.spec_check.out_of_step`.)"""
     import duckdb
 
     from vlmscope.collectors import convert, facts, normalize
     from vlmscope.collectors.schema import migrate
-    from vlmscope.evaluators import base
 
     problems: list[str] = []
 
@@ -486,7 +491,7 @@ def out_of_step(con: object | None = None) -> list[str]:
                             f"{place}: columns in another order than the spec's")
 
     def arrow(schema: pa.Schema) -> list[tuple[str, str]]:
-        return [(f.name, _type_name(f.type)) for f in schema]
+        return [(f.name, type_name(f.type)) for f in schema]
 
     own = con is None
     if own:
@@ -522,41 +527,13 @@ def out_of_step(con: object | None = None) -> list[str]:
             problems.append(f"native converter _spans_native.c (WIDTH): {widths} columns per "
                             f"table, the spec has {wanted}")
     compare("facts.SCHEMA (pipeline_row_facts / pipeline_row_parts)", arrow(facts.SCHEMA),
-            [(name, _type_name(ARROW_TYPES[kind])) for name, kind in FACT_COLUMNS])
-    compare("evaluators.base.PIPELINE_ROW_SCHEMA", arrow(base.PIPELINE_ROW_SCHEMA),
-            arrow(pipeline_rows_schema()))
-    names = {c.name for c in PIPELINE_ROWS}
-    for evaluator in _evaluator_classes(base):
-        required = getattr(evaluator, "required_columns", ())
-        if isinstance(required, tuple):
-            unknown = [c for c in required if c not in names]
-            if unknown:
-                problems.append(f"evaluator {evaluator.__name__}.required_columns: "
-                                f"{unknown} are not pipeline_rows columns")
+            [(name, type_name(ARROW_TYPES[kind])) for name, kind in FACT_COLUMNS])
     return problems
 
 
-def _type_name(data_type: pa.DataType) -> str:
+def type_name(data_type: pa.DataType) -> str:
     """An Arrow type's name, lists named by their item type alone (DuckDB and pyarrow name
     the item field differently)."""
     if pa.types.is_list(data_type):
-        return f"list<{_type_name(data_type.value_type)}>"
+        return f"list<{type_name(data_type.value_type)}>"
     return str(data_type)
-
-
-def _evaluator_classes(base: object) -> list[type]:
-    """Every evaluator class the package defines."""
-    import importlib
-    import pkgutil
-
-    import vlmscope.evaluators as package
-
-    for module in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"{package.__name__}.{module.name}")
-    found: list[type] = []
-    pending: list[type] = [base.RowEvaluator]  # type: ignore[attr-defined]
-    while pending:
-        cls = pending.pop()
-        found.append(cls)
-        pending.extend(cls.__subclasses__())
-    return found

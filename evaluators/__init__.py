@@ -5,7 +5,8 @@ Each evaluator turns a relation with the ``pipeline_rows`` columns into evaluati
 (``GroundTruthMatch().evaluate(output="cat", expected="cat")``) runs the same SQL on one row.
 """
 
-from vlmscope.collectors.store import write_connection
+from typing import Any
+
 from vlmscope.evaluators.adherence import ImageInstructionAdherence
 from vlmscope.evaluators.attribution import BLAMES, FailureAttribution
 from vlmscope.evaluators.base import ANNOTATOR_KINDS, EvalResult, Evaluator, RowEvaluator
@@ -43,5 +44,18 @@ __all__ = [
     "VocabularyError",
     "resolve_evaluators",
     "run_evaluations",
-    "write_connection",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``write_connection`` was re-exported here; it is the store's, in
+    :mod:`vlmscope.collectors.store`, and still answers here with a warning."""
+    if name == "write_connection":
+        import warnings
+
+        from vlmscope.collectors.store import write_connection
+
+        warnings.warn("vlmscope.evaluators.write_connection moved: import it from "
+                      "vlmscope.collectors.store", DeprecationWarning, stacklevel=2)
+        return write_connection
+    raise AttributeError(f"module 'vlmscope.evaluators' has no attribute {name!r}")

@@ -44,6 +44,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 
+from vlmscope import conventions as cv
 from vlmscope.evaluators.base import EvalResult
 from vlmscope.evaluators.hallucination import DEFAULT_ENCODER_THRESHOLD, CaptionHallucination
 from vlmscope.evaluators.summarised import SummarisedRowEvaluator
@@ -159,8 +160,8 @@ class ImageInstructionAdherence(SummarisedRowEvaluator):
         if self.judge is None or result.score is None:
             return result
         score, reason = self._ask_judge(image_sha256, instruction or "", output)
-        metadata = {**result.metadata,
-                    "judge": {"score": score, "reason": reason, "annotator_kind": "LLM"}}
+        metadata = {**result.metadata, "judge": {
+            "score": score, "reason": reason, "annotator_kind": cv.ANNOTATOR_KIND_LLM}}
         return EvalResult(result.score, result.passed, result.label, result.reason, metadata)
 
     def _ask_judge(self, image_sha256: str | None, instruction: str,
@@ -308,7 +309,7 @@ class ImageInstructionAdherence(SummarisedRowEvaluator):
                              "label": "adherent" if score >= 0.5 else "not_adherent",
                              "explanation": reason,
                              "metadata": orjson.dumps({"judge": True}).decode(),
-                             "annotator_kind": "LLM"})
+                             "annotator_kind": cv.ANNOTATOR_KIND_LLM})
         table = f"_vlmscope_judge_{self._tag}"
         con.register(table, pa.Table.from_pylist(verdicts, schema=pa.schema([
             ("run_id", pa.string()), ("row_id", pa.string()), ("trace_id", pa.string()),

@@ -22,9 +22,10 @@ import duckdb
 import orjson
 import pyarrow as pa
 
+from vlmscope import conventions as cv
 from vlmscope.collectors import spec
 
-ANNOTATOR_KINDS = ("CODE", "LLM", "HUMAN")
+ANNOTATOR_KINDS = cv.ANNOTATOR_KINDS
 """Who judged a row, as OpenInference names it: deterministic code, an LLM judge or a person."""
 
 PIPELINE_ROW_SCHEMA = spec.pipeline_rows_schema()
@@ -86,7 +87,7 @@ class Evaluator(ABC):
 
     name: ClassVar[str]
     description: ClassVar[str]
-    annotator_kind: ClassVar[str] = "CODE"
+    annotator_kind: ClassVar[str] = cv.ANNOTATOR_KIND_CODE
     required_columns: ClassVar[tuple[str, ...]]
     optional_columns: ClassVar[tuple[str, ...]] = ()
     """Columns read when the relation has them (a run over an older store lacks them)."""

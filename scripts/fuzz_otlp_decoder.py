@@ -69,7 +69,7 @@ def fuzz(library: Path, seconds: float, seed: int) -> int:
         ExportTraceServiceRequest,
     )
 
-    from tests.test_collect_helpers import request
+    from tests.helpers import request
     from vlmscope.collectors import otlp
 
     rng = random.Random(seed)

@@ -51,6 +51,7 @@ def attributes_reference() -> str:
            module_doc.split("\n\n")[0], ""]
     body = tree.body
     current = None
+    values: dict[str, object] = {}
     for index, node in enumerate(body):
         if not (isinstance(node, ast.Assign) and len(node.targets) == 1
                 and isinstance(node.targets[0], ast.Name)):
@@ -66,8 +67,11 @@ def attributes_reference() -> str:
         elif current is None:
             current = -1
             out += ["| constant | value | meaning |", "|---|---|---|"]
-        value = ast.literal_eval(node.value) if isinstance(
+        # a tuple may name constants defined above it (``(ANNOTATOR_KIND_CODE, ...)``)
+        value = eval(compile(ast.Expression(node.value), str(CONVENTIONS), "eval"),  # noqa: S307
+                     {}, dict(values)) if isinstance(
             node.value, ast.Constant | ast.Tuple) else ast.unparse(node.value)
+        values[name] = value
         shown = ", ".join(f"`{v}`" for v in value) if isinstance(value, tuple) else f"`{value}`"
         following = body[index + 1] if index + 1 < len(body) else None
         doc = (following.value.value if isinstance(following, ast.Expr)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from vlmscope._optional import MissingExtraError
+from vlmscope._version import __version__
 from vlmscope.encoder import EncoderSpan, ZeroShot, encoder_span
 from vlmscope.generator import GeneratorInstrumentation, instrument_generator
 from vlmscope.images import image_sha256
@@ -23,8 +24,6 @@ if TYPE_CHECKING:
     from vlmscope.collectors.frames import read_frame
     from vlmscope.dataset import Dataset
     from vlmscope.torch_encoder import EncoderInstrumentation
-
-__version__ = "0.1.0"
 
 
 def instrument_encoder(

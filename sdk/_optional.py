@@ -1,4 +1,4 @@
-"""Optional heavy dependencies (torch, torchvision, transformers), checked once each."""
+"""Optional dependencies (torch, transformers, Pillow, uvicorn, ...), checked once each."""
 
 from __future__ import annotations
 
@@ -7,12 +7,20 @@ import importlib
 from types import ModuleType
 
 _EXTRA_OF = {"torch": "torch", "torchvision": "torch", "transformers": "hf",
-             "tokenizers": "hf", "sklearn": "demo", "matplotlib": "report",
-             "ray": "ray"}
+             "tokenizers": "hf", "PIL": "images", "sklearn": "demo", "scipy": "cohorts",
+             "matplotlib": "report", "ray": "ray", "fsspec": "ray", "timm": "encoders",
+             "open_clip": "encoders", "uvicorn": "collector"}
+"""The smallest pip extra that installs each optional module (``tests/test_packaging.py``
+holds it to ``pyproject.toml``): a missing Pillow asks for ``images``, not ``all``."""
 
 
 class MissingExtraError(ImportError):
     """A feature needs an optional dependency that is not installed; names the extra."""
+
+
+def extra_of(module: str) -> str:
+    """The smallest extra that installs ``module`` (``all`` for a module none names)."""
+    return _EXTRA_OF.get(module.split(".")[0], "all")
 
 
 @functools.cache
@@ -21,7 +29,7 @@ def require(module: str, feature: str = "this feature") -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as error:
-        extra = _EXTRA_OF.get(module.split(".")[0], "all")
+        extra = extra_of(module)
         raise MissingExtraError(
             f"{feature} needs {module}, which is not installed: "
             f"pip install 'vlmscope[{extra}]'"

@@ -438,3 +438,65 @@ VLMSCOPE_TRAINING_CHECK_EXPLANATION = "vlmscope.training.check.explanation"
 
 VLMSCOPE_TRAINING_CHECK_ANNOTATOR_KIND = "vlmscope.training.check.annotator_kind"
 """Who judged, in OpenInference's terms: always ``CODE`` for the training checks."""
+
+# --------------------------------------------------------------------------------------------
+# Evaluations: OpenInference annotations on EVALUATOR spans
+# --------------------------------------------------------------------------------------------
+
+ANNOTATION_NAME = "annotation.name"
+"""OpenInference annotation: the evaluator's name."""
+
+ANNOTATION_SCORE = "annotation.score"
+"""OpenInference annotation: the score (float)."""
+
+ANNOTATION_LABEL = "annotation.label"
+"""OpenInference annotation: the label (string)."""
+
+ANNOTATION_EXPLANATION = "annotation.explanation"
+"""OpenInference annotation: why the evaluator decided so (string)."""
+
+ANNOTATION_ANNOTATOR_KIND = "annotation.annotator_kind"
+"""OpenInference annotation: who judged, one of :data:`ANNOTATOR_KINDS`."""
+
+ANNOTATION_METADATA = "annotation.metadata"
+"""OpenInference annotation: metadata as a JSON object string."""
+
+LEGACY_ANNOTATION_SCORE = "annotation.result.score"
+"""Read only: the score as vlmscope wrote it before it took OpenInference's
+:data:`ANNOTATION_SCORE` (OTLP files exported then still import)."""
+
+LEGACY_ANNOTATION_LABEL = "annotation.result.label"
+"""Read only: the label as vlmscope wrote it before :data:`ANNOTATION_LABEL`."""
+
+LEGACY_ANNOTATION_EXPLANATION = "annotation.result.explanation"
+"""Read only: the explanation as vlmscope wrote it before :data:`ANNOTATION_EXPLANATION`."""
+
+ANNOTATOR_KIND_CODE = "CODE"
+"""Annotator kind of a rule written in code (every built-in evaluator, every training check)."""
+
+ANNOTATOR_KIND_LLM = "LLM"
+"""Annotator kind of a judgement made by a language model."""
+
+ANNOTATOR_KIND_HUMAN = "HUMAN"
+"""Annotator kind of a person's judgement."""
+
+ANNOTATOR_KINDS = (ANNOTATOR_KIND_CODE, ANNOTATOR_KIND_LLM, ANNOTATOR_KIND_HUMAN)
+"""The values of :data:`ANNOTATION_ANNOTATOR_KIND`, as OpenInference names them."""
+
+ROLE_EVALUATION = "evaluation"
+"""Span role of a span that carries one evaluation result."""
+
+EVALUATION_SPAN_NAME = "vlmscope.evaluation"
+"""Name of an evaluation span."""
+
+VLMSCOPE_EVALUATION_RUN_ID = "vlmscope.evaluation.run_id"
+"""The evaluation run the result belongs to."""
+
+VLMSCOPE_EVALUATION_PASSED = "vlmscope.evaluation.passed"
+"""Whether the judged row passed (bool)."""
+
+VLMSCOPE_EVALUATION_TRACE_ID = "vlmscope.evaluation.trace_id"
+"""The judged trace (hex); the judged span is the evaluation span's parent."""
+
+VLMSCOPE_EVALUATION_ROW_ID = "vlmscope.evaluation.row_id"
+"""The judged pipeline row's id."""

@@ -30,8 +30,23 @@ from pydantic import BaseModel, ConfigDict, Field
 DEFAULT_DB = "vlmscope.duckdb"
 """Where the embedded store lives unless told otherwise."""
 
+DB_ENV = "VLMSCOPE_DB"
+"""The environment variable that names the store instead of :data:`DEFAULT_DB`."""
+
+ENDPOINT_ENV = "VLMSCOPE_ENDPOINT"
+"""The environment variable that sends spans to an OTLP/HTTP endpoint instead of the store."""
+
 DEFAULT_BASE64_MAX_LENGTH = 32_000
 """Longest base64 image recorded, in characters."""
+
+DEFAULT_SCHEDULE_DELAY_MS = 500
+"""How often, in milliseconds, the batch processor hands queued spans to the exporter."""
+
+DEFAULT_MAX_QUEUE_SIZE = 65_536
+"""Spans queued before the batch processor starts dropping the oldest (each drop is counted)."""
+
+DEFAULT_MAX_EXPORT_BATCH_SIZE = 4_096
+"""Spans per export call (one Arrow insert per table)."""
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -49,6 +64,12 @@ def _env_bool(*names: str) -> bool | None:
             return False
         raise ValueError(f"{name}={raw!r} is not a boolean; use 1/0, true/false, yes/no, on/off")
     return None
+
+
+def default_db() -> str:
+    """The store every command and ``configure()`` use unless told: ``$VLMSCOPE_DB``, else
+    :data:`DEFAULT_DB`."""
+    return os.environ.get(DB_ENV, DEFAULT_DB)
 
 
 class Settings(BaseModel):

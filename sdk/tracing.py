@@ -6,51 +6,133 @@ import atexit
 import logging
 import os
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     SimpleSpanProcessor,
     SpanExporter,
+    SpanExportResult,
 )
 
-from vlmscope.settings import DEFAULT_DB, Settings
+from vlmscope._version import __version__
+from vlmscope.settings import (
+    DEFAULT_DB,
+    DEFAULT_MAX_EXPORT_BATCH_SIZE,
+    DEFAULT_MAX_QUEUE_SIZE,
+    DEFAULT_SCHEDULE_DELAY_MS,
+    ENDPOINT_ENV,
+    Settings,
+    default_db,
+)
 
 _log = logging.getLogger("vlmscope")
 
 TRACER_NAME = "vlmscope"
 """Instrumentation scope name of every span vlmscope creates."""
 
-DEFAULT_SCHEDULE_DELAY_MS = 500
-"""How often, in milliseconds, the batch processor hands queued spans to the exporter."""
-
-DEFAULT_MAX_QUEUE_SIZE = 65_536
-"""Spans queued before the batch processor starts dropping the oldest (each drop is counted)."""
-
-DEFAULT_MAX_EXPORT_BATCH_SIZE = 4_096
-"""Spans per export call (one Arrow insert per table)."""
-
 DEFAULT_SERVICE_NAME = "vlmscope-app"
 """``service.name`` when neither the argument nor ``OTEL_SERVICE_NAME`` gives one."""
 
 
-class _CountingBatchSpanProcessor(BatchSpanProcessor):
-    """A BatchSpanProcessor that counts the spans it drops because its queue was full."""
+@dataclass
+class _ExporterCounts:
+    """What a wrapped exporter did so far (the fields :func:`export_stats` reads)."""
 
-    def __init__(self, exporter: SpanExporter, **kwargs: Any) -> None:
-        super().__init__(exporter, **kwargs)
-        self.max_queue_size = kwargs["max_queue_size"]
+    exported_spans: int = 0
+    failed_spans: int = 0
+    failed_batches: int = 0
+    last_error: str | None = None
+
+
+class _CountingExporter(SpanExporter):
+    """Counts what the exporter it wraps did with each batch (``stats``, as the store's
+    exporter keeps them), so that :func:`export_stats` reports an OTLP endpoint's losses too.
+    Never raises: an exporter that raises has failed its batch."""
+
+    def __init__(self, exporter: SpanExporter) -> None:
+        self.exporter = exporter
+        self.handed_spans = 0
+        """Spans handed to ``export`` so far (counted before the exporter runs)."""
+        self._counts = _ExporterCounts()
+
+    @property
+    def stats(self) -> Any:
+        """The wrapped exporter's own ``stats`` when it keeps them (the store's exporter
+        knows what it committed later), else what this wrapper counted."""
+        return getattr(self.exporter, "stats", self._counts)
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.handed_spans += len(spans)
+        try:
+            result = self.exporter.export(spans)
+        except Exception as error:  # an exporter must not raise; count it as a failure
+            _log.warning("vlmscope: %s raised while exporting %d spans: %s",
+                         type(self.exporter).__name__, len(spans), error)
+            result, reason = SpanExportResult.FAILURE, f"{type(error).__name__}: {error}"
+        else:
+            reason = f"{type(self.exporter).__name__} answered {result.name}"
+        if result is SpanExportResult.SUCCESS:
+            self._counts.exported_spans += len(spans)
+        else:
+            self._counts.failed_spans += len(spans)
+            self._counts.failed_batches += 1
+            self._counts.last_error = reason
+        return result
+
+    def shutdown(self) -> None:
+        self.exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self.exporter.force_flush(timeout_millis)
+
+
+class _CountingBatchSpanProcessor(SpanProcessor):
+    """The SDK's ``BatchSpanProcessor``, with the spans it would drop counted through public
+    hooks only: a sampled span that ends is forwarded while fewer than ``max_queue_size``
+    spans wait (ended, not yet handed to the exporter, which :class:`_CountingExporter`
+    counts); past that it is dropped here and counted in :attr:`dropped_spans`. The batch
+    processor's own queue has the same bound and never holds more than is counted waiting,
+    so it never drops a span unseen. (It would drop the oldest waiting span; this drops the
+    newest, which the OpenTelemetry specification allows as well.)"""
+
+    def __init__(self, exporter: _CountingExporter, *, max_queue_size: int,
+                 schedule_delay_millis: float, max_export_batch_size: int) -> None:
+        self.counting_exporter = exporter
+        self._batch = BatchSpanProcessor(
+            exporter, max_queue_size=max_queue_size, schedule_delay_millis=schedule_delay_millis,
+            max_export_batch_size=max_export_batch_size)
+        self.max_queue_size = max_queue_size
+        self.ended_spans = 0
+        """Sampled spans that ended and were forwarded to the batch processor."""
         self.dropped_spans = 0
+        """Sampled spans dropped because ``max_queue_size`` spans were waiting."""
+        self._lock = threading.Lock()
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        self._batch.on_start(span, parent_context)
 
     def on_end(self, span: ReadableSpan) -> None:
-        queue = getattr(self._batch_processor, "_queue", None)
-        if queue is not None and len(queue) >= self.max_queue_size:
-            self.dropped_spans += 1
-        super().on_end(span)
+        if not (span.context and span.context.trace_flags.sampled):
+            return
+        with self._lock:
+            if self.ended_spans - self.counting_exporter.handed_spans >= self.max_queue_size:
+                self.dropped_spans += 1
+                return
+            self.ended_spans += 1
+        self._batch.on_end(span)
+
+    def shutdown(self) -> None:
+        self._batch.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self._batch.force_flush(timeout_millis)
 
 
 class _RowSpanProcessor(SpanProcessor):
@@ -133,6 +215,7 @@ class _State:
     provider: TracerProvider | None = None
     processor: SpanProcessor | None = None
     exporter: SpanExporter | None = None
+    counting: _CountingExporter | None = None
     destination: str = ""
     settings: Settings = Settings()
     tracer: trace.Tracer | None = None
@@ -203,7 +286,7 @@ def configure(
         hide_outputs=hide_outputs,
         base64_max_length=base64_max_length,
     )
-    endpoint = endpoint or os.environ.get("VLMSCOPE_ENDPOINT") or None
+    endpoint = endpoint or os.environ.get(ENDPOINT_ENV) or None
     destination_is_store = False
     if exporter is not None:
         destination = type(exporter).__name__
@@ -214,7 +297,7 @@ def configure(
         from vlmscope.collectors.exporter import DuckDBSpanExporter
 
         if os.fspath(db) == DEFAULT_DB:
-            db = os.environ.get("VLMSCOPE_DB", DEFAULT_DB)
+            db = default_db()
         exporter = DuckDBSpanExporter(db)
         destination = os.fspath(db)
         destination_is_store = True
@@ -223,6 +306,8 @@ def configure(
     resource = Resource.create({**(resource_attributes or {}), "service.name": service})
     provider = TracerProvider(resource=resource)
     provider.add_span_processor(_RowSpanProcessor())
+    # What an exporter other than the store's did is counted on the way in and out of it.
+    counting = None if destination_is_store else _CountingExporter(exporter)
     if batch and destination_is_store:
         from vlmscope.collectors.processor import DuckDBSpanProcessor
 
@@ -233,14 +318,15 @@ def configure(
             max_export_batch_size=max_export_batch_size,
         )
     elif batch:
+        assert counting is not None
         processor = _CountingBatchSpanProcessor(
-            exporter,
+            counting,
             max_queue_size=max_queue_size,
             schedule_delay_millis=schedule_delay_ms,
             max_export_batch_size=max_export_batch_size,
         )
     else:
-        processor = SimpleSpanProcessor(exporter)
+        processor = SimpleSpanProcessor(counting or exporter)
     provider.add_span_processor(processor)
 
     global _atexit_registered
@@ -249,9 +335,10 @@ def configure(
         _state.provider = provider
         _state.processor = processor
         _state.exporter = exporter
+        _state.counting = counting
         _state.destination = destination
         _state.settings = settings
-        _state.tracer = provider.get_tracer(TRACER_NAME, _version())
+        _state.tracer = provider.get_tracer(TRACER_NAME, __version__)
         if set_global is not False:
             reached = _reach_global_provider(resource)
             if reached == "impossible":
@@ -276,12 +363,6 @@ def _otlp_exporter(endpoint: str, headers: dict[str, str] | None) -> SpanExporte
     if not url.endswith("/v1/traces"):
         url += "/v1/traces"
     return OTLPSpanExporter(endpoint=url, headers=headers)
-
-
-def _version() -> str:
-    from vlmscope import __version__
-
-    return __version__
 
 
 def shutdown() -> None:
@@ -312,7 +393,7 @@ def export_stats() -> ExportStatus:
     """Spans written to and lost on the way to the configured destination, so far."""
     exporter = _state.exporter
     processor = _state.processor
-    stats = getattr(exporter, "stats", None)
+    stats = getattr(_state.counting or exporter, "stats", None)
     return ExportStatus(
         destination=_state.destination,
         exported_spans=stats.exported_spans if stats else 0,
@@ -321,6 +402,13 @@ def export_stats() -> ExportStatus:
         last_error=stats.last_error if stats else None,
         spooled_spans=getattr(stats, "spooled_spans", 0) if stats else 0,
     )
+
+
+def configured_exporter() -> SpanExporter | None:
+    """The exporter :func:`configure` set up (a
+    :class:`~vlmscope.collectors.exporter.DuckDBSpanExporter` for a store), None when
+    vlmscope is not configured or was shut down."""
+    return _state.exporter if _state.provider is not None else None
 
 
 def get_tracer() -> trace.Tracer:

@@ -1,20 +1,22 @@
-"""Shared fixtures: a fresh store per test, vlmscope configured onto it, real images."""
+"""Shared fixtures: a fresh store per test, vlmscope configured onto it, an in-memory span
+exporter with its tracer provider, a small store of traced rows, and the small demo's store
+(built once per session). Plain helpers
+(``query``, ``digit_images``, the collector subprocess) are in ``helpers.py``."""
 
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import vlmscope
 
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-PYTHON = sys.executable
 
 
 @pytest.fixture
@@ -31,25 +33,23 @@ def traced(db_path: Path) -> Iterator[Path]:
     vlmscope.shutdown()
 
 
-def query(db_path: Path, sql: str, params: list | None = None) -> list[tuple]:
-    """Run a read-only query on a store (after ``vlmscope.shutdown()``)."""
-    from vlmscope.collectors.store import read_connection
+@pytest.fixture
+def span_exporter() -> Iterator[InMemorySpanExporter]:
+    """The SDK's in-memory exporter: the finished spans, to assert on names and
+    attributes."""
+    exporter = InMemorySpanExporter()
+    yield exporter
+    exporter.clear()
 
-    with read_connection(db_path) as con:
-        return con.execute(sql, params or []).fetchall()
 
-
-def digit_images(n: int, size: int = 64):
-    """``n`` real handwritten digit scans (scikit-learn) as an Nx3xSxS float tensor, and
-    their labels."""
-    import torch
-    import torch.nn.functional as F
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    scans = torch.tensor(digits.images[:n], dtype=torch.float32)[:, None] / 16.0
-    pixels = F.interpolate(scans, size=size, mode="bilinear").expand(-1, 3, -1, -1)
-    return pixels.contiguous(), [int(t) for t in digits.target[:n]]
+@pytest.fixture
+def tracer_provider(span_exporter: InMemorySpanExporter) -> Iterator[TracerProvider]:
+    """vlmscope configured onto a tracer provider whose spans reach ``span_exporter`` as
+    each ends (the global provider left alone); shut down after the test."""
+    provider = vlmscope.configure(exporter=span_exporter, batch=False, service_name="tests",
+                                  set_global=False)
+    yield provider
+    vlmscope.shutdown()
 
 
 @pytest.fixture(scope="session")
@@ -69,3 +69,23 @@ def demo_store(tmp_path_factory):
             "--cache", os.environ.get("VLMSCOPE_TEST_DEMO_CACHE") or str(folder / "cache")]
     assert main(argv) == 0
     return db, out, argv
+
+
+SMALL_STORE_ROWS = 6
+"""Rows in :func:`small_store`: even rows answer ``dog`` to an expected ``cat``."""
+
+
+@pytest.fixture
+def small_store(db_path: Path) -> Path:
+    """A store holding :data:`SMALL_STORE_ROWS` traced pipeline rows (row span and LLM span
+    each, half of them wrong), written and closed."""
+    vlmscope.configure(db=db_path, service_name="tests")
+    try:
+        for i in range(SMALL_STORE_ROWS):
+            with vlmscope.trace_row(f"r{i}", cohort="day", expected="cat"):
+                with vlmscope.llm_span(model="m", instruction="what is it?") as span:
+                    span.set_output("cat" if i % 2 else "dog", input_tokens=3,
+                                    output_tokens=1)
+    finally:
+        vlmscope.shutdown()
+    return db_path

@@ -12,7 +12,7 @@ torchvision = pytest.importorskip("torchvision")
 
 import vlmscope  # noqa: E402
 
-from .conftest import digit_images, query  # noqa: E402
+from .helpers import digit_images, query  # noqa: E402
 
 
 def test_each_row_of_a_batch_records_the_batch_size_and_its_share_of_the_time(traced: Path):

@@ -17,7 +17,7 @@ from vlmscope.cohorts import (
     robustness,
 )
 
-from .conftest import query
+from .helpers import query
 from .test_dataset import digit_model, digit_pipeline, digits_dataset
 
 skimage_data = pytest.importorskip("skimage.data")

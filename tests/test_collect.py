@@ -24,8 +24,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from tests.conftest import query
-from tests.test_collect_helpers import Collector, collector, request
+from tests.helpers import Collector, collector, query, request
 from vlmscope import conventions as cv
 from vlmscope.cli import main
 from vlmscope.cli.collect import exposure_warning

@@ -9,8 +9,7 @@ import time
 
 import requests
 
-from tests.conftest import query
-from tests.test_collect_helpers import Collector, request
+from tests.helpers import Collector, query, request
 
 SPANS_PER_REQUEST = 50
 

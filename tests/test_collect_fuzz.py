@@ -10,7 +10,7 @@ import orjson
 import pytest
 import requests
 
-from tests.test_collect_helpers import collector, request
+from tests.helpers import collector, request
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"

@@ -14,8 +14,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from .conftest import PYTHON, query
-from .test_collect_helpers import collector, request
+from .helpers import PYTHON, collector, query, request
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 

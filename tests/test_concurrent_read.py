@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from .conftest import PYTHON, query
+from .helpers import PYTHON, query
 
 _WRITER = """
 import os, sys, time, vlmscope

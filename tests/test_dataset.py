@@ -19,7 +19,7 @@ import pytest
 import vlmscope
 from vlmscope.cli import main
 
-from .conftest import query
+from .helpers import query
 
 torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")

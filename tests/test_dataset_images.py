@@ -14,7 +14,7 @@ import pytest
 import vlmscope
 from vlmscope.dataset import decode_image, pipeline_image
 
-from .conftest import query
+from .helpers import query
 
 torch = pytest.importorskip("torch")
 Image = pytest.importorskip("PIL.Image")

@@ -16,7 +16,7 @@ pytest.importorskip("matplotlib")
 
 from vlmscope.cli import main  # noqa: E402
 
-from .conftest import query  # noqa: E402
+from .helpers import query  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

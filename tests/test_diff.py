@@ -14,7 +14,7 @@ from vlmscope.cli import main
 from vlmscope.regression import mcnemar_exact_p, paired_bootstrap_interval
 from vlmscope.regression import stats as regression_stats
 
-from .conftest import query
+from .helpers import query
 from .test_dataset import DIGIT_LABELS, digit_model, digit_pipeline, digits_dataset, predictions
 
 scipy_stats = pytest.importorskip("scipy.stats")

@@ -183,7 +183,7 @@ def _promises_rows_but_is_empty(output: str) -> str | None:
 @pytest.mark.parametrize("block", [b for b in BLOCKS if b.language == "bash"],
                          ids=lambda b: b.id)
 def test_every_command_runs_and_finds_rows(block, workspace, request):
-    from tests.test_collect_helpers import Collector
+    from tests.helpers import Collector
 
     lines = commands(block)
     if not lines:
@@ -221,7 +221,7 @@ def test_every_command_runs_and_finds_rows(block, workspace, request):
 def receiver(workspace):
     """A real OTLP/HTTP receiver (``vlmscope collect`` on its own store) standing in for the
     backend an example sends to (Phoenix at localhost:6006)."""
-    from tests.test_collect_helpers import Collector
+    from tests.helpers import Collector
 
     collector = Collector(workspace / "received.duckdb")
     yield collector

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from .conftest import PYTHON
+from .helpers import PYTHON
 
 ROOT = Path(__file__).resolve().parent.parent
 

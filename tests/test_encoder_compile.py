@@ -15,7 +15,7 @@ timm = pytest.importorskip("timm")
 import vlmscope  # noqa: E402
 from vlmscope import conventions as cv  # noqa: E402
 
-from .conftest import digit_images  # noqa: E402
+from .helpers import digit_images  # noqa: E402
 
 CALLS = 3
 

@@ -21,7 +21,7 @@ open_clip = pytest.importorskip("open_clip")
 import vlmscope  # noqa: E402
 from vlmscope import conventions as cv  # noqa: E402
 
-from .conftest import digit_images  # noqa: E402
+from .helpers import digit_images  # noqa: E402
 
 ROWS = ["a", "b", "c"]
 
@@ -303,7 +303,7 @@ print(sorted(m for m in ("timm", "open_clip", "transformers") if m in sys.module
 def test_recognising_a_model_imports_no_other_model_library():
     import subprocess
 
-    from .conftest import PYTHON
+    from .helpers import PYTHON
 
     done = subprocess.run([PYTHON, "-c", _NO_IMPORT_SCRIPT], capture_output=True, text=True,
                           check=True)

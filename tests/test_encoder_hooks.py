@@ -14,7 +14,7 @@ transformers = pytest.importorskip("transformers")
 import vlmscope  # noqa: E402
 from vlmscope import conventions as cv  # noqa: E402
 
-from .conftest import PYTHON, digit_images, query  # noqa: E402
+from .helpers import PYTHON, digit_images, query  # noqa: E402
 
 
 def _all_hooks(model) -> int:

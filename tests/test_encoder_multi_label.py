@@ -13,7 +13,7 @@ torchvision = pytest.importorskip("torchvision")
 import vlmscope  # noqa: E402
 from vlmscope import conventions as cv  # noqa: E402
 
-from .conftest import digit_images  # noqa: E402
+from .helpers import digit_images  # noqa: E402
 
 LABELS = ["person", "dog", "car", "tree", "sky", "road"]
 

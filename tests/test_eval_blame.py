@@ -453,7 +453,7 @@ def test_vlmscope_eval_blames_counts_as_counts_with_or_without_classes(traced) -
     import vlmscope
     from vlmscope.cli import main
 
-    from .conftest import query
+    from .helpers import query
 
     for row_id, expected, answer in (("count", "2", "two"), ("name", "two", "one")):
         with vlmscope.trace_row(row_id, expected=expected):

@@ -22,7 +22,8 @@ from typing import Any, NamedTuple
 import pytest
 
 import vlmscope
-from vlmscope.evaluators import FailureAttribution, run_evaluations, write_connection
+from vlmscope.collectors.store import write_connection
+from vlmscope.evaluators import FailureAttribution, run_evaluations
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")

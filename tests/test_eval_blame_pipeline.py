@@ -19,13 +19,13 @@ import duckdb
 import pytest
 
 import vlmscope
+from vlmscope.collectors.store import write_connection
 from vlmscope.evaluators import (
     CaptionHallucination,
     FailureAttribution,
     GroundTruthMatch,
     ImageInstructionAdherence,
     run_evaluations,
-    write_connection,
 )
 
 torch = pytest.importorskip("torch")

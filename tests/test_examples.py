@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import query
+from .helpers import query
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import errno
 import logging
+import threading
 
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import vlmscope
+import vlmscope.tracing
 from vlmscope.collectors.exporter import DuckDBSpanExporter
 from vlmscope.collectors.store import StoreWriter
 
@@ -86,7 +89,7 @@ def test_a_failed_batch_does_not_stop_later_batches(tmp_path):
     stats = vlmscope.export_stats()
     vlmscope.shutdown()
     assert (stats.failed_spans, stats.exported_spans) == (2, 4)
-    from .conftest import query
+    from .helpers import query
 
     assert query(path, "SELECT count(*) FROM pipeline_rows") == [(2,)]
 
@@ -97,3 +100,60 @@ def test_bad_settings_fail_early_with_what_was_expected(monkeypatch):
         vlmscope.configure(db=":memory:")
     with pytest.raises(ValueError, match="must be positive"):
         vlmscope.configure(db=":memory:", max_queue_size=0)
+
+
+class _HeldExporter(InMemorySpanExporter):
+    """An in-memory exporter whose ``export`` waits until the test lets it go: spans pile
+    up behind it as behind a slow backend."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def export(self, spans):
+        self.release.wait(30)
+        return super().export(spans)
+
+
+def test_spans_a_full_batch_queue_drops_are_counted_and_the_rest_exported():
+    """Through the SDK's batch processor (an OTLP-style exporter, not the store): with the
+    exporter held, at most ``max_queue_size`` spans wait, every span past that is counted
+    dropped, and every other one reaches the exporter."""
+    held = _HeldExporter()
+    vlmscope.configure(exporter=held, max_queue_size=10, max_export_batch_size=5,
+                       schedule_delay_ms=5, service_name="tests", set_global=False)
+    try:
+        tracer = vlmscope.tracing.get_tracer()
+        for i in range(100):
+            tracer.start_span(f"s{i}").end()
+        during = vlmscope.export_stats()
+        held.release.set()
+        assert vlmscope.force_flush()
+        after = vlmscope.export_stats()
+    finally:
+        held.release.set()
+        vlmscope.shutdown()
+    exported = len(held.get_finished_spans())
+    assert during.dropped_spans >= 100 - 10 - 5  # at most a queue and a batch got through
+    assert after.dropped_spans == during.dropped_spans
+    assert exported + after.dropped_spans == 100  # nothing lost unseen
+    assert (after.exported_spans, after.failed_spans) == (exported, 0)
+
+
+class _RaisingExporter(InMemorySpanExporter):
+    def export(self, spans):
+        raise ConnectionError("backend gone")
+
+
+def test_an_exporter_that_raises_has_its_spans_counted_failed_not_raised():
+    vlmscope.configure(exporter=_RaisingExporter(), schedule_delay_ms=5, service_name="tests",
+                       set_global=False)
+    try:
+        for i in range(7):
+            vlmscope.tracing.get_tracer().start_span(f"s{i}").end()
+        vlmscope.force_flush()
+        stats = vlmscope.export_stats()
+    finally:
+        vlmscope.shutdown()
+    assert (stats.exported_spans, stats.failed_spans, stats.dropped_spans) == (0, 7, 0)
+    assert "ConnectionError: backend gone" in stats.last_error

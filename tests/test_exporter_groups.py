@@ -15,7 +15,7 @@ import vlmscope
 from vlmscope.collectors.exporter import DuckDBSpanExporter
 from vlmscope.collectors.store import StoreWriter
 
-from .conftest import query
+from .helpers import query
 from .test_pipeline_facts import REFERENCE
 
 

@@ -14,7 +14,7 @@ from vlmscope.collectors.processor import DuckDBSpanProcessor
 from vlmscope.collectors.spool import Spool
 from vlmscope.collectors.store import StoreWriter
 
-from .conftest import query
+from .helpers import query
 
 
 class _StuckWriter(StoreWriter):

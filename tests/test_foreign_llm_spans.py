@@ -30,8 +30,7 @@ from vlmscope import conventions as cv  # noqa: E402
 from vlmscope.cli import main  # noqa: E402
 from vlmscope.collectors import convert  # noqa: E402
 
-from .conftest import digit_images, query  # noqa: E402
-from .test_collect_helpers import collector  # noqa: E402
+from .helpers import collector, digit_images, query  # noqa: E402
 
 REQUEST_MODEL, RESPONSE_MODEL = "vision-helper", "vision-helper-2026-01-01"
 ANSWERS = {"What animal is this?": "a tabby cat", "How many objects?": "three objects"}

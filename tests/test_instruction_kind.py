@@ -8,7 +8,7 @@ import pytest
 import vlmscope
 from vlmscope import conventions as cv
 
-from .conftest import query
+from .helpers import query
 
 
 def row_kinds(db) -> dict[str, str | None]:
@@ -62,3 +62,18 @@ def test_a_dataset_column_gives_each_row_its_kind(traced) -> None:
     dataset.run(lambda rows: ["cat"] * len(rows), name="k", batch_size=2)
     vlmscope.shutdown()
     assert row_kinds(traced) == {"r1": "name", "r2": None}
+
+
+def test_a_row_and_its_llm_call_finish_as_openinference_chain_and_llm_spans(
+        tracer_provider, span_exporter):
+    """What a row leaves behind, read off the finished spans themselves (no store)."""
+    with vlmscope.trace_row("r1", expected="cat"):
+        with vlmscope.llm_span(model="m", instruction="what is it?") as span:
+            span.set_output("cat")
+    finished = {s.attributes[cv.OPENINFERENCE_SPAN_KIND]: s
+                for s in span_exporter.get_finished_spans()}
+    row, llm = finished[cv.SPAN_KIND_CHAIN], finished[cv.SPAN_KIND_LLM]
+    assert row.name == cv.ROW_SPAN_NAME and llm.name == "chat m"  # GenAI: operation, model
+    assert row.attributes[cv.VLMSCOPE_ROW_ID] == "r1"
+    assert llm.attributes[cv.OUTPUT_VALUE] == "cat"
+    assert llm.parent.span_id == row.context.span_id

@@ -17,14 +17,12 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceState
 
-import vlmscope
-from tests.conftest import query
-from tests.test_collect_helpers import collector
+from tests.helpers import collector, query
 from vlmscope import conventions as cv
 from vlmscope.cli import main
-from vlmscope.collectors.annotations import ROLE_EVALUATION
 from vlmscope.collectors.convert import spans_to_batch
 from vlmscope.collectors.store import StoreWriter, read_connection
+from vlmscope.conventions import ROLE_EVALUATION
 
 SPAN_COLUMNS = ("trace_id, span_id, parent_span_id, name, kind, start_time, end_time, "
                 "duration_ms, status_code, status_message, service_name, scope_name, "
@@ -116,18 +114,13 @@ def test_export_then_import_is_lossless_for_every_span_field(batch: list[Readabl
 
 
 @pytest.fixture
-def judged_store(traced):
-    """A store with pipeline rows, their evaluations, and a training check."""
-    for i in range(6):
-        with vlmscope.trace_row(f"r{i}", cohort="day", expected="cat"):
-            with vlmscope.llm_span(model="m", instruction="what is it?") as span:
-                span.set_output("cat" if i % 2 else "dog", input_tokens=3, output_tokens=1)
-    vlmscope.shutdown()
-    assert main(["eval", "--db", str(traced), "--evaluators", "ground_truth_match"]) == 0
-    with duckdb.connect(str(traced)) as con:
+def judged_store(small_store):
+    """The small store's pipeline rows with their evaluations, and a person's review."""
+    assert main(["eval", "--db", str(small_store), "--evaluators", "ground_truth_match"]) == 0
+    with duckdb.connect(str(small_store)) as con:
         con.execute("INSERT INTO evaluations VALUES ('human-1', NULL, NULL, NULL, 'review', "
                     "NULL, NULL, 'ok', 'looked fine', '{\"by\": \"ana\"}', 'HUMAN')")
-    return traced
+    return small_store
 
 
 def evaluations(db: Path) -> list[tuple]:
@@ -162,6 +155,41 @@ def test_evaluations_travel_as_linked_evaluator_spans_and_come_back_once(judged_
     assert evaluations(target) == evaluations(judged_store)
     assert query(target, "SELECT count(*) FROM spans") == query(
         judged_store, "SELECT count(*) FROM spans")
+
+
+@pytest.mark.parametrize("converter", ["native", "python"])
+def test_evaluations_go_out_under_openinference_names_and_old_names_still_import(
+        judged_store, tmp_path, monkeypatch, converter):
+    """OpenInference names an annotation's score ``annotation.score`` (its
+    ``AnnotationAttributes``); vlmscope wrote ``annotation.result.score`` before, and files
+    exported then import to the same evaluations."""
+    from vlmscope.collectors import convert, otlp
+
+    exported = tmp_path / "t.jsonl"
+    assert main(["export", "--db", str(judged_store), "-o", str(exported)]) == 0
+    text = exported.read_text()
+    keys = {a["key"] for line in text.splitlines()
+            for rs in json.loads(line)["resourceSpans"] for ss in rs["scopeSpans"]
+            for span in ss["spans"] for a in span["attributes"]}
+    assert {cv.ANNOTATION_NAME, cv.ANNOTATION_SCORE, cv.ANNOTATION_LABEL,
+            cv.ANNOTATION_EXPLANATION, cv.ANNOTATION_ANNOTATOR_KIND} <= keys
+    assert not any(key.startswith("annotation.result.") for key in keys)
+
+    old = tmp_path / "old.jsonl"
+    old.write_text(text.replace(f'"{cv.ANNOTATION_SCORE}"', f'"{cv.LEGACY_ANNOTATION_SCORE}"')
+                   .replace(f'"{cv.ANNOTATION_LABEL}"', f'"{cv.LEGACY_ANNOTATION_LABEL}"')
+                   .replace(f'"{cv.ANNOTATION_EXPLANATION}"',
+                            f'"{cv.LEGACY_ANNOTATION_EXPLANATION}"'))
+    assert cv.LEGACY_ANNOTATION_SCORE in old.read_text()
+    if converter == "python":
+        monkeypatch.setattr(convert, "_native", None)
+        monkeypatch.setattr(otlp, "_native", None)
+    elif not convert.native_converter():
+        pytest.skip("the native converter is not built")
+    target = tmp_path / "old.duckdb"
+    assert main(["import", str(old), "--db", str(target)]) == 0
+    assert evaluations(target) == evaluations(judged_store)
+    assert query(target, "SELECT count(*) FROM evaluations WHERE score IS NOT NULL")[0][0] == 6
 
 
 def test_training_check_evaluations_are_exported_once_as_their_own_spans(tmp_path):

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from vlmscope.collectors import otlp
 
-from .conftest import PYTHON
+from .helpers import PYTHON
 
 native = pytest.mark.skipif(
     otlp._native is None,

@@ -13,7 +13,7 @@ transformers = pytest.importorskip("transformers")
 import vlmscope  # noqa: E402
 from vlmscope import conventions as cv  # noqa: E402
 
-from .conftest import digit_images, query  # noqa: E402
+from .helpers import digit_images, query  # noqa: E402
 
 
 def _resnet18(seed: int = 0):

@@ -15,8 +15,7 @@ import vlmscope  # noqa: E402
 from vlmscope import conventions as cv  # noqa: E402
 from vlmscope.collectors import convert  # noqa: E402
 
-from .conftest import digit_images, query  # noqa: E402
-from .test_collect_helpers import collector  # noqa: E402
+from .helpers import collector, digit_images, query  # noqa: E402
 
 COLUMNS = ("row_id, encoder_multi_label, instruction_kind, batch_size, encoder_ms, "
            "encoder_share_ms, llm_ms, llm_share_ms, top_k_labels IS NOT NULL, output")

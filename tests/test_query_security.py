@@ -14,8 +14,7 @@ from vlmscope.cli import main
 from vlmscope.collectors.query import QueryLimits, ReadOnlyQueryError
 from vlmscope.collectors.store import StoreWriter
 
-from .conftest import query
-from .test_collect_helpers import collector, request
+from .helpers import collector, query, request
 
 PROTOBUF_HEADERS = {"Content-Type": "application/x-protobuf"}
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import vlmscope
 from vlmscope.cli import main
 
-from .conftest import query
+from .helpers import query
 from .test_dataset import TRAIN_ROWS, digit_model, digit_pipeline, digits_dataset
 
 

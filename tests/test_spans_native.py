@@ -32,14 +32,13 @@ from opentelemetry.trace import (
 )
 
 from vlmscope import conventions as cv
-from vlmscope.collectors import annotations as an
 from vlmscope.collectors import convert
 
 pytestmark = pytest.mark.skipif(not convert.native_converter(),
                                 reason="the native converter is not built")
 
 ROLES = [cv.ROLE_ROW, cv.ROLE_ENCODER, cv.ROLE_LLM, cv.ROLE_TRAINING_CHECK,
-         an.ROLE_EVALUATION, cv.ROLE_BATCH, "other"]
+         cv.ROLE_EVALUATION, cv.ROLE_BATCH, "other"]
 
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(-3, 12), st.floats(-1e3, 1e3, width=32),
@@ -63,10 +62,12 @@ KEYS = [
     cv.GEN_AI_USAGE_OUTPUT_TOKENS, cv.VLMSCOPE_TRAINING_CHECK_NAME,
     cv.VLMSCOPE_TRAINING_CHECK_SCORE, cv.VLMSCOPE_TRAINING_CHECK_PASSED,
     cv.VLMSCOPE_TRAINING_CHECK_LABEL, cv.VLMSCOPE_TRAINING_CHECK_EXPLANATION, cv.METADATA,
-    cv.VLMSCOPE_TRAINING_CHECK_ANNOTATOR_KIND, an.EVALUATION_RUN_ID, an.ANNOTATION_NAME,
-    an.ANNOTATION_SCORE, an.EVALUATION_PASSED, an.EVALUATION_ROW_ID, an.EVALUATION_TRACE_ID,
-    an.ANNOTATION_LABEL, an.ANNOTATION_EXPLANATION, an.ANNOTATION_METADATA,
-    an.ANNOTATION_ANNOTATOR_KIND,
+    cv.VLMSCOPE_TRAINING_CHECK_ANNOTATOR_KIND, cv.VLMSCOPE_EVALUATION_RUN_ID, cv.ANNOTATION_NAME,
+    cv.ANNOTATION_SCORE, cv.VLMSCOPE_EVALUATION_PASSED, cv.VLMSCOPE_EVALUATION_ROW_ID,
+    cv.VLMSCOPE_EVALUATION_TRACE_ID, cv.LEGACY_ANNOTATION_SCORE, cv.LEGACY_ANNOTATION_LABEL,
+    cv.LEGACY_ANNOTATION_EXPLANATION,
+    cv.ANNOTATION_LABEL, cv.ANNOTATION_EXPLANATION, cv.ANNOTATION_METADATA,
+    cv.ANNOTATION_ANNOTATOR_KIND,
 ]
 VECTOR_KEYS = [cv.embedding_vector_key(0), cv.embedding_vector_key(3),
                "embedding.embeddings.x.embedding.vector", "embedding.embeddingsX.embedding.vector",

@@ -10,6 +10,7 @@ import pytest
 
 from vlmscope.collectors import convert, spec
 from vlmscope.collectors.migrations import MIGRATIONS
+from vlmscope.evaluators import spec_check
 
 # SHA-256 (first 16 hex digits) of each shipped migration's statements, whitespace folded.
 # Versions 1-6 are the digests of the SQL the code before the frozen migrations generated.
@@ -22,6 +23,7 @@ SHIPPED = {
 
 def test_every_place_agrees_with_the_spec() -> None:
     assert spec.out_of_step() == []
+    assert spec_check.out_of_step() == []
 
 
 def test_shipped_migrations_are_frozen_text() -> None:
@@ -58,7 +60,7 @@ def test_a_pipeline_rows_column_renamed_in_the_spec_only_is_named_everywhere(
     renamed = tuple(dataclasses.replace(c, name="answer") if c.name == "output" else c
                     for c in spec.PIPELINE_ROWS)
     monkeypatch.setattr(spec, "PIPELINE_ROWS", renamed)
-    problems = spec.out_of_step()
+    problems = spec.out_of_step() + spec_check.out_of_step()
     places = {p.split(":")[0] for p in problems}
     assert "store view pipeline_rows (migrations)" in places
     assert "evaluators.base.PIPELINE_ROW_SCHEMA" in places
@@ -78,13 +80,11 @@ def test_a_part_column_changed_in_the_spec_only_names_the_materialised_tables(
 
 
 def test_every_source_attribute_is_named_once_in_the_conventions() -> None:
-    """The spec reads attributes by the constants of the conventions modules, never by a
+    """The spec reads attributes by the constants of the conventions module, never by a
     string of its own."""
     from vlmscope import conventions as cv
-    from vlmscope.collectors import annotations as an
 
-    known = {v for m in (cv, an) for k, v in vars(m).items() if k.isupper()
-             and isinstance(v, str)}
+    known = {v for k, v in vars(cv).items() if k.isupper() and isinstance(v, str)}
     for table in (spec.SPANS, *spec.DERIVED):
         for column in table.columns:
             assert column.meaning, f"{table.name}.{column.name} has no meaning"
@@ -93,3 +93,27 @@ def test_every_source_attribute_is_named_once_in_the_conventions() -> None:
                         cv.EMBEDDING_VECTOR_SUFFIX):
                     continue
                 assert source.attribute in known, (table.name, column.name, source)
+
+
+def test_no_module_but_the_conventions_types_an_attribute_name_or_annotator_kind() -> None:
+    """Every attribute name (and annotator kind, span kind) is typed once, in
+    ``vlmscope.conventions``; every other module imports the constant. The store's
+    environment variable is typed once, in ``vlmscope.settings``."""
+    import ast
+
+    from vlmscope import conventions as cv
+    from vlmscope.settings import DB_ENV
+
+    from .helpers import package_modules
+
+    names = {v for k, v in vars(cv).items() if k.isupper() and isinstance(v, str)
+             and ("." in v or (v.isupper() and len(v) > 2))}
+    typed = []
+    for module, path in package_modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+                continue
+            if (node.value in names and module != "vlmscope.conventions") or (
+                    node.value == DB_ENV and module != "vlmscope.settings"):
+                typed.append(f"{module} line {node.lineno}: {node.value!r}")
+    assert not typed, "\n".join(typed)

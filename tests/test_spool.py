@@ -12,7 +12,7 @@ import pytest
 from vlmscope.cli import main
 from vlmscope.collectors.spool import Spool
 
-from .conftest import PYTHON, query
+from .helpers import PYTHON, query
 
 _HOLDER = """
 import sys, time, duckdb

@@ -9,7 +9,7 @@ import pytest
 
 from vlmscope.training import check_instability, check_overfitting
 
-from .conftest import PYTHON
+from .helpers import PYTHON
 
 
 def test_a_growing_gap_after_validation_loss_bottoms_out_is_overfitting() -> None:

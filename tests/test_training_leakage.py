@@ -15,7 +15,7 @@ import vlmscope  # noqa: E402
 from vlmscope import conventions as cv  # noqa: E402
 from vlmscope.training import find_leakage  # noqa: E402
 
-from .conftest import query  # noqa: E402
+from .helpers import query  # noqa: E402
 
 
 def _cohort() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:

@@ -23,7 +23,7 @@ from vlmscope.training import (  # noqa: E402
     stage_gradient_norms,
 )
 
-from .conftest import query  # noqa: E402
+from .helpers import query  # noqa: E402
 
 PROBE = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
 

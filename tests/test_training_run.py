@@ -20,7 +20,7 @@ import vlmscope  # noqa: E402
 from vlmscope import conventions as cv  # noqa: E402
 from vlmscope.training import TrainingRun  # noqa: E402
 
-from .conftest import PYTHON, query  # noqa: E402
+from .helpers import PYTHON, query  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

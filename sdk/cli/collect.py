@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import gc
 import ipaddress
-import os
 import sys
 from pathlib import Path
 
 from vlmscope.cli import CommandError
-from vlmscope.settings import DEFAULT_DB
+from vlmscope.settings import default_db
 
 DEFAULT_HOST = "127.0.0.1"
 """Address the collector binds unless told otherwise (this machine only)."""
@@ -30,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "answer means the spans are committed. SIGTERM or Ctrl-C stops after the requests in "
         "flight are committed.",
     )
-    parser.add_argument("--db", default=os.environ.get("VLMSCOPE_DB", DEFAULT_DB),
+    parser.add_argument("--db", default=default_db(),
                         help="the DuckDB store (default: $VLMSCOPE_DB or vlmscope.duckdb)")
     parser.add_argument("--host", default=DEFAULT_HOST,
                         help=f"address to bind (default {DEFAULT_HOST}: this machine only)")
@@ -92,7 +91,12 @@ def exposure_warning(host: str, has_token: bool) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     """Handle ``vlmscope collect``."""
-    import uvicorn
+    from vlmscope._optional import MissingExtraError, require
+
+    try:
+        uvicorn = require("uvicorn", "vlmscope collect (its HTTP server)")
+    except MissingExtraError as error:
+        raise CommandError(str(error)) from error
 
     from vlmscope.collectors.ingest import SpanIngestor
     from vlmscope.collectors.otlp import OtlpLimits

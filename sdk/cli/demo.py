@@ -4,14 +4,13 @@ show what vlmscope found."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 from vlmscope.cli import CommandError
 from vlmscope.cli.output import render
-from vlmscope.settings import DEFAULT_DB
+from vlmscope.settings import default_db
 
 DEMO_SERVICE = "vlmscope-demo"
 """``service.name`` of the demo's spans; a store holding only these may be replaced."""
@@ -29,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "held-out cohort, a perturbed cohort and a candidate checkpoint into a DuckDB store, "
         "score every run, and print what failed and why.",
     )
-    parser.add_argument("--db", default=os.environ.get("VLMSCOPE_DB", DEFAULT_DB),
+    parser.add_argument("--db", default=default_db(),
                         help="the DuckDB store to write (default: vlmscope.duckdb); an "
                         "existing store is replaced only if the demo wrote it")
     parser.add_argument("--out", default="vlmscope-out",

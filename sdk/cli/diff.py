@@ -10,13 +10,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 from typing import Any
 
 from vlmscope.cli import CommandError
 from vlmscope.cli.output import render
-from vlmscope.settings import DEFAULT_DB
+from vlmscope.settings import default_db
 
 _WORST_CLASSES = 10
 
@@ -35,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "by more than --max-drop with p < --alpha, when either run has more failed rows "
         "(pipeline errors, unreadable images) than --max-failed, or when no row was judged.",
     )
-    parser.add_argument("--db", default=os.environ.get("VLMSCOPE_DB", DEFAULT_DB),
+    parser.add_argument("--db", default=default_db(),
                         help="the DuckDB store (default: $VLMSCOPE_DB or vlmscope.duckdb)")
     parser.add_argument("--parquet", metavar="DIR", action="append",
                         help="compare runs under a Parquet dataset root instead (runs made "

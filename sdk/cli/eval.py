@@ -9,14 +9,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vlmscope.cli import CommandError
 from vlmscope.cli.output import render
-from vlmscope.settings import DEFAULT_DB
+from vlmscope.settings import default_db
 
 if TYPE_CHECKING:
     import duckdb
@@ -68,7 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "per evaluator, and print a summary with the worst classes first. With --fail-under, "
         "exit 1 when a metric is below its threshold (for CI gates).",
     )
-    parser.add_argument("--db", default=os.environ.get("VLMSCOPE_DB", DEFAULT_DB),
+    parser.add_argument("--db", default=default_db(),
                         help="the DuckDB store (default: $VLMSCOPE_DB or vlmscope.duckdb)")
     parser.add_argument("--parquet", type=Path, metavar="DIR",
                         help="score a folder written by `vlmscope export --format parquet` "
@@ -322,8 +321,8 @@ def _evaluate_here(args: argparse.Namespace, evaluators: list[Any]) -> tuple[Any
     import duckdb
 
     from vlmscope.collectors.shards import open_root
-    from vlmscope.collectors.store import StoreError
-    from vlmscope.evaluators import ClassificationReport, run_evaluations, write_connection
+    from vlmscope.collectors.store import StoreError, write_connection
+    from vlmscope.evaluators import ClassificationReport, run_evaluations
     from vlmscope.pinning import checkpoint_mix
 
     try:

@@ -4,13 +4,12 @@ JSON Lines, Hive-partitioned Parquet, or requests to any OTLP/HTTP backend."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from vlmscope.cli import CommandError
-from vlmscope.cli.progress import ProgressBar
-from vlmscope.settings import DEFAULT_DB
+from vlmscope.progress import ProgressBar
+from vlmscope.settings import default_db
 
 _DB_HELP = "the DuckDB store (default: $VLMSCOPE_DB or vlmscope.duckdb)"
 _WHERE_HELP = ("only spans matching this SQL predicate on the spans table, e.g. "
@@ -19,14 +18,14 @@ _WHERE_HELP = ("only spans matching this SQL predicate on the spans table, e.g. 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``export``, ``import`` and ``replay`` to the CLI."""
-    default_db = os.environ.get("VLMSCOPE_DB", DEFAULT_DB)
+    db = default_db()
     export = subparsers.add_parser(
         "export", help="write stored traces as OTLP JSON Lines or Parquet",
         description="otlp-jsonl: one OTLP JSON request per line (the OTLP file format), "
         "evaluations as EVALUATOR spans linked to the span they judge; `vlmscope import` "
         "reads it back losslessly. parquet: one folder per table, Hive-partitioned by date "
         "and service, for DuckDB, Spark or Ray (and `vlmscope sql/eval --parquet`).")
-    export.add_argument("--db", default=default_db, help=_DB_HELP)
+    export.add_argument("--db", default=db, help=_DB_HELP)
     export.add_argument("--format", choices=("otlp-jsonl", "parquet"), default="otlp-jsonl",
                         help="output format (default otlp-jsonl)")
     export.add_argument("-o", "--output", required=True, type=Path,
@@ -42,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "OpenTelemetry file exporter write it); spans already in the store are skipped, so "
         "importing a file twice stores it once.")
     load.add_argument("input", type=Path, help="the .jsonl or .jsonl.gz file")
-    load.add_argument("--db", default=default_db, help=_DB_HELP)
+    load.add_argument("--db", default=db, help=_DB_HELP)
     load.set_defaults(handler=run_import)
 
     replay = subparsers.add_parser(
@@ -50,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Send the stored spans (and evaluations as EVALUATOR spans) to any "
         "OTLP/HTTP backend (Phoenix, Jaeger, an OpenTelemetry Collector, vlmscope collect) "
         "as gzip-compressed protobuf, retrying when the backend asks to.")
-    replay.add_argument("--db", default=default_db, help=_DB_HELP)
+    replay.add_argument("--db", default=db, help=_DB_HELP)
     replay.add_argument("--endpoint", required=True,
                         help="the traces URL, e.g. http://127.0.0.1:4318/v1/traces")
     replay.add_argument("--where", help=_WHERE_HELP)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 from vlmscope.cli import CommandError
-from vlmscope.settings import DEFAULT_DB
+from vlmscope.settings import default_db
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "language head, the regression diff, hallucination examples, trace waterfalls, and "
         "every evaluator's verdict for every failing row.",
     )
-    parser.add_argument("--db", default=os.environ.get("VLMSCOPE_DB", DEFAULT_DB),
+    parser.add_argument("--db", default=default_db(),
                         help="the DuckDB store (default: $VLMSCOPE_DB or vlmscope.duckdb)")
     parser.add_argument("-o", "--output", default="report.html", help="the HTML file to write")
     parser.add_argument("--base", help="base run of the regression diff")

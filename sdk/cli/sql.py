@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 from pathlib import Path
 
 import duckdb
@@ -24,7 +23,7 @@ from vlmscope.collectors.query import (
     run_read_only,
 )
 from vlmscope.collectors.query import check_read_only as check
-from vlmscope.settings import DEFAULT_DB
+from vlmscope.settings import default_db
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("query", help="the SQL query, e.g. \"SELECT * FROM pipeline_rows\"")
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--db", default=os.environ.get("VLMSCOPE_DB", DEFAULT_DB),
+    source.add_argument("--db", default=default_db(),
                         help="the DuckDB store (default: $VLMSCOPE_DB or vlmscope.duckdb)")
     source.add_argument("--url", help="a vlmscope collector, e.g. http://127.0.0.1:4318")
     source.add_argument("--parquet", type=Path, metavar="DIR",

@@ -96,8 +96,11 @@ def _run_one(row: DatasetRow, pipeline: Callable[[Any], Any], run: str, cohort: 
         _record_answers([answer])
 
 
-def _run_batch(rows: list[DatasetRow], pipeline: Callable[[Any], Any], run: str,
-               cohort: str, failures: dict[str, str]) -> None:
+def run_batch(rows: list[DatasetRow], pipeline: Callable[[Any], Any], run: str,
+              cohort: str, failures: dict[str, str]) -> None:
+    """Trace ``rows`` through ``pipeline`` as one batch of ``run``; a row that fails is traced
+    on its own and its error put in ``failures`` under its id (a Ray actor runs its batches
+    through this too)."""
     decoded: list[DatasetRow] = []
     sources: list[Any] = []
     for row in rows:
@@ -154,8 +157,8 @@ def _per_row_table(con: duckdb.DuckDBPyConnection, dataset: str, run_id: str,
 def run_dataset(dataset: Dataset, pipeline: Callable[[Any], Any], *, name: str,
                 batch_size: int | None = None, progress: bool = True) -> DatasetRun:
     """See :meth:`vlmscope.Dataset.run`."""
-    from vlmscope.cli.progress import ProgressBar
     from vlmscope.evaluators import GroundTruthMatch, run_evaluations
+    from vlmscope.progress import ProgressBar
 
     if not name:
         raise ValueError("a run needs a name (what `vlmscope diff` compares)")
@@ -177,7 +180,7 @@ def run_dataset(dataset: Dataset, pipeline: Callable[[Any], Any], *, name: str,
             except Exception as error:
                 failures[chunk[0].id] = f"{type(error).__name__}: {error}"
         else:
-            _run_batch(chunk, pipeline, name, dataset.name, failures)
+            run_batch(chunk, pipeline, name, dataset.name, failures)
         if bar is not None:
             bar.update(start + len(chunk), len(dataset.rows))
     if bar is not None:

@@ -42,10 +42,10 @@ DATASET_ROW_SCHEMA = pa.schema([
 def configured_store() -> Path:
     """The DuckDB file vlmscope is configured to trace into; :class:`ValueError` otherwise."""
     from vlmscope.collectors.exporter import DuckDBSpanExporter
-    from vlmscope.tracing import _state
+    from vlmscope.tracing import configured_exporter
 
-    exporter = _state.exporter
-    if _state.provider is None or not isinstance(exporter, DuckDBSpanExporter):
+    exporter = configured_exporter()
+    if not isinstance(exporter, DuckDBSpanExporter):
         raise ValueError("Dataset.run needs vlmscope to trace into a DuckDB store: call "
                          "vlmscope.configure(db='vlmscope.duckdb') first")
     return Path(exporter.path)
@@ -53,14 +53,14 @@ def configured_store() -> Path:
 
 def default_store(db: str | os.PathLike[str] | None = None) -> Path:
     """``db`` when given, else the configured store, else ``$VLMSCOPE_DB`` or the default."""
-    from vlmscope.settings import DEFAULT_DB
+    from vlmscope.settings import default_db
 
     if db is not None:
         return Path(db)
     try:
         return configured_store()
     except ValueError:
-        return Path(os.environ.get("VLMSCOPE_DB", DEFAULT_DB))
+        return Path(default_db())
 
 
 @contextlib.contextmanager
@@ -95,7 +95,9 @@ def reading_connection(db: str | os.PathLike[str] | None = None
         yield con
 
 
-def _image_rows(dataset: Dataset, store_images: bool) -> tuple[pa.Table, pa.Table]:
+def dataset_tables(dataset: Dataset, store_images: bool) -> tuple[pa.Table, pa.Table]:
+    """``dataset``'s rows as a ``dataset_rows`` table and its images (stored bytes when
+    ``store_images``) as a ``dataset_images`` table."""
     rows: dict[str, list] = {name: [] for name in DATASET_ROW_SCHEMA.names}
     images: dict[str, bytes] = {}
     for position, row in enumerate(dataset.rows):
@@ -125,7 +127,7 @@ def save_dataset(con: duckdb.DuckDBPyConnection, dataset: Dataset, *,
     """Write ``dataset`` on ``con`` in one transaction (one Arrow insert per table); return
     its fingerprint. An identical stored dataset is left as it is (images are added when
     asked); another dataset under the same name raises :class:`ValueError`."""
-    table, images = _image_rows(dataset, store_images)
+    table, images = dataset_tables(dataset, store_images)
     fingerprint = dataset.fingerprint(table.column("image_sha256").to_pylist())
     stored = con.execute("SELECT fingerprint, num_rows FROM datasets WHERE name = ?",
                          [dataset.name]).fetchall()

@@ -92,14 +92,14 @@ class PipelineActor:
         self._root, self._run, self._cohort = root, run, cohort
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        from vlmscope.dataset.runner import _run_batch
+        from vlmscope.dataset.runner import run_batch
         from vlmscope.tracing import force_flush
 
         records = batch.to_pylist()
         rows = [_row_from_mapping(r) for r in records]
         ids = [row.id for row in rows]
         failures: dict[str, str] = {}
-        _run_batch(rows, self._pipeline, self._run, self._cohort, failures)
+        run_batch(rows, self._pipeline, self._run, self._cohort, failures)
         force_flush()
         shard = shard_name("rows", self._run, *ids)
         files = self._write(shard, rows, [r.get("position") for r in records])
@@ -113,7 +113,7 @@ class PipelineActor:
     def _write(self, shard: str, rows: Sequence[DatasetRow],
                positions: Sequence[int | None]) -> dict[str, list[str]]:
         from vlmscope.dataset.core import Dataset
-        from vlmscope.dataset.store import _image_rows, store_connection
+        from vlmscope.dataset.store import dataset_tables, store_connection
 
         files: dict[str, list[str]] = {}
         with store_connection(self._db) as con:
@@ -131,7 +131,7 @@ class PipelineActor:
             finally:
                 con.unregister(_BATCH)
                 con.execute(f"DROP TABLE IF EXISTS {_TRACES}")
-        dataset_rows, _ = _image_rows(Dataset(self._cohort, rows), store_images=False)
+        dataset_rows, _ = dataset_tables(Dataset(self._cohort, rows), store_images=False)
         position = pa.array([-1 if p is None else int(p) for p in positions], pa.int32())
         dataset_rows = dataset_rows.set_column(
             dataset_rows.schema.get_field_index("position"), "position", position)
@@ -205,8 +205,8 @@ def run_on_ray(
     retries its batch, which rewrites the same shard. Connects to the Ray cluster at
     ``address`` (default: the running one, else a local one).
     """
+    from vlmscope._optional import require
     from vlmscope.dataset.core import Dataset
-    from vlmscope.distributed.evaluate import _ray
 
     if not name:
         raise ValueError("a run needs a name (what `vlmscope diff` compares)")
@@ -216,7 +216,7 @@ def run_on_ray(
     if not callable(pipeline_factory):
         raise TypeError("pipeline_factory builds the pipeline in each actor: pass a function "
                         "that takes no argument and returns the pipeline")
-    ray = _ray()
+    ray = require("ray", "the Ray engine")
     import ray.data as ray_data
 
     if not ray.is_initialized():

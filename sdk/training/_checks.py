@@ -13,7 +13,7 @@ from vlmscope import conventions as cv
 from vlmscope.rows import warn_once
 from vlmscope.tracing import get_tracer
 
-ANNOTATOR_CODE = "CODE"
+ANNOTATOR_CODE = cv.ANNOTATOR_KIND_CODE
 """OpenInference annotator kind of every training check: the verdict comes from code."""
 
 

@@ -139,7 +139,7 @@ def check_residual_paths(
         reasons=reasons, thresholds={"atol": atol, "rtol": rtol},
         blocks=findings, broken=broken, unchecked=unchecked)
     if record:
-        from vlmscope import checkpoint_sha256
+        from vlmscope.torch_encoder import checkpoint_sha256
 
         record_check(report, extra={
             cv.VLMSCOPE_TRAINING_CHECKPOINT_SHA256: checkpoint_sha256(model)})

@@ -209,7 +209,7 @@ class TrainingRun:
                       for stage in tally.grad_sums}
         checkpoint = None
         if self.record_checkpoints:
-            from vlmscope import checkpoint_sha256
+            from vlmscope.torch_encoder import checkpoint_sha256
 
             checkpoint = checkpoint_sha256(self.model)
         return EpochRecord(

@@ -1,8 +1,10 @@
-"""Helpers for the collector tests: a `vlmscope collect` subprocess on a free loopback port
-(always ended), and OTLP trace requests built with chosen ids and attributes."""
+"""Helpers shared by test modules (fixtures live in ``conftest.py``; plain functions and
+classes here): reading a store, real images, the package's modules and imports, and a
+`vlmscope collect` subprocess with OTLP requests to send it."""
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import os
 import signal
@@ -10,13 +12,107 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import requests
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+ROOT = Path(__file__).resolve().parent.parent
+"""The repository's root."""
+
+PYTHON = sys.executable
+"""The interpreter the tests run in (for subprocesses)."""
+
+
+def query(db_path: Path, sql: str, params: list | None = None) -> list[tuple]:
+    """Run a read-only query on a store (after ``vlmscope.shutdown()``)."""
+    from vlmscope.collectors.store import read_connection
+
+    with read_connection(db_path) as con:
+        return con.execute(sql, params or []).fetchall()
+
+
+def digit_images(n: int, size: int = 64):
+    """``n`` real handwritten digit scans (scikit-learn) as an Nx3xSxS float tensor, and
+    their labels."""
+    import torch
+    import torch.nn.functional as F
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    scans = torch.tensor(digits.images[:n], dtype=torch.float32)[:, None] / 16.0
+    pixels = F.interpolate(scans, size=size, mode="bilinear").expand(-1, 3, -1, -1)
+    return pixels.contiguous(), [int(t) for t in digits.target[:n]]
+
+
+def pyproject() -> dict:
+    """``pyproject.toml``, parsed."""
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def package_modules() -> dict[str, Path]:
+    """Every module of the distribution, by dotted name, from ``pyproject.toml``'s
+    ``package-dir`` (a folder ``sdk/`` is the package ``vlmscope``, and so on), so a module
+    added or split later is found without naming it here."""
+    package_dir = pyproject()["tool"]["setuptools"]["package-dir"]
+    modules: dict[str, Path] = {}
+    for package, folder in package_dir.items():
+        base = ROOT / folder
+        for path in sorted(base.rglob("*.py")):
+            parts = list(path.relative_to(base).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            name = ".".join([package, *parts])
+            # a sub-folder that package-dir maps elsewhere (none today) is not this package's
+            modules.setdefault(name, path)
+    return modules
+
+
+def extension_modules() -> set[str]:
+    """The distribution's C extension modules, by dotted name (``pyproject.toml``)."""
+    return {ext["name"] for ext in pyproject()["tool"]["setuptools"].get("ext-modules", [])}
+
+
+@dataclass(frozen=True)
+class ImportedName:
+    """One import statement's target as the importing module sees it."""
+
+    module: str
+    """The module imported (``from a.b import c`` where ``a.b.c`` is a module: ``a.b.c``)."""
+    name: str | None
+    """The name taken from ``module`` (None for ``import a.b``)."""
+    line: int
+    bound: str
+    """The local name the import binds."""
+
+
+def imports_of(path: Path, name: str) -> Iterator[ImportedName]:
+    """Every import in the module ``name`` (file ``path``), function-level and
+    ``TYPE_CHECKING`` imports included, relative ones resolved."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    is_package = path.name == "__init__.py"
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield ImportedName(alias.name, None, node.lineno,
+                                   alias.asname or alias.name.split(".")[0])
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = name.split(".") if is_package else name.split(".")[:-1]
+                base = base[:len(base) - (node.level - 1)]
+                module = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                module = node.module or ""
+            for alias in node.names:
+                yield ImportedName(module, alias.name, node.lineno, alias.asname or alias.name)
+
+
+# -- a `vlmscope collect` subprocess and OTLP requests for it
 
 
 def free_port() -> int:

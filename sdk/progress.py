@@ -1,4 +1,5 @@
-"""A dependency-free progress bar for long CLI work (quiet when not on a terminal)."""
+"""A dependency-free progress bar for long work (quiet when not on a terminal): the CLI's
+commands and a dataset run show it."""
 
 from __future__ import annotations
 
