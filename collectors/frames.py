@@ -5,7 +5,7 @@ while another thread or process writes the file: it reads through
 :func:`~vlmscope.collectors.store.read_connection`, which asks the writer to hand the file over
 for the length of the read (DuckDB allows one writer per file), and runs only read-only SQL.
 The rows come as Arrow, without a trip through Python objects; pandas and polars take them
-from there (``pip install pandas`` or ``polars``).
+from there (``pip install 'vlmscope[pandas]'`` or ``[polars]``).
 
 >>> rows = read_frame("vlmscope.duckdb", "pipeline_rows", kind="polars")  # doctest: +SKIP
 >>> failures = read_frame("vlmscope.duckdb",  # doctest: +SKIP
@@ -14,13 +14,13 @@ from there (``pip install pandas`` or ``polars``).
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 from typing import Any
 
 import pyarrow as pa
 
+from vlmscope._optional import require
 from vlmscope.collectors.store import DEFAULT_READ_TIMEOUT_S
 
 KINDS = ("arrow", "pandas", "polars")
@@ -38,7 +38,8 @@ def read_frame(db: str | os.PathLike[str], query: str, *, kind: str = "arrow",
     Waits up to ``timeout_s`` seconds for a writer to hand the file over. The connection is
     read-only and, unless ``allow_file_access``, reads no file but the store. Raises
     :class:`ValueError` for an unknown ``kind`` or a query that is not one read-only
-    statement, :class:`ImportError` naming the package when pandas or polars is missing."""
+    statement, :class:`~vlmscope.MissingExtraError` (an ImportError) naming the extra when pandas or
+    polars is missing."""
     from vlmscope.collectors.query import check_read_only, read_only_config
     from vlmscope.collectors.store import read_connection
 
@@ -46,13 +47,7 @@ def read_frame(db: str | os.PathLike[str], query: str, *, kind: str = "arrow",
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
     sql = f'SELECT * FROM "{query}"' if _NAME.fullmatch(query.strip()) else query
     check_read_only(sql)
-    library = None
-    if kind != "arrow":
-        try:
-            library = importlib.import_module(kind)
-        except ImportError as error:
-            raise ImportError(f"read_frame(kind={kind!r}) needs {kind}: pip install {kind}"
-                              ) from error
+    library = require(kind, f"read_frame(kind={kind!r})") if kind != "arrow" else None
     with read_connection(db, timeout_s=timeout_s,
                          config=read_only_config(allow_file_access)) as con:
         table: pa.Table = con.sql(sql).to_arrow_table()

@@ -9,7 +9,8 @@ from types import ModuleType
 _EXTRA_OF = {"torch": "torch", "torchvision": "torch", "transformers": "hf",
              "tokenizers": "hf", "PIL": "images", "sklearn": "demo", "scipy": "cohorts",
              "matplotlib": "report", "ray": "ray", "fsspec": "ray", "timm": "encoders",
-             "open_clip": "encoders", "uvicorn": "collector"}
+             "open_clip": "encoders", "uvicorn": "collector",
+             "pandas": "pandas", "polars": "polars"}
 """The smallest pip extra that installs each optional module (``tests/test_packaging.py``
 holds it to ``pyproject.toml``): a missing Pillow asks for ``images``, not ``all``."""
 
