@@ -252,6 +252,14 @@ class ClassificationReport(Evaluator):
         """The report of ``source`` (no per-row evaluation rows: see ground_truth_match)."""
         return self.compute(con, source)
 
+    def unmergeable_reason(self) -> str | None:
+        """None: the report follows from :meth:`count_table`'s counts; except with
+        ``classes_from_encoder``, whose classes come from all rows at once."""
+        if self.classes_from_encoder:
+            return ("classification_report with classes_from_encoder=True reads the classes "
+                    "from all rows at once: give classes= to evaluate parts")
+        return None
+
     def compute(self, con: duckdb.DuckDBPyConnection, source: str) -> dict[str, Any]:
         """The report over the relation named ``source``, as a JSON-serialisable summary;
         with ``slice_by``, ``slices`` holds one summary per distinct slice value."""

@@ -10,7 +10,8 @@ summarised like the built-in evaluators.
 
 A row passes when ``score >= threshold`` (default 0.5); a NULL/None score skips the row with
 the reason "the rule gave no score". Summary: ``judged``, ``passed``, ``accuracy`` (= passed /
-judged), ``mean_score``, ``skipped``.
+judged), ``mean_score`` (the exactly summed mean, so that parts merge to the same digit),
+``skipped``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import duckdb
 import pyarrow as pa
 
 from vlmscope.evaluators.base import PIPELINE_ROW_SCHEMA, EvalResult, RowEvaluator
+from vlmscope.evaluators.exact import EXACT_SUM_SCHEMA, exact_mean, exact_sum_table
 from vlmscope.evaluators.text import install_macros
 
 DEFAULT_THRESHOLD = 0.5
@@ -174,12 +176,23 @@ class CustomEvaluation(RowEvaluator):
                 summary = super().run(con, self._score_rows(con, source), run_id)
             finally:
                 con.execute(f"DROP TABLE IF EXISTS {self._scores}")
-        ((mean,),) = con.execute(
-            "SELECT avg(score) FROM evaluations WHERE run_id = ? AND evaluator = ?",
-            [run_id, self.name]).fetchall()
-        summary["mean_score"] = mean
-        summary["threshold"] = self.threshold
+        scores = con.execute(
+            "SELECT score, count(*) FROM evaluations WHERE run_id = ? AND evaluator = ? "
+            "GROUP BY score", [run_id, self.name]).fetchall()
+        statistics = exact_sum_table(scores)
+        if self.kept_statistics is not None:
+            self.kept_statistics.append(statistics)
+        summary.update(self._statistics_summary(statistics))
         return summary
+
+    def summarise_statistics(self, con: duckdb.DuckDBPyConnection,
+                             statistics: str) -> dict[str, Any]:
+        """``mean_score`` (exact, from the parts' score sums) and ``threshold``."""
+        return self._statistics_summary(con.sql(f"FROM {statistics}").to_arrow_table())
+
+    def _statistics_summary(self, statistics: pa.Table) -> dict[str, Any]:
+        parts = zip(*(statistics[c].to_pylist() for c in EXACT_SUM_SCHEMA.names), strict=True)
+        return {"mean_score": exact_mean(parts), "threshold": self.threshold}
 
     def evaluate_rows(self, rows: Iterable[Mapping[str, Any]]) -> list[EvalResult]:
         """Judge rows: a SQL rule runs in DuckDB on all of them at once, a function is called

@@ -1,0 +1,239 @@
+"""instruction_adherence, multilabel_report and custom summaries merged from parts of the rows
+equal the one-run summary exactly: over random rows split at random, and over a real Parquet
+export cut into its date/service partitions (evaluated as a Ray task evaluates one, without
+Ray here; test_ray.py runs them on a cluster)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from tests.hallucination_corpus import USER_VOCABULARY
+from tests.hallucination_corpus import random_rows as caption_rows
+from vlmscope.collectors.schema import migrate
+from vlmscope.evaluators import (
+    CustomEvaluation,
+    Evaluator,
+    ImageInstructionAdherence,
+    MultiLabelReport,
+    RowEvaluator,
+)
+from vlmscope.evaluators.base import PIPELINE_ROW_SCHEMA
+from vlmscope.evaluators.merge import check_mergeable, evaluate_part, merge_parts
+from vlmscope.evaluators.runner import run_evaluations
+
+INSTRUCTIONS = [
+    "How many dogs are there?", "Answer in one word: what animal is this?",
+    "List the objects in JSON.", "Is there a cat? Answer yes or no.",
+    "How many cats? Answer with a number.", "Describe the image in at most 5 words.",
+    "Which object is on the left?", "Tell me about the picture.", "Hello there",
+]
+OUTPUTS = ["2", "two dogs", "dog", "yes", "No.", '["dog", "cat"]', "I'm sorry, I cannot help",
+           "", "a dog and a cat on a sofa", "cat, dog and a bicycle", "3.5", "Yes there is"]
+
+
+def judge(image: Any, instruction: str, answer: str | None) -> tuple[float, str]:
+    """A deterministic stand-in for an LLM judge (no model runs here): the score is a
+    function of the answer's length, with fractions whose float sum depends on order."""
+    return (len(answer or "") % 7) / 7, "by length"
+
+
+def length_score(row: dict) -> float | None:
+    """A Python custom rule: irregular scores in [0, 1], none for an empty answer."""
+    return (len(row["output"]) * 0.37) % 1 if row["output"] else None
+
+
+def merged_evaluators(variant: int = 0) -> list[Evaluator]:
+    """One of each (a run keys summaries by evaluator name), in two sets of options."""
+    if variant == 0:
+        return [ImageInstructionAdherence(["coco", USER_VOCABULARY], judge=judge),
+                MultiLabelReport(),
+                CustomEvaluation("tenth", sql="length(output) / 10.0", threshold=0.3),
+                CustomEvaluation("by_length", fn=length_score)]
+    return [ImageInstructionAdherence(["coco"], encoder_threshold=0.3),
+            MultiLabelReport(encoder_threshold=0.3,
+                             classes=["dog", "cat", "person", "bicycle", "flan", "car"]),
+            CustomEvaluation("tenth", sql="length(output) / 10.0", threshold=0.3),
+            CustomEvaluation("by_length", fn=length_score)]
+
+
+def random_rows(seed: int, count: int) -> pa.Table:
+    """Caption rows (objects, encoder top-k, captions, object probes) with instructions of
+    every kind and answers of every form mixed in, multi-label and single-label encoders."""
+    rng = random.Random(seed)
+    rows = caption_rows(seed, count)
+    for row in rows:
+        if rng.random() < 0.5:
+            row["instruction"] = rng.choice(INSTRUCTIONS)
+            row["output"] = rng.choice(OUTPUTS)
+        row["encoder_multi_label"] = rng.random() < 0.5
+        if row["top_k_scores"] is not None and rng.random() < 0.5:
+            # Ties across rows: average precision groups equal scores.
+            row["top_k_scores"] = [None if s is None else round(s, 1)
+                                   for s in row["top_k_scores"]]
+    return pa.Table.from_pylist(rows, schema=PIPELINE_ROW_SCHEMA)
+
+
+def one_run(con: duckdb.DuckDBPyConnection, source: str = "pipeline_rows",
+            variant: int = 0) -> dict:
+    return run_evaluations(con, merged_evaluators(variant), source=source).summaries
+
+
+def in_parts(table: pa.Table, parts: int, seed: int, variant: int) -> dict:
+    order = np.random.default_rng(seed).permutation(table.num_rows)
+    cuts = sorted(random.Random(seed).sample(range(1, table.num_rows), parts - 1))
+    chosen = merged_evaluators(variant)
+    results: dict[str, list] = {ev.name: [] for ev in chosen}
+    for piece in np.split(order, cuts):
+        con = duckdb.connect()
+        migrate(con)
+        con.register("part_arrow", table.take(piece))
+        con.execute("CREATE TEMP TABLE part AS SELECT * FROM part_arrow")
+        for ev in chosen:
+            results[ev.name].append(evaluate_part(con, ev, "part", "run-id"))
+        con.close()
+    return {ev.name: merge_parts(ev, results[ev.name]) for ev in chosen}
+
+
+def check_worth_comparing(summary: dict) -> None:
+    """The summaries compared hold real numbers (a comparison of Nones proves nothing)."""
+    adherence = summary["instruction_adherence"]
+    assert adherence["judged"] > 100 and 0 < adherence["adherence"] < 1
+    assert len(adherence["instruction_types"]) >= 4 and len(adherence["failed_checks"]) >= 4
+    assert adherence.get("judge", {"rows": adherence["judged"]})["rows"] == adherence["judged"]
+    report = summary["multilabel_report"]
+    assert report["rows"] > 100 and 0 < report["mean_average_precision"] < 1
+    assert 0 < report["subset_accuracy"] < 1 and report["skipped"] > 0
+    assert summary["tenth"]["mean_score"] > 0 and summary["by_length"]["judged"] > 100
+
+
+@pytest.mark.parametrize(("seed", "parts"), [
+    (0, 2), (1, 3), *(pytest.param(seed, parts, marks=pytest.mark.slow)
+                      for seed, parts in [(2, 4), (3, 5), (4, 7), (5, 9)])])
+def test_adherence_multilabel_and_custom_merged_from_random_parts_equal_the_one_run(
+        seed: int, parts: int) -> None:
+    table = random_rows(seed, 700)
+    con = duckdb.connect()
+    con.register("rows_arrow", table)
+    con.execute("CREATE TABLE all_rows AS SELECT * FROM rows_arrow")
+    variant = seed % 2
+    expected = one_run(con, "all_rows", variant)
+    check_worth_comparing(expected)
+    assert in_parts(table, parts, seed, variant) == expected
+
+
+def traced_export(tmp_path: Path, table: pa.Table, services: int) -> Path:
+    """The rows of ``table`` traced with the SDK (row, encoder and LLM spans) into one DuckDB
+    file, a share under each of ``services`` service names, and exported as Parquet: one
+    ``date=/service=`` partition per service."""
+    import vlmscope
+    from vlmscope.collectors.parquet import export_parquet
+
+    db = tmp_path / "store.duckdb"
+    rows = table.to_pylist()
+    for k in range(services):
+        vlmscope.configure(db=db, service_name=f"service-{k}")
+        try:
+            for row in rows[k::services]:
+                with vlmscope.trace_row(row["row_id"], objects=row["objects"],
+                                        instruction=row["instruction"], run="run"):
+                    if row["top_k_labels"] is not None:
+                        with vlmscope.encoder_span(
+                                "tagger", multi_label=row["encoder_multi_label"]) as encoder:
+                            encoder.record(
+                                top_k_labels=[row["top_k_labels"]],
+                                top_k_scores=[[s or 0.0 for s in row["top_k_scores"]]])
+                    with vlmscope.llm_span(model="head",
+                                           instruction=row["instruction"]) as span:
+                        span.set_output(row["output"])
+        finally:
+            vlmscope.shutdown()
+    con = duckdb.connect(str(db))
+    try:
+        export_parquet(con, tmp_path / "export")
+    finally:
+        con.close()
+    return tmp_path / "export"
+
+
+@pytest.mark.parametrize("seed", [0, pytest.param(1, marks=pytest.mark.slow)])
+def test_a_parquet_export_evaluated_partition_by_partition_merges_to_the_one_run(
+        tmp_path: Path, seed: int) -> None:
+    from vlmscope.collectors.shards import ShardRoot, open_root
+    from vlmscope.distributed.evaluate import evaluate_partition
+
+    folder = traced_export(tmp_path, random_rows(seed, 400), services=4)
+    con = open_root(folder)
+    try:
+        expected = one_run(con, variant=seed)
+    finally:
+        con.close()
+    check_worth_comparing(expected)
+    root = ShardRoot(str(folder))
+    partitions = root.partitions()
+    assert len(partitions) == 4
+    chosen = merged_evaluators(seed)
+    filters = {"cohort": None, "checkpoint": None, "run": None}
+    parts = [evaluate_partition(root, files, chosen, "run-id", filters)
+             for files in partitions]
+    merged = {ev.name: merge_parts(ev, [p.summaries[i] for p in parts])
+              for i, ev in enumerate(chosen)}
+    assert merged == expected
+
+
+class CountsOnly(RowEvaluator):
+    """A user's row evaluator whose summary is the counts: it merges."""
+
+    name = "counts_only"
+    description = "passes rows with an answer"
+    required_columns = ("row_id", "trace_id", "span_id", "output")
+
+    def config(self) -> dict[str, Any]:
+        return {}
+
+    def skip_reason_sql(self) -> str:
+        return "NULL"
+
+    def judge_sql(self, source: str) -> str:
+        return (f"SELECT row_id, trace_id, span_id, 1.0 AS score, output IS NOT NULL AS "
+                f"passed, 'ok' AS label, '' AS explanation, '{{}}' AS metadata FROM {source}")
+
+
+class AddsAKey(CountsOnly):
+    """A user's row evaluator that adds a summary key without additive statistics."""
+
+    name = "adds_a_key"
+
+    def run(self, con: duckdb.DuckDBPyConnection, source: str, run_id: str) -> dict[str, Any]:
+        return {**super().run(con, source, run_id), "median": 0.5}
+
+
+class WholeRelation(Evaluator):
+    """A user's evaluator that summarises the whole relation in one go."""
+
+    name = "whole_relation"
+    description = "rows"
+    required_columns = ()
+
+    def config(self) -> dict[str, Any]:
+        return {}
+
+    def run(self, con: duckdb.DuckDBPyConnection, source: str, run_id: str) -> dict[str, Any]:
+        return {"rows": con.execute(f"SELECT count(*) FROM {source}").fetchall()[0][0]}
+
+
+def test_evaluators_of_your_own_merge_by_the_documented_rule_or_are_refused_with_it() -> None:
+    check_mergeable(CountsOnly())
+    with pytest.raises(ValueError, match="adds summary keys to the counts without additive "
+                                         "statistics.*summarise_statistics"):
+        check_mergeable(AddsAKey())
+    with pytest.raises(ValueError, match="not a row evaluator.*additive statistics"):
+        check_mergeable(WholeRelation())
+    for evaluator in merged_evaluators(0) + merged_evaluators(1):
+        check_mergeable(evaluator)
