@@ -47,6 +47,7 @@ import pyarrow as pa
 
 from vlmscope import conventions as cv
 from vlmscope.evaluators.base import EvalResult
+from vlmscope.evaluators.declaration import Metric, Option, comma_list
 from vlmscope.evaluators.exact import exact_mean_of
 from vlmscope.evaluators.hallucination import DEFAULT_ENCODER_THRESHOLD, CaptionHallucination
 from vlmscope.evaluators.summarised import SummarisedRowEvaluator
@@ -117,6 +118,22 @@ class ImageInstructionAdherence(SummarisedRowEvaluator):
     required_columns = ("row_id", "trace_id", "span_id", "llm_span_id", "instruction",
                         "output", "objects", "top_k_labels", "top_k_scores", "image_sha256")
     optional_columns = ("encoder_multi_label",)
+    options = (
+        Option("vocabularies",
+               "Sequence[str | Path | Vocabulary | Mapping[str, Iterable[str]]]", ("coco",),
+               "object vocabularies of the object_consistency check", flag="--vocabulary",
+               parse=comma_list, metavar="NAMES"),
+        Option("encoder_threshold", "float", DEFAULT_ENCODER_THRESHOLD,
+               "score at which an encoder label counts as present (rows without objects)"),
+        Option("judge", "Judge | None", None,
+               "an LLM judge: judge(image, instruction, answer) -> (score, reason)"),
+        Option("images", "Callable[[str | None], Any] | None", None,
+               "the judge's images: image SHA-256 -> image"),
+    )
+    summary_metrics = (
+        Metric("adherence", "mean share of instruction checks passed", gated=True),)
+    merged_from = ("rows per distinct score, instruction type and failed check (and the "
+                   "judge's scores per value)")
 
     def __init__(
         self,

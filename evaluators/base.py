@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from vlmscope import conventions as cv
 from vlmscope.collectors import spec
+from vlmscope.evaluators.declaration import Metric, Option
 
 ANNOTATOR_KINDS = cv.ANNOTATOR_KINDS
 """Who judged a row, as OpenInference names it: deterministic code, an LLM judge or a person."""
@@ -91,6 +92,30 @@ class Evaluator(ABC):
     required_columns: ClassVar[tuple[str, ...]]
     optional_columns: ClassVar[tuple[str, ...]] = ()
     """Columns read when the relation has them (a run over an older store lacks them)."""
+    options: ClassVar[tuple[Option, ...]] = ()
+    """The constructor's options: type, default, help and the ``vlmscope eval`` flag of each
+    (:class:`~vlmscope.evaluators.declaration.Option`)."""
+    summary_metrics: ClassVar[tuple[Metric, ...]] = ()
+    """The numbers of the summary the CLI prints, the gate checks and the report shows
+    (:class:`~vlmscope.evaluators.declaration.Metric`)."""
+    merged_from: ClassVar[str] = ""
+    """What each part of the rows contributes when a run is evaluated in parts (empty: the
+    summary does not merge; :meth:`unmergeable_reason` says why)."""
+    summary_key: ClassVar[str | None] = None
+    """Where ``vlmscope eval``'s combined summary holds this evaluator's summary: under this
+    key (None: under :attr:`name`), or :data:`~vlmscope.evaluators.declaration.SUMMARY_AT_TOP`
+    for its keys at the top level."""
+    summary_group: ClassVar[str | None] = None
+    """Set when each instance is named by its user (``custom``): the combined summary holds
+    the summaries under ``summary[summary_group][instance name]``."""
+
+    @classmethod
+    def from_options(cls, values: Mapping[str, Any]) -> list[Evaluator]:
+        """The evaluators ``vlmscope eval`` runs, from the declared options its flags set
+        (``values``: option name -> parsed value, only those given); default: one,
+        constructed with the keyword options. :class:`ValueError` for bad values."""
+        keywords = {o.name for o in cls.options if o.keyword}
+        return [cls(**{k: v for k, v in values.items() if k in keywords})]
 
     @abstractmethod
     def config(self) -> dict[str, Any]:

@@ -25,7 +25,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from vlmscope.evaluators.base import PIPELINE_ROW_SCHEMA, EvalResult, RowEvaluator
+from vlmscope.evaluators.base import PIPELINE_ROW_SCHEMA, EvalResult, Evaluator, RowEvaluator
+from vlmscope.evaluators.declaration import Metric, Option
 from vlmscope.evaluators.exact import EXACT_SUM_SCHEMA, exact_mean, exact_sum_table
 from vlmscope.evaluators.text import install_macros
 
@@ -57,6 +58,31 @@ class CustomEvaluation(RowEvaluator):
     required_columns = ("row_id", "trace_id", "span_id", "llm_span_id")
     # A rule may read any column of the row, so a filtered run keeps them all.
     optional_columns = tuple(PIPELINE_ROW_SCHEMA.names)
+    options = (
+        Option("name", "str", None, "the rule's name (letters, digits, _, . or -): its "
+               "evaluations and summary are stored under it"),
+        Option("sql", "str | None", None, "a SQL expression over pipeline_rows columns"),
+        Option("fn", "RowRule | None", None, "a Python function of one row"),
+        Option("threshold", "float", DEFAULT_THRESHOLD, "score at or above which a row passes"),
+        Option("description", "str | None", None, "one line saying what the rule checks"),
+        Option("rules", "list[str]", [], "SQL rules NAME=EXPR (NAME@THRESHOLD=EXPR sets the "
+               "threshold), each a custom evaluator; repeatable", flag="--custom",
+               kind="repeat", metavar="NAME=SQL", keyword=False, selects=True),
+    )
+    summary_metrics = (
+        Metric("pass rate", "share of judged rows that pass", key="accuracy"),
+        Metric("mean_score", "mean score of the judged rows"),
+    )
+    merged_from = "judged, passed and skipped rows, and the exact sum of the scores"
+    summary_group = "custom"
+
+    @classmethod
+    def from_options(cls, values: Mapping[str, Any]) -> list[Evaluator]:
+        """One evaluator per ``--custom`` rule; :class:`ValueError` without any."""
+        rules = values.get("rules") or []
+        if not rules:
+            raise ValueError("the custom evaluator needs its rule: --custom NAME=SQL")
+        return [parse_custom(rule) for rule in rules]
 
     def __init__(
         self,

@@ -32,6 +32,7 @@ import numpy as np
 import pyarrow as pa
 
 from vlmscope.evaluators.base import Evaluator
+from vlmscope.evaluators.declaration import Metric, Option, comma_list
 from vlmscope.evaluators.reading import DEFAULT_ENCODER_THRESHOLD, install_reading_macros
 
 _SKIP = ("CASE WHEN objects IS NULL THEN 'no ground-truth objects' "
@@ -125,6 +126,20 @@ class MultiLabelReport(Evaluator):
                    "loss, mAP")
     required_columns = ("objects", "top_k_labels", "top_k_scores")
     optional_columns = ("encoder_multi_label",)
+    options = (
+        Option("encoder_threshold", "float", DEFAULT_ENCODER_THRESHOLD, "the score at which "
+               "a multi-label encoder's label is read", flag="--encoder-threshold",
+               parse=float, metavar="SCORE"),
+        Option("classes", "Sequence[str] | None", None, "the labels (default: every object "
+               "and top-k label seen)", flag="--classes", parse=comma_list, metavar="NAMES"),
+    )
+    summary_metrics = (
+        Metric("subset_accuracy", "share of rows whose reading is exactly their objects"),
+        Metric("hamming_loss", "share of (row, label) cells read wrong (lower is better)"),
+        Metric("mean_average_precision", "mean of the labels' average precision"),
+    )
+    merged_from = ("rows per label, truth and reading; ranked cells per label, score and "
+                   "truth")
 
     def __init__(self, *, encoder_threshold: float = DEFAULT_ENCODER_THRESHOLD,
                  classes: Sequence[str] | None = None) -> None:
