@@ -37,7 +37,6 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from vlmscope.evaluators.attribution import FailureAttribution
 from vlmscope.evaluators.base import Evaluator, RowEvaluator
 from vlmscope.evaluators.classification import ClassificationReport
 from vlmscope.evaluators.multilabel import MultiLabelReport
@@ -61,9 +60,6 @@ class PartSummary:
 def check_mergeable(evaluator: Evaluator) -> None:
     """Raise :class:`ValueError` saying why ``evaluator``'s summary cannot be merged exactly
     from parts of the rows (:meth:`Evaluator.unmergeable_reason`; nothing when it can)."""
-    if isinstance(evaluator, FailureAttribution) and evaluator.linear_probe:
-        raise ValueError("failure_attribution with linear_probe=True trains its probe on all "
-                         "rows at once: it cannot be evaluated in parts")
     reason = evaluator.unmergeable_reason()
     if reason is not None:
         raise ValueError(reason)
