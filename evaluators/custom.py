@@ -26,7 +26,7 @@ import duckdb
 import pyarrow as pa
 
 from vlmscope.evaluators.base import PIPELINE_ROW_SCHEMA, EvalResult, Evaluator, RowEvaluator
-from vlmscope.evaluators.declaration import Metric, Option
+from vlmscope.evaluators.declaration import REQUIRED, Metric, Option
 from vlmscope.evaluators.exact import EXACT_SUM_SCHEMA, exact_mean, exact_sum_table
 from vlmscope.evaluators.text import install_macros
 
@@ -59,7 +59,7 @@ class CustomEvaluation(RowEvaluator):
     # A rule may read any column of the row, so a filtered run keeps them all.
     optional_columns = tuple(PIPELINE_ROW_SCHEMA.names)
     options = (
-        Option("name", "str", None, "the rule's name (letters, digits, _, . or -): its "
+        Option("name", "str", REQUIRED, "the rule's name (letters, digits, _, . or -): its "
                "evaluations and summary are stored under it"),
         Option("sql", "str | None", None, "a SQL expression over pipeline_rows columns"),
         Option("fn", "RowRule | None", None, "a Python function of one row"),

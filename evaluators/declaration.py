@@ -25,6 +25,17 @@ def comma_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+class _Required:
+    """The default of an option the constructor requires."""
+
+    def __repr__(self) -> str:
+        return "required"
+
+
+REQUIRED: Any = _Required()
+"""The :attr:`Option.default` of a required constructor argument."""
+
+
 @dataclass(frozen=True)
 class Option:
     """One option of an evaluator.
