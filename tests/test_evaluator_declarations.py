@@ -161,3 +161,13 @@ def test_every_declared_flag_is_a_flag_of_vlmscope_eval(
     for option in cls.options:
         if option.flag is not None:
             assert f"{option.flag} " in text or f"{option.flag}\n" in text
+
+
+def test_the_evaluator_reference_page_lists_every_declared_option_and_metric() -> None:
+    page = (Path(__file__).resolve().parent.parent / "docs" / "reference"
+            / "evaluators.md").read_text()
+    for name, cls in RUNNER_EVALUATORS.items():
+        section = page[page.index(f"## `{name}`"):]
+        section = section[:section.find("\n## ", 1) if "\n## " in section[1:] else None]
+        assert all(f"| `{o.name}` |" in section for o in cls.options), name
+        assert all(f"| `{m.name}` |" in section for m in cls.summary_metrics), name
