@@ -171,3 +171,31 @@ def test_the_evaluator_reference_page_lists_every_declared_option_and_metric() -
         section = section[:section.find("\n## ", 1) if "\n## " in section[1:] else None]
         assert all(f"| `{o.name}` |" in section for o in cls.options), name
         assert all(f"| `{m.name}` |" in section for m in cls.summary_metrics), name
+
+
+def test_vlmscope_diff_compares_a_registered_evaluators_declared_metrics(
+        toy, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import numpy as np
+
+    db = tmp_path / "runs.duckdb"
+    answers = {"base": ["a cat", "a cat", "a cat", "a cat"],
+               "candidate": ["a cat", "A CAT", "A CAT", "a cat"]}
+    vlmscope.configure(db=db)
+    try:
+        dataset = vlmscope.Dataset.from_records("toy", [
+            {"id": f"r{i}", "image": np.full((8, 8, 3), i * 40, np.uint8), "expected": "cat"}
+            for i in range(4)]).add_evaluation(ShoutedAnswers())
+        for name, said in answers.items():
+            dataset.run(lambda row, said=said: said[int(row.id[1:])], name=name,
+                        progress=False)
+    finally:
+        vlmscope.shutdown()
+    main(["diff", "--db", str(db), "--base", "base", "--candidate", "candidate",
+          "--format", "json"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["metrics"] == [{"evaluator": "shouted_answers", "metric": "calm_rate",
+                                  "base": 1.0, "candidate": 0.5, "delta": -0.5,
+                                  "gated": True}]
+    assert [s["evaluator"] for s in report["evaluators"]] == ["shouted_answers"]
+    main(["diff", "--db", str(db), "--base", "base", "--candidate", "candidate"])
+    assert "shouted_answers  calm_rate  1.0000  0.5000     -0.5000" in capsys.readouterr().out
