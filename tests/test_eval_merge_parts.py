@@ -147,3 +147,30 @@ def test_evaluators_of_your_own_merge_by_the_documented_rule_or_are_refused_with
         check_mergeable(WholeRelation())
     for evaluator in merged_evaluators(0) + merged_evaluators(1):
         check_mergeable(evaluator)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_exact_sums_equal_fraction_sums_and_merged_means_do_not_depend_on_the_cut(
+        seed: int) -> None:
+    from fractions import Fraction
+
+    from vlmscope.evaluators.exact import exact_mean, exact_mean_of, exact_sum, exact_sum_table
+
+    rng = random.Random(seed)
+    values = [(rng.uniform(-1, 1) * 10.0 ** rng.randint(-320, 300), rng.randint(1, 10**12))
+              for _ in range(400)] + [(0.0, 3), (-0.0, 1), (5e-324, 7), (None, 4),
+                                      (rng.random(), 1)]
+    reference = sum((Fraction(v) * n for v, n in values if v is not None), Fraction(0))
+    assert exact_sum(values) == (sum(n for v, n in values if v is not None), reference)
+    mean = exact_mean_of(values)
+    assert mean == float(reference / sum(n for v, n in values if v is not None))
+    for parts in (2, 5, 17):
+        shuffled = values[:]
+        rng.shuffle(shuffled)
+        tables = [exact_sum_table(shuffled[i::parts]) for i in range(parts)]
+        rows = [(t["n"][0].as_py(), t["sum_numerator"][0].as_py(),
+                 t["sum_denominator"][0].as_py()) for t in tables]
+        assert exact_mean(rows) == mean
+    assert exact_mean_of([(1.0, 2), (float("inf"), 1)]) == float("inf")
+    assert exact_mean([(1, "inf", "0"), (2, "3", "1")]) == float("inf")
+    assert exact_mean_of([]) is None
