@@ -47,7 +47,21 @@ def register(evaluator: type[Evaluator]) -> type[Evaluator]:
     eval`` then runs it (``--evaluators``, its declared flags), gates on its declared
     metrics and prints them, and the HTML report shows them. Returns the class, so that it
     can decorate it. :class:`ValueError` when the name is taken by another class or a
-    declared flag conflicts with another evaluator's declaration of it."""
+    declared flag conflicts with another evaluator's declaration of it.
+
+    Example::
+
+        >>> @register  # doctest: +SKIP
+        ... class ShortAnswers(RowEvaluator):
+        ...     name = "short_answers"
+        ...     description = "answers of at most max_words words pass"
+        ...     options = (Option("max_words", "int", 5, "words an answer may have",
+        ...                       flag="--short-max-words", parse=int),)
+        ...     summary_metrics = (Metric("short_rate", "share of short answers",
+        ...                               key="accuracy", gated=True),)
+        ...     merged_from = "judged, passed and skipped rows"
+        ...     ...  # __init__(self, *, max_words=5), config, skip_reason_sql, judge_sql
+    """
     name = getattr(evaluator, "name", None)
     if not isinstance(name, str) or not name:
         raise ValueError(f"{evaluator.__name__} needs a name (class attribute) to register")
