@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from vlmscope.evaluators.base import Evaluator
 
+
 class _Declared(Mapping[str, Any]):
     """A mapping read from the registered evaluators' declarations each time (an evaluator
     registered later is in it)."""
@@ -62,13 +63,13 @@ def _reported() -> dict[str, tuple[str, ...]]:
 GATED_METRICS: Mapping[str, str] = _Declared(_gated)
 """Metrics ``--fail-under`` accepts (higher is better), with what each measures: the
 registered evaluators' metrics declared ``gated``."""
+REPORTED_METRICS: Mapping[str, tuple[str, ...]] = _Declared(_reported)
+"""Summary keys each evaluator adds to the combined summary (its declared headline
+metrics), by evaluator."""
 
 _SELECTED_ROWS = ("(SELECT * FROM pipeline_rows WHERE ($cohort IS NULL OR cohort = $cohort) "
                   "AND ($checkpoint IS NULL OR starts_with(checkpoint_sha256, $checkpoint)) "
                   "AND ($run IS NULL OR run = $run))")
-REPORTED_METRICS: Mapping[str, tuple[str, ...]] = _Declared(_reported)
-"""Summary keys each evaluator adds to the combined summary (its declared headline
-metrics), by evaluator."""
 
 _WORST_CLASSES = 15
 _TOP_CONFUSIONS = 10
