@@ -12,12 +12,14 @@ from vlmscope.evaluators.attribution import BLAMES, FailureAttribution
 from vlmscope.evaluators.base import ANNOTATOR_KINDS, EvalResult, Evaluator, RowEvaluator
 from vlmscope.evaluators.classification import ClassificationMetrics, ClassificationReport
 from vlmscope.evaluators.custom import CustomEvaluation
+from vlmscope.evaluators.declaration import Metric, Option
 from vlmscope.evaluators.ground_truth import MODES, GroundTruthMatch
 from vlmscope.evaluators.hallucination import CaptionHallucination
 from vlmscope.evaluators.multilabel import MultiLabelReport
 from vlmscope.evaluators.runner import (
     EVALUATORS,
     EvalRun,
+    register,
     resolve_evaluators,
     run_evaluations,
 )
@@ -37,11 +39,14 @@ __all__ = [
     "Evaluator",
     "FailureAttribution",
     "GroundTruthMatch",
+    "Metric",
+    "Option",
     "ImageInstructionAdherence",
     "MultiLabelReport",
     "RowEvaluator",
     "Vocabulary",
     "VocabularyError",
+    "register",
     "resolve_evaluators",
     "run_evaluations",
 ]

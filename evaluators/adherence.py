@@ -36,6 +36,7 @@ e.g. an LLM) is called once per judged row; its verdicts are stored as evaluator
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,8 @@ import pyarrow as pa
 
 from vlmscope import conventions as cv
 from vlmscope.evaluators.base import EvalResult
+from vlmscope.evaluators.declaration import Metric, Option, comma_list
+from vlmscope.evaluators.exact import exact_mean_of
 from vlmscope.evaluators.hallucination import DEFAULT_ENCODER_THRESHOLD, CaptionHallucination
 from vlmscope.evaluators.summarised import SummarisedRowEvaluator
 from vlmscope.evaluators.vocabulary import Vocabulary
@@ -90,6 +93,8 @@ _NUMBER_WORDS = ("zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|t
                  "thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|twenty|"
                  "none|no")
 _YES_NO = "('yes', 'no')"
+_STATISTICS_SCHEMA = pa.schema([("kind", pa.string()), ("key", pa.string()),
+                                ("score", pa.float64()), ("n", pa.int64())])
 
 
 class ImageInstructionAdherence(SummarisedRowEvaluator):
@@ -113,6 +118,22 @@ class ImageInstructionAdherence(SummarisedRowEvaluator):
     required_columns = ("row_id", "trace_id", "span_id", "llm_span_id", "instruction",
                         "output", "objects", "top_k_labels", "top_k_scores", "image_sha256")
     optional_columns = ("encoder_multi_label",)
+    options = (
+        Option("vocabularies",
+               "Sequence[str | Path | Vocabulary | Mapping[str, Iterable[str]]]", ("coco",),
+               "object vocabularies of the object_consistency check", flag="--vocabulary",
+               parse=comma_list, metavar="NAMES"),
+        Option("encoder_threshold", "float", DEFAULT_ENCODER_THRESHOLD,
+               "score at which an encoder label counts as present (rows without objects)"),
+        Option("judge", "Judge | None", None,
+               "an LLM judge: judge(image, instruction, answer) -> (score, reason)"),
+        Option("images", "Callable[[str | None], Any] | None", None,
+               "the judge's images: image SHA-256 -> image"),
+    )
+    summary_metrics = (
+        Metric("adherence", "mean share of instruction checks passed", gated=True),)
+    merged_from = ("rows per distinct score, instruction type and failed check (and the "
+                   "judge's scores per value)")
 
     def __init__(
         self,
@@ -278,16 +299,38 @@ class ImageInstructionAdherence(SummarisedRowEvaluator):
 
     def summarise(self, con: duckdb.DuckDBPyConnection, judged: str) -> dict[str, Any]:
         """``adherence`` = mean score; rows per instruction type; how often each check
-        failed."""
-        ((adherence,),) = con.execute(f"SELECT avg(score) FROM {judged}").fetchall()
-        types = dict(con.execute(
-            f"SELECT instruction_type, count(*) FROM {judged} GROUP BY ALL ORDER BY ALL"
-        ).fetchall())
-        failures = dict(con.execute(
-            f"SELECT f, count(*) FROM (SELECT unnest(CAST(metadata->'$.failed' AS VARCHAR[])) "
-            f"AS f FROM {judged}) GROUP BY f ORDER BY f").fetchall())
-        return {"adherence": adherence, "instruction_types": types,
-                "failed_checks": failures}
+        failed: from :meth:`statistics_sql`, as a merge of parts computes them."""
+        return self.summarise_statistics(con, f"({self.statistics_sql(judged)})")
+
+    def statistics_sql(self, judged: str) -> str:
+        """Additive counts: rows per distinct score (the mean is summed exactly from them),
+        per instruction type and per failed check."""
+        return f"""
+        SELECT 'score' AS kind, NULL::VARCHAR AS key, score, count(*) AS n FROM {judged}
+        GROUP BY score
+        UNION ALL SELECT 'type', instruction_type, NULL, count(*) FROM {judged}
+        GROUP BY instruction_type
+        UNION ALL SELECT 'failed', f, NULL, count(*) FROM (
+            SELECT unnest(CAST(metadata->'$.failed' AS VARCHAR[])) AS f FROM {judged})
+        GROUP BY f"""
+
+    def summarise_statistics(self, con: duckdb.DuckDBPyConnection,
+                             statistics: str) -> dict[str, Any]:
+        """``adherence`` (the exact mean score), ``instruction_types`` and
+        ``failed_checks`` from stacked :meth:`statistics_sql` rows, and ``judge`` (rows and
+        exact mean score) when a judge ran."""
+        rows = con.execute(f"SELECT kind, key, score, sum(n)::BIGINT FROM {statistics} "
+                           "GROUP BY ALL ORDER BY kind, key, score").fetchall()
+        summary: dict[str, Any] = {
+            "adherence": exact_mean_of((s, n) for kind, _, s, n in rows if kind == "score"),
+            "instruction_types": {k: n for kind, k, _, n in rows if kind == "type"},
+            "failed_checks": {k: n for kind, k, _, n in rows if kind == "failed"},
+        }
+        if self.judge is not None:
+            verdicts = [(s, n) for kind, _, s, n in rows if kind == "judge"]
+            summary["judge"] = {"rows": sum(n for _, n in verdicts),
+                                "mean_score": exact_mean_of(verdicts)}
+        return summary
 
     def run(self, con: duckdb.DuckDBPyConnection, source: str, run_id: str) -> dict[str, Any]:
         """The deterministic checks; then, with a judge, one LLM verdict per judged row,
@@ -320,7 +363,10 @@ class ImageInstructionAdherence(SummarisedRowEvaluator):
             con.execute(f"INSERT INTO evaluations SELECT * FROM {table}")
         finally:
             con.unregister(table)
-        scores = [v["score"] for v in verdicts]
-        summary["judge"] = {"rows": len(scores),
-                            "mean_score": sum(scores) / len(scores) if scores else None}
+        scores = Counter(v["score"] for v in verdicts)
+        if self.kept_statistics is not None:
+            self.kept_statistics.append(pa.Table.from_pylist(
+                [{"kind": "judge", "key": None, "score": s, "n": n} for s, n in scores.items()],
+                schema=_STATISTICS_SCHEMA))
+        summary["judge"] = {"rows": len(verdicts), "mean_score": exact_mean_of(scores.items())}
         return summary

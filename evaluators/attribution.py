@@ -85,6 +85,7 @@ import pyarrow as pa
 from vlmscope.conventions import INSTRUCTION_KINDS
 from vlmscope.evaluators.aliases import COCO_ALIASES, IMAGENET_ALIASES
 from vlmscope.evaluators.base import PIPELINE_ROW_SCHEMA, EvalResult
+from vlmscope.evaluators.declaration import Metric, Option, comma_list
 from vlmscope.evaluators.mentions import NEGATED, lookup_sql, mentions_sql
 from vlmscope.evaluators.probe import DEFAULT_FOLDS, probe_readings
 from vlmscope.evaluators.reading import (
@@ -168,6 +169,40 @@ class FailureAttribution(SummarisedRowEvaluator):
                         "checkpoint_sha256")
     optional_columns = tuple(name for name, _ in READING_COLUMNS)
     row_schema: ClassVar[pa.Schema] = _ROW_SCHEMA
+    options = (
+        Option("encoder_threshold", "float", DEFAULT_ENCODER_THRESHOLD, "the score at which "
+               "a multi-label encoder's label is read", flag="--encoder-threshold",
+               parse=float, metavar="SCORE"),
+        Option("vocabularies",
+               "Sequence[str | Path | Vocabulary | Mapping[str, Iterable[str]]]", (),
+               "object vocabularies that read captions and lists"),
+        Option("labels", "Sequence[str]", (), "more labels the answers may name"),
+        Option("classes", "Sequence[str] | None", None, "the encoder's classes: labels the "
+               "answers may name", flag="--classes", parse=comma_list, metavar="NAMES"),
+        Option("synonyms", "Mapping[str, str] | None", None, "your aliases, alias -> label"),
+        Option("aliases", "Sequence[str]", ("imagenet", "coco"), "built-in alias tables"),
+        Option("head", "Head | None", None, "the language head, for the oracle swap"),
+        Option("linear_probe", "bool", False, "read the embeddings with a linear probe "
+               "trained across folds (not mergeable from parts)"),
+        Option("probe_folds", "int", DEFAULT_FOLDS, "folds of the linear probe"),
+    )
+    summary_metrics = (
+        Metric("blame_encoder", "share of failing rows blamed on the encoder"),
+        Metric("blame_language_head", "share of failing rows blamed on the language head"),
+        Metric("blame_both", "share of failing rows blamed on both"),
+        Metric("blame_unattributable", "share of failing rows blamed on neither"),
+        Metric("disagreement_rate", "share of rows with both readings whose answer "
+               "reading differs from the encoder's"),
+    )
+    merged_from = "blame counts per label, cohort, checkpoint and kind"
+
+    def unmergeable_reason(self) -> str | None:
+        """Why not, with ``linear_probe`` (trained on all rows at once); else the rule of
+        :class:`SummarisedRowEvaluator`."""
+        if self.linear_probe:
+            return ("failure_attribution with linear_probe=True trains its probe on all rows "
+                    "at once: it cannot be evaluated in parts")
+        return super().unmergeable_reason()
 
     def __init__(
         self,

@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from vlmscope import conventions as cv
 from vlmscope.collectors import spec
+from vlmscope.evaluators.declaration import Metric, Option
 
 ANNOTATOR_KINDS = cv.ANNOTATOR_KINDS
 """Who judged a row, as OpenInference names it: deterministic code, an LLM judge or a person."""
@@ -91,6 +92,30 @@ class Evaluator(ABC):
     required_columns: ClassVar[tuple[str, ...]]
     optional_columns: ClassVar[tuple[str, ...]] = ()
     """Columns read when the relation has them (a run over an older store lacks them)."""
+    options: ClassVar[tuple[Option, ...]] = ()
+    """The constructor's options: type, default, help and the ``vlmscope eval`` flag of each
+    (:class:`~vlmscope.evaluators.declaration.Option`)."""
+    summary_metrics: ClassVar[tuple[Metric, ...]] = ()
+    """The numbers of the summary the CLI prints, the gate checks and the report shows
+    (:class:`~vlmscope.evaluators.declaration.Metric`)."""
+    merged_from: ClassVar[str] = ""
+    """What each part of the rows contributes when a run is evaluated in parts (empty: the
+    summary does not merge; :meth:`unmergeable_reason` says why)."""
+    summary_key: ClassVar[str | None] = None
+    """Where ``vlmscope eval``'s combined summary holds this evaluator's summary: under this
+    key (None: under :attr:`name`), or :data:`~vlmscope.evaluators.declaration.SUMMARY_AT_TOP`
+    for its keys at the top level."""
+    summary_group: ClassVar[str | None] = None
+    """Set when each instance is named by its user (``custom``): the combined summary holds
+    the summaries under ``summary[summary_group][instance name]``."""
+
+    @classmethod
+    def from_options(cls, values: Mapping[str, Any]) -> list[Evaluator]:
+        """The evaluators ``vlmscope eval`` runs, from the declared options its flags set
+        (``values``: option name -> parsed value, only those given); default: one,
+        constructed with the keyword options. :class:`ValueError` for bad values."""
+        keywords = {o.name for o in cls.options if o.keyword}
+        return [cls(**{k: v for k, v in values.items() if k in keywords})]
 
     @abstractmethod
     def config(self) -> dict[str, Any]:
@@ -100,6 +125,14 @@ class Evaluator(ABC):
     def run(self, con: duckdb.DuckDBPyConnection, source: str, run_id: str) -> dict[str, Any]:
         """Judge every row of the relation named ``source`` on ``con`` (writing any
         evaluation rows under ``run_id``) and return the run's summary (JSON-serialisable)."""
+
+    def unmergeable_reason(self) -> str | None:
+        """Why this evaluator's summary cannot be merged exactly from summaries of parts of
+        the rows (:mod:`vlmscope.evaluators.merge`), or None when it can. An evaluator merges
+        when its whole summary follows from additive statistics of each part."""
+        return (f"{self.name}'s summary cannot be merged from parts of the rows: it is not "
+                "a row evaluator, and it does not compute its summary from additive "
+                "statistics (see vlmscope.evaluators.merge)")
 
     def check_columns(self, con: duckdb.DuckDBPyConnection, source: str) -> None:
         """Raise :class:`ValueError` naming the missing columns when ``source`` lacks one that
@@ -123,6 +156,11 @@ class RowEvaluator(Evaluator):
 
     row_schema: ClassVar[pa.Schema] = PIPELINE_ROW_SCHEMA
     """The columns a row given to :meth:`evaluate_rows` may have."""
+
+    kept_statistics: list[pa.Table] | None = None
+    """When a list, :meth:`run` appends to it the additive statistics of the rows it judged
+    (those :meth:`summarise_statistics` reads), so that runs over parts of the rows merge
+    exactly (:mod:`vlmscope.evaluators.merge`)."""
 
     def __init__(self) -> None:
         self._row_con: duckdb.DuckDBPyConnection | None = None
@@ -199,6 +237,23 @@ class RowEvaluator(Evaluator):
             f"SELECT reason, count(*) FROM (SELECT {self.skip_reason_sql()} AS reason "
             f"FROM {source}) WHERE reason IS NOT NULL GROUP BY reason ORDER BY reason"
         ).fetchall())
+
+    def summarise_statistics(self, con: duckdb.DuckDBPyConnection,
+                             statistics: str) -> dict[str, Any]:
+        """The summary keys :meth:`run` adds to :meth:`counts_summary`'s, from the relation
+        ``statistics`` (stacked :attr:`kept_statistics` tables of disjoint parts)."""
+        raise NotImplementedError(f"{self.name} has no additive summary statistics")
+
+    def unmergeable_reason(self) -> str | None:
+        """None when the summary is :meth:`counts_summary` (counts add) or :meth:`run` keeps
+        additive statistics (:meth:`summarise_statistics` is given); else why not."""
+        own = type(self)
+        if (own.run is RowEvaluator.run
+                or own.summarise_statistics is not RowEvaluator.summarise_statistics):
+            return None
+        return (f"{self.name}'s run() adds summary keys to the counts without additive "
+                "statistics: keep them in kept_statistics and give summarise_statistics() "
+                "to merge it from parts")
 
     def _one_row_connection(self) -> duckdb.DuckDBPyConnection:
         if self._row_con is None:

@@ -22,7 +22,7 @@ numpy turns the counts into the metrics. The metrics follow scikit-learn's defin
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,7 @@ import numpy as np
 import pyarrow as pa
 
 from vlmscope.evaluators.base import Evaluator
+from vlmscope.evaluators.declaration import SUMMARY_AT_TOP, Metric, Option, comma_list
 from vlmscope.evaluators.text import install_macros
 
 DEFAULT_BINS = 15
@@ -177,6 +178,17 @@ class ClassificationMetrics:
         ]
 
 
+def _lowest(field: str, present_only: bool) -> Callable[[Mapping[str, Any]], float | None]:
+    """The lowest ``field`` of any class (with support, when ``present_only``)."""
+    def read(summary: Mapping[str, Any]) -> float | None:
+        classes = [c for c in summary.get("per_class", {}).values()
+                   if c["support"] or not present_only]
+        if not any(c["support"] for c in summary.get("per_class", {}).values()):
+            return None
+        return min(c[field] for c in classes)
+    return read
+
+
 class ClassificationReport(Evaluator):
     """Top-1/top-k accuracy, per-class precision/recall/F1/support with macro, micro and
     weighted averages, the confusion matrix and calibration (ECE, MCE) of the encoder's top-k
@@ -201,6 +213,46 @@ class ClassificationReport(Evaluator):
     description = ("encoder top-1/top-5 accuracy, per-class precision/recall/F1, confusion "
                    "matrix and calibration (ECE) against the expected label")
     base_columns = ("expected", "top_k_labels", "top_k_scores")
+    options = (
+        Option("k", "int", 5, "the k of top-k accuracy"),
+        Option("slice_by", "Sequence[str]", (), "also report per slice of these columns",
+               flag="--by", parse=comma_list, metavar="COLUMNS"),
+        Option("n_bins", "int", DEFAULT_BINS, "calibration bins (ECE, MCE)"),
+        Option("paradox_accuracy", "float", 0.9,
+               "accuracy above which a low-recall class warns of the accuracy paradox"),
+        Option("paradox_recall", "float", 0.5, "recall under which that class warns"),
+        Option("imbalance_ratio", "float", 10.0,
+               "largest/smallest class support that warns of class imbalance"),
+        Option("classes", "Sequence[str] | None", None, "the encoder's classes: rows "
+               "expecting none of them are skipped", flag="--classes", parse=comma_list,
+               metavar="NAMES"),
+        Option("classes_from_encoder", "bool", False, "the classes are the labels the "
+               "encoder ranked in any row's top-k", flag="--classes-from-encoder",
+               kind="switch"),
+    )
+    summary_metrics = (
+        Metric("top1", "encoder top-1 accuracy", gated=True),
+        Metric("top5", "encoder top-5 accuracy", gated=True),
+        Metric("macro_f1", "macro-averaged F1 over classes", gated=True),
+        Metric("micro_f1", "micro-averaged F1", key="averages.micro.f1", gated=True,
+               headline=False),
+        Metric("weighted_f1", "support-weighted F1", key="averages.weighted.f1", gated=True,
+               headline=False),
+        Metric("macro_precision", "macro-averaged precision", key="averages.macro.precision",
+               gated=True, headline=False),
+        Metric("macro_recall", "macro-averaged recall", key="averages.macro.recall",
+               gated=True, headline=False),
+        Metric("recall_min", "lowest recall of any class present",
+               read=_lowest("recall", True), gated=True, headline=False),
+        Metric("precision_min", "lowest precision of any class predicted or present",
+               read=_lowest("precision", False), gated=True, headline=False),
+        Metric("f1_min", "lowest F1 of any class", read=_lowest("f1", False), gated=True,
+               headline=False),
+        Metric("ece", "expected calibration error of the top-1 score (lower is better)"),
+        Metric("mce", "maximum calibration error (lower is better)"),
+    )
+    merged_from = "rows per slice, expected, predicted and calibration bin"
+    summary_key = SUMMARY_AT_TOP
 
     def __init__(
         self,
@@ -251,6 +303,14 @@ class ClassificationReport(Evaluator):
     def run(self, con: duckdb.DuckDBPyConnection, source: str, run_id: str) -> dict[str, Any]:
         """The report of ``source`` (no per-row evaluation rows: see ground_truth_match)."""
         return self.compute(con, source)
+
+    def unmergeable_reason(self) -> str | None:
+        """None: the report follows from :meth:`count_table`'s counts; except with
+        ``classes_from_encoder``, whose classes come from all rows at once."""
+        if self.classes_from_encoder:
+            return ("classification_report with classes_from_encoder=True reads the classes "
+                    "from all rows at once: give classes= to evaluate parts")
+        return None
 
     def compute(self, con: duckdb.DuckDBPyConnection, source: str) -> dict[str, Any]:
         """The report over the relation named ``source``, as a JSON-serialisable summary;

@@ -10,7 +10,8 @@ summarised like the built-in evaluators.
 
 A row passes when ``score >= threshold`` (default 0.5); a NULL/None score skips the row with
 the reason "the rule gave no score". Summary: ``judged``, ``passed``, ``accuracy`` (= passed /
-judged), ``mean_score``, ``skipped``.
+judged), ``mean_score`` (the exactly summed mean, so that parts merge to the same digit),
+``skipped``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from vlmscope.evaluators.base import PIPELINE_ROW_SCHEMA, EvalResult, RowEvaluator
+from vlmscope.evaluators.base import PIPELINE_ROW_SCHEMA, EvalResult, Evaluator, RowEvaluator
+from vlmscope.evaluators.declaration import REQUIRED, Metric, Option
+from vlmscope.evaluators.exact import EXACT_SUM_SCHEMA, exact_mean, exact_sum_table
 from vlmscope.evaluators.text import install_macros
 
 DEFAULT_THRESHOLD = 0.5
@@ -55,6 +58,31 @@ class CustomEvaluation(RowEvaluator):
     required_columns = ("row_id", "trace_id", "span_id", "llm_span_id")
     # A rule may read any column of the row, so a filtered run keeps them all.
     optional_columns = tuple(PIPELINE_ROW_SCHEMA.names)
+    options = (
+        Option("name", "str", REQUIRED, "the rule's name (letters, digits, _, . or -): its "
+               "evaluations and summary are stored under it"),
+        Option("sql", "str | None", None, "a SQL expression over pipeline_rows columns"),
+        Option("fn", "RowRule | None", None, "a Python function of one row"),
+        Option("threshold", "float", DEFAULT_THRESHOLD, "score at or above which a row passes"),
+        Option("description", "str | None", None, "one line saying what the rule checks"),
+        Option("rules", "list[str]", [], "SQL rules NAME=EXPR (NAME@THRESHOLD=EXPR sets the "
+               "threshold), each a custom evaluator; repeatable", flag="--custom",
+               kind="repeat", metavar="NAME=SQL", keyword=False, selects=True),
+    )
+    summary_metrics = (
+        Metric("pass rate", "share of judged rows that pass", key="accuracy"),
+        Metric("mean_score", "mean score of the judged rows"),
+    )
+    merged_from = "judged, passed and skipped rows, and the exact sum of the scores"
+    summary_group = "custom"
+
+    @classmethod
+    def from_options(cls, values: Mapping[str, Any]) -> list[Evaluator]:
+        """One evaluator per ``--custom`` rule; :class:`ValueError` without any."""
+        rules = values.get("rules") or []
+        if not rules:
+            raise ValueError("the custom evaluator needs its rule: --custom NAME=SQL")
+        return [parse_custom(rule) for rule in rules]
 
     def __init__(
         self,
@@ -174,12 +202,23 @@ class CustomEvaluation(RowEvaluator):
                 summary = super().run(con, self._score_rows(con, source), run_id)
             finally:
                 con.execute(f"DROP TABLE IF EXISTS {self._scores}")
-        ((mean,),) = con.execute(
-            "SELECT avg(score) FROM evaluations WHERE run_id = ? AND evaluator = ?",
-            [run_id, self.name]).fetchall()
-        summary["mean_score"] = mean
-        summary["threshold"] = self.threshold
+        scores = con.execute(
+            "SELECT score, count(*) FROM evaluations WHERE run_id = ? AND evaluator = ? "
+            "GROUP BY score", [run_id, self.name]).fetchall()
+        statistics = exact_sum_table(scores)
+        if self.kept_statistics is not None:
+            self.kept_statistics.append(statistics)
+        summary.update(self._statistics_summary(statistics))
         return summary
+
+    def summarise_statistics(self, con: duckdb.DuckDBPyConnection,
+                             statistics: str) -> dict[str, Any]:
+        """``mean_score`` (exact, from the parts' score sums) and ``threshold``."""
+        return self._statistics_summary(con.sql(f"FROM {statistics}").to_arrow_table())
+
+    def _statistics_summary(self, statistics: pa.Table) -> dict[str, Any]:
+        parts = zip(*(statistics[c].to_pylist() for c in EXACT_SUM_SCHEMA.names), strict=True)
+        return {"mean_score": exact_mean(parts), "threshold": self.threshold}
 
     def evaluate_rows(self, rows: Iterable[Mapping[str, Any]]) -> list[EvalResult]:
         """Judge rows: a SQL rule runs in DuckDB on all of them at once, a function is called

@@ -11,6 +11,7 @@ import pyarrow as pa
 
 from vlmscope.evaluators.aliases import COCO_ALIASES, IMAGENET_ALIASES
 from vlmscope.evaluators.base import EvalResult, RowEvaluator, with_stages
+from vlmscope.evaluators.declaration import Metric, Option
 from vlmscope.evaluators.text import install_macros
 
 MODES = ("exact", "normalized", "synonyms", "set", "numeric", "top_k")
@@ -73,6 +74,22 @@ class GroundTruthMatch(RowEvaluator):
     """
 
     name = "ground_truth_match"
+    options = (
+        Option("mode", "str", "normalized", "how the answer is compared with the expected "
+               "label", flag="--mode", choices=MODES),
+        Option("synonyms", "Mapping[str, str] | None", None,
+               "your aliases, alias -> canonical label (modes synonyms, set, top_k)"),
+        Option("aliases", "Sequence[str]", ("imagenet", "coco"),
+               "built-in alias tables added to synonyms"),
+        Option("k", "int", DEFAULT_TOP_K, "mode top_k: how many of the encoder's labels count"),
+        Option("abs_tol", "float", 0.0, "mode numeric: absolute tolerance"),
+        Option("rel_tol", "float", 1e-9, "mode numeric: relative tolerance"),
+    )
+    summary_metrics = (
+        Metric("answer_accuracy", "share of final answers matching the expected label",
+               key="accuracy", gated=True),)
+    merged_from = "judged, passed and skipped rows per reason"
+    summary_key = "answers"
     description = ("the final answer (or the encoder's top-k) against the expected label: "
                    "exact, normalized, synonyms, set, numeric or top_k")
     required_columns = ("row_id", "trace_id", "span_id", "llm_span_id", "encoder_span_id",

@@ -48,6 +48,7 @@ import pyarrow as pa
 from vlmscope.collectors import facts
 from vlmscope.evaluators.base import EvalResult, staged, with_stages
 from vlmscope.evaluators.chair_compatible import SYNONYM_CLASSES, reference_mentions
+from vlmscope.evaluators.declaration import Metric, Option, comma_list
 from vlmscope.evaluators.mentions import install_vocabulary, mentions_sql
 from vlmscope.evaluators.reading import (
     NO_WORDS,
@@ -179,6 +180,31 @@ class CaptionHallucination(SummarisedRowEvaluator):
     required_columns = ("row_id", "trace_id", "span_id", "llm_span_id", "output",
                         "instruction", "objects", "top_k_labels", "top_k_scores",
                         "encoder_multi_label")
+    options = (
+        Option("vocabularies",
+               "Sequence[str | Path | Vocabulary | Mapping[str, Iterable[str]]]", ("coco",),
+               "object vocabularies: coco, imagenet, or files of 'canonical: synonym, ...' "
+               "lines; the first to claim a word wins", flag="--vocabulary",
+               parse=comma_list, metavar="NAMES"),
+        Option("chair_compatible", "bool", False,
+               "read captions exactly as the original CHAIR code (coco only)"),
+        Option("objects_from_encoder", "bool", False, "rows without objects take the "
+               "encoder's confident labels as ground truth", flag="--objects-from-encoder",
+               kind="switch"),
+        Option("encoder_threshold", "float", DEFAULT_ENCODER_THRESHOLD,
+               "score at which an encoder label counts as present (objects_from_encoder)"),
+    )
+    summary_metrics = (
+        Metric("chair_i", "share of mentioned objects the image lacks (lower is better)"),
+        Metric("chair_s", "share of captions with a hallucinated object (lower is better)"),
+        Metric("coverage", "share of ground-truth objects the captions mention", gated=True),
+        Metric("pope_accuracy", "share of yes/no object probes answered right", gated=True),
+        Metric("pope_precision", "precision of the yes answers to object probes"),
+        Metric("pope_recall", "recall of the yes answers to object probes"),
+        Metric("pope_f1", "F1 of the yes answers to object probes", gated=True),
+        Metric("pope_yes_ratio", "share of parsed probe answers that say yes"),
+    )
+    merged_from = "CHAIR and POPE counts"
 
     def __init__(
         self,

@@ -7,13 +7,21 @@ calibration bin; the blame counts per label, cohort, checkpoint and kind).
 :func:`merge_parts` adds them and computes every rate once, after the merge, with the same
 code the single-machine run uses, so the merged summary equals it to the last digit.
 
-Supported: evaluators whose summary is :meth:`RowEvaluator.counts_summary` (e.g.
-``ground_truth_match``), ``classification_report`` (not with ``classes_from_encoder=True``,
-which reads the classes from all rows at once) and any :class:`SummarisedRowEvaluator` with
-:meth:`~SummarisedRowEvaluator.statistics_sql` (``failure_attribution``, not with
-``linear_probe=True``, whose probe is trained on all rows at once; ``caption_hallucination``:
-CHAIR and POPE counts). Not (yet): ``instruction_adherence``, ``multilabel_report`` and
-``custom``. :func:`check_mergeable` names what is not. Calibration sums (ECE, MCE) are
+Every built-in evaluator merges: ``ground_truth_match`` (counts), ``classification_report``
+(not with ``classes_from_encoder=True``, which reads the classes from all rows at once),
+``failure_attribution`` (not with ``linear_probe=True``, whose probe is trained on all rows
+at once), ``caption_hallucination`` (CHAIR and POPE counts), ``instruction_adherence`` (rows
+per distinct score, instruction type and failed check; the judge's scores likewise),
+``multilabel_report`` (rows per label, truth and reading; ranked cells per label, score and
+truth, from which average precision is exact) and ``custom`` (counts and the exact sum of the
+scores). Means are summed as fractions (:mod:`vlmscope.evaluators.exact`) and the
+single-machine run computes its summary from the same statistics, so both agree by
+construction. An evaluator of your own merges when its summary follows from additive
+statistics: a :class:`RowEvaluator` whose ``run`` is the base one, or that keeps its
+statistics in ``kept_statistics`` and gives ``summarise_statistics``; a
+:class:`SummarisedRowEvaluator` with ``statistics_sql``. Any other is refused by
+:func:`check_mergeable` with the reason (:meth:`Evaluator.unmergeable_reason`).
+Calibration sums (ECE, MCE) are
 float sums: they equal the one-machine sums exactly while each is exact in float64 (top-1
 scores above 2^-10 and fewer than 2^19 rows per bin), as a multi-threaded DuckDB sum needs
 too.
@@ -29,10 +37,9 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from vlmscope.evaluators.attribution import FailureAttribution
 from vlmscope.evaluators.base import Evaluator, RowEvaluator
 from vlmscope.evaluators.classification import ClassificationReport
-from vlmscope.evaluators.summarised import SummarisedRowEvaluator
+from vlmscope.evaluators.multilabel import MultiLabelReport
 
 COUNT_KEYS = ("judged", "passed", "skipped", "skipped_reasons")
 """The summary keys of :meth:`RowEvaluator.counts_summary` that add across parts."""
@@ -52,25 +59,10 @@ class PartSummary:
 
 def check_mergeable(evaluator: Evaluator) -> None:
     """Raise :class:`ValueError` saying why ``evaluator``'s summary cannot be merged exactly
-    from parts of the rows (nothing when it can)."""
-    if isinstance(evaluator, ClassificationReport):
-        if evaluator.classes_from_encoder:
-            raise ValueError("classification_report with classes_from_encoder=True reads the "
-                             "classes from all rows at once: give classes= to evaluate parts")
-        return
-    if isinstance(evaluator, FailureAttribution) and evaluator.linear_probe:
-        raise ValueError("failure_attribution with linear_probe=True trains its probe on all "
-                         "rows at once: it cannot be evaluated in parts")
-    if isinstance(evaluator, SummarisedRowEvaluator):
-        if type(evaluator).statistics_sql is SummarisedRowEvaluator.statistics_sql:
-            raise ValueError(f"{evaluator.name}'s summary has no additive statistics "
-                             "(statistics_sql): it cannot be merged from parts yet")
-        return
-    if isinstance(evaluator, RowEvaluator) and type(evaluator).run is RowEvaluator.run:
-        return
-    raise ValueError(f"{evaluator.name}'s summary cannot be merged from parts of the rows; "
-                     "mergeable: row evaluators with counts summaries (ground_truth_match), "
-                     "classification_report, failure_attribution, caption_hallucination")
+    from parts of the rows (:meth:`Evaluator.unmergeable_reason`; nothing when it can)."""
+    reason = evaluator.unmergeable_reason()
+    if reason is not None:
+        raise ValueError(reason)
 
 
 def evaluate_part(con: duckdb.DuckDBPyConnection, evaluator: Evaluator, source: str,
@@ -81,14 +73,14 @@ def evaluate_part(con: duckdb.DuckDBPyConnection, evaluator: Evaluator, source: 
     if isinstance(evaluator, ClassificationReport):
         table = evaluator.count_table(con, source)
         return PartSummary(evaluator.name, {}, [table])
-    if isinstance(evaluator, SummarisedRowEvaluator):
-        collecting = copy.copy(evaluator)
-        collecting.kept_statistics = []
-        summary = collecting.run(con, source, run_id)
-        return PartSummary(evaluator.name, {k: summary[k] for k in COUNT_KEYS},
-                           collecting.kept_statistics)
-    summary = evaluator.run(con, source, run_id)
-    return PartSummary(evaluator.name, {k: summary[k] for k in COUNT_KEYS})
+    if isinstance(evaluator, MultiLabelReport):
+        return PartSummary(evaluator.name, {}, [evaluator.statistics(con, source)])
+    assert isinstance(evaluator, RowEvaluator)
+    collecting = copy.copy(evaluator)
+    collecting.kept_statistics = []
+    summary = collecting.run(con, source, run_id)
+    return PartSummary(evaluator.name, {k: summary[k] for k in COUNT_KEYS},
+                       collecting.kept_statistics)
 
 
 def _add_counts(parts: Sequence[PartSummary]) -> dict[str, Any]:
@@ -112,8 +104,10 @@ def merge_parts(evaluator: Evaluator, parts: Sequence[PartSummary]) -> dict[str,
     if isinstance(evaluator, ClassificationReport):
         return evaluator.report_counts(pa.concat_tables(
             [t for p in parts for t in p.statistics], promote_options="permissive"))
+    if isinstance(evaluator, MultiLabelReport):
+        return evaluator.summarise_statistics([t for p in parts for t in p.statistics])
     counts = _add_counts(parts)
-    if not isinstance(evaluator, SummarisedRowEvaluator):
+    if not any(p.statistics for p in parts):
         return counts
     con = duckdb.connect()
     tables = [t for p in parts for t in p.statistics]

@@ -30,9 +30,9 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from vlmscope.evaluators.base import Evaluator
+from vlmscope.evaluators.declaration import Metric, Option, comma_list
 from vlmscope.evaluators.reading import DEFAULT_ENCODER_THRESHOLD, install_reading_macros
 
 _SKIP = ("CASE WHEN objects IS NULL THEN 'no ground-truth objects' "
@@ -45,37 +45,30 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     return out
 
 
-def average_precision(truth: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """Average precision of each column of ``scores`` (N x L) against the 0/1 ``truth``:
-    ``sum_k (R_k - R_{k-1}) P_k`` over the distinct scores in decreasing order, as
-    scikit-learn's ``average_precision_score``; 0 for a column without positives."""
-    result = np.zeros(truth.shape[1], dtype=np.float64)
-    for j in range(truth.shape[1]):
-        order = np.argsort(-scores[:, j], kind="mergesort")
-        y, s = truth[order, j].astype(np.float64), scores[order, j]
-        positives = y.sum()
-        if positives == 0:
-            continue
-        ends = np.r_[np.flatnonzero(np.diff(s)), y.size - 1]
-        true_positives = np.cumsum(y)[ends]
-        precision = true_positives / (ends + 1)
-        recall = true_positives / positives
-        result[j] = float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
-    return result
+def average_precision(scores: np.ndarray, rows: np.ndarray, positives: np.ndarray) -> float:
+    """Average precision of one label from its rows grouped by distinct score: ``rows[k]``
+    rows, ``positives[k]`` of them with the label, scored ``scores[k]``. ``sum_k (R_k -
+    R_{k-1}) P_k`` over the distinct scores in decreasing order, as scikit-learn's
+    ``average_precision_score`` (ties share one threshold); 0 without positives."""
+    total = positives.sum()
+    if total == 0:
+        return 0.0
+    order = np.argsort(-scores, kind="mergesort")
+    true_positives = np.cumsum(positives[order]).astype(np.float64)
+    precision = true_positives / np.cumsum(rows[order])
+    recall = true_positives / total
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
-def multilabel_metrics(truth: np.ndarray, predicted: np.ndarray, scores: np.ndarray,
-                       labels: Sequence[str]) -> dict[str, Any]:
-    """The metrics of the module docstring from the N x L indicator matrices ``truth``,
-    ``predicted`` and the score matrix ``scores`` (columns in the order of ``labels``)."""
-    truth, predicted = truth.astype(bool), predicted.astype(bool)
-    tp = (truth & predicted).sum(axis=0).astype(np.float64)
-    fp = (~truth & predicted).sum(axis=0).astype(np.float64)
-    fn = (truth & ~predicted).sum(axis=0).astype(np.float64)
-    support = truth.sum(axis=0)
+def metrics_from_counts(labels: Sequence[str], rows: int, exact: int, counts: np.ndarray,
+                        ap: np.ndarray) -> dict[str, Any]:
+    """The metrics of the module docstring from additive counts: ``rows`` judged, ``exact``
+    of them read exactly, ``counts`` (L x 5: TP, FP, FN, support, predicted per label) and
+    each label's average precision ``ap``."""
+    tp, fp, fn = (counts[:, k].astype(np.float64) for k in range(3))
+    support, predicted = counts[:, 3], counts[:, 4]
     precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
     f1 = _ratio(2 * tp, 2 * tp + fp + fn)
-    ap = average_precision(truth, scores)
     micro_tp, micro_fp, micro_fn = tp.sum(), fp.sum(), fn.sum()
     averages = {
         "micro": {"precision": float(_ratio(micro_tp, micro_tp + micro_fp)),
@@ -89,20 +82,27 @@ def multilabel_metrics(truth: np.ndarray, predicted: np.ndarray, scores: np.ndar
                      for name, values in (("precision", precision), ("recall", recall),
                                           ("f1", f1))},
     }
-    rows = truth.shape[0]
+    cells = rows * len(labels)
     return {
         "labels": list(labels),
         "per_label": {label: {"precision": float(p), "recall": float(r), "f1": float(f),
                               "support": int(s), "predicted": int(q),
                               "average_precision": float(a)}
                       for label, p, r, f, s, q, a in zip(
-                          labels, precision, recall, f1, support, predicted.sum(axis=0), ap,
+                          labels, precision, recall, f1, support, predicted, ap,
                           strict=True)},
         "averages": averages,
-        "subset_accuracy": float(np.mean(np.all(truth == predicted, axis=1))) if rows else None,
-        "hamming_loss": float(np.mean(truth != predicted)) if truth.size else None,
+        "subset_accuracy": exact / rows if rows else None,
+        "hamming_loss": float(micro_fp + micro_fn) / cells if cells else None,
         "mean_average_precision": float(ap.mean()) if len(labels) and rows else None,
     }
+
+
+_STATISTICS_SCHEMA = pa.schema([
+    ("kind", pa.string()), ("label", pa.string()), ("score", pa.float64()),
+    ("truth", pa.bool_()), ("predicted", pa.bool_()), ("n", pa.int64())])
+_COUNTS = {(True, True): 0, (False, True): 1, (True, False): 2}
+"""Column of (truth, predicted) in the counts matrix: TP, FP, FN."""
 
 
 class MultiLabelReport(Evaluator):
@@ -126,6 +126,20 @@ class MultiLabelReport(Evaluator):
                    "loss, mAP")
     required_columns = ("objects", "top_k_labels", "top_k_scores")
     optional_columns = ("encoder_multi_label",)
+    options = (
+        Option("encoder_threshold", "float", DEFAULT_ENCODER_THRESHOLD, "the score at which "
+               "a multi-label encoder's label is read", flag="--encoder-threshold",
+               parse=float, metavar="SCORE"),
+        Option("classes", "Sequence[str] | None", None, "the labels (default: every object "
+               "and top-k label seen)", flag="--classes", parse=comma_list, metavar="NAMES"),
+    )
+    summary_metrics = (
+        Metric("subset_accuracy", "share of rows whose reading is exactly their objects"),
+        Metric("hamming_loss", "share of (row, label) cells read wrong (lower is better)"),
+        Metric("mean_average_precision", "mean of the labels' average precision"),
+    )
+    merged_from = ("rows per label, truth and reading; ranked cells per label, score and "
+                   "truth")
 
     def __init__(self, *, encoder_threshold: float = DEFAULT_ENCODER_THRESHOLD,
                  classes: Sequence[str] | None = None) -> None:
@@ -145,59 +159,111 @@ class MultiLabelReport(Evaluator):
         """The report of ``source`` (no per-row evaluation rows)."""
         return self.compute(con, source)
 
+    def unmergeable_reason(self) -> str | None:
+        """None: the report follows from additive counts (:meth:`statistics`)."""
+        return None
+
     def compute(self, con: duckdb.DuckDBPyConnection, source: str) -> dict[str, Any]:
-        """The report over the relation named ``source``, JSON-serialisable."""
+        """The report over the relation named ``source``, JSON-serialisable: computed from
+        :meth:`statistics`, as a merge of parts computes it."""
+        return self.summarise_statistics([self.statistics(con, source)])
+
+    def statistics(self, con: duckdb.DuckDBPyConnection, source: str) -> pa.Table:
+        """Additive counts of ``source``'s rows: rows judged and read exactly, skipped rows per
+        reason, the labels seen, rows per (label, in the truth, in the reading) and the
+        ranked cells per (label, score, in the truth), from which
+        :meth:`summarise_statistics` gives every metric."""
         self.check_columns(con, source)
         install_reading_macros(con)
         present = {row[0] for row in con.execute(f"DESCRIBE {source}").fetchall()}
         multi = "encoder_multi_label" if "encoder_multi_label" in present else "NULL"
-        reasons = dict(con.execute(
-            f"SELECT reason, count(*) FROM (SELECT {_SKIP} AS reason FROM {source}) "
-            "WHERE reason IS NOT NULL GROUP BY reason ORDER BY reason").fetchall())
-        table = con.sql(f"""
-            SELECT objects, top_k_labels AS ranked,
-                   list_transform(top_k_scores, lambda x: coalesce(x, 0.0)) AS scores,
+        if self.classes is None:
+            labels = ("SELECT DISTINCT label FROM (SELECT unnest(objects) AS label FROM judged "
+                      "UNION ALL SELECT unnest(ranked) FROM judged) WHERE label IS NOT NULL")
+        else:
+            labels = "SELECT unnest($classes::VARCHAR[]) AS label"
+        query = f"""
+        WITH judged AS MATERIALIZED (
+            SELECT row_number() OVER () AS i, objects, top_k_labels AS ranked,
+                   top_k_scores AS scores,
                    vlmscope_encoder_reading(top_k_labels, top_k_scores, {multi},
-                                            {self.encoder_threshold}::DOUBLE) AS reading
+                                            $threshold::DOUBLE) AS reading
             FROM {source} WHERE ({_SKIP}) IS NULL
-        """).to_arrow_table()
-        labels = self._labels(table)
-        shape = (table.num_rows, len(labels))
-        truth = np.zeros(shape, dtype=bool)
-        predicted = np.zeros(shape, dtype=bool)
-        scores = np.zeros(shape, dtype=np.float64)
-        for matrix, column in ((truth, "objects"), (predicted, "reading")):
-            rows, columns = self._cells(table[column], labels)
-            matrix[rows, columns] = True
-        rows, columns = self._cells(table["ranked"], labels)
-        values = pc.list_flatten(table["scores"].combine_chunks()).to_numpy(
-            zero_copy_only=False)
-        keep = self._kept(table["ranked"], labels)
-        np.maximum.at(scores, (rows, columns), values[keep])
-        return {"rows": table.num_rows, "judged": table.num_rows,
-                "skipped": sum(reasons.values()),
-                "skipped_reasons": reasons, "encoder_threshold": self.encoder_threshold,
-                **multilabel_metrics(truth, predicted, scores, labels)}
-
-    def _labels(self, table: pa.Table) -> list[str]:
+        ), labels AS MATERIALIZED ({labels}),
+        truth AS (SELECT DISTINCT i, label FROM (SELECT i, unnest(objects) AS label
+                  FROM judged) WHERE label IN (FROM labels)),
+        reading AS (SELECT DISTINCT i, label FROM (SELECT i, unnest(reading) AS label
+                    FROM judged) WHERE label IN (FROM labels)),
+        cells AS MATERIALIZED (
+            SELECT coalesce(t.i, r.i) AS i, coalesce(t.label, r.label) AS label,
+                   t.i IS NOT NULL AS truth, r.i IS NOT NULL AS predicted
+            FROM truth t FULL JOIN reading r ON t.i = r.i AND t.label = r.label),
+        ranked AS (
+            SELECT i, label, max(coalesce(score, 0.0)) AS score FROM (
+                SELECT i, unnest(ranked) AS label, unnest(scores) AS score FROM judged)
+            WHERE label IN (FROM labels) GROUP BY i, label)
+        SELECT 'rows' AS kind, NULL::VARCHAR AS label, NULL::DOUBLE AS score,
+               NULL::BOOLEAN AS truth, NULL::BOOLEAN AS predicted, count(*) AS n FROM judged
+        UNION ALL SELECT 'exact', NULL, NULL, NULL, NULL,
+               (SELECT count(*) FROM judged) - count(DISTINCT i) FROM cells
+               WHERE truth <> predicted
+        UNION ALL SELECT 'skipped', reason, NULL, NULL, NULL, count(*) FROM (
+            SELECT {_SKIP} AS reason FROM {source}) WHERE reason IS NOT NULL GROUP BY reason
+        UNION ALL SELECT 'label', label, NULL, NULL, NULL, 0 FROM labels
+        UNION ALL SELECT 'cell', label, NULL, truth, predicted, count(*) FROM cells
+        GROUP BY ALL
+        UNION ALL SELECT 'ranked', r.label, r.score, t.i IS NOT NULL, NULL, count(*)
+        FROM ranked r LEFT JOIN truth t ON t.i = r.i AND t.label = r.label GROUP BY ALL
+        """
+        parameters: dict[str, Any] = {"threshold": self.encoder_threshold}
         if self.classes is not None:
-            return list(dict.fromkeys(self.classes))
-        seen = set(pc.list_flatten(table["objects"].combine_chunks()).to_pylist())
-        seen |= set(pc.list_flatten(table["ranked"].combine_chunks()).to_pylist())
-        return sorted(s for s in seen if s is not None)
+            parameters["classes"] = list(self.classes)
+        return con.sql(query, params=parameters).to_arrow_table().cast(_STATISTICS_SCHEMA)
 
-    @staticmethod
-    def _kept(column: pa.ChunkedArray, labels: list[str]) -> np.ndarray:
-        """Which elements of the flattened lists of ``column`` are one of ``labels``."""
-        flat = pc.list_flatten(column.combine_chunks())
-        found = pc.index_in(flat, value_set=pa.array(labels, pa.string()))
-        return found.is_valid().to_numpy(zero_copy_only=False)
-
-    @staticmethod
-    def _cells(column: pa.ChunkedArray, labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(row, label index) of every element of the lists of ``column`` that is a label."""
-        lists = column.combine_chunks()
-        parents = pc.list_parent_indices(lists).to_numpy()
-        found = pc.index_in(pc.list_flatten(lists), value_set=pa.array(labels, pa.string()))
-        keep = found.is_valid().to_numpy(zero_copy_only=False)
-        return parents[keep], found.fill_null(0).to_numpy()[keep]
+    def summarise_statistics(self, parts: Sequence[pa.Table]) -> dict[str, Any]:
+        """The report from the :meth:`statistics` of disjoint parts of the rows."""
+        stacked = pa.concat_tables(parts).group_by(
+            ["kind", "label", "score", "truth", "predicted"], use_threads=False,
+        ).aggregate([("n", "sum")]).to_pylist()
+        total = {kind: 0 for kind in ("rows", "exact")}
+        reasons: dict[str, int] = {}
+        seen: set[str] = set()
+        for row in stacked:
+            if row["kind"] in total:
+                total[row["kind"]] += row["n_sum"]
+            elif row["kind"] == "skipped":
+                reasons[row["label"]] = row["n_sum"]
+            elif row["kind"] == "label":
+                seen.add(row["label"])
+        labels = (list(dict.fromkeys(self.classes)) if self.classes is not None
+                  else sorted(seen))
+        index = {label: j for j, label in enumerate(labels)}
+        counts = np.zeros((len(labels), 5), dtype=np.int64)
+        ranked: list[list[tuple[float, int, int]]] = [[] for _ in labels]
+        for row in stacked:
+            n = row["n_sum"]
+            if row["kind"] == "cell":
+                j = index[row["label"]]
+                counts[j, _COUNTS[row["truth"], row["predicted"]]] += n
+                counts[j, 3] += n if row["truth"] else 0
+                counts[j, 4] += n if row["predicted"] else 0
+            elif row["kind"] == "ranked":
+                ranked[index[row["label"]]].append((row["score"], n, n if row["truth"] else 0))
+        rows = total["rows"]
+        ap = np.zeros(len(labels), dtype=np.float64)
+        for j, cells in enumerate(ranked):
+            # Rows that do not rank the label score it 0.
+            cells.append((0.0, rows - sum(c[1] for c in cells),
+                          int(counts[j, 3]) - sum(c[2] for c in cells)))
+            by_score: dict[float, list[int]] = {}
+            for score, n, positives in cells:
+                entry = by_score.setdefault(float(score), [0, 0])
+                entry[0] += n
+                entry[1] += positives
+            kept = [(score, n, p) for score, (n, p) in by_score.items() if n]
+            if kept:
+                ap[j] = average_precision(*(np.array(c) for c in zip(*kept, strict=True)))
+        return {"rows": rows, "judged": rows, "skipped": sum(reasons.values()),
+                "skipped_reasons": dict(sorted(reasons.items())),
+                "encoder_threshold": self.encoder_threshold,
+                **metrics_from_counts(labels, rows, total["exact"], counts, ap)}

@@ -38,7 +38,46 @@ EVALUATORS: dict[str, type[Evaluator]] = {
     ImageInstructionAdherence.name: ImageInstructionAdherence,
     CustomEvaluation.name: CustomEvaluation,
 }
-"""Every evaluator by name, as ``vlmscope eval --evaluators`` knows them."""
+"""Every evaluator by name, as ``vlmscope eval --evaluators`` knows them (:func:`register`
+adds one)."""
+
+
+def register(evaluator: type[Evaluator]) -> type[Evaluator]:
+    """Add ``evaluator`` to :data:`EVALUATORS` under its :attr:`~Evaluator.name`: ``vlmscope
+    eval`` then runs it (``--evaluators``, its declared flags), gates on its declared
+    metrics and prints them, and the HTML report shows them. Returns the class, so that it
+    can decorate it. :class:`ValueError` when the name is taken by another class or a
+    declared flag conflicts with another evaluator's declaration of it.
+
+    Example::
+
+        >>> @register  # doctest: +SKIP
+        ... class ShortAnswers(RowEvaluator):
+        ...     name = "short_answers"
+        ...     description = "answers of at most max_words words pass"
+        ...     options = (Option("max_words", "int", 5, "words an answer may have",
+        ...                       flag="--short-max-words", parse=int),)
+        ...     summary_metrics = (Metric("short_rate", "share of short answers",
+        ...                               key="accuracy", gated=True),)
+        ...     merged_from = "judged, passed and skipped rows"
+        ...     ...  # __init__(self, *, max_words=5), config, skip_reason_sql, judge_sql
+    """
+    name = getattr(evaluator, "name", None)
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{evaluator.__name__} needs a name (class attribute) to register")
+    if EVALUATORS.get(name, evaluator) is not evaluator:
+        raise ValueError(f"an evaluator called {name!r} is registered already "
+                         f"({EVALUATORS[name].__qualname__})")
+    for option in evaluator.options:
+        for other in EVALUATORS.values():
+            for theirs in other.options:
+                if (option.flag is not None and theirs.flag == option.flag
+                        and (theirs.kind, theirs.parse) != (option.kind, option.parse)):
+                    raise ValueError(
+                        f"{name}'s flag {option.flag} is declared by {other.name} with "
+                        "another kind or parser: a shared flag must read alike")
+    EVALUATORS[name] = evaluator
+    return evaluator
 
 _ROWS = "_vlmscope_eval_rows"
 _STORED = "_vlmscope_stored_rows"

@@ -13,7 +13,6 @@ from abc import abstractmethod
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
 from vlmscope.evaluators.base import RowEvaluator
 
@@ -27,22 +26,18 @@ class SummarisedRowEvaluator(RowEvaluator):
         """The evaluator's own summary keys, from the table ``judged`` (the rows of
         :meth:`judge_sql`)."""
 
-    kept_statistics: list[pa.Table] | None = None
-    """When a list, :meth:`run` appends to it the :meth:`statistics_sql` rows of the rows it
-    judged, so that runs over parts of the rows merge exactly
-    (:mod:`vlmscope.evaluators.merge`)."""
-
     def statistics_sql(self, judged: str) -> str | None:
         """A query over ``judged`` of additive counts from which
-        :meth:`summarise_statistics` gives :meth:`summarise`'s keys (None: the summary
-        cannot be computed from parts of the rows)."""
+        :meth:`~RowEvaluator.summarise_statistics` gives :meth:`summarise`'s keys (None: the
+        summary cannot be computed from parts of the rows)."""
         return None
 
-    def summarise_statistics(self, con: duckdb.DuckDBPyConnection,
-                             statistics: str) -> dict[str, Any]:
-        """:meth:`summarise`'s keys from the relation ``statistics`` (stacked
-        :meth:`statistics_sql` rows of disjoint parts of the rows)."""
-        raise NotImplementedError(f"{self.name} has no additive summary statistics")
+    def unmergeable_reason(self) -> str | None:
+        """None when :meth:`statistics_sql` gives additive counts; else why not."""
+        if type(self).statistics_sql is SummarisedRowEvaluator.statistics_sql:
+            return (f"{self.name}'s summary has no additive statistics (statistics_sql): it "
+                    "cannot be merged from parts")
+        return None
 
     def after_judging(self, con: duckdb.DuckDBPyConnection, judged: str, source: str) -> None:
         """Revise the judged rows in place before they are stored (default: nothing)."""

@@ -18,7 +18,6 @@ from vlmscope.evaluators import (
     ClassificationReport,
     FailureAttribution,
     GroundTruthMatch,
-    ImageInstructionAdherence,
 )
 from vlmscope.evaluators.base import PIPELINE_ROW_SCHEMA
 from vlmscope.evaluators.merge import check_mergeable, evaluate_part, merge_parts
@@ -148,7 +147,6 @@ def test_chair_and_pope_merged_from_random_parts_equal_the_one_run(seed: int,
 @pytest.mark.parametrize(("evaluator", "reason"), [
     (ClassificationReport(classes_from_encoder=True), "classes_from_encoder"),
     (FailureAttribution(linear_probe=True), "linear_probe"),
-    (ImageInstructionAdherence(), "cannot be merged"),
 ])
 def test_evaluators_whose_summary_needs_all_rows_at_once_are_refused_by_name(
         evaluator, reason: str) -> None:

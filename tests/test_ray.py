@@ -274,6 +274,25 @@ def test_diff_of_two_ray_runs_equals_the_diff_of_the_same_runs_in_one_duckdb_fil
     assert reports[0][1]["rows"]["compared_rows"] == 300
 
 
+def test_adherence_multilabel_and_custom_in_ray_tasks_equal_the_one_machine_run(
+        cluster: str, tmp_path: Path) -> None:
+    from tests import hallucination_corpus, merge_corpus
+
+    for module in (merge_corpus, hallucination_corpus):
+        ray.cloudpickle.register_pickle_by_value(module)
+    folder = merge_corpus.traced_export(tmp_path, merge_corpus.random_rows(3, 240), services=3)
+    con = open_root(folder)
+    try:
+        here = run_evaluations(con, merge_corpus.merged_evaluators(0)).summaries
+    finally:
+        con.close()
+    there = evaluate_on_ray(folder, merge_corpus.merged_evaluators(0), num_workers=2)
+    assert there.partitions == 3
+    assert there.summaries == here
+    assert here["instruction_adherence"]["judge"]["rows"] > 50
+    assert here["multilabel_report"]["mean_average_precision"] > 0
+
+
 @pytest.mark.slow
 def test_a_worker_killed_mid_run_leaves_every_row_there_exactly_once(
         cluster: str, tmp_path: Path) -> None:

@@ -95,6 +95,11 @@ def render_report(report: dict[str, Any]) -> str:
     parts.append("\nTransitions:\n" + render(
         ["evaluator", "fixed", "broken", "still_passing", "still_failing", "not_judged"],
         [(s["evaluator"], *s["transitions"].values()) for s in stats], "table"))
+    if report.get("metrics"):
+        parts.append("\nSummary metrics (each evaluator's declared ones):\n" + render(
+            ["evaluator", "metric", "base", "candidate", "delta"],
+            [(m["evaluator"], m["metric"], _fmt(m["base"]), _fmt(m["candidate"]),
+              _fmt(m["delta"], signed=True)) for m in report["metrics"]], "table"))
     worst = [c for c in report["per_class"] if c["delta"] < 0][:_WORST_CLASSES]
     if worst:
         parts.append("\nClasses that lost most:\n" + render(

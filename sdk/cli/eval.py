@@ -10,56 +10,125 @@ import argparse
 import contextlib
 import json
 import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vlmscope.cli import CommandError
 from vlmscope.cli.output import render
+from vlmscope.evaluators.declaration import SUMMARY_AT_TOP, Option
 from vlmscope.settings import default_db
 
 if TYPE_CHECKING:
     import duckdb
 
-GATED_METRICS = {
-    "top1": "encoder top-1 accuracy",
-    "top5": "encoder top-5 accuracy",
-    "answer_accuracy": "share of final answers matching the expected label",
-    "macro_f1": "macro-averaged F1 over classes",
-    "micro_f1": "micro-averaged F1",
-    "weighted_f1": "support-weighted F1",
-    "macro_precision": "macro-averaged precision",
-    "macro_recall": "macro-averaged recall",
-    "recall_min": "lowest recall of any class present",
-    "precision_min": "lowest precision of any class predicted or present",
-    "f1_min": "lowest F1 of any class",
-    "coverage": "share of ground-truth objects the captions mention (caption_hallucination)",
-    "pope_accuracy": "share of yes/no object probes answered right (caption_hallucination)",
-    "pope_f1": "F1 of the yes answers to object probes (caption_hallucination)",
-    "adherence": "mean share of instruction checks passed (instruction_adherence)",
-}
-"""Metrics ``--fail-under`` accepts (higher is better), with what each measures."""
+    from vlmscope.evaluators.base import Evaluator
+
+
+class _Declared(Mapping[str, Any]):
+    """A mapping read from the registered evaluators' declarations each time (an evaluator
+    registered later is in it)."""
+
+    def __init__(self, build: Callable[[], dict[str, Any]]) -> None:
+        self._build = build
+
+    def __getitem__(self, key: str) -> Any:
+        return self._build()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._build())
+
+    def __len__(self) -> int:
+        return len(self._build())
+
+
+def _registered() -> list[type[Evaluator]]:
+    """The registered evaluators, the one whose summary is the combined summary's own first
+    (its metrics head every list)."""
+    from vlmscope.evaluators.runner import EVALUATORS
+
+    return sorted(EVALUATORS.values(), key=lambda cls: cls.summary_key != SUMMARY_AT_TOP)
+
+
+def _gated() -> dict[str, str]:
+    return {m.name: m.help for cls in _registered() for m in cls.summary_metrics if m.gated}
+
+
+def _reported() -> dict[str, tuple[str, ...]]:
+    return {cls.name: tuple(m.name for m in cls.summary_metrics if m.headline)
+            for cls in _registered() if cls.summary_metrics and cls.summary_group is None
+            and cls.summary_key != SUMMARY_AT_TOP}
+
+
+GATED_METRICS: Mapping[str, str] = _Declared(_gated)
+"""Metrics ``--fail-under`` accepts (higher is better), with what each measures: the
+registered evaluators' metrics declared ``gated``."""
+REPORTED_METRICS: Mapping[str, tuple[str, ...]] = _Declared(_reported)
+"""Summary keys each evaluator adds to the combined summary (its declared headline
+metrics), by evaluator."""
 
 _SELECTED_ROWS = ("(SELECT * FROM pipeline_rows WHERE ($cohort IS NULL OR cohort = $cohort) "
                   "AND ($checkpoint IS NULL OR starts_with(checkpoint_sha256, $checkpoint)) "
                   "AND ($run IS NULL OR run = $run))")
-REPORTED_METRICS = {
-    "caption_hallucination": ("chair_i", "chair_s", "coverage", "pope_accuracy",
-                              "pope_precision", "pope_recall", "pope_f1", "pope_yes_ratio"),
-    "failure_attribution": ("blame_encoder", "blame_language_head", "blame_both",
-                            "blame_unattributable", "disagreement_rate"),
-    "instruction_adherence": ("adherence",),
-    "multilabel_report": ("subset_accuracy", "hamming_loss", "mean_average_precision"),
-}
-"""Summary keys each evaluator adds to the combined summary (and the printed metrics)."""
 
 _WORST_CLASSES = 15
 _TOP_CONFUSIONS = 10
 
 
+def declared_flags() -> dict[str, list[tuple[type[Evaluator], Option]]]:
+    """Every flag the registered evaluators declare, with each (evaluator, option) it sets,
+    in registration order."""
+    from vlmscope.evaluators.runner import EVALUATORS
+
+    flags: dict[str, list[tuple[type[Evaluator], Option]]] = {}
+    for cls in EVALUATORS.values():
+        for option in cls.options:
+            if option.flag is not None:
+                flags.setdefault(option.flag, []).append((cls, option))
+    return flags
+
+
+def _add_declared_flags(parser: argparse.ArgumentParser) -> None:
+    """One argument per declared flag; its help names what it sets in each evaluator."""
+    for flag, users in declared_flags().items():
+        option = users[0][1]
+        shown = (",".join(option.default) if isinstance(option.default, tuple)
+                 else option.default)
+        default = "" if option.default in (None, (), [], False) else f" (default: {shown})"
+        help_text = "; ".join(f"{cls.name}: {o.help}" for cls, o in users) + default
+        dest = f"option_{flag[2:].replace('-', '_')}"
+        if option.kind == "switch":
+            parser.add_argument(flag, dest=dest, action="store_true", help=help_text)
+        elif option.kind == "repeat":
+            parser.add_argument(flag, dest=dest, action="append", default=[],
+                                type=option.parse, metavar=option.metavar, help=help_text)
+        else:
+            parser.add_argument(flag, dest=dest, default=None, type=option.parse,
+                                choices=option.choices, metavar=option.metavar,
+                                help=help_text)
+
+
+def build_evaluators(names: Sequence[str], args: argparse.Namespace) -> list[Evaluator]:
+    """The evaluators ``names`` (and those a selecting flag asks for), each built by its
+    :meth:`~vlmscope.evaluators.Evaluator.from_options` from the declared flags given;
+    :class:`ValueError` for an unknown name or a bad option."""
+    from vlmscope.evaluators import resolve_evaluators
+
+    classes = resolve_evaluators(names)
+    given: dict[type[Evaluator], dict[str, Any]] = {}
+    for flag, users in declared_flags().items():
+        value = getattr(args, f"option_{flag[2:].replace('-', '_')}", None)
+        if value is None or value is False or value == []:
+            continue
+        for cls, option in users:
+            given.setdefault(cls, {})[option.name] = value
+            if option.selects and cls not in classes:
+                classes.append(cls)
+    return [evaluator for cls in classes for evaluator in cls.from_options(given.get(cls, {}))]
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``eval`` to the CLI."""
-    from vlmscope.evaluators.ground_truth import MODES
-
     parser = subparsers.add_parser(
         "eval", help="score the stored pipeline rows and record the run",
         description="Run evaluators over the pipeline rows of a store (one cohort and/or "
@@ -90,31 +159,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "candidate); recorded in eval_runs.run_name")
     parser.add_argument("--checkpoint", metavar="SHA",
                         help="only rows whose encoder checkpoint SHA-256 starts with SHA")
-    parser.add_argument("--by", metavar="COLUMNS",
-                        help="also report per slice of these comma-separated columns")
-    parser.add_argument("--mode", choices=MODES, default="normalized",
-                        help="how ground_truth_match compares answers (default: normalized)")
-    parser.add_argument("--custom", action="append", default=[], metavar="NAME=SQL",
-                        help="a custom SQL rule over pipeline_rows columns, scored per row "
-                        "(true/1 passes); NAME@THRESHOLD=SQL sets the pass threshold "
-                        "(default 0.5); repeatable")
-    parser.add_argument("--vocabulary", default="coco", metavar="NAMES",
-                        help="comma-separated object vocabularies for caption_hallucination "
-                        "and instruction_adherence: coco, imagenet or a file of "
-                        "'canonical: synonym, ...' lines (default: coco)")
-    parser.add_argument("--objects-from-encoder", action="store_true",
-                        help="caption_hallucination: rows without objects take the "
-                        "encoder's confident labels as ground truth")
-    parser.add_argument("--classes", metavar="NAMES",
-                        help="the encoder's classes, comma-separated: labels the answers "
-                        "may name for failure_attribution, the labels of multilabel_report; "
-                        "classification_report skips rows expecting none of them")
-    parser.add_argument("--encoder-threshold", type=float, default=None, metavar="SCORE",
-                        help="failure_attribution and multilabel_report: the score at which "
-                        "a multi-label encoder's label is read (default 0.5)")
-    parser.add_argument("--classes-from-encoder", action="store_true",
-                        help="classification_report: the classes are the labels the encoder "
-                        "ranked in any row's top-k; rows expecting anything else are skipped")
+    _add_declared_flags(parser)
     parser.add_argument("--format", choices=("table", "json"), default="table",
                         help="output format")
     parser.add_argument("--fail-under", metavar="NAME=VALUE,...",
@@ -143,53 +188,65 @@ def parse_thresholds(text: str | None) -> dict[str, float]:
     return thresholds
 
 
-def combined_summary(run_id: str, summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """One summary from the evaluators' summaries: the classification report's keys, plus
-    ``answer_accuracy`` (and ``answers``) from ground_truth_match, plus the gated metrics."""
-    report = summaries.get("classification_report")
-    match = summaries.get("ground_truth_match")
+def _classes(summaries: Mapping[str, Any],
+             evaluators: Sequence[Evaluator] | None) -> dict[str, type[Evaluator] | None]:
+    """The evaluator class of each summary: the run's evaluators when given, else the
+    registered one of that name (a custom rule's summary is named by its user)."""
+    from vlmscope.evaluators import CustomEvaluation
+    from vlmscope.evaluators.runner import EVALUATORS
+
+    known = {ev.name: type(ev) for ev in evaluators or ()}
+    return {name: known.get(name) or EVALUATORS.get(name)
+            or (CustomEvaluation if "threshold" in summary else None)
+            for name, summary in summaries.items()}
+
+
+def combined_summary(run_id: str, summaries: dict[str, dict[str, Any]],
+                     evaluators: Sequence[Evaluator] | None = None) -> dict[str, Any]:
+    """One summary from the evaluators' summaries: the keys of the one whose summary is at
+    the top (the classification report), each other summary under its declared
+    :attr:`~vlmscope.evaluators.Evaluator.summary_key` (grouped ones, the custom rules,
+    under their group), and every declared headline metric at the top level."""
+    classes = _classes(summaries, evaluators)
     summary: dict[str, Any] = {"run_id": run_id}
-    if report is not None:
-        summary.update(report)
-    elif match is not None:
-        summary.update(rows=match["judged"], skipped=match["skipped"],
-                       skipped_reasons=match["skipped_reasons"])
+    top = [n for n, cls in classes.items() if cls and cls.summary_key == SUMMARY_AT_TOP]
+    if top:
+        summary.update(summaries[top[0]])
     elif summaries:
-        first = next(iter(summaries.values()))
+        first = summaries.get("ground_truth_match") or next(iter(summaries.values()))
         summary.update(rows=first["judged"], skipped=first["skipped"],
                        skipped_reasons=first["skipped_reasons"])
-    if match is not None:
-        summary["answer_accuracy"] = match["accuracy"]
-        summary["answers"] = match
-    for name, keys in REPORTED_METRICS.items():
-        if name in summaries:
-            summary.update({key: summaries[name][key] for key in keys})
-            summary[name] = summaries[name]
-    custom = {name: s for name, s in summaries.items() if "threshold" in s}
-    if custom:
-        summary["custom"] = custom
+    for name, own in summaries.items():
+        cls = classes[name]
+        if cls is None:
+            summary[name] = own
+        elif cls.summary_group is not None:
+            summary.setdefault(cls.summary_group, {})[name] = own
+        elif cls.summary_key != SUMMARY_AT_TOP:
+            summary.update({m.name: m.value(own) for m in cls.summary_metrics if m.headline})
+            summary[cls.summary_key or name] = own
     return summary
+
+
+def _own_summaries(summary: Mapping[str, Any]) -> Iterator[tuple[type[Evaluator], str, Any]]:
+    """``(evaluator class, display name, its summary)`` of every evaluator in the combined
+    ``summary``, in registration order (the one at the top first)."""
+    for cls in _registered():
+        if cls.summary_group is not None:
+            for name, own in (summary.get(cls.summary_group) or {}).items():
+                yield cls, f"{cls.summary_group} {name}", own
+        elif cls.summary_key == SUMMARY_AT_TOP:
+            yield cls, cls.name, summary
+        elif isinstance(summary.get(cls.summary_key or cls.name), Mapping):
+            yield cls, cls.name, summary[cls.summary_key or cls.name]
 
 
 def metric_values(summary: dict[str, Any]) -> dict[str, float | None]:
     """The value of every gated metric in ``summary`` (None when not measured)."""
     values: dict[str, float | None] = dict.fromkeys(GATED_METRICS)
-    values["answer_accuracy"] = summary.get("answer_accuracy")
-    for name in ("coverage", "pope_accuracy", "pope_f1", "adherence"):
-        values[name] = summary.get(name)
-    if "top1" not in summary:
-        return values
-    values.update(top1=summary["top1"], top5=summary["top5"], macro_f1=summary["macro_f1"])
-    for mode in ("micro", "weighted"):
-        values[f"{mode}_f1"] = summary["averages"][mode]["f1"]
-    values["macro_precision"] = summary["averages"]["macro"]["precision"]
-    values["macro_recall"] = summary["averages"]["macro"]["recall"]
-    classes = summary["per_class"].values()
-    present = [c for c in classes if c["support"]]
-    if present:
-        values["recall_min"] = min(c["recall"] for c in present)
-        values["f1_min"] = min(c["f1"] for c in classes)
-        values["precision_min"] = min(c["precision"] for c in classes)
+    for cls, _, own in _own_summaries(summary):
+        if cls.summary_group is None:
+            values.update({m.name: m.value(own) for m in cls.summary_metrics if m.gated})
     return values
 
 
@@ -264,13 +321,14 @@ def render_summary(summary: dict[str, Any]) -> str:
     metrics = [(f"{top_k} (gated as top5)" if name == "top5" and top_k != "top5" else name,
                 _fmt(value)) for name, value in metric_values(summary).items()
                if value is not None]
-    if summary.get("ece") is not None:
-        metrics += [("ece", _fmt(summary["ece"])), ("mce", _fmt(summary["mce"]))]
-    shown = {name for name, _ in metrics}
-    metrics += [(key, _fmt(summary[key])) for keys in REPORTED_METRICS.values()
-                for key in keys if key not in shown and summary.get(key) is not None]
-    metrics += [(f"custom {name} (pass rate)", _fmt(s["accuracy"]))
-                for name, s in summary.get("custom", {}).items()]
+    shown = {name for name, _ in metrics} | {"top5"}
+    for cls, label, own in _own_summaries(summary):
+        for metric in cls.summary_metrics:
+            name = metric.name if cls.summary_group is None else f"{label} ({metric.name})"
+            value = metric.value(own)
+            if name not in shown and value is not None:
+                metrics.append((name, _fmt(value)))
+                shown.add(name)
     parts.append("\nMetrics (averages name their mode):\n" + render(
         ["metric", "value"], metrics, "table"))
     if summary.get("per_class"):
@@ -372,61 +430,40 @@ def _evaluate_on_ray(args: argparse.Namespace, evaluators: list[Any]) -> tuple[A
     return result, result.checkpoint_mix, unranked
 
 
-def list_evaluators() -> str:
-    """The evaluators, one per line: name and one-line description."""
+def _option_line(option: Option) -> str:
+    default = f" = {option.default!r}" if option.keyword else ""
+    flag = f" [{option.flag}]" if option.flag else ""
+    return f"{option.name}: {option.type}{default}{flag} - {option.help}"
+
+
+def list_evaluators(verbose: bool = True) -> str:
+    """The evaluators, each a line with its name and one-line description, then (when
+    ``verbose``) its declared options, metrics and what it merges from."""
     from vlmscope.evaluators.runner import EVALUATORS
 
     width = max(len(name) for name in EVALUATORS) + 2
-    return "\n".join(f"{name:<{width}}{cls.description}" for name, cls in EVALUATORS.items())
+    lines = []
+    for name, cls in EVALUATORS.items():
+        lines.append(f"{name:<{width}}{cls.description}")
+        if not verbose:
+            continue
+        lines += [f"    option  {_option_line(o)}" for o in cls.options]
+        lines += [f"    metric  {m.name}{' (gated)' if m.gated else ''} - {m.help}"
+                  for m in cls.summary_metrics]
+        lines.append(f"    merges  {cls.merged_from}" if cls.merged_from
+                     else "    merges  no: its summary needs all rows at once")
+    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
     """Handle ``vlmscope eval``."""
-    from vlmscope.evaluators import (
-        CaptionHallucination,
-        ClassificationReport,
-        CustomEvaluation,
-        FailureAttribution,
-        GroundTruthMatch,
-        ImageInstructionAdherence,
-        MultiLabelReport,
-        Vocabulary,
-        resolve_evaluators,
-    )
-    from vlmscope.evaluators.custom import parse_custom
-
     if args.list:
         print(list_evaluators())
         return 0
     thresholds = parse_thresholds(args.fail_under)
     names = [n.strip() for n in args.evaluators.split(",") if n.strip()]
-    slice_by = [c.strip() for c in (args.by or "").split(",") if c.strip()]
-    vocabularies: list[str | Vocabulary] = [
-        v.strip() for v in args.vocabulary.split(",") if v.strip()]
-    encoder_classes = ([c.strip() for c in args.classes.split(",") if c.strip()]
-                       if args.classes else None)
-    threshold = ({} if args.encoder_threshold is None
-                 else {"encoder_threshold": args.encoder_threshold})
     try:
-        classes = resolve_evaluators(names)
-        custom = [parse_custom(spec) for spec in args.custom]
-        if CustomEvaluation in classes and not custom:
-            raise ValueError("the custom evaluator needs its rule: --custom NAME=SQL")
-        evaluators = [
-            GroundTruthMatch(mode=args.mode) if cls is GroundTruthMatch
-            else ClassificationReport(slice_by=slice_by, classes=encoder_classes,
-                                      classes_from_encoder=args.classes_from_encoder)
-            if cls is ClassificationReport
-            else CaptionHallucination(vocabularies,
-                                      objects_from_encoder=args.objects_from_encoder)
-            if cls is CaptionHallucination
-            else ImageInstructionAdherence(vocabularies) if cls is ImageInstructionAdherence
-            else FailureAttribution(classes=encoder_classes, **threshold)
-            if cls is FailureAttribution
-            else MultiLabelReport(classes=encoder_classes, **threshold)
-            if cls is MultiLabelReport
-            else cls() for cls in classes if cls is not CustomEvaluation]
-        evaluators += custom
+        evaluators = build_evaluators(names, args)
     except ValueError as error:
         raise CommandError(str(error)) from error
     print(f"evaluating {args.parquet or args.db} ...", file=sys.stderr)
@@ -434,7 +471,7 @@ def run(args: argparse.Namespace) -> int:
         result, mix, unranked = _evaluate_on_ray(args, evaluators)
     else:
         result, mix, unranked = _evaluate_here(args, evaluators)
-    summary = combined_summary(result.run_id, result.summaries)
+    summary = combined_summary(result.run_id, result.summaries, evaluators)
     summary.update(cohort=args.cohort, run=args.run, checkpoints=result.checkpoints,
                    mixed_checkpoints=mix.mixed, checkpoint_rows=mix.checkpoints)
     if mix.mixed:

@@ -7,6 +7,8 @@ and for every evaluator both runs have:
   ``still_passing``, ``still_failing``, or ``not_judged`` (skipped in either run);
 * the pass-rate delta ``(fixed - broken) / n`` and the mean score delta, each with a paired
   bootstrap 95% interval (:mod:`vlmscope.regression.stats`), and the exact McNemar p-value;
+* each evaluator's declared summary metrics in both runs (``metrics``: base, candidate,
+  delta; :attr:`vlmscope.evaluators.Evaluator.summary_metrics`);
 * per-class pass rates (class = the row's expected label) and the shift in blame of the
   failures: the ``failure_attribution`` evaluator's labels when both runs have them, else
   ``encoder`` (the encoder's top-1 label is not the expected one), ``language_head`` (it
@@ -301,6 +303,33 @@ def _changed_rows(con: duckdb.DuckDBPyConnection, base_id: str, candidate_id: st
             candidate_reason in rows]
 
 
+def _declared_metrics(con: duckdb.DuckDBPyConnection, base: dict[str, Any],
+                      candidate: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each registered evaluator's declared summary metrics in both runs' stored summaries,
+    with ``delta`` = candidate - base (None where either lacks it)."""
+    from vlmscope.evaluators.runner import EVALUATORS
+
+    stored: dict[str, dict[str, Any]] = {}
+    for side, run in (("base", base), ("candidate", candidate)):
+        for evaluator, summary in con.execute(
+                "SELECT evaluator, summary FROM eval_runs WHERE run_id = ? ORDER BY evaluator",
+                [run["eval_run_id"]]).fetchall():
+            stored.setdefault(evaluator, {})[side] = orjson.loads(summary or "{}")
+    compared = []
+    for evaluator, sides in sorted(stored.items()):
+        declared = EVALUATORS.get(evaluator)
+        if declared is None or len(sides) < 2:
+            continue
+        for metric in declared.summary_metrics:
+            a, b = metric.value(sides["base"]), metric.value(sides["candidate"])
+            if a is None and b is None:
+                continue
+            compared.append({"evaluator": evaluator, "metric": metric.name, "base": a,
+                             "candidate": b, "delta": None if a is None or b is None
+                             else b - a, "gated": metric.gated})
+    return compared
+
+
 def compare_runs(
     con: duckdb.DuckDBPyConnection,
     base: str,
@@ -371,6 +400,7 @@ def compare_runs(
                      "resamples": resamples, "confidence": confidence, "seed": seed},
         "evaluators": stats,
         "per_class": _per_class(con),
+        "metrics": _declared_metrics(con, base_run, candidate_run),
         "blame": _blame(con, base_run, candidate_run, evaluators),
         "changed_rows": _changed_rows(con, base_run["eval_run_id"],
                                       candidate_run["eval_run_id"], changed_rows),

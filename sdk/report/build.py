@@ -1,6 +1,7 @@
 """``vlmscope report``: one self-contained HTML file about everything in a store.
 
-Sections: run summary (with each row's share of a batch's time, and the batch's own); per
+Sections: run summary (with each row's share of a batch's time, and the batch's own); each
+evaluator's declared metrics from its latest stored run; per
 run the confusion matrix heatmap, per-class precision and recall and a reliability diagram,
 and the multi-label metrics of the encoder's reading; the blame breakdown per run, cohort and
 checkpoint, per instruction kind and per object class; the regression
@@ -143,6 +144,35 @@ def _summary(con: duckdb.DuckDBPyConnection, runs: list[str]) -> str:
     return _table(["run", "cohort", "rows", "answer accuracy", "encoder checkpoint(s)",
                    "errors", "mean encoder+LLM ms (the row's share)", "mean batch size",
                    "mean batch encoder+LLM ms (the whole batch)"], rows, "summary-table")
+
+
+# -- evaluator metrics -----------------------------------------------------------------------
+
+def _evaluator_metrics(con: duckdb.DuckDBPyConnection) -> str:
+    """Each evaluator's declared summary metrics from its latest stored run per dataset run
+    (an evaluator registered with :func:`vlmscope.evaluators.register` shows here too)."""
+    from vlmscope.evaluators import CustomEvaluation
+    from vlmscope.evaluators.runner import EVALUATORS
+
+    stored = con.execute("""
+        SELECT coalesce(run_name, '(all rows)'), evaluator, summary FROM (
+            SELECT *, row_number() OVER (PARTITION BY run_name, evaluator
+                                         ORDER BY created_at DESC) AS latest
+            FROM eval_runs) WHERE latest = 1 ORDER BY 1, 2""").fetchall()
+    rows = []
+    for run, name, text in stored:
+        summary = orjson.loads(text) if text else {}
+        declared = EVALUATORS.get(name) or (
+            CustomEvaluation if "threshold" in summary else None)
+        for metric in declared.summary_metrics if declared else ():
+            value = metric.value(summary)
+            if value is not None:
+                rows.append([_e(run), _e(name), _e(metric.name),
+                             f'<span class="num">{_fmt(value)}</span>', _e(metric.help)])
+    if not rows:
+        return "<p>No evaluation run is stored (<code>vlmscope eval</code>).</p>"
+    return _table(["run", "evaluator", "metric", "value", "what it measures"], rows,
+                  "evaluator-metrics")
 
 
 # -- classification ------------------------------------------------------------------------
@@ -517,6 +547,7 @@ def build_report(
         runs = _runs(con)
         pair = pick_diff_runs(con, base, candidate)
         summary = _summary(con, runs)
+        evaluator_metrics = _evaluator_metrics(con)
         classification = "".join(f"<h3>{_e(run)}</h3>{_classification(con, run)}"
                                  for run in runs)
         multilabel = "".join(f"<h3>{_e(run)}</h3>{_multilabel(con, run)}" for run in runs)
@@ -530,6 +561,7 @@ def build_report(
     generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     sections = [
         ("summary", "Runs", summary),
+        ("evaluators", "Evaluator metrics (latest run of each)", evaluator_metrics),
         ("classification", "Encoder classification", classification),
         ("multilabel", "Encoder reading as a set (multi-label)", multilabel),
         ("blame", "Blame: encoder or language head", blame),
