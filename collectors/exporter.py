@@ -128,7 +128,7 @@ class DuckDBSpanExporter(SpanExporter):
             return SpanExportResult.FAILURE
         try:
             # The writer assembles the parts; conversion hands it the GIL while it commits.
-            batch = spans_to_batch(spans, parts=False, busy=self)
+            batch = spans_to_batch(spans, busy=self)
         except Exception as error:  # an exporter must never raise into the pipeline
             self.count_failure(len(spans), f"{type(error).__name__}: {error}")
             return SpanExportResult.FAILURE

@@ -38,6 +38,7 @@ plain join (tested against it on random arrival orders and batchings).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import duckdb
@@ -80,103 +81,51 @@ SCHEMA = pa.schema(
     + [(c, _ARROW_TYPES[t]) for _, fields in _PARTS.values() for c, _, t in fields])
 """Arrow schema of both tables, column for column."""
 
-BATCH_KEY = "_pipeline_row_parts"
-"""Key of a batch's assembled parts in ``SpanBatch.derived`` (see :func:`assemble`)."""
-
-
 # Where the column that wins first sits in each part's tuple (the encoder's top-k labels:
 # a record with a reading beats one without), None for parts without one.
 _PREFER_AT: dict[str, int | None] = {
     part.name: None if part.prefer is None else [c for c, _ in part.columns].index(part.prefer)
     for part in spec.PARTS}
-_PREFER_SLOTS = tuple(_PREFER_AT.values())
 
 
-def _order(part: tuple, prefer: int | None = None) -> tuple:
+# Where the duration sits in the tuple of each part whose latest record is the one that
+# ended last (start plus duration), None for parts ordered by start.
+_DURATION_AT: dict[str, int | None] = {
+    part.name: [r for _, r in part.columns].index("duration_ms") if part.latest == "end"
+    else None for part in spec.PARTS}
+
+
+def duration_ns(duration_ms: float | None) -> int:
+    """A record's duration (ms) as whole nanoseconds, floored, 0 when unknown: what its end
+    time adds to its start, the same in Python and in SQL (:func:`_latest_sql`)."""
+    if duration_ms is None or not math.isfinite(duration_ms):
+        return 0
+    return math.floor(duration_ms * 1_000_000)
+
+
+def _order(part: tuple, prefer: int | None = None, duration: int | None = None) -> tuple:
     """Sort key of a part (span id, record index, start ns, ...): the smallest wins (one
-    whose ``prefer`` value is present, for the encoder a reading; then the latest start, a
-    missing start being the earliest; then span id, record index)."""
+    whose ``prefer`` value is present, for the encoder a reading; then the latest start, or
+    end where ``duration`` says where the part's duration is, a missing start being the
+    earliest; then span id, record index)."""
     span, index, start = part[0], part[1], part[2]
+    if start is not None and duration is not None:
+        start += duration_ns(part[duration])
     return (prefer is not None and part[prefer] is None, start is None, -(start or 0), span,
             index)
 
 
-def assemble(rows: dict[str, list], encoders: dict[str, list], llms: dict[str, list],
-             ) -> list[tuple]:
-    """The rows of :func:`assemble_sql`, in Python, from one batch's record columns (record
-    column name -> values, start times as epoch nanoseconds); ``SCHEMA`` order."""
-    sources = {"row": rows, "encoder": encoders, "llm": llms}
-    by_key: dict[tuple, list] = {}
-    for slot, part in enumerate(_PARTS):
-        columns = sources[part]
-        if not columns or not columns.get("trace_id"):
-            continue
-        fields = _PARTS[part][1]
-        count = len(columns["trace_id"])
-        values = [columns[r] if r in columns else [int(r)] * count for _, r, _ in fields]
-        # zip(*values) builds each record's part tuple in C.
-        parts = zip(*values, strict=True)
-        for trace, row, candidate in zip(columns["trace_id"], columns["row_id"], parts,
-                                         strict=True):
-            if row is None:
-                continue
-            entry = by_key.get((trace, row))
-            if entry is None:
-                entry = by_key[(trace, row)] = [[], None, None]
-            if slot == 0:
-                entry[0].append(candidate)
-            elif entry[slot] is None or _order(candidate, _PREFER_SLOTS[slot]) < _order(
-                    entry[slot], _PREFER_SLOTS[slot]):
-                entry[slot] = candidate
-    widths = [len(fields) for _, fields in _PARTS.values()]
-    blank = [(None,) * w for w in widths]
-    out = []
-    for key, (row_parts, encoder, llm) in by_key.items():
-        tail = (encoder or blank[1]) + (llm or blank[2])
-        out.extend(key + row_part + tail for row_part in (row_parts or [blank[0]]))
-    return out
+def _latest_sql(part: str, start: str, duration: str) -> str:
+    """SQL: the time (TIMESTAMP_NS) that makes a record of ``part`` the latest, from its
+    ``start`` and ``duration`` (ms) expressions (:func:`_order`)."""
+    if _DURATION_AT[part] is None:
+        return start
+    return (f"make_timestamp_ns(epoch_ns({start}) + CASE WHEN isfinite({duration}) THEN "
+            f"CAST(floor({duration} * 1000000) AS BIGINT) ELSE 0 END)")
 
 
 RECORD_TABLES = ("row_records", "encoder_records", "llm_records")
 """The record tables whose rows make the parts."""
-
-
-def combine_parts(tables: list[pa.Table]) -> pa.Table:
-    """The parts of several batches' records as :func:`assemble` gives them for all the
-    records at once: the parts of a key found in one batch only are taken as they are; for
-    a key in several, every row part makes a row, each with the winning encoder and LLM
-    part of them all (:func:`_order`)."""
-    parts = pa.concat_tables(tables)
-    keys: list[tuple] = []
-    seen: set[tuple] = set()
-    spread: set[tuple] = set()
-    for table in tables:
-        here = list(zip(table.column("trace_id").to_pylist(),
-                        table.column("row_id").to_pylist(), strict=True))
-        spread |= seen.intersection(here)
-        seen.update(here)
-        keys += here
-    if not spread:
-        return parts
-    kept = [i for i, key in enumerate(keys) if key not in spread]
-    grouped: dict[tuple, list[tuple]] = {}
-    touched = [i for i, key in enumerate(keys) if key in spread]
-    for row in _rows_of(rows_at(parts, touched)):
-        grouped.setdefault((row[0], row[1]), []).append(row)
-    rows_width, encoder_width, _ = (len(fields) for _, fields in _PARTS.values())
-    tail_at = 2 + rows_width
-    llm_at = tail_at + encoder_width
-    combined = []
-    for key, rows in grouped.items():
-        row_parts = [row[2:tail_at] for row in rows if row[2] is not None]
-        encoder = min((row[tail_at:llm_at] for row in rows if row[tail_at] is not None),
-                      key=lambda p: _order(p, _PREFER_AT["encoder"]),
-                      default=rows[0][tail_at:llm_at])
-        llm = min((row[llm_at:] for row in rows if row[llm_at] is not None),
-                  key=lambda p: _order(p, _PREFER_AT["llm"]), default=rows[0][llm_at:])
-        for row_part in row_parts or [rows[0][2:tail_at]]:
-            combined.append(key + row_part + encoder + llm)
-    return pa.concat_tables([rows_at(parts, kept), to_arrow(combined)])
 
 
 _SLICED_UP_TO = 64
@@ -211,183 +160,14 @@ def to_arrow(rows: list[tuple]) -> pa.Table:
         schema=SCHEMA)
 
 
-def assemble_arrow(tables: dict[str, pa.Table]) -> pa.Table:
-    """:func:`assemble` over record tables given as Arrow (``row_records`` ...)."""
-    def columns(name: str) -> dict[str, list]:
-        table = tables.get(name)
-        if table is None or table.num_rows == 0:
-            return {}
-        out = {}
-        for column_field in table.schema:
-            column = table.column(column_field.name)
-            if pa.types.is_timestamp(column_field.type):
-                column = column.cast(pa.int64())
-            out[column_field.name] = column.to_pylist()
-        return out
-    return to_arrow(assemble(columns("row_records"), columns("encoder_records"),
-                             columns("llm_records")))
-
-
-def _picked(table: pa.Table, fields: tuple[tuple[str, str, str], ...],
-            prefer: int | None) -> pa.Table:
-    """(trace_id, row_id, at): the index in ``table`` (encoder or LLM records with a row id)
-    of each key's winning record (:func:`_order`; ``prefer``: see there)."""
-    span, index, start = (r for _, r, _ in fields[:3])
-    preferred = pa.compute.is_null(table.column(fields[prefer][1])) if prefer is not None \
-        else pa.nulls(table.num_rows, pa.bool_()).fill_null(False)
-    count = table.num_rows
-    keys = {"trace_id": table.column("trace_id"), "row_id": table.column("row_id")}
-    at = pa.array(range(count), pa.int64())
-    if table.group_by(list(keys), use_threads=False).aggregate([]).num_rows == count:
-        return pa.table({**keys, "at": at})  # one record a key, as in-process tracing makes
-    ordered = pa.table({
-        **keys, "unpreferred": preferred, "missing": pa.compute.is_null(table.column(start)),
-        "start": table.column(start).cast(pa.int64()), "span": table.column(span),
-        "index": table.column(index), "at": at,
-    }).sort_by([("unpreferred", "ascending"), ("missing", "ascending"),
-                ("start", "descending"), ("span", "ascending"), ("index", "ascending")])
-    ranked = ordered.append_column("rank", pa.array(range(count), pa.int64()))
-    won = ranked.group_by(list(keys), use_threads=False).aggregate([("rank", "min")])
-    return pa.table({"trace_id": won.column("trace_id"), "row_id": won.column("row_id"),
-                     "at": ordered.column("at").take(won.column("rank_min"))})
-
-
-def assemble_tables(tables: dict[str, pa.Table]) -> pa.Table:
-    """:func:`assemble` over record tables given as Arrow (``row_records`` ...), in Arrow's
-    own kernels (the fastest of the assemblers for a large batch; what ``spans_to_batch``
-    uses for its parts). The exporter still leaves the assembly to its writer's DuckDB: on
-    the converting thread it slowed the exporter, since that thread is as busy as the
-    writer (figures: ``benchmarks/README.md``). The winning encoder and LLM record of each key is
-    picked by a sort only where a key has several, the parts are put together by full joins
-    of their keys and row indices (Arrow's joins carry no list columns), then taken by
-    index. Rows in no particular order, as :func:`assemble_batch` gives them; ``SCHEMA``
-    columns."""
-    sources: dict[str, pa.Table] = {}
-    joined = None
-    for part, (name, fields) in _PARTS.items():
-        table = tables.get(name)
-        if table is None or table.num_rows == 0:
-            continue
-        table = table.filter(pa.compute.is_valid(table.column("row_id")))
-        if table.num_rows == 0:
-            continue
-        sources[part] = table
-        pick = (pa.table({"trace_id": table.column("trace_id"),
-                          "row_id": table.column("row_id"),
-                          "at": pa.array(range(table.num_rows), pa.int64())})
-                if part == "row" else _picked(table, fields, _PREFER_AT[part])).rename_columns(
-            ["trace_id", "row_id", part])
-        joined = pick if joined is None else joined.join(
-            pick, ["trace_id", "row_id"], join_type="full outer", use_threads=False)
-    if joined is None:
-        return SCHEMA.empty_table()
-    columns = [joined.column("trace_id"), joined.column("row_id")]
-    for part, (_, fields) in _PARTS.items():
-        if part not in sources:
-            columns += [pa.nulls(joined.num_rows, _ARROW_TYPES[t]) for _, _, t in fields]
-            continue
-        at = joined.column(part)
-        for _, record_column, _ in fields:
-            if record_column == "0":  # the row part's record index: 0 where there is one
-                columns.append(pa.compute.if_else(pa.compute.is_valid(at),
-                                                  pa.scalar(0, pa.int32()),
-                                                  pa.scalar(None, pa.int32())))
-            else:
-                columns.append(sources[part].column(record_column).take(at))
-    return pa.Table.from_arrays(
-        [column.cast(column_field.type) for column, column_field in
-         zip(columns, SCHEMA, strict=True)], schema=SCHEMA)
-
-
-def assemble_indexed(tables: dict[str, pa.Table]) -> pa.Table:
-    """:func:`assemble` over record tables given as Arrow (``row_records`` ...): the same
-    rows in the same order, for the few hundred records of one OTLP request. The winners
-    are picked in Python over the key columns alone (and the ordering columns only of a key
-    with several records), then each part's columns are sliced or taken by index at once,
-    since per-call overhead is most of the cost at this size (``benchmarks/README.md``)."""
-    picks: dict[tuple, list] = {}
-    sources: dict[str, pa.Table] = {}
-    for slot, (part, (name, fields)) in enumerate(_PARTS.items()):
-        table = tables.get(name)
-        if table is None or table.num_rows == 0:
-            continue
-        sources[part] = table
-        keys = zip(table.column("trace_id").to_pylist(), table.column("row_id").to_pylist(),
-                   strict=True)
-        if slot == 0:
-            for at, key in enumerate(keys):
-                if key[1] is None:
-                    continue
-                entry = picks.get(key)
-                if entry is None:
-                    entry = picks[key] = [[], None, None]
-                entry[0].append(at)
-            continue
-        order: list[tuple] | None = None
-        for at, key in enumerate(keys):
-            if key[1] is None:
-                continue
-            entry = picks.get(key)
-            if entry is None:
-                picks[key] = entry = [[], None, None]
-            held = entry[slot]
-            if held is None:
-                entry[slot] = at
-                continue
-            if order is None:  # a key with several records: read what orders them
-                span, index, start = (table.column(r) for _, r, _ in fields[:3])
-                prefer = _PREFER_AT[part]
-                present = (pa.compute.is_valid(table.column(fields[prefer][1])).to_pylist()
-                           if prefer is not None else [True] * table.num_rows)
-                order = [_order(part_, 3) for part_ in zip(
-                    span.to_pylist(), index.to_pylist(), start.cast(pa.int64()).to_pylist(),
-                    [True if p else None for p in present], strict=True)]
-            if order[at] < order[held]:
-                entry[slot] = at
-    traces: list[str] = []
-    rows: list[str] = []
-    taken: list[list[int | None]] = [[], [], []]
-    for (trace, row), (row_parts, encoder, llm) in picks.items():
-        for row_part in row_parts or [None]:
-            traces.append(trace)
-            rows.append(row)
-            taken[0].append(row_part)
-            taken[1].append(encoder)
-            taken[2].append(llm)
-    count = len(traces)
-    if "row" in sources and None not in taken[0]:  # every key has its row: its key columns
-        keys = rows_at(sources["row"].select(["trace_id", "row_id"]), taken[0])
-        columns = [keys.column("trace_id"), keys.column("row_id")]
-    else:
-        columns = [pa.array(traces, pa.string()), pa.array(rows, pa.string())]
-    for slot, (part, (_, fields)) in enumerate(_PARTS.items()):
-        if part not in sources:
-            columns += [pa.nulls(count, _ARROW_TYPES[t]) for _, _, t in fields]
-            continue
-        wanted_columns = sources[part].select([r for _, r, _ in fields if r != "0"])
-        if None in taken[slot]:
-            picked = wanted_columns.take(pa.array(taken[slot], pa.int64()))
-        else:  # as often as not the records in order: slices, not a copy
-            picked = rows_at(wanted_columns, taken[slot])
-        for _, record_column, data_type in fields:
-            if record_column == "0":  # the row part's record index: 0 where there is one
-                columns.append(pa.array([None if i is None else 0 for i in taken[slot]],
-                                        pa.int32()))
-            else:
-                column = picked.column(record_column)
-                wanted = _ARROW_TYPES[data_type]
-                columns.append(column if column.type == wanted else column.cast(wanted))
-    return pa.Table.from_arrays(columns, schema=SCHEMA)
-
-
 _EMPTY = {"row": "row_records", "encoder": "encoder_records", "llm": "llm_records"}
 
 
 def assemble_batch(con: duckdb.DuckDBPyConnection, relations: dict[str, str]) -> pa.Table:
-    """:func:`assemble` done by DuckDB (off the GIL, in one statement): the parts of one
-    batch from its record tables, given as the names of relations the connection can read
-    (``row_records`` -> a registered Arrow view ...; a missing kind has no records). Rows in
-    no particular order; ``SCHEMA`` columns (start times as timestamps)."""
+    """The parts of one batch, assembled by :func:`assemble_sql` (the one assembler) from its
+    record tables, given as the names of relations the connection can read (``row_records``
+    -> a registered Arrow view ...; a missing kind has no records). DuckDB runs it off the
+    GIL. Rows in no particular order; ``SCHEMA`` columns (start times as timestamps)."""
     sources = {part: relations.get(table) or f"(SELECT * FROM {table} WHERE false)"
                for part, table in _EMPTY.items()}
     return con.sql(assemble_sql(sources["row"], sources["encoder"], sources["llm"])
@@ -402,11 +182,14 @@ def _table_sql(name: str) -> str:
 
 def _newer(part: str, new: str, old: str) -> str:
     """SQL: the ``part`` of row ``new`` wins over that of row ``old`` (:func:`_order`: the
-    preferred column present, then the latest start time, then the smaller span id, then
+    preferred column present, then the latest start (or end) time, then the smaller span id, then
     the smaller record index; a present part beats none)."""
     fields = _PARTS[part][1]
     span, index, start = (c for c, _, _ in fields[:3])
-    new_start, old_start = (f"coalesce({side}.{start}, {_EARLIEST})" for side in (new, old))
+    duration = fields[_DURATION_AT[part] or 0][0]
+    new_start, old_start = (
+        f"coalesce({_latest_sql(part, f'{side}.{start}', f'{side}.{duration}')}, {_EARLIEST})"
+        for side in (new, old))
     later = (f"{new_start} > {old_start}"
              f" OR ({new_start} = {old_start} AND ({new}.{span} < {old}.{span}"
              f" OR ({new}.{span} = {old}.{span} AND {new}.{index} <= {old}.{index})))")
@@ -429,20 +212,19 @@ def _overlay_sql(base: str, over: str, key: str) -> str:
     return ", ".join(items)
 
 
-def assemble_sql(rows: str, encoders: str, llms: str, *, link: bool = False) -> str:
+def assemble_sql(rows: str, encoders: str, llms: str) -> str:
     """A query giving one row per key (trace id, row id) found in the three record
-    relations, each part the winning record of its kind (NULLs where there is none). With
-    ``link``, the encoder record the winning LLM record links to wins first (the whole rule
-    of :data:`vlmscope.collectors.spec.PARTS`: what refresh, compaction and the repair of a
-    merge use); without, the batch assemblers' rule (:func:`_order`).
+    relations, each part the winning record of its kind by the rule of
+    :data:`vlmscope.collectors.spec.PARTS` (NULLs where there is none): the one way a
+    pipeline row is assembled (batches, repairs, compaction, refresh).
+    ``tests/pipeline_row_reference.py`` is its Python reference, tested equal to it.
 
     The encoder and LLM records of a key are reduced by an aggregate (``arg_min`` over the
-    ordering of :func:`_order` as a struct), not a window, and the parts are put together
-    with full joins, not a union of keys and three joins, which is faster
-    (``benchmarks/README.md``)."""
+    ordering as a struct), not a window, and the parts are put together with full joins,
+    since those run faster in DuckDB (``benchmarks/README.md``)."""
     sources = {"row": rows, "encoder": encoders, "llm": llms}
     ctes = []
-    # The LLM part first: with ``link`` the encoder part reads it.
+    # The LLM part first: the encoder part reads the record it links to.
     for part in ("row", "llm", "encoder"):
         fields = _PARTS[part][1]
         span, index, start = (r for _, r, _ in fields[:3])
@@ -452,12 +234,11 @@ def assemble_sql(rows: str, encoders: str, llms: str, *, link: bool = False) -> 
             ctes.append(f"row_part AS (SELECT trace_id, row_id, {picked} FROM {rows} "
                         "WHERE row_id IS NOT NULL)")
             continue
-        # Of the encoder and LLM records of a row, the latest is the one that answered:
-        # the smallest (no start, minus the start, span id, record index).
+        # The smallest wins: (linked, preferred,) no start, minus the latest, span, index.
         packed = ", ".join(f"{c} := {r}::{t}" for c, r, t in fields)
         first = []
         source = f"{sources[part]} WHERE row_id IS NOT NULL"
-        if part == "encoder" and link:
+        if part == "encoder":
             first.append(f"l := {span} IS DISTINCT FROM linked")
             source = (f"(SELECT e.*, p.{spec.LINK[0]} AS linked FROM {sources[part]} e "
                       f"LEFT JOIN llm_part p USING (trace_id, row_id)) WHERE row_id IS NOT NULL")
@@ -465,7 +246,8 @@ def assemble_sql(rows: str, encoders: str, llms: str, *, link: bool = False) -> 
         if prefer is not None:
             first.append(f"p := {fields[prefer][1]} IS NULL")
         order = (f"struct_pack({''.join(f + ', ' for f in first)}a := {start} IS NULL, "
-                 f"b := -epoch_ns({start}), c := {span}, d := {index})")
+                 f"b := -epoch_ns({_latest_sql(part, start, 'duration_ms')}), "
+                 f"c := {span}, d := {index})")
         ctes.append(
             f"{part}_part AS (SELECT trace_id, row_id, unnest(picked) FROM ("
             f"SELECT trace_id, row_id, arg_min(struct_pack({packed}), {order}) AS picked "
@@ -507,7 +289,7 @@ def view_sql() -> str:
 
 
 def _refill_statements() -> tuple[str, ...]:
-    assembled = assemble_sql("row_records", "encoder_records", "llm_records", link=True)
+    assembled = assemble_sql("row_records", "encoder_records", "llm_records")
     return (
         f"CREATE OR REPLACE TEMP TABLE _vlmscope_assembled AS {assembled}",
         f"INSERT INTO {FACTS} SELECT * FROM _vlmscope_assembled WHERE row_span_id IS NOT NULL",
@@ -533,9 +315,9 @@ def _overlay(base: tuple | None, over: tuple) -> tuple:
     for part, (_, fields) in _PARTS.items():
         width = len(fields)
         mine, theirs = over[at:at + width], base[at:at + width]
-        prefer = _PREFER_AT[part]
-        wins = mine[0] is not None and (theirs[0] is None
-                                        or _order(mine, prefer) <= _order(theirs, prefer))
+        prefer, duration = _PREFER_AT[part], _DURATION_AT[part]
+        wins = mine[0] is not None and (theirs[0] is None or _order(
+            mine, prefer, duration) <= _order(theirs, prefer, duration))
         out.extend(mine if wins else theirs)
         at += width
     return tuple(out)
@@ -710,7 +492,7 @@ def plan_merge(con: duckdb.DuckDBPyConnection, parts: pa.Table,
 def _repairs(parts: pa.Table) -> list[str]:
     """Statements that assemble again, from the records and by the whole rule (the linked
     encoder record first), the completed rows of ``parts`` whose encoder part is not the
-    record their LLM part links to: the batch assemblers pick each part on its own, and the
+    record their LLM part links to: a batch's assembly sees only its own records, and the
     linked record may have come in another batch (or lost to a later one). In-process
     tracing, with one encoder call per row, needs none."""
     linked, chosen = (parts.column(c) for c in spec.LINK)
@@ -730,7 +512,7 @@ def _repairs(parts: pa.Table) -> list[str]:
     only = [f"(SELECT * FROM {name} WHERE (trace_id, row_id) IN {listed})"
             for name in RECORD_TABLES]
     return [f"DELETE FROM {FACTS} WHERE (trace_id, row_id) IN {listed}",
-            f"INSERT INTO {FACTS} SELECT * FROM ({assemble_sql(*only, link=True)}) "
+            f"INSERT INTO {FACTS} SELECT * FROM ({assemble_sql(*only)}) "
             "WHERE row_span_id IS NOT NULL"]
 
 
@@ -780,7 +562,7 @@ def compact(con: duckdb.DuckDBPyConnection, state: MergeState | None = None, *,
         only = {name: f"(SELECT * FROM {name} WHERE (trace_id, row_id) IN {keys})"
                 for name in ("row_records", "encoder_records", "llm_records")}
         con.execute("CREATE OR REPLACE TEMP TABLE _vlmscope_compacted AS " + assemble_sql(
-            only["row_records"], only["encoder_records"], only["llm_records"], link=True))
+            only["row_records"], only["encoder_records"], only["llm_records"]))
         con.execute(f"DELETE FROM {FACTS} WHERE (trace_id, row_id) IN {keys}")
         con.execute(f"DELETE FROM {PARTS} WHERE (trace_id, row_id) IN {keys}")
         con.execute(f"INSERT INTO {FACTS} SELECT * FROM _vlmscope_compacted "

@@ -155,7 +155,7 @@ class DuckDBSpanProcessor(SpanProcessor):
                     batch = self._full.popleft()
                     self._waiting -= len(batch)
                 try:
-                    converted = batch.take(parts=False, busy=self.exporter)
+                    converted = batch.take(busy=self.exporter)
                 except Exception as error:  # never raised into the application
                     self.exporter.count_failure(len(batch), f"{type(error).__name__}: {error}")
                     continue
@@ -174,7 +174,7 @@ class DuckDBSpanProcessor(SpanProcessor):
             self._waiting = 0
         for batch in batches:
             try:
-                self.exporter.spool_batch(batch.take(parts=False), "the writer is stuck")
+                self.exporter.spool_batch(batch.take(), "the writer is stuck")
             except Exception as error:  # never raised into the application
                 self.exporter.count_failure(len(batch), f"{type(error).__name__}: {error}")
 

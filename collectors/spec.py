@@ -295,12 +295,19 @@ DERIVED: tuple[Table, ...] = (ROW_RECORDS, ENCODER_RECORDS, LLM_RECORDS, EMBEDDI
 class Part:
     """The columns a record kind gives a materialised pipeline row: (fact column, record
     column) pairs; the first three order the records ("latest wins"), "0" is a literal.
-    ``prefer``: a fact column whose presence wins before the start time does."""
+    ``prefer``: a fact column whose presence wins before the start time does. ``latest``:
+    "start" when the record that started last wins, "end" when the one that ended last
+    (start plus ``duration_ms``) does."""
 
     name: str
     table: Table
     columns: tuple[tuple[str, str], ...]
     prefer: str | None = None
+    latest: str = "start"
+
+    def __post_init__(self) -> None:
+        if self.latest not in ("start", "end"):
+            raise ValueError(f"latest must be 'start' or 'end', got {self.latest!r}")
 
     def typed(self) -> tuple[tuple[str, str, str], ...]:
         """(fact column, record column, DuckDB type) triples."""

@@ -105,25 +105,16 @@ def writer_threads() -> int:
 
 
 def merge_batches(batches: list[SpanBatch]) -> SpanBatch:
-    """``batches`` as one batch for one transaction: each table concatenated, and their
-    assembled pipeline-row parts (``facts.BATCH_KEY``) combined where a key's records are
-    spread over more than one (:func:`vlmscope.collectors.facts.combine_parts`). When a
-    batch has no parts (the exporter's come without, and a batch whose records were changed
-    loses them), none are kept: the write then assembles the parts of the whole group from
-    its records, in DuckDB (about 9 ms for the records of 4,096 spans). Before, a group of
-    two 512-span requests took the collector 36 ms to commit, against 22 ms for one."""
+    """``batches`` as one batch for one transaction, each table concatenated (the write
+    assembles the group's pipeline-row parts from its records)."""
     if len(batches) == 1:
         return batches[0]
     derived: dict[str, list[pa.Table]] = {}
     for batch in batches:
         for name, table in batch.derived.items():
             derived.setdefault(name, []).append(table)
-    parts = derived.pop(facts.BATCH_KEY, None)
-    tables = {name: pa.concat_tables(tables) for name, tables in derived.items()}
-    has_records = [any(name in b.derived for name in facts.RECORD_TABLES) for b in batches]
-    if parts is not None and len(parts) == sum(has_records):
-        tables[facts.BATCH_KEY] = facts.combine_parts(parts)
-    return SpanBatch(pa.concat_tables([b.spans for b in batches]), tables)
+    return SpanBatch(pa.concat_tables([b.spans for b in batches]),
+                     {name: pa.concat_tables(tables) for name, tables in derived.items()})
 
 
 DEFAULT_RECENT_SPANS = 262_144
