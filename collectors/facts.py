@@ -39,6 +39,7 @@ plain join (tested against it on random arrival orders and batchings).
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field
 
 import duckdb
@@ -172,6 +173,33 @@ def assemble_batch(con: duckdb.DuckDBPyConnection, relations: dict[str, str]) ->
                for part, table in _EMPTY.items()}
     return con.sql(assemble_sql(sources["row"], sources["encoder"], sources["llm"])
                    ).to_arrow_table().cast(SCHEMA)
+
+
+BATCH_KEY = "_pipeline_row_parts"
+"""Key of a batch's parts in ``SpanBatch.derived`` when they were assembled before the
+write (:func:`assemble_records`, in the collector's decoder processes, off the writer's)."""
+
+_LOCAL = threading.local()
+
+
+def assemble_records(tables: dict[str, pa.Table]) -> pa.Table:
+    """:func:`assemble_batch` over record tables given as Arrow (``row_records`` ...), on an
+    in-memory DuckDB of this thread's own: how a process that is not the writer assembles
+    a batch's parts, so that the writer's busy thread need not."""
+    con = getattr(_LOCAL, "con", None)
+    if con is None:
+        con = _LOCAL.con = duckdb.connect(config={"threads": 1})
+    views = {}
+    try:
+        for part in spec.PARTS:
+            name = part.table.name
+            views[name] = f"_vlmscope_{name}_records"
+            con.register(views[name], tables[name] if name in tables
+                         else spec.arrow_schema(part.table).empty_table())
+        return assemble_batch(con, views)
+    finally:
+        for view in views.values():
+            con.unregister(view)
 
 
 def _table_sql(name: str) -> str:

@@ -42,9 +42,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from vlmscope import conventions as cv
 from vlmscope.collectors import annotations as an
-from vlmscope.collectors import convert
+from vlmscope.collectors import convert, facts
 from vlmscope.collectors.convert import PURE_PYTHON_ENV, SPAN_SCHEMA, SpanBatch, _pop_vectors
-from vlmscope.collectors.normalize import RecordBuilder, arrow_table
+from vlmscope.collectors.normalize import _PER_ROW, RecordBuilder, arrow_table
 
 _log = logging.getLogger("vlmscope.otlp")
 
@@ -323,8 +323,7 @@ def _assemble(items: list[Any]) -> DecodedSpans:
     kept once, evaluation spans turned into evaluations, embedding vectors moved to their
     table, attributes, events and links written as JSON. The native span converter
     (``_spans_native.c``, ``SpanColumns.add_item``) does this when built, building the
-    tables' Arrow buffers itself (the store assembles the pipeline-row parts); else
-    :func:`_assemble_python`,
+    tables' Arrow buffers itself; else :func:`_assemble_python`,
     the reference it is tested against, does (figures: ``benchmarks/bench_collector.py
     --only decode``)."""
     spans_native = convert._native
@@ -340,7 +339,7 @@ def _assemble(items: list[Any]) -> DecodedSpans:
             evaluations += 1
         else:
             keys.append(key)
-    batch = convert.columns_to_batch(*columns.take())
+    batch = _with_parts(convert.columns_to_batch(*columns.take()))
     return DecodedSpans(batch, keys, rejections.count, rejections.message, evaluations)
 
 
@@ -404,8 +403,16 @@ def _assemble_python(items: list[Any]) -> DecodedSpans:
         rows.append(row)
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(SPAN_SCHEMA)
     spans = arrow_table(columns, SPAN_SCHEMA)
-    return DecodedSpans(SpanBatch(spans, records.tables()), keys, rejections.count,
-                        rejections.message, evaluations)
+    return DecodedSpans(_with_parts(SpanBatch(spans, records.tables())), keys,
+                        rejections.count, rejections.message, evaluations)
+
+
+def _with_parts(batch: SpanBatch) -> SpanBatch:
+    """``batch`` with its pipeline-row parts assembled (``facts.BATCH_KEY``): a decoder
+    process does it, so that the collector's writer need not."""
+    if any(name in batch.derived for name in _PER_ROW):
+        batch.derived[facts.BATCH_KEY] = facts.assemble_records(batch.derived)
+    return batch
 
 
 def _items(request: ExportTraceServiceRequest, body: bytes | None,

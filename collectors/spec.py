@@ -338,14 +338,17 @@ PARTS: tuple[Part, ...] = (
         ("llm_instruction", "instruction"), ("output", "output"),
         ("input_tokens", "input_tokens"), ("output_tokens", "output_tokens"),
         ("llm_instruction_kind", "instruction_kind"), ("llm_batch_size", "batch_size"),
-        ("llm_encoder_span_id", "encoder_span_id"))),
+        ("llm_encoder_span_id", "encoder_span_id")),
+        latest="end"),
 )
 """What each record kind contributes to the materialised pipeline rows
 (``pipeline_row_facts`` / ``pipeline_row_parts``: the key, then these, in order).
 
 Which record of a row makes each part: the row part, every row span (a row id repeated in a
-trace makes two rows); the LLM part, the LLM record that started last (then the smaller span
-id, then record index: for calls one after another, the last to answer); the encoder part,
+trace makes two rows); the LLM part, the LLM record that ended last (start plus duration,
+floored to a nanosecond; then the smaller span id, then record index): the row's answer is
+the last one given, also when an agent's calls overlap and the first to start ends last; the
+encoder part,
 the encoder record the row's LLM record links to (:data:`LINK`), else the latest with a
 reading (top-k labels), else the latest."""
 

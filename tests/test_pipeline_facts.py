@@ -20,14 +20,15 @@ from vlmscope.collectors.normalize import ENCODER_SCHEMA, LLM_SCHEMA, ROW_SCHEMA
 from vlmscope.collectors.schema import SCHEMA_VERSION, migrate
 
 # The plain join, as the store's first schema defined the view (with the record index as the
-# last tie-break, which that definition left to chance), and the encoder record picked as
-# schema 8 does: the one the row's LLM record links to, then one with a reading, then the
-# latest.
+# last tie-break, which that definition left to chance), the encoder record picked as
+# schema 8 does (the one the row's LLM record links to, then one with a reading, then the
+# latest) and the LLM record as schema 9 does (the one that ended last).
 REFERENCE = """
     WITH llm AS (
         SELECT * FROM llm_records WHERE row_id IS NOT NULL
-        QUALIFY row_number() OVER (PARTITION BY trace_id, row_id
-                                   ORDER BY start_time DESC, span_id, record_index) = 1
+        QUALIFY row_number() OVER (PARTITION BY trace_id, row_id ORDER BY
+            epoch_ns(start_time) + floor(coalesce(duration_ms, 0) * 1000000)::BIGINT DESC,
+            span_id, record_index) = 1
     ), enc AS (
         SELECT e.* FROM encoder_records e
         LEFT JOIN llm l ON l.trace_id = e.trace_id AND l.row_id = e.row_id
