@@ -161,11 +161,9 @@ def spans_to_batch(spans: Sequence[Any], *, busy: Any = None) -> SpanBatch:
     """Convert OpenTelemetry ``ReadableSpan`` objects into a :class:`SpanBatch` (the store
     assembles its pipeline-row parts when it writes it, off the GIL).
 
-    ``busy``, when given, is an object whose ``writing`` attribute is true while a writer
-    thread commits (:class:`~vlmscope.collectors.exporter.DuckDBSpanExporter`): the
-    conversion then hands it the GIL every few dozen spans and between columns. A writer
-    needs the GIL each time a DuckDB call returns, and otherwise waits for Python's switch
-    interval (5 ms) each time; with one converting thread, that wait made most of its time."""
+    ``busy``, when given, is the writer's :class:`~vlmscope.collectors.handover.GilHandOver`
+    (or any object with a ``writing`` attribute): while it says the writer commits, the
+    conversion hands it the GIL by the rule of :mod:`vlmscope.collectors.handover`."""
     if _native is None:
         return _spans_to_batch_python(spans)
     columns = _native.SpanColumns()

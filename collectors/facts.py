@@ -1,12 +1,12 @@
 """``pipeline_rows`` kept materialised at ingest, so that reading it joins nothing.
 
-A pipeline row is assembled from three records: its row span (``row_records``), the last
-encoder call for it (``encoder_records``) and the last language-head call for it
-(``llm_records``), "last" meaning the latest start time (then the smaller span id, then the
-smaller record index). Every row span makes one pipeline row (a row id that repeats within a
-trace makes two, as a plain join would). Joining them for every query costs about a second
-per million rows, so the store keeps the join as it goes, in two tables with the same
-columns (one *part* of columns per record kind):
+A pipeline row is assembled from three records: its row span (``row_records``), the
+encoder call and the language-head call that answered for it (``encoder_records``,
+``llm_records``), picked by the rule of :data:`vlmscope.collectors.spec.PARTS`. Every row
+span makes one pipeline row (a row id that repeats within a trace makes two, as a plain
+join would). Joining them for every query would cost a scan of all three tables, so the
+store keeps the join as it goes, in two tables with the same columns (one *part* of columns
+per record kind):
 
 * ``pipeline_row_facts`` - rows whose row span has arrived, with whatever encoder and LLM
   parts had arrived by then (or arrived in the same batch);
@@ -14,13 +14,13 @@ columns (one *part* of columns per record kind):
   parts still waiting for a row span, or of parts that arrived after their row was written
   to the facts (a language head running in another service, say).
 
-Each batch the store writes is merged by :func:`plan_merge` in the same transaction as its
-records: its parts, assembled per key in Python as the records are derived
-(:func:`assemble`), are overlaid with what waits for those keys and split into completed rows
-(appended to the facts) and waiting parts. The ``pipeline_rows`` view reads the facts,
-overlaying the waiting part of a key where there is one (in-process tracing, where a row span
-ends after its encoder and LLM spans, leaves at most the part that crossed a batch boundary,
-claimed by the next batch).
+One assembler, :func:`assemble_sql` (run by DuckDB), makes parts from records: a batch's
+(:func:`assemble_batch`, or :func:`assemble_records` in a process that is not the writer),
+and the rows that repairs, compaction and :func:`refresh` rebuild. Each batch the store
+writes is merged by :func:`plan_merge` in the same transaction as its records: its parts
+are overlaid with what waits for those keys and split into completed rows (appended to the
+facts) and waiting parts. The ``pipeline_rows`` view reads the facts, overlaying the
+waiting part of a key where there is one.
 
 With one row span per key (what ``trace_row`` and ``trace_batch`` write) the view equals the
 plain join at every moment. A row id traced twice within one trace is the exception: until
@@ -28,12 +28,10 @@ compaction, each of its row spans shows the parts that had arrived with it, not 
 the key's. :func:`compact` re-assembles such keys from the records and folds late parts into
 the facts; the store writer runs it when it lets the file go, so a store at rest equals the
 plain join, and a merge runs it each time :data:`COMPACT_AT` more parts wait.
-:func:`refresh` recomputes both tables from the records (after a rebuild, or when records
-were written with SQL).
 
-One rule decides which part wins everywhere (:func:`_newer` in SQL, :func:`_order` in
-Python), so the materialised view, the merge, compaction and a full refresh agree with the
-plain join (tested against it on random arrival orders and batchings).
+The overlay of two parts of a key follows the same ordering (:func:`_newer` in SQL for the
+view, :func:`_order` in Python for a merge), tested with the rest against the plain join on
+random arrival orders and batchings.
 """
 
 from __future__ import annotations
@@ -354,7 +352,7 @@ def _overlay(base: tuple | None, over: tuple) -> tuple:
 @dataclass
 class MergeState:
     """What a writer knows between merges on one connection, so that a merge runs as few
-    statements as it can (each costs about a millisecond, whatever its size): how many parts
+    statements as it can (each has a fixed cost, whatever its size): how many parts
     wait in the store (None until asked), the waiting parts themselves while there are at
     most :data:`CACHE_LIMIT` (None when not known: the merge then claims them with a
     ``DELETE ... RETURNING``), and the keys given rows since the last compaction (where

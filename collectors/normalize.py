@@ -12,7 +12,6 @@ flattened top-k lists (see :mod:`vlmscope.conventions`).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,6 +22,7 @@ import pyarrow as pa
 from vlmscope import conventions as cv
 from vlmscope.collectors import annotations as an
 from vlmscope.collectors import facts, spec
+from vlmscope.collectors.handover import yield_to_writer
 
 ROW_SCHEMA = spec.arrow_schema(spec.ROW_RECORDS)
 """Arrow schema of ``row_records``, column for column."""
@@ -249,20 +249,18 @@ pyarrow's global default is left as it is."""
 
 def arrow_table(columns: Sequence[Sequence[Any]], schema: pa.Schema, busy: Any = None
                 ) -> pa.Table:
-    """An Arrow table of Python column lists, built from :data:`ARROW_POOL`. While
-    ``busy.writing`` is true (the store's writer commits), the GIL is handed to the writer
-    between columns (see :func:`vlmscope.collectors.convert.spans_to_batch`)."""
+    """An Arrow table of Python column lists, built from :data:`ARROW_POOL`, handing the GIL
+    to the writer between columns by the rule of :mod:`vlmscope.collectors.handover`."""
     arrays = [list_array(column, field.type, busy)
               for column, field in zip(columns, schema, strict=True)]
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def list_array(values: Sequence[Any], data_type: pa.DataType, busy: Any = None) -> pa.Array:
-    """One column of Python values as Arrow, from :data:`ARROW_POOL`, then the GIL handed to
-    the store's writer if ``busy.writing`` (see :func:`arrow_table`)."""
+    """One column of Python values as Arrow, from :data:`ARROW_POOL`, then a yield point of
+    the GIL hand-over (:func:`vlmscope.collectors.handover.yield_to_writer`)."""
     array = pa.array(values, type=data_type, memory_pool=ARROW_POOL)
-    if busy is not None and getattr(busy, "writing", False):
-        time.sleep(0)  # releases the GIL; the waiting writer takes it
+    yield_to_writer(busy)
     return array
 
 
@@ -456,9 +454,9 @@ def insert_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table], *
     caller that drops the connection after a failure (the store writer) may ask for it.
 
     The statements go to DuckDB as one script: each call into DuckDB has to win the GIL back
-    when it returns, which takes up to Python's switch interval (5 ms) while the application
-    runs Python, so a writer that made one call per statement spent most of its time
-    waiting."""
+    when it returns, which takes up to the interpreter's switch interval while the
+    application runs Python (:mod:`vlmscope.collectors.handover`), so one call is cheaper
+    than one a statement."""
     tables = dict(tables)
     parts = tables.pop(facts.BATCH_KEY, None)
     views: dict[str, str] = {}

@@ -141,17 +141,16 @@ def _decoder_started() -> None:
     """In a decoder process, before its first request: import the decoder, then move every
     object there is to the garbage collector's permanent generation (``gc.freeze``). A
     decoded request is a tree of dicts and lists freed by reference counting, yet building
-    one sets off collections that walked every module object the imports left: a 512-span
-    request took 4.5-9.6 ms to decode with them, 3.1-4.9 ms frozen and with the threshold
-    below (``benchmarks/bench_collector.py --only decode``)."""
+    one sets off collections that walked every module object the imports left, which
+    slowed decoding (figures: ``benchmarks/README.md``)."""
     import gc
 
     from vlmscope.collectors import otlp  # noqa: F401  (imported before the freeze)
 
     gc.freeze()
     # A request makes thousands of short-lived containers, freed by reference counting: a
-    # young-generation collection every 700 of them found nothing and took 5.5% of a
-    # decoder's time (py-spy). Cycles are still collected, every 50,000 allocations.
+    # young-generation collection every 700 of them finds nothing. Cycles are still
+    # collected, every 50,000 allocations.
     gc.set_threshold(50_000, 20, 100)
 
 
@@ -234,10 +233,9 @@ class DecoderProcesses:
     """``count`` decoder processes fed from the event loop through a socket pair each: the
     body goes down as it is and the tables come back as Arrow IPC streams
     (:class:`~vlmscope.collectors.otlp.PackedSpans`), with no thread and no pickling of
-    either in this process. With the pool of ``concurrent.futures`` (its two threads, and
-    both pickled) the collector took 27.5-34.1 us of CPU a span with its decoders at 64
-    senders, against 24.3-26.2 with these (``benchmarks/bench_collector.py --senders 64
-    --requests 10``, three interleaved pairs). A request goes to the process with the
+    either in this process, which costs less CPU than the pool of ``concurrent.futures``
+    with its two threads and pickling (figures: ``benchmarks/README.md``). A request goes
+    to the process with the
     fewest waiting; a process that dies fails the requests it held (:class:`DecoderDied`)
     and is replaced."""
 
@@ -376,9 +374,8 @@ class OtlpReceiver:
         self.ingestor = ingestor
         self.config = config = config if config is not None else ReceiverConfig()
         self._token = config.token.encode() if config.token is not None else None
-        # Decoding holds the GIL (about 7 us a span with the native decoder, 60 in pure
-        # Python): worker processes run it in parallel while this process serves HTTP and
-        # DuckDB commits (which release the GIL).
+        # Decoding holds the GIL: worker processes run it in parallel while this process
+        # serves HTTP and DuckDB commits (which release the GIL).
         self._decoders = DecoderProcesses(config.decoders, config.limits) \
             if config.decoders else None
         self._decode_thread = concurrent.futures.ThreadPoolExecutor(1, "vlmscope-otlp-decode") \

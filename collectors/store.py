@@ -2,7 +2,7 @@
 
 DuckDB lets one process write a database file and, while it holds it, no other process may
 open it at all, not even read-only. Opening and closing per write would let readers in, but
-costs about 40 ms a cycle (every close checkpoints). So the two sides take turns:
+every close checkpoints, which costs more than the write. So the two sides take turns:
 
 * the :class:`StoreWriter` keeps its connection open while spans flow, and gives the file up
   when a reader asks, and after :data:`DEFAULT_IDLE_CLOSE_S` without writes;
@@ -61,27 +61,17 @@ STALE_REQUEST_S = 120.0
 DEFAULT_SETTINGS = {"checkpoint_threshold": "256MB"}
 """DuckDB settings a store writer applies unless told otherwise. ``checkpoint_threshold``
 (DuckDB's default is 16MB) lets the write-ahead log grow this large before a commit folds
-it into the file. Every checkpoint rewrites the partly filled last row group (up to
-122,880 rows) of each table it appends to, so frequent ones cost more and more as a store
-grows: written in batches of 4,096, 480,000 spans cost 19.3-19.8 us a span with 16MB,
-13.8 with 128MB, 11.6 with 256MB and 11.0 with 512MB, close included (single runs,
-``benchmarks/bench_store_writes.py``). The price: DuckDB holds up to about this much more
-data in memory, the checkpoint when the writer lets the file go takes longer (0.1-0.5 s),
-and after a crash the log replays for longer when the store opens again."""
+it into the file, since every checkpoint rewrites the partly filled last row group of each
+table it appends to and so costs more as a store grows (figures: ``benchmarks/README.md``).
+The price: more data held in memory, a longer checkpoint when the writer lets the file go,
+and a longer replay after a crash."""
 
 DEFAULT_ROW_GROUP_SIZE = 16_384
-"""Rows in each row group the store writer appends (DuckDB's own default: 122,880). A
-transaction that appends at least this many rows to a table has DuckDB write them to the
-file, compressed, before it commits ("optimistic writes"): the write-ahead log then records
-where they are, not the rows, and the checkpoint has nothing left to compress. The exporter
-commits up to ``DEFAULT_MAX_GROUP_SPANS`` (32,768) spans at a time when it falls behind, so
-with 122,880 every row went through the log and was written twice. In
-``benchmarks/bench_store_writes.py --rounds 2 --thresholds 256MB --row-group-sizes
-16384,8192,32768,0 --group 4`` (commits of 16,384 spans), writing cost 6.9 us a span,
-close included, with 16,384 rows a group, 6.5 with 8,192, 8.4 with 32,768 (which these commits
-never fill) and 9.1 with 122,880; the files held 22.8, 27.0,
-21.5 and 21.8 MB. Readers see no difference (a scan of the spans took the same 11 ms);
-more figures are in ``benchmarks/README.md``."""
+"""Rows in each row group the store writer appends (DuckDB's own default: 122,880), small
+enough that the exporter's commits fill one: a transaction that appends at least this many
+rows to a table has DuckDB write them to the file, compressed, before it commits
+("optimistic writes"), so the write-ahead log records where they are rather than the rows
+(figures: ``benchmarks/README.md``)."""
 
 _POLL_S = 0.02
 _BATCH = "_vlmscope_span_batch"
@@ -94,9 +84,8 @@ _VECTOR_SIZE = 2048
 
 def writer_threads() -> int:
     """DuckDB threads a store writer runs with: every core this process may use but one,
-    which is left to the application's own Python. On 2 cores the exporter wrote 77-88k
-    spans a second so, against 67-74k with both (alternating runs, ``benchmarks/README.md``):
-    its DuckDB no longer competes with the converting thread."""
+    which is left to the application's own Python (the converting thread), so that the two
+    do not compete (figures: ``benchmarks/README.md``)."""
     try:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not on Linux
@@ -136,15 +125,15 @@ def _apart(parts: list[pa.Table]) -> bool:
 
 
 DEFAULT_RECENT_SPANS = 262_144
-"""Most spans a writer's :class:`RecentSpans` remembers (about 45 MB of Python objects;
-five seconds of spans at 50,000 a second)."""
+"""Most spans a writer's :class:`RecentSpans` remembers: a few seconds of spans at the
+collector's rate, so that a client's resend within them still finds its spans noted."""
 
 
 class RecentSpans:
     """The spans one writer's connection has committed lately, so that a batch whose spans
     are all new commits without looking the store up (``StoreWriter.write(new_spans_only=
-    True)``; the lookup, an anti-join on the spans of the batch's start-time range, cost
-    1.6-5 ms a commit of 512 spans).
+    True)``; the lookup, an anti-join on the spans of the batch's start-time range, is a
+    large part of a small commit).
 
     It holds, for every stored span that starts at or after :attr:`floor`, the hash of its
     (trace id, span id), with a count, so that forgetting a batch is exact even where two
