@@ -15,8 +15,8 @@ per record kind):
   to the facts (a language head running in another service, say).
 
 One assembler, :func:`assemble_sql` (run by DuckDB), makes parts from records: a batch's
-(:func:`assemble_batch`, or :func:`assemble_records` in a process that is not the writer),
-and the rows that repairs, compaction and :func:`refresh` rebuild. Each batch the store
+(:func:`assemble_batch`, in the writer's transaction) and the rows that repairs, compaction
+and :func:`refresh` rebuild. Each batch the store
 writes is merged by :func:`plan_merge` in the same transaction as its records: its parts
 are overlaid with what waits for those keys and split into completed rows (appended to the
 facts) and waiting parts. The ``pipeline_rows`` view reads the facts, overlaying the
@@ -37,7 +37,6 @@ random arrival orders and batchings.
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass, field
 
 import duckdb
@@ -171,33 +170,6 @@ def assemble_batch(con: duckdb.DuckDBPyConnection, relations: dict[str, str]) ->
                for part, table in _EMPTY.items()}
     return con.sql(assemble_sql(sources["row"], sources["encoder"], sources["llm"])
                    ).to_arrow_table().cast(SCHEMA)
-
-
-BATCH_KEY = "_pipeline_row_parts"
-"""Key of a batch's parts in ``SpanBatch.derived`` when they were assembled before the
-write (:func:`assemble_records`, in the collector's decoder processes, off the writer's)."""
-
-_LOCAL = threading.local()
-
-
-def assemble_records(tables: dict[str, pa.Table]) -> pa.Table:
-    """:func:`assemble_batch` over record tables given as Arrow (``row_records`` ...), on an
-    in-memory DuckDB of this thread's own: how a process that is not the writer assembles
-    a batch's parts, so that the writer's busy thread need not."""
-    con = getattr(_LOCAL, "con", None)
-    if con is None:
-        con = _LOCAL.con = duckdb.connect(config={"threads": 1})
-    views = {}
-    try:
-        for part in spec.PARTS:
-            name = part.table.name
-            views[name] = f"_vlmscope_{name}_records"
-            con.register(views[name], tables[name] if name in tables
-                         else spec.arrow_schema(part.table).empty_table())
-        return assemble_batch(con, views)
-    finally:
-        for view in views.values():
-            con.unregister(view)
 
 
 def _table_sql(name: str) -> str:

@@ -444,9 +444,8 @@ def insert_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table], *
     """Append derived Arrow tables to their store tables (one insert each) and, unless
     ``merge`` is false, merge the batch's records into the materialised ``pipeline_rows``
     (:func:`vlmscope.collectors.facts.plan_merge`, with the writer's ``state`` when it
-    keeps one), in the caller's transaction. The batch's parts are those under
-    ``facts.BATCH_KEY`` when given, else DuckDB assembles them from its records
-    (:func:`vlmscope.collectors.facts.assemble_batch`). ``first`` and ``last``, statements,
+    keeps one), in the caller's transaction. DuckDB assembles the batch's parts from its
+    records (:func:`vlmscope.collectors.facts.assemble_batch`). ``first`` and ``last``, statements,
     run before and after the others; the rows ``last`` returns are returned. With
     ``plain_appends`` the appends run with DuckDB's optimiser off (it costs time on every
     statement and does nothing for them); a script that fails between turning it off and on
@@ -457,8 +456,6 @@ def insert_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table], *
     when it returns, which takes up to the interpreter's switch interval while the
     application runs Python (:mod:`vlmscope.collectors.handover`), so one call is cheaper
     than one a statement."""
-    tables = dict(tables)
-    parts = tables.pop(facts.BATCH_KEY, None)
     views: dict[str, str] = {}
     plan = None
     try:
@@ -469,9 +466,8 @@ def insert_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table], *
             plain.append(f"INSERT INTO {name} SELECT * FROM {view}")
         statements = []
         if merge and any(name in tables for name in _PER_ROW):
-            if parts is None:
-                parts = facts.assemble_batch(
-                    con, {name: views[name] for name in _PER_ROW if name in views})
+            parts = facts.assemble_batch(
+                con, {name: views[name] for name in _PER_ROW if name in views})
             plan = facts.plan_merge(con, parts, state)
             plain += plan.plain
             statements += plan.statements

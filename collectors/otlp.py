@@ -42,9 +42,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from vlmscope import conventions as cv
 from vlmscope.collectors import annotations as an
-from vlmscope.collectors import convert, facts
+from vlmscope.collectors import convert
 from vlmscope.collectors.convert import PURE_PYTHON_ENV, SPAN_SCHEMA, SpanBatch, _pop_vectors
-from vlmscope.collectors.normalize import _PER_ROW, RecordBuilder, arrow_table
+from vlmscope.collectors.normalize import RecordBuilder, arrow_table
 
 _log = logging.getLogger("vlmscope.otlp")
 
@@ -339,7 +339,7 @@ def _assemble(items: list[Any]) -> DecodedSpans:
             evaluations += 1
         else:
             keys.append(key)
-    batch = _with_parts(convert.columns_to_batch(*columns.take()))
+    batch = convert.columns_to_batch(*columns.take())
     return DecodedSpans(batch, keys, rejections.count, rejections.message, evaluations)
 
 
@@ -403,16 +403,8 @@ def _assemble_python(items: list[Any]) -> DecodedSpans:
         rows.append(row)
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(SPAN_SCHEMA)
     spans = arrow_table(columns, SPAN_SCHEMA)
-    return DecodedSpans(_with_parts(SpanBatch(spans, records.tables())), keys,
-                        rejections.count, rejections.message, evaluations)
-
-
-def _with_parts(batch: SpanBatch) -> SpanBatch:
-    """``batch`` with its pipeline-row parts assembled (``facts.BATCH_KEY``): a decoder
-    process does it, so that the collector's writer need not."""
-    if any(name in batch.derived for name in _PER_ROW):
-        batch.derived[facts.BATCH_KEY] = facts.assemble_records(batch.derived)
-    return batch
+    return DecodedSpans(SpanBatch(spans, records.tables()), keys, rejections.count,
+                        rejections.message, evaluations)
 
 
 def _items(request: ExportTraceServiceRequest, body: bytes | None,

@@ -94,34 +94,16 @@ def writer_threads() -> int:
 
 
 def merge_batches(batches: list[SpanBatch]) -> SpanBatch:
-    """``batches`` as one batch for one transaction, each table concatenated. Their
-    pipeline-row parts (``facts.BATCH_KEY``) are kept, concatenated, while every batch with
-    records has them and no key (trace id, row id) is in two of them, as with whole traces
-    a request; else the write assembles the group's parts from its records."""
+    """``batches`` as one batch for one transaction, each table concatenated (the write
+    assembles the group's pipeline-row parts from its records, once for the group)."""
     if len(batches) == 1:
         return batches[0]
     derived: dict[str, list[pa.Table]] = {}
     for batch in batches:
         for name, table in batch.derived.items():
             derived.setdefault(name, []).append(table)
-    parts = derived.pop(facts.BATCH_KEY, None)
-    tables = {name: pa.concat_tables(tables) for name, tables in derived.items()}
-    with_records = sum(any(name in b.derived for name in facts.RECORD_TABLES) for b in batches)
-    if parts is not None and len(parts) == with_records and _apart(parts):
-        tables[facts.BATCH_KEY] = pa.concat_tables(parts)
-    return SpanBatch(pa.concat_tables([b.spans for b in batches]), tables)
-
-
-def _apart(parts: list[pa.Table]) -> bool:
-    """Whether no key (trace id, row id) is in two of ``parts``."""
-    seen: set[tuple[str, str]] = set()
-    for table in parts:
-        here = set(zip(table.column("trace_id").to_pylist(),
-                       table.column("row_id").to_pylist(), strict=True))
-        if not seen.isdisjoint(here):
-            return False
-        seen |= here
-    return True
+    return SpanBatch(pa.concat_tables([b.spans for b in batches]),
+                     {name: pa.concat_tables(tables) for name, tables in derived.items()})
 
 
 DEFAULT_RECENT_SPANS = 262_144
