@@ -37,7 +37,6 @@ random arrival orders and batchings.
 from __future__ import annotations
 
 import duckdb
-import pyarrow.compute  # noqa: F401  (pa.compute)
 
 from vlmscope.collectors import spec
 from vlmscope.collectors._assembly import (  # noqa: F401  (re-exported)
