@@ -150,7 +150,7 @@ def test_conversion_reads_the_rule_from_the_exporters_hand_over(monkeypatch) -> 
     assert handed == []
     with gil.committing():
         convert.spans_to_batch(_spans(10), busy=gil)
-    assert len(handed) > 5  # one per list column built
+    assert handed  # at least one yield point (a list column) while the writer commits
 
 
 @native
