@@ -22,7 +22,7 @@ from vlmscope.collectors.schema import SCHEMA_VERSION, migrate
 # The plain join, as the store's first schema defined the view (with the record index as the
 # last tie-break, which that definition left to chance), the encoder record picked as
 # schema 8 does (the one the row's LLM record links to, then one with a reading, then the
-# latest) and the LLM record as schema 9 does (the one that ended last).
+# latest) and the LLM record as schema 10 does (the one that ended last).
 REFERENCE = """
     WITH llm AS (
         SELECT * FROM llm_records WHERE row_id IS NOT NULL
