@@ -1309,15 +1309,14 @@ static PyObject *SpanColumns_add(SpanColumns *self, PyObject *span) {
     Py_RETURN_NONE;
 }
 
-/* Hand the GIL to a thread waiting for it (the store's writer, whose every DuckDB call
+/* The native side of the GIL hand-over rule (collectors/handover.py): a yield point.
+ * Hand the GIL to a thread waiting for it (the store's writer, whose every DuckDB call
  * needs it back when it returns). Releasing and at once retaking it does not: the waiter,
  * asleep on a condition variable, wakes to find it taken again, and since the GIL changed
- * hands its 5 ms timeout no longer asks for a switch: it starves (a thread waiting while
- * another converted spans and released the GIL every 64 spans waited 390 ms a time, against
- * 6 ms without any release). Waiting HAND_OVER_US with the GIL released leaves the waiter
- * the time to wake and take it (0.25 ms a time in that test). The wait spins on the clock
- * rather than sleeping: a sleep lasts at least the kernel's timer slack (50 us), and the
- * exporter benchmark ran at a median 67-69k spans/s with usleep(10) against 79-82k so. */
+ * hands its switch request lapses: it starves. Waiting HAND_OVER_US with the GIL released
+ * leaves the waiter the time to wake and take it. The wait spins on the clock rather than
+ * sleeping, since a sleep lasts at least the kernel's timer slack (figures for all three:
+ * benchmarks/README.md, "Figures from the code"). */
 #define HAND_OVER_US 20
 
 static void hand_over_gil(void) {
@@ -1355,8 +1354,8 @@ static PyObject *SpanColumns_extend(SpanColumns *self, PyObject *args, PyObject 
         int r = add_span(self, span);
         Py_DECREF(span);
         if (r < 0) { Py_DECREF(it); return NULL; }
-        /* While the writer commits, hand it the GIL every YIELD_EVERY spans (about 0.3 ms
-         * of work). Otherwise keep it: a bare release would starve waiting threads (see
+        /* While the writer commits, hand it the GIL every YIELD_EVERY spans. Otherwise
+         * keep it: a bare release would starve waiting threads (see
          * hand_over_gil); the interpreter switches after this call as it always does. */
         if (++done % YIELD_EVERY == 0 && is_busy(busy)) hand_over_gil();
     }

@@ -34,11 +34,10 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceState
 
 from vlmscope import conventions as cv
-from vlmscope.collectors import facts, spec
+from vlmscope.collectors import spec
 from vlmscope.collectors.normalize import (
     ARROW_POOL,
     EMBEDDING_SCHEMA,
-    PER_ROW_TABLES,
     TABLES,
     TRAINING_RUN_ID_PREFIX,
     RecordBuilder,
@@ -157,24 +156,18 @@ def _resource_info(resource: Any) -> tuple[str, str | None]:
             attributes.get("service.name"))
 
 
-def spans_to_batch(spans: Sequence[Any], *, parts: bool = True, busy: Any = None
-                   ) -> SpanBatch:
-    """Convert OpenTelemetry ``ReadableSpan`` objects into a :class:`SpanBatch` (without the
-    pipeline-row parts unless ``parts``: the store then assembles them, off the GIL).
+def spans_to_batch(spans: Sequence[Any], *, busy: Any = None) -> SpanBatch:
+    """Convert OpenTelemetry ``ReadableSpan`` objects into a :class:`SpanBatch` (the store
+    assembles its pipeline-row parts when it writes it, off the GIL).
 
-    ``busy``, when given, is an object whose ``writing`` attribute is true while a writer
-    thread commits (:class:`~vlmscope.collectors.exporter.DuckDBSpanExporter`): the
-    conversion then hands it the GIL every few dozen spans and between columns. A writer
-    needs the GIL each time a DuckDB call returns, and otherwise waits for Python's switch
-    interval (5 ms) each time; with one converting thread, that wait made most of its time."""
+    ``busy``, when given, is the writer's :class:`~vlmscope.collectors.handover.GilHandOver`
+    (or any object with a ``writing`` attribute): while it says the writer commits, the
+    conversion hands it the GIL by the rule of :mod:`vlmscope.collectors.handover`."""
     if _native is None:
-        batch = _spans_to_batch_python(spans)
-        if not parts:
-            batch.derived.pop(facts.BATCH_KEY, None)
-        return batch
+        return _spans_to_batch_python(spans)
     columns = _native.SpanColumns()
     columns.extend(spans, busy)
-    return columns_to_batch(*columns.take(), parts=parts, busy=busy)
+    return columns_to_batch(*columns.take(), busy=busy)
 
 
 def _spans_to_batch_python(spans: Sequence[Any]) -> SpanBatch:
@@ -299,11 +292,9 @@ def _native_table(columns: list[Any], schema: pa.Schema, busy: Any = None) -> pa
 
 
 def columns_to_batch(span_columns: list[Any], derived: dict[str, list[Any]], *,
-                     parts: bool = True, busy: Any = None) -> SpanBatch:
-    """The :class:`SpanBatch` of the native converter's columns (``SpanColumns.take()``), with
-    the pipeline-row parts assembled as the reference does unless ``parts`` is false (then
-    the store assembles them when it writes the batch). ``busy``: see
-    :func:`spans_to_batch`."""
+                     busy: Any = None) -> SpanBatch:
+    """The :class:`SpanBatch` of the native converter's columns (``SpanColumns.take()``).
+    ``busy``: see :func:`spans_to_batch`."""
     tables = {}
     for name, columns in derived.items():
         if name == "embeddings":
@@ -314,8 +305,6 @@ def columns_to_batch(span_columns: list[Any], derived: dict[str, list[Any]], *,
                                             _vectors(vectors))
         else:
             tables[name] = _native_table(columns, TABLES[name], busy)
-    if parts and any(name in derived for name in PER_ROW_TABLES):
-        tables[facts.BATCH_KEY] = facts.assemble_tables(tables)
     return SpanBatch(spans=_native_table(span_columns, SPAN_SCHEMA, busy), derived=tables)
 
 
@@ -339,14 +328,14 @@ class SpanAccumulator:
     def __len__(self) -> int:
         return len(self._columns) if self._columns is not None else len(self._spans)
 
-    def take(self, *, parts: bool = True, busy: Any = None) -> SpanBatch:
+    def take(self, *, busy: Any = None) -> SpanBatch:
         """The batch of every span added since the last call, and start afresh (``busy``:
         see :func:`spans_to_batch`)."""
         if self._columns is not None:
-            return columns_to_batch(*self._columns.take(), parts=parts, busy=busy)
+            return columns_to_batch(*self._columns.take(), busy=busy)
         spans, self._spans = self._spans, []
         self.add = self._spans.append
-        return spans_to_batch(spans, parts=parts, busy=busy)
+        return spans_to_batch(spans, busy=busy)
 
 
 def native_converter() -> bool:
@@ -426,9 +415,8 @@ def _self_test(native: Any) -> None:
     spans = sample_spans()
     columns = native.SpanColumns()
     columns.extend(spans, None)
-    got = columns_to_batch(*columns.take(), parts=False)
+    got = columns_to_batch(*columns.take())
     want = _spans_to_batch_python(spans)
-    want.derived.pop(facts.BATCH_KEY, None)
     if not got.spans.equals(want.spans):
         raise RuntimeError("its spans differ from the Python reference's")
     if sorted(got.derived) != sorted(want.derived):

@@ -15,6 +15,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from vlmscope.collectors.convert import SpanBatch, spans_to_batch
+from vlmscope.collectors.handover import GilHandOver
 from vlmscope.collectors.store import (
     DEFAULT_EXIT_WAIT_S,
     StoreUnavailableError,
@@ -25,8 +26,8 @@ from vlmscope.collectors.store import (
 _log = logging.getLogger("vlmscope.exporter")
 
 DEFAULT_PENDING_BATCHES = 8
-"""Converted batches that may wait for the writer thread before ``export`` blocks (with
-the SDK's batches of 4,096 spans, about 4 MB of Arrow each)."""
+"""Converted batches that may wait for the writer thread before ``export`` blocks: enough
+to ride out a slow commit, few enough to bound the memory they hold."""
 
 DEFAULT_MAX_GROUP_SPANS = 32_768
 """Most spans the writer thread commits in one transaction. One commit costs a fixed
@@ -105,9 +106,9 @@ class DuckDBSpanExporter(SpanExporter):
         self._failed_batches = 0
         self._last_error: str | None = None
         self._shutdown = False
-        self.writing = False
-        """True while the writer thread commits a group (it needs the GIL between its DuckDB
-        calls; see :class:`~vlmscope.collectors.processor.DuckDBSpanProcessor`)."""
+        self.handover = GilHandOver()
+        """Whether the writer thread commits now, for the threads that convert spans
+        meanwhile (:mod:`vlmscope.collectors.handover`)."""
         self._queue: queue.Queue = queue.Queue(maxsize=pending_batches)
         self._thread = threading.Thread(target=self._write_loop, name="vlmscope-duckdb-writer",
                                         daemon=True)
@@ -127,8 +128,7 @@ class DuckDBSpanExporter(SpanExporter):
             self.count_failure(len(spans), "exporter already shut down")
             return SpanExportResult.FAILURE
         try:
-            # The writer assembles the parts; conversion hands it the GIL while it commits.
-            batch = spans_to_batch(spans, parts=False, busy=self)
+            batch = spans_to_batch(spans, busy=self.handover)
         except Exception as error:  # an exporter must never raise into the pipeline
             self.count_failure(len(spans), f"{type(error).__name__}: {error}")
             return SpanExportResult.FAILURE
@@ -179,11 +179,8 @@ class DuckDBSpanExporter(SpanExporter):
                 try:
                     item = self._queue.get(timeout=SPOOL_RETRY_S)
                 except queue.Empty:
-                    self.writing = True
-                    try:
+                    with self.handover.committing():
                         self._writer.retry_spool()
-                    finally:
-                        self.writing = False
                     continue
             else:
                 item = self._queue.get()
@@ -204,11 +201,10 @@ class DuckDBSpanExporter(SpanExporter):
                     break
                 group.append(more)
                 size += more.num_spans
-            self.writing = True
             try:
-                self._write_group(group)
+                with self.handover.committing():
+                    self._write_group(group)
             finally:
-                self.writing = False
                 for _ in group:
                     self._queue.task_done()
 

@@ -12,7 +12,6 @@ flattened top-k lists (see :mod:`vlmscope.conventions`).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,6 +21,7 @@ import pyarrow as pa
 
 from vlmscope import conventions as cv
 from vlmscope.collectors import facts, spec
+from vlmscope.collectors.handover import yield_to_writer
 
 ROW_SCHEMA = spec.arrow_schema(spec.ROW_RECORDS)
 """Arrow schema of ``row_records``, column for column."""
@@ -250,20 +250,18 @@ pyarrow's global default is left as it is."""
 
 def arrow_table(columns: Sequence[Sequence[Any]], schema: pa.Schema, busy: Any = None
                 ) -> pa.Table:
-    """An Arrow table of Python column lists, built from :data:`ARROW_POOL`. While
-    ``busy.writing`` is true (the store's writer commits), the GIL is handed to the writer
-    between columns (see :func:`vlmscope.collectors.convert.spans_to_batch`)."""
+    """An Arrow table of Python column lists, built from :data:`ARROW_POOL`, handing the GIL
+    to the writer between columns by the rule of :mod:`vlmscope.collectors.handover`."""
     arrays = [list_array(column, field.type, busy)
               for column, field in zip(columns, schema, strict=True)]
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def list_array(values: Sequence[Any], data_type: pa.DataType, busy: Any = None) -> pa.Array:
-    """One column of Python values as Arrow, from :data:`ARROW_POOL`, then the GIL handed to
-    the store's writer if ``busy.writing`` (see :func:`arrow_table`)."""
+    """One column of Python values as Arrow, from :data:`ARROW_POOL`, then a yield point of
+    the GIL hand-over (:func:`vlmscope.collectors.handover.yield_to_writer`)."""
     array = pa.array(values, type=data_type, memory_pool=ARROW_POOL)
-    if busy is not None and getattr(busy, "writing", False):
-        time.sleep(0)  # releases the GIL; the waiting writer takes it
+    yield_to_writer(busy)
     return array
 
 
@@ -432,21 +430,12 @@ class RecordBuilder:
         )
 
     def tables(self) -> dict[str, pa.Table]:
-        """The derived rows as Arrow tables (tables without rows are left out), and the
-        batch's pipeline-row parts assembled from them under ``facts.BATCH_KEY`` (a change
-        to the record tables must drop that entry: :func:`insert_tables` then reassembles)."""
+        """The derived rows as Arrow tables (tables without rows are left out)."""
         out = {}
-        columns: dict[str, dict[str, list]] = {}
         for name, schema in TABLES.items():
             rows = self.rows[name]
             if rows:
-                values = list(zip(*rows, strict=True))
-                if name in PER_ROW_TABLES:
-                    columns[name] = dict(zip(schema.names, values, strict=True))
-                out[name] = arrow_table(values, schema)
-        if columns:
-            out[facts.BATCH_KEY] = facts.to_arrow(facts.assemble(
-                *(columns.get(name, {}) for name in PER_ROW_TABLES)))
+                out[name] = arrow_table(list(zip(*rows, strict=True)), schema)
         return out
 
 
@@ -457,9 +446,8 @@ def insert_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table], *
     """Append derived Arrow tables to their store tables (one insert each) and, unless
     ``merge`` is false, merge the batch's records into the materialised ``pipeline_rows``
     (:func:`vlmscope.collectors.facts.plan_merge`, with the writer's ``state`` when it
-    keeps one), in the caller's transaction. The batch's parts are those under
-    ``facts.BATCH_KEY`` when given, else DuckDB assembles them from the batch's records
-    (:func:`vlmscope.collectors.facts.assemble_batch`). ``first`` and ``last``, statements,
+    keeps one), in the caller's transaction. DuckDB assembles the batch's parts from its
+    records (:func:`vlmscope.collectors.facts.assemble_batch`). ``first`` and ``last``, statements,
     run before and after the others; the rows ``last`` returns are returned. With
     ``plain_appends`` the appends run with DuckDB's optimiser off (it costs time on every
     statement and does nothing for them); a script that fails between turning it off and on
@@ -467,11 +455,9 @@ def insert_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table], *
     caller that drops the connection after a failure (the store writer) may ask for it.
 
     The statements go to DuckDB as one script: each call into DuckDB has to win the GIL back
-    when it returns, which takes up to Python's switch interval (5 ms) while the application
-    runs Python, so a writer that made one call per statement spent most of its time
-    waiting."""
-    tables = dict(tables)
-    parts = tables.pop(facts.BATCH_KEY, None)
+    when it returns, which takes up to the interpreter's switch interval while the
+    application runs Python (:mod:`vlmscope.collectors.handover`), so one call is cheaper
+    than one a statement."""
     views: dict[str, str] = {}
     plan = None
     try:
@@ -482,9 +468,8 @@ def insert_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table], *
             plain.append(f"INSERT INTO {name} SELECT * FROM {view}")
         statements = []
         if merge and any(name in tables for name in PER_ROW_TABLES):
-            if parts is None:
-                parts = facts.assemble_batch(
-                    con, {name: views[name] for name in PER_ROW_TABLES if name in views})
+            parts = facts.assemble_batch(
+                con, {name: views[name] for name in PER_ROW_TABLES if name in views})
             plan = facts.plan_merge(con, parts, state)
             plain += plan.plain
             statements += plan.statements

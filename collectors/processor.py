@@ -20,7 +20,6 @@ logged by the exporter, and nothing else of it is kept.
 from __future__ import annotations
 
 import collections
-import functools
 import threading
 import time
 
@@ -34,14 +33,6 @@ from vlmscope.settings import (
     DEFAULT_MAX_QUEUE_SIZE,
     DEFAULT_SCHEDULE_DELAY_MS,
 )
-
-# time.sleep(0) releases the GIL and takes it back: a thread waiting for it runs now.
-_yield_gil = functools.partial(time.sleep, 0)
-
-HAND_OVER_EVERY = 4
-"""Span ends between hand-overs of the GIL to the writer while it commits. At every span
-end the application paid for the writer's Python work at once each time; every 4th costs
-it less (``benchmarks/README.md``)."""
 
 
 class DuckDBSpanProcessor(SpanProcessor):
@@ -68,7 +59,6 @@ class DuckDBSpanProcessor(SpanProcessor):
         self.exporter = exporter
         self.dropped_spans = 0
         """Spans dropped because ``max_queue_size`` spans were already waiting."""
-        self._ended = 0  # span ends while the writer commits (unlocked: a lost count is harmless)
         self._delay_s = schedule_delay_millis / 1e3
         self._max_batch = max_export_batch_size
         self._max_queue = max_queue_size
@@ -105,10 +95,9 @@ class DuckDBSpanProcessor(SpanProcessor):
         except Exception as error:  # a span the converter rejects is lost, not raised
             lost = f"{type(error).__name__}: {error}"
         if lost is None:
-            if self.exporter.writing:
-                self._ended += 1
-                if self._ended % HAND_OVER_EVERY == 0:
-                    _yield_gil()
+            handover = self.exporter.handover
+            if handover.writing:  # the rule of vlmscope.collectors.handover
+                handover.span_ended()
             return
         self.exporter.count_failure(1, lost)
 
@@ -155,7 +144,7 @@ class DuckDBSpanProcessor(SpanProcessor):
                     batch = self._full.popleft()
                     self._waiting -= len(batch)
                 try:
-                    converted = batch.take(parts=False, busy=self.exporter)
+                    converted = batch.take(busy=self.exporter.handover)
                 except Exception as error:  # never raised into the application
                     self.exporter.count_failure(len(batch), f"{type(error).__name__}: {error}")
                     continue
@@ -174,7 +163,7 @@ class DuckDBSpanProcessor(SpanProcessor):
             self._waiting = 0
         for batch in batches:
             try:
-                self.exporter.spool_batch(batch.take(parts=False), "the writer is stuck")
+                self.exporter.spool_batch(batch.take(), "the writer is stuck")
             except Exception as error:  # never raised into the application
                 self.exporter.count_failure(len(batch), f"{type(error).__name__}: {error}")
 

@@ -300,12 +300,19 @@ DERIVED: tuple[Table, ...] = (ROW_RECORDS, ENCODER_RECORDS, LLM_RECORDS, EMBEDDI
 class Part:
     """The columns a record kind gives a materialised pipeline row: (fact column, record
     column) pairs; the first three order the records ("latest wins"), "0" is a literal.
-    ``prefer``: a fact column whose presence wins before the start time does."""
+    ``prefer``: a fact column whose presence wins before the start time does. ``latest``:
+    "start" when the record that started last wins, "end" when the one that ended last
+    (start plus ``duration_ms``) does."""
 
     name: str
     table: Table
     columns: tuple[tuple[str, str], ...]
     prefer: str | None = None
+    latest: str = "start"
+
+    def __post_init__(self) -> None:
+        if self.latest not in ("start", "end"):
+            raise ValueError(f"latest must be 'start' or 'end', got {self.latest!r}")
 
     def typed(self) -> tuple[tuple[str, str, str], ...]:
         """(fact column, record column, DuckDB type) triples."""
@@ -336,14 +343,17 @@ PARTS: tuple[Part, ...] = (
         ("llm_instruction", "instruction"), ("output", "output"),
         ("input_tokens", "input_tokens"), ("output_tokens", "output_tokens"),
         ("llm_instruction_kind", "instruction_kind"), ("llm_batch_size", "batch_size"),
-        ("llm_encoder_span_id", "encoder_span_id"))),
+        ("llm_encoder_span_id", "encoder_span_id")),
+        latest="end"),
 )
 """What each record kind contributes to the materialised pipeline rows
 (``pipeline_row_facts`` / ``pipeline_row_parts``: the key, then these, in order).
 
 Which record of a row makes each part: the row part, every row span (a row id repeated in a
-trace makes two rows); the LLM part, the LLM record that started last (then the smaller span
-id, then record index: for calls one after another, the last to answer); the encoder part,
+trace makes two rows); the LLM part, the LLM record that ended last (start plus duration,
+floored to a nanosecond; then the smaller span id, then record index): the row's answer is
+the last one given, also when an agent's calls overlap and the first to start ends last; the
+encoder part,
 the encoder record the row's LLM record links to (:data:`LINK`), else the latest with a
 reading (top-k labels), else the latest."""
 

@@ -28,7 +28,6 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from vlmscope.collectors import facts
 from vlmscope.collectors.convert import SpanBatch
 
 _log = logging.getLogger("vlmscope.spool")
@@ -67,8 +66,7 @@ class Spool:
         partial = self.folder / f".{name}.partial"
         partial.mkdir()
         try:
-            tables = {"spans": batch.spans, **{n: t for n, t in batch.derived.items()
-                                               if n != facts.BATCH_KEY}}
+            tables = {"spans": batch.spans, **batch.derived}
             for table_name, table in tables.items():
                 path = partial / f"{table_name}.arrow"
                 with pa.OSFile(str(path), "wb") as sink, \
@@ -137,7 +135,7 @@ def without_spans(batch: SpanBatch, dropped: set[tuple[str, str]]) -> SpanBatch:
         return table.filter(pa.array(mask, pa.bool_()))
 
     derived = {name: table if name == "evaluations" else keep(table)
-               for name, table in batch.derived.items() if name != facts.BATCH_KEY}
+               for name, table in batch.derived.items()}
     return SpanBatch(keep(batch.spans), {k: v for k, v in derived.items() if v.num_rows})
 
 

@@ -1,8 +1,9 @@
-"""Opening a vlmscope DuckDB store for writing and for reading, across processes.
+"""The store writer: span batches appended to a DuckDB store, a transaction each, the file
+lent to readers of other processes when they ask.
 
 DuckDB lets one process write a database file and, while it holds it, no other process may
 open it at all, not even read-only. Opening and closing per write would let readers in, but
-costs about 40 ms a cycle (every close checkpoints). So the two sides take turns:
+every close checkpoints, which costs more than the write. So the two sides take turns:
 
 * the :class:`StoreWriter` keeps its connection open while spans flow, and gives the file up
   when a reader asks, and after :data:`DEFAULT_IDLE_CLOSE_S` without writes;
@@ -20,13 +21,10 @@ that is not a whole DuckDB database (:func:`check_store_file`) is never written 
 from __future__ import annotations
 
 import contextlib
-import heapq
-import itertools
 import logging
 import os
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +34,29 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from vlmscope.collectors import facts, normalize
+from vlmscope.collectors._recent_spans import (  # noqa: F401  (re-exported)
+    DEFAULT_RECENT_SPANS,
+    RecentSpans,
+    _key_hashes,
+)
+from vlmscope.collectors._store_files import (  # noqa: F401  (re-exported)
+    DEFAULT_READ_TIMEOUT_S,
+    STALE_REQUEST_S,
+    NotAStoreError,
+    StoreDamagedError,
+    StoreError,
+    StoreLockedError,
+    StoreMissingError,
+    StoreUnavailableError,
+    _damage,
+    _is_lock_error,
+    _pending_readers,
+    check_store_file,
+    is_damage_error,
+    read_connection,
+    readers_dir,
+    write_connection,
+)
 from vlmscope.collectors.convert import SpanBatch
 from vlmscope.collectors.query import (
     QueryLimits,
@@ -52,38 +73,22 @@ _log = logging.getLogger("vlmscope.store")
 DEFAULT_IDLE_CLOSE_S = 1.0
 """Seconds without writes after which the writer closes the file (readers then open at once)."""
 
-DEFAULT_READ_TIMEOUT_S = 30.0
-"""Longest time, in seconds, a reader waits for a busy writer to hand the file over."""
-
-STALE_REQUEST_S = 120.0
-"""Age in seconds after which a reader's request file is considered abandoned."""
 
 DEFAULT_SETTINGS = {"checkpoint_threshold": "256MB"}
 """DuckDB settings a store writer applies unless told otherwise. ``checkpoint_threshold``
 (DuckDB's default is 16MB) lets the write-ahead log grow this large before a commit folds
-it into the file. Every checkpoint rewrites the partly filled last row group (up to
-122,880 rows) of each table it appends to, so frequent ones cost more and more as a store
-grows: written in batches of 4,096, 480,000 spans cost 19.3-19.8 us a span with 16MB,
-13.8 with 128MB, 11.6 with 256MB and 11.0 with 512MB, close included (single runs,
-``benchmarks/bench_store_writes.py``). The price: DuckDB holds up to about this much more
-data in memory, the checkpoint when the writer lets the file go takes longer (0.1-0.5 s),
-and after a crash the log replays for longer when the store opens again."""
+it into the file, since every checkpoint rewrites the partly filled last row group of each
+table it appends to and so costs more as a store grows (figures: ``benchmarks/README.md``).
+The price: more data held in memory, a longer checkpoint when the writer lets the file go,
+and a longer replay after a crash."""
 
 DEFAULT_ROW_GROUP_SIZE = 16_384
-"""Rows in each row group the store writer appends (DuckDB's own default: 122,880). A
-transaction that appends at least this many rows to a table has DuckDB write them to the
-file, compressed, before it commits ("optimistic writes"): the write-ahead log then records
-where they are, not the rows, and the checkpoint has nothing left to compress. The exporter
-commits up to ``DEFAULT_MAX_GROUP_SPANS`` (32,768) spans at a time when it falls behind, so
-with 122,880 every row went through the log and was written twice. In
-``benchmarks/bench_store_writes.py --rounds 2 --thresholds 256MB --row-group-sizes
-16384,8192,32768,0 --group 4`` (commits of 16,384 spans), writing cost 6.9 us a span,
-close included, with 16,384 rows a group, 6.5 with 8,192, 8.4 with 32,768 (which these commits
-never fill) and 9.1 with 122,880; the files held 22.8, 27.0,
-21.5 and 21.8 MB. Readers see no difference (a scan of the spans took the same 11 ms);
-more figures are in ``benchmarks/README.md``."""
+"""Rows in each row group the store writer appends (DuckDB's own default: 122,880), small
+enough that the exporter's commits fill one: a transaction that appends at least this many
+rows to a table has DuckDB write them to the file, compressed, before it commits
+("optimistic writes"), so the write-ahead log records where they are rather than the rows
+(figures: ``benchmarks/README.md``)."""
 
-_POLL_S = 0.02
 _BATCH = "_vlmscope_span_batch"
 _ALIAS = "vlmscope_store"
 # What DuckDB raises when a file is held (a lock of another process; this process's writer).
@@ -94,9 +99,8 @@ _VECTOR_SIZE = 2048
 
 def writer_threads() -> int:
     """DuckDB threads a store writer runs with: every core this process may use but one,
-    which is left to the application's own Python. On 2 cores the exporter wrote 77-88k
-    spans a second so, against 67-74k with both (alternating runs, ``benchmarks/README.md``):
-    its DuckDB no longer competes with the converting thread."""
+    which is left to the application's own Python (the converting thread), so that the two
+    do not compete (figures: ``benchmarks/README.md``)."""
     try:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not on Linux
@@ -105,83 +109,16 @@ def writer_threads() -> int:
 
 
 def merge_batches(batches: list[SpanBatch]) -> SpanBatch:
-    """``batches`` as one batch for one transaction: each table concatenated, and their
-    assembled pipeline-row parts (``facts.BATCH_KEY``) combined where a key's records are
-    spread over more than one (:func:`vlmscope.collectors.facts.combine_parts`). When a
-    batch has no parts (the exporter's come without, and a batch whose records were changed
-    loses them), none are kept: the write then assembles the parts of the whole group from
-    its records, in DuckDB (about 9 ms for the records of 4,096 spans). Before, a group of
-    two 512-span requests took the collector 36 ms to commit, against 22 ms for one."""
+    """``batches`` as one batch for one transaction, each table concatenated (the write
+    assembles the group's pipeline-row parts from its records, once for the group)."""
     if len(batches) == 1:
         return batches[0]
     derived: dict[str, list[pa.Table]] = {}
     for batch in batches:
         for name, table in batch.derived.items():
             derived.setdefault(name, []).append(table)
-    parts = derived.pop(facts.BATCH_KEY, None)
-    tables = {name: pa.concat_tables(tables) for name, tables in derived.items()}
-    has_records = [any(name in b.derived for name in facts.RECORD_TABLES) for b in batches]
-    if parts is not None and len(parts) == sum(has_records):
-        tables[facts.BATCH_KEY] = facts.combine_parts(parts)
-    return SpanBatch(pa.concat_tables([b.spans for b in batches]), tables)
-
-
-DEFAULT_RECENT_SPANS = 262_144
-"""Most spans a writer's :class:`RecentSpans` remembers (about 45 MB of Python objects;
-five seconds of spans at 50,000 a second)."""
-
-
-class RecentSpans:
-    """The spans one writer's connection has committed lately, so that a batch whose spans
-    are all new commits without looking the store up (``StoreWriter.write(new_spans_only=
-    True)``; the lookup, an anti-join on the spans of the batch's start-time range, cost
-    1.6-5 ms a commit of 512 spans).
-
-    It holds, for every stored span that starts at or after :attr:`floor`, the hash of its
-    (trace id, span id), with a count, so that forgetting a batch is exact even where two
-    keys share a hash. A batch is known new when it starts at or after the floor and none
-    of its hashes is held; a shared hash only sends a batch to the lookup. The floor starts
-    just past the latest start time stored when the connection opened (so a span the store
-    held before is never taken for new: a client that resends after a restart goes through
-    the lookup), and rises as batches are forgotten, those whose spans start earliest first,
-    past the latest start of each. Only right while every span written to the file goes
-    through this writer's connection: the writer drops it whenever it lets the file go."""
-
-    def __init__(self, floor: int, capacity: int = DEFAULT_RECENT_SPANS) -> None:
-        self.floor = floor
-        self._capacity = capacity
-        self._counts: dict[int, int] = {}
-        self._held = 0
-        self._batches: list[tuple[int, int, list[int]]] = []  # a heap by latest start
-        self._order = itertools.count()
-
-    def all_new(self, hashes: list[int], first_start: int) -> bool:
-        """Whether no span of a batch (its key hashes, its earliest start in ns) is stored."""
-        counts = self._counts
-        return first_start >= self.floor and not any(h in counts for h in hashes)
-
-    def add(self, hashes: list[int], last_start: int) -> None:
-        """Note a committed batch (its key hashes and latest start, ns)."""
-        counts = self._counts
-        for h in hashes:
-            counts[h] = counts.get(h, 0) + 1
-        self._held += len(hashes)
-        heapq.heappush(self._batches, (last_start, next(self._order), hashes))
-        while self._held > self._capacity:
-            last, _, old = heapq.heappop(self._batches)
-            for h in old:
-                left = counts[h] - 1
-                if left:
-                    counts[h] = left
-                else:
-                    del counts[h]
-            self._held -= len(old)
-            self.floor = max(self.floor, last + 1)
-
-
-def _key_hashes(spans: pa.Table) -> list[int]:
-    return [hash(key) for key in zip(spans.column("trace_id").to_pylist(),
-                                     spans.column("span_id").to_pylist(), strict=True)]
+    return SpanBatch(pa.concat_tables([b.spans for b in batches]),
+                     {name: pa.concat_tables(tables) for name, tables in derived.items()})
 
 
 DEFAULT_EXIT_WAIT_S = 5.0
@@ -193,123 +130,6 @@ SPOOL_CHECK_S = 1.0
 
 QUERY_SLOTS = 2
 """Read-only queries a writer runs at once on its instance (``run_query``)."""
-
-_HEADER_BYTES = 3 * 4096  # DuckDB's file header and its two database headers
-
-
-class StoreError(RuntimeError):
-    """A store that cannot be used: the message says why and what to do."""
-
-
-class StoreUnavailableError(StoreError):
-    """The store cannot be written now: spans go to the spool."""
-
-
-class StoreLockedError(StoreUnavailableError):
-    """The store is held by another process that did not hand it over in time."""
-
-
-class StoreDamagedError(StoreUnavailableError):
-    """The store file is damaged (truncated, corrupt, or not a DuckDB file); it is left
-    untouched."""
-
-
-class NotAStoreError(StoreError):
-    """The file is empty, or a DuckDB database that is not a vlmscope store."""
-
-
-class StoreMissingError(StoreError, FileNotFoundError):
-    """There is no store at the path."""
-
-
-def _damage(path: Path, why: str) -> StoreDamagedError:
-    return StoreDamagedError(
-        f"{path} is damaged ({why}); vlmscope leaves it untouched. Move it aside (e.g. "
-        f"`mv {path} {path}.damaged`) to start a new store: spans that could not be written "
-        f"wait in {Spool(path).folder} and the next writer commits them there.")
-
-
-def check_store_file(path: str | os.PathLike[str],
-                     con: duckdb.DuckDBPyConnection | None = None) -> None:
-    """Raise :class:`StoreDamagedError` when the file at ``path`` is not a whole DuckDB
-    database: shorter than its headers, without DuckDB's magic bytes, unreadable, or
-    shorter than the blocks it uses (a truncated copy; a block past the end that the count
-    does not show is found when it is read, and that error is a damage error too). ``con``
-    is a connection that has the file open already (read-only); without it the file is
-    opened read-only to look. A missing or empty file passes (a writer creates the store).
-    """
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        return
-    if size == 0:
-        return
-    if size < _HEADER_BYTES:
-        raise _damage(path, f"{size} bytes, shorter than a DuckDB file's headers")
-    with open(path, "rb") as file:
-        magic = file.read(12)[8:12]
-    if magic != b"DUCK":
-        raise _damage(path, "not a DuckDB database file")
-    own = con is None
-    try:
-        if own:
-            con = duckdb.connect(str(path), read_only=True)
-        rows = con.execute(
-            "SELECT block_size, used_blocks FROM pragma_database_size() "
-            "WHERE database_name = current_database()").fetchall()
-    except duckdb.Error as error:
-        if _is_lock_error(error):
-            return  # held: the writer's connect will say so
-        raise _damage(path, str(error).splitlines()[0]) from error
-    finally:
-        if own and con is not None:
-            con.close()
-    # With a write-ahead log beside it, the blocks counted include the log's, not yet in
-    # the file: the size says nothing then.
-    if rows and not Path(str(path) + ".wal").exists():
-        block_size, blocks = rows[0]
-        expected = _HEADER_BYTES + int(block_size) * int(blocks)
-        if size < expected:
-            raise _damage(path, f"{size} bytes, too short for the {blocks} blocks in use: "
-                                "truncated")
-
-
-def is_damage_error(error: BaseException) -> bool:
-    """Whether a DuckDB error says the database file is damaged."""
-    if not isinstance(error, duckdb.Error):
-        return False
-    text = str(error).lower()
-    return any(mark in text for mark in (
-        "corrupt", "checksum", "could not read enough bytes", "not a valid duckdb database"))
-
-
-def readers_dir(db_path: str | os.PathLike[str]) -> Path:
-    """The folder where readers of ``db_path`` leave their requests for the writer."""
-    return Path(str(db_path) + ".readers")
-
-
-def _pending_readers(db_path: Path) -> bool:
-    folder = readers_dir(db_path)
-    try:
-        entries = list(os.scandir(folder))
-    except FileNotFoundError:
-        return False
-    now = time.time()
-    for entry in entries:
-        try:
-            if now - entry.stat().st_mtime < STALE_REQUEST_S:
-                return True
-        except FileNotFoundError:
-            continue
-    return False
-
-
-def _is_lock_error(error: Exception) -> bool:
-    """Whether ``error`` says the file is held: by another process (a lock), or by this
-    one's store writer, which attaches it to a database of its own."""
-    text = str(error).lower()
-    return "lock" in text or "already attached" in text
 
 
 def _quoted(path: Path) -> str:
@@ -802,88 +622,3 @@ class StoreWriter:
         self._wake.set()
 
 
-@contextlib.contextmanager
-def _handed_over(path: Path, read_only: bool, timeout_s: float,
-                 config: dict[str, Any] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A connection to an existing store, asking a writing process to hand the file over
-    (a request file in ``<db>.readers/``) while the file is locked."""
-    if not path.exists():
-        raise StoreMissingError(
-            f"no vlmscope store at {path}: run your traced pipeline (or `vlmscope demo`) "
-            "first, or pass the right --db"
-        )
-    if path.is_dir():
-        raise NotAStoreError(f"{path} is a folder, not a vlmscope store")
-    if path.stat().st_size == 0:
-        raise NotAStoreError(f"{path} is an empty file, not a vlmscope store")
-    check_store_file(path)
-    request: Path | None = None
-    deadline = time.monotonic() + timeout_s
-    con = None
-    try:
-        while con is None:
-            try:
-                con = duckdb.connect(str(path), read_only=read_only, config=config or {})
-            except duckdb.Error as error:
-                if not _is_lock_error(error):
-                    if is_damage_error(error):
-                        raise _damage(path, str(error).splitlines()[0]) from error
-                    raise
-                if time.monotonic() > deadline:
-                    raise StoreLockedError(
-                        f"{path} is held by another process that did not release it within "
-                        f"{timeout_s:.0f} s; is it a vlmscope writer? ({error})"
-                    ) from error
-                if request is None:
-                    folder = readers_dir(path)
-                    folder.mkdir(exist_ok=True)
-                    request = folder / f"{os.getpid()}-{uuid.uuid4().hex}"
-                    request.touch()
-                time.sleep(_POLL_S)
-        check_store_file(path, con)
-        ((spans, tables),) = con.execute(
-            "SELECT count(*) FILTER (WHERE table_name = 'spans'), count(*) "
-            "FROM duckdb_tables() WHERE database_name = current_database()").fetchall()
-        # A writer may make a store of a new, empty database; nothing else that lacks spans.
-        if not spans and (read_only or tables):
-            raise NotAStoreError(f"{path} is a DuckDB database but not a vlmscope store "
-                                 "(it has no spans table)")
-        yield con
-    finally:
-        if con is not None:
-            con.close()
-        if request is not None:
-            with contextlib.suppress(FileNotFoundError):
-                request.unlink()
-
-
-@contextlib.contextmanager
-def read_connection(
-    path: str | os.PathLike[str], *, timeout_s: float = DEFAULT_READ_TIMEOUT_S,
-    config: dict[str, Any] | None = None,
-) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-only connection to the store at ``path``, waiting for a writer to hand it over.
-    DuckDB itself refuses any write to the store on it; ``config`` adds DuckDB settings
-    (:func:`vlmscope.collectors.query.read_only_config` also keeps it from other files).
-
-    Raises :class:`StoreMissingError` (a :class:`FileNotFoundError`) when there is no such
-    store, :class:`NotAStoreError` for an empty or foreign file, :class:`StoreDamagedError`
-    for a damaged one and :class:`StoreLockedError` when the file stayed locked for
-    ``timeout_s`` seconds.
-    """
-    with _handed_over(Path(path), True, timeout_s, config) as con:
-        yield con
-
-
-@contextlib.contextmanager
-def write_connection(
-    path: str | os.PathLike[str], *, timeout_s: float = DEFAULT_READ_TIMEOUT_S
-) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-write connection to an existing store, asking a writing process to hand the
-    file over as :func:`read_connection` does (for evaluators writing their results).
-
-    Raises the errors of :func:`read_connection` but :class:`NotAStoreError` for a DuckDB
-    database without vlmscope's tables (writers create them).
-    """
-    with _handed_over(Path(path), False, timeout_s) as con:
-        yield con

@@ -191,7 +191,7 @@ MACROS = (
         ELSE replace(replace(lower(x), '{NEGATED}', ' '), '{HYPHENATED}', ' ') END
     """,
     # Only characters other than letters, digits and plain spaces are replaced: replacing
-    # every space too makes the expression match once per word (4x slower). Runs of spaces
+    # every space too makes the expression match once per word, which is slower. Runs of spaces
     # then give empty words, which match nothing.
     rf"""
     CREATE OR REPLACE TEMP MACRO vlmscope_split_words(x) AS string_split(

@@ -261,6 +261,69 @@ def test_two_llm_calls_in_a_row_are_both_records_and_the_later_one_answers(
     assert query(db_path, "SELECT output FROM pipeline_rows") == [("three objects",)]
 
 
+def _overlapping_calls() -> None:
+    """One row whose agent made two LLM calls that overlap: the first to start ("slow")
+    ends after the second ("quick") has answered."""
+    import time
+
+    from opentelemetry import trace
+
+    tracer = trace.get_tracer("my-agent")
+    with vlmscope.trace_row("agent"):
+        now = time.time_ns()
+        spans = {}
+        for name, start in (("slow", now), ("quick", now + 100_000_000)):
+            spans[name] = tracer.start_span(f"chat {name}", start_time=start, attributes={
+                cv.GEN_AI_OPERATION_NAME: "chat", cv.GEN_AI_REQUEST_MODEL: f"m-{name}",
+                cv.GEN_AI_OUTPUT_MESSAGES: json.dumps([{"role": "assistant", "parts": [
+                    {"type": "text", "content": f"the {name} answer"}]}])})
+        spans["quick"].end(end_time=now + 200_000_000)
+        spans["slow"].end(end_time=now + 300_000_000)
+
+
+def _check_the_last_to_end_answers(db: Path) -> None:
+    assert query(db, "SELECT output FROM llm_records ORDER BY start_time") == [
+        ("the slow answer",), ("the quick answer",)]
+    assert query(db, "SELECT llm_model, output FROM pipeline_rows") == [
+        ("m-slow", "the slow answer")]
+
+
+@pytest.mark.parametrize("where", ["embedded", "collect"])
+def test_the_rows_answer_is_the_llm_call_that_ended_last_not_the_one_that_started_last(
+        tmp_path: Path, where: str) -> None:
+    """In process and through ``vlmscope collect``; then (embedded) through export and
+    import, and after a rebuild of the store from its spans."""
+    if where == "collect":
+        with collector(tmp_path / "collected.duckdb") as running:
+            vlmscope.configure(endpoint=running.url, service_name="agent")
+            try:
+                _overlapping_calls()
+            finally:
+                vlmscope.shutdown()
+        _check_the_last_to_end_answers(running.db)
+        return
+    db = tmp_path / "embedded.duckdb"
+    vlmscope.configure(db=db)
+    try:
+        _overlapping_calls()
+    finally:
+        vlmscope.shutdown()
+    _check_the_last_to_end_answers(db)
+    exported, imported = tmp_path / "spans.jsonl", tmp_path / "imported.duckdb"
+    assert main(["export", "--db", str(db), "-o", str(exported)]) == 0
+    assert main(["import", str(exported), "--db", str(imported)]) == 0
+    _check_the_last_to_end_answers(imported)
+    import duckdb
+
+    from vlmscope.collectors.normalize import rebuild
+
+    con = duckdb.connect(str(db))
+    con.execute("DELETE FROM llm_records")
+    rebuild(con)
+    con.close()
+    _check_the_last_to_end_answers(db)
+
+
 _APP_OWNS_THE_PROVIDER = """
 import json, sys
 from opentelemetry import trace

@@ -5,9 +5,10 @@ that released the GIL and took it straight back (what the converter did before) 
 the waiter's switch request is withdrawn whenever the GIL changes hands, so it waited for
 hundreds of milliseconds a call. While ``busy.writing`` is true the converter now hands the
 GIL over for real (``hand_over_gil`` in ``_spans_native.c``); otherwise it keeps it, and the
-interpreter switches as it always does. These tests check the contract (when ``writing`` is
-read) and the effect, as a ratio measured in one run: a thread waiting for the GIL while
-another converts gets it far sooner with a busy writer than without.
+interpreter switches as it always does (the rule: ``collectors/handover.py``). These tests
+check the rule and the contract (when ``writing`` is read) deterministically, and the effect
+(marked slow) as a ratio measured in one run: a thread waiting for the GIL while another
+converts gets it far sooner with a busy writer than without.
 
 Also here: the converters build their columns from :data:`convert.ARROW_POOL` (the system
 allocator), never from pyarrow's default pool, whose slow reuse of memory freed by another
@@ -109,7 +110,51 @@ def _median_gil_wait(busy: object | None, samples: int = 40) -> float:
     return statistics.median(waits)
 
 
+def test_the_hand_over_follows_its_one_rule(monkeypatch) -> None:
+    """While (and only while) the writer commits, each yield point hands the GIL over: the
+    span processor's every HAND_OVER_EVERY span ends, the converters' every column; a
+    commit that fails still ends the hand-over."""
+    from vlmscope.collectors import handover
+
+    handed = []
+    monkeypatch.setattr(handover, "_yield_gil", lambda: handed.append(1))
+    gil = handover.GilHandOver()
+    for _ in range(10):
+        gil.span_ended()
+        handover.yield_to_writer(gil)
+    handover.yield_to_writer(None)
+    assert handed == [] and not gil.writing
+    with gil.committing():
+        assert gil.writing
+        for _ in range(3 * handover.HAND_OVER_EVERY):
+            gil.span_ended()
+        assert len(handed) == 3
+        handover.yield_to_writer(gil)
+        handover.yield_to_writer(_Counting(True))
+        assert len(handed) == 5
+    with pytest.raises(RuntimeError), gil.committing():
+        raise RuntimeError("the commit failed")
+    assert not gil.writing
+
+
 @native
+def test_conversion_reads_the_rule_from_the_exporters_hand_over(monkeypatch) -> None:
+    """The columns the native converter hands to Arrow yield between them while the
+    hand-over says the writer commits, and not otherwise."""
+    from vlmscope.collectors import handover
+
+    handed = []
+    monkeypatch.setattr(handover, "_yield_gil", lambda: handed.append(1))
+    gil = handover.GilHandOver()
+    convert.spans_to_batch(_spans(10), busy=gil)
+    assert handed == []
+    with gil.committing():
+        convert.spans_to_batch(_spans(10), busy=gil)
+    assert handed  # at least one yield point (a list column) while the writer commits
+
+
+@native
+@pytest.mark.slow  # a timing ratio: the host's load can blur it
 def test_a_busy_writer_gets_the_gil_far_sooner_than_an_idle_one() -> None:
     class Busy:
         writing = True

@@ -182,15 +182,12 @@ def test_a_request_packed_for_the_trip_from_a_decoder_process_comes_back_equal()
         original.keys, 2, "two spans had no name", original.evaluations)
 
 
-def test_a_group_keeps_its_parts_with_a_row_split_between_two_requests(tmp_path: Path):
-    """Requests committed as one group keep their assembled parts (DuckDB need not assemble
-    them again from the records), combined for the row that two of them share."""
-    from vlmscope.collectors import facts
-
+def test_a_group_commits_the_row_split_between_two_requests_whole(tmp_path: Path):
+    """Requests committed as one group make the rows of their records together: the row
+    that two of them share has its encoder and LLM parts."""
     spans = traced_rows(3)
     group = merge_batches([decoded(spans[:4]).batch, decoded(spans[4:]).batch])
-    assert facts.BATCH_KEY in group.derived
-    assert group.derived[facts.BATCH_KEY].num_rows == 3
+    assert group.num_spans == 9
     path = tmp_path / "group.duckdb"
     writer = StoreWriter(path)
     assert writer.write(group, skip_stored, new_spans_only=True) == 9

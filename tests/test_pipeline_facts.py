@@ -14,19 +14,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vlmscope.collectors import facts
+from tests import pipeline_row_reference
+from vlmscope.collectors import _merge, facts
 from vlmscope.collectors.normalize import ENCODER_SCHEMA, LLM_SCHEMA, ROW_SCHEMA, insert_tables
 from vlmscope.collectors.schema import SCHEMA_VERSION, migrate
 
 # The plain join, as the store's first schema defined the view (with the record index as the
-# last tie-break, which that definition left to chance), and the encoder record picked as
-# schema 8 does: the one the row's LLM record links to, then one with a reading, then the
-# latest.
+# last tie-break, which that definition left to chance), the encoder record picked as
+# schema 8 does (the one the row's LLM record links to, then one with a reading, then the
+# latest) and the LLM record as schema 10 does (the one that ended last).
 REFERENCE = """
     WITH llm AS (
         SELECT * FROM llm_records WHERE row_id IS NOT NULL
-        QUALIFY row_number() OVER (PARTITION BY trace_id, row_id
-                                   ORDER BY start_time DESC, span_id, record_index) = 1
+        QUALIFY row_number() OVER (PARTITION BY trace_id, row_id ORDER BY
+            epoch_ns(start_time) + floor(coalesce(duration_ms, 0) * 1000000)::BIGINT DESC,
+            span_id, record_index) = 1
     ), enc AS (
         SELECT e.* FROM encoder_records e
         LEFT JOIN llm l ON l.trace_id = e.trace_id AND l.row_id = e.row_id
@@ -122,14 +124,10 @@ _SCHEMAS = {"row_records": ROW_SCHEMA, "encoder_records": ENCODER_SCHEMA,
 
 
 def write_in_batches(con: duckdb.DuckDBPyConnection, records: list[tuple[str, dict]],
-                     rng: random.Random, state: facts.MergeState | None = None,
-                     assembly: str = "sql") -> None:
+                     rng: random.Random, state: facts.MergeState | None = None) -> None:
     """Insert ``records`` in a random order, in random batches, each through the store's
     one write path (records, then the merge; with a writer's ``state`` when given), one
-    transaction a batch. The batch's parts come assembled in Python (``assembly="python"``,
-    as the Python converter hands them over), by Arrow's kernels (``"arrow"``, as the native
-    converter does) or are assembled by DuckDB from the records (``"sql"``, as for batches
-    converted without them)."""
+    transaction a batch (DuckDB assembles each batch's parts from its records)."""
     order = records[:]
     rng.shuffle(order)
     while order:
@@ -140,12 +138,6 @@ def write_in_batches(con: duckdb.DuckDBPyConnection, records: list[tuple[str, di
             rows = [r for t, r in batch if t == name]
             if rows:
                 tables[name] = pa.Table.from_pylist(rows, schema=schema)
-        if assembly == "python" and tables:
-            tables[facts.BATCH_KEY] = facts.assemble_arrow(tables)
-        elif assembly == "arrow" and tables:
-            tables[facts.BATCH_KEY] = facts.assemble_tables(tables)
-        elif assembly == "indexed" and tables:
-            tables[facts.BATCH_KEY] = facts.assemble_indexed(tables)
         con.execute("BEGIN")
         insert_tables(con, tables, state=state)
         con.execute("COMMIT")
@@ -155,15 +147,14 @@ def _rows(con: duckdb.DuckDBPyConnection, query: str) -> list[tuple]:
     return sorted(con.execute(query).fetchall(), key=repr)
 
 
-@pytest.mark.parametrize("assembly", ["python", "arrow", "indexed", "sql"])
-@pytest.mark.parametrize("seed", range(12))
-def test_materialised_rows_equal_the_join(tmp_path: Path, seed: int, assembly: str,
+@pytest.mark.parametrize("seed", range(24))
+def test_materialised_rows_equal_the_join(tmp_path: Path, seed: int,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """With one row span per key the view equals the join at once; with repeated row ids
     (half the seeds) after compaction; after a full refresh always. A third of the seeds
-    compact during the merges too. Each batch's parts assembled in Python or in DuckDB."""
+    compact during the merges too."""
     if seed % 3 == 0:
-        monkeypatch.setattr(facts, "COMPACT_AT", 2)
+        monkeypatch.setattr(_merge, "COMPACT_AT", 2)
     rng = random.Random(seed)
     repeats = seed % 2 == 1
     links = seed % 6 >= 3  # LLM records that name their encoder span
@@ -171,7 +162,7 @@ def test_materialised_rows_equal_the_join(tmp_path: Path, seed: int, assembly: s
     con = duckdb.connect(str(tmp_path / "facts.duckdb"))
     migrate(con)
     write_in_batches(con, make_records(rng, keys=40, repeats=repeats, links=links), rng,
-                     state, assembly)
+                     state)
     expected = _rows(con, REFERENCE)
     assert len(expected) > 20
     if not repeats and not links:
@@ -193,10 +184,9 @@ def test_materialised_rows_equal_the_join(tmp_path: Path, seed: int, assembly: s
     assert _rows(con, "SELECT * FROM pipeline_rows") == expected
 
 
-@pytest.mark.parametrize("assembly", ["python", "arrow", "indexed", "sql"])
-@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("seed", range(6))
 def test_a_row_shows_the_encoder_record_its_llm_call_linked_to_as_soon_as_it_is_written(
-        tmp_path: Path, seed: int, assembly: str) -> None:
+        tmp_path: Path, seed: int) -> None:
     """Records in the order in-process tracing ends spans (each row's encoder and LLM
     records before its row span), in random batches: after every batch the view equals the
     join, the linked encoder record winning over a later one or one with a reading."""
@@ -225,20 +215,29 @@ def test_a_row_shows_the_encoder_record_its_llm_call_linked_to_as_soon_as_it_is_
     while ordered:
         size = rng.randint(1, 12)
         batch, ordered = ordered[:size], ordered[size:]
-        write_in_batches(con, batch, random.Random(0), state, assembly)
+        write_in_batches(con, batch, random.Random(0), state)
         assert _rows(con, "SELECT * FROM pipeline_rows") == _rows(con, REFERENCE)
     assert con.execute("SELECT encoder_span_id, top_k_labels FROM pipeline_rows "
                        "WHERE row_id = 'z'").fetchall() == [("tower", None)]
 
 
-@pytest.mark.parametrize("seed", range(24))
-def test_duckdb_and_arrow_assemble_a_batch_as_python_does(seed: int) -> None:
-    """facts.assemble_batch (DuckDB, from the registered record tables of a batch) and
-    facts.assemble_tables (Arrow's kernels) give the rows facts.assemble gives (Python), for
-    batches of every size, kinds missing included; facts.assemble_indexed (the OTLP
-    decoder's) gives them in the same order too."""
+def _ns_rows(table: pa.Table) -> list[dict]:
+    """``table``'s rows as dicts, start times as epoch nanoseconds."""
+    starts = [name for name in table.column_names if name.endswith("_start")]
+    for name in starts:
+        table = table.set_column(table.schema.get_field_index(name), name,
+                                 table.column(name).cast(pa.int64()))
+    return table.to_pylist()
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_duckdb_assembles_a_batch_as_the_python_reference_does(seed: int) -> None:
+    """facts.assemble_batch (the one assembler, facts.assemble_sql, run by DuckDB over the
+    registered record tables of a batch) gives the rows of the Python reference, for batches
+    of every size, kinds missing, repeated row ids, ties, missing start times and links
+    included."""
     rng = random.Random(seed)
-    records = make_records(rng, keys=30, repeats=seed % 2 == 1)
+    records = make_records(rng, keys=30, repeats=seed % 2 == 1, links=seed % 3 > 0)
     rng.shuffle(records)
     con = duckdb.connect()
     migrate(con)
@@ -249,21 +248,16 @@ def test_duckdb_and_arrow_assemble_a_batch_as_python_does(seed: int) -> None:
         tables = {name: pa.Table.from_pylist([r for t, r in chunk if t == name], schema=schema)
                   for name, schema in _SCHEMAS.items()
                   if any(t == name for t, _ in chunk)}
-        python = facts.assemble_arrow(tables)
         views = {name: f"_test_{name}" for name in tables}
         for name, table in tables.items():
             con.register(views[name], table)
         in_duckdb = facts.assemble_batch(con, views)
         for view in views.values():
             con.unregister(view)
-        in_arrow = facts.assemble_tables(tables)
-        assert in_duckdb.schema == in_arrow.schema == python.schema == facts.SCHEMA
-        assert sorted(in_duckdb.to_pylist(), key=repr) == sorted(python.to_pylist(), key=repr)
-        assert sorted(in_arrow.to_pylist(), key=repr) == sorted(python.to_pylist(), key=repr)
-        indexed = facts.assemble_indexed(tables)
-        assert indexed.schema == facts.SCHEMA
-        assert indexed.to_pylist() == python.to_pylist()
-        compared += python.num_rows
+        assert in_duckdb.schema == facts.SCHEMA
+        python = pipeline_row_reference.assemble(tables)
+        assert sorted(_ns_rows(in_duckdb), key=repr) == sorted(python, key=repr)
+        compared += len(python)
     assert compared > 20
 
 
@@ -310,6 +304,8 @@ def test_migration_from_a_version_3_store_fills_the_facts(tmp_path: Path) -> Non
     store_at_version(con, 3)
     rng = random.Random(99)
     for name, record in make_records(rng, keys=15, repeats=True):
+        if name == "llm_records":  # calls of no duration: the one that started last ended last
+            record = {**record, "duration_ms": 0.0}
         con.register("_one", pa.Table.from_pylist([record], schema=_SCHEMAS[name]))
         con.execute(f"INSERT INTO {name} BY NAME SELECT "
                     f"{', '.join(c for c in _VERSION_1_COLUMNS[name])} FROM _one")
@@ -452,9 +448,9 @@ def test_the_writers_cache_of_waiting_parts_is_the_parts_table(tmp_path: Path, s
     """A writer's state holds the waiting parts it claims from memory: after every committed
     batch they are the parts table row for row (or unknown, past the limit), and the view
     still equals the join."""
-    monkeypatch.setattr(facts, "CACHE_LIMIT", limit)
+    monkeypatch.setattr(_merge, "CACHE_LIMIT", limit)
     if seed % 2:
-        monkeypatch.setattr(facts, "COMPACT_AT", 4)
+        monkeypatch.setattr(_merge, "COMPACT_AT", 4)
     rng = random.Random(seed)
     con = duckdb.connect(str(tmp_path / "cache.duckdb"))
     migrate(con)
@@ -483,27 +479,6 @@ def test_the_writers_cache_of_waiting_parts_is_the_parts_table(tmp_path: Path, s
     else:
         assert known > 0
     assert _rows(con, "SELECT * FROM pipeline_rows") == _rows(con, REFERENCE)
-
-
-@pytest.mark.parametrize("seed", range(10))
-def test_combined_parts_of_batches_are_the_parts_of_all_their_records(seed: int):
-    """facts.combine_parts over the parts of each batch equals facts.assemble over the
-    records of all the batches at once, with keys spread over batches, repeated row ids,
-    ties and missing start times."""
-    rng = random.Random(seed)
-    records = make_records(rng, keys=25, repeats=seed % 2 == 1)
-    rng.shuffle(records)
-    cuts = sorted(rng.sample(range(1, len(records)), rng.randint(1, 5)))
-    chunks = [records[a:b] for a, b in zip([0, *cuts], [*cuts, len(records)], strict=True)]
-
-    def tables(chunk):
-        return {name: pa.Table.from_pylist([r for t, r in chunk if t == name], schema=schema)
-                for name, schema in _SCHEMAS.items() if any(t == name for t, _ in chunk)}
-
-    combined = facts.combine_parts([facts.assemble_arrow(tables(c)) for c in chunks])
-    whole = facts.assemble_arrow(tables(records))
-    assert combined.schema == whole.schema
-    assert sorted(combined.to_pylist(), key=repr) == sorted(whole.to_pylist(), key=repr)
 
 
 @settings(max_examples=150, deadline=None)

@@ -201,22 +201,22 @@ def test_rows_traced_from_several_threads_all_land(tmp_path: Path) -> None:
 
 def test_span_ends_hand_the_gil_to_a_committing_writer_every_few_spans(
         tmp_path: Path, monkeypatch) -> None:
-    from vlmscope.collectors import processor as module
+    from vlmscope.collectors import handover as module
 
     handed = []
     monkeypatch.setattr(module, "_yield_gil", lambda: handed.append(1))
     exporter = DuckDBSpanExporter(tmp_path / "handover.duckdb")
-    # No write before shutdown: only the test sets the writer's flag.
+    # No write before shutdown: only the test says the writer commits.
     processor = DuckDBSpanProcessor(exporter, schedule_delay_millis=60_000)
     try:
         for span in _finished(*(f"idle{i}" for i in range(8))):
             processor.on_end(span)
         assert handed == []  # nothing to hand over while the writer is idle
-        exporter.writing = True  # as while the writer thread commits
-        for span in _finished(*(f"busy{i}" for i in range(3 * module.HAND_OVER_EVERY))):
-            processor.on_end(span)
+        with exporter.handover.committing():  # as while the writer thread commits
+            for span in _finished(*(f"busy{i}" for i in range(3 * module.HAND_OVER_EVERY))):
+                processor.on_end(span)
         assert len(handed) == 3
-        exporter.writing = False
+        assert not exporter.handover.writing
     finally:
         processor.shutdown()
     assert _count(tmp_path / "handover.duckdb", "spans") == 8 + 3 * module.HAND_OVER_EVERY

@@ -348,6 +348,6 @@ def test_an_item_the_converter_rejects_leaves_nothing_of_itself_behind() -> None
     with pytest.raises(TypeError, match="list of the span columns"):
         columns.add_item(tuple(good))
     assert len(columns) == 1
-    batch = convert.columns_to_batch(*columns.take(), parts=False)
+    batch = convert.columns_to_batch(*columns.take())
     assert batch.spans.column("span_id").to_pylist() == ["b" * 16]
     assert batch.derived["row_records"].column("span_id").to_pylist() == ["b" * 16]

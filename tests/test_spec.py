@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from vlmscope.collectors import convert, spec
+from vlmscope.collectors import convert, facts, spec
 from vlmscope.collectors.migrations import MIGRATIONS
 from vlmscope.evaluators import spec_check
 
@@ -18,6 +18,7 @@ SHIPPED = {
     1: "b6d13efb8ef52103", 2: "aefc970f7da38a33", 3: "61edfb53103b2702",
     4: "c8a5dcde35afadda", 5: "c65dcde063f52a90", 6: "c848fdeab1509c54",
     7: "df4ad5d16e757d51", 8: "84961e8045b5ef3a", 9: "1043a9a5016399c7",
+    10: "1dcf848f6dbfd331",
 }
 
 
@@ -35,6 +36,25 @@ def test_shipped_migrations_are_frozen_text() -> None:
         text = "\n".join(re.sub(r"\s+", " ", s).strip() for s in migration.statements)
         assert hashlib.sha256(text.encode()).hexdigest()[:16] == SHIPPED[migration.version], (
             f"migration {migration.version} changed")
+
+
+def test_the_latest_migration_leaves_the_view_and_the_rows_the_live_code_makes() -> None:
+    """The ``pipeline_rows`` view and the refill of the newest migration that writes them are
+    what :mod:`vlmscope.collectors.facts` builds today: a change to the rule of the parts
+    (spec.PARTS) needs a migration that refills the stores already written."""
+    def folded(statement: str) -> str:
+        return re.sub(r"\s+", " ", statement).strip()
+
+    latest_view = latest_refill = None
+    for migration in MIGRATIONS:
+        for statement in map(folded, migration.statements):
+            if statement.startswith(("CREATE VIEW pipeline_rows", "CREATE OR REPLACE VIEW "
+                                                                  "pipeline_rows")):
+                latest_view = statement.replace("CREATE VIEW", "CREATE OR REPLACE VIEW")
+            if statement.startswith("CREATE OR REPLACE TEMP TABLE _vlmscope_assembled"):
+                latest_refill = statement
+    assert latest_view == folded(facts.view_sql())
+    assert latest_refill == folded(facts._refill_statements()[0])
 
 
 def _with_column(table: spec.Table, column: spec.Column) -> spec.Table:
