@@ -22,7 +22,7 @@ PARTS = "pipeline_row_parts"
 # Each part: the record table it comes from, and its (fact column, record column, type)
 # triples (from the spec). The first three columns of every part are its span id, record
 # index and start time: the ordering "latest wins" reads.
-_PARTS: dict[str, tuple[str, tuple[tuple[str, str, str], ...]]] = {
+ASSEMBLED_PARTS: dict[str, tuple[str, tuple[tuple[str, str, str], ...]]] = {
     part.name: (part.table.name, part.typed()) for part in spec.PARTS}
 
 
@@ -30,11 +30,11 @@ _KEY = ("trace_id", "row_id")
 
 
 COLUMNS: tuple[str, ...] = _KEY + tuple(
-    column for _, fields in _PARTS.values() for column, _, _ in fields)
+    column for _, fields in ASSEMBLED_PARTS.values() for column, _, _ in fields)
 """The columns of both tables, in order."""
 
 
-_STARTS = ("row_start", "encoder_start", "llm_start")
+STARTS = ("row_start", "encoder_start", "llm_start")
 
 
 # A record without a start time sorts before every other (as ORDER BY ... DESC NULLS LAST).
@@ -46,20 +46,20 @@ _ARROW_TYPES = spec.ARROW_TYPES
 
 SCHEMA = pa.schema(
     [("trace_id", pa.string()), ("row_id", pa.string())]
-    + [(c, _ARROW_TYPES[t]) for _, fields in _PARTS.values() for c, _, t in fields])
+    + [(c, _ARROW_TYPES[t]) for _, fields in ASSEMBLED_PARTS.values() for c, _, t in fields])
 """Arrow schema of both tables, column for column."""
 
 
 # Where the column that wins first sits in each part's tuple (the encoder's top-k labels:
 # a record with a reading beats one without), None for parts without one.
-_PREFER_AT: dict[str, int | None] = {
+PREFER_AT: dict[str, int | None] = {
     part.name: None if part.prefer is None else [c for c, _ in part.columns].index(part.prefer)
     for part in spec.PARTS}
 
 
 # Where the duration sits in the tuple of each part whose latest record is the one that
 # ended last (start plus duration), None for parts ordered by start.
-_DURATION_AT: dict[str, int | None] = {
+DURATION_AT: dict[str, int | None] = {
     part.name: [r for _, r in part.columns].index("duration_ms") if part.latest == "end"
     else None for part in spec.PARTS}
 
@@ -72,7 +72,7 @@ def duration_ns(duration_ms: float | None) -> int:
     return math.floor(duration_ms * 1_000_000)
 
 
-def _order(part: tuple, prefer: int | None = None, duration: int | None = None) -> tuple:
+def part_order(part: tuple, prefer: int | None = None, duration: int | None = None) -> tuple:
     """Sort key of a part (span id, record index, start ns, ...): the smallest wins (one
     whose ``prefer`` value is present, for the encoder a reading; then the latest start, or
     end where ``duration`` says where the part's duration is, a missing start being the
@@ -86,8 +86,8 @@ def _order(part: tuple, prefer: int | None = None, duration: int | None = None) 
 
 def _latest_sql(part: str, start: str, duration: str) -> str:
     """SQL: the time (TIMESTAMP_NS) that makes a record of ``part`` the latest, from its
-    ``start`` and ``duration`` (ms) expressions (:func:`_order`)."""
-    if _DURATION_AT[part] is None:
+    ``start`` and ``duration`` (ms) expressions (:func:`part_order`)."""
+    if DURATION_AT[part] is None:
         return start
     return (f"make_timestamp_ns(epoch_ns({start}) + CASE WHEN isfinite({duration}) THEN "
             f"CAST(floor({duration} * 1000000) AS BIGINT) ELSE 0 END)")
@@ -112,25 +112,25 @@ def assemble_batch(con: duckdb.DuckDBPyConnection, relations: dict[str, str]) ->
 
 
 def _table_sql(name: str) -> str:
-    fields = ",\n    ".join(f"{c} {t}" for _, cols in _PARTS.values() for c, _, t in cols)
+    fields = ",\n    ".join(f"{c} {t}" for _, cols in ASSEMBLED_PARTS.values() for c, _, t in cols)
     return (f"CREATE TABLE {name} (\n    trace_id VARCHAR NOT NULL,\n"
             f"    row_id VARCHAR NOT NULL,\n    {fields}\n)")
 
 
 def _newer(part: str, new: str, old: str) -> str:
-    """SQL: the ``part`` of row ``new`` wins over that of row ``old`` (:func:`_order`: the
+    """SQL: the ``part`` of row ``new`` wins over that of row ``old`` (:func:`part_order`: the
     preferred column present, then the latest start (or end) time, then the smaller span id, then
     the smaller record index; a present part beats none)."""
-    fields = _PARTS[part][1]
+    fields = ASSEMBLED_PARTS[part][1]
     span, index, start = (c for c, _, _ in fields[:3])
-    duration = fields[_DURATION_AT[part] or 0][0]
+    duration = fields[DURATION_AT[part] or 0][0]
     new_start, old_start = (
         f"coalesce({_latest_sql(part, f'{side}.{start}', f'{side}.{duration}')}, {_EARLIEST})"
         for side in (new, old))
     later = (f"{new_start} > {old_start}"
              f" OR ({new_start} = {old_start} AND ({new}.{span} < {old}.{span}"
              f" OR ({new}.{span} = {old}.{span} AND {new}.{index} <= {old}.{index})))")
-    prefer = _PREFER_AT[part]
+    prefer = PREFER_AT[part]
     if prefer is not None:
         column = fields[prefer][0]
         later = (f"({new}.{column} IS NOT NULL AND {old}.{column} IS NULL)"
@@ -138,11 +138,11 @@ def _newer(part: str, new: str, old: str) -> str:
     return f"({new}.{span} IS NOT NULL AND ({old}.{span} IS NULL OR {later}))"
 
 
-def _overlay_sql(base: str, over: str, key: str) -> str:
+def overlay_sql(base: str, over: str, key: str) -> str:
     """SQL select list: the key from ``key`` (one of the two), each part from ``over``
     where it wins over ``base``'s."""
     items = [f"{key}.trace_id", f"{key}.row_id"]
-    for part, (_, fields) in _PARTS.items():
+    for part, (_, fields) in ASSEMBLED_PARTS.items():
         wins = _newer(part, over, base)
         items += [f"CASE WHEN {wins} THEN {over}.{c} ELSE {base}.{c} END AS {c}"
                   for c, _, _ in fields]
@@ -163,7 +163,7 @@ def assemble_sql(rows: str, encoders: str, llms: str) -> str:
     ctes = []
     # The LLM part first: the encoder part reads the record it links to.
     for part in ("row", "llm", "encoder"):
-        fields = _PARTS[part][1]
+        fields = ASSEMBLED_PARTS[part][1]
         span, index, start = (r for _, r, _ in fields[:3])
         if part == "row":
             # Every row span makes a pipeline row (a row id repeated within a trace, two).
@@ -179,7 +179,7 @@ def assemble_sql(rows: str, encoders: str, llms: str) -> str:
             first.append(f"l := {span} IS DISTINCT FROM linked")
             source = (f"(SELECT e.*, p.{spec.LINK[0]} AS linked FROM {sources[part]} e "
                       f"LEFT JOIN llm_part p USING (trace_id, row_id)) WHERE row_id IS NOT NULL")
-        prefer = _PREFER_AT[part]
+        prefer = PREFER_AT[part]
         if prefer is not None:
             first.append(f"p := {fields[prefer][1]} IS NULL")
         order = (f"struct_pack({''.join(f + ', ' for f in first)}a := {start} IS NULL, "
@@ -189,7 +189,7 @@ def assemble_sql(rows: str, encoders: str, llms: str) -> str:
             f"{part}_part AS (SELECT trace_id, row_id, unnest(picked) FROM ("
             f"SELECT trace_id, row_id, arg_min(struct_pack({packed}), {order}) AS picked "
             f"FROM {source} GROUP BY trace_id, row_id))")
-    columns = ", ".join(f"{p}_part.{c}" for p, (_, f) in _PARTS.items() for c, _, _ in f)
+    columns = ", ".join(f"{p}_part.{c}" for p, (_, f) in ASSEMBLED_PARTS.items() for c, _, _ in f)
     return (f"WITH {', '.join(ctes)} SELECT trace_id, row_id, {columns} FROM row_part "
             "FULL JOIN encoder_part USING (trace_id, row_id) "
             "FULL JOIN llm_part USING (trace_id, row_id)")

@@ -19,7 +19,7 @@ from vlmscope.collectors import otlp
 _log = logging.getLogger("vlmscope.receiver")
 
 
-def _decoder_started() -> None:
+def decoder_started() -> None:
     """In a decoder process, before its first request: import the decoder, then move every
     object there is to the garbage collector's permanent generation (``gc.freeze``). A
     decoded request is a tree of dicts and lists freed by reference counting, yet building
@@ -71,7 +71,7 @@ def _decoder_main(sock: socket.socket, limits: otlp.OtlpLimits) -> None:
     answers go out from a thread of their own, so that the next request is decoded while
     the server's event loop gets round to reading the last answer (a socket holds about
     200 KB; an answer of 512 spans is 790 KB)."""
-    _decoder_started()
+    decoder_started()
     answers: queue.SimpleQueue = queue.SimpleQueue()
 
     def send() -> None:

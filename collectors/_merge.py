@@ -11,17 +11,17 @@ import pyarrow.compute  # noqa: F401  (pa.compute)
 
 from vlmscope.collectors import spec
 from vlmscope.collectors._assembly import (
-    _DURATION_AT,
-    _PARTS,
-    _PREFER_AT,
-    _STARTS,
+    ASSEMBLED_PARTS,
     COLUMNS,
+    DURATION_AT,
     FACTS,
     PARTS,
+    PREFER_AT,
     RECORD_TABLES,
     SCHEMA,
-    _order,
+    STARTS,
     assemble_sql,
+    part_order,
 )
 
 _NEW_KEYS = "_vlmscope_new_row_keys"
@@ -69,12 +69,12 @@ def _overlay(base: tuple | None, over: tuple) -> tuple:
         return over
     out = list(over[:2])
     at = 2
-    for part, (_, fields) in _PARTS.items():
+    for part, (_, fields) in ASSEMBLED_PARTS.items():
         width = len(fields)
         mine, theirs = over[at:at + width], base[at:at + width]
-        prefer, duration = _PREFER_AT[part], _DURATION_AT[part]
-        wins = mine[0] is not None and (theirs[0] is None or _order(
-            mine, prefer, duration) <= _order(theirs, prefer, duration))
+        prefer, duration = PREFER_AT[part], DURATION_AT[part]
+        wins = mine[0] is not None and (theirs[0] is None or part_order(
+            mine, prefer, duration) <= part_order(theirs, prefer, duration))
         out.extend(mine if wins else theirs)
         at += width
     return tuple(out)
@@ -149,7 +149,7 @@ class MergePlan:
             compact(con, state)
 
 
-_LISTED = ", ".join(f"epoch_ns({c})" if c in _STARTS else c for c in COLUMNS)
+_LISTED = ", ".join(f"epoch_ns({c})" if c in STARTS else c for c in COLUMNS)
 
 
 _BATCH_PARTS = "_vlmscope_batch_parts"
@@ -157,7 +157,7 @@ _BATCH_PARTS = "_vlmscope_batch_parts"
 
 def _rows_of(table: pa.Table) -> list[tuple]:
     """``table``'s rows as tuples in :data:`COLUMNS` order, start times as epoch ns."""
-    return list(zip(*(table.column(c).cast(pa.int64()).to_pylist() if c in _STARTS
+    return list(zip(*(table.column(c).cast(pa.int64()).to_pylist() if c in STARTS
                       else table.column(c).to_pylist() for c in COLUMNS), strict=True))
 
 

@@ -13,7 +13,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
 )
 
-from vlmscope.collectors._otlp_types import SPAN_KINDS, STATUS_CODES, OtlpLimits, _SpanRejected
+from vlmscope.collectors._otlp_types import SPAN_KINDS, STATUS_CODES, OtlpLimits, SpanRejected
 
 _MAX_INT64 = 2**63 - 1
 _MAX_INT32 = 2**31 - 1
@@ -22,7 +22,7 @@ _ARRAY, _KVLIST, _BYTES = 5, 6, 7  # AnyValue field numbers of the values that n
 
 def _check_text(text: str, limits: OtlpLimits) -> str:
     if len(text) > limits.max_value_chars:
-        raise _SpanRejected(f"a string value is longer than {limits.max_value_chars} chars")
+        raise SpanRejected(f"a string value is longer than {limits.max_value_chars} chars")
     return text
 
 
@@ -36,10 +36,10 @@ def _value(number: int, value: Any, limits: OtlpLimits, depth: int) -> Any:
     if number == _BYTES:
         return base64.b64encode(value).decode()
     if depth >= limits.max_depth:
-        raise _SpanRejected(f"an attribute value is nested deeper than {limits.max_depth}")
+        raise SpanRejected(f"an attribute value is nested deeper than {limits.max_depth}")
     items = value.values
     if len(items) > limits.max_array_items:
-        raise _SpanRejected(f"an attribute value has more than {limits.max_array_items} items")
+        raise SpanRejected(f"an attribute value has more than {limits.max_array_items} items")
     if number == _ARRAY:
         out: list[Any] = []
         append = out.append
@@ -65,7 +65,7 @@ def _attributes(key_values: Sequence[Any], limits: OtlpLimits,
     """OTLP ``KeyValue`` messages as a dict. ``ListFields`` reads the one set field of each
     ``AnyValue`` in one call: the cheapest access upb offers from Python."""
     if len(key_values) > limits.max_attributes:
-        raise _SpanRejected(f"more than {limits.max_attributes} attributes")
+        raise SpanRejected(f"more than {limits.max_attributes} attributes")
     out: dict[str, Any] = {}
     for kv in key_values:
         fields = kv.value.ListFields()
@@ -75,7 +75,7 @@ def _attributes(key_values: Sequence[Any], limits: OtlpLimits,
         ((descriptor, value),) = fields
         if type(value) is str:
             if len(value) > limits.max_value_chars:
-                raise _SpanRejected(
+                raise SpanRejected(
                     f"a string value is longer than {limits.max_value_chars} chars")
             out[kv.key] = value
         else:
@@ -83,23 +83,23 @@ def _attributes(key_values: Sequence[Any], limits: OtlpLimits,
     return out
 
 
-def _dumps(value: Any) -> str:
+def dumps_json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
 def _hex_id(raw: bytes, size: int, what: str) -> str:
     if len(raw) != size:
-        raise _SpanRejected(f"{what} must be {size} bytes, got {len(raw)}")
+        raise SpanRejected(f"{what} must be {size} bytes, got {len(raw)}")
     return raw.hex()
 
 
 def _check_numbers(span: Any) -> None:
     """Times must fit a TIMESTAMP_NS, counts and flags an INTEGER column."""
     if max(span.start_time_unix_nano, span.end_time_unix_nano) > _MAX_INT64:
-        raise _SpanRejected("a time is beyond the year 2262 (over 2**63 - 1 ns)")
+        raise SpanRejected("a time is beyond the year 2262 (over 2**63 - 1 ns)")
     if max(span.flags, span.dropped_attributes_count, span.dropped_events_count,
            span.dropped_links_count) > _MAX_INT32:
-        raise _SpanRejected("flags or a dropped count is over 2**31 - 1")
+        raise SpanRejected("flags or a dropped count is over 2**31 - 1")
 
 
 def _events(span: Any, limits: OtlpLimits) -> list[dict[str, Any]] | None:
@@ -119,14 +119,14 @@ def _links(span: Any, limits: OtlpLimits) -> list[dict[str, Any]] | None:
             for link in span.links]
 
 
-def _resource_info(attributes: dict[str, Any], schema_url: str) -> tuple[str, str | None]:
+def resource_info(attributes: dict[str, Any], schema_url: str) -> tuple[str, str | None]:
     """A resource's stored JSON and its service name."""
     service = attributes.get("service.name")
-    return (_dumps({"attributes": attributes, "schema_url": schema_url}),
+    return (dumps_json({"attributes": attributes, "schema_url": schema_url}),
             None if service is None else str(service))
 
 
-def _span_items(request: ExportTraceServiceRequest, limits: OtlpLimits) -> list[Any]:
+def span_items(request: ExportTraceServiceRequest, limits: OtlpLimits) -> list[Any]:
     """The reference decoder: one item per span of ``request`` in order, a span item (a
     list, see above) or the message (str) of its rejection. The native decoder
     (``_otlp_native.c``) produces the same items from the request's bytes."""
@@ -134,11 +134,11 @@ def _span_items(request: ExportTraceServiceRequest, limits: OtlpLimits) -> list[
     for resource_spans in request.resource_spans:
         try:
             resource_attributes = _attributes(resource_spans.resource.attributes, limits)
-        except _SpanRejected as error:
+        except SpanRejected as error:
             count = sum(len(s.spans) for s in resource_spans.scope_spans)
             items.extend([f"resource: {error}"] * count)
             continue
-        resource, service = _resource_info(resource_attributes, resource_spans.schema_url)
+        resource, service = resource_info(resource_attributes, resource_spans.schema_url)
         for scope_spans in resource_spans.scope_spans:
             scope = scope_spans.scope
             scope_name, scope_version = scope.name or None, scope.version or None
@@ -152,7 +152,7 @@ def _span_items(request: ExportTraceServiceRequest, limits: OtlpLimits) -> list[
                     attributes = _attributes(span.attributes, limits)
                     events = _events(span, limits)
                     links = _links(span, limits)
-                except _SpanRejected as error:
+                except SpanRejected as error:
                     items.append(f"span {span.name!r}: {error}")
                     continue
                 start = span.start_time_unix_nano

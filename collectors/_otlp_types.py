@@ -35,7 +35,7 @@ class OtlpDecodeError(ValueError):
     """The request body is not an OTLP trace request."""
 
 
-class _SpanRejected(ValueError):
+class SpanRejected(ValueError):
     """One span breaks a limit; the others of its request still land."""
 
 

@@ -61,6 +61,6 @@ class RecentSpans:
             self.floor = max(self.floor, last + 1)
 
 
-def _key_hashes(spans: pa.Table) -> list[int]:
+def key_hashes(spans: pa.Table) -> list[int]:
     return [hash(key) for key in zip(spans.column("trace_id").to_pylist(),
                                      spans.column("span_id").to_pylist(), strict=True)]

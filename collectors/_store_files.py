@@ -55,7 +55,7 @@ class StoreMissingError(StoreError, FileNotFoundError):
     """There is no store at the path."""
 
 
-def _damage(path: Path, why: str) -> StoreDamagedError:
+def damaged_error(path: Path, why: str) -> StoreDamagedError:
     return StoreDamagedError(
         f"{path} is damaged ({why}); vlmscope leaves it untouched. Move it aside (e.g. "
         f"`mv {path} {path}.damaged`) to start a new store: spans that could not be written "
@@ -79,11 +79,11 @@ def check_store_file(path: str | os.PathLike[str],
     if size == 0:
         return
     if size < _HEADER_BYTES:
-        raise _damage(path, f"{size} bytes, shorter than a DuckDB file's headers")
+        raise damaged_error(path, f"{size} bytes, shorter than a DuckDB file's headers")
     with open(path, "rb") as file:
         magic = file.read(12)[8:12]
     if magic != b"DUCK":
-        raise _damage(path, "not a DuckDB database file")
+        raise damaged_error(path, "not a DuckDB database file")
     own = con is None
     try:
         if own:
@@ -92,9 +92,9 @@ def check_store_file(path: str | os.PathLike[str],
             "SELECT block_size, used_blocks FROM pragma_database_size() "
             "WHERE database_name = current_database()").fetchall()
     except duckdb.Error as error:
-        if _is_lock_error(error):
+        if is_lock_error(error):
             return  # held: the writer's connect will say so
-        raise _damage(path, str(error).splitlines()[0]) from error
+        raise damaged_error(path, str(error).splitlines()[0]) from error
     finally:
         if own and con is not None:
             con.close()
@@ -104,7 +104,7 @@ def check_store_file(path: str | os.PathLike[str],
         block_size, blocks = rows[0]
         expected = _HEADER_BYTES + int(block_size) * int(blocks)
         if size < expected:
-            raise _damage(path, f"{size} bytes, too short for the {blocks} blocks in use: "
+            raise damaged_error(path, f"{size} bytes, too short for the {blocks} blocks in use: "
                                 "truncated")
 
 
@@ -122,7 +122,7 @@ def readers_dir(db_path: str | os.PathLike[str]) -> Path:
     return Path(str(db_path) + ".readers")
 
 
-def _pending_readers(db_path: Path) -> bool:
+def pending_readers(db_path: Path) -> bool:
     folder = readers_dir(db_path)
     try:
         entries = list(os.scandir(folder))
@@ -138,7 +138,7 @@ def _pending_readers(db_path: Path) -> bool:
     return False
 
 
-def _is_lock_error(error: Exception) -> bool:
+def is_lock_error(error: Exception) -> bool:
     """Whether ``error`` says the file is held: by another process (a lock), or by this
     one's store writer, which attaches it to a database of its own."""
     text = str(error).lower()
@@ -168,9 +168,9 @@ def _handed_over(path: Path, read_only: bool, timeout_s: float,
             try:
                 con = duckdb.connect(str(path), read_only=read_only, config=config or {})
             except duckdb.Error as error:
-                if not _is_lock_error(error):
+                if not is_lock_error(error):
                     if is_damage_error(error):
-                        raise _damage(path, str(error).splitlines()[0]) from error
+                        raise damaged_error(path, str(error).splitlines()[0]) from error
                     raise
                 if time.monotonic() > deadline:
                     raise StoreLockedError(

@@ -30,7 +30,7 @@ the facts; the store writer runs it when it lets the file go, so a store at rest
 plain join, and a merge runs it each time :data:`COMPACT_AT` more parts wait.
 
 The overlay of two parts of a key follows the same ordering (:func:`_newer` in SQL for the
-view, :func:`_order` in Python for a merge), tested with the rest against the plain join on
+view, :func:`part_order` in Python for a merge), tested with the rest against the plain join on
 random arrival orders and batchings.
 """
 
@@ -45,10 +45,10 @@ from vlmscope.collectors._assembly import (  # noqa: F401  (re-exported)
     PARTS,
     RECORD_TABLES,
     SCHEMA,
-    _overlay_sql,
     assemble_batch,
     assemble_sql,
     duration_ns,
+    overlay_sql,
 )
 from vlmscope.collectors._merge import (  # noqa: F401  (re-exported)
     CACHE_LIMIT,
@@ -86,7 +86,7 @@ def view_sql() -> str:
     WHERE NOT EXISTS (SELECT 1 FROM {PARTS} p
                       WHERE p.trace_id = f.trace_id AND p.row_id = f.row_id)
     UNION ALL
-    SELECT {outputs} FROM (SELECT {_overlay_sql("f", "p", "f")} FROM {FACTS} f
+    SELECT {outputs} FROM (SELECT {overlay_sql("f", "p", "f")} FROM {FACTS} f
                            JOIN {PARTS} p USING (trace_id, row_id))
     """
 

@@ -38,15 +38,7 @@ from vlmscope import conventions as cv
 from vlmscope.collectors import convert
 from vlmscope.collectors._otlp_json import parse_json
 from vlmscope.collectors._otlp_packed import PackedSpans
-from vlmscope.collectors._otlp_python import (  # noqa: F401  (tests read the reference's parts)
-    _attributes,
-    _dumps,
-    _events,
-    _links,
-    _resource_info,
-    _span_items,
-    _value,
-)
+from vlmscope.collectors._otlp_python import dumps_json, resource_info, span_items
 from vlmscope.collectors._otlp_types import (  # noqa: F401  (re-exported)
     DEFAULT_LIMITS,
     DEFAULT_MAX_ARRAY_ITEMS,
@@ -73,8 +65,8 @@ def _self_test(native: Any) -> None:
     request = encode_spans(convert.sample_spans())
     got = native.decode(request.SerializeToString(), *(min(limit, sys.maxsize) for limit in (
         DEFAULT_LIMITS.max_attributes, DEFAULT_LIMITS.max_value_chars,
-        DEFAULT_LIMITS.max_array_items, DEFAULT_LIMITS.max_depth)), _resource_info)
-    if got != _span_items(request, DEFAULT_LIMITS):
+        DEFAULT_LIMITS.max_array_items, DEFAULT_LIMITS.max_depth)), resource_info)
+    if got != span_items(request, DEFAULT_LIMITS):
         raise RuntimeError("its items differ from the reference decoder's")
 
 
@@ -106,18 +98,18 @@ def native_decoder() -> bool:
 
 
 
-# A span item (see _span_items) is a list of the SPAN_SCHEMA values in column order, with the
+# A span item (see span_items) is a list of the SPAN_SCHEMA values in column order, with the
 # attributes (column 15) still a dict and the events and links (16, 17) lists of dicts.
 _ATTRIBUTES, _EVENTS, _LINKS = 15, 16, 17
 
 
 def _native_items(body: bytes, limits: OtlpLimits) -> list[Any]:
-    """:func:`_span_items` by the native decoder, from the request's protobuf bytes. Raises
+    """:func:`span_items` by the native decoder, from the request's protobuf bytes. Raises
     ``ValueError`` (``_otlp_native.Unsupported`` among them) where it cannot decode them."""
     assert _native is not None
     return _native.decode(body, *(min(limit, sys.maxsize) for limit in (
         limits.max_attributes, limits.max_value_chars, limits.max_array_items,
-        limits.max_depth)), _resource_info)
+        limits.max_depth)), resource_info)
 
 
 def _assemble(items: list[Any]) -> DecodedSpans:
@@ -195,11 +187,11 @@ def _assemble_python(items: list[Any]) -> DecodedSpans:
             vectors = pop_vectors(attributes)
         records.add_span(row[0], row[1], row[5], row[7], row[8], row[9], attributes, vectors,
                          row[2])
-        row[_ATTRIBUTES] = _dumps(attributes)
+        row[_ATTRIBUTES] = dumps_json(attributes)
         if row[_EVENTS] is not None:
-            row[_EVENTS] = _dumps(row[_EVENTS])
+            row[_EVENTS] = dumps_json(row[_EVENTS])
         if row[_LINKS] is not None:
-            row[_LINKS] = _dumps(row[_LINKS])
+            row[_LINKS] = dumps_json(row[_LINKS])
         keys.append(key)
         rows.append(row)
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(SPAN_SCHEMA)
@@ -220,7 +212,7 @@ def _items(request: ExportTraceServiceRequest, body: bytes | None,
         except ValueError as error:
             _log.debug("native OTLP decoder declined a request (%s); decoding in Python",
                        error)
-    return _span_items(request, limits)
+    return span_items(request, limits)
 
 
 def decode_request(request: ExportTraceServiceRequest,
@@ -233,7 +225,7 @@ def decode_request_python(request: ExportTraceServiceRequest,
                           limits: OtlpLimits = DEFAULT_LIMITS) -> DecodedSpans:
     """:func:`decode_request` by the pure-Python reference decoder and assembly, native ones
     or not."""
-    return _assemble_python(_span_items(request, limits))
+    return _assemble_python(span_items(request, limits))
 
 
 def parse_protobuf(body: bytes) -> ExportTraceServiceRequest:

@@ -44,7 +44,7 @@ from vlmscope.collectors import otlp
 from vlmscope.collectors._decoders import (  # noqa: F401  (re-exported)
     DecoderDied,
     DecoderProcesses,
-    _decoder_started,
+    decoder_started,
 )
 from vlmscope.collectors.ingest import IngestBusyError, SpanIngestor
 from vlmscope.collectors.query import (

@@ -37,7 +37,7 @@ from vlmscope.collectors import facts, normalize
 from vlmscope.collectors._recent_spans import (  # noqa: F401  (re-exported)
     DEFAULT_RECENT_SPANS,
     RecentSpans,
-    _key_hashes,
+    key_hashes,
 )
 from vlmscope.collectors._store_files import (  # noqa: F401  (re-exported)
     DEFAULT_READ_TIMEOUT_S,
@@ -48,11 +48,11 @@ from vlmscope.collectors._store_files import (  # noqa: F401  (re-exported)
     StoreLockedError,
     StoreMissingError,
     StoreUnavailableError,
-    _damage,
-    _is_lock_error,
-    _pending_readers,
     check_store_file,
+    damaged_error,
     is_damage_error,
+    is_lock_error,
+    pending_readers,
     read_connection,
     readers_dir,
     write_connection,
@@ -235,17 +235,17 @@ class StoreWriter:
         :class:`StoreDamagedError` when the file is damaged: the caller spools."""
         if self._con is not None:
             return self._con
-        if _pending_readers(self.path):
+        if pending_readers(self.path):
             raise StoreLockedError(f"{self.path} is lent to a reader")
         self._check_file()
         try:
             con = self._connect()
         except _HELD_ERRORS as error:
-            if _is_lock_error(error):
+            if is_lock_error(error):
                 raise StoreLockedError(f"{self.path} is held by another process ({error})") \
                     from error
             if is_damage_error(error):
-                raise _damage(self.path, str(error).splitlines()[0]) from error
+                raise damaged_error(self.path, str(error).splitlines()[0]) from error
             raise
         try:
             if "threads" not in self._config:
@@ -266,7 +266,7 @@ class StoreWriter:
         except Exception as error:
             con.close()
             if is_damage_error(error):
-                raise _damage(self.path, str(error).splitlines()[0]) from error
+                raise damaged_error(self.path, str(error).splitlines()[0]) from error
             raise
         self._con = con
         self._query_cursors = cursors
@@ -326,7 +326,7 @@ class StoreWriter:
                 if self._active_queries:
                     continue
                 idle = time.monotonic() - self._last_write > self._idle_close_s
-                if idle or _pending_readers(self.path):
+                if idle or pending_readers(self.path):
                     self._close_connection()
                     return
 
@@ -462,7 +462,7 @@ class StoreWriter:
                 # A failed connection may be unusable; open afresh next time.
                 self._close_connection()
                 if is_damage_error(error):
-                    raise _damage(self.path, str(error).splitlines()[0]) from error
+                    raise damaged_error(self.path, str(error).splitlines()[0]) from error
                 raise
             finally:
                 self._last_write = time.monotonic()
@@ -474,7 +474,7 @@ class StoreWriter:
         inserted as they are; others only where the store holds no span with the same
         ids in the batch's start-time range."""
         bounds = pc.min_max(batch.spans.column("start_time").cast(pa.int64())).as_py()
-        hashes = _key_hashes(batch.spans)
+        hashes = key_hashes(batch.spans)
         if self._recent is None:
             ((latest,),) = con.execute("SELECT epoch_ns(max(start_time)) FROM spans").fetchall()
             self._recent = RecentSpans(-(2**63) if latest is None else latest + 1)
@@ -528,7 +528,7 @@ class StoreWriter:
                                         plain_appends=True)
                 con.execute("COMMIT")
                 if self._recent is not None and batch.num_spans:
-                    self._remember(_key_hashes(batch.spans), pc.max(
+                    self._remember(key_hashes(batch.spans), pc.max(
                         batch.spans.column("start_time").cast(pa.int64())).as_py())
             except Exception:
                 with contextlib.suppress(Exception):

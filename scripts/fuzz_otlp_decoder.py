@@ -86,7 +86,7 @@ def fuzz(library: Path, seconds: float, seed: int) -> int:
         tried += 1
         try:
             got = native.decode(body, limits.max_attributes, limits.max_value_chars,
-                                limits.max_array_items, limits.max_depth, otlp._resource_info)
+                                limits.max_array_items, limits.max_depth, otlp.resource_info)
         except ValueError:
             declined += 1
             continue
@@ -94,7 +94,7 @@ def fuzz(library: Path, seconds: float, seed: int) -> int:
             parsed = ExportTraceServiceRequest.FromString(body)
         except DecodeError:
             continue  # protobuf refuses what the decoder took: the collector answers 400
-        if got != otlp._span_items(parsed, limits):
+        if got != otlp.span_items(parsed, limits):
             print(f"mismatch on body {body.hex()}", file=sys.stderr)
             return 1
     print(f"fuzzed the native OTLP decoder under ASan/UBSan: {tried} bodies in {seconds:.0f} "

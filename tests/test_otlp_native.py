@@ -236,7 +236,7 @@ def assert_same(body: bytes, limits: otlp.OtlpLimits) -> bool:
         with contextlib.suppress(ValueError):
             otlp._native_items(body, limits)
         return False
-    expected = otlp._span_items(request, limits)
+    expected = otlp.span_items(request, limits)
     try:
         items = otlp._native_items(body, limits)
     except otlp._native.Unsupported:

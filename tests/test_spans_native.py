@@ -291,7 +291,7 @@ def test_a_string_with_no_utf8_is_refused_both_ways_and_leaves_nothing_behind() 
 
 @st.composite
 def decoder_items(draw: st.DrawFn) -> list:
-    """What the OTLP decoder hands over for one request (``otlp._span_items``): a span item
+    """What the OTLP decoder hands over for one request (``otlp.span_items``): a span item
     per span (the span columns, attributes a dict, events and links lists of dicts), the
     message of a rejected span here and there, and ids repeated within the request."""
     items: list = []
