@@ -1,7 +1,7 @@
 /* Convert finished OpenTelemetry spans (ReadableSpan) into the columns of the store's tables,
  * span by span, in C: the native twin of vlmscope.collectors.convert._spans_to_batch_python
  * and of normalize.RecordBuilder.add_span, which are the reference this mirrors value for
- * value (tests/test_spans_native.py compares the two on random spans).
+ * value (tests/store/test_spans_native.py compares the two on random spans).
  *
  * setup(names) is called once by convert.py with every attribute key, role value, schema
  * width and helper this code needs (orjson.dumps and its option, the kind and status name

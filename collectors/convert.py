@@ -9,7 +9,7 @@ derived from each attribute dict while it is at hand.
 Two implementations do this work: the native one (``_spans_native.c``, an optional C
 extension, about five times faster) and the pure-Python reference below
 (:func:`_spans_to_batch_python` with :class:`~vlmscope.collectors.normalize.RecordBuilder`),
-which the native one mirrors value for value (``tests/test_spans_native.py``). The native one
+which the native one mirrors value for value (``tests/store/test_spans_native.py``). The native one
 is used when built, unless ``VLMSCOPE_PURE_PYTHON=1``. :class:`SpanAccumulator` converts
 spans one at a time as they end, so that nothing keeps them alive until a batch is full.
 """

@@ -11,7 +11,7 @@
 * ``evaluators.md``: every registered evaluator's declared options (type, default, flag),
   summary metrics and merge rule.
 
-``tests/test_docs_reference.py`` fails when a page differs from what this script writes.
+``tests/project/test_docs_reference.py`` fails when a page differs from what this script writes.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ _EXTRA_OF = {"torch": "torch", "torchvision": "torch", "transformers": "hf",
              "matplotlib": "report", "ray": "ray", "fsspec": "ray", "timm": "encoders",
              "open_clip": "encoders", "uvicorn": "collector",
              "pandas": "pandas", "polars": "polars"}
-"""The smallest pip extra that installs each optional module (``tests/test_packaging.py``
+"""The smallest pip extra that installs each optional module (``tests/project/test_packaging.py``
 holds it to ``pyproject.toml``): a missing Pillow asks for ``images``, not ``all``."""
 
 

@@ -1,7 +1,7 @@
 """The user's own objects that the documentation's examples take as given.
 
 Examples in README.md and docs/ leave a few names to the reader: their encoder, their class
-names, their LLM client, their pipeline. ``tests/test_docs_examples.py`` runs each example
+names, their LLM client, their pipeline. ``tests/project/test_docs_examples.py`` runs each example
 with exactly these names defined (``__all__``) and nothing else, so an example that forgets
 an import or names anything else fails. Every stand-in is a real part: a torchvision ResNet
 built from config, real handwritten digit scans, a real :class:`vlmscope.Dataset`.

@@ -1,0 +1,292 @@
+"""Datasets: loading, storing, traced runs with failures, pinned checkpoints, next to tracing.
+
+The helpers at the top (a real torchvision ResNet trained on scikit-learn's digits, and a
+pipeline over it) are shared with the diff and cohort tests.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import vlmscope
+from vlmscope.cli import main
+
+from tests.helpers import query
+
+torch = pytest.importorskip("torch")
+torchvision = pytest.importorskip("torchvision")
+Image = pytest.importorskip("PIL.Image")
+sklearn_datasets = pytest.importorskip("sklearn.datasets")
+
+DIGIT_LABELS = [str(d) for d in range(10)]
+TRAIN_ROWS = 1200
+FIRST_STEPS = 60
+MORE_STEPS = 10
+BATCH = 32
+
+
+def digit_pictures(start: int, stop: int) -> list[tuple[Any, str]]:
+    """Real handwritten digits (scikit-learn), upsampled to 16x16 grey PIL images, and labels."""
+    digits = sklearn_datasets.load_digits()
+    pictures = []
+    for scan, label in zip(digits.images[start:stop], digits.target[start:stop], strict=True):
+        pixels = np.kron(scan / 16.0, np.ones((2, 2)))
+        pictures.append((Image.fromarray(np.rint(pixels * 255).astype(np.uint8)), str(label)))
+    return pictures
+
+
+def digits_dataset(name: str, start: int = TRAIN_ROWS, stop: int = TRAIN_ROWS + 200):
+    """Held-out digits as a dataset (ids ``d<index>``)."""
+    return vlmscope.Dataset.from_records(name, [
+        {"id": f"d{start + i}", "image": image, "expected": label,
+         "instruction": "which digit is this?"}
+        for i, (image, label) in enumerate(digit_pictures(start, stop))])
+
+
+def _small_resnet():
+    from torchvision.models.resnet import BasicBlock, ResNet
+
+    return ResNet(BasicBlock, [1, 1, 1, 1], num_classes=10)
+
+
+def _as_tensor(images: list[Any]):
+    array = np.stack([np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+                      for image in images])
+    return torch.from_numpy(array).permute(0, 3, 1, 2).contiguous()
+
+
+@functools.cache
+def digit_checkpoints() -> tuple[dict, dict]:
+    """Weights of one ResNet after ``FIRST_STEPS`` SGD steps on 1,200 digits, and after
+    ``MORE_STEPS`` more: two real checkpoints a few training steps apart."""
+    torch.manual_seed(0)
+    model = _small_resnet()
+    pictures = digit_pictures(0, TRAIN_ROWS)
+    images = _as_tensor([p for p, _ in pictures])
+    labels = torch.tensor([int(label) for _, label in pictures])
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    generator = torch.Generator().manual_seed(0)
+    checkpoints = []
+    threads = torch.get_num_threads()
+    # Small convolutions on shared cores: one thread is ~10x faster than two fighting others.
+    torch.set_num_threads(1)
+    try:
+        for steps in (FIRST_STEPS, MORE_STEPS):
+            model.train()
+            for _ in range(steps):
+                batch = torch.randint(0, TRAIN_ROWS, (BATCH,), generator=generator)
+                optimizer.zero_grad()
+                loss = torch.nn.functional.cross_entropy(model(images[batch]), labels[batch])
+                loss.backward()
+                optimizer.step()
+            checkpoints.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+    finally:
+        torch.set_num_threads(threads)
+    return checkpoints[0], checkpoints[1]
+
+
+def digit_model(which: int = 0):
+    """The ResNet with checkpoint ``which`` (0: earlier, 1: a few steps later), in eval mode."""
+    model = _small_resnet()
+    model.load_state_dict(digit_checkpoints()[which])
+    return model.eval()
+
+
+def digit_pipeline(model):
+    """A pipeline: the row's image through ``model`` (instrumented, embeddings captured),
+    the top-1 digit as the answer. Works on one row or a list of rows."""
+    vlmscope.instrument_encoder(model, labels=DIGIT_LABELS, top_k=3, capture_embeddings=True)
+
+    def pipeline(rows):
+        batch = rows if isinstance(rows, list) else [rows]
+        with torch.no_grad():
+            predicted = model(_as_tensor([row.image for row in batch])).argmax(1).tolist()
+        answers = [DIGIT_LABELS[p] for p in predicted]
+        return answers if isinstance(rows, list) else answers[0]
+
+    return pipeline
+
+
+def predictions(model, dataset) -> dict[str, str]:
+    """The model's top-1 digit for every row, computed without vlmscope."""
+    with torch.no_grad():
+        logits = model(_as_tensor([decode(row.image) for row in dataset]))
+    return {row.id: DIGIT_LABELS[p] for row, p in zip(dataset, logits.argmax(1).tolist(),
+                                                      strict=True)}
+
+
+def decode(image: Any):
+    return vlmscope.dataset.decode_image(image)
+
+
+# -- tests ---------------------------------------------------------------------------------
+
+
+def test_a_run_with_an_undecodable_image_and_a_raising_pipeline_completes_with_both_failed(
+        traced: Path) -> None:
+    pictures = digit_pictures(0, 4)
+    records = [{"id": f"r{i}", "image": image, "expected": label}
+               for i, (image, label) in enumerate(pictures)]
+    records.insert(1, {"id": "broken-bytes", "image": b"\x89PNG but not really", "expected": "1"})
+
+    def pipeline(row):
+        if row.id == "r2":
+            raise RuntimeError("the language head timed out")
+        return row.expected
+
+    result = vlmscope.Dataset.from_records("with-failures", records).run(
+        pipeline, name="failures-run", progress=False)
+    assert result.summary["rows"] == 5 and result.summary["failed"] == 2
+    assert set(result.summary["failures"]) == {"broken-bytes", "r2"}
+    table = {row["row_id"]: row for row in result.rows.to_pylist()}
+    assert [r["row_id"] for r in result.rows.to_pylist()] == ["r0", "broken-bytes", "r1", "r2",
+                                                              "r3"]
+    assert table["broken-bytes"]["status"] == "ERROR"
+    assert "ImageDecodeError" in table["broken-bytes"]["error"]
+    assert table["r2"]["status"] == "ERROR"
+    assert table["r2"]["error"] == "RuntimeError: the language head timed out"
+    assert table["r2"]["ground_truth_match.passed"] is False
+    assert [table[r]["ground_truth_match.passed"] for r in ("r0", "r1", "r3")] == [True] * 3
+    vlmscope.shutdown()
+    stored = query(traced, "SELECT row_id, status, error FROM pipeline_rows "
+                           "WHERE run = 'failures-run' AND status = 'ERROR' ORDER BY row_id")
+    assert [r[0] for r in stored] == ["broken-bytes", "r2"]
+    (thumbs,) = query(traced, "SELECT count(thumbnail), count(image_error) FROM dataset_rows "
+                              "WHERE dataset = 'with-failures'")
+    assert thumbs == (4, 1)
+
+
+def test_a_run_writes_its_dataset_next_to_the_spans_of_the_same_process(traced: Path) -> None:
+    model = digit_model()
+    dataset = digits_dataset("held-out", stop=TRAIN_ROWS + 24)
+    result = dataset.run(digit_pipeline(model), name="ckpt-a", progress=False)
+    expected = predictions(model, dataset)
+    assert {r["row_id"]: r["output"] for r in result.rows.to_pylist()} == expected
+    checkpoint = vlmscope.checkpoint_sha256(model)
+    assert result.summary["checkpoints"] == {checkpoint: 24}
+    assert result.summary["embedding_dims"] == {"512": 24}
+    assert result.mixed_checkpoints is False
+    vlmscope.shutdown()
+    rows = query(traced, "SELECT d.row_id, d.image_sha256 = p.image_sha256, p.cohort, "
+                         "octet_length(d.thumbnail) > 0 FROM dataset_rows d JOIN pipeline_rows p "
+                         "USING (row_id) WHERE p.run = 'ckpt-a'")
+    assert len(rows) == 24 and all(r[1] and r[2] == "held-out" and r[3] for r in rows)
+    ((registered, eval_run),) = query(traced, "SELECT count(*), any_value(eval_run_id) "
+                                              "FROM dataset_runs")
+    assert registered == 1 and eval_run == result.eval_run_id
+    assert query(traced, "SELECT DISTINCT run_name FROM eval_runs WHERE run_id = "
+                         f"'{result.eval_run_id}'") == [("ckpt-a",)]
+
+
+def test_a_batched_pipeline_gets_lists_of_rows_and_answers_each(traced: Path) -> None:
+    model = digit_model()
+    dataset = digits_dataset("batched", stop=TRAIN_ROWS + 20)
+    result = dataset.run(digit_pipeline(model), name="batched-run", batch_size=8,
+                         progress=False)
+    assert result.summary["failed"] == 0
+    assert {r["row_id"]: r["output"] for r in result.rows.to_pylist()} == predictions(
+        model, dataset)
+    wrong = dataset.run(lambda rows: ["0"], name="short-answers", batch_size=8, progress=False)
+    assert wrong.summary["failed"] == 20
+    assert "must return a list of 8 answers" in wrong.summary["failures"]["d1200"]
+
+
+def test_a_run_that_swaps_checkpoints_midway_is_flagged_mixed_here_and_in_vlmscope_eval(
+        traced: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    early, late = digit_model(0), digit_model(1)
+    early_pipeline, late_pipeline = digit_pipeline(early), digit_pipeline(late)
+    dataset = digits_dataset("mixed", stop=TRAIN_ROWS + 10)
+    result = dataset.run(lambda row: (early_pipeline if int(row.id[1:]) < TRAIN_ROWS + 6
+                                      else late_pipeline)(row), name="mixed-run",
+                         progress=False)
+    assert result.mixed_checkpoints
+    assert result.summary["checkpoints"] == {vlmscope.checkpoint_sha256(early): 6,
+                                             vlmscope.checkpoint_sha256(late): 4}
+    assert any(w.startswith("mixed checkpoints: ") for w in result.summary["warnings"])
+    vlmscope.shutdown()
+    assert main(["eval", "--db", str(traced), "--format", "json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["mixed_checkpoints"] is True
+    assert sorted(summary["checkpoint_rows"].values()) == [4, 6]
+    assert main(["eval", "--db", str(traced)]) == 0
+    assert "warning: mixed checkpoints: " in capsys.readouterr().out
+
+
+def test_run_names_are_unique_within_a_store(traced: Path) -> None:
+    dataset = vlmscope.Dataset.from_records("tiny", [{"id": "a", "image": b"x"}])
+    dataset.run(lambda row: "x", name="once", progress=False)
+    with pytest.raises(ValueError, match="already has a run named 'once'"):
+        dataset.run(lambda row: "x", name="once", progress=False)
+
+
+def test_a_different_dataset_under_a_stored_name_is_refused(traced: Path) -> None:
+    vlmscope.Dataset.from_records("cohort", [{"id": "a", "image": b"x", "expected": "1"}]).run(
+        lambda row: "1", name="first", progress=False)
+    changed = vlmscope.Dataset.from_records("cohort", [{"id": "a", "image": b"x",
+                                                        "expected": "2"}])
+    with pytest.raises(ValueError, match="already holds a different dataset named 'cohort'"):
+        changed.run(lambda row: "1", name="second", progress=False)
+
+
+def test_running_without_a_configured_store_says_to_configure_one() -> None:
+    vlmscope.shutdown()
+    dataset = vlmscope.Dataset.from_records("x", [{"id": "a", "image": b"x"}])
+    with pytest.raises(ValueError, match=r"call vlmscope.configure\(db="):
+        dataset.run(lambda row: "x", name="r", progress=False)
+
+
+def test_from_folder_reads_a_csv_of_labels_and_a_stored_dataset_loads_back(
+        tmp_path: Path) -> None:
+    folder = tmp_path / "images"
+    folder.mkdir()
+    entries = []
+    for i, (image, label) in enumerate(digit_pictures(0, 3)):
+        image.save(folder / f"img{i}.png")
+        entries.append({"file": f"img{i}.png", "label": label, "objects": "digit|ink",
+                        "tags": "scan"})
+    with open(folder / "labels.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["file", "label", "objects", "tags"])
+        writer.writeheader()
+        writer.writerows(entries)
+    dataset = vlmscope.Dataset.from_folder("folder", folder, "labels.csv")
+    assert [r.id for r in dataset] == ["img0.png", "img1.png", "img2.png"]
+    assert [r.expected for r in dataset] == [e["label"] for e in entries]
+    assert dataset.row("img1.png").objects == ("digit", "ink")
+    db = tmp_path / "store.duckdb"
+    dataset.save(db, store_images=True)
+    loaded = vlmscope.Dataset.load(db, "folder")
+    assert [(r.id, r.expected, r.objects, r.tags) for r in loaded] == [
+        (r.id, r.expected, r.objects, r.tags) for r in dataset]
+    thumbnail = query(db, "SELECT thumbnail FROM dataset_rows WHERE row_id = 'img0.png'")[0][0]
+    assert Image.open(io.BytesIO(thumbnail)).size == (16, 16)
+    ((images,),) = query(db, "SELECT count(*) FROM dataset_images")
+    assert images == 3
+
+
+@pytest.mark.parametrize(("records", "message"), [
+    ([{"id": "a"}], "needs an 'id' and an 'image'"),
+    ([{"id": "a", "image": b"x", "label": "cat"}], "unknown key"),
+    ([{"id": "a", "image": b"x"}, {"id": "a", "image": b"y"}], "repeated: a"),
+])
+def test_bad_records_are_refused_with_what_was_expected(records, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        vlmscope.Dataset.from_records("bad", records)
+
+
+def test_vlmscope_dataset_and_cohorts_load_without_importing_torch() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, vlmscope; vlmscope.Dataset; vlmscope.cohorts.perturb; "
+            "import vlmscope.regression, vlmscope.cli.diff; "
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

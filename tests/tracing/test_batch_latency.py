@@ -1,0 +1,45 @@
+"""Batch latency from real instrumentation: under trace_batch every row records the batch's
+size, and pipeline_rows gives each row its share of the batched encoder and LLM calls."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+torchvision = pytest.importorskip("torchvision")
+
+import vlmscope  # noqa: E402
+
+from tests.helpers import digit_images, query  # noqa: E402
+
+
+def test_each_row_of_a_batch_records_the_batch_size_and_its_share_of_the_time(traced: Path):
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(weights=None, num_classes=10).eval()
+    handle = vlmscope.instrument_encoder(model)
+    images, _ = digit_images(5, size=32)
+    with vlmscope.trace_batch(["b0", "b1", "b2", "b3"]), torch.no_grad():
+        model(images[:4])
+        with vlmscope.llm_span("head", instruction=["which digit?"] * 4) as llm:
+            llm.set_output(["1", "2", "3", "4"])
+    with vlmscope.trace_row("alone"), torch.no_grad():
+        model(images[4:])
+        with vlmscope.llm_span("head", instruction="which digit?") as llm:
+            llm.set_output("5")
+    handle.uninstrument()
+    vlmscope.shutdown()
+    rows = {r[0]: r[1:] for r in query(
+        traced, "SELECT row_id, batch_size, encoder_ms, encoder_share_ms, llm_ms, "
+                "llm_share_ms FROM pipeline_rows")}
+    assert set(rows) == {"b0", "b1", "b2", "b3", "alone"}
+    batch_encoder_ms = {rows[r][1] for r in ("b0", "b1", "b2", "b3")}
+    assert len(batch_encoder_ms) == 1  # one batched forward, seen by each row
+    for row_id in ("b0", "b1", "b2", "b3"):
+        size, encoder_ms, encoder_share, llm_ms, llm_share = rows[row_id]
+        assert size == 4 and encoder_ms > 0
+        assert encoder_share == pytest.approx(encoder_ms / 4)
+        assert llm_share == pytest.approx(llm_ms / 4)
+    size, encoder_ms, encoder_share, llm_ms, llm_share = rows["alone"]
+    assert size is None and encoder_share == encoder_ms and llm_share == llm_ms

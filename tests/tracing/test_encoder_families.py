@@ -1,0 +1,310 @@
+"""The encoders people use, instrumented with no arguments: torchvision, timm, transformers
+(ResNet models, backbones, timm wrappers) and open_clip's ModifiedResNet towers, all built
+from config. Each: outputs bit-identical to the bare model, one record per image, its real
+name, depth and pooled dimension, a top-k only when there is a real classifier, and no hook
+left after ``uninstrument()``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+
+import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+torch = pytest.importorskip("torch")
+torchvision = pytest.importorskip("torchvision")
+transformers = pytest.importorskip("transformers")
+timm = pytest.importorskip("timm")
+open_clip = pytest.importorskip("open_clip")
+
+import vlmscope  # noqa: E402
+from vlmscope import conventions as cv  # noqa: E402
+
+from tests.helpers import digit_images  # noqa: E402
+
+ROWS = ["a", "b", "c"]
+
+
+@pytest.fixture
+def memory() -> Iterator[InMemorySpanExporter]:
+    """vlmscope configured onto an in-memory exporter, one export per ended span."""
+    exporter = InMemorySpanExporter()
+    vlmscope.configure(exporter=exporter, batch=False)
+    yield exporter
+    vlmscope.shutdown()
+
+
+def _all_hooks(model) -> int:
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+
+
+def _main_tensor(output):
+    """The tensor a model's output stands for (logits, pooled output, last feature map)."""
+    if isinstance(output, torch.Tensor):
+        return output
+    for key in ("logits", "pooler_output"):
+        if getattr(output, key, None) is not None:
+            return getattr(output, key)
+    return output.feature_maps[-1]
+
+
+def _hf_config(**kwargs):
+    return transformers.ResNetConfig(embedding_size=16, hidden_sizes=[16, 32, 64, 128],
+                                     depths=[2, 2, 2, 2], layer_type="basic", **kwargs)
+
+
+def _torchvision_headless():
+    model = torchvision.models.resnet18(weights=None)
+    model.fc = torch.nn.Identity()
+    return model
+
+
+def _open_clip_tower(name: str, image_size: int):
+    """open_clip's vision tower for ``name``, built from open_clip's own config the way
+    ``open_clip.create_model`` builds it (random weights, a small image size)."""
+    from open_clip.modified_resnet import ModifiedResNet
+
+    config = open_clip.get_model_config(name)
+    vision = config["vision_cfg"]
+    return ModifiedResNet(vision["layers"], config["embed_dim"], vision["width"] * 32 // 64,
+                          image_size, vision["width"])
+
+
+# (model builder, image size, name, depth, pooled dimension, classes or None)
+FAMILIES: dict[str, tuple[Callable, int, str, int, int, int | None]] = {
+    "torchvision-resnet18": (lambda: torchvision.models.resnet18(weights=None, num_classes=10),
+                             32, "resnet18", 18, 512, 10),
+    "torchvision-headless": (_torchvision_headless, 32, "resnet18", 18, 512, None),
+    "timm-resnet18": (lambda: timm.create_model("resnet18", num_classes=7), 32,
+                      "timm/resnet18", 18, 512, 7),
+    "timm-resnet50-embedding": (lambda: timm.create_model("resnet50", num_classes=0), 32,
+                                "timm/resnet50", 50, 2048, None),
+    "timm-resnetv2_50": (lambda: timm.create_model("resnetv2_50", num_classes=5), 32,
+                         "timm/resnetv2_50", 50, 2048, 5),
+    "hf-resnet-model": (lambda: transformers.ResNetModel(_hf_config()), 32,
+                        "resnet18", 18, 128, None),
+    "hf-resnet-backbone": (lambda: transformers.ResNetBackbone(_hf_config()), 32,
+                           "resnet18", 18, 128, None),
+    "hf-classifier-without-labels": (
+        lambda: transformers.ResNetForImageClassification(_hf_config(num_labels=0)), 32,
+        "resnet18", 18, 128, None),
+    "hf-timm-wrapper-classifier": (
+        lambda: transformers.TimmWrapperForImageClassification(
+            transformers.TimmWrapperConfig(architecture="resnet18", num_labels=4)), 32,
+        "timm/resnet18", 18, 512, 4),
+    "hf-timm-wrapper-model": (
+        lambda: transformers.TimmWrapperModel(
+            transformers.TimmWrapperConfig(architecture="resnet18")), 32,
+        "timm/resnet18", 18, 512, None),
+    "open_clip-RN50": (lambda: _open_clip_tower("RN50", 64), 64, "open_clip/RN50", 50, 1024,
+                       None),
+}
+
+SLOW_FAMILIES: dict[str, tuple[Callable, int, str, int, int, int | None]] = {
+    "torchvision-resnext50": (lambda: torchvision.models.resnext50_32x4d(weights=None), 32,
+                              "resnext50_32x4d", 50, 2048, 1000),
+    "torchvision-wide50": (lambda: torchvision.models.wide_resnet50_2(weights=None), 32,
+                           "wide_resnet50_2", 50, 2048, 1000),
+    "timm-resnext50": (lambda: timm.create_model("resnext50_32x4d", num_classes=3), 32,
+                       "timm/resnext50_32x4d", 50, 2048, 3),
+    "timm-wide50": (lambda: timm.create_model("wide_resnet50_2", num_classes=3), 32,
+                    "timm/wide_resnet50_2", 50, 2048, 3),
+    "timm-resnet50d": (lambda: timm.create_model("resnet50d", num_classes=3), 32,
+                       "timm/resnet50d", 50, 2048, 3),
+    "timm-resnetrs50": (lambda: timm.create_model("resnetrs50", num_classes=3), 32,
+                        "timm/resnetrs50", 50, 2048, 3),
+    "timm-seresnet50": (lambda: timm.create_model("seresnet50", num_classes=3), 32,
+                        "timm/seresnet50", 50, 2048, 3),
+    "timm-resnet101": (lambda: timm.create_model("resnet101", num_classes=3), 32,
+                       "timm/resnet101", 101, 2048, 3),
+    "open_clip-RN101": (lambda: _open_clip_tower("RN101", 64), 64, "open_clip/RN101", 101,
+                        512, None),
+    "open_clip-RN50x4": (lambda: _open_clip_tower("RN50x4", 64), 64, "open_clip/RN50x4", 80,
+                         640, None),
+}
+
+
+def _encoder_spans(memory: InMemorySpanExporter) -> list:
+    return [s for s in memory.get_finished_spans()
+            if s.attributes.get(cv.VLMSCOPE_SPAN_ROLE) == cv.ROLE_ENCODER]
+
+
+def _check_family(memory, build, size, name, depth, dim, classes) -> None:
+    torch.manual_seed(0)
+    model = build().eval()
+    images, _ = digit_images(len(ROWS), size=size)
+    hooks_before = _all_hooks(model)
+    with torch.no_grad():
+        bare = _main_tensor(model(images))
+    handle = vlmscope.instrument_encoder(model)
+    with vlmscope.trace_batch(ROWS), torch.no_grad():
+        instrumented = _main_tensor(model(images))
+    handle.uninstrument()
+    assert _all_hooks(model) == hooks_before
+    assert torch.equal(bare, instrumented)
+
+    (span,) = _encoder_spans(memory)
+    attrs = span.attributes
+    assert attrs[cv.EMBEDDING_MODEL_NAME] == name
+    assert attrs[cv.VISION_ENCODER_ARCHITECTURE] == name
+    assert attrs[cv.VISION_ENCODER_DEPTH] == depth
+    assert attrs[cv.VISION_ENCODER_EMBEDDING_DIM] == dim
+    assert attrs[cv.VISION_ENCODER_BATCH_SIZE] == len(ROWS)
+    assert list(attrs[cv.VLMSCOPE_ROW_IDS]) == ROWS
+    assert len(attrs[cv.VISION_ENCODER_EMBEDDING_L2_NORM]) == len(ROWS)
+    assert len(attrs[cv.VISION_IMAGE_SHA256]) == len(ROWS)
+    assert cv.VLMSCOPE_INSTRUMENTATION_ERROR not in attrs
+    if classes is None:  # embedding only: no fake classes from the pooled features
+        assert cv.VISION_ENCODER_TOP_K_LABELS not in attrs
+        assert cv.VISION_ENCODER_CLASSIFIER not in attrs
+    else:
+        top1 = bare.flatten(1).argmax(dim=1).tolist()
+        assert list(attrs[cv.VISION_ENCODER_TOP_K_CLASS_IDS][::attrs[cv.VISION_ENCODER_TOP_K]]
+                    ) == top1
+        assert attrs[cv.VISION_ENCODER_TOP_K] == min(5, classes)
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_a_known_encoder_is_instrumented_without_arguments(family, memory):
+    _check_family(memory, *FAMILIES[family])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", list(SLOW_FAMILIES))
+def test_a_bigger_known_encoder_is_instrumented_without_arguments(family, memory):
+    _check_family(memory, *SLOW_FAMILIES[family])
+
+
+def test_pooled_features_are_the_global_average_of_the_hooked_map(memory):
+    torch.manual_seed(0)
+    model = transformers.ResNetBackbone(_hf_config()).eval()
+    images, _ = digit_images(2, size=64)  # stage 4 gives a 2x2 map per image
+    handle = vlmscope.instrument_encoder(model, capture_embeddings=True)
+    with vlmscope.trace_batch(["a", "b"]), torch.no_grad():
+        feature_map = model(images).feature_maps[-1]
+    handle.uninstrument()
+    assert feature_map.shape[2:] == (2, 2)
+    (span,) = _encoder_spans(memory)
+    expected = feature_map.mean(dim=(2, 3))
+    for i in range(2):
+        vector = torch.tensor(span.attributes[cv.embedding_vector_key(i)])
+        torch.testing.assert_close(vector, expected[i], rtol=0, atol=1e-6)
+    assert span.attributes[cv.VISION_ENCODER_EMBEDDING_DIM] == 128
+
+
+def test_a_model_output_from_a_named_layer_is_unwrapped_and_pooled(memory):
+    model = transformers.AutoBackbone.from_config(_hf_config()).eval()
+    images, _ = digit_images(2, size=64)
+    handle = vlmscope.instrument_encoder(model, layer="encoder")  # gives a ModelOutput
+    with vlmscope.trace_batch(["a", "b"]), torch.no_grad():
+        model(images)
+    handle.uninstrument()
+    (span,) = _encoder_spans(memory)
+    assert span.attributes[cv.VISION_ENCODER_EMBEDDING_DIM] == 128
+    assert len(span.attributes[cv.VISION_ENCODER_EMBEDDING_L2_NORM]) == 2
+
+
+def test_the_clip_stem_pool_is_recorded_with_a_warning_naming_the_attention_pool(
+        memory, caplog):
+    model = _open_clip_tower("RN50", 64).eval()
+    images, _ = digit_images(2, size=64)
+    handle = vlmscope.instrument_encoder(model, layer="avgpool")
+    with caplog.at_level(logging.WARNING, logger="vlmscope"):
+        with vlmscope.trace_batch(["a", "b"]), torch.no_grad():
+            model(images)
+    handle.uninstrument()
+    (message,) = [r.getMessage() for r in caplog.records if "avgpool" in r.getMessage()]
+    assert "64x16x16" in message and "'attnpool'" in message
+    (span,) = _encoder_spans(memory)
+    assert span.attributes[cv.VISION_ENCODER_EMBEDDING_DIM] == 64
+
+
+class _Tokens(torch.nn.Module):
+    """A toy encoder whose ``body`` gives N x L x C tokens and ``norm`` a scalar loss."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.patch = torch.nn.Conv2d(3, 8, 8, stride=8)
+        self.body = torch.nn.Identity()
+        self.pool = torch.nn.AdaptiveAvgPool1d(1)
+        self.unused = torch.nn.Linear(8, 8)
+
+    def forward(self, x):
+        tokens = self.body(self.patch(x).flatten(2).transpose(1, 2))
+        return self.pool(tokens.transpose(1, 2)).flatten(1)
+
+
+@pytest.mark.parametrize("layer, problem", [
+    ("body", "gives 3-d outputs of shape (2, 16, 8)"),
+    ("unused", "did not run during the forward"),
+])
+def test_a_layer_that_gives_no_per_image_vector_is_warned_about_and_marked_on_the_span(
+        layer, problem, memory, caplog):
+    model = _Tokens().eval()
+    images, _ = digit_images(2, size=32)
+    handle = vlmscope.instrument_encoder(model, layer=layer)
+    with caplog.at_level(logging.WARNING, logger="vlmscope"):
+        with vlmscope.trace_batch(["a", "b"]), torch.no_grad():
+            model(images)
+    handle.uninstrument()
+    (message,) = [r.getMessage() for r in caplog.records if problem in r.getMessage()]
+    assert "layers that give one pooled vector per image: ['pool']" in message
+    (span,) = _encoder_spans(memory)
+    assert problem in span.attributes[cv.VLMSCOPE_INSTRUMENTATION_ERROR]
+    assert cv.VISION_ENCODER_EMBEDDING_DIM not in span.attributes
+
+
+def test_an_unknown_encoder_is_asked_for_its_layer_only_with_the_pooling_layers_named():
+    with pytest.raises(ValueError, match=r"pass layer=.*\(and classifier=.*if it has one\)"
+                       r".*\['pool'\]"):
+        vlmscope.instrument_encoder(_Tokens())
+    handle = vlmscope.instrument_encoder(_Tokens(), layer="pool")  # no classifier needed
+    handle.uninstrument()
+
+
+def test_a_classifier_without_weights_gives_no_top_k(memory, caplog):
+    model = _torchvision_headless().eval()
+    images, _ = digit_images(2, size=32)
+    with caplog.at_level(logging.WARNING, logger="vlmscope"):
+        handle = vlmscope.instrument_encoder(model, classifier="fc")
+    assert any("has no weights" in r.getMessage() for r in caplog.records)
+    with vlmscope.trace_batch(["a", "b"]), torch.no_grad():
+        model(images)
+    handle.uninstrument()
+    (span,) = _encoder_spans(memory)
+    assert cv.VISION_ENCODER_TOP_K_LABELS not in span.attributes
+    assert span.attributes[cv.VISION_ENCODER_EMBEDDING_DIM] == 512
+
+
+def test_an_open_clip_tower_of_no_known_config_keeps_the_class_name_and_its_depth(memory):
+    from open_clip.modified_resnet import ModifiedResNet
+
+    tower = ModifiedResNet([1, 1, 1, 1], output_dim=48, heads=2, image_size=32, width=16)
+    handle = vlmscope.instrument_encoder(tower.eval())
+    images, _ = digit_images(2, size=32)
+    with vlmscope.trace_batch(["a", "b"]), torch.no_grad():
+        tower(images)
+    handle.uninstrument()
+    (span,) = _encoder_spans(memory)
+    assert span.attributes[cv.EMBEDDING_MODEL_NAME] == "open_clip/ModifiedResNet"
+    assert span.attributes[cv.VISION_ENCODER_DEPTH] == 14
+    assert span.attributes[cv.VISION_ENCODER_EMBEDDING_DIM] == 48
+
+
+_NO_IMPORT_SCRIPT = """
+import sys, torchvision, vlmscope
+handle = vlmscope.instrument_encoder(torchvision.models.resnet18(weights=None))
+handle.uninstrument()
+print(sorted(m for m in ("timm", "open_clip", "transformers") if m in sys.modules))
+"""
+
+
+def test_recognising_a_model_imports_no_other_model_library():
+    import subprocess
+
+    from tests.helpers import PYTHON
+
+    done = subprocess.run([PYTHON, "-c", _NO_IMPORT_SCRIPT], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "[]"

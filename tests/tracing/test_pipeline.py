@@ -1,0 +1,193 @@
+"""A real ResNet -> transformers pipeline traced into a real DuckDB file."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch")
+torchvision = pytest.importorskip("torchvision")
+transformers = pytest.importorskip("transformers")
+
+import vlmscope  # noqa: E402
+from vlmscope import conventions as cv  # noqa: E402
+
+from tests.helpers import digit_images, query  # noqa: E402
+
+
+def _resnet18(seed: int = 0):
+    torch.manual_seed(seed)
+    return torchvision.models.resnet18(weights=None).eval()
+
+
+def _gpt2(vocab: int = 100):
+    torch.manual_seed(1)
+    config = transformers.GPT2Config(n_layer=1, n_head=2, n_embd=32, vocab_size=vocab,
+                                     n_positions=32, bos_token_id=0, eos_token_id=0)
+    return transformers.GPT2LMHeadModel(config).eval()
+
+
+def test_batched_pipeline_of_eight_images_yields_eight_rows_with_their_own_top_k(traced):
+    encoder, head = _resnet18(), _gpt2()
+    enc = vlmscope.instrument_encoder(encoder, top_k=5)
+    gen = vlmscope.instrument_generator(head)
+    images, labels = digit_images(8)
+    row_ids = [f"row-{i}" for i in range(8)]
+    with vlmscope.trace_batch(row_ids, cohort="digits", expected=[str(x) for x in labels]):
+        logits = encoder(images)
+        prompts = torch.randint(1, 100, (8, 6), generator=torch.Generator().manual_seed(3))
+        head.generate(prompts, max_new_tokens=3, do_sample=False, pad_token_id=0)
+    enc.uninstrument()
+    gen.uninstrument()
+    vlmscope.shutdown()
+
+    rows = query(traced, "SELECT row_id, top_k_labels, top_k_scores, checkpoint_sha256, "
+                         "expected, cohort, image_sha256, output_tokens, llm_model "
+                         "FROM pipeline_rows ORDER BY row_id")
+    assert [r[0] for r in rows] == row_ids
+
+    # top-k computed independently from the model's own logits
+    names = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.meta["categories"]
+    probs = torch.softmax(logits.detach().float(), dim=1)
+    scores, ids = probs.topk(5, dim=1)
+    checkpoint = vlmscope.checkpoint_sha256(encoder)
+    for i, row in enumerate(rows):
+        assert row[1] == [names[c] for c in ids[i].tolist()]
+        assert row[2] == pytest.approx(scores[i].tolist(), abs=1e-6)
+        assert row[3] == checkpoint
+        assert row[4] == str(labels[i]) and row[5] == "digits"
+        assert row[6] == vlmscope.image_sha256(images[i])
+        assert row[7] == 3
+    assert len({r[6] for r in rows}) == 8  # every image its own hash
+
+    # the LLM span carries the encoder's checkpoint hash and top-1 of each row, and a link
+    (attrs, links), = query(traced, "SELECT attributes, links FROM spans "
+                            f"WHERE attributes->>'$.\"{cv.VLMSCOPE_SPAN_ROLE}\"' = 'llm'")
+    attrs, links = json.loads(attrs), json.loads(links)
+    assert attrs[cv.VISION_ENCODER_CHECKPOINT_SHA256] == checkpoint
+    assert attrs[cv.VISION_ENCODER_TOP1_LABEL] == [names[c] for c in ids[:, 0].tolist()]
+    assert attrs[cv.VLMSCOPE_ROW_IDS] == row_ids
+    (encoder_span_id,), = query(traced, "SELECT span_id FROM spans WHERE name = ?",
+                                [cv.ENCODER_SPAN_NAME])
+    assert [link["span_id"] for link in links] == [encoder_span_id]
+    assert attrs[cv.VISION_ENCODER_SPAN_ID] == encoder_span_id
+
+
+def test_single_row_with_a_hosted_llm_span_lands_as_one_pipeline_row(traced):
+    encoder = _resnet18()
+    handle = vlmscope.instrument_encoder(encoder, top_k=3)
+    images, _ = digit_images(1)
+    with vlmscope.trace_row("r1", cohort="night", expected="cat", objects=["cat", "sofa"]):
+        encoder(images)
+        with vlmscope.llm_span(model="gpt-4o", provider="openai",
+                               instruction="What animal is this?") as span:
+            span.set_output("a cat", input_tokens=12, output_tokens=2)
+    handle.uninstrument()
+    vlmscope.shutdown()
+    (row,) = query(traced, "SELECT row_id, cohort, expected, objects, llm_model, instruction, "
+                           "output, input_tokens, output_tokens, status, len(top_k_labels), "
+                           "encoder_ms > 0, llm_ms >= 0 FROM pipeline_rows")
+    assert row == ("r1", "night", "cat", ["cat", "sofa"], "gpt-4o", "What animal is this?",
+                   "a cat", 12, 2, "OK", 3, True, True)
+    (attrs,), = query(traced, "SELECT attributes FROM spans WHERE kind = 'CLIENT'")
+    attrs = json.loads(attrs)
+    # GenAI and OpenInference names side by side, so Phoenix and any OTel backend read it
+    assert attrs[cv.GEN_AI_PROVIDER_NAME] == "openai"
+    assert attrs[cv.LLM_MODEL_NAME] == attrs[cv.GEN_AI_REQUEST_MODEL] == "gpt-4o"
+    assert attrs[cv.OPENINFERENCE_SPAN_KIND] == "LLM"
+    assert attrs[cv.LLM_TOKEN_COUNT_TOTAL] == 14
+
+
+def test_a_failing_row_is_recorded_as_an_error_and_the_exception_propagates(traced):
+    with pytest.raises(ZeroDivisionError), vlmscope.trace_row("bad", expected="x"):
+        1 / 0  # noqa: B018
+    vlmscope.shutdown()
+    (status, error), = query(traced, "SELECT status, error FROM pipeline_rows")
+    assert status == "ERROR" and "division by zero" in error
+
+
+def test_generate_with_a_tokenizer_records_each_rows_decoded_answer(traced):
+    from vlmscope.demo import build_tokenizer
+
+    tokenizer = build_tokenizer()
+    head = _gpt2(vocab=len(tokenizer))
+    gen = vlmscope.instrument_generator(head, tokenizer, name="tiny")
+    prompts = ["what digits are shown ?", "is there a seven ? describe the image"]
+    with vlmscope.trace_batch(["a", "b"], instructions=prompts):
+        batch = tokenizer(prompts, return_tensors="pt", padding=True)
+        out = head.generate(**batch, max_new_tokens=2, do_sample=False, pad_token_id=0,
+                            temperature=None, top_p=None)
+    gen.uninstrument()
+    vlmscope.shutdown()
+    expected = tokenizer.batch_decode(out[:, batch["input_ids"].shape[1]:],
+                                      skip_special_tokens=True)
+    rows = query(traced, "SELECT row_id, instruction, output, input_tokens FROM pipeline_rows "
+                         "ORDER BY row_id")
+    assert rows == [("a", prompts[0], expected[0], 5), ("b", prompts[1], expected[1], 8)]
+    (params,), = query(traced, "SELECT attributes->>'$.\"llm.invocation_parameters\"' "
+                               "FROM spans WHERE kind = 'CLIENT'")
+    assert json.loads(params)["max_new_tokens"] == 2
+
+
+def test_content_capture_is_off_by_default_and_on_when_asked(db_path, monkeypatch):
+    encoder = _resnet18()
+    images, _ = digit_images(2)
+    for capture in (False, True):
+        if capture:
+            monkeypatch.setenv("VLMSCOPE_CAPTURE_EMBEDDINGS", "1")
+            monkeypatch.setenv("VLMSCOPE_CAPTURE_IMAGES", "true")
+            monkeypatch.setenv("VLMSCOPE_CAPTURE_PROMPTS", "yes")
+        vlmscope.configure(db=db_path)
+        handle = vlmscope.instrument_encoder(encoder)
+        with vlmscope.trace_row(f"c{capture}", image=images[0]):
+            encoder(images[:1])
+            with vlmscope.llm_span(model="m", instruction="q") as span:
+                span.set_output("a")
+        handle.uninstrument()
+        vlmscope.shutdown()
+    rows = query(db_path, "SELECT r.row_id, count(e.vector), "
+                          "any_value(s.attributes->>'$.\"vision.image.base64\"') IS NOT NULL, "
+                          "any_value(l.attributes->>'$.\"gen_ai.input.messages\"') IS NOT NULL "
+                          "FROM row_records r LEFT JOIN embeddings e USING (row_id) "
+                          "JOIN spans s ON s.span_id = r.span_id "
+                          "JOIN spans l ON l.trace_id = r.trace_id AND l.kind = 'CLIENT' "
+                          "GROUP BY r.row_id ORDER BY r.row_id")
+    assert rows == [("cFalse", 0, False, False), ("cTrue", 1, True, True)]
+    (dim, length), = query(db_path, "SELECT dimension, len(vector) FROM embeddings")
+    assert dim == length == 512
+
+
+def test_dataset_runs_keep_the_heads_own_span_and_score_post_processed_answers(traced):
+    from vlmscope.dataset.runner import ANSWER_MODEL
+
+    records = [{"id": f"r{i}", "image": _png(i), "instruction": "q", "expected": "cat"}
+               for i in range(4)]
+    dataset = vlmscope.Dataset.from_records("tiny", records)
+
+    def head_answers(rows):
+        with vlmscope.llm_span(model="my-head", instruction=["q"] * len(rows)) as span:
+            span.set_output(["cat"] * len(rows))
+        return ["cat"] * len(rows)
+
+    def post_processed(rows):
+        with vlmscope.llm_span(model="my-head", instruction=["q"] * len(rows)) as span:
+            span.set_output(["  Cat!"] * len(rows))
+        return ["cat"] * len(rows)
+
+    dataset.run(head_answers, name="own-head", batch_size=2, progress=False)
+    dataset.run(post_processed, name="post", batch_size=2, progress=False)
+    vlmscope.shutdown()
+    rows = query(traced, "SELECT run, llm_model, output, count(*) FROM pipeline_rows "
+                         "GROUP BY ALL ORDER BY ALL")
+    assert rows == [("own-head", "my-head", "cat", 4), ("post", ANSWER_MODEL, "cat", 4)]
+
+
+def _png(seed: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (seed * 40, 0, 0)).save(buffer, format="PNG")
+    return buffer.getvalue()
