@@ -17,9 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vlmscope.collectors import otlp
-
 from tests.helpers import PYTHON
+from vlmscope.collectors import otlp
 
 native = pytest.mark.skipif(
     otlp._native is None,

@@ -451,9 +451,8 @@ def test_a_right_answer_that_is_no_class_is_correct_not_unattributable() -> None
 
 def test_vlmscope_eval_blames_counts_as_counts_with_or_without_classes(traced) -> None:
     import vlmscope
-    from vlmscope.cli import main
-
     from tests.helpers import query
+    from vlmscope.cli import main
 
     for row_id, expected, answer in (("count", "2", "two"), ("name", "two", "one")):
         with vlmscope.trace_row(row_id, expected=expected):
@@ -487,9 +486,8 @@ def corpus_rows(rows: list) -> list[dict]:
 
 
 def test_every_hand_labelled_row_gets_the_classes_and_blame_a_person_gave_it() -> None:
-    from vlmscope.demo.scenes import DIGIT_WORDS
-
     from tests.blame_corpus import COCO, CORPUS, DEMO
+    from vlmscope.demo.scenes import DIGIT_WORDS
 
     assert len(CORPUS) >= 60
     for kind in ("name", "list", "count", "probe", "describe"):
@@ -507,9 +505,8 @@ def test_every_hand_labelled_row_gets_the_classes_and_blame_a_person_gave_it() -
 def test_captions_of_the_hand_labelled_set_tell_one_story_with_caption_hallucination() -> None:
     """On every caption, what CaptionHallucination says the head invented or the encoder
     reported is what FailureAttribution classes head_invented / encoder_false_positive."""
-    from vlmscope.evaluators import CaptionHallucination
-
     from tests.blame_corpus import COCO
+    from vlmscope.evaluators import CaptionHallucination
 
     captions = [row for row in COCO if row.kind == "describe"]
     rows = corpus_rows(captions)

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 import vlmscope
+from tests.helpers import query
+from tests.library.test_dataset import digit_model, digit_pipeline, digits_dataset
 from vlmscope.cohorts import (
     CORRUPTIONS,
     SEVERITY_CONSTANTS,
@@ -16,9 +18,6 @@ from vlmscope.cohorts import (
     perturb,
     robustness,
 )
-
-from tests.helpers import query
-from tests.library.test_dataset import digit_model, digit_pipeline, digits_dataset
 
 skimage_data = pytest.importorskip("skimage.data")
 skimage_color = pytest.importorskip("skimage.color")

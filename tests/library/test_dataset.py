@@ -17,9 +17,8 @@ import numpy as np
 import pytest
 
 import vlmscope
-from vlmscope.cli import main
-
 from tests.helpers import query
+from vlmscope.cli import main
 
 torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")

@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 
 import vlmscope
-from vlmscope.dataset import decode_image, pipeline_image
-
 from tests.helpers import query
+from vlmscope.dataset import decode_image, pipeline_image
 
 torch = pytest.importorskip("torch")
 Image = pytest.importorskip("PIL.Image")

@@ -14,9 +14,8 @@ pytest.importorskip("transformers")
 pytest.importorskip("sklearn")
 pytest.importorskip("matplotlib")
 
-from vlmscope.cli import main  # noqa: E402
-
 from tests.helpers import query  # noqa: E402
+from vlmscope.cli import main  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -6,10 +6,9 @@ import re
 from pathlib import Path
 
 import vlmscope
-from vlmscope.cli import main
-
 from tests.helpers import query
 from tests.library.test_dataset import TRAIN_ROWS, digit_model, digit_pipeline, digits_dataset
+from vlmscope.cli import main
 
 
 def test_the_report_reads_the_latest_evaluation_after_repeated_evals(tmp_path: Path,

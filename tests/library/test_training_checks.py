@@ -7,9 +7,8 @@ import subprocess
 
 import pytest
 
-from vlmscope.training import check_instability, check_overfitting
-
 from tests.helpers import PYTHON
+from vlmscope.training import check_instability, check_overfitting
 
 
 def test_a_growing_gap_after_validation_loss_bottoms_out_is_overfitting() -> None:

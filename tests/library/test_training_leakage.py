@@ -12,10 +12,9 @@ import pytest
 pytest.importorskip("sklearn")
 
 import vlmscope  # noqa: E402
+from tests.helpers import query  # noqa: E402
 from vlmscope import conventions as cv  # noqa: E402
 from vlmscope.training import find_leakage  # noqa: E402
-
-from tests.helpers import query  # noqa: E402
 
 
 def _cohort() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:

@@ -15,6 +15,7 @@ torchvision = pytest.importorskip("torchvision")
 from torch import nn  # noqa: E402
 
 import vlmscope  # noqa: E402
+from tests.helpers import query  # noqa: E402
 from vlmscope import conventions as cv  # noqa: E402
 from vlmscope.training import (  # noqa: E402
     ResidualBlock,
@@ -22,8 +23,6 @@ from vlmscope.training import (  # noqa: E402
     check_residual_paths,
     stage_gradient_norms,
 )
-
-from tests.helpers import query  # noqa: E402
 
 PROBE = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
 

@@ -17,10 +17,9 @@ pytest.importorskip("sklearn")
 from torch import nn  # noqa: E402
 
 import vlmscope  # noqa: E402
+from tests.helpers import PYTHON, query  # noqa: E402
 from vlmscope import conventions as cv  # noqa: E402
 from vlmscope.training import TrainingRun  # noqa: E402
-
-from tests.helpers import PYTHON, query  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 

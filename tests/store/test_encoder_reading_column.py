@@ -14,13 +14,12 @@ import pyarrow as pa
 import pytest
 
 import vlmscope
+from tests.helpers import digit_images, query
+from tests.store.test_pipeline_facts import store_at_version
 from vlmscope.collectors import facts
 from vlmscope.collectors.schema import SCHEMA_VERSION, migrate
 from vlmscope.evaluators import FailureAttribution, run_evaluations
 from vlmscope.evaluators.reading import DEFAULT_ENCODER_THRESHOLD, install_reading_macros
-
-from tests.helpers import digit_images, query
-from tests.store.test_pipeline_facts import store_at_version
 
 LABELS = ["person", "dog", "car", "tree", "sky", "road"]
 

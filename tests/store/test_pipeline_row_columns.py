@@ -12,10 +12,9 @@ torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 
 import vlmscope  # noqa: E402
+from tests.helpers import collector, digit_images, query  # noqa: E402
 from vlmscope import conventions as cv  # noqa: E402
 from vlmscope.collectors import convert  # noqa: E402
-
-from tests.helpers import collector, digit_images, query  # noqa: E402
 
 COLUMNS = ("row_id, encoder_multi_label, instruction_kind, batch_size, encoder_ms, "
            "encoder_share_ms, llm_ms, llm_share_ms, top_k_labels IS NOT NULL, output")

@@ -10,11 +10,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.helpers import collector, query, request
 from vlmscope.cli import main
 from vlmscope.collectors.query import QueryLimits, ReadOnlyQueryError
 from vlmscope.collectors.store import StoreWriter
-
-from tests.helpers import collector, query, request
 
 PROTOBUF_HEADERS = {"Content-Type": "application/x-protobuf"}
 

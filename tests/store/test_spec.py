@@ -121,10 +121,9 @@ def test_no_module_but_the_conventions_types_an_attribute_name_or_annotator_kind
     environment variable is typed once, in ``vlmscope.settings``."""
     import ast
 
+    from tests.helpers import package_modules
     from vlmscope import conventions as cv
     from vlmscope.settings import DB_ENV
-
-    from tests.helpers import package_modules
 
     names = {v for k, v in vars(cv).items() if k.isupper() and isinstance(v, str)
              and ("." in v or (v.isupper() and len(v) > 2))}

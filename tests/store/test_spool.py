@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import PYTHON, query
 from vlmscope.cli import main
 from vlmscope.collectors.spool import Spool
-
-from tests.helpers import PYTHON, query
 
 _HOLDER = """
 import sys, time, duckdb

@@ -11,7 +11,6 @@ torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 
 import vlmscope  # noqa: E402
-
 from tests.helpers import digit_images, query  # noqa: E402
 
 

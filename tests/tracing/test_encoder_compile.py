@@ -13,9 +13,8 @@ torchvision = pytest.importorskip("torchvision")
 timm = pytest.importorskip("timm")
 
 import vlmscope  # noqa: E402
-from vlmscope import conventions as cv  # noqa: E402
-
 from tests.helpers import digit_images  # noqa: E402
+from vlmscope import conventions as cv  # noqa: E402
 
 CALLS = 3
 

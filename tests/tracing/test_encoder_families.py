@@ -19,9 +19,8 @@ timm = pytest.importorskip("timm")
 open_clip = pytest.importorskip("open_clip")
 
 import vlmscope  # noqa: E402
-from vlmscope import conventions as cv  # noqa: E402
-
 from tests.helpers import digit_images  # noqa: E402
+from vlmscope import conventions as cv  # noqa: E402
 
 ROWS = ["a", "b", "c"]
 

@@ -12,9 +12,8 @@ torchvision = pytest.importorskip("torchvision")
 transformers = pytest.importorskip("transformers")
 
 import vlmscope  # noqa: E402
-from vlmscope import conventions as cv  # noqa: E402
-
 from tests.helpers import PYTHON, digit_images, query  # noqa: E402
+from vlmscope import conventions as cv  # noqa: E402
 
 
 def _all_hooks(model) -> int:

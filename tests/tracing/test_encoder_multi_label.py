@@ -11,9 +11,8 @@ torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 
 import vlmscope  # noqa: E402
-from vlmscope import conventions as cv  # noqa: E402
-
 from tests.helpers import digit_images  # noqa: E402
+from vlmscope import conventions as cv  # noqa: E402
 
 LABELS = ["person", "dog", "car", "tree", "sky", "road"]
 

@@ -12,9 +12,8 @@ torch = pytest.importorskip("torch")
 open_clip = pytest.importorskip("open_clip")
 
 import vlmscope  # noqa: E402
-from vlmscope import conventions as cv  # noqa: E402
-
 from tests.helpers import digit_images  # noqa: E402
+from vlmscope import conventions as cv  # noqa: E402
 
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 

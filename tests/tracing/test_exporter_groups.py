@@ -12,11 +12,10 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import vlmscope
-from vlmscope.collectors.exporter import DuckDBSpanExporter
-from vlmscope.collectors.store import StoreWriter
-
 from tests.helpers import query
 from tests.store.test_pipeline_facts import REFERENCE
+from vlmscope.collectors.exporter import DuckDBSpanExporter
+from vlmscope.collectors.store import StoreWriter
 
 
 def _spans(rows: int) -> list:

@@ -9,12 +9,11 @@ from pathlib import Path
 
 from opentelemetry.sdk.trace import TracerProvider
 
+from tests.helpers import query
 from vlmscope.collectors.exporter import DuckDBSpanExporter
 from vlmscope.collectors.processor import DuckDBSpanProcessor
 from vlmscope.collectors.spool import Spool
 from vlmscope.collectors.store import StoreWriter
-
-from tests.helpers import query
 
 
 class _StuckWriter(StoreWriter):

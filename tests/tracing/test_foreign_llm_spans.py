@@ -26,11 +26,10 @@ torchvision = pytest.importorskip("torchvision")
 openai = pytest.importorskip("openai")
 
 import vlmscope  # noqa: E402
+from tests.helpers import collector, digit_images, query  # noqa: E402
 from vlmscope import conventions as cv  # noqa: E402
 from vlmscope.cli import main  # noqa: E402
 from vlmscope.collectors import convert  # noqa: E402
-
-from tests.helpers import collector, digit_images, query  # noqa: E402
 
 REQUEST_MODEL, RESPONSE_MODEL = "vision-helper", "vision-helper-2026-01-01"
 ANSWERS = {"What animal is this?": "a tabby cat", "How many objects?": "three objects"}

@@ -6,9 +6,8 @@ from __future__ import annotations
 import pytest
 
 import vlmscope
-from vlmscope import conventions as cv
-
 from tests.helpers import query
+from vlmscope import conventions as cv
 
 
 def row_kinds(db) -> dict[str, str | None]:

@@ -11,9 +11,8 @@ torchvision = pytest.importorskip("torchvision")
 transformers = pytest.importorskip("transformers")
 
 import vlmscope  # noqa: E402
-from vlmscope import conventions as cv  # noqa: E402
-
 from tests.helpers import digit_images, query  # noqa: E402
+from vlmscope import conventions as cv  # noqa: E402
 
 
 def _resnet18(seed: int = 0):
