@@ -52,6 +52,13 @@ def tracer_provider(span_exporter: InMemorySpanExporter) -> Iterator[TracerProvi
     vlmscope.shutdown()
 
 
+@pytest.fixture
+def memory(span_exporter: InMemorySpanExporter,
+           tracer_provider: TracerProvider) -> InMemorySpanExporter:
+    """vlmscope configured onto the in-memory exporter, one export per ended span."""
+    return span_exporter
+
+
 @pytest.fixture(scope="session")
 def demo_store(tmp_path_factory):
     """The small demo's store, report folder and argv, built once per session (it trains its

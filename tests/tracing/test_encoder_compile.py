@@ -3,10 +3,7 @@ breaks as the bare model), the outputs are the same and every call is still reco
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
@@ -17,15 +14,6 @@ from tests.helpers import digit_images  # noqa: E402
 from vlmscope import conventions as cv  # noqa: E402
 
 CALLS = 3
-
-
-@pytest.fixture
-def memory() -> Iterator[InMemorySpanExporter]:
-    """vlmscope configured onto an in-memory exporter, one export per ended span."""
-    exporter = InMemorySpanExporter()
-    vlmscope.configure(exporter=exporter, batch=False)
-    yield exporter
-    vlmscope.shutdown()
 
 
 MODELS = {

@@ -7,7 +7,7 @@ left after ``uninstrument()``."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -23,15 +23,6 @@ from tests.helpers import digit_images  # noqa: E402
 from vlmscope import conventions as cv  # noqa: E402
 
 ROWS = ["a", "b", "c"]
-
-
-@pytest.fixture
-def memory() -> Iterator[InMemorySpanExporter]:
-    """vlmscope configured onto an in-memory exporter, one export per ended span."""
-    exporter = InMemorySpanExporter()
-    vlmscope.configure(exporter=exporter, batch=False)
-    yield exporter
-    vlmscope.shutdown()
 
 
 def _all_hooks(model) -> int:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -15,15 +13,6 @@ from tests.helpers import digit_images  # noqa: E402
 from vlmscope import conventions as cv  # noqa: E402
 
 LABELS = ["person", "dog", "car", "tree", "sky", "road"]
-
-
-@pytest.fixture
-def memory() -> Iterator[InMemorySpanExporter]:
-    """vlmscope configured onto an in-memory exporter, one export per ended span."""
-    exporter = InMemorySpanExporter()
-    vlmscope.configure(exporter=exporter, batch=False)
-    yield exporter
-    vlmscope.shutdown()
 
 
 def _spans(memory: InMemorySpanExporter, role: str) -> list:

@@ -3,8 +3,6 @@ encode_text on a CLIP RN50 built from config (random weights, 64x64 images)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -16,15 +14,6 @@ from tests.helpers import digit_images  # noqa: E402
 from vlmscope import conventions as cv  # noqa: E402
 
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-
-
-@pytest.fixture
-def memory() -> Iterator[InMemorySpanExporter]:
-    """vlmscope configured onto an in-memory exporter, one export per ended span."""
-    exporter = InMemorySpanExporter()
-    vlmscope.configure(exporter=exporter, batch=False)
-    yield exporter
-    vlmscope.shutdown()
 
 
 @pytest.fixture(scope="module")
