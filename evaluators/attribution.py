@@ -120,6 +120,12 @@ _ROW_SCHEMA = pa.schema(list(PIPELINE_ROW_SCHEMA) + [
 _KIND = "vlmscope_row_kind(instruction_kind, instruction, expected, objects)"
 """SQL: a row's instruction kind (:mod:`vlmscope.evaluators.reading`)."""
 
+_READING_KEY = ", ".join(
+    [f"{c}, len({c}), {c} IS NULL" for c in ("e_set", "r_set", "a_set")]
+    + [f"{c}, {c} IS NULL" for c in ("kind", "e_n", "r_n", "a_n", "a_yes_no", "probe_object",
+                                     "has_encoder", "answer_blank", "top1", "rank", "output")])
+"""SQL: the columns of a case's reading its verdict depends on, hashed into its key."""
+
 # A run label's priority: after every vocabulary form (their priorities are 0..2n+1).
 _RUN_LABEL_PRIORITY = 1_000_000
 
@@ -614,11 +620,28 @@ class FailureAttribution(SummarisedRowEvaluator):
                 coalesce(e_n0, len(o_set)) AS e_n, len(read_all) AS r_n,
                 CASE WHEN NOT answer_blank THEN a_n0 END AS a_n
             FROM facts
+        ), keyed AS MATERIALIZED (
+            -- What the verdict reads of a case: far fewer distinct readings than cases.
+            -- Each list's length goes into the key too, since DuckDB hashes ['a'], ['b']
+            -- as it hashes ['a', 'b'], [].
+            SELECT *, hash({_READING_KEY}) AS rk
+            FROM (SELECT k, kind, e_set, r_set, a_set, e_n, r_n, a_n, a_yes_no, probe_object,
+                         has_encoder, answer_blank, top_k_c[1] AS top1,
+                         coalesce(list_position(top_k_c, e_set[1]), 0) AS rank,
+                         CASE WHEN a_set IS NULL THEN output END AS output,
+                         CASE WHEN kind IN ('count', 'probe') AND len(o_set) > 0 THEN o_set
+                              WHEN kind = 'count' THEN NULL ELSE e_set END AS truth,
+                         expected, objects, instruction, instruction_kind
+                  FROM shaped)
+        ), readings AS (
+            SELECT rk, any_value(COLUMNS(* EXCLUDE (rk, k, truth, expected, objects,
+                                                    instruction, instruction_kind)))
+            FROM keyed GROUP BY rk
         ), classed AS (
             SELECT *, CASE WHEN a_set IS NULL OR NOT has_encoder THEN []::VARCHAR[]
                            WHEN kind = 'count' THEN list_sort(list_distinct(e_set || r_set))
                            ELSE list_sort(list_distinct(e_set || r_set || a_set)) END AS universe
-            FROM shaped
+            FROM readings
         ), objects_classed AS (
             SELECT *, list_transform(universe, lambda x: CASE
                 WHEN kind = 'count' THEN CASE
@@ -654,8 +677,7 @@ class FailureAttribution(SummarisedRowEvaluator):
                           AS enc_fault,
                       CASE WHEN kind = 'count' THEN a_n <> r_n
                            ELSE list_has_any(classes, ['head_dropped', 'head_invented']) END
-                          AS head_fault,
-                      coalesce(list_position(top_k_c, e_set[1]), 0) AS rank
+                          AS head_fault
                   FROM objects_classed)
         ), explained AS (
             SELECT *, concat_ws('; ',
@@ -705,7 +727,7 @@ class FailureAttribution(SummarisedRowEvaluator):
                      END) AS explanation
             FROM verdicts
         ), verdict_rows AS (
-            SELECT k, CASE WHEN blame = 'correct' THEN 1.0 ELSE 0.0 END::DOUBLE AS score,
+            SELECT rk, CASE WHEN blame = 'correct' THEN 1.0 ELSE 0.0 END::DOUBLE AS score,
                    blame = 'correct' AS passed, blame AS label, explanation,
                    json_object(
                        'blame', blame, 'kind', kind,
@@ -724,7 +746,7 @@ class FailureAttribution(SummarisedRowEvaluator):
                                                    ELSE to_json(a_set) END,
                        'answer_label', CASE WHEN kind = 'name' AND len(a_set) = 1
                                             THEN a_set[1] END,
-                       'encoder_top1', top_k_c[1], 'expected_rank', rank,
+                       'encoder_top1', top1, 'expected_rank', rank,
                        'near_miss', kind = 'name' AND rank > 1) AS metadata,
                    kind, has_encoder,
                    CASE WHEN kind = 'count' THEN r_n = e_n
@@ -736,18 +758,18 @@ class FailureAttribution(SummarisedRowEvaluator):
                        ELSE list_sort(list_distinct(a_set)) <> r_set END AS disagree,
                    kind = 'name' AND rank > 1 AS near_miss,
                    {', '.join(f"len(list_filter(classes, lambda c: c = '{c}')) AS n_{c}"
-                              for c in OBJECT_CLASSES)},
-                   CASE WHEN kind IN ('count', 'probe') AND len(o_set) > 0 THEN o_set
-                        WHEN kind = 'count' THEN NULL ELSE e_set END AS truth,
-                   expected, objects, instruction, instruction_kind
+                              for c in OBJECT_CLASSES)}
             FROM explained
+        ), case_verdicts AS MATERIALIZED (
+            SELECT c.k, c.truth, c.expected, c.objects, c.instruction, c.instruction_kind, v.*
+            FROM keyed c JOIN verdict_rows v ON v.rk = c.rk
         )
         SELECT src.row_id, src.trace_id, src.span_id, v.score, v.passed, v.label,
                v.explanation, v.metadata::VARCHAR AS metadata, src.cohort,
                src.checkpoint_sha256, {oracle_columns} v.kind, v.encoder_right,
                v.has_encoder, v.disagree, v.both_read, v.near_miss,
                {', '.join(f'v.n_{c}' for c in OBJECT_CLASSES)}
-        FROM src JOIN verdict_rows v ON v.k = src.case_key
+        FROM src JOIN case_verdicts v ON v.k = src.case_key
         """
 
     @staticmethod
