@@ -219,10 +219,11 @@ class RowEvaluator(Evaluator):
         return self.counts_summary(con, source, judged, passed)
 
     def counts_summary(self, con: duckdb.DuckDBPyConnection, source: str, judged: int,
-                       passed: int) -> dict[str, Any]:
+                       passed: int, reasons: dict[str, int] | None = None) -> dict[str, Any]:
         """``judged``, ``passed``, ``accuracy`` (= passed / judged), ``skipped`` and
-        ``skipped_reasons`` (:meth:`skip_reasons`)."""
-        reasons = self.skip_reasons(con, source)
+        ``skipped_reasons`` (``reasons`` when already known, else :meth:`skip_reasons`)."""
+        if reasons is None:
+            reasons = self.skip_reasons(con, source)
         return {
             "judged": judged,
             "passed": passed,
