@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import vlmscope
+from tests.digits import digit_model, digit_pipeline, digits_dataset
 from tests.helpers import query
-from tests.library.test_dataset import digit_model, digit_pipeline, digits_dataset
 from vlmscope.cohorts import (
     CORRUPTIONS,
     SEVERITY_CONSTANTS,

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 
 import vlmscope
-from tests.helpers import query
-from tests.library.test_dataset import (
+from tests.digits import (
     DIGIT_LABELS,
     digit_model,
     digit_pipeline,
     digits_dataset,
     predictions,
 )
+from tests.helpers import query
 from vlmscope.cli import main
 from vlmscope.regression import mcnemar_exact_p, paired_bootstrap_interval
 from vlmscope.regression import stats as regression_stats

@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 
 import vlmscope
+from tests.digits import TRAIN_ROWS, digit_model, digit_pipeline, digits_dataset
 from tests.helpers import query
-from tests.library.test_dataset import TRAIN_ROWS, digit_model, digit_pipeline, digits_dataset
 from vlmscope.cli import main
 
 

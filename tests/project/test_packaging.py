@@ -187,3 +187,17 @@ def test_every_test_module_has_tests():
                    and node.name.startswith("test") for node in ast.walk(tree)):
             empty.append(path.name)
     assert not empty, empty
+
+
+def test_no_test_module_imports_another():
+    """Shared helpers live in modules of their own under ``tests/`` (``helpers.py``,
+    ``digits.py``, ``pipeline_row_reference.py``, ...), never in a test module."""
+    from tests.helpers import ROOT
+
+    crossing = []
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and any(
+                    part.startswith("test_") for part in node.module.split(".")):
+                crossing.append(f"{path.relative_to(ROOT)}: from {node.module}")
+    assert not crossing, crossing

@@ -15,7 +15,7 @@ import pytest
 
 import vlmscope
 from tests.helpers import digit_images, query
-from tests.store.test_pipeline_facts import store_at_version
+from tests.pipeline_row_reference import store_at_version
 from vlmscope.collectors import facts
 from vlmscope.collectors.schema import SCHEMA_VERSION, migrate
 from vlmscope.evaluators import FailureAttribution, run_evaluations

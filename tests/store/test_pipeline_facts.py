@@ -15,51 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests import pipeline_row_reference
+from tests.pipeline_row_reference import REFERENCE, store_at_version
 from vlmscope.collectors import _merge, facts
 from vlmscope.collectors.normalize import ENCODER_SCHEMA, LLM_SCHEMA, ROW_SCHEMA, insert_tables
 from vlmscope.collectors.schema import SCHEMA_VERSION, migrate
-
-# The plain join, as the store's first schema defined the view (with the record index as the
-# last tie-break, which that definition left to chance), the encoder record picked as
-# schema 8 does (the one the row's LLM record links to, then one with a reading, then the
-# latest) and the LLM record as schema 10 does (the one that ended last).
-REFERENCE = """
-    WITH llm AS (
-        SELECT * FROM llm_records WHERE row_id IS NOT NULL
-        QUALIFY row_number() OVER (PARTITION BY trace_id, row_id ORDER BY
-            epoch_ns(start_time) + floor(coalesce(duration_ms, 0) * 1000000)::BIGINT DESC,
-            span_id, record_index) = 1
-    ), enc AS (
-        SELECT e.* FROM encoder_records e
-        LEFT JOIN llm l ON l.trace_id = e.trace_id AND l.row_id = e.row_id
-        WHERE e.row_id IS NOT NULL
-        QUALIFY row_number() OVER (PARTITION BY e.trace_id, e.row_id ORDER BY
-            e.span_id IS DISTINCT FROM l.encoder_span_id, e.top_k_labels IS NULL,
-            e.start_time DESC, e.span_id, e.record_index) = 1
-    )
-    SELECT r.row_id, r.trace_id, r.span_id, r.run_name AS run, r.cohort,
-        coalesce(r.image_sha256, e.image_sha256) AS image_sha256, r.expected, r.objects,
-        e.model AS encoder_model, e.checkpoint_sha256, e.top_k_labels, e.top_k_scores,
-        e.embedding_dim, e.entropy AS encoder_entropy, l.model AS llm_model,
-        coalesce(l.instruction, r.instruction) AS instruction, l.output, l.input_tokens,
-        l.output_tokens, e.duration_ms AS encoder_ms, l.duration_ms AS llm_ms,
-        r.duration_ms AS row_ms,
-        CASE WHEN 'ERROR' IN (r.status_code, e.status_code, l.status_code) THEN 'ERROR'
-             ELSE 'OK' END AS status,
-        r.status_message AS error, e.span_id AS encoder_span_id, l.span_id AS llm_span_id,
-        r.start_time, e.multi_label AS encoder_multi_label,
-        coalesce(r.instruction_kind, l.instruction_kind) AS instruction_kind,
-        coalesce(r.batch_size, e.batch_size, l.batch_size) AS batch_size,
-        e.duration_ms / greatest(coalesce(e.batch_size, 1), 1) AS encoder_share_ms,
-        l.duration_ms / greatest(coalesce(l.batch_size, 1), 1) AS llm_share_ms,
-        CASE WHEN e.top_k_labels IS NULL THEN NULL
-             WHEN e.multi_label THEN [x[1] FOR x IN list_zip(e.top_k_labels, e.top_k_scores)
-                                     IF coalesce(x[2], 0) >= 0.5]
-             ELSE e.top_k_labels[1:1] END AS encoder_reading
-    FROM row_records r
-    LEFT JOIN enc e ON e.trace_id = r.trace_id AND e.row_id = r.row_id
-    LEFT JOIN llm l ON l.trace_id = r.trace_id AND l.row_id = r.row_id
-"""
 
 T0 = dt.datetime(2026, 1, 1)
 
@@ -282,20 +241,6 @@ def test_late_parts_wait_and_are_overlaid(tmp_path: Path) -> None:
     assert con.execute(f"SELECT count(*) FROM {facts.PARTS}").fetchall() == [(0,)]
     assert con.execute("SELECT output, status FROM pipeline_rows").fetchall() == [
         ("a cat", "ERROR")]
-
-
-def store_at_version(con: duckdb.DuckDBPyConnection, version: int) -> None:
-    """Migrate an empty database to ``version`` only, as an older vlmscope left it."""
-    from vlmscope.collectors.schema import MIGRATIONS
-
-    con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
-                "name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT "
-                "current_timestamp)")
-    for migration in MIGRATIONS[:version]:
-        for statement in migration.statements:
-            con.execute(statement)
-        con.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
-                    [migration.version, migration.name])
 
 
 def test_migration_from_a_version_3_store_fills_the_facts(tmp_path: Path) -> None:

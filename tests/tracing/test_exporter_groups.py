@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import vlmscope
 from tests.helpers import query
-from tests.store.test_pipeline_facts import REFERENCE
+from tests.pipeline_row_reference import REFERENCE
 from vlmscope.collectors.exporter import DuckDBSpanExporter
 from vlmscope.collectors.store import StoreWriter
 
