@@ -22,10 +22,14 @@ class _StuckWriter(StoreWriter):
     def __init__(self, path: Path) -> None:
         super().__init__(path)
         self.release = threading.Event()
+        self.written = threading.Event()
 
     def write(self, batch, prepare=None, *, new_spans_only=False):
         self.release.wait(60)
-        return super().write(batch, prepare, new_spans_only=new_spans_only)
+        try:
+            return super().write(batch, prepare, new_spans_only=new_spans_only)
+        finally:
+            self.written.set()
 
 
 def _provider(writer: StoreWriter) -> tuple[TracerProvider, DuckDBSpanProcessor]:
@@ -68,6 +72,6 @@ def test_shutdown_returns_in_time_and_spools_what_the_stuck_writer_did_not_take(
     spooled = Spool(db).spooled_spans()
     assert 25 <= spooled <= 45
     writer.release.set()  # the disk comes back: the stuck commit finishes
-    time.sleep(1.0)
+    assert writer.written.wait(30)
     StoreWriter(db).close()  # the next writer commits the spool
     assert query(db, "SELECT count(*), count(DISTINCT span_id) FROM spans") == [(45, 45)]
