@@ -182,14 +182,21 @@ _MARKED = "".join(f"\\{2 * i + 1} {NEGATED}\\{2 * i + 2}" for i in range(NEGATIO
 _CUE_GUARD = " OR ".join(f"contains(x, '{cue}')" for cue in ("no", "never", "without",
                                                                    "neither"))
 
-MACROS = (
-    rf"""
-    CREATE OR REPLACE TEMP MACRO vlmscope_text_prepared(x) AS CASE
+
+def _prepared_macro(name: str, possessive: str) -> str:
+    """The macro ``name``: lower case, vlmscope's own marks removed, "n't" read as "not"
+    and a possessive 's replaced by ``possessive``."""
+    return rf"""
+    CREATE OR REPLACE TEMP MACRO {name}(x) AS CASE
         WHEN contains(x, '''') OR contains(x, '’') THEN regexp_replace(regexp_replace(
             replace(replace(lower(x), '{NEGATED}', ' '), '{HYPHENATED}', ' '),
-            'n[''’]t\b', ' not', 'g'), '[''’]s\b', '', 'g')
+            'n[''’]t\b', ' not', 'g'), '[''’]s\b', '{possessive}', 'g')
         ELSE replace(replace(lower(x), '{NEGATED}', ' '), '{HYPHENATED}', ' ') END
-    """,
+    """
+
+
+MACROS = (
+    _prepared_macro("vlmscope_text_prepared", possessive=""),
     # Only characters other than letters, digits and plain spaces are replaced: replacing
     # every space too makes the expression match once per word, which is slower. Runs of spaces
     # then give empty words, which match nothing.
@@ -224,13 +231,7 @@ MACROS = (
     """,
     # A possessive 's is a boundary between object words, not nothing: "the dog's ball" is
     # a dog and a ball, "the dog ball" a ball.
-    rf"""
-    CREATE OR REPLACE TEMP MACRO vlmscope_object_text_prepared(x) AS CASE
-        WHEN contains(x, '''') OR contains(x, '’') THEN regexp_replace(regexp_replace(
-            replace(replace(lower(x), '{NEGATED}', ' '), '{HYPHENATED}', ' '),
-            'n[''’]t\b', ' not', 'g'), '[''’]s\b', '  ', 'g')
-        ELSE replace(replace(lower(x), '{NEGATED}', ' '), '{HYPHENATED}', ' ') END
-    """,
+    _prepared_macro("vlmscope_object_text_prepared", possessive="  "),
     "CREATE OR REPLACE TEMP MACRO vlmscope_object_words(x) AS "
     "vlmscope_split_object_words(vlmscope_object_text_prepared(x))",
     "CREATE OR REPLACE TEMP MACRO vlmscope_negated_object_words(x) AS "
