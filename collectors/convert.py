@@ -34,6 +34,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceState
 
 from vlmscope import conventions as cv
+from vlmscope import settings
 from vlmscope.collectors import spec
 from vlmscope.collectors.normalize import (
     ARROW_POOL,
@@ -48,9 +49,9 @@ from vlmscope.collectors.normalize import (
 
 _log = logging.getLogger("vlmscope")
 
-PURE_PYTHON_ENV = "VLMSCOPE_PURE_PYTHON"
+PURE_PYTHON_ENV = settings.PURE_PYTHON_ENV
 """Set to 1 to convert (and decode OTLP) with the pure-Python reference code even where the
-native extensions are built."""
+native extensions are built (:data:`vlmscope.settings.PURE_PYTHON_ENV`)."""
 
 SPAN_SCHEMA = spec.arrow_schema(spec.SPANS)
 """Arrow schema of a batch of spans, column for column the ``spans`` table."""

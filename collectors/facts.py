@@ -15,8 +15,9 @@ per record kind):
   to the facts (a language head running in another service, say).
 
 One assembler, :func:`assemble_sql` (run by DuckDB), makes parts from records: a batch's
-(:func:`assemble_batch`, in the writer's transaction) and the rows that repairs, compaction
-and :func:`refresh` rebuild. Each batch the store
+(:func:`assemble_batch`, in the writer's transaction, where its native twin
+``_assembly_native`` picks the same records when it is built and passes its self-test) and
+the rows that repairs, compaction and :func:`refresh` rebuild. Each batch the store
 writes is merged by :func:`plan_merge` in the same transaction as its records: its parts
 are overlaid with what waits for those keys and split into completed rows (appended to the
 facts) and waiting parts. The ``pipeline_rows`` view reads the facts, overlaying the

@@ -469,7 +469,8 @@ def insert_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table], *
         statements = []
         if merge and any(name in tables for name in PER_ROW_TABLES):
             parts = facts.assemble_batch(
-                con, {name: views[name] for name in PER_ROW_TABLES if name in views})
+                con, {name: views[name] for name in PER_ROW_TABLES if name in views},
+                {name: tables[name] for name in PER_ROW_TABLES if name in tables})
             plan = facts.plan_merge(con, parts, state)
             plain += plan.plain
             statements += plan.statements

@@ -33,6 +33,10 @@ DEFAULT_DB = "vlmscope.duckdb"
 DB_ENV = "VLMSCOPE_DB"
 """The environment variable that names the store instead of :data:`DEFAULT_DB`."""
 
+PURE_PYTHON_ENV = "VLMSCOPE_PURE_PYTHON"
+"""Set to 1 to run the pure-Python (and SQL) reference code even where the native extensions
+are built: the span converter, the OTLP decoder and the pipeline-row assembler's twin."""
+
 ENDPOINT_ENV = "VLMSCOPE_ENDPOINT"
 """The environment variable that sends spans to an OTLP/HTTP endpoint instead of the store."""
 

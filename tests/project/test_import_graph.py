@@ -57,6 +57,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
             "vlmscope.collectors.normalize", "vlmscope.collectors._spans_native",
             "vlmscope.collectors.store", "vlmscope.collectors.spool",
             "vlmscope.collectors.query", "vlmscope.collectors._assembly",
+            "vlmscope.collectors._assembly_native",
             "vlmscope.collectors._merge", "vlmscope.collectors._recent_spans",
             "vlmscope.collectors._store_files", "vlmscope.collectors.handover"),
     COLLECTORS: ("vlmscope.collectors",),

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from vlmscope.collectors import convert, otlp
+from vlmscope.collectors import _assembly, convert, otlp
 
 
 class _Wrapped:
@@ -65,12 +65,48 @@ def test_the_native_otlp_decoder_that_drops_a_span_is_not_used(
     assert otlp._load_native() is real
 
 
-def test_vlmscope_pure_python_switches_both_extensions_off() -> None:
-    code = ("from vlmscope.collectors import convert, otlp; "
-            "print(convert.native_converter(), otlp.native_decoder())")
+def test_the_native_assembler_that_picks_another_record_is_not_used(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A twin whose pick differs from the SQL assembler's on the self-test's records (here:
+    every row's LLM part taken from the encoder's pick) is not used; DuckDB assembles."""
+    real = pytest.importorskip("vlmscope.collectors._assembly_native",
+                               reason="the native assembler is not built")
+
+    def pick(*args: Any) -> tuple:
+        traces, rows, row_at, second_at, first_at = real.pick(*args)
+        return traces, rows, row_at, second_at, second_at
+
+    import vlmscope.collectors as package
+
+    monkeypatch.delenv("VLMSCOPE_PURE_PYTHON", raising=False)  # also in CI's pure-Python part
+    monkeypatch.setattr(package, "_assembly_native", _Wrapped(real, pick=pick))
+    with caplog.at_level(logging.INFO, logger="vlmscope"):
+        assert _assembly._load_native() is None
+    lines = [r for r in caplog.records if "native pipeline-row assembler" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].levelno == logging.WARNING
+    assert "differ from the SQL assembler" in lines[0].getMessage()
+    monkeypatch.setattr(package, "_assembly_native", real)
+    assert _assembly._load_native() is real
+
+
+def test_a_built_native_assembler_passes_its_self_test_and_is_used() -> None:
+    """Where the twin is built and not switched off, the writer uses it: a twin out of step
+    with the SQL assembler would otherwise go unnoticed behind its fallback."""
+    real = pytest.importorskip("vlmscope.collectors._assembly_native",
+                               reason="the native assembler is not built")
+    if _env().get("VLMSCOPE_PURE_PYTHON", "0") not in ("", "0"):
+        pytest.skip("VLMSCOPE_PURE_PYTHON=1 switches it off")
+    assert _assembly._load_native() is real
+    assert _assembly.native_twin() is real
+
+
+def test_vlmscope_pure_python_switches_every_extension_off() -> None:
+    code = ("from vlmscope.collectors import _assembly, convert, otlp; "
+            "print(convert.native_converter(), otlp.native_decoder(), "
+            "_assembly.native_twin() is not None)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={**_env(), "VLMSCOPE_PURE_PYTHON": "1"}, check=True, timeout=120)
-    assert done.stdout.split() == ["False", "False"]
+    assert done.stdout.split() == ["False", "False", "False"]
 
 
 def _env() -> dict[str, str]:
