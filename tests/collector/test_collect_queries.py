@@ -9,6 +9,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import requests
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
@@ -29,7 +30,9 @@ def _query(url: str, sql: str) -> requests.Response:
     return requests.post(url + "/v1/query", json={"sql": sql}, timeout=120)
 
 
-def test_a_long_query_neither_stalls_ingest_nor_outlives_its_time_limit(tmp_path: Path):
+def _ingest_beside_a_long_query(tmp_path: Path) -> tuple[requests.Response, float]:
+    """Spans posted while a query scans for longer than its 6 s limit: the answer to the
+    post, how long it took, and (checked here) the query's 408 and every span stored."""
     with collector(tmp_path / "busy.duckdb", "--query-timeout", "6") as running:
         assert _post(running.traces_url, 10)[0].status_code == 200
         answers = {}
@@ -41,10 +44,22 @@ def test_a_long_query_neither_stalls_ingest_nor_outlives_its_time_limit(tmp_path
         answer, _ = _post(running.traces_url, 10)
         took = time.monotonic() - started
         long_query.join(60)
-        assert answer.status_code == 200 and took < 1.0, took
         timed_out = answers["q"]
         assert timed_out.status_code == 408 and "time limit" in timed_out.json()["message"]
         assert _query(running.url, "SELECT count(*) FROM spans").json()["rows"] == [[20]]
+    return answer, took
+
+
+def test_a_long_query_does_not_outlive_its_time_limit_and_ingest_goes_on(tmp_path: Path):
+    answer, _ = _ingest_beside_a_long_query(tmp_path)
+    assert answer.status_code == 200
+
+
+@pytest.mark.slow
+def test_a_long_query_does_not_stall_ingest_by_the_clock(tmp_path: Path):
+    """Slow: the post's time is measured (a loaded host can stall it on its own)."""
+    answer, took = _ingest_beside_a_long_query(tmp_path)
+    assert answer.status_code == 200 and took < 1.0, took
 
 
 def test_memory_and_result_limits_answer_413_and_the_collector_stays_healthy(tmp_path):

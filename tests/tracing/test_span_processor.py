@@ -97,10 +97,14 @@ class _BlockedWriter(StoreWriter):
     def __init__(self, path: Path) -> None:
         super().__init__(path)
         self.release = threading.Event()
+        self.finished = threading.Event()
 
     def write(self, batch, prepare=None, **options) -> int:  # type: ignore[no-untyped-def]
         self.release.wait(30)
-        return super().write(batch, prepare, **options)
+        try:
+            return super().write(batch, prepare, **options)
+        finally:
+            self.finished.set()
 
 
 def test_a_full_queue_drops_the_oldest_batches_and_counts_them(tmp_path: Path) -> None:
@@ -109,10 +113,11 @@ def test_a_full_queue_drops_the_oldest_batches_and_counts_them(tmp_path: Path) -
     processor = DuckDBSpanProcessor(exporter, max_export_batch_size=3, max_queue_size=6,
                                     schedule_delay_millis=10_000)
     spans = _finished(*(f"s{i}" for i in range(60)))
-    started = time.monotonic()
     for span in spans:
         processor.on_end(span)  # never blocks, even with the writer stuck
-    assert time.monotonic() - started < 5
+    # Deterministic: had on_end waited for the writer, a write would have finished (its
+    # wait ends after 30 s at the latest) before the loop did.
+    assert not writer.finished.is_set()
     writer.release.set()
     processor.shutdown()
     stats = exporter.stats
