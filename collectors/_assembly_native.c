@@ -3,7 +3,7 @@
  * collectors/spec.py (PARTS, LINK). The SQL assembler is its reference: the twin loads only
  * after a self-test against it passes (_assembly.py), and tests/store/test_pipeline_facts.py
  * checks both against the Python reference on random batches. It exists because DuckDB's
- * fixed cost of planning the assembly query (about 10 ms) is paid on every commit.
+ * fixed cost of planning the assembly query is paid on every commit (benchmarks/README.md).
  *
  * pick(rows, first, second) -> (trace_ids, row_ids, row_at, second_at, first_at)
  *   rows:   (trace_ids, row_ids) of the row records (lists of str or None)
