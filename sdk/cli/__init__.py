@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -53,6 +54,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CommandError, StoreError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # Whoever read the output stopped (`vlmscope sql ... | head`): stop quietly, as Unix
+        # tools do; stdout goes to /dev/null so that the exit's flush does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except Exception as error:
         # A store damaged past what opening it shows fails a query midway: one line, no
         # traceback; anything else is a bug and keeps its traceback.

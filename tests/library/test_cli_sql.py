@@ -64,3 +64,20 @@ def test_a_missing_store_and_a_bad_query_are_clear_errors(store, tmp_path, capsy
     assert "no vlmscope store at" in capsys.readouterr().err
     assert main(["sql", "--db", store, "SELECT nope FROM pipeline_rows"]) == 2
     assert "query failed" in capsys.readouterr().err
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(store):
+    """`vlmscope sql ... | head`: the pipe closes after the first line and the CLI stops
+    quietly (status 141, as a tool killed by SIGPIPE reports), with nothing on stderr."""
+    import subprocess
+
+    from tests.helpers import PYTHON
+
+    query = "SELECT range AS n, repeat('x', 100) AS pad FROM range(200000)"
+    app = subprocess.Popen([PYTHON, "-m", "vlmscope", "sql", "--db", store, "--format", "csv",
+                            query], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert app.stdout.readline().startswith(b"n,pad")
+    app.stdout.close()  # as head does once it has its lines
+    err = app.stderr.read().decode()
+    assert app.wait(timeout=120) == 141, err
+    assert err == ""
