@@ -91,10 +91,24 @@ class ImportedName:
     """The local name the import binds."""
 
 
+def parse_python(source: str, filename: str = "<unknown>") -> ast.Module:
+    """``ast.parse``, tried again when CPython 3.11 fails it spuriously: its AST constructor
+    counts recursion in state that threads share, so a parse can fail with "AST constructor
+    recursion depth mismatch" while another thread of the test process (Ray's, say) runs
+    Python (python/cpython#106905). The same parse again succeeds; a real error repeats."""
+    for attempt in range(3):
+        try:
+            return ast.parse(source, filename=filename)
+        except SystemError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
 def imports_of(path: Path, name: str) -> Iterator[ImportedName]:
     """Every import in the module ``name`` (file ``path``), function-level and
     ``TYPE_CHECKING`` imports included, relative ones resolved."""
-    tree = ast.parse(path.read_text(), filename=str(path))
+    tree = parse_python(path.read_text(), filename=str(path))
     is_package = path.name == "__init__.py"
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

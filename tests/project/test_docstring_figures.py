@@ -9,6 +9,8 @@ import re
 import tokenize
 from pathlib import Path
 
+from tests.helpers import parse_python
+
 ROOT = Path(__file__).resolve().parents[2]
 
 # A measured duration or rate: "3.1 ms", "27.5-34.1 us", "77k spans/s", "1.7x faster".
@@ -23,7 +25,7 @@ def _texts(path: Path) -> list[tuple[int, str]]:
     """(line, text) of every docstring, attribute docstring and comment in ``path``."""
     source = path.read_text(encoding="utf-8")
     found = []
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(parse_python(source)):
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) \
                 and isinstance(node.value.value, str):
             found.append((node.lineno, node.value.value))

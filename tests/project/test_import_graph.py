@@ -42,7 +42,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import extension_modules, imports_of, package_modules
+from tests.helpers import extension_modules, imports_of, package_modules, parse_python
 
 FOUNDATION, STORE, COLLECTORS, SDK_API, EVALUATORS, LIBRARY, CLI = (
     "foundation", "store", "collectors", "sdk API", "evaluators", "library", "cli")
@@ -169,7 +169,7 @@ def _private_attributes(importer: str, path: Path, module_names: dict[str, str]
                         ) -> list[str]:
     """Private attributes read from imported vlmscope modules (``convert._pop_vectors``)."""
     found = []
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(parse_python(path.read_text())):
         if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
                 and node.value.id in module_names and _private(node.attr)
                 and module_names[node.value.id] != importer):

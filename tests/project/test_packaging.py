@@ -7,7 +7,7 @@ import re
 import subprocess
 import sys
 
-from tests.helpers import PYTHON, imports_of, package_modules, pyproject
+from tests.helpers import PYTHON, imports_of, package_modules, parse_python, pyproject
 
 
 def _run(code: str) -> subprocess.CompletedProcess:
@@ -74,7 +74,7 @@ def _third_party_imports() -> dict[str, set[str]]:
     for name, path in package_modules().items():
         imported = [i.module if i.name is None or i.module else i.name
                     for i in imports_of(path, name)]
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(parse_python(path.read_text())):
             if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
                     and node.func.id == "require" and node.args
                     and isinstance(node.args[0], ast.Constant)):
@@ -182,7 +182,7 @@ def test_every_test_module_has_tests():
 
     empty = []
     for path in sorted((ROOT / "tests").rglob("test_*.py")):
-        tree = ast.parse(path.read_text())
+        tree = parse_python(path.read_text())
         if not any(isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
                    and node.name.startswith("test") for node in ast.walk(tree)):
             empty.append(path.name)
@@ -196,7 +196,7 @@ def test_no_test_module_imports_another():
 
     crossing = []
     for path in sorted((ROOT / "tests").rglob("test_*.py")):
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(parse_python(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module and any(
                     part.startswith("test_") for part in node.module.split(".")):
                 crossing.append(f"{path.relative_to(ROOT)}: from {node.module}")

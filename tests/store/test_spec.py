@@ -121,7 +121,7 @@ def test_no_module_but_the_conventions_types_an_attribute_name_or_annotator_kind
     environment variable is typed once, in ``vlmscope.settings``."""
     import ast
 
-    from tests.helpers import package_modules
+    from tests.helpers import package_modules, parse_python
     from vlmscope import conventions as cv
     from vlmscope.settings import DB_ENV
 
@@ -129,7 +129,7 @@ def test_no_module_but_the_conventions_types_an_attribute_name_or_annotator_kind
              and ("." in v or (v.isupper() and len(v) > 2))}
     typed = []
     for module, path in package_modules().items():
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(parse_python(path.read_text())):
             if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
                 continue
             if (node.value in names and module != "vlmscope.conventions") or (
