@@ -116,6 +116,19 @@ def resolve_evaluators(names: Sequence[str]) -> list[type[Evaluator]]:
     return [EVALUATORS[n] for n in names]
 
 
+def check_distinct_names(evaluators: Sequence[Evaluator]) -> None:
+    """Raise :class:`ValueError` when two of ``evaluators`` share a name: a run keeps one
+    summary and one set of ``evaluations`` rows per evaluator name, so the second would
+    overwrite the first's summary and mix its rows with the first's."""
+    names = [evaluator.name for evaluator in evaluators]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(
+            f"{', '.join(repeated)} given more than once in one run: a run keeps one summary "
+            "and one set of evaluation rows per evaluator name; run the variants in separate "
+            "runs (custom rules: give each its own name)")
+
+
 def run_evaluations(
     con: duckdb.DuckDBPyConnection,
     evaluators: Sequence[Evaluator],
@@ -132,10 +145,12 @@ def run_evaluations(
     ``cohort`` keeps one cohort; ``checkpoint`` keeps rows whose encoder checkpoint SHA-256
     starts with it; ``run`` keeps the rows of one named run (``pipeline_rows.run``, as
     :meth:`vlmscope.Dataset.run` names them), recorded in ``eval_runs.run_name``. Unknown
-    columns in ``source`` raise :class:`ValueError`.
+    columns in ``source`` raise :class:`ValueError`, and so do two evaluators of one name
+    (:func:`check_distinct_names`).
     """
     if not evaluators:
         raise ValueError("give at least one evaluator")
+    check_distinct_names(evaluators)
     migrate(con)
     run_id = run_id or uuid.uuid4().hex
     created_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)

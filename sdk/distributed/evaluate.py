@@ -24,7 +24,7 @@ import pyarrow as pa
 from vlmscope.collectors.shards import SPAN_PARTITION, ShardRoot, shard_name
 from vlmscope.evaluators.base import Evaluator
 from vlmscope.evaluators.merge import PartSummary, check_mergeable, evaluate_part, merge_parts
-from vlmscope.evaluators.runner import EvalRun
+from vlmscope.evaluators.runner import EvalRun, check_distinct_names
 from vlmscope.pinning import CheckpointMix
 
 DEFAULT_ROWS_PER_TASK = 250_000
@@ -145,9 +145,7 @@ def evaluate_on_ray(
         raise ValueError(f"num_workers must be at least 1, got {num_workers}")
     for evaluator in evaluators:
         check_mergeable(evaluator)
-    names = [ev.name for ev in evaluators]
-    if len(set(names)) != len(names):
-        raise ValueError(f"each evaluator once per run, got {', '.join(names)}")
+    check_distinct_names(evaluators)
     shard_root = ShardRoot(os.fspath(root), filesystem)
     if rows_per_task < 1:
         raise ValueError(f"rows_per_task must be at least 1, got {rows_per_task}")

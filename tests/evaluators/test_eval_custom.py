@@ -181,3 +181,22 @@ def test_vlmscope_eval_rejects_the_custom_evaluator_without_a_rule(store_file: P
                                                                    capsys) -> None:
     status = main(["eval", "--db", str(store_file), "--evaluators", "custom"])
     assert status == 2 and "--custom NAME=SQL" in capsys.readouterr().err
+
+
+def test_two_evaluators_of_one_name_in_one_run_are_refused_before_anything_is_written():
+    """Their summaries would share a key and their rows an evaluator name: the run says so
+    and writes nothing; two custom rules of different names run together."""
+    from vlmscope.evaluators import FailureAttribution
+
+    con = table_store()
+    with pytest.raises(ValueError, match="failure_attribution given more than once"):
+        run_evaluations(con, [FailureAttribution(), FailureAttribution(encoder_threshold=0.7)],
+                        source="rows")
+    with pytest.raises(ValueError, match="same given more than once"):
+        run_evaluations(con, [CustomEvaluation("same", sql="1.0"),
+                              CustomEvaluation("same", sql="0.0")], source="rows")
+    assert con.execute("SELECT count(*) FROM evaluations").fetchall() == [(0,)]
+    assert con.execute("SELECT count(*) FROM eval_runs").fetchall() == [(0,)]
+    run = run_evaluations(con, [CustomEvaluation("high", sql="1.0"),
+                                CustomEvaluation("low", sql="0.0")], source="rows")
+    assert run.summaries["high"]["passed"] == 4 and run.summaries["low"]["passed"] == 0
