@@ -119,8 +119,8 @@ def assemble_batch(con: duckdb.DuckDBPyConnection, relations: dict[str, str],
     if twin is not None:
         try:
             return _assemble_natively(twin, tables)
-        except Exception:  # noqa: BLE001  (tables it cannot read: the SQL's rows or error)
-            pass
+        except (KeyError, TypeError, ValueError, OverflowError, pa.ArrowException):
+            pass  # tables the twin cannot read: DuckDB gives the reference's rows or error
     sources = {part: relations.get(table) or f"(SELECT * FROM {table} WHERE false)"
                for part, table in _EMPTY.items()}
     return con.sql(assemble_sql(sources["row"], sources["encoder"], sources["llm"])
@@ -129,7 +129,6 @@ def assemble_batch(con: duckdb.DuckDBPyConnection, relations: dict[str, str],
 
 # The twin's three parts, from the spec: the row part (every row span), the part picked
 # first (its records link to a record of the other) and the one picked second.
-_BY_NAME = {part.name: part for part in spec.PARTS}
 _ROW_PART = spec.PARTS[0]
 _FIRST = next(part for part in spec.PARTS if spec.LINK[0] in dict(part.columns))
 _SECOND = next(part for part in spec.PARTS if spec.LINK[1] in dict(part.columns))
