@@ -556,7 +556,7 @@ class FailureAttribution(SummarisedRowEvaluator):
                        w <> '' AND NOT starts_with(w, '{NEGATED}')
                        AND NOT list_contains({_quoted(FILLER_WORDS)}, w)
                        AND NOT list_contains(covered, i)) AS leftover,
-                   array_to_string(words, ' ') AS form, vlmscope_count_words(words) AS number,
+                   array_to_string(words, ' ') AS form, vlmscope_count(text) AS number,
                    vlmscope_yes_no_words(words) AS yes_no,
                    list_has_any(words, {none_words}) AS says_none
             FROM (SELECT t.text, any_value(vlmscope_clean_words(t.text)) AS words,
@@ -584,7 +584,10 @@ class FailureAttribution(SummarisedRowEvaluator):
                    coalesce(te.leftover, []::VARCHAR[]) AS e_leftover,
                    coalesce(tp.named[1], tp.form) AS probe_object,
                    coalesce(ta.form, '') = '' AS answer_blank,
-                   ta.number AS a_n0, te.number AS e_n0, ta.yes_no AS a_yes_no,
+                   ta.number AS a_n0, te.number AS e_n0,
+                   -- A probe's answer is read as CaptionHallucination's POPE reads it.
+                   CASE WHEN jc.kind = 'probe' THEN vlmscope_probe_answer(
+                       jc.output, string_split(tp.form, ' ')[-1]) END AS a_yes_no,
                    te.yes_no AS e_yn, coalesce(ta.says_none, false) AS says_none
             FROM judged_cases jc LEFT JOIN lists lt ON lt.l = jc.top_k
                  LEFT JOIN lists lr ON lr.l = jc.reading

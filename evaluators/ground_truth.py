@@ -12,6 +12,7 @@ import pyarrow as pa
 from vlmscope.evaluators.aliases import COCO_ALIASES, IMAGENET_ALIASES
 from vlmscope.evaluators.base import EvalResult, RowEvaluator, with_stages
 from vlmscope.evaluators.declaration import Metric, Option
+from vlmscope.evaluators.reading import install_reading_macros
 from vlmscope.evaluators.text import install_macros
 
 MODES = ("exact", "normalized", "synonyms", "set", "numeric", "top_k")
@@ -26,7 +27,6 @@ BUILTIN_ALIASES: dict[str, Mapping[str, str]] = {
 DEFAULT_TOP_K = 5
 """How many of the encoder's labels ``mode="top_k"`` looks at."""
 
-_NUMBER = r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?"
 _NO_EXPECTED = "CASE WHEN vlmscope_blank(expected) THEN 'no expected label' END"
 # The expected label set of mode "set": the row's objects plus its expected label, where the
 # expected label may list alternatives separated by "|".
@@ -59,7 +59,8 @@ class GroundTruthMatch(RowEvaluator):
     * ``set`` - the answer (normalised, aliased) is one of the expected labels: the row's
       ``objects`` plus ``expected`` split on ``"|"`` (``"cat|kitten"``).
     * ``numeric`` - the first number in the answer ``a`` and in the expected label ``e`` satisfy
-      ``|a - e| <= max(abs_tol, rel_tol * max(|a|, |e|))``.
+      ``|a - e| <= max(abs_tol, rel_tol * max(|a|, |e|))`` (``vlmscope_number`` of
+      :mod:`vlmscope.evaluators.reading`: ``"1,000"`` is 1000).
     * ``top_k`` - judges the encoder, not the answer: the expected label (normalised, aliased) is
       among the first ``k`` of the encoder's ``top_k_labels``.
 
@@ -156,8 +157,10 @@ class GroundTruthMatch(RowEvaluator):
     # -- SQL ---------------------------------------------------------------------------------
 
     def prepare(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Define the text macros and build the normalised alias table (user map first)."""
+        """Define the text and reading macros and build the normalised alias table (user map
+        first)."""
         install_macros(con)
+        install_reading_macros(con)
         rows = [(alias, canonical, 0) for alias, canonical in self.synonyms.items()]
         for priority, table in enumerate(self.aliases, start=1):
             rows += [(alias, canonical, priority)
@@ -185,8 +188,8 @@ class GroundTruthMatch(RowEvaluator):
         if self.mode == "set":
             return f"CASE WHEN len({_ACCEPTED}) = 0 THEN 'no expected label' END"
         if self.mode == "numeric":
-            return (f"coalesce({_NO_EXPECTED}, CASE WHEN regexp_extract(expected, '{_NUMBER}') "
-                    "= '' THEN 'expected label is not a number' END)")
+            return (f"coalesce({_NO_EXPECTED}, CASE WHEN vlmscope_number(expected) IS NULL "
+                    "THEN 'expected label is not a number' END)")
         return _NO_EXPECTED
 
     def _canonical_sql(self) -> str:
@@ -346,8 +349,7 @@ class GroundTruthMatch(RowEvaluator):
         WITH src AS (
             SELECT row_id, trace_id, coalesce(llm_span_id, span_id) AS span_id, output,
                    expected, top_k_labels[1] AS top1,
-                   TRY_CAST(nullif(regexp_extract(output, '{_NUMBER}'), '') AS DOUBLE) AS a,
-                   CAST(regexp_extract(expected, '{_NUMBER}') AS DOUBLE) AS e
+                   vlmscope_number(output) AS a, vlmscope_number(expected) AS e
             FROM {source} WHERE ({self.skip_reason_sql()}) IS NULL
         ), cmp AS (
             SELECT *, {_NO_ANSWER} AS no_answer,

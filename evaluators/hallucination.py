@@ -50,10 +50,13 @@ from vlmscope.evaluators.base import EvalResult, staged, with_stages
 from vlmscope.evaluators.chair_compatible import SYNONYM_CLASSES, reference_mentions
 from vlmscope.evaluators.declaration import Metric, Option, comma_list
 from vlmscope.evaluators.mentions import install_vocabulary, mentions_sql
-from vlmscope.evaluators.reading import (
-    NO_WORDS,
+from vlmscope.evaluators.reading import (  # noqa: F401  (the POPE reading's names, kept here)
+    HEDGES,
+    LEANING_YES,
+    POPE_MACROS,
+    POPE_READING,
     PROBE_PATTERN,
-    YES_WORDS,
+    SENTENCE_PATTERN,
     install_reading_macros,
 )
 from vlmscope.evaluators.summarised import SummarisedRowEvaluator
@@ -62,42 +65,6 @@ from vlmscope.evaluators.vocabulary import Vocabulary, resolve_vocabularies
 
 DEFAULT_ENCODER_THRESHOLD = 0.1
 """Softmax score (0-1) at which an encoder label counts as something the encoder saw."""
-
-LEANING_YES = ("probably", "likely", "believe so", "think so", "of course")
-"""Words and phrases that read as a yes anywhere in a sentence without a negation or hedge
-(``"Probably."``, ``"I believe so."``)."""
-
-SENTENCE_PATTERN = r"(?:[^.!?;\n]|\.[^\s.!?;])+[.!?;]*"
-"""A sentence of an answer: up to ``.``, ``!``, ``?``, ``;`` or a line break; a ``.`` followed
-by a letter or digit (``0.87``, ``e.g``) does not end it."""
-
-HEDGES = (r"maybe", r"possibly", r"perhaps", r"might", r"unsure", r"unclear", r"uncertain",
-          r"not (?:sure|certain|tell|say|determine)", r"cannot (?:tell|say|determine)",
-          r"(?:hard|difficult|impossible|unable) to", r"too \w+ to", r"may or may not")
-"""Phrases (regular expressions on the sentence's words) that make a sentence unreadable:
-it neither affirms nor denies (``"Possibly."``, ``"It is hard to tell."``)."""
-
-POPE_READING = """An answer is read sentence by sentence (a sentence ends at ``.``, ``!``,
-``?``, ``;`` or a line break; a ``.`` inside a number or a word such as ``0.87`` does not end
-one), and the first readable sentence decides, as POPE reads the first sentence:
-
-1. a first word in :data:`YES_WORDS` is a yes (``"Yes, but it is small"``), unless ``not``
-   follows it (``"Absolutely not"``); a first word in :data:`NO_WORDS` is a no (``"Nope"``,
-   ``"NO!"``, ``"Not at all"``);
-2. a question (``"Is there a dog in the image?"`` echoed) is unreadable, and so is a hedge
-   (:data:`HEDGES`: ``"Possibly."``, ``"I'm not sure."``);
-3. a negation anywhere is a no (``"The image does not contain a dog"``, ``"I can't see
-   one"``); ``"not only"`` and ``"no doubt"`` are not negations;
-4. a yes word or a leaning (:data:`LEANING_YES`) anywhere is a yes (``"Probably."``,
-   ``"I believe so."``);
-5. a sentence that names the probed object (or ``one``) affirms it (``"There is a dog on
-   the left."``, ``"A dog is clearly visible."``); one that names something else (``"The
-   image shows a kitchen."``) is unreadable, and the next sentence is read.
-
-An answer with no readable sentence is ``unparsed``: counted in ``pope_unparsed``, left out of
-the rates' denominators, and scored 0."""
-
-
 
 def install_chair_reader(con: duckdb.DuckDBPyConnection, name: str) -> None:
     """Define ``name(caption) -> VARCHAR[]`` on ``con``, the COCO class of every object word
@@ -121,40 +88,7 @@ def install_chair_reader(con: duckdb.DuckDBPyConnection, name: str) -> None:
     con.unregister(f"{name}_names_arrow")
 
 
-def _quoted_words(words: Sequence[str]) -> str:
-    return "[" + ", ".join(f"'{w}'" for w in words) + "]"
 
-
-def _any_of(phrases: Sequence[str]) -> str:
-    """A regular expression finding one of ``phrases`` as whole words in ``' w1 w2 ... '``."""
-    return " (?:" + "|".join(phrases) + ") "
-
-
-POPE_MACROS = (
-    # The words of a sentence as ' w1 w2 ... wn ', with "not only" and "no doubt" (which
-    # affirm) rewritten.
-    """
-    CREATE OR REPLACE TEMP MACRO vlmscope_pope_words(s) AS replace(replace(
-        ' ' || array_to_string(list_filter(vlmscope_words(s), lambda w: w <> ''), ' ') || ' ',
-        ' not only ', ' only '), ' no doubt ', ' certainly ')
-    """,
-    f"""
-    CREATE OR REPLACE TEMP MACRO vlmscope_pope_read(w, question, head) AS CASE
-        WHEN string_split(trim(w), ' ')[1] IN {_quoted_words(YES_WORDS)}
-            THEN CASE WHEN string_split(trim(w), ' ')[2] = 'not' THEN 'no' ELSE 'yes' END
-        WHEN string_split(trim(w), ' ')[1] IN {_quoted_words(NO_WORDS)} THEN 'no'
-        WHEN question OR regexp_matches(w, '{_any_of(HEDGES)}') THEN NULL
-        WHEN regexp_matches(w, '{_any_of(NO_WORDS)}') THEN 'no'
-        WHEN regexp_matches(w, '{_any_of(YES_WORDS + LEANING_YES)}') THEN 'yes'
-        WHEN head <> '' AND regexp_matches(w, ' (?:' || head || '(?:s|es)?|one) ') THEN 'yes'
-        END
-    """,
-    """
-    CREATE OR REPLACE TEMP MACRO vlmscope_pope_sentence(s, head) AS vlmscope_pope_read(
-        vlmscope_pope_words(s), ends_with(rtrim(s), '?'), head)
-    """,
-)
-"""The statements defining the probe-answer reading (:data:`POPE_READING`) on a connection."""
 
 
 class CaptionHallucination(SummarisedRowEvaluator):
@@ -276,8 +210,6 @@ class CaptionHallucination(SummarisedRowEvaluator):
         # Quoting each name costs 5x a plain cast, on every caption.
         con.execute("CREATE OR REPLACE TEMP MACRO vlmscope_plain_list(xs) AS xs::VARCHAR")
         self._longest = install_vocabulary(con, self._vocabulary, self.vocabularies)
-        for statement in POPE_MACROS:
-            con.execute(statement)
         if self.chair_compatible:
             install_chair_reader(con, self._reader)
 
@@ -458,11 +390,8 @@ class CaptionHallucination(SummarisedRowEvaluator):
             FROM compared
         ), probed AS (
             SELECT *, list_contains(truth, probe_object) AS present,
-                   list_filter(list_transform(sentences, lambda s: vlmscope_pope_sentence(
-                       s, probe_head)), lambda r: r IS NOT NULL)[1] AS answer
+                   vlmscope_probe_answer(answer_text, probe_head) AS answer
             FROM (SELECT j.*, coalesce(j.mentioned[1], j.negated[1], probe_words) AS probe_object,
-                         regexp_extract_all(coalesce(j.answer_text, ''),
-                                            '{SENTENCE_PATTERN}') AS sentences,
                          string_split(probe_words, ' ')[-1] AS probe_head
                   FROM (SELECT *, array_to_string(list_filter(vlmscope_words(probe),
                                                               lambda w: w <> ''), ' ')

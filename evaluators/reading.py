@@ -23,10 +23,16 @@ One implementation, as DuckDB macros, shared by the evaluators that read rows:
   ``probe``, no expected answer but several objects a ``list``, anything else ``name``
   (``vlmscope_kind_of(given, read, expected, objects)`` is the same with the instruction's
   kind already read).
-* ``vlmscope_yes_no(text)`` - ``yes``, ``no`` or NULL: a first word in :data:`YES_WORDS` or
-  :data:`NO_WORDS` decides, else any no-word means no, else any yes-word means yes (as
-  CaptionHallucination reads POPE answers).
-* ``vlmscope_count(text)`` - the number a text gives: its first numeral, else its first
+* ``vlmscope_yes_no(text)`` - an expected yes/no label: ``yes``, ``no`` or NULL (a first word
+  in :data:`YES_WORDS` or :data:`NO_WORDS` decides, else any no-word means no, else any
+  yes-word means yes).
+* ``vlmscope_probe_answer(answer, head)`` - what an answer to a probe says, ``yes``, ``no``
+  or NULL (unreadable), by :data:`POPE_READING` (``head``: the probed object's last word):
+  CaptionHallucination's POPE reading and FailureAttribution's, one definition.
+* ``vlmscope_number(text)`` - the first number in a text (:data:`NUMBER_PATTERN`), a numeral
+  in groups of three digits read whole (``"1,000"`` is 1000; ``"3,4"`` is 3); NULL without one.
+* ``vlmscope_count(text)`` - the number a text gives: its first numeral (grouped digits read
+  whole, as above), else its first
   number word (``zero`` .. ``twenty``), else 0 when it says ``none``/``nothing``/``no``;
   NULL when it gives none.
 * ``vlmscope_encoder_reading(labels, scores, multi_label, threshold)`` - the labels the
@@ -39,6 +45,8 @@ One implementation, as DuckDB macros, shared by the evaluators that read rows:
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import duckdb
 
@@ -99,6 +107,92 @@ KIND_PATTERNS = (
 """The instruction-kind rules, in the order they are tried: (kind, RE2 pattern)."""
 
 
+LEANING_YES = ("probably", "likely", "believe so", "think so", "of course")
+"""Words and phrases that read as a yes anywhere in a sentence without a negation or hedge
+(``"Probably."``, ``"I believe so."``)."""
+
+SENTENCE_PATTERN = r"(?:[^.!?;\n]|\.[^\s.!?;])+[.!?;]*"
+"""A sentence of an answer: up to ``.``, ``!``, ``?``, ``;`` or a line break; a ``.`` followed
+by a letter or digit (``0.87``, ``e.g``) does not end it."""
+
+HEDGES = (r"maybe", r"possibly", r"perhaps", r"might", r"unsure", r"unclear", r"uncertain",
+          r"not (?:sure|certain|tell|say|determine)", r"cannot (?:tell|say|determine)",
+          r"(?:hard|difficult|impossible|unable) to", r"too \w+ to", r"may or may not")
+"""Phrases (regular expressions on the sentence's words) that make a sentence unreadable:
+it neither affirms nor denies (``"Possibly."``, ``"It is hard to tell."``)."""
+
+POPE_READING = """An answer is read sentence by sentence (a sentence ends at ``.``, ``!``,
+``?``, ``;`` or a line break; a ``.`` inside a number or a word such as ``0.87`` does not end
+one), and the first readable sentence decides, as POPE reads the first sentence:
+
+1. a first word in :data:`YES_WORDS` is a yes (``"Yes, but it is small"``), unless ``not``
+   follows it (``"Absolutely not"``); a first word in :data:`NO_WORDS` is a no (``"Nope"``,
+   ``"NO!"``, ``"Not at all"``);
+2. a question (``"Is there a dog in the image?"`` echoed) is unreadable, and so is a hedge
+   (:data:`HEDGES`: ``"Possibly."``, ``"I'm not sure."``);
+3. a negation anywhere is a no (``"The image does not contain a dog"``, ``"I can't see
+   one"``); ``"not only"`` and ``"no doubt"`` are not negations;
+4. a yes word or a leaning (:data:`LEANING_YES`) anywhere is a yes (``"Probably."``,
+   ``"I believe so."``);
+5. a sentence that names the probed object (or ``one``) affirms it (``"There is a dog on
+   the left."``, ``"A dog is clearly visible."``); one that names something else (``"The
+   image shows a kitchen."``) is unreadable, and the next sentence is read.
+
+An answer with no readable sentence is ``unparsed``: counted in ``pope_unparsed``, left out of
+the rates' denominators, and scored 0."""
+
+
+def _quoted_words(words: Sequence[str]) -> str:
+    return "[" + ", ".join(f"'{w}'" for w in words) + "]"
+
+
+def _any_of(phrases: Sequence[str]) -> str:
+    """A regular expression finding one of ``phrases`` as whole words in ``' w1 w2 ... '``."""
+    return " (?:" + "|".join(phrases) + ") "
+
+
+POPE_MACROS = (
+    # The words of a sentence as ' w1 w2 ... wn ', with "not only" and "no doubt" (which
+    # affirm) rewritten.
+    """
+    CREATE OR REPLACE TEMP MACRO vlmscope_pope_words(s) AS replace(replace(
+        ' ' || array_to_string(list_filter(vlmscope_words(s), lambda w: w <> ''), ' ') || ' ',
+        ' not only ', ' only '), ' no doubt ', ' certainly ')
+    """,
+    f"""
+    CREATE OR REPLACE TEMP MACRO vlmscope_pope_read(w, question, head) AS CASE
+        WHEN string_split(trim(w), ' ')[1] IN {_quoted_words(YES_WORDS)}
+            THEN CASE WHEN string_split(trim(w), ' ')[2] = 'not' THEN 'no' ELSE 'yes' END
+        WHEN string_split(trim(w), ' ')[1] IN {_quoted_words(NO_WORDS)} THEN 'no'
+        WHEN question OR regexp_matches(w, '{_any_of(HEDGES)}') THEN NULL
+        WHEN regexp_matches(w, '{_any_of(NO_WORDS)}') THEN 'no'
+        WHEN regexp_matches(w, '{_any_of(YES_WORDS + LEANING_YES)}') THEN 'yes'
+        WHEN head <> '' AND regexp_matches(w, ' (?:' || head || '(?:s|es)?|one) ') THEN 'yes'
+        END
+    """,
+    """
+    CREATE OR REPLACE TEMP MACRO vlmscope_pope_sentence(s, head) AS vlmscope_pope_read(
+        vlmscope_pope_words(s), ends_with(rtrim(s), '?'), head)
+    """,
+    # The whole answer: its first readable sentence decides.
+    f"""
+    CREATE OR REPLACE TEMP MACRO vlmscope_probe_answer(answer, head) AS list_filter(
+        list_transform(regexp_extract_all(coalesce(answer, ''), '{SENTENCE_PATTERN}'),
+                       lambda s: vlmscope_pope_sentence(s, head)),
+        lambda r: r IS NOT NULL)[1]
+    """,
+)
+"""The statements defining the probe-answer reading (:data:`POPE_READING`) on a connection."""
+
+
+NUMERAL = r"\d{1,3}(?:,\d{3})+|\d+"
+"""A whole number written in digits, in groups of three or not (``1,000``, ``1000``)."""
+
+NUMBER_PATTERN = r"([-+]?(?:\d{1,3}(?:,\d{3})+(?:\.\d*)?|\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)(?:\D|$)"
+"""A number in a text (group 1, read by ``vlmscope_number`` without its commas): ``1,000`` is
+1000, ``12,345.6`` 12345.6, ``2.5e3`` 2500, ``-3`` -3; ``3,4`` is 3 and ``1,0000`` is 1."""
+
+
 def _quoted(words: tuple[str, ...]) -> str:
     return "[" + ", ".join(f"'{w}'" for w in words) + "]"
 
@@ -131,8 +225,12 @@ MACROS = (
             - 1,
         CASE WHEN list_has_any(w, {_quoted(NONE_WORDS)}) THEN 0 END)
     """,
-    "CREATE OR REPLACE TEMP MACRO vlmscope_count(x) AS "
-    "vlmscope_count_words(vlmscope_clean_words(x))",
+    # Digits in groups of three ("1,000,000") are one numeral: its commas go.
+    f"CREATE OR REPLACE TEMP MACRO vlmscope_number(x) AS TRY_CAST(replace(nullif(regexp_extract("
+    f"x, '{NUMBER_PATTERN}', 1), ''), ',', '') AS DOUBLE)",
+    f"CREATE OR REPLACE TEMP MACRO vlmscope_count(x) AS coalesce(TRY_CAST(replace(nullif("
+    f"regexp_extract(' ' || lower(x) || ' ', '[^a-z0-9_]({NUMERAL})[^a-z0-9_]', 1), ''), ',', "
+    f"'') AS BIGINT), vlmscope_count_words(vlmscope_clean_words(x)))",
     r"""
     CREATE OR REPLACE TEMP MACRO vlmscope_kind_of(given, read, expected, objects) AS
     coalesce(nullif(lower(trim(given)), ''), read,
@@ -156,5 +254,5 @@ def install_reading_macros(con: duckdb.DuckDBPyConnection) -> None:
     """Define the reading macros (and the text and tokenising macros they use) on ``con``."""
     install_macros(con)
     install_mention_macros(con)
-    for statement in MACROS:
+    for statement in MACROS + POPE_MACROS:
         con.execute(statement)

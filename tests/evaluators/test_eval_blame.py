@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from vlmscope.collectors.schema import migrate
-from vlmscope.evaluators import FailureAttribution, run_evaluations
+from vlmscope.evaluators import CaptionHallucination, FailureAttribution, run_evaluations
 from vlmscope.evaluators.base import PIPELINE_ROW_SCHEMA
 
 BLAME = FailureAttribution()
@@ -190,6 +190,37 @@ def test_a_probe_answer_that_is_neither_yes_nor_no_is_unattributable_and_says_so
                             instruction="is there a dog ?")
     assert result.label == "unattributable"
     assert "the answer 'perhaps' reads as neither yes nor no" in result.reason
+
+
+PROBE_ANSWERS = (
+    "Yes", "no", "There is a dog on the left.", "The image shows a dog asleep.", "Absolutely.",
+    "Of course.", "I believe so.", "Yes, but it is small.", "Nope.", "NO!", "Absolutely not.",
+    "I can't see one.", "The image shows a kitchen. There is no dog.",
+    "With a confidence of 0.93, no.", "Is there a dog in the image? Yes.",
+    "No\nThe picture shows a field.", "There is not only a dog but also a cat.", "Possibly.",
+    "I'm not sure.", "The image shows a kitchen.", "Hard to tell; maybe.", "dogs everywhere",
+    "It is impossible to say.", "Certainly not!", "yes. no.", "There are two dogs and a cat.",
+    "I do not think so.", "Not at all; it is a cat.", "one, on the sofa",
+)
+
+
+@pytest.mark.parametrize("probed", ["dog", "stop sign", "dogs"])
+def test_a_probe_answer_reads_as_caption_hallucination_reads_it(probed: str) -> None:
+    """One story per row: the yes/no a probe answer gives is POPE's reading
+    (``CaptionHallucination``'s ``answer``), for every phrasing, so the two evaluators never
+    disagree on what the head said."""
+    pope = CaptionHallucination()
+    instruction = f"Is there a {probed} in the image?"
+    disagreements = []
+    for answer in PROBE_ANSWERS:
+        read = pope.evaluate(output=answer, objects=[probed],
+                             instruction=instruction).metadata["answer"]
+        blamed = BLAME.evaluate(output=answer, expected="yes", encoder_top_k=[probed],
+                                instruction=instruction)
+        if blamed.metadata["answer_reading"] != read:
+            disagreements.append((answer, read, blamed.metadata["answer_reading"]))
+        assert (blamed.label == "unattributable") == (read is None)
+    assert disagreements == []
 
 
 def test_answers_are_read_as_labels_through_normalisation_aliases_and_mentions() -> None:

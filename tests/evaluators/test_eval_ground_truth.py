@@ -11,6 +11,7 @@ import pytest
 from vlmscope.collectors.schema import migrate
 from vlmscope.evaluators import GroundTruthMatch, run_evaluations
 from vlmscope.evaluators.base import PIPELINE_ROW_SCHEMA, staged
+from vlmscope.evaluators.reading import install_reading_macros
 
 
 def test_exact_match_scores_one_with_a_readable_reason() -> None:
@@ -67,6 +68,32 @@ def test_numeric_mode_compares_the_first_number_within_tolerance(answer: str,
     result = GroundTruthMatch(mode="numeric", abs_tol=0.1).evaluate(output=answer,
                                                                     expected="3")
     assert result.passed is passed
+
+
+def test_numbers_in_groups_of_three_digits_are_read_whole_as_python_reads_them() -> None:
+    """``vlmscope_number`` (numeric mode) and ``vlmscope_count`` (count answers) against
+    Python's own reading of the numbers it wrote with ``,`` between groups of three digits,
+    in sentences, on many values; a comma that does not group three digits ends the number."""
+    con = duckdb.connect()
+    install_reading_macros(con)
+    rng = np.random.default_rng(7)
+    cases = []
+    for value in [0, 7, 999, 1000, 12_345, 10**6, 10**12, *rng.integers(0, 10**15, 300)]:
+        cases.append((f"there are {int(value):,} of them", float(value), int(value)))
+    for value in rng.uniform(-1e7, 1e7, 300):
+        text = f"{value:,.3f}"
+        # a count has no sign and stops at the decimal point
+        cases.append((f"about {text} units", float(text.replace(",", "")),
+                      int(text.lstrip("-").replace(",", "").split(".")[0])))
+    cases += [("3,4 and 5", 3.0, 3), ("1,0000", 1.0, 1), ("1000", 1000.0, 1000),
+              ("-3", -3.0, 3), ("2.5e3 things", 2500.0, 2)]
+    con.register("texts", pa.table({"i": range(len(cases)), "text": [c[0] for c in cases]}))
+    read = con.execute("SELECT vlmscope_number(text), vlmscope_count(text) FROM texts "
+                       "ORDER BY i").fetchall()
+    assert [(n, c) for n, c in read] == [(number, count) for _, number, count in cases]
+    match = GroundTruthMatch(mode="numeric")
+    assert match.evaluate(output="It is 1,000,000.", expected="1000000").passed
+    assert not match.evaluate(output="1,000", expected="1").passed
 
 
 def test_numeric_mode_skips_a_non_numeric_expected_label() -> None:
