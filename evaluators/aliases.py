@@ -13,6 +13,8 @@ These are curated lists, not the full WordNet; pass ``synonyms={...}`` for your 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 COCO_ALIASES: dict[str, str] = {
     "aeroplane": "airplane",
     "plane": "airplane",
@@ -96,3 +98,49 @@ IMAGENET_ALIASES: dict[str, str] = {
     "pizza pie": "pizza",
 }
 """ImageNet-1k class names (torchvision spelling) by WordNet synonym."""
+
+
+def resolve_alias_chains(aliases: Mapping[str, str]) -> dict[str, str]:
+    """Each alias sent to the end of its chain: the tables disagree on which name is the class
+    (ImageNet's ``television receiver`` -> ``television``, COCO's ``television`` -> ``tv``),
+    and an alias whose class is itself an alias must read as that alias reads, or
+    ``television receiver`` and ``television`` would differ. A cycle ends at its smallest
+    name. Every alias then maps to a name that is no alias of another (the map is
+    idempotent)."""
+    resolved: dict[str, str] = {}
+    for alias in aliases:
+        path: list[str] = []
+        name = alias
+        while name in aliases and name not in path and name not in resolved:
+            path.append(name)
+            name = aliases[name]
+        if name in resolved:
+            end = resolved[name]
+        elif name in path:  # a cycle: from name round to the end of the path
+            end = min(path[path.index(name):])
+        else:
+            end = name
+        for step in path:
+            resolved[step] = end
+    return {alias: end for alias, end in resolved.items() if alias != end}
+
+
+def alias_map(entries: Iterable[tuple[str, str, int]]) -> dict[str, str]:
+    """The one alias lookup from ``(alias, canonical, priority)`` entries, both names already
+    normalised: priority 0 is the user's ``synonyms``, 1, 2, ... the built-in tables in the
+    order given. An alias takes the canonical of its smallest priority (the user's map
+    overrides the tables). Where two built-in tables send one alias to different names
+    (``mobile phone``: ImageNet's ``cellular telephone``, COCO's ``cell phone``), those names
+    are one class: the later table's name becomes an alias of the earlier's. Chains then
+    resolve (:func:`resolve_alias_chains`)."""
+    targets: dict[str, list[tuple[int, str]]] = {}
+    for alias, canonical, priority in entries:
+        if alias and canonical:
+            targets.setdefault(alias, []).append((priority, canonical))
+    chosen = {alias: min(found)[1] for alias, found in targets.items()}
+    for found in targets.values():
+        built_in = sorted({(p, c) for p, c in found if p > 0})
+        for _, other in built_in[1:]:
+            if other != built_in[0][1] and other not in targets:
+                chosen.setdefault(other, built_in[0][1])
+    return resolve_alias_chains(chosen)

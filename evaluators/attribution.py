@@ -83,7 +83,7 @@ import orjson
 import pyarrow as pa
 
 from vlmscope.conventions import INSTRUCTION_KINDS
-from vlmscope.evaluators.aliases import COCO_ALIASES, IMAGENET_ALIASES
+from vlmscope.evaluators.aliases import COCO_ALIASES, IMAGENET_ALIASES, alias_map
 from vlmscope.evaluators.base import PIPELINE_ROW_SCHEMA, EvalResult
 from vlmscope.evaluators.declaration import Metric, Option, comma_list
 from vlmscope.evaluators.mentions import NEGATED, lookup_sql, mentions_sql
@@ -382,14 +382,19 @@ class FailureAttribution(SummarisedRowEvaluator):
                         "priority": pa.array([r[2] for r in rows], pa.int32())})
         con.register(f"{self._tables}_raw", raw)
         try:
-            con.execute(f"""
-                CREATE OR REPLACE TEMP TABLE {self._tables}_aliases AS
-                SELECT vlmscope_form(alias) AS form,
-                       arg_min(vlmscope_form(canonical), priority) AS canonical
-                FROM {self._tables}_raw GROUP BY vlmscope_form(alias)
-            """)
+            entries = con.execute(f"SELECT vlmscope_form(alias), vlmscope_form(canonical), "
+                                  f"priority FROM {self._tables}_raw").fetchall()
         finally:
             con.unregister(f"{self._tables}_raw")
+        resolved = alias_map(entries)
+        con.register(f"{self._tables}_resolved", pa.table(
+            {"form": list(resolved), "canonical": list(resolved.values())},
+            schema=pa.schema([("form", pa.string()), ("canonical", pa.string())])))
+        try:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {self._tables}_aliases AS "
+                        f"SELECT * FROM {self._tables}_resolved")
+        finally:
+            con.unregister(f"{self._tables}_resolved")
         # The vocabularies first, then the extra labels as a vocabulary of their own (so
         # their plurals read too).
         vocabularies = list(self.vocabularies)
@@ -523,13 +528,25 @@ class FailureAttribution(SummarisedRowEvaluator):
         ), base_forms AS (
             SELECT form, canonical, priority FROM {t}_vocab
             UNION ALL SELECT form, form, {_RUN_LABEL_PRIORITY} FROM run_labels
+        ), clusters AS MATERIALIZED (
+            -- Names the alias tables call one thing (the end of their alias chains) read as
+            -- one label: the known label among them that comes first (vocabulary order, then
+            -- the run's labels, then by name).
+            SELECT coalesce(al.canonical, b.canonical) AS cluster,
+                   arg_min(b.canonical, (b.priority, b.canonical)) AS label
+            FROM (SELECT canonical, min(priority) AS priority FROM base_forms
+                  GROUP BY canonical) b
+                 LEFT JOIN {t}_aliases al ON al.form = b.canonical
+            GROUP BY 1
         ), label_forms AS MATERIALIZED (
             SELECT form, arg_min(canonical, priority) AS canonical,
                    len(string_split(form, ' ')) AS n_words
-            FROM (SELECT * FROM base_forms
-                  UNION ALL SELECT al.form, al.canonical, {_RUN_LABEL_PRIORITY + 1}
-                  FROM {t}_aliases al
-                  WHERE al.canonical IN (SELECT canonical FROM base_forms))
+            FROM (SELECT b.form, coalesce(c.label, b.canonical) AS canonical, b.priority
+                  FROM base_forms b LEFT JOIN {t}_aliases al ON al.form = b.canonical
+                       LEFT JOIN clusters c ON c.cluster = coalesce(al.canonical, b.canonical)
+                  UNION ALL SELECT al.form, c.label, {_RUN_LABEL_PRIORITY + 1}
+                  FROM {t}_aliases al JOIN clusters c ON c.cluster = al.canonical
+                  UNION ALL SELECT cluster, label, {_RUN_LABEL_PRIORITY + 1} FROM clusters)
             WHERE form <> '' GROUP BY form
         ), labels_lookup AS ({lookup_sql('label_forms')}
         ), strings AS (

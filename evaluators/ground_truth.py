@@ -9,7 +9,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from vlmscope.evaluators.aliases import COCO_ALIASES, IMAGENET_ALIASES
+from vlmscope.evaluators.aliases import COCO_ALIASES, IMAGENET_ALIASES, alias_map
 from vlmscope.evaluators.base import EvalResult, RowEvaluator, with_stages
 from vlmscope.evaluators.declaration import Metric, Option
 from vlmscope.evaluators.reading import install_reading_macros
@@ -173,14 +173,20 @@ class GroundTruthMatch(RowEvaluator):
         )
         con.register(f"{self._alias_table}_raw", raw)
         try:
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {self._alias_table} AS "
-                "SELECT vlmscope_normalize(alias) AS alias, "
-                "arg_min(vlmscope_normalize(canonical), priority) AS canonical "
-                f"FROM {self._alias_table}_raw GROUP BY 1"
-            )
+            entries = con.execute(
+                "SELECT vlmscope_normalize(alias), vlmscope_normalize(canonical), priority "
+                f"FROM {self._alias_table}_raw").fetchall()
         finally:
             con.unregister(f"{self._alias_table}_raw")
+        resolved = alias_map(entries)
+        con.register(f"{self._alias_table}_resolved", pa.table(
+            {"alias": list(resolved), "canonical": list(resolved.values())},
+            schema=pa.schema([("alias", pa.string()), ("canonical", pa.string())])))
+        try:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {self._alias_table} AS "
+                        f"SELECT * FROM {self._alias_table}_resolved")
+        finally:
+            con.unregister(f"{self._alias_table}_resolved")
 
     def skip_reason_sql(self) -> str:
         """No expected label (mode ``set``: no expected label and no objects; mode

@@ -223,6 +223,22 @@ def test_a_probe_answer_reads_as_caption_hallucination_reads_it(probed: str) -> 
     assert disagreements == []
 
 
+@pytest.mark.parametrize(("answer", "expected", "top_k"), [
+    ("television receiver", "tv", ["tv"]),            # ImageNet alias, COCO class
+    ("a tv", "television", ["television"]),           # COCO alias, ImageNet class
+    ("television", "television receiver", ["television"]),
+    ("the TV monitor", "television system", ["tv"]),
+])
+def test_names_the_two_alias_tables_chain_read_as_one_label(answer: str, expected: str,
+                                                            top_k: list[str]) -> None:
+    """ImageNet's ``television receiver`` -> ``television`` and COCO's ``television`` ->
+    ``tv`` make one set of names: any of them, as label, answer or encoder reading, is the
+    same object (resolved once, in ``evaluators.aliases.resolve_alias_chains``)."""
+    result = BLAME.evaluate(output=answer, expected=expected, encoder_top_k=top_k)
+    assert result.label == "correct", result.reason
+    assert len(result.metadata["objects"]) == 1
+
+
 def test_answers_are_read_as_labels_through_normalisation_aliases_and_mentions() -> None:
     assert BLAME.evaluate(output="The Seven.", expected="seven",
                           encoder_top_k=["seven"]).label == "correct"

@@ -10,6 +10,7 @@ import pytest
 
 from vlmscope.collectors.schema import migrate
 from vlmscope.evaluators import GroundTruthMatch, run_evaluations
+from vlmscope.evaluators.aliases import alias_map, resolve_alias_chains
 from vlmscope.evaluators.base import PIPELINE_ROW_SCHEMA, staged
 from vlmscope.evaluators.reading import install_reading_macros
 
@@ -94,6 +95,59 @@ def test_numbers_in_groups_of_three_digits_are_read_whole_as_python_reads_them()
     match = GroundTruthMatch(mode="numeric")
     assert match.evaluate(output="It is 1,000,000.", expected="1000000").passed
     assert not match.evaluate(output="1,000", expected="1").passed
+
+
+def test_the_built_in_alias_tables_agree_where_they_chain() -> None:
+    """ImageNet's ``television receiver`` -> ``television`` and COCO's ``television`` -> ``tv``
+    both hold: every name of the set reads as one class, in both directions."""
+    match = GroundTruthMatch(mode="synonyms")
+    for names in (["television receiver", "television system", "television", "tv",
+                   "TV monitor"],
+                  # ImageNet: mobile phone -> cellular telephone; COCO: mobile phone -> cell phone
+                  ["mobile phone", "cell phone", "cellphone", "cellular telephone",
+                   "cellular phone", "phone"],
+                  ["notebook computer", "notebook", "laptop", "laptop computer"]):
+        failing = [(a, e) for a in names for e in names
+                   if not match.evaluate(output=a, expected=e).passed]
+        assert failing == []
+    assert not match.evaluate(output="television", expected="cell phone").passed
+    # your synonyms override the tables, alias by alias
+    mine = GroundTruthMatch(mode="synonyms", synonyms={"mobile phone": "handset"})
+    assert mine.evaluate(output="mobile phone", expected="handset").passed
+    assert not mine.evaluate(output="cell phone", expected="handset").passed
+    assert mine.evaluate(output="cell phone", expected="cellular telephone").passed
+
+
+def test_the_alias_map_is_idempotent_and_keeps_the_users_entries() -> None:
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        names = [f"n{i}" for i in range(int(rng.integers(2, 10)))]
+        entries = [(str(rng.choice(names)), str(rng.choice(names)), int(rng.integers(0, 3)))
+                   for _ in range(int(rng.integers(1, 12)))]
+        mapped = alias_map(entries)
+        assert not set(mapped.values()) & set(mapped)
+        for alias, canonical, priority in entries:
+            if priority == 0 and alias != canonical:
+                # the user's entry holds: the alias reads as its canonical does
+                assert mapped.get(alias, alias) == mapped.get(canonical, canonical) or any(
+                    a == alias and p == 0 and c != canonical for a, c, p in entries)
+
+
+def test_alias_chains_resolve_to_their_end_and_cycles_to_their_smallest_name() -> None:
+    rng = np.random.default_rng(11)
+    for _ in range(300):
+        names = [f"n{i}" for i in range(int(rng.integers(2, 12)))]
+        aliases = {a: str(rng.choice(names)) for a in names if rng.random() < 0.7}
+        resolved = resolve_alias_chains(aliases)
+        assert not set(resolved.values()) & set(resolved)  # idempotent
+        for alias in aliases:
+            seen, name = [], alias
+            while name in aliases and name not in seen:
+                seen.append(name)
+                name = aliases[name]
+            end = min(seen[seen.index(name):]) if name in seen else name
+            assert resolved.get(alias, alias) == end
+    assert resolve_alias_chains({"a": "b", "b": "c", "x": "x"}) == {"a": "c", "b": "c"}
 
 
 def test_numeric_mode_skips_a_non_numeric_expected_label() -> None:
