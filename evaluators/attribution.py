@@ -573,7 +573,7 @@ class FailureAttribution(SummarisedRowEvaluator):
                        w <> '' AND NOT starts_with(w, '{NEGATED}')
                        AND NOT list_contains({_quoted(FILLER_WORDS)}, w)
                        AND NOT list_contains(covered, i)) AS leftover,
-                   array_to_string(words, ' ') AS form, vlmscope_count(text) AS number,
+                   array_to_string(words, ' ') AS form, vlmscope_count_in(text, words) AS number,
                    vlmscope_yes_no_words(words) AS yes_no,
                    list_has_any(words, {none_words}) AS says_none
             FROM (SELECT t.text, any_value(vlmscope_clean_words(t.text)) AS words,
@@ -589,6 +589,13 @@ class FailureAttribution(SummarisedRowEvaluator):
             SELECT l, list(c ORDER BY i) AS ordered, list_sort(list_distinct(list(c))) AS sorted
             FROM (SELECT l, unnest(l) AS s, generate_subscripts(l, 1) AS i FROM case_lists)
                  JOIN canon USING (s) GROUP BY l
+        ), probe_answers AS MATERIALIZED (
+            -- A probe's answer is read as CaptionHallucination's POPE reads it, once per
+            -- distinct answer and probed word (answers to probes repeat: yes, no, ...).
+            SELECT output, head, vlmscope_probe_answer(output, head) AS yes_no
+            FROM (SELECT DISTINCT jc.output, string_split(tp.form, ' ')[-1] AS head
+                  FROM judged_cases jc LEFT JOIN text_facts tp ON tp.text = jc.probe_text
+                  WHERE jc.kind = 'probe')
         ), facts AS (
             SELECT jc.*, len(jc.top_k) > 0 AS has_encoder,
                    coalesce(lt.ordered, []::VARCHAR[]) AS top_k_c,
@@ -602,9 +609,7 @@ class FailureAttribution(SummarisedRowEvaluator):
                    coalesce(tp.named[1], tp.form) AS probe_object,
                    coalesce(ta.form, '') = '' AS answer_blank,
                    ta.number AS a_n0, te.number AS e_n0,
-                   -- A probe's answer is read as CaptionHallucination's POPE reads it.
-                   CASE WHEN jc.kind = 'probe' THEN vlmscope_probe_answer(
-                       jc.output, string_split(tp.form, ' ')[-1]) END AS a_yes_no,
+                   pa.yes_no AS a_yes_no,
                    te.yes_no AS e_yn, coalesce(ta.says_none, false) AS says_none
             FROM judged_cases jc LEFT JOIN lists lt ON lt.l = jc.top_k
                  LEFT JOIN lists lr ON lr.l = jc.reading
@@ -614,6 +619,9 @@ class FailureAttribution(SummarisedRowEvaluator):
                  LEFT JOIN text_facts ta ON ta.text = jc.output
                  LEFT JOIN text_facts te ON te.text = jc.expected
                  LEFT JOIN text_facts tp ON tp.text = jc.probe_text
+                 LEFT JOIN probe_answers pa ON jc.kind = 'probe'
+                      AND pa.output IS NOT DISTINCT FROM jc.output
+                      AND pa.head IS NOT DISTINCT FROM string_split(tp.form, ' ')[-1]
         ), shaped AS (
             SELECT *,
                 CASE kind

@@ -228,9 +228,12 @@ MACROS = (
     # Digits in groups of three ("1,000,000") are one numeral: its commas go.
     f"CREATE OR REPLACE TEMP MACRO vlmscope_number(x) AS TRY_CAST(replace(nullif(regexp_extract("
     f"x, '{NUMBER_PATTERN}', 1), ''), ',', '') AS DOUBLE)",
-    f"CREATE OR REPLACE TEMP MACRO vlmscope_count(x) AS coalesce(TRY_CAST(replace(nullif("
+    # The same, for a text whose clean words are already at hand.
+    f"CREATE OR REPLACE TEMP MACRO vlmscope_count_in(x, w) AS coalesce(TRY_CAST(replace(nullif("
     f"regexp_extract(' ' || lower(x) || ' ', '[^a-z0-9_]({NUMERAL})[^a-z0-9_]', 1), ''), ',', "
-    f"'') AS BIGINT), vlmscope_count_words(vlmscope_clean_words(x)))",
+    f"'') AS BIGINT), vlmscope_count_words(w))",
+    "CREATE OR REPLACE TEMP MACRO vlmscope_count(x) AS "
+    "vlmscope_count_in(x, vlmscope_clean_words(x))",
     r"""
     CREATE OR REPLACE TEMP MACRO vlmscope_kind_of(given, read, expected, objects) AS
     coalesce(nullif(lower(trim(given)), ''), read,
