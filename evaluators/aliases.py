@@ -1,4 +1,5 @@
-"""Aliases for class names, used by ``GroundTruthMatch(mode="synonyms")``.
+"""Aliases for class names, used by ``GroundTruthMatch(mode="synonyms")`` and
+``FailureAttribution``.
 
 Each map sends an alias to the class name it stands for. Both sides are normalised (case,
 whitespace, punctuation, articles) before use, so ``"TV-monitor"`` and ``"tvmonitor"`` need no
@@ -13,7 +14,13 @@ These are curated lists, not the full WordNet; pass ``synonyms={...}`` for your 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+if TYPE_CHECKING:
+    import duckdb
 
 COCO_ALIASES: dict[str, str] = {
     "aeroplane": "airplane",
@@ -144,3 +151,41 @@ def alias_map(entries: Iterable[tuple[str, str, int]]) -> dict[str, str]:
             if other != built_in[0][1] and other not in targets:
                 chosen.setdefault(other, built_in[0][1])
     return resolve_alias_chains(chosen)
+
+
+BUILTIN_ALIASES: dict[str, Mapping[str, str]] = {
+    "imagenet": IMAGENET_ALIASES,
+    "coco": COCO_ALIASES,
+}
+"""The built-in alias tables by the name an evaluator's ``aliases=`` option gives."""
+
+
+def create_alias_table(con: duckdb.DuckDBPyConnection, table: str, *,
+                       synonyms: Mapping[str, str], tables: Sequence[str], normalise: str,
+                       alias_column: str) -> None:
+    """The temporary table ``table`` (``alias_column``, ``canonical``): :func:`alias_map` of
+    the user's ``synonyms`` and the :data:`BUILTIN_ALIASES` named in ``tables``, in that
+    order, both names of every entry put through the SQL macro ``normalise`` first (the
+    evaluators read the lookup in their own normal form)."""
+    rows = [(alias, canonical, 0) for alias, canonical in synonyms.items()]
+    for priority, name in enumerate(tables, start=1):
+        rows += [(alias, canonical, priority)
+                 for alias, canonical in BUILTIN_ALIASES[name].items()]
+    raw = pa.table({"alias": [r[0] for r in rows], "canonical": [r[1] for r in rows],
+                    "priority": [r[2] for r in rows]},
+                   schema=pa.schema([("alias", pa.string()), ("canonical", pa.string()),
+                                     ("priority", pa.int32())]))
+    con.register(f"{table}_raw", raw)
+    try:
+        entries = con.execute(f"SELECT {normalise}(alias), {normalise}(canonical), priority "
+                              f"FROM {table}_raw").fetchall()
+    finally:
+        con.unregister(f"{table}_raw")
+    resolved = alias_map(entries)
+    con.register(f"{table}_resolved", pa.table(
+        {alias_column: list(resolved), "canonical": list(resolved.values())},
+        schema=pa.schema([(alias_column, pa.string()), ("canonical", pa.string())])))
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {table}_resolved")
+    finally:
+        con.unregister(f"{table}_resolved")

@@ -83,7 +83,7 @@ import orjson
 import pyarrow as pa
 
 from vlmscope.conventions import INSTRUCTION_KINDS
-from vlmscope.evaluators.aliases import COCO_ALIASES, IMAGENET_ALIASES, alias_map
+from vlmscope.evaluators.aliases import BUILTIN_ALIASES, create_alias_table
 from vlmscope.evaluators.base import PIPELINE_ROW_SCHEMA, EvalResult
 from vlmscope.evaluators.declaration import Metric, Option, comma_list
 from vlmscope.evaluators.mentions import NEGATED, lookup_sql, mentions_sql
@@ -109,7 +109,6 @@ READING_COLUMNS = (("instruction_kind", pa.string()), ("encoder_multi_label", pa
 """Row columns this evaluator reads when present: the row's instruction kind and whether its
 encoder is multi-label."""
 
-_ALIASES: dict[str, Mapping[str, str]] = {"imagenet": IMAGENET_ALIASES, "coco": COCO_ALIASES}
 
 _ONE_ROW = "_vlmscope_blame_row"
 
@@ -225,10 +224,10 @@ class FailureAttribution(SummarisedRowEvaluator):
     ) -> None:
         if not 0.0 <= encoder_threshold <= 1.0:
             raise ValueError(f"encoder_threshold must be in [0, 1], got {encoder_threshold}")
-        unknown = [a for a in aliases if a not in _ALIASES]
+        unknown = [a for a in aliases if a not in BUILTIN_ALIASES]
         if unknown:
             raise ValueError(f"unknown alias table(s) {', '.join(unknown)}; "
-                             f"use any of {', '.join(_ALIASES)}")
+                             f"use any of {', '.join(BUILTIN_ALIASES)}")
         if head is not None and not callable(head):
             raise TypeError(f"head must be a callable head(reading, instruction) -> answer, "
                             f"got {type(head).__name__}")
@@ -375,26 +374,8 @@ class FailureAttribution(SummarisedRowEvaluator):
     def prepare(self, con: duckdb.DuckDBPyConnection) -> None:
         """Define the macros, and the alias and vocabulary tables."""
         install_reading_macros(con)
-        rows = [(alias, canonical, 0) for alias, canonical in self.synonyms.items()]
-        for priority, name in enumerate(self.aliases, start=1):
-            rows += [(alias, canonical, priority) for alias, canonical in _ALIASES[name].items()]
-        raw = pa.table({"alias": [r[0] for r in rows], "canonical": [r[1] for r in rows],
-                        "priority": pa.array([r[2] for r in rows], pa.int32())})
-        con.register(f"{self._tables}_raw", raw)
-        try:
-            entries = con.execute(f"SELECT vlmscope_form(alias), vlmscope_form(canonical), "
-                                  f"priority FROM {self._tables}_raw").fetchall()
-        finally:
-            con.unregister(f"{self._tables}_raw")
-        resolved = alias_map(entries)
-        con.register(f"{self._tables}_resolved", pa.table(
-            {"form": list(resolved), "canonical": list(resolved.values())},
-            schema=pa.schema([("form", pa.string()), ("canonical", pa.string())])))
-        try:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {self._tables}_aliases AS "
-                        f"SELECT * FROM {self._tables}_resolved")
-        finally:
-            con.unregister(f"{self._tables}_resolved")
+        create_alias_table(con, f"{self._tables}_aliases", synonyms=self.synonyms,
+                           tables=self.aliases, normalise="vlmscope_form", alias_column="form")
         # The vocabularies first, then the extra labels as a vocabulary of their own (so
         # their plurals read too).
         vocabularies = list(self.vocabularies)

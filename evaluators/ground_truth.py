@@ -7,9 +7,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
-from vlmscope.evaluators.aliases import COCO_ALIASES, IMAGENET_ALIASES, alias_map
+from vlmscope.evaluators.aliases import BUILTIN_ALIASES, create_alias_table
 from vlmscope.evaluators.base import EvalResult, RowEvaluator, with_stages
 from vlmscope.evaluators.declaration import Metric, Option
 from vlmscope.evaluators.reading import install_reading_macros
@@ -17,12 +16,6 @@ from vlmscope.evaluators.text import install_macros
 
 MODES = ("exact", "normalized", "synonyms", "set", "numeric", "top_k")
 """How GroundTruthMatch compares: see :class:`GroundTruthMatch`."""
-
-BUILTIN_ALIASES: dict[str, Mapping[str, str]] = {
-    "imagenet": IMAGENET_ALIASES,
-    "coco": COCO_ALIASES,
-}
-"""Alias maps that ship with vlmscope, by name."""
 
 DEFAULT_TOP_K = 5
 """How many of the encoder's labels ``mode="top_k"`` looks at."""
@@ -161,32 +154,9 @@ class GroundTruthMatch(RowEvaluator):
         first)."""
         install_macros(con)
         install_reading_macros(con)
-        rows = [(alias, canonical, 0) for alias, canonical in self.synonyms.items()]
-        for priority, table in enumerate(self.aliases, start=1):
-            rows += [(alias, canonical, priority)
-                     for alias, canonical in BUILTIN_ALIASES[table].items()]
-        raw = pa.table(
-            {"alias": [r[0] for r in rows], "canonical": [r[1] for r in rows],
-             "priority": [r[2] for r in rows]},
-            schema=pa.schema([("alias", pa.string()), ("canonical", pa.string()),
-                              ("priority", pa.int32())]),
-        )
-        con.register(f"{self._alias_table}_raw", raw)
-        try:
-            entries = con.execute(
-                "SELECT vlmscope_normalize(alias), vlmscope_normalize(canonical), priority "
-                f"FROM {self._alias_table}_raw").fetchall()
-        finally:
-            con.unregister(f"{self._alias_table}_raw")
-        resolved = alias_map(entries)
-        con.register(f"{self._alias_table}_resolved", pa.table(
-            {"alias": list(resolved), "canonical": list(resolved.values())},
-            schema=pa.schema([("alias", pa.string()), ("canonical", pa.string())])))
-        try:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {self._alias_table} AS "
-                        f"SELECT * FROM {self._alias_table}_resolved")
-        finally:
-            con.unregister(f"{self._alias_table}_resolved")
+        create_alias_table(con, self._alias_table, synonyms=self.synonyms,
+                           tables=self.aliases, normalise="vlmscope_normalize",
+                           alias_column="alias")
 
     def skip_reason_sql(self) -> str:
         """No expected label (mode ``set``: no expected label and no objects; mode
