@@ -88,9 +88,6 @@ def install_chair_reader(con: duckdb.DuckDBPyConnection, name: str) -> None:
     con.unregister(f"{name}_names_arrow")
 
 
-
-
-
 class CaptionHallucination(SummarisedRowEvaluator):
     """Scores captions with CHAIR and yes/no object probes with POPE (see the module).
 
