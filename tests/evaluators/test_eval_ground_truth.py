@@ -87,7 +87,8 @@ def test_numbers_in_groups_of_three_digits_are_read_whole_as_python_reads_them()
         cases.append((f"about {text} units", float(text.replace(",", "")),
                       int(text.lstrip("-").replace(",", "").split(".")[0])))
     cases += [("3,4 and 5", 3.0, 3), ("1,0000", 1.0, 1), ("1000", 1000.0, 1000),
-              ("-3", -3.0, 3), ("2.5e3 things", 2500.0, 2)]
+              ("-3", -3.0, 3), ("2.5e3 things", 2500.0, 2),
+              ("mp3", 3.0, None)]  # numeric mode reads digits inside a word; a count not
     con.register("texts", pa.table({"i": range(len(cases)), "text": [c[0] for c in cases]}))
     read = con.execute("SELECT vlmscope_number(text), vlmscope_count(text) FROM texts "
                        "ORDER BY i").fetchall()
