@@ -572,11 +572,12 @@ class FailureAttribution(SummarisedRowEvaluator):
                  JOIN canon USING (s) GROUP BY l
         ), probe_answers AS MATERIALIZED (
             -- A probe's answer is read as CaptionHallucination's POPE reads it, once per
-            -- distinct answer and probed word (answers to probes repeat: yes, no, ...).
-            SELECT output, head, vlmscope_probe_answer(output, head) AS yes_no
-            FROM (SELECT DISTINCT jc.output, string_split(tp.form, ' ')[-1] AS head
-                  FROM judged_cases jc LEFT JOIN text_facts tp ON tp.text = jc.probe_text
-                  WHERE jc.kind = 'probe')
+            -- distinct answer and probe (answers to probes repeat: yes, no, ...); the probed
+            -- object's last word is the head a sentence may name.
+            SELECT p.output, p.probe_text,
+                   vlmscope_probe_answer(p.output, string_split(tp.form, ' ')[-1]) AS yes_no
+            FROM (SELECT DISTINCT output, probe_text FROM judged_cases WHERE kind = 'probe') p
+                 LEFT JOIN text_facts tp ON tp.text = p.probe_text
         ), facts AS (
             SELECT jc.*, len(jc.top_k) > 0 AS has_encoder,
                    coalesce(lt.ordered, []::VARCHAR[]) AS top_k_c,
@@ -602,7 +603,7 @@ class FailureAttribution(SummarisedRowEvaluator):
                  LEFT JOIN text_facts tp ON tp.text = jc.probe_text
                  LEFT JOIN probe_answers pa ON jc.kind = 'probe'
                       AND pa.output IS NOT DISTINCT FROM jc.output
-                      AND pa.head IS NOT DISTINCT FROM string_split(tp.form, ' ')[-1]
+                      AND pa.probe_text IS NOT DISTINCT FROM jc.probe_text
         ), shaped AS (
             SELECT *,
                 CASE kind
