@@ -2371,6 +2371,357 @@ _V10 = (
     pipeline_row_parts p USING (trace_id, row_id))""",
 )
 
+_V11 = (
+    """CREATE OR REPLACE VIEW pipeline_rows AS SELECT row_id, trace_id, row_span_id AS span_id,
+    run_name AS run, cohort, coalesce(row_image_sha256, encoder_image_sha256) AS
+    image_sha256, expected, objects, encoder_model, checkpoint_sha256, top_k_labels,
+    top_k_scores, embedding_dim, encoder_entropy, llm_model, coalesce(llm_instruction,
+    row_instruction) AS instruction, output, input_tokens, output_tokens, encoder_ms,
+    llm_ms, row_ms, CASE WHEN 'ERROR' IN (row_status, encoder_status, llm_status) THEN
+    'ERROR' ELSE 'OK' END AS status, row_error AS error, encoder_span_id, llm_span_id,
+    row_start AS start_time, encoder_multi_label, coalesce(row_instruction_kind,
+    llm_instruction_kind) AS instruction_kind, coalesce(row_batch_size, encoder_batch_size,
+    llm_batch_size) AS batch_size, encoder_ms / greatest(coalesce(encoder_batch_size, 1), 1)
+    AS encoder_share_ms, llm_ms / greatest(coalesce(llm_batch_size, 1), 1) AS llm_share_ms,
+    CASE WHEN top_k_labels IS NULL THEN NULL::VARCHAR[] WHEN coalesce(encoder_multi_label,
+    false) THEN list_filter(top_k_labels, lambda x, i: coalesce(top_k_scores[i] >=
+    0.5::DOUBLE AND NOT isnan(top_k_scores[i]), false)) ELSE top_k_labels[1:1] END AS
+    encoder_reading FROM pipeline_row_facts f WHERE NOT EXISTS (SELECT 1 FROM
+    pipeline_row_parts p WHERE p.trace_id = f.trace_id AND p.row_id = f.row_id) UNION ALL
+    SELECT row_id, trace_id, row_span_id AS span_id, run_name AS run, cohort,
+    coalesce(row_image_sha256, encoder_image_sha256) AS image_sha256, expected, objects,
+    encoder_model, checkpoint_sha256, top_k_labels, top_k_scores, embedding_dim,
+    encoder_entropy, llm_model, coalesce(llm_instruction, row_instruction) AS instruction,
+    output, input_tokens, output_tokens, encoder_ms, llm_ms, row_ms, CASE WHEN 'ERROR' IN
+    (row_status, encoder_status, llm_status) THEN 'ERROR' ELSE 'OK' END AS status, row_error
+    AS error, encoder_span_id, llm_span_id, row_start AS start_time, encoder_multi_label,
+    coalesce(row_instruction_kind, llm_instruction_kind) AS instruction_kind,
+    coalesce(row_batch_size, encoder_batch_size, llm_batch_size) AS batch_size, encoder_ms /
+    greatest(coalesce(encoder_batch_size, 1), 1) AS encoder_share_ms, llm_ms /
+    greatest(coalesce(llm_batch_size, 1), 1) AS llm_share_ms, CASE WHEN top_k_labels IS NULL
+    THEN NULL::VARCHAR[] WHEN coalesce(encoder_multi_label, false) THEN
+    list_filter(top_k_labels, lambda x, i: coalesce(top_k_scores[i] >= 0.5::DOUBLE AND NOT
+    isnan(top_k_scores[i]), false)) ELSE top_k_labels[1:1] END AS encoder_reading FROM
+    (SELECT f.trace_id, f.row_id, CASE WHEN (p.row_span_id IS NOT NULL AND (f.row_span_id IS
+    NULL OR coalesce(p.row_start, TIMESTAMP_NS '1678-01-01') > coalesce(f.row_start,
+    TIMESTAMP_NS '1678-01-01') OR (coalesce(p.row_start, TIMESTAMP_NS '1678-01-01') =
+    coalesce(f.row_start, TIMESTAMP_NS '1678-01-01') AND (p.row_span_id < f.row_span_id OR
+    (p.row_span_id = f.row_span_id AND p.row_index <= f.row_index))))) THEN p.row_span_id
+    ELSE f.row_span_id END AS row_span_id, CASE WHEN (p.row_span_id IS NOT NULL AND
+    (f.row_span_id IS NULL OR coalesce(p.row_start, TIMESTAMP_NS '1678-01-01') >
+    coalesce(f.row_start, TIMESTAMP_NS '1678-01-01') OR (coalesce(p.row_start, TIMESTAMP_NS
+    '1678-01-01') = coalesce(f.row_start, TIMESTAMP_NS '1678-01-01') AND (p.row_span_id <
+    f.row_span_id OR (p.row_span_id = f.row_span_id AND p.row_index <= f.row_index))))) THEN
+    p.row_index ELSE f.row_index END AS row_index, CASE WHEN (p.row_span_id IS NOT NULL AND
+    (f.row_span_id IS NULL OR coalesce(p.row_start, TIMESTAMP_NS '1678-01-01') >
+    coalesce(f.row_start, TIMESTAMP_NS '1678-01-01') OR (coalesce(p.row_start, TIMESTAMP_NS
+    '1678-01-01') = coalesce(f.row_start, TIMESTAMP_NS '1678-01-01') AND (p.row_span_id <
+    f.row_span_id OR (p.row_span_id = f.row_span_id AND p.row_index <= f.row_index))))) THEN
+    p.row_start ELSE f.row_start END AS row_start, CASE WHEN (p.row_span_id IS NOT NULL AND
+    (f.row_span_id IS NULL OR coalesce(p.row_start, TIMESTAMP_NS '1678-01-01') >
+    coalesce(f.row_start, TIMESTAMP_NS '1678-01-01') OR (coalesce(p.row_start, TIMESTAMP_NS
+    '1678-01-01') = coalesce(f.row_start, TIMESTAMP_NS '1678-01-01') AND (p.row_span_id <
+    f.row_span_id OR (p.row_span_id = f.row_span_id AND p.row_index <= f.row_index))))) THEN
+    p.row_ms ELSE f.row_ms END AS row_ms, CASE WHEN (p.row_span_id IS NOT NULL AND
+    (f.row_span_id IS NULL OR coalesce(p.row_start, TIMESTAMP_NS '1678-01-01') >
+    coalesce(f.row_start, TIMESTAMP_NS '1678-01-01') OR (coalesce(p.row_start, TIMESTAMP_NS
+    '1678-01-01') = coalesce(f.row_start, TIMESTAMP_NS '1678-01-01') AND (p.row_span_id <
+    f.row_span_id OR (p.row_span_id = f.row_span_id AND p.row_index <= f.row_index))))) THEN
+    p.row_status ELSE f.row_status END AS row_status, CASE WHEN (p.row_span_id IS NOT NULL
+    AND (f.row_span_id IS NULL OR coalesce(p.row_start, TIMESTAMP_NS '1678-01-01') >
+    coalesce(f.row_start, TIMESTAMP_NS '1678-01-01') OR (coalesce(p.row_start, TIMESTAMP_NS
+    '1678-01-01') = coalesce(f.row_start, TIMESTAMP_NS '1678-01-01') AND (p.row_span_id <
+    f.row_span_id OR (p.row_span_id = f.row_span_id AND p.row_index <= f.row_index))))) THEN
+    p.row_error ELSE f.row_error END AS row_error, CASE WHEN (p.row_span_id IS NOT NULL AND
+    (f.row_span_id IS NULL OR coalesce(p.row_start, TIMESTAMP_NS '1678-01-01') >
+    coalesce(f.row_start, TIMESTAMP_NS '1678-01-01') OR (coalesce(p.row_start, TIMESTAMP_NS
+    '1678-01-01') = coalesce(f.row_start, TIMESTAMP_NS '1678-01-01') AND (p.row_span_id <
+    f.row_span_id OR (p.row_span_id = f.row_span_id AND p.row_index <= f.row_index))))) THEN
+    p.run_name ELSE f.run_name END AS run_name, CASE WHEN (p.row_span_id IS NOT NULL AND
+    (f.row_span_id IS NULL OR coalesce(p.row_start, TIMESTAMP_NS '1678-01-01') >
+    coalesce(f.row_start, TIMESTAMP_NS '1678-01-01') OR (coalesce(p.row_start, TIMESTAMP_NS
+    '1678-01-01') = coalesce(f.row_start, TIMESTAMP_NS '1678-01-01') AND (p.row_span_id <
+    f.row_span_id OR (p.row_span_id = f.row_span_id AND p.row_index <= f.row_index))))) THEN
+    p.cohort ELSE f.cohort END AS cohort, CASE WHEN (p.row_span_id IS NOT NULL AND
+    (f.row_span_id IS NULL OR coalesce(p.row_start, TIMESTAMP_NS '1678-01-01') >
+    coalesce(f.row_start, TIMESTAMP_NS '1678-01-01') OR (coalesce(p.row_start, TIMESTAMP_NS
+    '1678-01-01') = coalesce(f.row_start, TIMESTAMP_NS '1678-01-01') AND (p.row_span_id <
+    f.row_span_id OR (p.row_span_id = f.row_span_id AND p.row_index <= f.row_index))))) THEN
+    p.expected ELSE f.expected END AS expected, CASE WHEN (p.row_span_id IS NOT NULL AND
+    (f.row_span_id IS NULL OR coalesce(p.row_start, TIMESTAMP_NS '1678-01-01') >
+    coalesce(f.row_start, TIMESTAMP_NS '1678-01-01') OR (coalesce(p.row_start, TIMESTAMP_NS
+    '1678-01-01') = coalesce(f.row_start, TIMESTAMP_NS '1678-01-01') AND (p.row_span_id <
+    f.row_span_id OR (p.row_span_id = f.row_span_id AND p.row_index <= f.row_index))))) THEN
+    p.objects ELSE f.objects END AS objects, CASE WHEN (p.row_span_id IS NOT NULL AND
+    (f.row_span_id IS NULL OR coalesce(p.row_start, TIMESTAMP_NS '1678-01-01') >
+    coalesce(f.row_start, TIMESTAMP_NS '1678-01-01') OR (coalesce(p.row_start, TIMESTAMP_NS
+    '1678-01-01') = coalesce(f.row_start, TIMESTAMP_NS '1678-01-01') AND (p.row_span_id <
+    f.row_span_id OR (p.row_span_id = f.row_span_id AND p.row_index <= f.row_index))))) THEN
+    p.row_instruction ELSE f.row_instruction END AS row_instruction, CASE WHEN
+    (p.row_span_id IS NOT NULL AND (f.row_span_id IS NULL OR coalesce(p.row_start,
+    TIMESTAMP_NS '1678-01-01') > coalesce(f.row_start, TIMESTAMP_NS '1678-01-01') OR
+    (coalesce(p.row_start, TIMESTAMP_NS '1678-01-01') = coalesce(f.row_start, TIMESTAMP_NS
+    '1678-01-01') AND (p.row_span_id < f.row_span_id OR (p.row_span_id = f.row_span_id AND
+    p.row_index <= f.row_index))))) THEN p.row_image_sha256 ELSE f.row_image_sha256 END AS
+    row_image_sha256, CASE WHEN (p.row_span_id IS NOT NULL AND (f.row_span_id IS NULL OR
+    coalesce(p.row_start, TIMESTAMP_NS '1678-01-01') > coalesce(f.row_start, TIMESTAMP_NS
+    '1678-01-01') OR (coalesce(p.row_start, TIMESTAMP_NS '1678-01-01') =
+    coalesce(f.row_start, TIMESTAMP_NS '1678-01-01') AND (p.row_span_id < f.row_span_id OR
+    (p.row_span_id = f.row_span_id AND p.row_index <= f.row_index))))) THEN
+    p.row_instruction_kind ELSE f.row_instruction_kind END AS row_instruction_kind, CASE
+    WHEN (p.row_span_id IS NOT NULL AND (f.row_span_id IS NULL OR coalesce(p.row_start,
+    TIMESTAMP_NS '1678-01-01') > coalesce(f.row_start, TIMESTAMP_NS '1678-01-01') OR
+    (coalesce(p.row_start, TIMESTAMP_NS '1678-01-01') = coalesce(f.row_start, TIMESTAMP_NS
+    '1678-01-01') AND (p.row_span_id < f.row_span_id OR (p.row_span_id = f.row_span_id AND
+    p.row_index <= f.row_index))))) THEN p.row_batch_size ELSE f.row_batch_size END AS
+    row_batch_size, CASE WHEN (p.encoder_span_id IS NOT NULL AND (f.encoder_span_id IS NULL
+    OR (p.top_k_labels IS NOT NULL AND f.top_k_labels IS NULL) OR ((p.top_k_labels IS NULL)
+    = (f.top_k_labels IS NULL) AND (coalesce(p.encoder_start, TIMESTAMP_NS '1678-01-01') >
+    coalesce(f.encoder_start, TIMESTAMP_NS '1678-01-01') OR (coalesce(p.encoder_start,
+    TIMESTAMP_NS '1678-01-01') = coalesce(f.encoder_start, TIMESTAMP_NS '1678-01-01') AND
+    (p.encoder_span_id < f.encoder_span_id OR (p.encoder_span_id = f.encoder_span_id AND
+    p.encoder_index <= f.encoder_index))))))) THEN p.encoder_span_id ELSE f.encoder_span_id
+    END AS encoder_span_id, CASE WHEN (p.encoder_span_id IS NOT NULL AND (f.encoder_span_id
+    IS NULL OR (p.top_k_labels IS NOT NULL AND f.top_k_labels IS NULL) OR ((p.top_k_labels
+    IS NULL) = (f.top_k_labels IS NULL) AND (coalesce(p.encoder_start, TIMESTAMP_NS
+    '1678-01-01') > coalesce(f.encoder_start, TIMESTAMP_NS '1678-01-01') OR
+    (coalesce(p.encoder_start, TIMESTAMP_NS '1678-01-01') = coalesce(f.encoder_start,
+    TIMESTAMP_NS '1678-01-01') AND (p.encoder_span_id < f.encoder_span_id OR
+    (p.encoder_span_id = f.encoder_span_id AND p.encoder_index <= f.encoder_index)))))))
+    THEN p.encoder_index ELSE f.encoder_index END AS encoder_index, CASE WHEN
+    (p.encoder_span_id IS NOT NULL AND (f.encoder_span_id IS NULL OR (p.top_k_labels IS NOT
+    NULL AND f.top_k_labels IS NULL) OR ((p.top_k_labels IS NULL) = (f.top_k_labels IS NULL)
+    AND (coalesce(p.encoder_start, TIMESTAMP_NS '1678-01-01') > coalesce(f.encoder_start,
+    TIMESTAMP_NS '1678-01-01') OR (coalesce(p.encoder_start, TIMESTAMP_NS '1678-01-01') =
+    coalesce(f.encoder_start, TIMESTAMP_NS '1678-01-01') AND (p.encoder_span_id <
+    f.encoder_span_id OR (p.encoder_span_id = f.encoder_span_id AND p.encoder_index <=
+    f.encoder_index))))))) THEN p.encoder_start ELSE f.encoder_start END AS encoder_start,
+    CASE WHEN (p.encoder_span_id IS NOT NULL AND (f.encoder_span_id IS NULL OR
+    (p.top_k_labels IS NOT NULL AND f.top_k_labels IS NULL) OR ((p.top_k_labels IS NULL) =
+    (f.top_k_labels IS NULL) AND (coalesce(p.encoder_start, TIMESTAMP_NS '1678-01-01') >
+    coalesce(f.encoder_start, TIMESTAMP_NS '1678-01-01') OR (coalesce(p.encoder_start,
+    TIMESTAMP_NS '1678-01-01') = coalesce(f.encoder_start, TIMESTAMP_NS '1678-01-01') AND
+    (p.encoder_span_id < f.encoder_span_id OR (p.encoder_span_id = f.encoder_span_id AND
+    p.encoder_index <= f.encoder_index))))))) THEN p.encoder_ms ELSE f.encoder_ms END AS
+    encoder_ms, CASE WHEN (p.encoder_span_id IS NOT NULL AND (f.encoder_span_id IS NULL OR
+    (p.top_k_labels IS NOT NULL AND f.top_k_labels IS NULL) OR ((p.top_k_labels IS NULL) =
+    (f.top_k_labels IS NULL) AND (coalesce(p.encoder_start, TIMESTAMP_NS '1678-01-01') >
+    coalesce(f.encoder_start, TIMESTAMP_NS '1678-01-01') OR (coalesce(p.encoder_start,
+    TIMESTAMP_NS '1678-01-01') = coalesce(f.encoder_start, TIMESTAMP_NS '1678-01-01') AND
+    (p.encoder_span_id < f.encoder_span_id OR (p.encoder_span_id = f.encoder_span_id AND
+    p.encoder_index <= f.encoder_index))))))) THEN p.encoder_status ELSE f.encoder_status
+    END AS encoder_status, CASE WHEN (p.encoder_span_id IS NOT NULL AND (f.encoder_span_id
+    IS NULL OR (p.top_k_labels IS NOT NULL AND f.top_k_labels IS NULL) OR ((p.top_k_labels
+    IS NULL) = (f.top_k_labels IS NULL) AND (coalesce(p.encoder_start, TIMESTAMP_NS
+    '1678-01-01') > coalesce(f.encoder_start, TIMESTAMP_NS '1678-01-01') OR
+    (coalesce(p.encoder_start, TIMESTAMP_NS '1678-01-01') = coalesce(f.encoder_start,
+    TIMESTAMP_NS '1678-01-01') AND (p.encoder_span_id < f.encoder_span_id OR
+    (p.encoder_span_id = f.encoder_span_id AND p.encoder_index <= f.encoder_index)))))))
+    THEN p.encoder_model ELSE f.encoder_model END AS encoder_model, CASE WHEN
+    (p.encoder_span_id IS NOT NULL AND (f.encoder_span_id IS NULL OR (p.top_k_labels IS NOT
+    NULL AND f.top_k_labels IS NULL) OR ((p.top_k_labels IS NULL) = (f.top_k_labels IS NULL)
+    AND (coalesce(p.encoder_start, TIMESTAMP_NS '1678-01-01') > coalesce(f.encoder_start,
+    TIMESTAMP_NS '1678-01-01') OR (coalesce(p.encoder_start, TIMESTAMP_NS '1678-01-01') =
+    coalesce(f.encoder_start, TIMESTAMP_NS '1678-01-01') AND (p.encoder_span_id <
+    f.encoder_span_id OR (p.encoder_span_id = f.encoder_span_id AND p.encoder_index <=
+    f.encoder_index))))))) THEN p.checkpoint_sha256 ELSE f.checkpoint_sha256 END AS
+    checkpoint_sha256, CASE WHEN (p.encoder_span_id IS NOT NULL AND (f.encoder_span_id IS
+    NULL OR (p.top_k_labels IS NOT NULL AND f.top_k_labels IS NULL) OR ((p.top_k_labels IS
+    NULL) = (f.top_k_labels IS NULL) AND (coalesce(p.encoder_start, TIMESTAMP_NS
+    '1678-01-01') > coalesce(f.encoder_start, TIMESTAMP_NS '1678-01-01') OR
+    (coalesce(p.encoder_start, TIMESTAMP_NS '1678-01-01') = coalesce(f.encoder_start,
+    TIMESTAMP_NS '1678-01-01') AND (p.encoder_span_id < f.encoder_span_id OR
+    (p.encoder_span_id = f.encoder_span_id AND p.encoder_index <= f.encoder_index)))))))
+    THEN p.top_k_labels ELSE f.top_k_labels END AS top_k_labels, CASE WHEN
+    (p.encoder_span_id IS NOT NULL AND (f.encoder_span_id IS NULL OR (p.top_k_labels IS NOT
+    NULL AND f.top_k_labels IS NULL) OR ((p.top_k_labels IS NULL) = (f.top_k_labels IS NULL)
+    AND (coalesce(p.encoder_start, TIMESTAMP_NS '1678-01-01') > coalesce(f.encoder_start,
+    TIMESTAMP_NS '1678-01-01') OR (coalesce(p.encoder_start, TIMESTAMP_NS '1678-01-01') =
+    coalesce(f.encoder_start, TIMESTAMP_NS '1678-01-01') AND (p.encoder_span_id <
+    f.encoder_span_id OR (p.encoder_span_id = f.encoder_span_id AND p.encoder_index <=
+    f.encoder_index))))))) THEN p.top_k_scores ELSE f.top_k_scores END AS top_k_scores, CASE
+    WHEN (p.encoder_span_id IS NOT NULL AND (f.encoder_span_id IS NULL OR (p.top_k_labels IS
+    NOT NULL AND f.top_k_labels IS NULL) OR ((p.top_k_labels IS NULL) = (f.top_k_labels IS
+    NULL) AND (coalesce(p.encoder_start, TIMESTAMP_NS '1678-01-01') >
+    coalesce(f.encoder_start, TIMESTAMP_NS '1678-01-01') OR (coalesce(p.encoder_start,
+    TIMESTAMP_NS '1678-01-01') = coalesce(f.encoder_start, TIMESTAMP_NS '1678-01-01') AND
+    (p.encoder_span_id < f.encoder_span_id OR (p.encoder_span_id = f.encoder_span_id AND
+    p.encoder_index <= f.encoder_index))))))) THEN p.embedding_dim ELSE f.embedding_dim END
+    AS embedding_dim, CASE WHEN (p.encoder_span_id IS NOT NULL AND (f.encoder_span_id IS
+    NULL OR (p.top_k_labels IS NOT NULL AND f.top_k_labels IS NULL) OR ((p.top_k_labels IS
+    NULL) = (f.top_k_labels IS NULL) AND (coalesce(p.encoder_start, TIMESTAMP_NS
+    '1678-01-01') > coalesce(f.encoder_start, TIMESTAMP_NS '1678-01-01') OR
+    (coalesce(p.encoder_start, TIMESTAMP_NS '1678-01-01') = coalesce(f.encoder_start,
+    TIMESTAMP_NS '1678-01-01') AND (p.encoder_span_id < f.encoder_span_id OR
+    (p.encoder_span_id = f.encoder_span_id AND p.encoder_index <= f.encoder_index)))))))
+    THEN p.encoder_entropy ELSE f.encoder_entropy END AS encoder_entropy, CASE WHEN
+    (p.encoder_span_id IS NOT NULL AND (f.encoder_span_id IS NULL OR (p.top_k_labels IS NOT
+    NULL AND f.top_k_labels IS NULL) OR ((p.top_k_labels IS NULL) = (f.top_k_labels IS NULL)
+    AND (coalesce(p.encoder_start, TIMESTAMP_NS '1678-01-01') > coalesce(f.encoder_start,
+    TIMESTAMP_NS '1678-01-01') OR (coalesce(p.encoder_start, TIMESTAMP_NS '1678-01-01') =
+    coalesce(f.encoder_start, TIMESTAMP_NS '1678-01-01') AND (p.encoder_span_id <
+    f.encoder_span_id OR (p.encoder_span_id = f.encoder_span_id AND p.encoder_index <=
+    f.encoder_index))))))) THEN p.encoder_image_sha256 ELSE f.encoder_image_sha256 END AS
+    encoder_image_sha256, CASE WHEN (p.encoder_span_id IS NOT NULL AND (f.encoder_span_id IS
+    NULL OR (p.top_k_labels IS NOT NULL AND f.top_k_labels IS NULL) OR ((p.top_k_labels IS
+    NULL) = (f.top_k_labels IS NULL) AND (coalesce(p.encoder_start, TIMESTAMP_NS
+    '1678-01-01') > coalesce(f.encoder_start, TIMESTAMP_NS '1678-01-01') OR
+    (coalesce(p.encoder_start, TIMESTAMP_NS '1678-01-01') = coalesce(f.encoder_start,
+    TIMESTAMP_NS '1678-01-01') AND (p.encoder_span_id < f.encoder_span_id OR
+    (p.encoder_span_id = f.encoder_span_id AND p.encoder_index <= f.encoder_index)))))))
+    THEN p.encoder_multi_label ELSE f.encoder_multi_label END AS encoder_multi_label, CASE
+    WHEN (p.encoder_span_id IS NOT NULL AND (f.encoder_span_id IS NULL OR (p.top_k_labels IS
+    NOT NULL AND f.top_k_labels IS NULL) OR ((p.top_k_labels IS NULL) = (f.top_k_labels IS
+    NULL) AND (coalesce(p.encoder_start, TIMESTAMP_NS '1678-01-01') >
+    coalesce(f.encoder_start, TIMESTAMP_NS '1678-01-01') OR (coalesce(p.encoder_start,
+    TIMESTAMP_NS '1678-01-01') = coalesce(f.encoder_start, TIMESTAMP_NS '1678-01-01') AND
+    (p.encoder_span_id < f.encoder_span_id OR (p.encoder_span_id = f.encoder_span_id AND
+    p.encoder_index <= f.encoder_index))))))) THEN p.encoder_batch_size ELSE
+    f.encoder_batch_size END AS encoder_batch_size, CASE WHEN (p.llm_span_id IS NOT NULL AND
+    (f.llm_span_id IS NULL OR coalesce(make_timestamp_ns(epoch_ns(p.llm_start) + CASE WHEN
+    isfinite(p.llm_ms) THEN CAST(floor(p.llm_ms * 1000000) AS BIGINT) ELSE 0 END),
+    TIMESTAMP_NS '1678-01-01') > coalesce(make_timestamp_ns(epoch_ns(f.llm_start) + CASE
+    WHEN isfinite(f.llm_ms) THEN CAST(floor(f.llm_ms * 1000000) AS BIGINT) ELSE 0 END),
+    TIMESTAMP_NS '1678-01-01') OR (coalesce(make_timestamp_ns(epoch_ns(p.llm_start) + CASE
+    WHEN isfinite(p.llm_ms) THEN CAST(floor(p.llm_ms * 1000000) AS BIGINT) ELSE 0 END),
+    TIMESTAMP_NS '1678-01-01') = coalesce(make_timestamp_ns(epoch_ns(f.llm_start) + CASE
+    WHEN isfinite(f.llm_ms) THEN CAST(floor(f.llm_ms * 1000000) AS BIGINT) ELSE 0 END),
+    TIMESTAMP_NS '1678-01-01') AND (p.llm_span_id < f.llm_span_id OR (p.llm_span_id =
+    f.llm_span_id AND p.llm_index <= f.llm_index))))) THEN p.llm_span_id ELSE f.llm_span_id
+    END AS llm_span_id, CASE WHEN (p.llm_span_id IS NOT NULL AND (f.llm_span_id IS NULL OR
+    coalesce(make_timestamp_ns(epoch_ns(p.llm_start) + CASE WHEN isfinite(p.llm_ms) THEN
+    CAST(floor(p.llm_ms * 1000000) AS BIGINT) ELSE 0 END), TIMESTAMP_NS '1678-01-01') >
+    coalesce(make_timestamp_ns(epoch_ns(f.llm_start) + CASE WHEN isfinite(f.llm_ms) THEN
+    CAST(floor(f.llm_ms * 1000000) AS BIGINT) ELSE 0 END), TIMESTAMP_NS '1678-01-01') OR
+    (coalesce(make_timestamp_ns(epoch_ns(p.llm_start) + CASE WHEN isfinite(p.llm_ms) THEN
+    CAST(floor(p.llm_ms * 1000000) AS BIGINT) ELSE 0 END), TIMESTAMP_NS '1678-01-01') =
+    coalesce(make_timestamp_ns(epoch_ns(f.llm_start) + CASE WHEN isfinite(f.llm_ms) THEN
+    CAST(floor(f.llm_ms * 1000000) AS BIGINT) ELSE 0 END), TIMESTAMP_NS '1678-01-01') AND
+    (p.llm_span_id < f.llm_span_id OR (p.llm_span_id = f.llm_span_id AND p.llm_index <=
+    f.llm_index))))) THEN p.llm_index ELSE f.llm_index END AS llm_index, CASE WHEN
+    (p.llm_span_id IS NOT NULL AND (f.llm_span_id IS NULL OR
+    coalesce(make_timestamp_ns(epoch_ns(p.llm_start) + CASE WHEN isfinite(p.llm_ms) THEN
+    CAST(floor(p.llm_ms * 1000000) AS BIGINT) ELSE 0 END), TIMESTAMP_NS '1678-01-01') >
+    coalesce(make_timestamp_ns(epoch_ns(f.llm_start) + CASE WHEN isfinite(f.llm_ms) THEN
+    CAST(floor(f.llm_ms * 1000000) AS BIGINT) ELSE 0 END), TIMESTAMP_NS '1678-01-01') OR
+    (coalesce(make_timestamp_ns(epoch_ns(p.llm_start) + CASE WHEN isfinite(p.llm_ms) THEN
+    CAST(floor(p.llm_ms * 1000000) AS BIGINT) ELSE 0 END), TIMESTAMP_NS '1678-01-01') =
+    coalesce(make_timestamp_ns(epoch_ns(f.llm_start) + CASE WHEN isfinite(f.llm_ms) THEN
+    CAST(floor(f.llm_ms * 1000000) AS BIGINT) ELSE 0 END), TIMESTAMP_NS '1678-01-01') AND
+    (p.llm_span_id < f.llm_span_id OR (p.llm_span_id = f.llm_span_id AND p.llm_index <=
+    f.llm_index))))) THEN p.llm_start ELSE f.llm_start END AS llm_start, CASE WHEN
+    (p.llm_span_id IS NOT NULL AND (f.llm_span_id IS NULL OR
+    coalesce(make_timestamp_ns(epoch_ns(p.llm_start) + CASE WHEN isfinite(p.llm_ms) THEN
+    CAST(floor(p.llm_ms * 1000000) AS BIGINT) ELSE 0 END), TIMESTAMP_NS '1678-01-01') >
+    coalesce(make_timestamp_ns(epoch_ns(f.llm_start) + CASE WHEN isfinite(f.llm_ms) THEN
+    CAST(floor(f.llm_ms * 1000000) AS BIGINT) ELSE 0 END), TIMESTAMP_NS '1678-01-01') OR
+    (coalesce(make_timestamp_ns(epoch_ns(p.llm_start) + CASE WHEN isfinite(p.llm_ms) THEN
+    CAST(floor(p.llm_ms * 1000000) AS BIGINT) ELSE 0 END), TIMESTAMP_NS '1678-01-01') =
+    coalesce(make_timestamp_ns(epoch_ns(f.llm_start) + CASE WHEN isfinite(f.llm_ms) THEN
+    CAST(floor(f.llm_ms * 1000000) AS BIGINT) ELSE 0 END), TIMESTAMP_NS '1678-01-01') AND
+    (p.llm_span_id < f.llm_span_id OR (p.llm_span_id = f.llm_span_id AND p.llm_index <=
+    f.llm_index))))) THEN p.llm_ms ELSE f.llm_ms END AS llm_ms, CASE WHEN (p.llm_span_id IS
+    NOT NULL AND (f.llm_span_id IS NULL OR coalesce(make_timestamp_ns(epoch_ns(p.llm_start)
+    + CASE WHEN isfinite(p.llm_ms) THEN CAST(floor(p.llm_ms * 1000000) AS BIGINT) ELSE 0
+    END), TIMESTAMP_NS '1678-01-01') > coalesce(make_timestamp_ns(epoch_ns(f.llm_start) +
+    CASE WHEN isfinite(f.llm_ms) THEN CAST(floor(f.llm_ms * 1000000) AS BIGINT) ELSE 0 END),
+    TIMESTAMP_NS '1678-01-01') OR (coalesce(make_timestamp_ns(epoch_ns(p.llm_start) + CASE
+    WHEN isfinite(p.llm_ms) THEN CAST(floor(p.llm_ms * 1000000) AS BIGINT) ELSE 0 END),
+    TIMESTAMP_NS '1678-01-01') = coalesce(make_timestamp_ns(epoch_ns(f.llm_start) + CASE
+    WHEN isfinite(f.llm_ms) THEN CAST(floor(f.llm_ms * 1000000) AS BIGINT) ELSE 0 END),
+    TIMESTAMP_NS '1678-01-01') AND (p.llm_span_id < f.llm_span_id OR (p.llm_span_id =
+    f.llm_span_id AND p.llm_index <= f.llm_index))))) THEN p.llm_status ELSE f.llm_status
+    END AS llm_status, CASE WHEN (p.llm_span_id IS NOT NULL AND (f.llm_span_id IS NULL OR
+    coalesce(make_timestamp_ns(epoch_ns(p.llm_start) + CASE WHEN isfinite(p.llm_ms) THEN
+    CAST(floor(p.llm_ms * 1000000) AS BIGINT) ELSE 0 END), TIMESTAMP_NS '1678-01-01') >
+    coalesce(make_timestamp_ns(epoch_ns(f.llm_start) + CASE WHEN isfinite(f.llm_ms) THEN
+    CAST(floor(f.llm_ms * 1000000) AS BIGINT) ELSE 0 END), TIMESTAMP_NS '1678-01-01') OR
+    (coalesce(make_timestamp_ns(epoch_ns(p.llm_start) + CASE WHEN isfinite(p.llm_ms) THEN
+    CAST(floor(p.llm_ms * 1000000) AS BIGINT) ELSE 0 END), TIMESTAMP_NS '1678-01-01') =
+    coalesce(make_timestamp_ns(epoch_ns(f.llm_start) + CASE WHEN isfinite(f.llm_ms) THEN
+    CAST(floor(f.llm_ms * 1000000) AS BIGINT) ELSE 0 END), TIMESTAMP_NS '1678-01-01') AND
+    (p.llm_span_id < f.llm_span_id OR (p.llm_span_id = f.llm_span_id AND p.llm_index <=
+    f.llm_index))))) THEN p.llm_model ELSE f.llm_model END AS llm_model, CASE WHEN
+    (p.llm_span_id IS NOT NULL AND (f.llm_span_id IS NULL OR
+    coalesce(make_timestamp_ns(epoch_ns(p.llm_start) + CASE WHEN isfinite(p.llm_ms) THEN
+    CAST(floor(p.llm_ms * 1000000) AS BIGINT) ELSE 0 END), TIMESTAMP_NS '1678-01-01') >
+    coalesce(make_timestamp_ns(epoch_ns(f.llm_start) + CASE WHEN isfinite(f.llm_ms) THEN
+    CAST(floor(f.llm_ms * 1000000) AS BIGINT) ELSE 0 END), TIMESTAMP_NS '1678-01-01') OR
+    (coalesce(make_timestamp_ns(epoch_ns(p.llm_start) + CASE WHEN isfinite(p.llm_ms) THEN
+    CAST(floor(p.llm_ms * 1000000) AS BIGINT) ELSE 0 END), TIMESTAMP_NS '1678-01-01') =
+    coalesce(make_timestamp_ns(epoch_ns(f.llm_start) + CASE WHEN isfinite(f.llm_ms) THEN
+    CAST(floor(f.llm_ms * 1000000) AS BIGINT) ELSE 0 END), TIMESTAMP_NS '1678-01-01') AND
+    (p.llm_span_id < f.llm_span_id OR (p.llm_span_id = f.llm_span_id AND p.llm_index <=
+    f.llm_index))))) THEN p.llm_instruction ELSE f.llm_instruction END AS llm_instruction,
+    CASE WHEN (p.llm_span_id IS NOT NULL AND (f.llm_span_id IS NULL OR
+    coalesce(make_timestamp_ns(epoch_ns(p.llm_start) + CASE WHEN isfinite(p.llm_ms) THEN
+    CAST(floor(p.llm_ms * 1000000) AS BIGINT) ELSE 0 END), TIMESTAMP_NS '1678-01-01') >
+    coalesce(make_timestamp_ns(epoch_ns(f.llm_start) + CASE WHEN isfinite(f.llm_ms) THEN
+    CAST(floor(f.llm_ms * 1000000) AS BIGINT) ELSE 0 END), TIMESTAMP_NS '1678-01-01') OR
+    (coalesce(make_timestamp_ns(epoch_ns(p.llm_start) + CASE WHEN isfinite(p.llm_ms) THEN
+    CAST(floor(p.llm_ms * 1000000) AS BIGINT) ELSE 0 END), TIMESTAMP_NS '1678-01-01') =
+    coalesce(make_timestamp_ns(epoch_ns(f.llm_start) + CASE WHEN isfinite(f.llm_ms) THEN
+    CAST(floor(f.llm_ms * 1000000) AS BIGINT) ELSE 0 END), TIMESTAMP_NS '1678-01-01') AND
+    (p.llm_span_id < f.llm_span_id OR (p.llm_span_id = f.llm_span_id AND p.llm_index <=
+    f.llm_index))))) THEN p.output ELSE f.output END AS output, CASE WHEN (p.llm_span_id IS
+    NOT NULL AND (f.llm_span_id IS NULL OR coalesce(make_timestamp_ns(epoch_ns(p.llm_start)
+    + CASE WHEN isfinite(p.llm_ms) THEN CAST(floor(p.llm_ms * 1000000) AS BIGINT) ELSE 0
+    END), TIMESTAMP_NS '1678-01-01') > coalesce(make_timestamp_ns(epoch_ns(f.llm_start) +
+    CASE WHEN isfinite(f.llm_ms) THEN CAST(floor(f.llm_ms * 1000000) AS BIGINT) ELSE 0 END),
+    TIMESTAMP_NS '1678-01-01') OR (coalesce(make_timestamp_ns(epoch_ns(p.llm_start) + CASE
+    WHEN isfinite(p.llm_ms) THEN CAST(floor(p.llm_ms * 1000000) AS BIGINT) ELSE 0 END),
+    TIMESTAMP_NS '1678-01-01') = coalesce(make_timestamp_ns(epoch_ns(f.llm_start) + CASE
+    WHEN isfinite(f.llm_ms) THEN CAST(floor(f.llm_ms * 1000000) AS BIGINT) ELSE 0 END),
+    TIMESTAMP_NS '1678-01-01') AND (p.llm_span_id < f.llm_span_id OR (p.llm_span_id =
+    f.llm_span_id AND p.llm_index <= f.llm_index))))) THEN p.input_tokens ELSE
+    f.input_tokens END AS input_tokens, CASE WHEN (p.llm_span_id IS NOT NULL AND
+    (f.llm_span_id IS NULL OR coalesce(make_timestamp_ns(epoch_ns(p.llm_start) + CASE WHEN
+    isfinite(p.llm_ms) THEN CAST(floor(p.llm_ms * 1000000) AS BIGINT) ELSE 0 END),
+    TIMESTAMP_NS '1678-01-01') > coalesce(make_timestamp_ns(epoch_ns(f.llm_start) + CASE
+    WHEN isfinite(f.llm_ms) THEN CAST(floor(f.llm_ms * 1000000) AS BIGINT) ELSE 0 END),
+    TIMESTAMP_NS '1678-01-01') OR (coalesce(make_timestamp_ns(epoch_ns(p.llm_start) + CASE
+    WHEN isfinite(p.llm_ms) THEN CAST(floor(p.llm_ms * 1000000) AS BIGINT) ELSE 0 END),
+    TIMESTAMP_NS '1678-01-01') = coalesce(make_timestamp_ns(epoch_ns(f.llm_start) + CASE
+    WHEN isfinite(f.llm_ms) THEN CAST(floor(f.llm_ms * 1000000) AS BIGINT) ELSE 0 END),
+    TIMESTAMP_NS '1678-01-01') AND (p.llm_span_id < f.llm_span_id OR (p.llm_span_id =
+    f.llm_span_id AND p.llm_index <= f.llm_index))))) THEN p.output_tokens ELSE
+    f.output_tokens END AS output_tokens, CASE WHEN (p.llm_span_id IS NOT NULL AND
+    (f.llm_span_id IS NULL OR coalesce(make_timestamp_ns(epoch_ns(p.llm_start) + CASE WHEN
+    isfinite(p.llm_ms) THEN CAST(floor(p.llm_ms * 1000000) AS BIGINT) ELSE 0 END),
+    TIMESTAMP_NS '1678-01-01') > coalesce(make_timestamp_ns(epoch_ns(f.llm_start) + CASE
+    WHEN isfinite(f.llm_ms) THEN CAST(floor(f.llm_ms * 1000000) AS BIGINT) ELSE 0 END),
+    TIMESTAMP_NS '1678-01-01') OR (coalesce(make_timestamp_ns(epoch_ns(p.llm_start) + CASE
+    WHEN isfinite(p.llm_ms) THEN CAST(floor(p.llm_ms * 1000000) AS BIGINT) ELSE 0 END),
+    TIMESTAMP_NS '1678-01-01') = coalesce(make_timestamp_ns(epoch_ns(f.llm_start) + CASE
+    WHEN isfinite(f.llm_ms) THEN CAST(floor(f.llm_ms * 1000000) AS BIGINT) ELSE 0 END),
+    TIMESTAMP_NS '1678-01-01') AND (p.llm_span_id < f.llm_span_id OR (p.llm_span_id =
+    f.llm_span_id AND p.llm_index <= f.llm_index))))) THEN p.llm_instruction_kind ELSE
+    f.llm_instruction_kind END AS llm_instruction_kind, CASE WHEN (p.llm_span_id IS NOT NULL
+    AND (f.llm_span_id IS NULL OR coalesce(make_timestamp_ns(epoch_ns(p.llm_start) + CASE
+    WHEN isfinite(p.llm_ms) THEN CAST(floor(p.llm_ms * 1000000) AS BIGINT) ELSE 0 END),
+    TIMESTAMP_NS '1678-01-01') > coalesce(make_timestamp_ns(epoch_ns(f.llm_start) + CASE
+    WHEN isfinite(f.llm_ms) THEN CAST(floor(f.llm_ms * 1000000) AS BIGINT) ELSE 0 END),
+    TIMESTAMP_NS '1678-01-01') OR (coalesce(make_timestamp_ns(epoch_ns(p.llm_start) + CASE
+    WHEN isfinite(p.llm_ms) THEN CAST(floor(p.llm_ms * 1000000) AS BIGINT) ELSE 0 END),
+    TIMESTAMP_NS '1678-01-01') = coalesce(make_timestamp_ns(epoch_ns(f.llm_start) + CASE
+    WHEN isfinite(f.llm_ms) THEN CAST(floor(f.llm_ms * 1000000) AS BIGINT) ELSE 0 END),
+    TIMESTAMP_NS '1678-01-01') AND (p.llm_span_id < f.llm_span_id OR (p.llm_span_id =
+    f.llm_span_id AND p.llm_index <= f.llm_index))))) THEN p.llm_batch_size ELSE
+    f.llm_batch_size END AS llm_batch_size, CASE WHEN (p.llm_span_id IS NOT NULL AND
+    (f.llm_span_id IS NULL OR coalesce(make_timestamp_ns(epoch_ns(p.llm_start) + CASE WHEN
+    isfinite(p.llm_ms) THEN CAST(floor(p.llm_ms * 1000000) AS BIGINT) ELSE 0 END),
+    TIMESTAMP_NS '1678-01-01') > coalesce(make_timestamp_ns(epoch_ns(f.llm_start) + CASE
+    WHEN isfinite(f.llm_ms) THEN CAST(floor(f.llm_ms * 1000000) AS BIGINT) ELSE 0 END),
+    TIMESTAMP_NS '1678-01-01') OR (coalesce(make_timestamp_ns(epoch_ns(p.llm_start) + CASE
+    WHEN isfinite(p.llm_ms) THEN CAST(floor(p.llm_ms * 1000000) AS BIGINT) ELSE 0 END),
+    TIMESTAMP_NS '1678-01-01') = coalesce(make_timestamp_ns(epoch_ns(f.llm_start) + CASE
+    WHEN isfinite(f.llm_ms) THEN CAST(floor(f.llm_ms * 1000000) AS BIGINT) ELSE 0 END),
+    TIMESTAMP_NS '1678-01-01') AND (p.llm_span_id < f.llm_span_id OR (p.llm_span_id =
+    f.llm_span_id AND p.llm_index <= f.llm_index))))) THEN p.llm_encoder_span_id ELSE
+    f.llm_encoder_span_id END AS llm_encoder_span_id FROM pipeline_row_facts f JOIN
+    pipeline_row_parts p USING (trace_id, row_id))""",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, 'spans, embeddings, per-row records and pipeline_rows', _V1),
     Migration(2, 'evaluations and eval_runs', _V2),
@@ -2385,5 +2736,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, 'pipeline_rows.encoder_reading; dataset_rows.instruction_kind', _V9),
     Migration(10, "pipeline rows refilled: the row's answer is the LLM call that ended last",
               _V10),
+    Migration(11, "pipeline_rows.encoder_reading: a NaN score is not read", _V11),
 )
 """Every schema step, in order."""

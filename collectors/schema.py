@@ -13,11 +13,10 @@ Tables:
   derived from the spans at ingest by :mod:`vlmscope.collectors.normalize` and can be rebuilt.
 * view ``pipeline_rows`` - one row per pipeline row: the three joined (since schema 7 also
   the encoder's multi-label flag, the instruction kind, the batch size and each call's share
-  of a batched call's time; since schema 9 the encoder's reading, ``encoder_reading``). Since
-  schema version 4
-  the join is kept materialised at ingest in ``pipeline_row_facts`` (rows whose row span
-  arrived) and ``pipeline_row_parts`` (parts still waiting); see
-  :mod:`vlmscope.collectors.facts`.
+  of a batched call's time; since schema 9 the encoder's reading, ``encoder_reading``, which
+  since schema 11 leaves out a NaN score). Since schema version 4 the join is kept
+  materialised at ingest in ``pipeline_row_facts`` (rows whose row span arrived) and
+  ``pipeline_row_parts`` (parts still waiting); see :mod:`vlmscope.collectors.facts`.
 * ``evaluations`` - one row per pipeline row judged by an evaluator (score, passed, label,
   explanation, metadata as JSON text, annotator kind), keyed by run id, row id, trace id and
   judged span id.

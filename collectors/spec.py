@@ -376,11 +376,13 @@ def encoder_reading_sql(labels: str, scores: str, multi_label: str, threshold: s
     ``scores``, its ``multi_label`` flag and a ``threshold`` (0-1). A multi-label encoder
     (independent sigmoids) reads every label whose score is at least the threshold; a
     single-label one its top-1 (the rest of its top-k are near misses); NULL without labels
-    (no encoder record). The one statement of the rule: ``pipeline_rows`` and the evaluators'
-    ``vlmscope_encoder_reading`` macro are both written from it."""
+    (no encoder record). A NaN score is not read: it says nothing of the label, and DuckDB
+    orders NaN above every number. The one statement of the rule: ``pipeline_rows`` and the
+    evaluators' ``vlmscope_encoder_reading`` macro are both written from it."""
     return (f"CASE WHEN {labels} IS NULL THEN NULL::VARCHAR[] "
             f"WHEN coalesce({multi_label}, false) THEN list_filter({labels}, lambda x, i: "
-            f"coalesce({scores}[i], 0.0) >= {threshold}) ELSE {labels}[1:1] END")
+            f"coalesce({scores}[i] >= {threshold} AND NOT isnan({scores}[i]), false)) "
+            f"ELSE {labels}[1:1] END")
 
 
 @dataclass(frozen=True)
@@ -441,8 +443,8 @@ PIPELINE_ROWS: tuple[OutputColumn, ...] = (
     OutputColumn("llm_share_ms", "DOUBLE", "The LLM call's duration over its batch size (ms).",
                  "llm_ms / greatest(coalesce(llm_batch_size, 1), 1)"),
     OutputColumn("encoder_reading", "VARCHAR[]", "The labels the encoder read: those with "
-                 f"score >= {ENCODER_READING_THRESHOLD} for a multi-label encoder, its top-1 "
-                 "for a single-label one (NULL: no encoder record).",
+                 f"score >= {ENCODER_READING_THRESHOLD} (not NaN) for a multi-label encoder, "
+                 "its top-1 for a single-label one (NULL: no encoder record).",
                  encoder_reading_sql("top_k_labels", "top_k_scores", "encoder_multi_label",
                                      f"{ENCODER_READING_THRESHOLD}::DOUBLE")),
 )

@@ -11,7 +11,7 @@ Each row is read in three shapes that can be compared (:mod:`vlmscope.evaluators
   (``count``: the expected answer's, else the number of objects); yes/no (``probe``: the
   expected answer's, else whether the objects hold the probed object);
 * the **encoder's reading** ``R``: its top-1 label for a single-label encoder, the labels with
-  score ``>= encoder_threshold`` for a multi-label one (``encoder_multi_label``); for a
+  score ``>= encoder_threshold`` (not NaN) for a multi-label one (``encoder_multi_label``); for a
   ``name`` question, the best of them (one object was asked for);
 * the **answer's reading** ``A``, in the expected shape: the labels it names (the same
   mention machinery as CaptionHallucination: aliases, plurals, phrases, negations; the

@@ -17,7 +17,8 @@ numpy turns the counts into the metrics. The metrics follow scikit-learn's defin
   falls in bin ``b`` when ``edge_b <= c < edge_{b+1}`` for the float32 edges of
   ``torch.linspace(0, 1, B + 1)`` (:func:`bin_edges`); a confidence of exactly 1 has a
   bin of its own (``B + 1`` bins in all), so ``c = 1`` and ``c = 0.97`` are not averaged
-  together.
+  together. A row whose confidence a float32 cannot hold (NaN, infinite, beyond 3.4e38)
+  counts in every metric but the calibration, which it is left out of.
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ AVERAGES = ("macro", "micro", "weighted")
 
 NOT_A_CLASS = "an expected label outside the classes"
 """Why a row is skipped when ``classes`` is set and its expected answer is none of them."""
+
+_CALIBRATED = "abs(top_k_scores[1]) <= 3.4028234663852886e38"
+"""A top-1 score the calibration can bin: one a float32 holds (DuckDB orders NaN above every
+number, so a NaN is out too)."""
 
 _SKIP_REASON = (
     "CASE WHEN vlmscope_blank(expected) THEN 'no expected label' "
@@ -350,14 +355,14 @@ class ClassificationReport(Evaluator):
             SELECT {key_select}_reason,
                    CASE WHEN _reason IS NULL THEN expected END AS expected,
                    CASE WHEN _reason IS NULL THEN top_k_labels[1] END AS predicted,
-                   CASE WHEN _reason IS NULL THEN {self._bin_sql("top_k_scores[1]")} END
-                       AS bin,
+                   CASE WHEN _reason IS NULL AND {_CALIBRATED}
+                        THEN {self._bin_sql("top_k_scores[1]")} END AS bin,
                    count(*) AS n,
                    count(*) FILTER (WHERE _reason IS NULL
                                     AND list_contains(top_k_labels[1:{self.k}], expected))
                        AS hits,
-                   sum(top_k_scores[1]::FLOAT::DOUBLE) FILTER (WHERE _reason IS NULL)
-                       AS confidence_sum,
+                   sum(CASE WHEN _reason IS NULL AND {_CALIBRATED}
+                            THEN top_k_scores[1]::FLOAT::DOUBLE END) AS confidence_sum,
                    max(len(top_k_labels)) FILTER (WHERE _reason IS NULL) AS recorded_k
             FROM rows GROUP BY ALL
         """, params={} if self.classes_from_encoder else {

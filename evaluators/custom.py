@@ -9,9 +9,10 @@ summarised like the built-in evaluators.
   or ``(score, reason)``. It runs once per row: for millions of rows prefer SQL.
 
 A row passes when ``score >= threshold`` (default 0.5); a NULL/None score skips the row with
-the reason "the rule gave no score". Summary: ``judged``, ``passed``, ``accuracy`` (= passed /
-judged), ``mean_score`` (the exactly summed mean, so that parts merge to the same digit),
-``skipped``.
+the reason "the rule gave no score", and so does a NaN or infinite one ("the rule gave a score
+that is not a finite number (nan)"): it cannot be averaged, and JSON has no word for it.
+Summary: ``judged``, ``passed``, ``accuracy`` (= passed / judged), ``mean_score`` (the exactly
+summed mean, so that parts merge to the same digit), ``skipped``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ DEFAULT_THRESHOLD = 0.5
 
 RowRule = Callable[[Mapping[str, Any]], "bool | float | int | tuple[float, str] | None"]
 """A Python rule: one row (``pipeline_rows`` columns) -> bool, score, or (score, reason)."""
+
+_NOT_FINITE = "the rule gave a score that is not a finite number ("
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 
@@ -131,8 +134,10 @@ class CustomEvaluation(RowEvaluator):
         install_macros(con)
 
     def skip_reason_sql(self) -> str:
-        """Rows whose rule gives no score."""
-        return f"CASE WHEN ({self._score_sql()}) IS NULL THEN 'the rule gave no score' END"
+        """Rows whose rule gives no score, or a NaN or infinite one."""
+        return (f"CASE WHEN ({self._score_sql()}) IS NULL THEN 'the rule gave no score' "
+                f"WHEN NOT isfinite({self._score_sql()}) THEN '{_NOT_FINITE}' || "
+                f"printf('%g', {self._score_sql()}) || ')' END")
 
     def _score_sql(self) -> str:
         if self.sql is not None:
@@ -152,7 +157,7 @@ class CustomEvaluation(RowEvaluator):
                    || printf('%g', {self.threshold}::DOUBLE) || {reason} AS explanation,
                json_object('score', score, 'threshold', {self.threshold}::DOUBLE) AS metadata
         FROM (SELECT *, {self._score_sql()} AS score FROM {source})
-        WHERE score IS NOT NULL
+        WHERE isfinite(score)
         """
 
     def _call(self, row: Mapping[str, Any]) -> tuple[float | None, str | None]:
@@ -236,6 +241,8 @@ class CustomEvaluation(RowEvaluator):
         score, reason = self._call(full)
         if score is None:
             return EvalResult(None, None, "skipped", "skipped: the rule gave no score")
+        if not math.isfinite(score):
+            return EvalResult(None, None, "skipped", f"skipped: {_NOT_FINITE}{score:g})")
         passed = score >= self.threshold
         explanation = (f"{self.name} scored {score:g} {'>=' if passed else '<'} threshold "
                        f"{self.threshold:g}" + (f"; {reason}" if reason else ""))

@@ -5,7 +5,7 @@ Over the rows with ground-truth ``objects`` and an encoder record, with labels `
 matrices: ``Y`` (the label is one of the row's objects), ``P`` (the label is in the encoder's
 reading: the labels with score ``>= encoder_threshold`` of a multi-label encoder, the top-1
 of a single-label one; :mod:`vlmscope.evaluators.reading`) and ``S`` (the label's score in
-the row's top-k, 0 when not ranked). The metrics are scikit-learn's on indicator matrices
+the row's top-k, 0 when not ranked or NaN). The metrics are scikit-learn's on indicator matrices
 (``zero_division=0``):
 
 * per label ``l``: ``precision = TP / (TP + FP)``, ``recall = TP / (TP + FN)``, ``f1 = 2 TP /
@@ -199,7 +199,9 @@ class MultiLabelReport(Evaluator):
                    t.i IS NOT NULL AS truth, r.i IS NOT NULL AS predicted
             FROM truth t FULL JOIN reading r ON t.i = r.i AND t.label = r.label),
         ranked AS (
-            SELECT i, label, max(coalesce(score, 0.0)) AS score FROM (
+            -- A NaN score is no score (as in the reading): 0, as for a label not ranked.
+            SELECT i, label, max(CASE WHEN isnan(score) THEN 0.0 ELSE coalesce(score, 0.0)
+                                 END) AS score FROM (
                 SELECT i, unnest(ranked) AS label, unnest(scores) AS score FROM judged)
             WHERE label IN (FROM labels) GROUP BY i, label)
         SELECT 'rows' AS kind, NULL::VARCHAR AS label, NULL::DOUBLE AS score,

@@ -30,7 +30,8 @@ One implementation, as DuckDB macros, shared by the evaluators that read rows:
   or NULL (unreadable), by :data:`POPE_READING` (``head``: the probed object's last word):
   CaptionHallucination's POPE reading and FailureAttribution's, one definition.
 * ``vlmscope_number(text)`` - the first number in a text (:data:`NUMBER_PATTERN`), a numeral
-  in groups of three digits read whole (``"1,000"`` is 1000; ``"3,4"`` is 3); NULL without one.
+  in groups of three digits read whole (``"1,000"`` is 1000; ``"3,4"`` is 3); NULL without one
+  or when it is beyond a double's range (``"1e400"``).
 * ``vlmscope_count(text)`` - the number a text gives: its first numeral (grouped digits read
   whole, as above), else its first
   number word (``zero`` .. ``twenty``), else 0 when it says ``none``/``nothing``/``no``;
@@ -225,9 +226,11 @@ MACROS = (
             - 1,
         CASE WHEN list_has_any(w, {_quoted(NONE_WORDS)}) THEN 0 END)
     """,
-    # Digits in groups of three ("1,000,000") are one numeral: its commas go.
-    f"CREATE OR REPLACE TEMP MACRO vlmscope_number(x) AS TRY_CAST(replace(nullif(regexp_extract("
-    f"x, '{NUMBER_PATTERN}', 1), ''), ',', '') AS DOUBLE)",
+    # Digits in groups of three ("1,000,000") are one numeral: its commas go. A number beyond
+    # a double's range ("1e400") reads as none, not as an infinity (not JSON, not comparable).
+    "CREATE OR REPLACE TEMP MACRO vlmscope_finite(v) AS CASE WHEN isfinite(v) THEN v END",
+    f"CREATE OR REPLACE TEMP MACRO vlmscope_number(x) AS vlmscope_finite(TRY_CAST(replace("
+    f"nullif(regexp_extract(x, '{NUMBER_PATTERN}', 1), ''), ',', '') AS DOUBLE))",
     # The same, for a text whose clean words are already at hand.
     f"CREATE OR REPLACE TEMP MACRO vlmscope_count_in(x, w) AS coalesce(TRY_CAST(replace(nullif("
     f"regexp_extract(' ' || lower(x) || ' ', '[^a-z0-9_]({NUMERAL})[^a-z0-9_]', 1), ''), ',', "

@@ -110,7 +110,7 @@ REFERENCE = """
         l.duration_ms / greatest(coalesce(l.batch_size, 1), 1) AS llm_share_ms,
         CASE WHEN e.top_k_labels IS NULL THEN NULL
              WHEN e.multi_label THEN [x[1] FOR x IN list_zip(e.top_k_labels, e.top_k_scores)
-                                     IF coalesce(x[2], 0) >= 0.5]
+                                     IF x[2] >= 0.5 AND NOT isnan(x[2])]
              ELSE e.top_k_labels[1:1] END AS encoder_reading
     FROM row_records r
     LEFT JOIN enc e ON e.trace_id = r.trace_id AND e.row_id = r.row_id

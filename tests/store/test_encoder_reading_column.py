@@ -6,6 +6,7 @@ from a store an older vlmscope left."""
 from __future__ import annotations
 
 import json
+import math
 import random
 from pathlib import Path
 
@@ -75,7 +76,8 @@ def _random_facts(rng: random.Random, n: int) -> pa.Table:
         k = rng.randrange(0, 5)
         labels = None if rng.random() < 0.1 else rng.sample(LABELS, k)
         scores = None if labels is None or rng.random() < 0.1 else [
-            None if rng.random() < 0.1 else rng.choice([0.0, 0.2, 0.49, 0.5, 0.51, 0.9, 1.0])
+            None if rng.random() < 0.1
+            else rng.choice([0.0, 0.2, 0.49, 0.5, 0.51, 0.9, 1.0, math.nan, math.inf])
             for _ in range(rng.choice([len(labels), max(0, len(labels) - 1)]))]
         rows.append({"trace_id": f"t{i}", "row_id": f"r{i}", "row_span_id": f"s{i}",
                      "top_k_labels": labels, "top_k_scores": scores,
@@ -88,9 +90,10 @@ def _random_facts(rng: random.Random, n: int) -> pa.Table:
 
 def test_the_stored_reading_is_the_evaluators_reading_at_the_default_threshold(
         tmp_path: Path) -> None:
-    """The view's rule (frozen in migration 9) and the evaluators' macro (written from the
-    spec) agree on every row, including missing scores, ties with the threshold and rows
-    without labels (NULL in the store, an empty reading for the evaluators)."""
+    """The view's rule (frozen in migration 11) and the evaluators' macro (written from the
+    spec) agree on every row, including missing, NaN and infinite scores, ties with the
+    threshold and rows without labels (NULL in the store, an empty reading for the
+    evaluators)."""
     con = duckdb.connect(str(tmp_path / "s.duckdb"))
     migrate(con)
     con.register("_facts", _random_facts(random.Random(7), 400))
@@ -104,6 +107,10 @@ def test_the_stored_reading_is_the_evaluators_reading_at_the_default_threshold(
     for _, labels, stored, evaluated in rows:
         assert stored == (None if labels is None else evaluated)
     assert sum(1 for r in rows if r[2] and len(r[2]) > 1) > 20
+    nan_rows = con.execute("SELECT count(*) FROM pipeline_rows WHERE encoder_multi_label AND "
+                           "list_bool_or(list_transform(top_k_scores, lambda x: isnan(x)))"
+                           ).fetchall()[0][0]
+    assert nan_rows > 10
     # The evaluation runner's fast path (the facts without the view) reads it the same.
     fast = con.execute(f"SELECT row_id, encoder_reading FROM ({facts.stored_rows_sql(con)}) "
                        "ORDER BY row_id").fetchall()
@@ -200,3 +207,18 @@ def test_a_dataset_column_kind_is_stored_loaded_and_decides_how_the_answer_is_re
     # Read as a list, "dog and car" names both objects; read as a count it gives no number.
     assert json.loads(verdicts["listed"][1])["answer_reading"] == ["car", "dog"]
     assert json.loads(verdicts["counted"][1])["answer_reading"] == 2
+
+
+def test_a_version_10_store_migrated_no_longer_reads_a_nan_score(tmp_path: Path) -> None:
+    con = duckdb.connect(str(tmp_path / "v10.duckdb"))
+    store_at_version(con, 10)
+    con.execute("INSERT INTO row_records (trace_id, span_id, row_id) VALUES ('t1', 'a1', 'r')")
+    con.execute("INSERT INTO encoder_records (trace_id, span_id, record_index, row_id, "
+                "top_k_labels, top_k_scores, multi_label) VALUES "
+                "('t1', 'e1', 0, 'r', ['dog', 'car', 'sky'], ['nan'::DOUBLE, 0.9, 0.2], true)")
+    facts.refresh(con)
+    # Version 10's rule read the NaN (DuckDB orders NaN above every number) ...
+    assert con.execute("SELECT encoder_reading FROM pipeline_rows").fetchall() == [
+        (["dog", "car"],)]
+    assert migrate(con) == SCHEMA_VERSION >= 11
+    assert con.execute("SELECT encoder_reading FROM pipeline_rows").fetchall() == [(["car"],)]
