@@ -4,6 +4,7 @@ strings) (private to :mod:`vlmscope.collectors.otlp`, which re-exports its publi
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 import orjson
@@ -13,6 +14,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from vlmscope.collectors._otlp_types import OtlpDecodeError
+from vlmscope.unicode_text import valid_text
 
 
 def _hex_to_base64(container: dict[str, Any], name: str) -> None:
@@ -39,13 +41,29 @@ def _list(container: Any, *names: str) -> list[Any]:
     return []
 
 
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _with_lone_surrogates(document: bytes, error: orjson.JSONDecodeError) -> Any:
+    """A body orjson refuses, read again by the standard library, which accepts a lone
+    surrogate escape (``"\\ud83d"``: JavaScript's ``JSON.stringify`` writes one for half an
+    emoji); its text keeps U+FFFD in the surrogate's place, as the OpenTelemetry Collector
+    does, rather than the whole request being refused. Anything else orjson refused is
+    still :class:`OtlpDecodeError` (``NaN`` and ``Infinity`` included)."""
+    try:
+        return valid_text(json.loads(document, parse_constant=_no_constant))
+    except (ValueError, RecursionError):
+        raise OtlpDecodeError(f"the body is not JSON ({error})") from error
+
+
 def parse_json(document: bytes | dict[str, Any]) -> ExportTraceServiceRequest:
     """Parse an OTLP JSON ``ExportTraceServiceRequest`` (hex ids, 64-bit integers as
     strings or numbers); :class:`OtlpDecodeError` if it is not one."""
     try:
         data = orjson.loads(document) if isinstance(document, bytes) else document
     except orjson.JSONDecodeError as error:
-        raise OtlpDecodeError(f"the body is not JSON ({error})") from error
+        data = _with_lone_surrogates(document, error)
     # The proto3 JSON mapping reads ids as base64; OTLP JSON writes them as hex.
     if not isinstance(data, dict):
         raise OtlpDecodeError("the body must be a JSON object")

@@ -28,7 +28,8 @@ import orjson
 import pyarrow as pa
 from opentelemetry import trace as trace_api
 from opentelemetry.attributes import BoundedAttributes
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceState
@@ -46,6 +47,7 @@ from vlmscope.collectors.normalize import (
     foreign_llm_rows,
     list_array,
 )
+from vlmscope.unicode_text import has_invalid_text, valid_text
 
 _log = logging.getLogger("vlmscope")
 
@@ -157,13 +159,63 @@ def _resource_info(resource: Any) -> tuple[str, str | None]:
             attributes.get("service.name"))
 
 
+def valid_text_span(span: Any) -> Any | None:
+    """A copy of ``span`` whose every text (name, attributes, events, links, status,
+    resource, scope) is valid Unicode (:func:`vlmscope.unicode_text.valid_text`); None when
+    it is already.
+
+    UTF-8 cannot encode a lone surrogate, so the span would be lost: kept with U+FFFD in
+    its place, its timing, model and tokens still count. Called only after a conversion
+    failed, so the check costs nothing on the way every valid span takes."""
+    scope = span.instrumentation_scope
+    parts = {
+        "name": span.name,
+        "attributes": dict(span.attributes or {}),
+        "events": [(e.name, dict(e.attributes or {})) for e in span.events],
+        "links": [dict(link.attributes or {}) for link in span.links],
+        "status": span.status.description,
+        "resource": dict(span.resource.attributes) if span.resource else {},
+        "scope": None if scope is None else (scope.name, scope.version),
+    }
+    if not has_invalid_text(parts):
+        return None
+    fixed = valid_text(parts)
+    return ReadableSpan(
+        name=fixed["name"], context=span.context, parent=span.parent,
+        resource=None if span.resource is None else Resource(fixed["resource"],
+                                                             span.resource.schema_url),
+        attributes=fixed["attributes"],
+        events=[Event(name, attributes, e.timestamp)
+                for (name, attributes), e in zip(fixed["events"], span.events, strict=True)],
+        links=[trace_api.Link(link.context, attributes)
+               for attributes, link in zip(fixed["links"], span.links, strict=True)],
+        kind=span.kind,
+        status=Status(span.status.status_code, fixed["status"]),
+        start_time=span.start_time, end_time=span.end_time,
+        instrumentation_scope=None if scope is None else InstrumentationScope(
+            fixed["scope"][0], fixed["scope"][1], scope.schema_url),
+    )
+
+
 def spans_to_batch(spans: Sequence[Any], *, busy: Any = None) -> SpanBatch:
     """Convert OpenTelemetry ``ReadableSpan`` objects into a :class:`SpanBatch` (the store
-    assembles its pipeline-row parts when it writes it, off the GIL).
+    assembles its pipeline-row parts when it writes it, off the GIL). A span whose text is
+    not valid Unicode is converted with U+FFFD in its place (:func:`valid_text_span`).
 
     ``busy``, when given, is the writer's :class:`~vlmscope.collectors.handover.GilHandOver`
     (or any object with a ``writing`` attribute): while it says the writer commits, the
     conversion hands it the GIL by the rule of :mod:`vlmscope.collectors.handover`."""
+    try:
+        return _spans_to_batch(spans, busy)
+    except Exception:
+        fixed = [valid_text_span(span) for span in spans]
+        if all(f is None for f in fixed):
+            raise
+        return _spans_to_batch([f or span for f, span in zip(fixed, spans, strict=True)],
+                               busy)
+
+
+def _spans_to_batch(spans: Sequence[Any], busy: Any) -> SpanBatch:
     if _native is None:
         return _spans_to_batch_python(spans)
     columns = _native.SpanColumns()

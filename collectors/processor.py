@@ -26,7 +26,7 @@ import time
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
-from vlmscope.collectors.convert import SpanAccumulator
+from vlmscope.collectors.convert import SpanAccumulator, valid_text_span
 from vlmscope.collectors.exporter import DuckDBSpanExporter
 from vlmscope.settings import (
     DEFAULT_MAX_EXPORT_BATCH_SIZE,
@@ -86,7 +86,13 @@ class DuckDBSpanProcessor(SpanProcessor):
                 if self._shutdown:
                     lost = "the span processor is shut down"
                 else:
-                    self._current.add(span)
+                    try:
+                        self._current.add(span)
+                    except Exception:
+                        fixed = valid_text_span(span)  # text UTF-8 cannot encode: U+FFFD
+                        if fixed is None:
+                            raise
+                        self._current.add(fixed)
                     self._count += 1
                     if self._count >= self._max_batch:
                         self._seal()
@@ -143,10 +149,11 @@ class DuckDBSpanProcessor(SpanProcessor):
                         return
                     batch = self._full.popleft()
                     self._waiting -= len(batch)
+                spans = len(batch)  # take() empties the batch, whether it converts or not
                 try:
                     converted = batch.take(busy=self.exporter.handover)
                 except Exception as error:  # never raised into the application
-                    self.exporter.count_failure(len(batch), f"{type(error).__name__}: {error}")
+                    self.exporter.count_failure(spans, f"{type(error).__name__}: {error}")
                     continue
                 self.exporter.export_batch(converted, None if deadline is None else max(
                     0.0, deadline - time.monotonic()))
@@ -162,10 +169,11 @@ class DuckDBSpanProcessor(SpanProcessor):
             self._full.clear()
             self._waiting = 0
         for batch in batches:
+            spans = len(batch)
             try:
                 self.exporter.spool_batch(batch.take(), "the writer is stuck")
             except Exception as error:  # never raised into the application
-                self.exporter.count_failure(len(batch), f"{type(error).__name__}: {error}")
+                self.exporter.count_failure(spans, f"{type(error).__name__}: {error}")
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Write every span ended so far; True once the store has committed (or spooled)

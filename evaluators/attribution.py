@@ -84,7 +84,7 @@ import pyarrow as pa
 
 from vlmscope.conventions import INSTRUCTION_KINDS
 from vlmscope.evaluators.aliases import BUILTIN_ALIASES, create_alias_table
-from vlmscope.evaluators.base import PIPELINE_ROW_SCHEMA, EvalResult
+from vlmscope.evaluators.base import PIPELINE_ROW_SCHEMA, EvalResult, rows_table
 from vlmscope.evaluators.declaration import Metric, Option, comma_list
 from vlmscope.evaluators.mentions import NEGATED, lookup_sql, mentions_sql
 from vlmscope.evaluators.probe import DEFAULT_FOLDS, probe_readings
@@ -350,7 +350,7 @@ class FailureAttribution(SummarisedRowEvaluator):
 
     def _evaluate_with_head(self, row: dict[str, Any]) -> EvalResult:
         row = {**row, "row_id": "row"}  # the swap joins the judged row back by its id
-        table = pa.Table.from_pylist([row], schema=self.row_schema)
+        table = rows_table([row], self.row_schema)
         judged = f"{self._tables}_row"
         with self._row_lock:
             con = self._one_row_connection()
@@ -817,14 +817,14 @@ class FailureAttribution(SummarisedRowEvaluator):
             key = (" ".join(truth), instruction)
             if key not in answers:
                 answers[key] = self.head(*key)
-        oracle = pa.Table.from_pylist(
+        oracle = rows_table(
             [{"row_id": str(i), "output": answers[(" ".join(truth), instruction)],
               "expected": expected, "objects": objects, "instruction": instruction,
               "instruction_kind": kind, "top_k_labels": truth or ["-"],
               "top_k_scores": [1.0 if truth else 0.0] * max(1, len(truth)),
               "encoder_multi_label": True}
              for i, (expected, objects, instruction, kind, truth) in enumerate(asks)],
-            schema=self.row_schema)
+            self.row_schema)
         name = f"{self._tables}_oracle"
         con.register(name, oracle)
         try:

@@ -25,6 +25,7 @@ import pyarrow as pa
 from vlmscope import conventions as cv
 from vlmscope.collectors import spec
 from vlmscope.evaluators.declaration import Metric, Option
+from vlmscope.unicode_text import valid_text
 
 ANNOTATOR_KINDS = cv.ANNOTATOR_KINDS
 """Who judged a row, as OpenInference names it: deterministic code, an LLM judge or a person."""
@@ -33,6 +34,16 @@ PIPELINE_ROW_SCHEMA = spec.pipeline_rows_schema()
 """The columns of the ``pipeline_rows`` view, with their Arrow types."""
 
 _ONE_ROW = "_vlmscope_one_row"
+
+
+def rows_table(rows: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
+    """``rows`` as an Arrow table of ``schema``; text that is not valid Unicode (a lone
+    surrogate) is read with U+FFFD in its place, as the store keeps it
+    (:mod:`vlmscope.unicode_text`), rather than raising into the caller."""
+    try:
+        return pa.Table.from_pylist(list(rows), schema=schema)
+    except UnicodeEncodeError:
+        return pa.Table.from_pylist(valid_text([dict(row) for row in rows]), schema=schema)
 
 
 def with_stages(stages: Sequence[tuple[str, str]], final: str) -> str:
@@ -286,8 +297,8 @@ class RowEvaluator(Evaluator):
         if not rows:
             return []
         # Each row is keyed by its position: the judging carries row_id through, unread.
-        table = pa.Table.from_pylist([{**row, "row_id": str(i)} for i, row in enumerate(rows)],
-                                     schema=self.row_schema)
+        table = rows_table([{**row, "row_id": str(i)} for i, row in enumerate(rows)],
+                           self.row_schema)
         with self._row_lock:
             con = self._one_row_connection()
             con.register(_ONE_ROW, table)

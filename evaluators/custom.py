@@ -26,7 +26,13 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from vlmscope.evaluators.base import PIPELINE_ROW_SCHEMA, EvalResult, Evaluator, RowEvaluator
+from vlmscope.evaluators.base import (
+    PIPELINE_ROW_SCHEMA,
+    EvalResult,
+    Evaluator,
+    RowEvaluator,
+    rows_table,
+)
 from vlmscope.evaluators.declaration import REQUIRED, Metric, Option
 from vlmscope.evaluators.exact import EXACT_SUM_SCHEMA, exact_mean, exact_sum_table
 from vlmscope.evaluators.text import install_macros
@@ -237,7 +243,7 @@ class CustomEvaluation(RowEvaluator):
         same call :meth:`run` makes per row)."""
         if self.fn is None:
             return super().evaluate_row(row)
-        full = pa.Table.from_pylist([dict(row)], schema=PIPELINE_ROW_SCHEMA).to_pylist()[0]
+        full = rows_table([row], PIPELINE_ROW_SCHEMA).to_pylist()[0]
         score, reason = self._call(full)
         if score is None:
             return EvalResult(None, None, "skipped", "skipped: the rule gave no score")

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vlmscope.unicode_text import valid_text
+
 if TYPE_CHECKING:
     from vlmscope.dataset.runner import DatasetRun
     from vlmscope.evaluators.base import Evaluator
@@ -60,14 +62,22 @@ def _row_from_record(record: Mapping[str, Any], position: int) -> DatasetRow:
     if record.get("id") is None or record.get("image") is None:
         raise ValueError(f"record {position} needs an 'id' and an 'image'")
     objects = record.get("objects")
+
+    def text(value: Any) -> str:
+        # A lone surrogate (which UTF-8 cannot store) becomes U+FFFD, as in the spans.
+        return valid_text(str(value))
+
+    def optional(key: str) -> str | None:
+        return None if record.get(key) is None else text(record[key])
+
     return DatasetRow(
-        id=str(record["id"]),
+        id=text(record["id"]),
         image=record["image"],
-        instruction=None if record.get("instruction") is None else str(record["instruction"]),
-        expected=None if record.get("expected") is None else str(record["expected"]),
-        objects=None if objects is None else tuple(str(o) for o in objects),
-        caption=None if record.get("caption") is None else str(record["caption"]),
-        tags=tuple(str(t) for t in record.get("tags") or ()),
+        instruction=optional("instruction"),
+        expected=optional("expected"),
+        objects=None if objects is None else tuple(text(o) for o in objects),
+        caption=optional("caption"),
+        tags=tuple(text(t) for t in record.get("tags") or ()),
         instruction_kind=_instruction_kind(record.get("instruction_kind"), position),
     )
 

@@ -8,7 +8,8 @@ layer lists under ``may import``; nothing else.
 layer           what it holds                                               may import
 ==============  ==========================================================  ===============
 foundation      attribute names (``conventions``), settings, optional-      --
-                dependency checks, image hashing, label lists, progress
+                dependency checks, image hashing, label lists, progress,
+                valid Unicode text
 store           the store's shape and the way into it: the spec, schema,    foundation
                 frozen migrations, materialised facts, the conversion of a
                 span into the store's columns, the writer, spool and
@@ -50,7 +51,7 @@ FOUNDATION, STORE, COLLECTORS, SDK_API, EVALUATORS, LIBRARY, CLI = (
 LAYERS: dict[str, tuple[str, ...]] = {
     FOUNDATION: ("vlmscope.conventions", "vlmscope.settings", "vlmscope._optional",
                  "vlmscope._version", "vlmscope.images", "vlmscope.labels",
-                 "vlmscope.progress"),
+                 "vlmscope.progress", "vlmscope.unicode_text"),
     STORE: ("vlmscope.collectors.spec", "vlmscope.collectors.schema",
             "vlmscope.collectors.migrations", "vlmscope.collectors.facts",
             "vlmscope.collectors.annotations", "vlmscope.collectors.convert",
