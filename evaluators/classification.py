@@ -130,12 +130,13 @@ class ClassificationMetrics:
         """Share of rows whose expected label is among the first ``k`` top-k labels."""
         return self.top_k_hits / self.rows if self.rows else None
 
-    def average(self, mode: str) -> dict[str, float]:
-        """Precision, recall and F1 averaged by ``mode`` (``macro``, ``micro``, ``weighted``)."""
+    def average(self, mode: str) -> dict[str, float | None]:
+        """Precision, recall and F1 averaged by ``mode`` (``macro``, ``micro``, ``weighted``);
+        None without a row scored, as top-1 is: not measured, rather than measured 0."""
         if mode not in AVERAGES:
             raise ValueError(f"unknown average {mode!r}; use one of {', '.join(AVERAGES)}")
-        if not self.labels:
-            return {"precision": 0.0, "recall": 0.0, "f1": 0.0}
+        if not self.rows:
+            return {"precision": None, "recall": None, "f1": None}
         if mode == "micro":
             tp = float(np.trace(self.confusion))
             fp = float(self.predicted.sum()) - tp

@@ -91,7 +91,9 @@ def metrics_from_counts(labels: Sequence[str], rows: int, exact: int, counts: np
                       for label, p, r, f, s, q, a in zip(
                           labels, precision, recall, f1, support, predicted, ap,
                           strict=True)},
-        "averages": averages,
+        # Without a row judged nothing was measured (None), as for the subset accuracy.
+        "averages": averages if rows else {
+            mode: dict.fromkeys(("precision", "recall", "f1")) for mode in averages},
         "subset_accuracy": exact / rows if rows else None,
         "hamming_loss": float(micro_fp + micro_fn) / cells if cells else None,
         "mean_average_precision": float(ap.mean()) if len(labels) and rows else None,

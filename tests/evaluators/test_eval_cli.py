@@ -177,3 +177,27 @@ def test_every_evaluator_runs_on_a_filtered_cohort(traced_store: Path, capsys,
     assert status == 0, err
     summary = json.loads(out)
     assert summary["cohort"] == "c1"
+
+
+def test_without_an_encoder_record_the_encoder_metrics_are_not_measured_not_zero(
+        tmp_path: Path, capsys) -> None:
+    """Rows whose answers were traced with no encoder (an LLM-only pipeline): the encoder's
+    F1 averages are unmeasured, as its top-1 is, so no table shows a 0 and no gate on them
+    passes, even at 0 (a gate must not pass on missing data)."""
+    db = tmp_path / "llm_only.duckdb"
+    vlmscope.configure(db=db)
+    for i in range(6):
+        with vlmscope.trace_row(f"r{i}", expected="cat"):
+            with vlmscope.llm_span(model="head", instruction="what animal?") as span:
+                span.set_output("cat" if i else "dog")
+    vlmscope.shutdown()
+    status, out, _ = run_cli(capsys, "--db", str(db), "--format", "json")
+    summary = json.loads(out)
+    assert status == 0 and summary["rows"] == 0 and summary["answer_accuracy"] == 5 / 6
+    assert summary["macro_f1"] is None and summary["top1"] is None
+    assert all(v is None for mode in summary["averages"].values() for v in mode.values())
+    status, out, _ = run_cli(capsys, "--db", str(db))
+    assert "macro_f1" not in out and "answer_accuracy" in out
+    for metric in ("macro_f1", "micro_f1", "weighted_f1"):
+        status, out, _ = run_cli(capsys, "--db", str(db), "--fail-under", f"{metric}=0")
+        assert status == 1 and f"FAIL {metric}" in out, out

@@ -101,6 +101,13 @@ def test_rows_without_objects_or_encoder_are_skipped_and_the_run_is_stored() -> 
     assert summary["labels"] == LABELS[:3]
     with pytest.raises(ValueError, match="encoder_threshold"):
         MultiLabelReport(encoder_threshold=-0.1)
+    # With every row skipped nothing is measured: no 0 stands for a metric never taken.
+    con.execute("DELETE FROM rows WHERE row_id NOT IN ('none', 'blind')")
+    empty = MultiLabelReport(classes=LABELS[:3]).compute(con, "rows")
+    assert empty["rows"] == 0 and empty["skipped"] == 2
+    assert [empty[k] for k in ("subset_accuracy", "hamming_loss", "mean_average_precision")
+            ] == [None, None, None]
+    assert all(v is None for mode in empty["averages"].values() for v in mode.values())
 
 
 def test_vlmscope_eval_reports_the_multi_label_metrics_in_its_json_and_table(
