@@ -44,13 +44,16 @@ AVERAGES = ("macro", "micro", "weighted")
 NOT_A_CLASS = "an expected label outside the classes"
 """Why a row is skipped when ``classes`` is set and its expected answer is none of them."""
 
+NO_TOP_K = "no encoder top-k"
+"""Why a row without an encoder record is skipped (here and by MultiLabelReport)."""
+
 _CALIBRATED = "abs(top_k_scores[1]) <= 3.4028234663852886e38"
 """A top-1 score the calibration can bin: one a float32 holds (DuckDB orders NaN above every
 number, so a NaN is out too)."""
 
 _SKIP_REASON = (
     "CASE WHEN vlmscope_blank(expected) THEN 'no expected label' "
-    "WHEN len(coalesce(top_k_labels, []::VARCHAR[])) = 0 THEN 'no encoder top-k' "
+    f"WHEN len(coalesce(top_k_labels, []::VARCHAR[])) = 0 THEN '{NO_TOP_K}' "
     "WHEN NOT coalesce(list_contains((SELECT classes FROM _classes), expected), true) "
     f"THEN '{NOT_A_CLASS}' END"
 )

@@ -32,11 +32,12 @@ import numpy as np
 import pyarrow as pa
 
 from vlmscope.evaluators.base import Evaluator
+from vlmscope.evaluators.classification import NO_TOP_K
 from vlmscope.evaluators.declaration import Metric, Option, comma_list
 from vlmscope.evaluators.reading import DEFAULT_ENCODER_THRESHOLD, install_reading_macros
 
 _SKIP = ("CASE WHEN objects IS NULL THEN 'no ground-truth objects' "
-         "WHEN len(coalesce(top_k_labels, []::VARCHAR[])) = 0 THEN 'no encoder top-k' END")
+         f"WHEN len(coalesce(top_k_labels, []::VARCHAR[])) = 0 THEN '{NO_TOP_K}' END")
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:

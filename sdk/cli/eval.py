@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from vlmscope.cli import CommandError
 from vlmscope.cli.output import render
+from vlmscope.evaluators.classification import NO_TOP_K
 from vlmscope.evaluators.declaration import SUMMARY_AT_TOP, Option
 from vlmscope.settings import default_db
 
@@ -316,6 +317,11 @@ def render_summary(summary: dict[str, Any]) -> str:
              f"{summary['skipped']} skipped"]
     parts += [f"  {n} rows had {reason}"
               for reason, n in summary.get("skipped_reasons", {}).items()]
+    if summary.get("skipped_reasons", {}).get(NO_TOP_K) == summary["skipped"] > 0:
+        # An LLM-only store (answers traced, no encoder): say what the counts above are of.
+        parts.append("  (these counts are the encoder's: record it with "
+                     "vlmscope.instrument_encoder\n   or encoder_span; the answers' metrics "
+                     "below do not need it)")
     # The top-k metric is named for the k the encoder recorded (the gate's key stays top5).
     top_k = summary.get("top_k_metric", "top5")
     metrics = [(f"{top_k} (gated as top5)" if name == "top5" and top_k != "top5" else name,

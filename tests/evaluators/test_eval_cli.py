@@ -198,6 +198,7 @@ def test_without_an_encoder_record_the_encoder_metrics_are_not_measured_not_zero
     assert all(v is None for mode in summary["averages"].values() for v in mode.values())
     status, out, _ = run_cli(capsys, "--db", str(db))
     assert "macro_f1" not in out and "answer_accuracy" in out
+    assert "6 rows had no encoder top-k\n  (these counts are the encoder's" in out
     for metric in ("macro_f1", "micro_f1", "weighted_f1"):
         status, out, _ = run_cli(capsys, "--db", str(db), "--fail-under", f"{metric}=0")
         assert status == 1 and f"FAIL {metric}" in out, out
