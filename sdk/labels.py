@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 
 @functools.cache
@@ -14,3 +15,12 @@ def imagenet_labels() -> list[str] | None:
     except ImportError:
         return None
     return list(ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def object_names(objects: Any) -> list[str]:
+    """The names in a list of objects as vlmscope stores them: a string is one object
+    (``"cat"``, not its letters), a ``None`` entry is left out (it names nothing), anything
+    else is written with ``str``."""
+    if isinstance(objects, str):
+        return [objects]
+    return [str(o) for o in objects if o is not None]

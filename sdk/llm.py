@@ -8,7 +8,8 @@ rows (checkpoint hash, top-1 and top-k) plus a span link to the encoder span.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+import numbers
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -68,12 +69,17 @@ class LLMSpan:
         response_model: str | None = None,
     ) -> None:
         """Record the answer (a list of N answers for a batched call; None when the text is
-        not known) and the token counts (an int, or one per row)."""
+        not known; a value that is neither text nor a list, a number say, is one answer
+        written with ``str``) and the token counts (a number, or one per row)."""
         settings = get_settings()
         if text is None:
             texts: list[str] = []
+        elif isinstance(text, str):
+            texts = [text]
+        elif isinstance(text, Iterable) and not isinstance(text, bytes | Mapping):
+            texts = [str(t) for t in text]
         else:
-            texts = [text] if isinstance(text, str) else [str(t) for t in text]
+            texts = [str(text)]
         attrs: dict[str, Any] = {}
         if not texts:
             pass
@@ -97,8 +103,8 @@ class LLMSpan:
         ):
             if value is None:
                 continue
-            if isinstance(value, int):
-                total = value
+            if isinstance(value, numbers.Number):  # int, numpy's int64, a float count
+                total = int(value)
             else:
                 per_row = [int(v) for v in value]
                 total = sum(per_row)

@@ -20,6 +20,7 @@ from opentelemetry.trace import SpanContext, Status, StatusCode
 
 from vlmscope import conventions as cv
 from vlmscope.images import image_base64_png, image_sha256
+from vlmscope.labels import object_names
 from vlmscope.tracing import get_settings, get_tracer
 
 _log = logging.getLogger("vlmscope")
@@ -125,7 +126,7 @@ def _row_attributes(
     if expected is not None:
         attrs[cv.VLMSCOPE_ROW_EXPECTED] = str(expected)
     if objects is not None:
-        attrs[cv.VLMSCOPE_ROW_OBJECTS] = [str(o) for o in objects]
+        attrs[cv.VLMSCOPE_ROW_OBJECTS] = object_names(objects)
     if instruction is not None:
         attrs[cv.VLMSCOPE_ROW_INSTRUCTION] = str(instruction)
     if instruction_kind is not None:
@@ -164,8 +165,9 @@ def trace_row(
 ) -> Iterator[trace.Span]:
     """Trace one pipeline row: everything inside becomes a child of its row span.
 
-    ``expected`` (the right answer or label) and ``objects`` (what is really in the image)
-    are stored with the row when known at trace time; ``image`` (bytes, path, PIL image,
+    ``expected`` (the right answer or label) and ``objects`` (what is really in the image: a
+    list of names, or one name as a string; see :func:`vlmscope.labels.object_names`) are
+    stored with the row when known at trace time; ``image`` (bytes, path, PIL image,
     array or tensor) is hashed, and recorded as base64 PNG when image capture is on.
     ``run`` names the run the row belongs to; ``instruction_kind`` says what the instruction
     asks for (one of :data:`~vlmscope.conventions.INSTRUCTION_KINDS`; evaluators read it

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vlmscope.labels import object_names
 from vlmscope.unicode_text import valid_text
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ def _row_from_record(record: Mapping[str, Any], position: int) -> DatasetRow:
         image=record["image"],
         instruction=optional("instruction"),
         expected=optional("expected"),
-        objects=None if objects is None else tuple(text(o) for o in objects),
+        objects=None if objects is None else tuple(text(o) for o in object_names(objects)),
         caption=optional("caption"),
         tags=tuple(text(t) for t in record.get("tags") or ()),
         instruction_kind=_instruction_kind(record.get("instruction_kind"), position),

@@ -191,3 +191,15 @@ def test_vlmscope_dataset_and_cohorts_load_without_importing_torch() -> None:
             "assert 'torch' not in sys.modules, 'torch was imported'")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_record_naming_one_object_as_a_string_keeps_it_whole(tmp_path: Path) -> None:
+    """``"objects": "cat"`` is one object, not ['c', 'a', 't']; a None in a list names
+    nothing and is left out; the saved dataset says the same."""
+    records = [{"id": "one", "image": "a.png", "objects": "cat"},
+               {"id": "two", "image": "b.png", "objects": ["dog", None, 3]}]
+    made = vlmscope.Dataset.from_records("objs", records)
+    assert [r.objects for r in made.rows] == [("cat",), ("dog", "3")]
+    made.save(tmp_path / "d.duckdb")
+    loaded = vlmscope.Dataset.load(tmp_path / "d.duckdb", "objs")
+    assert [r.objects for r in loaded.rows] == [("cat",), ("dog", "3")]

@@ -190,3 +190,27 @@ def _png(seed: int) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (8, 8), (seed * 40, 0, 0)).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def test_values_that_are_not_text_or_lists_are_recorded_not_raised(traced):
+    """What agent code hands the tracing API as it comes: a number for an answer, numpy
+    token counts, one object given as a string, a list of objects with a None. Before, a
+    number answer raised TypeError into the pipeline, numpy counts did too, and "cat" was
+    stored as the objects ['c', 'a', 't']."""
+    np = pytest.importorskip("numpy")
+    with vlmscope.trace_row("count", expected=3, objects="cat"):
+        with vlmscope.llm_span(model="head", instruction="how many cats?") as span:
+            span.set_output(3, input_tokens=np.int64(12), output_tokens=np.float32(2.0))
+    with vlmscope.trace_row("listed", objects=["cat", None, "dog"]):
+        with vlmscope.llm_span(model="head", instruction="what animals?") as span:
+            span.set_output(np.array(["cat and dog"]), input_tokens=[np.int64(4)])
+    with vlmscope.trace_batch(["b0", "b1"], objects="cat"):
+        with vlmscope.llm_span(model="head", instruction="what is it?") as span:
+            span.set_output(("cat", 7))
+    vlmscope.shutdown()
+    rows = {r[0]: r[1:] for r in query(
+        traced, "SELECT row_id, expected, objects, output, input_tokens, output_tokens "
+                "FROM pipeline_rows")}
+    assert rows["count"] == ("3", ["cat"], "3", 12, 2)
+    assert rows["listed"] == (None, ["cat", "dog"], "cat and dog", 4, None)
+    assert rows["b0"][1:3] == (["cat"], "cat") and rows["b1"][1:3] == (["cat"], "7")
