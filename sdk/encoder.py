@@ -8,6 +8,8 @@ vlmscope cannot hook); :func:`vlmscope.instrument_encoder` uses the same
 from __future__ import annotations
 
 import contextlib
+import math
+import numbers
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -98,11 +100,15 @@ class EncoderSpan:
         """Record one reading per image (lists aligned over the N images of the call).
 
         ``top_k_labels``/``top_k_scores`` are per image, best first, scores as softmax
-        probabilities in [0, 1] (sigmoid scores per label for a multi-label head);
-        ``entropy`` in nats; ``embeddings`` are kept only when
+        probabilities in [0, 1] (sigmoid scores per label for a multi-label head); a flat
+        list (``["cat", "dog"]``, ``[0.9, 0.1]``) is one image's. A missing score (None, or
+        an image with fewer scores than labels) is recorded as NaN, which no reading counts
+        as read. ``entropy`` in nats; ``embeddings`` are kept only when
         embedding capture is on (argument or ``VLMSCOPE_CAPTURE_EMBEDDINGS``), their norms,
         means and standard deviations always.
         """
+        top_k_labels = _one_image_if_flat(top_k_labels, str)
+        top_k_scores = _one_image_if_flat(top_k_scores, numbers.Real)
         n = _batch_size(top_k_labels, embeddings, embedding_l2_norm, image_sha256)
         attrs: dict[str, Any] = {cv.VISION_ENCODER_BATCH_SIZE: n}
         row_ids = resolve_row_ids(n, self._row_ids)
@@ -118,11 +124,12 @@ class EncoderSpan:
             attrs[cv.VISION_ENCODER_TOP1_LABEL] = [str(labels[0]) if k else ""
                                                    for labels in top_k_labels]
         if top_k_scores is not None:
-            attrs[cv.VISION_ENCODER_TOP_K_SCORES] = [
-                float(s) for scores in top_k_scores for s in scores[:k]
-            ]
-            attrs[cv.VISION_ENCODER_TOP1_SCORE] = [float(s[0]) if k else 0.0
-                                                   for s in top_k_scores]
+            # Exactly k per image, or the flat list would pair the next image's labels
+            # with this one's scores.
+            padded = [[_score(s) for s in scores[:k]] + [math.nan] * (k - len(scores[:k]))
+                      for scores in top_k_scores]
+            attrs[cv.VISION_ENCODER_TOP_K_SCORES] = [s for scores in padded for s in scores]
+            attrs[cv.VISION_ENCODER_TOP1_SCORE] = [s[0] if k else 0.0 for s in padded]
         if top_k_class_ids is not None:
             attrs[cv.VISION_ENCODER_TOP_K_CLASS_IDS] = [
                 int(c) for ids in top_k_class_ids for c in ids[:k]
@@ -171,7 +178,7 @@ class EncoderSpan:
                 model=self.model,
                 checkpoint_sha256=self.checkpoint_sha256,
                 top_k_labels=tuple(str(x) for x in top_k_labels[i][:k]) if top_k_labels else (),
-                top_k_scores=tuple(float(x) for x in top_k_scores[i][:k])
+                top_k_scores=tuple(_score(x) for x in top_k_scores[i][:k])
                 if top_k_scores else (),
             )
 
@@ -215,6 +222,18 @@ def set_vectors(span: trace.Span, vectors: dict[str, Any]) -> None:
         with attributes._lock:
             for key, value in cleaned.items():
                 attributes._setitem_locked(key, value)
+
+
+def _one_image_if_flat(values: Sequence[Any] | None, item: type) -> Sequence[Any] | None:
+    """``values`` as a list of per-image lists: a flat list of ``item`` values (one image's
+    labels or scores) becomes a list of that one."""
+    if values is not None and len(values) and isinstance(values[0], item):
+        return [values]
+    return values
+
+
+def _score(value: Any) -> float:
+    return math.nan if value is None else float(value)
 
 
 def _batch_size(*candidates: Sequence[Any] | None) -> int:

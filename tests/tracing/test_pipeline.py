@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -214,3 +215,28 @@ def test_values_that_are_not_text_or_lists_are_recorded_not_raised(traced):
     assert rows["count"] == ("3", ["cat"], "3", 12, 2)
     assert rows["listed"] == (None, ["cat", "dog"], "cat and dog", 4, None)
     assert rows["b0"][1:3] == (["cat"], "cat") and rows["b1"][1:3] == (["cat"], "7")
+
+
+def test_encoder_records_keep_each_images_scores_with_its_labels(traced):
+    """A flat list is one image's reading; a missing score is NaN (not read, and never
+    shifted onto the next image's labels); None among the scores does not raise."""
+    with vlmscope.trace_row("flat"):
+        with vlmscope.encoder_span("m") as enc:
+            enc.record(top_k_labels=["cat", "dog"], top_k_scores=[0.9, 0.6])
+    with vlmscope.trace_batch(["short", "full"]):
+        with vlmscope.encoder_span("m", multi_label=True) as enc:
+            enc.record(top_k_labels=[["cat", "dog"], ["cow", "pig"]],
+                       top_k_scores=[[0.9], [0.8, 0.7]])
+    with vlmscope.trace_row("none"):
+        with vlmscope.encoder_span("m", multi_label=True) as enc:
+            enc.record(top_k_labels=[["cat", "dog"]], top_k_scores=[[None, 0.7]])
+    vlmscope.shutdown()
+    rows = {r[0]: r[1:] for r in query(
+        traced, "SELECT row_id, top_k_labels, top_k_scores, encoder_reading FROM pipeline_rows")}
+    assert rows["flat"] == (["cat", "dog"], [0.9, 0.6], ["cat"])
+    labels, scores, reading = rows["short"]
+    assert labels == ["cat", "dog"] and scores[0] == 0.9 and math.isnan(scores[1])
+    assert reading == ["cat"]
+    assert rows["full"] == (["cow", "pig"], [0.8, 0.7], ["cow", "pig"])
+    labels, scores, reading = rows["none"]
+    assert math.isnan(scores[0]) and scores[1] == 0.7 and reading == ["dog"]
