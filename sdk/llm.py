@@ -69,14 +69,17 @@ class LLMSpan:
         response_model: str | None = None,
     ) -> None:
         """Record the answer (a list of N answers for a batched call; None when the text is
-        not known; a value that is neither text nor a list, a number say, is one answer
-        written with ``str``) and the token counts (a number, or one per row)."""
+        not known; bytes are decoded as UTF-8; a value that is neither text nor a list, a
+        number say, is one answer written with ``str``) and the token counts (a number, or
+        one per row)."""
         settings = get_settings()
         if text is None:
             texts: list[str] = []
         elif isinstance(text, str):
             texts = [text]
-        elif isinstance(text, Iterable) and not isinstance(text, bytes | Mapping):
+        elif isinstance(text, bytes | bytearray):  # a raw response body: its text
+            texts = [bytes(text).decode("utf-8", "replace")]
+        elif isinstance(text, Iterable) and not isinstance(text, Mapping):
             texts = [str(t) for t in text]
         else:
             texts = [str(text)]

@@ -205,6 +205,9 @@ def test_values_that_are_not_text_or_lists_are_recorded_not_raised(traced):
     with vlmscope.trace_row("listed", objects=["cat", None, "dog"]):
         with vlmscope.llm_span(model="head", instruction="what animals?") as span:
             span.set_output(np.array(["cat and dog"]), input_tokens=[np.int64(4)])
+    with vlmscope.trace_row("bytes"):
+        with vlmscope.llm_span(model="head", instruction="what is it?") as span:
+            span.set_output("a café".encode() + b"\xff")
     with vlmscope.trace_batch(["b0", "b1"], objects="cat"):
         with vlmscope.llm_span(model="head", instruction="what is it?") as span:
             span.set_output(("cat", 7))
@@ -215,6 +218,7 @@ def test_values_that_are_not_text_or_lists_are_recorded_not_raised(traced):
     assert rows["count"] == ("3", ["cat"], "3", 12, 2)
     assert rows["listed"] == (None, ["cat", "dog"], "cat and dog", 4, None)
     assert rows["b0"][1:3] == (["cat"], "cat") and rows["b1"][1:3] == (["cat"], "7")
+    assert rows["bytes"][2] == "a café\ufffd"
 
 
 def test_encoder_records_keep_each_images_scores_with_its_labels(traced):
