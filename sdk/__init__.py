@@ -13,7 +13,7 @@ from vlmscope._optional import MissingExtraError
 from vlmscope._version import __version__
 from vlmscope.encoder import EncoderSpan, ZeroShot, encoder_span
 from vlmscope.generator import GeneratorInstrumentation, instrument_generator
-from vlmscope.images import image_sha256
+from vlmscope.images import image_reference, image_sha256
 from vlmscope.llm import LLMSpan, llm_span
 from vlmscope.rows import trace_batch, trace_row
 from vlmscope.settings import Settings
@@ -90,6 +90,7 @@ __all__ = [
     "encoder_span",
     "export_stats",
     "force_flush",
+    "image_reference",
     "image_sha256",
     "instrument_encoder",
     "instrument_generator",

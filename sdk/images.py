@@ -49,6 +49,26 @@ def image_sha256(image: Any) -> str:
     return digest.hexdigest()
 
 
+async def image_reference(trace_id: str, span_id: str, image_name: str,
+                          base64_string: str) -> str:
+    """A stand-in for an image sent to an LLM as base64: ``sha256:<hex>`` of its bytes.
+
+    Pass it as OpenLLMetry's ``upload_base64_image=`` (``OpenAIInstrumentor(
+    upload_base64_image=vlmscope.image_reference)``; its other instrumentors take the same
+    hook). Without the hook OpenLLMetry drops the whole prompt of a request that carries a
+    base64 image, so the row has no instruction; with it the prompt is kept and the image
+    part holds this reference instead of the image. The digest equals
+    :func:`image_sha256` of the same encoded file's bytes. Nothing is uploaded or stored;
+    text that is not base64 gives ``invalid-base64:<n>-characters`` and never raises."""
+    del trace_id, span_id, image_name  # the hook's signature; the reference needs none
+    try:
+        data = base64.b64decode(base64_string + "=" * (-len(base64_string) % 4))
+    except (ValueError, TypeError):  # binascii.Error is a ValueError
+        return f"invalid-base64:{len(base64_string) if isinstance(base64_string, str) else 0}" \
+               "-characters"
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
 def image_base64_png(image: Any, max_length: int) -> str | None:
     """The image as base64 PNG text, or None when it is longer than ``max_length`` characters
     or not in a form that can be encoded (paths and PNG/JPEG bytes are kept as they are)."""

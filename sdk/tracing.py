@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace.export import (
     SpanExportResult,
 )
 
+from vlmscope import conventions as cv
 from vlmscope._version import __version__
 from vlmscope.settings import (
     DEFAULT_DB,
@@ -152,6 +153,11 @@ class _RowSpanProcessor(SpanProcessor):
         self.on_start = stamp_current_row  # type: ignore[method-assign]
 
     def on_end(self, span: ReadableSpan) -> None:
+        attributes = span.attributes
+        if attributes and (_ANSWER in attributes or _LEGACY_ANSWER in attributes) \
+                and _PROMPT not in attributes and _LEGACY_PROMPT not in attributes \
+                and cv.VLMSCOPE_SPAN_ROLE not in attributes:
+            _warn_prompt_missing(span)
         processor = _state.processor if self._forward and _state.provider is not None \
             else None
         if processor is not None:
@@ -163,6 +169,25 @@ class _RowSpanProcessor(SpanProcessor):
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Nothing of its own to flush."""
         return True
+
+
+_ANSWER, _LEGACY_ANSWER = cv.GEN_AI_OUTPUT_MESSAGES, f"{cv.GEN_AI_COMPLETION}.0.content"
+_PROMPT, _LEGACY_PROMPT = cv.GEN_AI_INPUT_MESSAGES, f"{cv.GEN_AI_PROMPT}.0.content"
+"""A GenAI span with an answer attribute and no prompt attribute recorded its answer but not
+its prompt (OpenLLMetry does that to a request with a base64 image, unless given
+``upload_base64_image=``): its row gets no instruction, so the user is told once."""
+
+
+def _warn_prompt_missing(span: ReadableSpan) -> None:
+    from vlmscope.rows import warn_once
+
+    scope = span.instrumentation_scope.name if span.instrumentation_scope else "?"
+    warn_once("prompt-missing",
+              "the LLM span %r of %s recorded the answer but not the prompt, so its row has no "
+              "instruction; OpenLLMetry drops the prompt of a request that carries a base64 "
+              "image unless its instrumentor is given an image hook: "
+              "OpenAIInstrumentor(upload_base64_image=vlmscope.image_reference)",
+              span.name, scope)
 
 
 _attached: set[int] = set()  # ids of the providers a forwarding _RowSpanProcessor rides on

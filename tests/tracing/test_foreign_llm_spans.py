@@ -10,6 +10,10 @@ store through ``vlmscope.configure(db=...)`` as the README shows it (no ``set_gl
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import hashlib
+import io
 import json
 import subprocess
 import sys
@@ -32,7 +36,8 @@ from vlmscope.cli import main  # noqa: E402
 from vlmscope.collectors import convert  # noqa: E402
 
 REQUEST_MODEL, RESPONSE_MODEL = "vision-helper", "vision-helper-2026-01-01"
-ANSWERS = {"What animal is this?": "a tabby cat", "How many objects?": "three objects"}
+ANSWERS = {"What animal is this?": "a tabby cat", "How many objects?": "three objects",
+           "Which digits are shown?": "three five"}
 PROMPT_TOKENS, COMPLETION_TOKENS = 11, 3
 
 
@@ -46,6 +51,8 @@ class _ChatCompletions(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 (http.server's name)
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         question = [m for m in body["messages"] if m["role"] == "user"][-1]["content"]
+        if isinstance(question, list):  # a multimodal message: its text parts ask
+            question = " ".join(p["text"] for p in question if p["type"] == "text")
         answer = ANSWERS[question]
         usage = {"prompt_tokens": PROMPT_TOKENS, "completion_tokens": COMPLETION_TOKENS,
                  "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS}
@@ -90,12 +97,12 @@ class _Instrumented:
     its wrapper on ``Completions.create``, 0.62.4: it is peeled off here so that the next
     test sees the client as it was)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, **options: object) -> None:
         if name == "openinference":
             module = pytest.importorskip("openinference.instrumentation.openai")
         else:
             module = pytest.importorskip("opentelemetry.instrumentation.openai")
-        self.instrumentor = module.OpenAIInstrumentor()
+        self.instrumentor = module.OpenAIInstrumentor(**options)
 
     def __enter__(self) -> None:
         self.instrumentor.instrument()
@@ -183,6 +190,96 @@ def test_an_instrumented_openai_call_in_a_row_is_its_llm_record(
     rebuild(con)
     con.close()
     _check_rows(db, instrumentor)
+
+
+def _ask_about_an_image(base_url: str, png: bytes) -> None:
+    """One row whose question to the hosted LLM carries the image as a base64 data URL, the
+    way a vision-language pipeline sends it."""
+    client = openai.OpenAI(base_url=base_url, api_key="not-a-key", max_retries=0)
+    url = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    with vlmscope.trace_row("image", expected="three five", objects=["three", "five"]):
+        client.chat.completions.create(model=REQUEST_MODEL, messages=[
+            {"role": "system", "content": "Answer briefly."},
+            {"role": "user", "content": [
+                {"type": "text", "text": "Which digits are shown?"},
+                {"type": "image_url", "image_url": {"url": url}}]}])
+
+
+def _digit_png() -> bytes:
+    from PIL import Image
+
+    images, _ = digit_images(1)
+    pixels = (images[0, 0] * 255).clamp(0, 255).to(torch.uint8).numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).resize((224, 224)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("instrumentor, options", [
+    ("openinference", {}),
+    ("openllmetry", {"upload_base64_image": vlmscope.image_reference}),
+], ids=["openinference", "openllmetry-with-image-reference"])
+def test_a_question_with_a_base64_image_keeps_its_instruction(
+        tmp_path: Path, llm_server: str, instrumentor: str, options: dict,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The instruction is the user message's text part; with OpenLLMetry the image part
+    holds ``vlmscope.image_reference``'s digest of the PNG, not the image."""
+    png = _digit_png()
+    db = tmp_path / "image.duckdb"
+    vlmscope.configure(db=db)
+    try:
+        with _Instrumented(instrumentor, **options), caplog.at_level("DEBUG", "vlmscope"):
+            _ask_about_an_image(llm_server, png)
+    finally:
+        vlmscope.shutdown()
+    assert query(db, "SELECT row_id, instruction, output FROM pipeline_rows") == [
+        ("image", "Which digits are shown?", "three five")]
+    assert not [r for r in caplog.records if "not the prompt" in r.getMessage()]
+    ((attributes,),) = query(db, "SELECT attributes FROM spans WHERE scope_name LIKE '%openai%'")
+    if instrumentor == "openllmetry":
+        messages = json.loads(json.loads(attributes)[cv.GEN_AI_INPUT_MESSAGES])
+        assert messages[-1]["parts"][1] == {
+            "type": "uri", "modality": "image",
+            "uri": "sha256:" + hashlib.sha256(png).hexdigest()}
+        assert base64.b64encode(png).decode("ascii")[:200] not in attributes
+
+
+def test_openllmetry_without_an_image_hook_loses_the_prompt_and_the_user_is_told_once(
+        tmp_path: Path, llm_server: str, caplog: pytest.LogCaptureFixture) -> None:
+    """OpenLLMetry 0.62's default ``upload_base64_image`` is not awaitable, so it records
+    no prompt for a request with a base64 image: vlmscope cannot get it back, and says so,
+    once, naming the hook that keeps it."""
+    from vlmscope import rows
+
+    rows._warned.discard("prompt-missing")
+    png = _digit_png()
+    db = tmp_path / "image.duckdb"
+    vlmscope.configure(db=db)
+    try:
+        with _Instrumented("openllmetry"), caplog.at_level("WARNING", "vlmscope"):
+            _ask_about_an_image(llm_server, png)
+            _ask_about_an_image(llm_server, png)
+    finally:
+        vlmscope.shutdown()
+    assert query(db, "SELECT instruction, output FROM pipeline_rows") == [
+        (None, "three five")] * 2
+    warnings = [r.getMessage() for r in caplog.records if "not the prompt" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "'openai.chat'" in warnings[0] and "upload_base64_image=vlmscope.image_reference" \
+        in warnings[0]
+
+
+def test_image_reference_digests_what_it_can_decode_and_never_raises() -> None:
+    data = bytes(range(256)) * 3
+    encoded = base64.b64encode(data).decode("ascii")
+    reference = asyncio.run(vlmscope.image_reference("1", "2", "a.png", encoded))
+    assert reference == "sha256:" + hashlib.sha256(data).hexdigest() \
+        == "sha256:" + vlmscope.image_sha256(data)
+    # missing padding is tolerated; text that is not base64 is named, not raised
+    assert asyncio.run(vlmscope.image_reference("1", "2", "a", encoded.rstrip("="))) \
+        == reference
+    assert asyncio.run(vlmscope.image_reference("1", "2", "a", "abcde")) \
+        == "invalid-base64:5-characters"
 
 
 @pytest.mark.parametrize("instrumentor", ["openinference", "openllmetry"])
