@@ -198,7 +198,8 @@ VISION_ENCODER_ARCHITECTURE = "vision.encoder.architecture"
 """Encoder architecture, e.g. ``resnet18`` or ``ResNetForImageClassification``."""
 
 VISION_ENCODER_DEPTH = "vision.encoder.depth"
-"""Encoder depth in layers (18, 34, 50, 101, 152 for ResNets), when known."""
+"""Encoder depth in layers (18, 34, 50, 101, 152 for ResNets; blocks for a vision
+transformer), when known."""
 
 VISION_ENCODER_CHECKPOINT_SHA256 = "vision.encoder.checkpoint.sha256"
 """SHA-256 (hex) of the encoder's weights: parameter and buffer names, dtypes, shapes, bytes."""

@@ -6,11 +6,17 @@ classifier API (the ResNet family named and given a depth: ResNet, ResNeXt, wide
 ResNet-RS, SE-ResNet, ResNetV2), transformers' ResNet models (``ResNetModel``,
 ``ResNetForImageClassification``, ``ResNetBackbone``) and timm wrappers
 (``TimmWrapperModel``, ``TimmWrapperForImageClassification``), and open_clip's
-``ModifiedResNet`` vision towers (RN50, RN101, RN50x4, ...). A library is only looked at when
+``ModifiedResNet`` vision towers (RN50, RN101, RN50x4, ...). Vision transformers: timm's
+(ViT, DeiT, EVA, BEiT: the pooled features are ``head_drop``'s output, the head's input),
+open_clip's ``VisionTransformer`` towers and transformers' CLIP, SigLIP and ViT (with its
+pooler) vision models, whose own output is the embedding (the layer ``""``, PyTorch's name
+for the model itself). transformers' ``ViTForImageClassification`` takes the first token in
+its forward, with no module to hook, and is not recognised. A library is only looked at when
 the user's program already imported it: recognising a model imports nothing.
 
 Depth counts weight layers the ResNet way: 2 per basic block or 3 per bottleneck, plus the
-stem convolution and the final linear layer (so 18, 50, 101 for the classic ResNets).
+stem convolution and the final linear layer (so 18, 50, 101 for the classic ResNets); for a
+vision transformer it is its number of blocks.
 """
 
 from __future__ import annotations
@@ -53,7 +59,8 @@ def has_parameters(module: Any) -> bool:
 
 def describe(model: Any) -> EncoderFamily:
     """The family of ``model``, or an unknown family named after its class."""
-    for recognise in (_torchvision, _timm_wrapper, _transformers_resnet, _open_clip, _timm):
+    for recognise in (_torchvision, _timm_wrapper, _transformers_resnet, _transformers_vision,
+                      _open_clip, _timm):
         family = recognise(model)
         if family is not None:
             return family
@@ -120,6 +127,12 @@ def _timm(model: Any, prefix: str = "") -> EncoderFamily | None:
     architecture = config.get("architecture") or type(model).__name__
     layer = next((name for name in ("global_pool", "head.global_pool")
                   if _has_submodule(model, name)), None)
+    depth = _timm_depth(model)
+    if layer is None and _has_submodule(model, "head_drop") and _has_submodule(model,
+                                                                               "blocks"):
+        # A vision transformer (ViT, DeiT, EVA, BEiT): it pools in a function, not a module;
+        # head_drop's output is forward_head(pre_logits=True), the head's input.
+        layer, depth = "head_drop", len(model.blocks)
     if layer is None:
         return None
     classifier = None
@@ -127,7 +140,7 @@ def _timm(model: Any, prefix: str = "") -> EncoderFamily | None:
     if has_parameters(head):
         classifier = next((name for name, module in model.named_modules() if module is head),
                           None)
-    return EncoderFamily(f"timm/{architecture}", _timm_depth(model), prefix + layer,
+    return EncoderFamily(f"timm/{architecture}", depth, prefix + layer,
                          None if classifier is None else prefix + classifier)
 
 
@@ -162,29 +175,63 @@ def _transformers_resnet(model: Any) -> EncoderFamily | None:
 
 def _open_clip(model: Any) -> EncoderFamily | None:
     modified = _module("open_clip.modified_resnet")
-    if modified is None or not isinstance(model, modified.ModifiedResNet):
-        return None
-    layers = [len(getattr(model, f"layer{i}")) for i in range(1, 5)]
-    width = model.conv1.out_channels * 2
-    return EncoderFamily(f"open_clip/{_open_clip_name(layers, width, model.output_dim)}",
-                         resnet_depth(layers, bottleneck=True), "attnpool", None)
+    if modified is not None and isinstance(model, modified.ModifiedResNet):
+        layers = [len(getattr(model, f"layer{i}")) for i in range(1, 5)]
+        width = model.conv1.out_channels * 2
+        name = _open_clip_name({"layers": layers, "width": width}, model.output_dim,
+                               "ModifiedResNet")
+        return EncoderFamily(f"open_clip/{name}", resnet_depth(layers, bottleneck=True),
+                             "attnpool", None)
+    transformer = _module("open_clip.transformer")
+    if transformer is not None and isinstance(model, transformer.VisionTransformer):
+        # The tower pools and projects in its forward (the projection is a parameter, not a
+        # module): its own output, encode_image's, is the embedding, so the hooked layer is
+        # the tower itself ("", PyTorch's name for the root module).
+        blocks = len(model.transformer.resblocks)
+        tower = {"layers": blocks, "width": model.transformer.width,
+                 "patch_size": model.patch_size[0]}
+        name = _open_clip_name(tower, model.output_dim, "VisionTransformer")
+        return EncoderFamily(f"open_clip/{name}", blocks, "", None)
+    return None
 
 
-def _open_clip_name(layers: list[int], width: int, output_dim: int) -> str:
-    """The open_clip model config whose vision tower has these stages, width and output
-    dimension (the shortest name when several share one tower: ``RN50`` before
-    ``RN50-quickgelu``); ``ModifiedResNet`` when none does."""
+def _open_clip_name(tower: dict[str, Any], output_dim: int, fallback: str) -> str:
+    """The open_clip model config whose vision tower has these ``tower`` settings (stages or
+    blocks, width, and for a ViT the patch size) and output dimension (the shortest name
+    when several share one tower: ``RN50`` before ``RN50-quickgelu``, ``ViT-B-32`` before
+    ``ViT-B-32-256``, which differs only in image size); ``fallback`` when none does."""
     open_clip = _module("open_clip")
     matches = []
     for name in getattr(open_clip, "list_models", list)():
         config = open_clip.get_model_config(name) or {}
         vision = config.get("vision_cfg", {})
         stages = vision.get("layers")
-        if (isinstance(stages, list | tuple) and list(stages) == layers
-                and vision.get("width", 64) == width
+        if isinstance(stages, list | tuple):
+            stages = list(stages)
+        given = {"layers": stages, "width": vision.get("width", 64),
+                 "patch_size": vision.get("patch_size")}
+        if (all(given[key] == value for key, value in tower.items())
                 and config.get("embed_dim") == output_dim):
             matches.append(name)
-    return min(matches, key=lambda n: (len(n), n)) if matches else "ModifiedResNet"
+    return min(matches, key=lambda n: (len(n), n)) if matches else fallback
+
+
+_TRANSFORMERS_VISION = ("clip_vision_model", "siglip_vision_model", "vit")
+"""transformers' ``model_type`` of the vision transformers recognised: CLIP's and SigLIP's
+vision models (with or without the projection) and ViT with its pooler."""
+
+
+def _transformers_vision(model: Any) -> EncoderFamily | None:
+    config = getattr(model, "config", None)
+    if getattr(config, "model_type", None) not in _TRANSFORMERS_VISION:
+        return None
+    if getattr(config, "model_type", None) == "vit" and (
+            getattr(model, "pooler", None) is None or hasattr(model, "classifier")):
+        return None  # no module gives ViT's pooled token without the pooler
+    # The model's own output holds the pooled embedding (pooler_output, or image_embeds
+    # with the projection): the hooked layer is the model itself.
+    architecture = getattr(config, "_name_or_path", None) or type(model).__name__
+    return EncoderFamily(architecture, getattr(config, "num_hidden_layers", None), "", None)
 
 
 def _has_submodule(model: Any, name: str) -> bool:

@@ -189,7 +189,7 @@ class EncoderInstrumentation:
         self.family = describe(model)
         self.architecture = self.family.architecture
         self.depth = self.family.depth
-        self.layer = layer or self.family.layer
+        self.layer = layer if layer is not None else self.family.layer
         self.multi_label = bool(multi_label)
         self._zero_shot: _ZeroShotHead | None = None
         if zero_shot is not None:
@@ -207,8 +207,10 @@ class EncoderInstrumentation:
             raise ValueError(
                 f"vlmscope does not know where the pooled features of a {type(model).__name__} "
                 f"are: pass layer='<qualified name of the layer giving one feature vector per "
-                f"image>' (and classifier='<its classifier>' if it has one); layers that pool "
-                f"here: {pooling_layers(model) or [n for n, _ in model.named_children()]}"
+                f"image>' (and classifier='<its classifier>' if it has one); "
+                + (f"layers that pool here: {pooling_layers(model)}" if pooling_layers(model)
+                   else f"no layer pools here; its top-level layers: "
+                        f"{[n for n, _ in model.named_children()]}")
             )
         if self._zero_shot is not None and self.layer is None:
             raise ValueError("zero_shot needs the image embedding: pass layer=")

@@ -1,8 +1,9 @@
 """The encoders people use, instrumented with no arguments: torchvision, timm, transformers
-(ResNet models, backbones, timm wrappers) and open_clip's ModifiedResNet towers, all built
-from config. Each: outputs bit-identical to the bare model, one record per image, its real
-name, depth and pooled dimension, a top-k only when there is a real classifier, and no hook
-left after ``uninstrument()``."""
+(ResNet models, backbones, timm wrappers) and open_clip's ModifiedResNet towers, and the
+vision transformers of timm (ViT, DeiT, EVA, BEiT), open_clip and transformers (CLIP,
+SigLIP and ViT vision models), all built from config. Each: outputs bit-identical to the
+bare model, one record per image, its real name, depth and pooled dimension, a top-k only
+when there is a real classifier, and no hook left after ``uninstrument()``."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def _main_tensor(output):
     """The tensor a model's output stands for (logits, pooled output, last feature map)."""
     if isinstance(output, torch.Tensor):
         return output
-    for key in ("logits", "pooler_output"):
+    for key in ("logits", "pooler_output", "image_embeds"):
         if getattr(output, key, None) is not None:
             return getattr(output, key)
     return output.feature_maps[-1]
@@ -60,6 +61,54 @@ def _open_clip_tower(name: str, image_size: int):
     return ModifiedResNet(vision["layers"], config["embed_dim"], vision["width"] * 32 // 64,
                           image_size, vision["width"])
 
+
+def _open_clip_vit_tower(name: str, image_size: int):
+    """open_clip's ViT vision tower for ``name``, built from its config by open_clip's own
+    builder (random weights, a small image size)."""
+    from open_clip.model import CLIPVisionCfg, _build_vision_tower
+
+    config = open_clip.get_model_config(name)
+    vision = CLIPVisionCfg(**{**config["vision_cfg"], "image_size": image_size})
+    return _build_vision_tower(config["embed_dim"], vision)
+
+
+def _hf_vision(config_class, **kwargs):
+    return config_class(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                        num_attention_heads=2, image_size=32, patch_size=8, **kwargs)
+
+
+# Vision transformers: (model builder, image size, name, depth, pooled dimension, classes or
+# None, the library's own pooled output of a batch).
+VIT_FAMILIES: dict[str, tuple[Callable, int, str, int, int, int | None, Callable]] = {
+    "timm-vit": (lambda: timm.create_model("vit_tiny_patch16_224", num_classes=7, img_size=32),
+                 32, "timm/vit_tiny_patch16_224", 12, 192, 7,
+                 lambda m, x: m.forward_head(m.forward_features(x), pre_logits=True)),
+    "timm-deit-embedding": (
+        lambda: timm.create_model("deit_tiny_patch16_224", num_classes=0, img_size=32), 32,
+        "timm/deit_tiny_patch16_224", 12, 192, None,
+        lambda m, x: m.forward_head(m.forward_features(x), pre_logits=True)),
+    "timm-eva02": (lambda: timm.create_model("eva02_tiny_patch14_224", num_classes=3,
+                                             img_size=28), 28,
+                   "timm/eva02_tiny_patch14_224", 12, 192, 3,
+                   lambda m, x: m.forward_head(m.forward_features(x), pre_logits=True)),
+    "timm-beit": (lambda: timm.create_model("beit_base_patch16_224", num_classes=4,
+                                            img_size=32), 32,
+                  "timm/beit_base_patch16_224", 12, 768, 4,
+                  lambda m, x: m.forward_head(m.forward_features(x), pre_logits=True)),
+    "open_clip-ViT-S-32": (lambda: _open_clip_vit_tower("ViT-S-32", 64), 64,
+                           "open_clip/ViT-S-32", 12, 384, None, lambda m, x: m(x)),
+    "hf-clip-vision": (lambda: transformers.CLIPVisionModel(_hf_vision(
+        transformers.CLIPVisionConfig)), 32, "CLIPVisionModel", 2, 64, None,
+        lambda m, x: m(x).pooler_output),
+    "hf-clip-vision-projection": (lambda: transformers.CLIPVisionModelWithProjection(
+        _hf_vision(transformers.CLIPVisionConfig, projection_dim=24)), 32,
+        "CLIPVisionModelWithProjection", 2, 24, None, lambda m, x: m(x).image_embeds),
+    "hf-siglip-vision": (lambda: transformers.SiglipVisionModel(_hf_vision(
+        transformers.SiglipVisionConfig)), 32, "SiglipVisionModel", 2, 64, None,
+        lambda m, x: m(x).pooler_output),
+    "hf-vit-pooler": (lambda: transformers.ViTModel(_hf_vision(transformers.ViTConfig)), 32,
+                      "ViTModel", 2, 64, None, lambda m, x: m(x).pooler_output),
+}
 
 # (model builder, image size, name, depth, pooled dimension, classes or None)
 FAMILIES: dict[str, tuple[Callable, int, str, int, int, int | None]] = {
@@ -158,6 +207,44 @@ def _check_family(memory, build, size, name, depth, dim, classes) -> None:
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_a_known_encoder_is_instrumented_without_arguments(family, memory):
     _check_family(memory, *FAMILIES[family])
+
+
+@pytest.mark.parametrize("family", list(VIT_FAMILIES))
+def test_a_known_vision_transformer_is_instrumented_without_arguments(family, memory):
+    _check_family(memory, *VIT_FAMILIES[family][:6])
+
+
+@pytest.mark.parametrize("family", list(VIT_FAMILIES))
+def test_a_vision_transformers_embedding_is_its_librarys_own_pooled_output(family, memory):
+    """The recorded vector of each image is what the library itself calls the pooled
+    features: timm's ``forward_head(pre_logits=True)``, open_clip's tower output
+    (``encode_image``), transformers' ``pooler_output`` or ``image_embeds``."""
+    build, size, *_, pooled_of = VIT_FAMILIES[family]
+    torch.manual_seed(1)
+    model = build().eval()
+    images, _ = digit_images(2, size=size)
+    with torch.no_grad():
+        expected = pooled_of(model, images)
+    handle = vlmscope.instrument_encoder(model, capture_embeddings=True)
+    with vlmscope.trace_batch(["a", "b"]), torch.no_grad():
+        model(images)
+    handle.uninstrument()
+    (span,) = _encoder_spans(memory)
+    assert expected.shape[0] == 2
+    for i in range(2):
+        vector = torch.tensor(span.attributes[cv.embedding_vector_key(i)])
+        torch.testing.assert_close(vector, expected[i].float(), rtol=0, atol=1e-6)
+
+
+def test_a_vit_classifier_without_a_pooling_module_is_asked_for_its_layer():
+    """transformers' ViTForImageClassification takes the first token in its forward, so no
+    module gives the pooled features: vlmscope asks rather than guessing."""
+    model = transformers.ViTForImageClassification(_hf_vision(transformers.ViTConfig,
+                                                              num_labels=3))
+    with pytest.raises(ValueError, match=r"pass layer=.*its top-level layers: \['vit', "
+                                         r"'classifier'\]"):
+        vlmscope.instrument_encoder(model)
+    vlmscope.instrument_encoder(model, classifier="classifier").uninstrument()
 
 
 @pytest.mark.slow

@@ -162,3 +162,23 @@ def test_text_embeddings_of_the_wrong_width_are_marked_on_the_span_not_raised(cl
     assert out.shape == (2, 1024)
     span = _encoder_span(memory)
     assert "1024 dimensions" in span.attributes[cv.VLMSCOPE_INSTRUMENTATION_ERROR]
+
+
+def test_zero_shot_on_a_vit_tower_equals_open_clips_own(tokenizer, memory):
+    """The ViT tower (instrumented without a layer: its output is the embedding) gives the
+    same zero-shot reading as open_clip's encode_image / encode_text."""
+    torch.manual_seed(3)
+    vit = open_clip.create_model("ViT-S-32", pretrained=None, force_image_size=64).eval()
+    with torch.no_grad():
+        text = vit.encode_text(tokenizer(_prompts(DIGITS)))
+    images, _ = digit_images(6, size=64)
+    scale = vit.logit_scale.exp().item()
+    reference = _reference(vit, text, images, scale)
+    handle = vlmscope.instrument_encoder(vit.visual, labels=DIGITS, top_k=3,
+                                         zero_shot=vlmscope.ZeroShot(text, scale))
+    with vlmscope.trace_batch([f"r{i}" for i in range(6)]), torch.no_grad():
+        vit.encode_image(images)
+    handle.uninstrument()
+    span = _encoder_span(memory)
+    assert span.attributes[cv.EMBEDDING_MODEL_NAME] == "open_clip/ViT-S-32"
+    _assert_same_reading(span, reference, top_k=3)
