@@ -152,10 +152,17 @@ def instrument_generator(
     """Trace every ``model.generate(...)`` call of a transformers model as an LLM span.
 
     The span has the GenAI and OpenInference attributes, the generation parameters, prompt
-    and generated token counts per row, and, with a ``tokenizer``, the decoded output of
-    each row. Inside ``trace_row``/``trace_batch`` it carries the encoder's reading of the
-    same rows and links to the encoder span. Instrumenting twice replaces the first wrapper.
+    and generated token counts per row, and, with a ``tokenizer`` (or a processor: anything
+    with ``batch_decode``), the decoded output of each row; without one there is no answer
+    text to judge, and a warning says so once. Inside ``trace_row``/``trace_batch`` it
+    carries the encoder's reading of the same rows and links to the encoder span.
+    Instrumenting twice replaces the first wrapper.
     """
+    if tokenizer is None:
+        warn_once("generator-no-tokenizer",
+                  "instrument_generator(%s) has no tokenizer: each answer is recorded as its "
+                  "token count only, with no text to judge; pass the tokenizer (or the "
+                  "processor) as the second argument", type(model).__name__)
     existing = getattr(model, "generate", None)
     previous = getattr(existing, "_vlmscope_instrumentation", None)
     if previous is not None:

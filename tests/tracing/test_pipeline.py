@@ -130,6 +130,66 @@ def test_generate_with_a_tokenizer_records_each_rows_decoded_answer(traced):
     assert json.loads(params)["max_new_tokens"] == 2
 
 
+def _llava(vocab: int, image_token: int):
+    """A LLaVA built from config: a CLIP vision tower (2 blocks, 8-pixel patches on 32x32
+    images, so 16 image tokens), its projector, and a 2-layer Llama."""
+    torch.manual_seed(2)
+    vision = transformers.CLIPVisionConfig(hidden_size=32, intermediate_size=64,
+                                           num_hidden_layers=2, num_attention_heads=2,
+                                           image_size=32, patch_size=8)
+    text = transformers.LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64,
+                                    num_hidden_layers=2, num_attention_heads=2,
+                                    num_key_value_heads=2, pad_token_id=0)
+    config = transformers.LlavaConfig(vision_config=vision, text_config=text,
+                                      image_token_index=image_token, vision_feature_layer=-1)
+    return transformers.LlavaForConditionalGeneration(config).eval()
+
+
+def test_a_llava_style_model_traced_as_users_have_it(traced):
+    """The vision-language model users run: its own CLIP vision tower instrumented with no
+    arguments, its generate with the tokenizer. One row gets the tower's pooled embedding,
+    the decoded answer and the link between the two."""
+    from vlmscope.demo import build_tokenizer
+
+    tokenizer = build_tokenizer()
+    image_token = len(tokenizer)
+    model = _llava(len(tokenizer) + 1, image_token)
+    tower = model.model.vision_tower
+    enc = vlmscope.instrument_encoder(tower, capture_embeddings=True)
+    gen = vlmscope.instrument_generator(model, tokenizer, name="tiny-llava")
+    images, _ = digit_images(1, size=32)
+    question = "how many digits are there ?"
+    ids = tokenizer(question, return_tensors="pt")["input_ids"]
+    ids = torch.cat([torch.full((1, 16), image_token), ids], dim=1)
+    with vlmscope.trace_row("r1", expected="one", instruction=question):
+        out = model.generate(input_ids=ids, pixel_values=images, max_new_tokens=3,
+                             do_sample=False, suppress_tokens=[image_token])
+    enc.uninstrument()
+    gen.uninstrument()
+    vlmscope.shutdown()
+    with torch.no_grad():
+        pooled = tower(images).pooler_output[0]
+    answer = tokenizer.batch_decode(out[:, ids.shape[1]:], skip_special_tokens=True)[0]
+    ((row),) = query(traced, "SELECT encoder_model, embedding_dim, llm_model, instruction, "
+                             "output, output_tokens, encoder_span_id IS NOT NULL "
+                             "FROM pipeline_rows")
+    assert row == ("CLIPVisionModel", 32, "tiny-llava", question, answer, 3, True)
+    ((vector,),) = query(traced, "SELECT vector FROM embeddings")
+    torch.testing.assert_close(torch.tensor(vector), pooled, rtol=0, atol=1e-6)
+
+
+def test_a_generator_without_a_tokenizer_is_warned_about_once(caplog):
+    from vlmscope import rows
+
+    rows._warned.discard("generator-no-tokenizer")
+    head = _gpt2()
+    with caplog.at_level("WARNING", logger="vlmscope"):
+        vlmscope.instrument_generator(head).uninstrument()
+        vlmscope.instrument_generator(head).uninstrument()
+    (message,) = [r.getMessage() for r in caplog.records if "no tokenizer" in r.getMessage()]
+    assert "GPT2LMHeadModel" in message and "pass the tokenizer" in message
+
+
 def test_content_capture_is_off_by_default_and_on_when_asked(db_path, monkeypatch):
     encoder = _resnet18()
     images, _ = digit_images(2)
