@@ -10,9 +10,11 @@ ResNet-RS, SE-ResNet, ResNetV2), transformers' ResNet models (``ResNetModel``,
 (ViT, DeiT, EVA, BEiT: the pooled features are ``head_drop``'s output, the head's input),
 open_clip's ``VisionTransformer`` towers and transformers' CLIP, SigLIP and ViT (with its
 pooler) vision models, whose own output is the embedding (the layer ``""``, PyTorch's name
-for the model itself). transformers' ``ViTForImageClassification`` takes the first token in
-its forward, with no module to hook, and is not recognised. A library is only looked at when
-the user's program already imported it: recognising a model imports nothing.
+for the model itself). Any transformers ``*ForImageClassification`` with a ``classifier``
+(ViT, Swin, ConvNeXt, DINOv2, ...): the features are the classifier's input
+(``"classifier:input"``), since such a model may pool in its forward, with no module to
+hook. A library is only looked at when the user's program already imported it: recognising
+a model imports nothing.
 
 Depth counts weight layers the ResNet way: 2 per basic block or 3 per bottleneck, plus the
 stem convolution and the final linear layer (so 18, 50, 101 for the classic ResNets); for a
@@ -29,6 +31,9 @@ POOL_TYPE_NAMES = ("AdaptiveAvgPool", "AdaptiveMaxPool", "SelectAdaptivePool",
                    "AttentionPool", "GlobalPool", "Pooler")
 """Module class-name fragments of layers that pool a feature map into one vector per image:
 the layers suggested when the hooked layer gives something else."""
+
+INPUT_SUFFIX = ":input"
+"""A layer named ``"<module>:input"`` gives the features that go into ``<module>``."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,7 @@ def has_parameters(module: Any) -> bool:
 def describe(model: Any) -> EncoderFamily:
     """The family of ``model``, or an unknown family named after its class."""
     for recognise in (_torchvision, _timm_wrapper, _transformers_resnet, _transformers_vision,
-                      _open_clip, _timm):
+                      _transformers_image_classifier, _open_clip, _timm):
         family = recognise(model)
         if family is not None:
             return family
@@ -171,6 +176,22 @@ def _transformers_resnet(model: Any) -> EncoderFamily | None:
     prefix = "resnet." if hasattr(model, "resnet") else ""
     return EncoderFamily(architecture, depth, f"{prefix}pooler",
                          _classifier(model, "classifier"))
+
+
+def _transformers_image_classifier(model: Any) -> EncoderFamily | None:
+    """Any transformers ``*ForImageClassification`` with a ``classifier`` (ViT, DeiT, BEiT,
+    Swin, ConvNeXt, DINOv2, EfficientNet, ...): the pooled features are the classifier's
+    input, however the model pools (a first token, a pooler, a mean)."""
+    config = getattr(model, "config", None)
+    if config is None or not type(model).__name__.endswith("ForImageClassification") \
+            or not _has_submodule(model, "classifier"):
+        return None
+    # A transformer's depth is its blocks; a staged model's (Swin, ConvNeXt: ``depths``)
+    # num_hidden_layers counts stages, not layers, so it has none here.
+    depth = None if hasattr(config, "depths") else getattr(config, "num_hidden_layers", None)
+    architecture = getattr(config, "_name_or_path", None) or type(model).__name__
+    return EncoderFamily(architecture, depth if isinstance(depth, int) else None,
+                         "classifier" + INPUT_SUFFIX, _classifier(model, "classifier"))
 
 
 def _open_clip(model: Any) -> EncoderFamily | None:

@@ -24,7 +24,7 @@ from opentelemetry.trace import Status, StatusCode
 from vlmscope import conventions as cv
 from vlmscope._optional import require
 from vlmscope.encoder import ZERO_SHOT_LOGIT_SCALE, EncoderSpan, ZeroShot, encoder_attributes
-from vlmscope.encoder_families import describe, has_parameters, pooling_layers
+from vlmscope.encoder_families import INPUT_SUFFIX, describe, has_parameters, pooling_layers
 from vlmscope.rows import warn_once
 from vlmscope.tracing import get_tracer
 
@@ -228,7 +228,12 @@ class EncoderInstrumentation:
         self._layer_checked = False
         self._handles: list[Any] = []
         modules = {}
-        for role, qualified in (("layer", self.layer), ("classifier", self.classifier)):
+        # "<name>:input": the features are what goes into that module (a classifier's input
+        # is the pooled vector even when no module gives it, as in a ViT taking its first
+        # token in the forward).
+        layer_input = self.layer is not None and self.layer.endswith(INPUT_SUFFIX)
+        hooked_layer = self.layer[:-len(INPUT_SUFFIX)] if layer_input else self.layer
+        for role, qualified in (("layer", hooked_layer), ("classifier", self.classifier)):
             if qualified is None:
                 continue
             try:
@@ -248,7 +253,10 @@ class EncoderInstrumentation:
         outside_graph = getattr(getattr(torch, "compiler", None), "disable", lambda f: f)
         self._handles.append(model.register_forward_pre_hook(
             outside_graph(self._pre_hook), with_kwargs=True))
-        if "layer" in modules:
+        if "layer" in modules and layer_input:
+            self._handles.append(modules["layer"].register_forward_pre_hook(
+                self._feature_input_hook))
+        elif "layer" in modules:
             self._handles.append(modules["layer"].register_forward_hook(self._feature_hook))
         if "classifier" in modules:
             self._handles.append(modules["classifier"].register_forward_hook(self._logits_hook))
@@ -319,6 +327,9 @@ class EncoderInstrumentation:
         if stack:
             stack[-1].features = output
             stack[-1].feature_layer_ran = True
+
+    def _feature_input_hook(self, module: Any, args: Any) -> None:
+        self._feature_hook(module, args, args[0] if args else None)
 
     def _logits_hook(self, module: Any, args: Any, output: Any) -> None:
         if self._torch.compiler.is_compiling():
@@ -490,9 +501,11 @@ def instrument_encoder(
     Needs no arguments for torchvision ResNets, timm models (the ResNet family named with
     its depth, e.g. ``timm/resnet50``), transformers' ``ResNetModel`` /
     ``ResNetForImageClassification`` / ``ResNetBackbone`` and timm wrappers, and open_clip's
-    ``ModifiedResNet`` towers (``open_clip/RN50``); see :mod:`vlmscope.encoder_families`. For
-    any other ``nn.Module`` name the feature ``layer`` (a qualified submodule name giving one
-    vector or one feature map per image) and, when it has one, the ``classifier``.
+    ``ModifiedResNet`` towers (``open_clip/RN50``), and the vision transformers and image
+    classifiers of :mod:`vlmscope.encoder_families`. For any other ``nn.Module`` name the
+    feature ``layer`` (a qualified submodule name giving one vector or one feature map per
+    image; ``"name:input"`` for what goes into that module, e.g. ``"head:input"``; ``""``
+    for the model's own output) and, when it has one, the ``classifier``.
 
     Each forward records one reading per image: the pooled feature vector's dimension, norm,
     mean and standard deviation (a feature map N x C x H x W is averaged over H and W; a
@@ -511,10 +524,6 @@ def instrument_encoder(
     with the user's text tower), or :class:`vlmscope.ZeroShot` to give the logit scale too.
     The top-k are then ``softmax(logit_scale * cos(image embedding, text embedding))`` over
     the labels, as CLIP computes them, recorded on the same encoder span.
-
-    ``multi_label=True`` is for heads trained with one sigmoid per label (multi-label
-    tagging): the logits are read as independent sigmoid scores, the top-k are those scores
-    sorted descending (no entropy), and the span says so (``vision.encoder.multi_label``).
 
     ``multi_label=True`` is for heads trained with one sigmoid per label (multi-label
     tagging): the logits are read as independent sigmoid scores, the top-k are those scores

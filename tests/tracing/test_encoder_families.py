@@ -236,15 +236,83 @@ def test_a_vision_transformers_embedding_is_its_librarys_own_pooled_output(famil
         torch.testing.assert_close(vector, expected[i].float(), rtol=0, atol=1e-6)
 
 
-def test_a_vit_classifier_without_a_pooling_module_is_asked_for_its_layer():
-    """transformers' ViTForImageClassification takes the first token in its forward, so no
-    module gives the pooled features: vlmscope asks rather than guessing."""
-    model = transformers.ViTForImageClassification(_hf_vision(transformers.ViTConfig,
-                                                              num_labels=3))
-    with pytest.raises(ValueError, match=r"pass layer=.*its top-level layers: \['vit', "
-                                         r"'classifier'\]"):
+def _hf_small(config_class, **kwargs):
+    return config_class(num_labels=5, **kwargs)
+
+
+# transformers' image classifiers: (model builder, its pooled features of a batch, depth)
+HF_CLASSIFIERS: dict[str, tuple[Callable, Callable, int | None]] = {
+    "vit": (lambda: transformers.ViTForImageClassification(
+        _hf_vision(transformers.ViTConfig, num_labels=5)),
+        lambda m, x: m.vit(x).last_hidden_state[:, 0], 2),
+    "deit": (lambda: transformers.DeiTForImageClassification(
+        _hf_vision(transformers.DeiTConfig, num_labels=5)),
+        lambda m, x: m.deit(x).last_hidden_state[:, 0], 2),
+    "dinov2": (lambda: transformers.Dinov2ForImageClassification(
+        _hf_vision(transformers.Dinov2Config, num_labels=5)),
+        lambda m, x: torch.cat([m.dinov2(x).last_hidden_state[:, 0],
+                                m.dinov2(x).last_hidden_state[:, 1:].mean(dim=1)], dim=1), 2),
+    "swin": (lambda: transformers.SwinForImageClassification(_hf_small(
+        transformers.SwinConfig, image_size=32, patch_size=4, embed_dim=16, depths=[1, 1],
+        num_heads=[2, 2], window_size=2)), lambda m, x: m.swin(x).pooler_output, None),
+    "convnext": (lambda: transformers.ConvNextForImageClassification(_hf_small(
+        transformers.ConvNextConfig, hidden_sizes=[8, 16], depths=[1, 1], num_stages=2)),
+        lambda m, x: m.convnext(x).pooler_output, None),
+}
+
+
+@pytest.mark.parametrize("family", list(HF_CLASSIFIERS))
+def test_a_transformers_image_classifier_records_its_classifiers_input(family, memory):
+    """However the model pools (the first token, a pooler, DINOv2's token and patch mean),
+    the recorded vector is what its classifier reads, computed here from the backbone's own
+    output, and the top-1 is the logits' argmax."""
+    build, pooled_of, depth = HF_CLASSIFIERS[family]
+    torch.manual_seed(4)
+    model = build().eval()
+    images, _ = digit_images(3, size=32)
+    with torch.no_grad():
+        expected, logits = pooled_of(model, images), model(images).logits
+    handle = vlmscope.instrument_encoder(model, capture_embeddings=True)
+    with vlmscope.trace_batch(ROWS), torch.no_grad():
+        assert torch.equal(model(images).logits, logits)
+    handle.uninstrument()
+    (span,) = _encoder_spans(memory)
+    attrs = span.attributes
+    assert attrs[cv.VISION_ENCODER_ARCHITECTURE] == type(model).__name__
+    assert attrs.get(cv.VISION_ENCODER_DEPTH) == depth
+    assert attrs[cv.VISION_ENCODER_LAYER] == "classifier:input"
+    assert attrs[cv.VISION_ENCODER_EMBEDDING_DIM] == expected.shape[1]
+    for i in range(len(ROWS)):
+        vector = torch.tensor(attrs[cv.embedding_vector_key(i)])
+        torch.testing.assert_close(vector, expected[i].float(), rtol=0, atol=1e-5)
+    k = attrs[cv.VISION_ENCODER_TOP_K]
+    assert list(attrs[cv.VISION_ENCODER_TOP_K_CLASS_IDS][::k]) == logits.argmax(dim=1).tolist()
+
+
+def test_a_layer_named_with_input_records_what_goes_into_that_module(memory):
+    torch.manual_seed(5)
+    model = timm.create_model("vit_tiny_patch16_224", num_classes=3, img_size=32).eval()
+    images, _ = digit_images(2, size=32)
+    with torch.no_grad():
+        expected = model.forward_head(model.forward_features(images), pre_logits=True)
+    handle = vlmscope.instrument_encoder(model, layer="head:input", capture_embeddings=True)
+    with vlmscope.trace_batch(["a", "b"]), torch.no_grad():
+        model(images)
+    handle.uninstrument()
+    (span,) = _encoder_spans(memory)
+    assert span.attributes[cv.VISION_ENCODER_LAYER] == "head:input"
+    for i in range(2):
+        vector = torch.tensor(span.attributes[cv.embedding_vector_key(i)])
+        torch.testing.assert_close(vector, expected[i], rtol=0, atol=1e-6)
+
+
+def test_an_encoder_with_no_pooling_layer_is_asked_for_its_layer_with_its_top_level_layers():
+    model = torch.nn.Sequential()
+    model.add_module("stem", torch.nn.Conv2d(3, 4, 3))
+    model.add_module("body", torch.nn.ReLU())
+    with pytest.raises(ValueError, match=r"pass layer=.*no layer pools here; its top-level "
+                                         r"layers: \['stem', 'body'\]"):
         vlmscope.instrument_encoder(model)
-    vlmscope.instrument_encoder(model, classifier="classifier").uninstrument()
 
 
 @pytest.mark.slow
