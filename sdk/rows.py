@@ -87,9 +87,17 @@ def stamp_current_row(span: Any, parent_context: Any = None) -> None:
     """Give a span that starts inside ``trace_row`` (in the row's trace) and has no vlmscope
     role the row's id (:data:`~vlmscope.conventions.VLMSCOPE_ROW_IDS`), so that the store
     can tell which row another instrumentation's LLM call served. Inside ``trace_batch``
-    a span is not tied to one row, and nothing is stamped. Never raises."""
+    a span is not tied to one row, and nothing is stamped. Never raises.
+
+    A span started where the row's context did not follow but OpenTelemetry's did (a worker
+    thread handed the OpenTelemetry context, as ``opentelemetry-instrumentation-threading``
+    and agent frameworks do) is tied through its parent: a row span's id, or the row id its
+    parent was stamped with."""
     rows = _current.get()
-    if rows is None or len(rows.row_ids) != 1:
+    if rows is None:
+        _stamp_from_parent(span, parent_context)
+        return
+    if len(rows.row_ids) != 1:
         return
     try:
         attributes = span.attributes
@@ -99,6 +107,26 @@ def stamp_current_row(span: Any, parent_context: Any = None) -> None:
         if span.get_span_context().trace_id != rows.row_spans[0].get_span_context().trace_id:
             return
         span.set_attribute(cv.VLMSCOPE_ROW_IDS, [rows.row_ids[0]])
+    except Exception as error:  # instrumentation never breaks the pipeline
+        warn_once("row-stamp", "vlmscope could not tie a span to its row: %s", error)
+
+
+def _stamp_from_parent(span: Any, parent_context: Any) -> None:
+    try:
+        attributes = span.attributes
+        if attributes is not None and (cv.VLMSCOPE_SPAN_ROLE in attributes
+                                       or cv.VLMSCOPE_ROW_IDS in attributes):
+            return
+        parent = trace.get_current_span(parent_context)
+        above = getattr(parent, "attributes", None)
+        if not above or parent.get_span_context().trace_id != span.get_span_context().trace_id:
+            return
+        if above.get(cv.VLMSCOPE_SPAN_ROLE) == cv.ROLE_ROW and cv.VLMSCOPE_ROW_ID in above:
+            span.set_attribute(cv.VLMSCOPE_ROW_IDS, [above[cv.VLMSCOPE_ROW_ID]])
+            return
+        ids = above.get(cv.VLMSCOPE_ROW_IDS)  # stamped, or a batch of one (as in the row)
+        if ids is not None and len(ids) == 1:
+            span.set_attribute(cv.VLMSCOPE_ROW_IDS, [ids[0]])
     except Exception as error:  # instrumentation never breaks the pipeline
         warn_once("row-stamp", "vlmscope could not tie a span to its row: %s", error)
 

@@ -282,6 +282,54 @@ def test_image_reference_digests_what_it_can_decode_and_never_raises() -> None:
         == "invalid-base64:5-characters"
 
 
+def _ask(client, question: str) -> str:
+    return client.chat.completions.create(model=REQUEST_MODEL, messages=[
+        {"role": "user", "content": question}]).choices[0].message.content
+
+
+def test_an_llm_call_in_a_worker_thread_is_the_rows_when_opentelemetrys_context_follows(
+        tmp_path: Path, llm_server: str) -> None:
+    """A thread pool does not carry the row's context; OpenTelemetry's threading
+    instrumentation (and agent frameworks) hand over OpenTelemetry's context only. The call
+    is then tied to its row through its parent: the row span itself, or a span of the
+    agent's own started in the row. In a batch of two, as in the row's own thread, a call
+    belongs to no single row. Without either context, nothing is tied."""
+    threading_instrumentation = pytest.importorskip("opentelemetry.instrumentation.threading")
+    from concurrent.futures import ThreadPoolExecutor
+
+    from opentelemetry import trace
+
+    db = tmp_path / "threads.duckdb"
+    vlmscope.configure(db=db)
+    client = openai.OpenAI(base_url=llm_server, api_key="not-a-key", max_retries=0)
+    instrumentor = threading_instrumentation.ThreadingInstrumentor()
+    try:
+        with _Instrumented("openinference"):
+            with ThreadPoolExecutor(2) as bare:  # made before: no context is handed over
+                with vlmscope.trace_row("unlinked", expected="x"):
+                    bare.submit(_ask, client, "What animal is this?").result()
+            instrumentor.instrument()
+            try:
+                with ThreadPoolExecutor(2) as pool:
+                    with vlmscope.trace_row("pooled", expected="cat"):
+                        pool.submit(_ask, client, "What animal is this?").result()
+                    with vlmscope.trace_row("nested", expected="three"):
+                        with trace.get_tracer("agent").start_as_current_span("plan"):
+                            pool.submit(_ask, client, "How many objects?").result()
+                    with vlmscope.trace_batch(["b1", "b2"]):
+                        pool.submit(_ask, client, "How many objects?").result()
+            finally:
+                instrumentor.uninstrument()
+    finally:
+        vlmscope.shutdown()
+    assert query(db, "SELECT row_id, instruction, output FROM pipeline_rows ORDER BY row_id") \
+        == [("b1", None, None), ("b2", None, None),
+            ("nested", "How many objects?", "three objects"),
+            ("pooled", "What animal is this?", "a tabby cat"), ("unlinked", None, None)]
+    # the unlinked call is a trace of its own; the batch's call is in the batch's trace
+    assert query(db, "SELECT count(*) FROM llm_records WHERE row_id IS NULL") == [(2,)]
+
+
 @pytest.mark.parametrize("instrumentor", ["openinference", "openllmetry"])
 def test_an_instrumented_openai_call_reaches_pipeline_rows_through_vlmscope_collect(
         tmp_path: Path, llm_server: str, instrumentor: str) -> None:
