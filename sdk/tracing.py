@@ -153,11 +153,14 @@ class _RowSpanProcessor(SpanProcessor):
         self.on_start = stamp_current_row  # type: ignore[method-assign]
 
     def on_end(self, span: ReadableSpan) -> None:
-        attributes = span.attributes
-        if attributes and (_ANSWER in attributes or _LEGACY_ANSWER in attributes) \
-                and _PROMPT not in attributes and _LEGACY_PROMPT not in attributes \
-                and cv.VLMSCOPE_SPAN_ROLE not in attributes:
-            _warn_prompt_missing(span)
+        try:
+            attributes = span.attributes
+            if attributes and (_ANSWER in attributes or _LEGACY_ANSWER in attributes) \
+                    and _PROMPT not in attributes and _LEGACY_PROMPT not in attributes \
+                    and cv.VLMSCOPE_SPAN_ROLE not in attributes:
+                _warn_prompt_missing(span)
+        except Exception:  # a check for the user's benefit never breaks their pipeline
+            pass
         processor = _state.processor if self._forward and _state.provider is not None \
             else None
         if processor is not None:
