@@ -100,10 +100,10 @@ KIND_PATTERNS = (
     ("probe", PROBE_PATTERN),
     ("count", r"(?i)\b(how\s+many|count|number\s+of)\b"),
     ("describe", r"(?i)\b(describe|description|caption|what\s+is\s+happening|"
-                 r"what\s+do\s+you\s+see|tell\s+me\s+about)\b"),
+                 r"what\s+(do|can)\s+you\s+see|tell\s+me\s+(about|what\s+you\s+see))\b"),
     ("list", r"(?i)\b(list|enumerate|name\s+(all|every|each))\b|"
-             r"\b(what|which)\s+(\w+\s+){0,2}(are|were)\b"),
-    ("name", r"(?i)\b(what|which|name|identify|classify)\b"),
+             r"\b(what|which)\s+(\w+\s+){0,2}(are|were|appear|(do|can)\s+you\s+see)\b"),
+    ("name", r"(?i)\b(what|which|who|name|identify|classify)\b"),
 )
 """The instruction-kind rules, in the order they are tried: (kind, RE2 pattern)."""
 

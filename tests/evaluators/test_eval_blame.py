@@ -127,6 +127,14 @@ def test_a_multi_label_reading_is_the_labels_over_the_threshold() -> None:
     ("describe the image", "describe"),
     ("Write a caption for this photo.", "describe"),
     ("What do you see?", "describe"),
+    ("What can you see?", "describe"),
+    ("Tell me what you see.", "describe"),
+    ("Which objects appear in the image?", "list"),
+    ("What objects do you see?", "list"),
+    ("Which animals can you see in this photo?", "list"),
+    ("What animal is this?", "name"),
+    ("USER: <image>\nWhat is shown in the image? ASSISTANT:", "name"),
+    ("<image>\nHow many people are in the photo?", "count"),
 ])
 def test_the_kind_is_read_from_the_instruction(instruction: str, kind: str) -> None:
     expected = {"count": "1", "probe": "yes"}.get(kind, "seven")
