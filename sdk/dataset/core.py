@@ -131,22 +131,42 @@ class Dataset:
 
     @classmethod
     def from_folder(cls, name: str, path: str | os.PathLike[str],
-                    labels_file: str | os.PathLike[str] | None = None) -> Dataset:
+                    labels_file: str | os.PathLike[str] | None = None, *,
+                    classes_from_folders: bool = False,
+                    instruction: str | None = None) -> Dataset:
         """A dataset from a folder of images and a labels file (CSV or JSONL).
 
         Each labels entry names its image file (column ``file``, ``image`` or ``path``,
         relative to ``path``) and may give ``id`` (default: the file name relative to
         ``path``), ``expected`` (or ``label``), ``instruction``, ``objects``, ``caption`` and
         ``tags``; in a CSV, ``objects`` and ``tags`` are separated by ``|``. Without a labels
-        file every image in the folder (sorted, recursively) becomes an unlabelled row.
+        file every image in the folder (sorted, recursively) becomes a row, unlabelled; with
+        ``classes_from_folders`` (the layout of torchvision's ``ImageFolder``:
+        ``path/<class>/<image>``) its class folder is its expected answer and its one object.
+        ``instruction`` is every row's instruction where its entry gives none.
         """
         folder = Path(path)
         if not folder.is_dir():
             raise FileNotFoundError(f"no image folder at {folder}")
         if labels_file is None:
             files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-            return cls(name, (DatasetRow(id=p.relative_to(folder).as_posix(), image=str(p))
-                              for p in files))
+            if not classes_from_folders:
+                return cls(name, (DatasetRow(id=p.relative_to(folder).as_posix(), image=str(p),
+                                             instruction=instruction) for p in files))
+            loose = [p.name for p in files if p.parent == folder]
+            if loose:
+                raise ValueError(
+                    f"classes_from_folders reads each image's class from its folder, but "
+                    f"{len(loose)} image(s) lie in {folder} itself (e.g. {loose[0]!r}): move "
+                    "them into a class folder, or give a labels file")
+            return cls.from_records(name, ({
+                "id": p.relative_to(folder).as_posix(), "image": str(p),
+                "expected": p.relative_to(folder).parts[0],
+                "objects": [p.relative_to(folder).parts[0]], "instruction": instruction,
+            } for p in files))
+        if classes_from_folders:
+            raise ValueError("classes_from_folders reads the classes from the folders; it "
+                             "takes no labels file")
         labels = Path(labels_file)
         if not labels.is_absolute() and not labels.exists():
             labels = folder / labels
@@ -160,7 +180,7 @@ class Dataset:
             records.append({
                 "id": entry.get("id") or Path(file).as_posix(),
                 "image": str(folder / file),
-                "instruction": entry.get("instruction") or None,
+                "instruction": entry.get("instruction") or instruction,
                 "instruction_kind": entry.get("instruction_kind") or None,
                 "expected": entry.get("expected", entry.get("label")),
                 "objects": _listed(entry.get("objects")),

@@ -172,6 +172,30 @@ def test_from_folder_reads_a_csv_of_labels_and_a_stored_dataset_loads_back(
     assert images == 3
 
 
+def test_from_folder_reads_classes_from_an_image_folder_layout(tmp_path: Path) -> None:
+    """torchvision's ImageFolder layout, path/<class>/<image>: the folder is each row's
+    expected class and its one object; torchvision reads the same layout to the same
+    classes."""
+    from torchvision.datasets import ImageFolder
+
+    folder = tmp_path / "digits"
+    for i, (image, label) in enumerate(digit_pictures(0, 6)):
+        (folder / label).mkdir(parents=True, exist_ok=True)
+        image.save(folder / label / f"scan{i}.png")
+    dataset = vlmscope.Dataset.from_folder("digits", folder, classes_from_folders=True,
+                                           instruction="which digit is shown ?")
+    reference = ImageFolder(str(folder))
+    assert [(Path(p).relative_to(folder).as_posix(), reference.classes[c])
+            for p, c in reference.samples] == [(r.id, r.expected) for r in dataset]
+    assert all(r.objects == (r.expected,) and r.instruction == "which digit is shown ?"
+               for r in dataset)
+    (folder / "loose.png").write_bytes((folder / dataset.rows[0].id).read_bytes())
+    with pytest.raises(ValueError, match=r"1 image\(s\) lie in .* itself \(e.g. 'loose.png'\)"):
+        vlmscope.Dataset.from_folder("digits", folder, classes_from_folders=True)
+    with pytest.raises(ValueError, match="takes no labels file"):
+        vlmscope.Dataset.from_folder("digits", folder, "labels.csv", classes_from_folders=True)
+
+
 @pytest.mark.parametrize(("records", "message"), [
     ([{"id": "a"}], "needs an 'id' and an 'image'"),
     ([{"id": "a", "image": b"x", "label": "cat"}], "unknown key"),
