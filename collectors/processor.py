@@ -15,13 +15,25 @@ everything first.
 
 It never raises into the application: a span the converter rejects is counted lost and
 logged by the exporter, and nothing else of it is kept.
+
+A process forked from a traced one (``multiprocessing`` on Linux, a pre-forking server)
+inherits the processor with no worker thread and the parent's connection to the store. In
+the child the processor starts afresh: the spans the parent had waiting are the parent's to
+write, the parent's exporter is left untouched (closing its connection here would write to
+the parent's store), and a new exporter of the same store takes the child's spans; the
+parent holds the file, so they go to the store's spool, which the parent's writer (or the
+next one) commits. A forked child may be killed rather than exit (``Pool.terminate``), so it
+flushes at the end of each row (:func:`vlmscope.tracing.flush_if_forked`).
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
+import os
 import threading
 import time
+import weakref
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
@@ -33,6 +45,17 @@ from vlmscope.settings import (
     DEFAULT_MAX_QUEUE_SIZE,
     DEFAULT_SCHEDULE_DELAY_MS,
 )
+
+_INHERITED: list[DuckDBSpanExporter] = []
+"""In a forked child, the parent's exporters: kept alive so that nothing of theirs (the
+parent's store connection) is closed or finalised here."""
+
+
+def _call(method: weakref.WeakMethod) -> None:
+    bound = method()
+    if bound is not None:
+        with contextlib.suppress(Exception):  # a fork must not fail for tracing's sake
+            bound()
 
 
 class DuckDBSpanProcessor(SpanProcessor):
@@ -70,9 +93,34 @@ class DuckDBSpanProcessor(SpanProcessor):
         self._wake = threading.Condition(self._lock)
         self._flush_lock = threading.Lock()  # one hand-over at a time, in order
         self._shutdown = False
+        self.forked = False
+        """True in a process forked from the one that made this processor."""
+        self._start_worker()
+        reinit = weakref.WeakMethod(self._after_fork_in_child)
+        os.register_at_fork(after_in_child=lambda: _call(reinit))
+
+    def _start_worker(self) -> None:
         self._worker = threading.Thread(target=self._work, name="vlmscope-span-processor",
                                         daemon=True)
         self._worker.start()
+
+    def _after_fork_in_child(self) -> None:
+        """Start afresh in a forked child (see the module's docstring)."""
+        if self._shutdown:
+            return
+        _INHERITED.append(self.exporter)  # never closed, never collected, in the child
+        # The parent holds the store for as long as it runs: waiting for it at exit is
+        # pointless, and each row was flushed to the spool as it ended.
+        self.exporter = DuckDBSpanExporter(self.exporter.path, exit_wait_s=0.0)
+        self._lock = threading.Lock()
+        self._current = SpanAccumulator()
+        self._count = 0
+        self._full = collections.deque()
+        self._waiting = 0
+        self._wake = threading.Condition(self._lock)
+        self._flush_lock = threading.Lock()
+        self.forked = True
+        self._start_worker()
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         """Nothing to do when a span starts."""

@@ -21,7 +21,7 @@ from opentelemetry.trace import SpanContext, Status, StatusCode
 from vlmscope import conventions as cv
 from vlmscope.images import image_base64_png, image_sha256
 from vlmscope.labels import object_names
-from vlmscope.tracing import get_settings, get_tracer
+from vlmscope.tracing import flush_if_forked, get_settings, get_tracer
 
 _log = logging.getLogger("vlmscope")
 
@@ -209,14 +209,18 @@ def trace_row(
     attrs = _row_attributes(row_id, cohort, expected, objects, image, instruction, run,
                             attributes, instruction_kind)
     tracer = get_tracer()
-    with tracer.start_as_current_span(
-        cv.ROW_SPAN_NAME, attributes=attrs, record_exception=True, set_status_on_exception=True
-    ) as span:
-        token = _current.set(RowContext((str(row_id),), (span,), (instruction,)))
-        try:
-            yield span
-        finally:
-            _current.reset(token)
+    try:
+        with tracer.start_as_current_span(
+            cv.ROW_SPAN_NAME, attributes=attrs, record_exception=True,
+            set_status_on_exception=True
+        ) as span:
+            token = _current.set(RowContext((str(row_id),), (span,), (instruction,)))
+            try:
+                yield span
+            finally:
+                _current.reset(token)
+    finally:
+        flush_if_forked()
 
 
 def _check_kinds(kinds: Sequence[str | None]) -> None:
@@ -278,38 +282,42 @@ def trace_batch(
     _check_kinds(kind_list)
 
     tracer = get_tracer()
-    with tracer.start_as_current_span(
-        cv.BATCH_SPAN_NAME,
-        attributes={
-            cv.VLMSCOPE_SPAN_ROLE: cv.ROLE_BATCH,
-            cv.OPENINFERENCE_SPAN_KIND: cv.SPAN_KIND_CHAIN,
-            cv.VLMSCOPE_ROW_IDS: ids,
-            cv.VLMSCOPE_BATCH_SIZE: n,
-        },
-        record_exception=True,
-        set_status_on_exception=True,
-    ) as batch_span:
-        row_spans = tuple(
-            tracer.start_span(
-                cv.ROW_SPAN_NAME,
-                attributes=_row_attributes(
-                    ids[i], cohorts[i], expecteds[i], object_lists[i], image_list[i],
-                    instruction_list[i], run, {cv.VLMSCOPE_BATCH_SIZE: n}, kind_list[i],
-                ),
+    try:
+        with tracer.start_as_current_span(
+            cv.BATCH_SPAN_NAME,
+            attributes={
+                cv.VLMSCOPE_SPAN_ROLE: cv.ROLE_BATCH,
+                cv.OPENINFERENCE_SPAN_KIND: cv.SPAN_KIND_CHAIN,
+                cv.VLMSCOPE_ROW_IDS: ids,
+                cv.VLMSCOPE_BATCH_SIZE: n,
+            },
+            record_exception=True,
+            set_status_on_exception=True,
+        ) as batch_span:
+            row_spans = tuple(
+                tracer.start_span(
+                    cv.ROW_SPAN_NAME,
+                    attributes=_row_attributes(
+                        ids[i], cohorts[i], expecteds[i], object_lists[i], image_list[i],
+                        instruction_list[i], run, {cv.VLMSCOPE_BATCH_SIZE: n}, kind_list[i],
+                    ),
+                )
+                for i in range(n)
             )
-            for i in range(n)
-        )
-        token = _current.set(RowContext(tuple(ids), row_spans, tuple(instruction_list),
-                                        batch_size=n))
-        error: BaseException | None = None
-        try:
-            yield batch_span
-        except BaseException as raised:
-            error = raised
-            raise
-        finally:
-            _current.reset(token)
-            for span in row_spans:
-                if error is not None:
-                    span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
-                span.end()
+            token = _current.set(RowContext(tuple(ids), row_spans, tuple(instruction_list),
+                                            batch_size=n))
+            error: BaseException | None = None
+            try:
+                yield batch_span
+            except BaseException as raised:
+                error = raised
+                raise
+            finally:
+                _current.reset(token)
+                for span in row_spans:
+                    if error is not None:
+                        span.set_status(Status(StatusCode.ERROR,
+                                               f"{type(error).__name__}: {error}"))
+                    span.end()
+    finally:
+        flush_if_forked()

@@ -247,6 +247,8 @@ class _State:
     destination: str = ""
     settings: Settings = Settings()
     tracer: trace.Tracer | None = None
+    pid: int = 0
+    """The process that configured: another one is a forked child."""
 
 
 _state = _State()
@@ -367,6 +369,7 @@ def configure(
         _state.destination = destination
         _state.settings = settings
         _state.tracer = provider.get_tracer(TRACER_NAME, __version__)
+        _state.pid = os.getpid()
         if set_global is not False:
             reached = _reach_global_provider(resource)
             if reached == "impossible":
@@ -415,6 +418,19 @@ def force_flush(timeout_millis: int = 30_000) -> bool:
     if exporter is not None:
         flushed = exporter.force_flush(timeout_millis) and flushed
     return flushed
+
+
+def flush_if_forked() -> None:
+    """In a process forked from a traced one, write what was traced so far, now: such a
+    process may be killed rather than exit (``multiprocessing.Pool.terminate``), and its
+    rows would be lost. Called at the end of each row; does nothing elsewhere; never
+    raises."""
+    processor = _state.processor
+    if processor is not None and _state.pid != os.getpid():
+        try:
+            processor.force_flush()
+        except Exception as error:
+            _log.debug("vlmscope could not flush in a forked process: %s", error)
 
 
 def export_stats() -> ExportStatus:
