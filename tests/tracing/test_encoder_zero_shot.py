@@ -77,16 +77,22 @@ def test_zero_shot_readings_equal_open_clips_own(seed, scale_of, clip, text, mem
     images, _ = digit_images(10, size=64)
     images = images + 0.2 * torch.randn_like(images)
     scale = clip.logit_scale.exp().item() if scale_of == "model" else 100.0
+    _check_zero_shot(memory, clip, text, images, scale, top_k=4, name="open_clip/RN50")
+
+
+def _check_zero_shot(memory, clip, text, images, scale, top_k, name) -> None:
+    """The tower instrumented with no layer and ``zero_shot=``: its span's reading of
+    ``images`` is open_clip's own, and the tower is named ``name``."""
     reference = _reference(clip, text, images, scale)
-    handle = vlmscope.instrument_encoder(clip.visual, labels=DIGITS, top_k=4,
+    handle = vlmscope.instrument_encoder(clip.visual, labels=DIGITS, top_k=top_k,
                                          zero_shot=vlmscope.ZeroShot(text, scale))
-    with vlmscope.trace_batch([f"r{i}" for i in range(10)]), torch.no_grad():
+    with vlmscope.trace_batch([f"r{i}" for i in range(len(images))]), torch.no_grad():
         clip.encode_image(images)
     handle.uninstrument()
     span = _encoder_span(memory)
     assert span.attributes[cv.VISION_ENCODER_ZERO_SHOT] is True
-    assert span.attributes[cv.EMBEDDING_MODEL_NAME] == "open_clip/RN50"
-    _assert_same_reading(span, reference, top_k=4)
+    assert span.attributes[cv.EMBEDDING_MODEL_NAME] == name
+    _assert_same_reading(span, reference, top_k=top_k)
 
 
 def test_a_callable_makes_the_text_embeddings_from_the_labels_with_the_text_tower(
@@ -172,13 +178,5 @@ def test_zero_shot_on_a_vit_tower_equals_open_clips_own(tokenizer, memory):
     with torch.no_grad():
         text = vit.encode_text(tokenizer(_prompts(DIGITS)))
     images, _ = digit_images(6, size=64)
-    scale = vit.logit_scale.exp().item()
-    reference = _reference(vit, text, images, scale)
-    handle = vlmscope.instrument_encoder(vit.visual, labels=DIGITS, top_k=3,
-                                         zero_shot=vlmscope.ZeroShot(text, scale))
-    with vlmscope.trace_batch([f"r{i}" for i in range(6)]), torch.no_grad():
-        vit.encode_image(images)
-    handle.uninstrument()
-    span = _encoder_span(memory)
-    assert span.attributes[cv.EMBEDDING_MODEL_NAME] == "open_clip/ViT-S-32"
-    _assert_same_reading(span, reference, top_k=3)
+    _check_zero_shot(memory, vit, text, images, vit.logit_scale.exp().item(), top_k=3,
+                     name="open_clip/ViT-S-32")
