@@ -1,15 +1,13 @@
 """ImageInstructionAdherence: does the answer do what the instruction asked, in the asked
 form, without asserting objects the image lacks?
 
-Deterministic and explainable, in SQL. The instruction is classified by the one reading of
-an instruction's kind, FailureAttribution's (:data:`~vlmscope.evaluators.reading.KIND_PATTERNS`):
+Deterministic and explainable, in SQL. The instruction is classified (first match wins):
 
-* ``counting`` - kind ``count`` ("how many", "count", "number of");
-* ``listing`` - kind ``list`` ("list", "enumerate", "what objects are ...");
-* ``describing`` - kind ``describe`` ("describe", "caption", "what do you see", ...);
-* ``yes_no`` - kind ``probe`` (a yes/no object probe), or any other question that starts
-  with is/are/does/do/did/can/could/was/were/has/have/will/would/should;
-* ``naming`` - kind ``name`` ("what", "which", "name", "identify", "classify");
+* ``counting`` - "how many", "count", "number of";
+* ``listing`` - starts with "list", "enumerate", "what objects", "which objects";
+* ``describing`` - starts with "describe", "caption", "tell me about", "what is happening";
+* ``yes_no`` - starts with is/are/does/do/can/was/were/has/have/will/should/could;
+* ``naming`` - starts with what/which/who/name/identify/classify;
 * ``other`` otherwise;
 
 and its explicit format constraints are read: "one word"/"a single word" (``max_words`` 1),
@@ -65,20 +63,19 @@ _I = "lower(instruction)"
 # Rules that look at how the question starts also accept it after a format prefix
 # ("Answer in one word: what ...").
 _START = r"(^|[:.!?]|\bplease)\s*"
-_KIND = f"vlmscope_instruction_kind({_I})"
-# The instruction's kind is read once, by the rule FailureAttribution reads it with
-# (:data:`~vlmscope.evaluators.reading.KIND_PATTERNS`); a yes/no question is also any
-# question that starts with an auxiliary verb, since it asks for a yes or a no whether or not
-# it probes an object.
-_TYPE = rf"""CASE {_KIND}
-    WHEN 'count' THEN 'counting' WHEN 'list' THEN 'listing' WHEN 'describe' THEN 'describing'
-    WHEN 'probe' THEN 'yes_no'
-    ELSE CASE
-        WHEN regexp_matches({_I},
-            '{_START}(is|are|does|do|did|can|could|was|were|has|have|will|would|should)\b')
-            THEN 'yes_no'
-        WHEN {_KIND} = 'name' THEN 'naming'
-        ELSE 'other' END END"""
+_TYPE = rf"""CASE
+    WHEN regexp_matches({_I}, '\b(how many|count|number of)\b') THEN 'counting'
+    WHEN regexp_matches({_I}, '{_START}(list|enumerate|what objects|which objects)\b')
+        THEN 'listing'
+    WHEN regexp_matches({_I},
+        '{_START}(describe|caption|write a caption|tell me about|what is happening)\b')
+        THEN 'describing'
+    WHEN regexp_matches({_I},
+        '{_START}(is|are|does|do|did|can|could|was|were|has|have|will|would|should)\b')
+        THEN 'yes_no'
+    WHEN regexp_matches({_I}, '{_START}(what|which|who|name|identify|classify)\b')
+        THEN 'naming'
+    ELSE 'other' END"""
 _MAX_WORDS = rf"""CASE
     WHEN regexp_matches({_I}, '\b(one|a single|single) word\b') THEN 1
     ELSE TRY_CAST(nullif(regexp_extract({_I},

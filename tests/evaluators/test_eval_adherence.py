@@ -22,38 +22,10 @@ ADHERENCE = ImageInstructionAdherence()
     ("Is there a dog in the image?", "yes_no"), ("Does the man wear a hat?", "yes_no"),
     ("What animal is this?", "naming"), ("Answer in one word: which digit is it?", "naming"),
     ("Make it pop.", "other"),
-    ("Write a short caption for this photo.", "describing"), ("What do you see?", "describing"),
-    ("Which animals can you see?", "listing"), ("Who is in the picture?", "naming"),
 ])
 def test_instructions_are_classified(instruction: str, kind: str) -> None:
     result = ADHERENCE.evaluate(instruction=instruction, output="something")
     assert result.metadata["instruction_type"] == kind
-
-
-def test_the_instruction_type_is_failure_attributions_kind_of_the_same_instruction() -> None:
-    """One reading of what an instruction asks: over the hand-labelled blame corpus's
-    instructions and more, adherence's type is FailureAttribution's kind, renamed; only a
-    question that is no object probe but starts with an auxiliary verb is a yes/no besides."""
-    from tests.blame_corpus import CORPUS
-    from vlmscope.evaluators.reading import install_reading_macros
-
-    con = duckdb.connect()
-    install_reading_macros(con)
-    renamed = {"count": "counting", "list": "listing", "describe": "describing",
-               "probe": "yes_no", "name": "naming", None: "other"}
-    instructions = sorted({row.instruction for row in CORPUS} | {
-        "Who is this?", "Does the man wear a hat?", "Is this a cat or a dog?", "Make it pop.",
-        "Tell me what you see.", "What colour is the car?", "Please list the animals."})
-    auxiliary = ("is ", "are ", "does ", "do ", "did ", "can ", "could ", "was ", "has ")
-    for instruction in instructions:
-        ((kind,),) = con.execute("SELECT vlmscope_instruction_kind(?)", [instruction]).fetchall()
-        typed = ADHERENCE.evaluate(instruction=instruction, output="x").metadata[
-            "instruction_type"]
-        if kind not in ("count", "list", "describe", "probe") \
-                and instruction.lower().startswith(auxiliary):
-            assert typed == "yes_no", instruction
-        else:
-            assert typed == renamed[kind], instruction
 
 
 @pytest.mark.parametrize(("instruction", "answer", "failed"), [
