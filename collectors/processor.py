@@ -20,10 +20,11 @@ A process forked from a traced one (``multiprocessing`` on Linux, a pre-forking 
 inherits the processor with no worker thread and the parent's connection to the store. In
 the child the processor starts afresh: the spans the parent had waiting are the parent's to
 write, the parent's exporter is left untouched (closing its connection here would write to
-the parent's store), and a new exporter of the same store takes the child's spans; the
-parent holds the file, so they go to the store's spool, which the parent's writer (or the
-next one) commits. A forked child may be killed rather than exit (``Pool.terminate``), so it
-flushes at the end of each row (:func:`vlmscope.tracing.flush_if_forked`).
+the parent's store), and a new exporter takes the child's spans into the store's spool
+(:class:`~vlmscope.collectors.store.ForkedChildWriter`: the child never opens the store),
+which the parent's writer (or the next one) commits. A forked child may be killed rather
+than exit (``Pool.terminate``), so it flushes at the end of each row
+(:func:`vlmscope.tracing.flush_if_forked`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from vlmscope.collectors.convert import SpanAccumulator, valid_text_span
 from vlmscope.collectors.exporter import DuckDBSpanExporter
+from vlmscope.collectors.store import ForkedChildWriter
 from vlmscope.settings import (
     DEFAULT_MAX_EXPORT_BATCH_SIZE,
     DEFAULT_MAX_QUEUE_SIZE,
@@ -109,9 +111,7 @@ class DuckDBSpanProcessor(SpanProcessor):
         if self._shutdown:
             return
         _INHERITED.append(self.exporter)  # never closed, never collected, in the child
-        # The parent holds the store for as long as it runs: waiting for it at exit is
-        # pointless, and each row was flushed to the spool as it ended.
-        self.exporter = DuckDBSpanExporter(self.exporter.path, exit_wait_s=0.0)
+        self.exporter = DuckDBSpanExporter(writer=ForkedChildWriter(self.exporter.path))
         self._lock = threading.Lock()
         self._current = SpanAccumulator()
         self._count = 0

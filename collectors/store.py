@@ -622,3 +622,29 @@ class StoreWriter:
         self._wake.set()
 
 
+
+
+
+class ForkedChildError(StoreLockedError):
+    """The store belongs to the process this one was forked from."""
+
+
+class ForkedChildWriter(StoreWriter):
+    """The writer of a process forked from a traced one. It never opens the store: the
+    parent holds it, and the DuckDB state inherited from the parent must not be used here.
+    Every batch goes to the store's spool, which the parent's writer commits when it next
+    writes (it looks every :data:`SPOOL_CHECK_S`) or closes, or the next writer does; a
+    child killed at any moment leaves whole entries or none."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        super().__init__(path, exit_wait_s=0.0)
+        self._warned.add(ForkedChildError)  # expected in a child: not worth a warning
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        raise ForkedChildError(f"{self.path} is written by the process this one was forked "
+                               "from")
+
+    def retry_spool(self) -> int:
+        """Nothing to retry: the parent (or the next writer) commits the spool."""
+        self.spool_pending = False
+        return 0

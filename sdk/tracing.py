@@ -249,6 +249,8 @@ class _State:
     tracer: trace.Tracer | None = None
     pid: int = 0
     """The process that configured: another one is a forked child."""
+    endpoint: tuple[str, dict[str, str] | None] | None = None
+    """With ``endpoint=``: it and the headers, to make a forked child its own exporter."""
 
 
 _state = _State()
@@ -318,11 +320,13 @@ def configure(
     )
     endpoint = endpoint or os.environ.get(ENDPOINT_ENV) or None
     destination_is_store = False
+    otlp: tuple[str, dict[str, str] | None] | None = None
     if exporter is not None:
         destination = type(exporter).__name__
     elif endpoint:
         exporter = _otlp_exporter(endpoint, headers)
         destination = endpoint
+        otlp = (endpoint, headers)
     else:
         from vlmscope.collectors.exporter import DuckDBSpanExporter
 
@@ -370,6 +374,7 @@ def configure(
         _state.settings = settings
         _state.tracer = provider.get_tracer(TRACER_NAME, __version__)
         _state.pid = os.getpid()
+        _state.endpoint = otlp
         if set_global is not False:
             reached = _reach_global_provider(resource)
             if reached == "impossible":
@@ -418,6 +423,28 @@ def force_flush(timeout_millis: int = 30_000) -> bool:
     if exporter is not None:
         flushed = exporter.force_flush(timeout_millis) and flushed
     return flushed
+
+
+_INHERITED_EXPORTERS: list[SpanExporter] = []
+"""In a forked child, the parent's OTLP exporters: kept, never used or closed here."""
+
+
+def _after_fork_in_child() -> None:
+    """A forked child gets its own OTLP exporter: the inherited one's HTTP session may hold
+    a keep-alive connection the parent uses too, and two processes writing requests on one
+    socket lose batches. (The store's processor starts afresh on its own.)"""
+    counting = _state.counting
+    if counting is None or _state.endpoint is None:
+        return
+    try:
+        _INHERITED_EXPORTERS.append(counting.exporter)
+        counting.exporter = _otlp_exporter(*_state.endpoint)
+    except Exception as error:  # a fork must not fail for tracing's sake
+        _log.debug("vlmscope could not give a forked process its own exporter: %s", error)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def flush_if_forked() -> None:
