@@ -87,6 +87,13 @@ class DuckDBSpanProcessor(SpanProcessor):
         self._delay_s = schedule_delay_millis / 1e3
         self._max_batch = max_export_batch_size
         self._max_queue = max_queue_size
+        self._shutdown = False
+        self._start()
+        reinit = weakref.WeakMethod(self._after_fork_in_child)
+        os.register_at_fork(after_in_child=lambda: _call(reinit))
+
+    def _start(self) -> None:
+        """No span waiting, fresh locks, and the worker thread running."""
         self._lock = threading.Lock()
         self._current = SpanAccumulator()
         self._count = 0  # spans in self._current
@@ -94,14 +101,6 @@ class DuckDBSpanProcessor(SpanProcessor):
         self._waiting = 0  # spans in self._full
         self._wake = threading.Condition(self._lock)
         self._flush_lock = threading.Lock()  # one hand-over at a time, in order
-        self._shutdown = False
-        self.forked = False
-        """True in a process forked from the one that made this processor."""
-        self._start_worker()
-        reinit = weakref.WeakMethod(self._after_fork_in_child)
-        os.register_at_fork(after_in_child=lambda: _call(reinit))
-
-    def _start_worker(self) -> None:
         self._worker = threading.Thread(target=self._work, name="vlmscope-span-processor",
                                         daemon=True)
         self._worker.start()
@@ -112,15 +111,7 @@ class DuckDBSpanProcessor(SpanProcessor):
             return
         _INHERITED.append(self.exporter)  # never closed, never collected, in the child
         self.exporter = DuckDBSpanExporter(writer=ForkedChildWriter(self.exporter.path))
-        self._lock = threading.Lock()
-        self._current = SpanAccumulator()
-        self._count = 0
-        self._full = collections.deque()
-        self._waiting = 0
-        self._wake = threading.Condition(self._lock)
-        self._flush_lock = threading.Lock()
-        self.forked = True
-        self._start_worker()
+        self._start()
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         """Nothing to do when a span starts."""

@@ -93,42 +93,32 @@ def stamp_current_row(span: Any, parent_context: Any = None) -> None:
     thread handed the OpenTelemetry context, as ``opentelemetry-instrumentation-threading``
     and agent frameworks do) is tied through its parent: a row span's id, or the row id its
     parent was stamped with."""
-    rows = _current.get()
-    if rows is None:
-        _stamp_from_parent(span, parent_context)
-        return
-    if len(rows.row_ids) != 1:
-        return
     try:
         attributes = span.attributes
         if attributes is not None and (cv.VLMSCOPE_SPAN_ROLE in attributes
                                        or cv.VLMSCOPE_ROW_IDS in attributes):
             return
-        if span.get_span_context().trace_id != rows.row_spans[0].get_span_context().trace_id:
-            return
-        span.set_attribute(cv.VLMSCOPE_ROW_IDS, [rows.row_ids[0]])
+        rows = _current.get()
+        row_id = _row_of_parent(span, parent_context) if rows is None else (
+            rows.row_ids[0] if len(rows.row_ids) == 1 and span.get_span_context().trace_id
+            == rows.row_spans[0].get_span_context().trace_id else None)
+        if row_id is not None:
+            span.set_attribute(cv.VLMSCOPE_ROW_IDS, [row_id])
     except Exception as error:  # instrumentation never breaks the pipeline
         warn_once("row-stamp", "vlmscope could not tie a span to its row: %s", error)
 
 
-def _stamp_from_parent(span: Any, parent_context: Any) -> None:
-    try:
-        attributes = span.attributes
-        if attributes is not None and (cv.VLMSCOPE_SPAN_ROLE in attributes
-                                       or cv.VLMSCOPE_ROW_IDS in attributes):
-            return
-        parent = trace.get_current_span(parent_context)
-        above = getattr(parent, "attributes", None)
-        if not above or parent.get_span_context().trace_id != span.get_span_context().trace_id:
-            return
-        if above.get(cv.VLMSCOPE_SPAN_ROLE) == cv.ROLE_ROW and cv.VLMSCOPE_ROW_ID in above:
-            span.set_attribute(cv.VLMSCOPE_ROW_IDS, [above[cv.VLMSCOPE_ROW_ID]])
-            return
-        ids = above.get(cv.VLMSCOPE_ROW_IDS)  # stamped, or a batch of one (as in the row)
-        if ids is not None and len(ids) == 1:
-            span.set_attribute(cv.VLMSCOPE_ROW_IDS, [ids[0]])
-    except Exception as error:  # instrumentation never breaks the pipeline
-        warn_once("row-stamp", "vlmscope could not tie a span to its row: %s", error)
+def _row_of_parent(span: Any, parent_context: Any) -> str | None:
+    """The one row of the span's parent in the same trace: a row span's id, or the one row
+    id the parent carries (stamped, or a batch of one, as in the row's own thread)."""
+    parent = trace.get_current_span(parent_context)
+    above = getattr(parent, "attributes", None)
+    if not above or parent.get_span_context().trace_id != span.get_span_context().trace_id:
+        return None
+    if above.get(cv.VLMSCOPE_SPAN_ROLE) == cv.ROLE_ROW and cv.VLMSCOPE_ROW_ID in above:
+        return above[cv.VLMSCOPE_ROW_ID]
+    ids = above.get(cv.VLMSCOPE_ROW_IDS)
+    return ids[0] if ids is not None and len(ids) == 1 else None
 
 
 def _row_attributes(
