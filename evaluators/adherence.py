@@ -1,13 +1,19 @@
 """ImageInstructionAdherence: does the answer do what the instruction asked, in the asked
 form, without asserting objects the image lacks?
 
-Deterministic and explainable, in SQL. The instruction is classified (first match wins):
+Deterministic and explainable, in SQL. The instruction is classified by what it asks for, the
+row's instruction kind (column ``instruction_kind``, span attribute
+``vlmscope.instruction.kind``) when it has one, else the kind read from the instruction by the
+rule FailureAttribution reads it by (``vlmscope_instruction_kind``,
+:data:`vlmscope.evaluators.reading.KIND_PATTERNS`), so that the two evaluators never disagree
+on what a row asked:
 
-* ``counting`` - "how many", "count", "number of";
-* ``listing`` - starts with "list", "enumerate", "what objects", "which objects";
-* ``describing`` - starts with "describe", "caption", "tell me about", "what is happening";
-* ``yes_no`` - starts with is/are/does/do/can/was/were/has/have/will/should/could;
-* ``naming`` - starts with what/which/who/name/identify/classify;
+* ``counting`` - kind ``count`` ("how many", "count", "number of");
+* ``listing`` - kind ``list`` ("list", "enumerate", "which digits are shown");
+* ``describing`` - kind ``describe`` ("describe", "caption", "what do you see");
+* ``yes_no`` - kind ``probe`` ("is there a dog?"), or, of the rest, a question starting with
+  is/are/does/do/can/was/were/has/have/will/should/could ("is the cat asleep?");
+* ``naming`` - kind ``name`` ("what", "which", "who", "name", "identify", "classify");
 * ``other`` otherwise;
 
 and its explicit format constraints are read: "one word"/"a single word" (``max_words`` 1),
@@ -16,8 +22,8 @@ and its explicit format constraints are read: "one word"/"a single word" (``max_
 
 Checks (each applicable or not): ``non_empty``; ``not_refusal`` (no "I'm sorry", "I cannot",
 "as an AI", ...); ``answer_type`` (yes_no: starts with yes/no; counting: has a number;
-naming: is not a bare yes/no; listing: has several items or is JSON; describing: at least
-3 words);
+naming: is not a bare yes/no; listing: names its items, one or more, and is not a bare
+yes/no or a bare number; describing: at least 3 words);
 ``format_max_words``, ``format_number``, ``format_json``, ``format_yes_no`` when asked; and
 ``object_consistency`` - the objects the answer asserts agree with the ground truth (the row's
 objects) or, without it, with the encoder's labels of score ``>= encoder_threshold``:
@@ -46,7 +52,7 @@ import orjson
 import pyarrow as pa
 
 from vlmscope import conventions as cv
-from vlmscope.evaluators.base import EvalResult
+from vlmscope.evaluators.base import EvalResult, with_columns
 from vlmscope.evaluators.declaration import Metric, Option, comma_list
 from vlmscope.evaluators.exact import exact_mean_of
 from vlmscope.evaluators.hallucination import DEFAULT_ENCODER_THRESHOLD, CaptionHallucination
@@ -57,25 +63,25 @@ Judge = Callable[[Any, str, str | None], tuple[float, str]]
 """An optional judge: ``judge(image, instruction, answer) -> (score in [0, 1], reason)``."""
 
 INSTRUCTION_TYPES = ("counting", "listing", "describing", "yes_no", "naming", "other")
-"""How instructions are classified, in the order the rules are tried."""
+"""How instructions are classified (see the module docstring)."""
+
+TYPE_OF_KIND = {"count": "counting", "list": "listing", "describe": "describing",
+                "probe": "yes_no", "name": "naming"}
+"""Each instruction kind's instruction type."""
 
 _I = "lower(instruction)"
-# Rules that look at how the question starts also accept it after a format prefix
-# ("Answer in one word: what ...").
+# A yes/no question that is not an object probe; it may follow a format prefix
+# ("Answer yes or no: is it ...").
 _START = r"(^|[:.!?]|\bplease)\s*"
-_TYPE = rf"""CASE
-    WHEN regexp_matches({_I}, '\b(how many|count|number of)\b') THEN 'counting'
-    WHEN regexp_matches({_I}, '{_START}(list|enumerate|what objects|which objects)\b')
-        THEN 'listing'
-    WHEN regexp_matches({_I},
-        '{_START}(describe|caption|write a caption|tell me about|what is happening)\b')
-        THEN 'describing'
-    WHEN regexp_matches({_I},
-        '{_START}(is|are|does|do|did|can|could|was|were|has|have|will|would|should)\b')
-        THEN 'yes_no'
-    WHEN regexp_matches({_I}, '{_START}(what|which|who|name|identify|classify)\b')
-        THEN 'naming'
-    ELSE 'other' END"""
+_YES_NO_QUESTION = (rf"regexp_matches({_I}, "
+                    rf"'{_START}(is|are|does|do|did|can|could|was|were|has|have|will|would|"
+                    r"should)\b')")
+_GIVEN_KIND = "nullif(lower(trim(instruction_kind)), '')"
+_TYPE = ("CASE coalesce(CASE WHEN " + _GIVEN_KIND + " IN ("
+         + ", ".join(f"'{k}'" for k in TYPE_OF_KIND) + ") THEN " + _GIVEN_KIND + " END, "
+         "vlmscope_instruction_kind(instruction)) "
+         + " ".join(f"WHEN '{k}' THEN '{t}'" for k, t in TYPE_OF_KIND.items())
+         + f" ELSE CASE WHEN {_YES_NO_QUESTION} THEN 'yes_no' ELSE 'other' END END")
 _MAX_WORDS = rf"""CASE
     WHEN regexp_matches({_I}, '\b(one|a single|single) word\b') THEN 1
     ELSE TRY_CAST(nullif(regexp_extract({_I},
@@ -93,6 +99,8 @@ _NUMBER_WORDS = ("zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|t
                  "thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|twenty|"
                  "none|no")
 _YES_NO = "('yes', 'no')"
+_NUMERAL_ONLY = r"^\s*[-+]?\d+(\.\d+)?\s*[.!]?\s*$"
+"""An answer that is a bare numeral (a count, not a list)."""
 _STATISTICS_SCHEMA = pa.schema([("kind", pa.string()), ("key", pa.string()),
                                 ("score", pa.float64()), ("n", pa.int64())])
 
@@ -117,7 +125,7 @@ class ImageInstructionAdherence(SummarisedRowEvaluator):
                    "refusal, objects consistent with the ground truth or encoder")
     required_columns = ("row_id", "trace_id", "span_id", "llm_span_id", "instruction",
                         "output", "objects", "top_k_labels", "top_k_scores", "image_sha256")
-    optional_columns = ("encoder_multi_label",)
+    optional_columns = ("encoder_multi_label", "instruction_kind")
     options = (
         Option("vocabularies",
                "Sequence[str | Path | Vocabulary | Mapping[str, Iterable[str]]]", ("coco",),
@@ -170,13 +178,17 @@ class ImageInstructionAdherence(SummarisedRowEvaluator):
         *,
         encoder_scores: Sequence[float] | None = None,
         image_sha256: str | None = None,
+        instruction_kind: str | None = None,
     ) -> EvalResult:
-        """Judge one answer; ``encoder_labels``/``encoder_scores``: the encoder's top-k. With
-        a judge, its verdict is in ``metadata["judge"]`` (annotator kind LLM)."""
+        """Judge one answer; ``encoder_labels``/``encoder_scores``: the encoder's top-k;
+        ``instruction_kind``: what the instruction asks, when known (one of
+        :data:`~vlmscope.conventions.INSTRUCTION_KINDS`; default: read from the instruction).
+        With a judge, its verdict is in ``metadata["judge"]`` (annotator kind LLM)."""
         result = self.evaluate_row({
             "row_id": "row", "instruction": instruction, "output": output,
             "objects": objects, "top_k_labels": encoder_labels,
             "top_k_scores": encoder_scores, "image_sha256": image_sha256,
+            "instruction_kind": instruction_kind,
         })
         if self.judge is None or result.score is None:
             return result
@@ -238,15 +250,14 @@ class ImageInstructionAdherence(SummarisedRowEvaluator):
                       WHEN 'counting' THEN regexp_matches(lower(output),
                                                           '\b(\d+|{_NUMBER_WORDS})\b')
                       WHEN 'naming' THEN NOT coalesce(words[1] IN {_YES_NO}, false)
-                      WHEN 'listing' THEN regexp_matches(output,
-                                                         '[,;\n]|\band\b|^\s*[-*\d]')
-                                          OR coalesce(TRY(json_valid(trim(output))), false)
+                      WHEN 'listing' THEN NOT coalesce(words[1] IN {_YES_NO}, false)
+                                          AND NOT regexp_matches(output, '{_NUMERAL_ONLY}')
                       WHEN 'describing' THEN len(words) >= 3 ELSE true END,
                   'detail': 'a ' || instruction_type || ' instruction; ' || CASE
                       instruction_type WHEN 'yes_no' THEN 'asked for yes or no'
                       WHEN 'counting' THEN 'asked for a count'
                       WHEN 'naming' THEN 'asked to name something, not yes/no'
-                      WHEN 'listing' THEN 'asked for several items'
+                      WHEN 'listing' THEN 'asked to list items, not yes/no or a count'
                       ELSE 'asked for a description of at least 3 words' END}},
                 {{'name': 'format_max_words', 'applicable': max_words IS NOT NULL,
                   'passed': len(words) <= max_words,
@@ -336,6 +347,12 @@ class ImageInstructionAdherence(SummarisedRowEvaluator):
         """The deterministic checks; then, with a judge, one LLM verdict per judged row,
         stored as evaluator ``instruction_adherence_judge`` (summary key ``judge``:
         rows and mean score)."""
+        # An older store's rows have no instruction kind.
+        with with_columns(con, source, [pa.field("instruction_kind", pa.string())],
+                          f"_vlmscope_adherence_{self._tag}") as rows:
+            return self._run(con, rows, run_id)
+
+    def _run(self, con: duckdb.DuckDBPyConnection, source: str, run_id: str) -> dict[str, Any]:
         summary = super().run(con, source, run_id)
         if self.judge is None:
             return summary

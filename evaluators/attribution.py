@@ -84,7 +84,7 @@ import pyarrow as pa
 
 from vlmscope.conventions import INSTRUCTION_KINDS
 from vlmscope.evaluators.aliases import BUILTIN_ALIASES, create_alias_table
-from vlmscope.evaluators.base import PIPELINE_ROW_SCHEMA, EvalResult, rows_table
+from vlmscope.evaluators.base import PIPELINE_ROW_SCHEMA, EvalResult, rows_table, with_columns
 from vlmscope.evaluators.declaration import Metric, Option, comma_list
 from vlmscope.evaluators.mentions import NEGATED, lookup_sql, mentions_sql
 from vlmscope.evaluators.probe import DEFAULT_FOLDS, probe_readings
@@ -109,12 +109,13 @@ READING_COLUMNS = (("instruction_kind", pa.string()), ("encoder_multi_label", pa
 """Row columns this evaluator reads when present: the row's instruction kind and whether its
 encoder is multi-label."""
 
+READING_FIELDS = tuple(pa.field(name, kind) for name, kind in READING_COLUMNS)
+
 
 _ONE_ROW = "_vlmscope_blame_row"
 
 _ROW_SCHEMA = pa.schema(list(PIPELINE_ROW_SCHEMA) + [
-    pa.field(name, kind) for name, kind in READING_COLUMNS
-    if name not in PIPELINE_ROW_SCHEMA.names])
+    f for f in READING_FIELDS if f.name not in PIPELINE_ROW_SCHEMA.names])
 
 _KIND = "vlmscope_row_kind(instruction_kind, instruction, expected, objects)"
 """SQL: a row's instruction kind (:mod:`vlmscope.evaluators.reading`)."""
@@ -264,20 +265,9 @@ class FailureAttribution(SummarisedRowEvaluator):
         (:mod:`vlmscope.evaluators.probe`); summary key ``linear_probe`` says how many rows,
         the folds, the probe's accuracy, or why it was skipped."""
         self.check_columns(con, source)
-        present = {row[0] for row in con.execute(f"DESCRIBE {source}").fetchall()}
-        absent = [(name, kind) for name, kind in READING_COLUMNS if name not in present]
-        if absent:
-            # An older store: its rows have no kind and no multi-label flag.
-            widened = f"{self._tables}_widened"
-            nulls = ", ".join(f"NULL::{'VARCHAR' if kind == pa.string() else 'BOOLEAN'} AS "
-                              f"{name}" for name, kind in absent)
-            con.execute(f"CREATE OR REPLACE TEMP VIEW {widened} AS "
-                        f"SELECT *, {nulls} FROM {source}")
-            try:
-                return self._run(con, widened, run_id)
-            finally:
-                con.execute(f"DROP VIEW IF EXISTS {widened}")
-        return self._run(con, source, run_id)
+        # An older store's rows have no kind and no multi-label flag.
+        with with_columns(con, source, READING_FIELDS, self._tables) as rows:
+            return self._run(con, rows, run_id)
 
     def _run(self, con: duckdb.DuckDBPyConnection, source: str, run_id: str) -> dict[str, Any]:
         if not self.linear_probe:

@@ -46,6 +46,28 @@ def rows_table(rows: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa.Table
         return pa.Table.from_pylist(valid_text([dict(row) for row in rows]), schema=schema)
 
 
+_SQL_TYPES = {pa.string(): "VARCHAR", pa.bool_(): "BOOLEAN"}
+
+
+@contextlib.contextmanager
+def with_columns(con: duckdb.DuckDBPyConnection, source: str, columns: Sequence[pa.Field],
+                 tag: str) -> Iterator[str]:
+    """``source``, or while the block runs a view ``<tag>_widened`` of it that adds as NULL
+    each of ``columns`` it lacks (an older store's rows, or a user's table without them)."""
+    present = {row[0] for row in con.execute(f"DESCRIBE {source}").fetchall()}
+    absent = [f for f in columns if f.name not in present]
+    if not absent:
+        yield source
+        return
+    widened = f"{tag}_widened"
+    nulls = ", ".join(f"NULL::{_SQL_TYPES[f.type]} AS {f.name}" for f in absent)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {widened} AS SELECT *, {nulls} FROM {source}")
+    try:
+        yield widened
+    finally:
+        con.execute(f"DROP VIEW IF EXISTS {widened}")
+
+
 def with_stages(stages: Sequence[tuple[str, str]], final: str) -> str:
     """One query: each ``(name, query)`` stage as a materialised CTE, then ``final``, which
     reads the stages by name (the per-row path of a staged evaluator)."""

@@ -25,6 +25,33 @@ class Labelled(NamedTuple):
     blame: str
 
 
+INSTRUCTION_KINDS_READ = [
+    ("which digit is shown ? answer in one word", "name"),
+    ("What object is in the picture?", "name"),
+    ("what digits are shown ?", "list"),
+    ("List the objects in the image.", "list"),
+    ("Which animals are there?", "list"),
+    ("how many digits are there ? answer with a number", "count"),
+    ("Count the people.", "count"),
+    ("is there a seven ?", "probe"),
+    ("Is there a dog in the image?", "probe"),
+    ("Does the picture contain a cat?", "probe"),
+    ("describe the image", "describe"),
+    ("Write a caption for this photo.", "describe"),
+    ("What do you see?", "describe"),
+    ("What can you see?", "describe"),
+    ("Tell me what you see.", "describe"),
+    ("Which objects appear in the image?", "list"),
+    ("What objects do you see?", "list"),
+    ("Which animals can you see in this photo?", "list"),
+    ("What animal is this?", "name"),
+    ("USER: <image>\nWhat is shown in the image? ASSISTANT:", "name"),
+    ("<image>\nHow many people are in the photo?", "count"),
+]
+"""Instructions and the kind each reads as, by hand; FailureAttribution reads them so, and
+ImageInstructionAdherence classifies them by the same kind."""
+
+
 C, M, D, N, F, R = ("correct", "encoder_missed", "head_dropped", "head_invented",
                     "encoder_false_positive", "head_recovered")
 

@@ -8,8 +8,11 @@ import orjson
 import pyarrow as pa
 import pytest
 
+from tests.blame_corpus import INSTRUCTION_KINDS_READ
 from vlmscope.collectors.schema import migrate
+from vlmscope.conventions import INSTRUCTION_KINDS
 from vlmscope.evaluators import ImageInstructionAdherence, run_evaluations
+from vlmscope.evaluators.adherence import INSTRUCTION_TYPES, TYPE_OF_KIND
 from vlmscope.evaluators.base import PIPELINE_ROW_SCHEMA
 
 ADHERENCE = ImageInstructionAdherence()
@@ -21,11 +24,37 @@ ADHERENCE = ImageInstructionAdherence()
     ("Describe the image.", "describing"), ("Write a caption for this photo", "describing"),
     ("Is there a dog in the image?", "yes_no"), ("Does the man wear a hat?", "yes_no"),
     ("What animal is this?", "naming"), ("Answer in one word: which digit is it?", "naming"),
-    ("Make it pop.", "other"),
+    ("Make it pop.", "other"), ("Can you describe the image?", "describing"),
+    ("what digits are shown ?", "listing"), ("Which animals can you see?", "listing"),
+    ("Answer yes or no: is it a cat?", "yes_no"),
 ])
 def test_instructions_are_classified(instruction: str, kind: str) -> None:
     result = ADHERENCE.evaluate(instruction=instruction, output="something")
     assert result.metadata["instruction_type"] == kind
+
+
+@pytest.mark.parametrize(("instruction", "kind"), INSTRUCTION_KINDS_READ)
+def test_the_instruction_type_is_failure_attributions_kind(instruction: str, kind: str) -> None:
+    """One story per row: the instructions FailureAttribution reads as ``kind``
+    (test_eval_blame's ``test_the_kind_is_read_from_the_instruction``) are classified as
+    that kind's type."""
+    result = ADHERENCE.evaluate(instruction=instruction, output="something")
+    assert result.metadata["instruction_type"] == TYPE_OF_KIND[kind]
+
+
+def test_every_instruction_kind_has_an_instruction_type() -> None:
+    assert sorted(TYPE_OF_KIND) == sorted(INSTRUCTION_KINDS)
+    assert set(TYPE_OF_KIND.values()) == set(INSTRUCTION_TYPES) - {"other"}
+
+
+def test_a_kind_given_with_the_row_wins_over_the_instruction() -> None:
+    given = ADHERENCE.evaluate(instruction="which digit is shown?", output="three five",
+                               instruction_kind="list")
+    assert given.metadata["instruction_type"] == "listing" and given.passed
+    # an unknown kind is not a kind: the instruction is read
+    unknown = ADHERENCE.evaluate(instruction="which digit is shown?", output="three",
+                                 instruction_kind="poem")
+    assert unknown.metadata["instruction_type"] == "naming"
 
 
 @pytest.mark.parametrize(("instruction", "answer", "failed"), [
@@ -35,7 +64,10 @@ def test_instructions_are_classified(instruction: str, kind: str) -> None:
     ("How many cats are there?", "several cats", ["answer_type"]),
     ("What animal is this?", "no", ["answer_type"]),
     ("List the animals.", "cat, dog and bird", []),
-    ("List the animals.", "cat", ["answer_type"]),
+    ("List the animals.", "cat", []),  # a list of one: the image may hold one animal
+    ("what digits are shown ?", "three five", []),
+    ("List the animals.", "yes", ["answer_type"]),
+    ("List the animals.", "3", ["answer_type"]),
     ("Describe the image.", "cat", ["answer_type"]),
     ("Answer in one word: what animal is this?", "Cat.", []),
     ("Answer in one word: what animal is this?", "a brown cat", ["format_max_words"]),

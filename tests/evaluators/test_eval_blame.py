@@ -9,6 +9,7 @@ import orjson
 import pyarrow as pa
 import pytest
 
+from tests.blame_corpus import INSTRUCTION_KINDS_READ
 from vlmscope.collectors.schema import migrate
 from vlmscope.evaluators import CaptionHallucination, FailureAttribution, run_evaluations
 from vlmscope.evaluators.base import PIPELINE_ROW_SCHEMA
@@ -113,29 +114,7 @@ def test_a_multi_label_reading_is_the_labels_over_the_threshold() -> None:
         FailureAttribution(encoder_threshold=1.5)
 
 
-@pytest.mark.parametrize(("instruction", "kind"), [
-    ("which digit is shown ? answer in one word", "name"),
-    ("What object is in the picture?", "name"),
-    ("what digits are shown ?", "list"),
-    ("List the objects in the image.", "list"),
-    ("Which animals are there?", "list"),
-    ("how many digits are there ? answer with a number", "count"),
-    ("Count the people.", "count"),
-    ("is there a seven ?", "probe"),
-    ("Is there a dog in the image?", "probe"),
-    ("Does the picture contain a cat?", "probe"),
-    ("describe the image", "describe"),
-    ("Write a caption for this photo.", "describe"),
-    ("What do you see?", "describe"),
-    ("What can you see?", "describe"),
-    ("Tell me what you see.", "describe"),
-    ("Which objects appear in the image?", "list"),
-    ("What objects do you see?", "list"),
-    ("Which animals can you see in this photo?", "list"),
-    ("What animal is this?", "name"),
-    ("USER: <image>\nWhat is shown in the image? ASSISTANT:", "name"),
-    ("<image>\nHow many people are in the photo?", "count"),
-])
+@pytest.mark.parametrize(("instruction", "kind"), INSTRUCTION_KINDS_READ)
 def test_the_kind_is_read_from_the_instruction(instruction: str, kind: str) -> None:
     expected = {"count": "1", "probe": "yes"}.get(kind, "seven")
     result = BLAME.evaluate(output=expected, expected=expected, encoder_top_k=["seven"],
