@@ -11,7 +11,7 @@ import pytest
 from tests.blame_corpus import INSTRUCTION_KINDS_READ
 from vlmscope.collectors.schema import migrate
 from vlmscope.conventions import INSTRUCTION_KINDS
-from vlmscope.evaluators import ImageInstructionAdherence, run_evaluations
+from vlmscope.evaluators import FailureAttribution, ImageInstructionAdherence, run_evaluations
 from vlmscope.evaluators.adherence import INSTRUCTION_TYPES, TYPE_OF_KIND
 from vlmscope.evaluators.base import PIPELINE_ROW_SCHEMA
 
@@ -204,3 +204,23 @@ def test_per_row_and_batch_verdicts_agree_and_the_summary_averages_them() -> Non
     assert summary["failed_checks"] == {"format_max_words": 1, "not_refusal": 1,
                                         "object_consistency": 1}
     assert summary["skipped_reasons"] == {"no instruction: it is empty": 1}
+
+
+def test_rows_without_an_instruction_kind_column_are_classified_by_their_instruction() -> None:
+    """A store written before the column existed, or a user's own table: both evaluators
+    that read the kind run over it, and read it from the instruction."""
+    con = rows_store([("what digits are shown ?", "three five", ["three", "five"]),
+                      ("how many digits are there ?", "2", ["three", "five"])])
+    con.execute("ALTER TABLE rows DROP COLUMN instruction_kind")
+    con.execute("UPDATE rows SET expected = output, cohort = 'c', "
+                "top_k_labels = ['three', 'five'], top_k_scores = [0.9, 0.8], "
+                "encoder_multi_label = true")
+    run = run_evaluations(con, [ADHERENCE, FailureAttribution()], source="rows")
+    assert run.summaries["instruction_adherence"]["instruction_types"] == {
+        "listing": 1, "counting": 1}
+    assert con.execute("SELECT evaluator, label, count(*) FROM evaluations GROUP BY ALL "
+                       "ORDER BY ALL").fetchall() == [
+        ("failure_attribution", "correct", 2), ("instruction_adherence", "adherent", 2)]
+    kinds = con.execute("SELECT metadata->>'$.kind' FROM evaluations WHERE evaluator = "
+                        "'failure_attribution' ORDER BY row_id").fetchall()
+    assert kinds == [("list",), ("count",)]
