@@ -8,8 +8,10 @@ ResNet-RS, SE-ResNet, ResNetV2), transformers' ResNet models (``ResNetModel``,
 (``TimmWrapperModel``, ``TimmWrapperForImageClassification``), and open_clip's
 ``ModifiedResNet`` vision towers (RN50, RN101, RN50x4, ...). Vision transformers: timm's
 (ViT, DeiT, EVA, BEiT: the pooled features are ``head_drop``'s output, the head's input),
-open_clip's ``VisionTransformer`` towers and transformers' CLIP, SigLIP and ViT (with its
-pooler) vision models, whose own output is the embedding (the layer ``""``, PyTorch's name
+open_clip's ``VisionTransformer`` towers, and any transformers vision model that pools in
+its forward (its declared output has ``pooler_output`` or ``image_embeds``: CLIP's, SigLIP's,
+BLIP's and BLIP-2's vision models, DINOv2, ViT and DeiT with their pooler, Swin, ConvNeXt,
+RegNet, MobileViT, ...), whose own output is the embedding (the layer ``""``, PyTorch's name
 for the model itself). Any transformers ``*ForImageClassification`` with a ``classifier``
 (ViT, Swin, ConvNeXt, DINOv2, ...): the features are the classifier's input
 (``"classifier:input"``), since such a model may pool in its forward, with no module to
@@ -237,22 +239,50 @@ def _open_clip_name(tower: dict[str, Any], output_dim: int, fallback: str) -> st
     return min(matches, key=lambda n: (len(n), n)) if matches else fallback
 
 
-_TRANSFORMERS_VISION = ("clip_vision_model", "siglip_vision_model", "vit")
-"""transformers' ``model_type`` of the vision transformers recognised: CLIP's and SigLIP's
-vision models (with or without the projection) and ViT with its pooler."""
+_POOLED_FIELDS = ("pooler_output", "image_embeds")
+"""Fields of a transformers output that hold one pooled embedding per image."""
+
+
+def _declared_output_fields(model: Any) -> set[str]:
+    """The fields of the output class(es) ``model``'s forward declares it returns (its
+    return annotation: a ``ModelOutput`` dataclass, or ``tuple | ModelOutput``); empty when
+    the annotation cannot be read."""
+    import inspect
+    import typing
+
+    forward = getattr(type(model), "forward", None)
+    try:
+        declared = inspect.signature(forward).return_annotation
+        if isinstance(declared, str):
+            declared = typing.get_type_hints(forward).get("return")
+    except (NameError, TypeError, ValueError):
+        return set()
+    fields: set[str] = set()
+    for kind in typing.get_args(declared) or (declared,):
+        fields.update(getattr(kind, "__dataclass_fields__", {}))
+    return fields
 
 
 def _transformers_vision(model: Any) -> EncoderFamily | None:
+    """A transformers vision model that pools in its forward: one taking ``pixel_values``
+    whose declared output holds a pooled embedding (``pooler_output``, or ``image_embeds``
+    with a projection): CLIP's, SigLIP's, BLIP's and BLIP-2's vision models, DINOv2, ViT,
+    DeiT, BEiT, Swin, ConvNeXt, RegNet, EfficientNet, MobileViT, ... Its own output holds the
+    embedding, so the hooked layer is the model itself. Not one built without its pooler
+    (``add_pooling_layer=False``), nor a classifier (see
+    :func:`_transformers_image_classifier`)."""
     config = getattr(model, "config", None)
-    if getattr(config, "model_type", None) not in _TRANSFORMERS_VISION:
+    if getattr(config, "model_type", None) is None \
+            or getattr(model, "main_input_name", None) != "pixel_values" \
+            or _has_submodule(model, "classifier") \
+            or (hasattr(model, "pooler") and model.pooler is None):
         return None
-    if getattr(config, "model_type", None) == "vit" and (
-            getattr(model, "pooler", None) is None or hasattr(model, "classifier")):
-        return None  # no module gives ViT's pooled token without the pooler
-    # The model's own output holds the pooled embedding (pooler_output, or image_embeds
-    # with the projection): the hooked layer is the model itself.
+    if not _declared_output_fields(model) & set(_POOLED_FIELDS):
+        return None
     architecture = getattr(config, "_name_or_path", None) or type(model).__name__
-    return EncoderFamily(architecture, getattr(config, "num_hidden_layers", None), "", None)
+    # A staged model's (Swin, ConvNeXt: ``depths``) num_hidden_layers counts stages.
+    depth = None if hasattr(config, "depths") else getattr(config, "num_hidden_layers", None)
+    return EncoderFamily(architecture, depth if isinstance(depth, int) else None, "", None)
 
 
 def _has_submodule(model: Any, name: str) -> bool:

@@ -110,6 +110,47 @@ VIT_FAMILIES: dict[str, tuple[Callable, int, str, int, int, int | None, Callable
                       "ViTModel", 2, 64, None, lambda m, x: m(x).pooler_output),
 }
 
+def _pooler_output(model, images):
+    return model(images).pooler_output.flatten(1)  # RegNet's is N x C x 1 x 1
+
+
+# transformers vision models that pool in their forward, recognised by their declared
+# output (pooler_output): as VIT_FAMILIES; staged models (``depths``) have no depth.
+HF_POOLED_FAMILIES: dict[str, tuple[Callable, int, str, int | None, int, None, Callable]] = {
+    name: (build, 32, cls, depth, dim, None, _pooler_output)
+    for name, build, cls, depth, dim in [
+        ("hf-blip-vision", lambda: transformers.BlipVisionModel(
+            _hf_vision(transformers.BlipVisionConfig)), "BlipVisionModel", 2, 64),
+        ("hf-blip2-vision", lambda: transformers.Blip2VisionModel(
+            _hf_vision(transformers.Blip2VisionConfig)), "Blip2VisionModel", 2, 64),
+        ("hf-instructblip-vision", lambda: transformers.InstructBlipVisionModel(
+            _hf_vision(transformers.InstructBlipVisionConfig)), "InstructBlipVisionModel",
+         2, 64),
+        ("hf-dinov2", lambda: transformers.Dinov2Model(_hf_vision(transformers.Dinov2Config)),
+         "Dinov2Model", 2, 64),
+        ("hf-deit", lambda: transformers.DeiTModel(_hf_vision(transformers.DeiTConfig)),
+         "DeiTModel", 2, 64),
+        ("hf-beit-mean-pooling", lambda: transformers.BeitModel(
+            _hf_vision(transformers.BeitConfig, use_mean_pooling=True)), "BeitModel", 2, 64),
+        ("hf-convnext", lambda: transformers.ConvNextModel(transformers.ConvNextConfig(
+            hidden_sizes=[8, 16, 32, 64], depths=[1, 1, 1, 1])), "ConvNextModel", None, 64),
+        ("hf-convnextv2", lambda: transformers.ConvNextV2Model(transformers.ConvNextV2Config(
+            hidden_sizes=[8, 16, 32, 64], depths=[1, 1, 1, 1])), "ConvNextV2Model", None, 64),
+        ("hf-swin", lambda: transformers.SwinModel(transformers.SwinConfig(
+            image_size=32, patch_size=4, embed_dim=16, depths=[1, 1], num_heads=[1, 2],
+            window_size=4)), "SwinModel", None, 32),
+        ("hf-regnet", lambda: transformers.RegNetModel(transformers.RegNetConfig(
+            hidden_sizes=[8, 16, 32, 64], depths=[1, 1, 1, 1], groups_width=8)),
+         "RegNetModel", None, 64),
+        ("hf-mobilevit", lambda: transformers.MobileViTModel(transformers.MobileViTConfig(
+            image_size=32, hidden_sizes=[16, 24, 32],
+            neck_hidden_sizes=[8, 8, 16, 16, 24, 24, 32])), "MobileViTModel", None, 32),
+    ]
+}
+
+OWN_POOLED_FAMILIES = {**VIT_FAMILIES, **HF_POOLED_FAMILIES}
+"""Encoders whose own output (or head's input) is the pooled embedding."""
+
 # (model builder, image size, name, depth, pooled dimension, classes or None)
 FAMILIES: dict[str, tuple[Callable, int, str, int, int, int | None]] = {
     "torchvision-resnet18": (lambda: torchvision.models.resnet18(weights=None, num_classes=10),
@@ -187,7 +228,7 @@ def _check_family(memory, build, size, name, depth, dim, classes) -> None:
     attrs = span.attributes
     assert attrs[cv.EMBEDDING_MODEL_NAME] == name
     assert attrs[cv.VISION_ENCODER_ARCHITECTURE] == name
-    assert attrs[cv.VISION_ENCODER_DEPTH] == depth
+    assert attrs.get(cv.VISION_ENCODER_DEPTH) == depth
     assert attrs[cv.VISION_ENCODER_EMBEDDING_DIM] == dim
     assert attrs[cv.VISION_ENCODER_BATCH_SIZE] == len(ROWS)
     assert list(attrs[cv.VLMSCOPE_ROW_IDS]) == ROWS
@@ -209,17 +250,17 @@ def test_a_known_encoder_is_instrumented_without_arguments(family, memory):
     _check_family(memory, *FAMILIES[family])
 
 
-@pytest.mark.parametrize("family", list(VIT_FAMILIES))
+@pytest.mark.parametrize("family", list(OWN_POOLED_FAMILIES))
 def test_a_known_vision_transformer_is_instrumented_without_arguments(family, memory):
-    _check_family(memory, *VIT_FAMILIES[family][:6])
+    _check_family(memory, *OWN_POOLED_FAMILIES[family][:6])
 
 
-@pytest.mark.parametrize("family", list(VIT_FAMILIES))
+@pytest.mark.parametrize("family", list(OWN_POOLED_FAMILIES))
 def test_a_vision_transformers_embedding_is_its_librarys_own_pooled_output(family, memory):
     """The recorded vector of each image is what the library itself calls the pooled
     features: timm's ``forward_head(pre_logits=True)``, open_clip's tower output
     (``encode_image``), transformers' ``pooler_output`` or ``image_embeds``."""
-    build, size, *_, pooled_of = VIT_FAMILIES[family]
+    build, size, *_, pooled_of = OWN_POOLED_FAMILIES[family]
     torch.manual_seed(1)
     model = build().eval()
     images, _ = digit_images(2, size=size)
@@ -304,6 +345,14 @@ def test_a_layer_named_with_input_records_what_goes_into_that_module(memory):
     for i in range(2):
         vector = torch.tensor(span.attributes[cv.embedding_vector_key(i)])
         torch.testing.assert_close(vector, expected[i], rtol=0, atol=1e-6)
+
+
+def test_a_transformers_model_built_without_its_pooler_is_asked_for_its_layer():
+    """ViT declares a pooled output, but built with ``add_pooling_layer=False`` it gives
+    none: it is not taken for a pooling model."""
+    model = transformers.ViTModel(_hf_vision(transformers.ViTConfig), add_pooling_layer=False)
+    with pytest.raises(ValueError, match="pooled features of a ViTModel"):
+        vlmscope.instrument_encoder(model)
 
 
 def test_an_encoder_with_no_pooling_layer_is_asked_for_its_layer_with_its_top_level_layers():
