@@ -7,6 +7,7 @@ alone); ``uninstrument()`` deletes the wrapper so the class method shows through
 from __future__ import annotations
 
 import functools
+import inspect
 from typing import Any
 
 from vlmscope import conventions as cv
@@ -36,6 +37,12 @@ class GeneratorInstrumentation:
         self.provider = provider
         self._had_instance_attr = "generate" in vars(model)
         self._original = model.generate
+        try:
+            self._positional = [
+                p.name for p in inspect.signature(self._original).parameters.values()
+                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        except (TypeError, ValueError):
+            self._positional = ["inputs"]
         @functools.wraps(self._original)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             return self._generate(*args, **kwargs)
@@ -59,12 +66,32 @@ class GeneratorInstrumentation:
                 params[key] = value
         return params
 
+    def _arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The call's arguments by name: the positional ones named by ``generate``'s own
+        signature (transformers' takes ``inputs``; BLIP's ``pixel_values``, then
+        ``input_ids``)."""
+        return {**dict(zip(self._positional, args, strict=False)), **kwargs}
+
+    @staticmethod
+    def _token_ids(arguments: dict[str, Any]) -> Any:
+        """The prompt's token ids (an N x L integer tensor), or None: ``input_ids``, else
+        ``inputs`` when it holds ids (a vision encoder-decoder's ``inputs`` are pixels)."""
+        for key in ("input_ids", "inputs"):
+            value = arguments.get(key)
+            if getattr(value, "ndim", None) == 2 and not value.is_floating_point():
+                return value
+        return None
+
     def _generate(self, *args: Any, **kwargs: Any) -> Any:
         try:
-            input_ids = kwargs.get("input_ids", args[0] if args else None)
-            # A head conditioned on image features is often called with inputs_embeds only.
-            prompt = input_ids if hasattr(input_ids, "shape") else kwargs.get("inputs_embeds")
-            n = int(prompt.shape[0]) if hasattr(prompt, "shape") else 1
+            arguments = self._arguments(args, kwargs)
+            input_ids = self._token_ids(arguments)
+            # A head conditioned on image features is often called with inputs_embeds only;
+            # an image-to-text model (BLIP) with its pixels only.
+            batch = next((v for v in (input_ids, arguments.get("inputs_embeds"),
+                                      arguments.get("pixel_values"), arguments.get("inputs"))
+                          if hasattr(v, "shape")), None)
+            n = int(batch.shape[0]) if batch is not None else 1
             instructions = self._instructions(n)
             parameters = self._parameters(kwargs)
             span_cm = llm_span(
@@ -82,8 +109,8 @@ class GeneratorInstrumentation:
             span_cm.__exit__(type(error), error, error.__traceback__)
             raise
         try:
-            self._record(llm, input_ids, kwargs.get("inputs_embeds"),
-                         kwargs.get("attention_mask"), output)
+            self._record(llm, input_ids, arguments.get("inputs_embeds"),
+                         arguments.get("attention_mask"), output)
         except Exception as error:
             warn_once("generate-post", "vlmscope could not record the generated output: %s",
                       error)
@@ -111,8 +138,16 @@ class GeneratorInstrumentation:
         encoder_decoder = bool(getattr(getattr(self.model, "config", None),
                                        "is_encoder_decoder", False))
         prompt = input_ids if hasattr(input_ids, "shape") else inputs_embeds
-        # With only inputs_embeds, a decoder-only model returns just the new tokens.
-        prompt_len = int(input_ids.shape[1]) if hasattr(input_ids, "shape") else 0
+        # A decoder-only model returns the prompt, then the new tokens (with only
+        # inputs_embeds, just the new tokens); a model that returns sequences of its own
+        # (BLIP drops the prompt's last token and gives its caption with the prompt's text)
+        # is decoded whole, as its users read it.
+        prompt_len = 0
+        if hasattr(input_ids, "shape"):
+            width = int(input_ids.shape[1])
+            if sequences.shape[1] >= width and bool(
+                    (sequences[:, :width] == input_ids.to(sequences.device)).all()):
+                prompt_len = width
         if attention_mask is not None:
             input_tokens = [int(x) for x in attention_mask.sum(dim=1).tolist()]
         elif hasattr(prompt, "shape"):

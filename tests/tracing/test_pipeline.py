@@ -178,6 +178,59 @@ def test_a_llava_style_model_traced_as_users_have_it(traced):
     torch.testing.assert_close(torch.tensor(vector), pooled, rtol=0, atol=1e-6)
 
 
+def _blip(vocab: int):
+    """A BLIP captioner built from config: a 2-block vision model on 32x32 images and a
+    2-layer text decoder (its BOS is the demo tokenizer's [UNK], 1; its end [EOS], 2)."""
+    torch.manual_seed(3)
+    vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+              "num_attention_heads": 2, "image_size": 32, "patch_size": 8}
+    text = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+            "num_attention_heads": 2, "vocab_size": vocab, "bos_token_id": 1,
+            "sep_token_id": 2, "eos_token_id": 2, "pad_token_id": 0}
+    config = transformers.BlipConfig(vision_config=vision, text_config=text)
+    return transformers.BlipForConditionalGeneration(config).eval()
+
+
+def test_an_image_captioner_traced_as_users_have_it(traced):
+    """BLIP as users call it: ``generate(pixel_values)`` with the pixels positional (its
+    generate takes them first, not token ids), then with a text prompt. Each row's answer is
+    the caption BLIP's users read, decoded whole (BLIP gives the prompt's words back with
+    its caption), and its vision model, instrumented with no arguments, records the
+    pooled embedding of each image."""
+    from vlmscope.demo import build_tokenizer
+
+    tokenizer = build_tokenizer()
+    model = _blip(len(tokenizer))
+    enc = vlmscope.instrument_encoder(model.vision_model, capture_embeddings=True)
+    gen = vlmscope.instrument_generator(model, tokenizer, name="tiny-blip")
+    images, _ = digit_images(2, size=32)
+    # As BLIP's processor gives a prompt: BOS, the words, then an end BLIP drops.
+    words = tokenizer("a picture of", return_tensors="pt")["input_ids"]
+    prompt = torch.cat([torch.tensor([[1]]), words, torch.tensor([[2]])], 1)
+    with vlmscope.trace_batch(["a", "b"], instructions=["describe the image"] * 2):
+        plain = model.generate(images, max_new_tokens=4, do_sample=False,
+                               suppress_tokens=[0, 1, 2])
+    with vlmscope.trace_row("c", instruction="a picture of"):
+        prompted = model.generate(pixel_values=images[:1], input_ids=prompt,
+                                  max_new_tokens=4, do_sample=False, suppress_tokens=[0, 1, 2])
+    enc.uninstrument()
+    gen.uninstrument()
+    vlmscope.shutdown()
+    captions = (tokenizer.batch_decode(plain, skip_special_tokens=True)
+                + tokenizer.batch_decode(prompted, skip_special_tokens=True))
+    assert captions[2].startswith("a picture of ")
+    assert all(len(c.split()) == 4 for c in captions[:2])  # four words, none special
+    rows = query(traced, "SELECT row_id, output, encoder_model, embedding_dim, "
+                         "encoder_span_id IS NOT NULL FROM pipeline_rows ORDER BY row_id")
+    assert rows == [(row, caption, "BlipVisionModel", 32, True)
+                    for row, caption in zip("abc", captions, strict=True)]
+    with torch.no_grad():
+        pooled = model.vision_model(images).pooler_output
+    vectors = query(traced, "SELECT vector FROM embeddings ORDER BY row_id")
+    for (vector,), expected in zip(vectors, [pooled[0], pooled[1], pooled[0]], strict=True):
+        torch.testing.assert_close(torch.tensor(vector), expected, rtol=0, atol=1e-6)
+
+
 def test_a_generator_without_a_tokenizer_is_warned_about_once(caplog):
     from vlmscope import rows
 
