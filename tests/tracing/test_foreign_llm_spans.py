@@ -1,9 +1,10 @@
 """LLM spans written by other instrumentors become the row's LLM record.
 
-The real ``openai`` client talks to a local OpenAI-compatible HTTP server (below, answering
-``/v1/chat/completions`` with and without streaming), traced by the real
-``openinference-instrumentation-openai`` or ``opentelemetry-instrumentation-openai``
-(OpenLLMetry), inside ``trace_row`` after a hooked torchvision ResNet-18. The spans reach the
+The real ``openai`` client, sync and async, talks to a local OpenAI-compatible HTTP server
+(below, answering ``/v1/chat/completions`` with and without streaming, and the Responses
+API's ``/v1/responses``), traced by the real ``openinference-instrumentation-openai`` or
+``opentelemetry-instrumentation-openai`` (OpenLLMetry), inside ``trace_row`` after a hooked
+torchvision ResNet-18. The spans reach the
 store through ``vlmscope.configure(db=...)`` as the README shows it (no ``set_global``), through
 ``vlmscope collect`` with the official OTLP exporter, and through export and import.
 """
@@ -14,6 +15,7 @@ import asyncio
 import base64
 import hashlib
 import io
+import itertools
 import json
 import subprocess
 import sys
@@ -39,6 +41,7 @@ REQUEST_MODEL, RESPONSE_MODEL = "vision-helper", "vision-helper-2026-01-01"
 ANSWERS = {"What animal is this?": "a tabby cat", "How many objects?": "three objects",
            "Which digits are shown?": "three five"}
 PROMPT_TOKENS, COMPLETION_TOKENS = 11, 3
+_RESPONSE_IDS = itertools.count()
 
 
 class _ChatCompletions(BaseHTTPRequestHandler):
@@ -50,6 +53,9 @@ class _ChatCompletions(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802 (http.server's name)
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if self.path.endswith("/responses"):
+            self._respond(body)
+            return
         question = [m for m in body["messages"] if m["role"] == "user"][-1]["content"]
         if isinstance(question, list):  # a multimodal message: its text parts ask
             question = " ".join(p["text"] for p in question if p["type"] == "text")
@@ -79,6 +85,33 @@ class _ChatCompletions(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _respond(self, body: dict) -> None:
+        """The Responses API (``/v1/responses``): the input is a string or messages whose
+        content is a string or parts (``input_text``, ``input_image``); each response has
+        its own id, as OpenAI's do (OpenLLMetry keys its state by it)."""
+        question = body["input"]
+        if isinstance(question, list):
+            content = [m for m in question if m.get("role") == "user"][-1]["content"]
+            question = content if isinstance(content, str) else " ".join(
+                p["text"] for p in content if p["type"] == "input_text")
+        data = json.dumps({
+            "id": f"resp_{next(_RESPONSE_IDS)}", "object": "response", "created_at": 1,
+            "model": RESPONSE_MODEL, "status": "completed", "parallel_tool_calls": True,
+            "tool_choice": "auto", "tools": [],
+            "output": [{"type": "message", "id": "msg_1", "status": "completed",
+                        "role": "assistant", "content": [
+                            {"type": "output_text", "text": ANSWERS[question],
+                             "annotations": []}]}],
+            "usage": {"input_tokens": PROMPT_TOKENS, "output_tokens": COMPLETION_TOKENS,
+                      "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS,
+                      "input_tokens_details": {"cached_tokens": 0},
+                      "output_tokens_details": {"reasoning_tokens": 0}}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
     def _event(self, payload: dict) -> None:
         self.wfile.write(f"data: {json.dumps(payload)}\n\n".encode())
 
@@ -94,8 +127,8 @@ def llm_server() -> Iterator[str]:
 
 class _Instrumented:
     """An instrumentor, instrumented for the block (OpenLLMetry's ``uninstrument`` leaves
-    its wrapper on ``Completions.create``, 0.62.4: it is peeled off here so that the next
-    test sees the client as it was)."""
+    its wrapper on ``Completions.create``, 0.62.4: it is peeled off here, with any on
+    ``Responses.create``, so that the next test sees the client as it was)."""
 
     def __init__(self, name: str, **options: object) -> None:
         if name == "openinference":
@@ -108,10 +141,12 @@ class _Instrumented:
         self.instrumentor.instrument()
 
     def __exit__(self, *exc: object) -> None:
+        from openai.resources import responses
         from openai.resources.chat import completions
 
         self.instrumentor.uninstrument()
-        for cls in (completions.Completions, completions.AsyncCompletions):
+        for cls in (completions.Completions, completions.AsyncCompletions,
+                    responses.Responses, responses.AsyncResponses):
             while hasattr(cls.__dict__["create"], "__wrapped__"):
                 cls.create = cls.__dict__["create"].__wrapped__
 
@@ -242,6 +277,69 @@ def test_a_question_with_a_base64_image_keeps_its_instruction(
             "type": "uri", "modality": "image",
             "uri": "sha256:" + hashlib.sha256(png).hexdigest()}
         assert base64.b64encode(png).decode("ascii")[:200] not in attributes
+
+
+@pytest.mark.parametrize("instrumentor, options", [
+    ("openinference", {}),
+    ("openllmetry", {"upload_base64_image": vlmscope.image_reference}),
+], ids=["openinference", "openllmetry-with-image-reference"])
+def test_the_responses_api_is_the_rows_llm_record(
+        tmp_path: Path, llm_server: str, instrumentor: str, options: dict) -> None:
+    """OpenAI's Responses API (``client.responses.create``), as OpenAI now recommends it:
+    a string input, then instructions with a question and its image as input parts."""
+    url = "data:image/png;base64," + base64.b64encode(_digit_png()).decode("ascii")
+    db = tmp_path / "responses.duckdb"
+    vlmscope.configure(db=db)
+    try:
+        with _Instrumented(instrumentor, **options):
+            client = openai.OpenAI(base_url=llm_server, api_key="not-a-key", max_retries=0)
+            with vlmscope.trace_row("text", expected="cat"):
+                assert client.responses.create(
+                    model=REQUEST_MODEL, input="What animal is this?").output_text \
+                    == "a tabby cat"
+            with vlmscope.trace_row("image", expected="three five"):
+                client.responses.create(model=REQUEST_MODEL, instructions="Answer briefly.",
+                                        input=[{"role": "user", "content": [
+                                            {"type": "input_text",
+                                             "text": "Which digits are shown?"},
+                                            {"type": "input_image", "image_url": url}]}])
+    finally:
+        vlmscope.shutdown()
+    assert query(db, "SELECT row_id, instruction, output, input_tokens, output_tokens, "
+                     "llm_span_id IS NOT NULL FROM pipeline_rows ORDER BY row_id") == [
+        ("image", "Which digits are shown?", "three five", PROMPT_TOKENS, COMPLETION_TOKENS,
+         True),
+        ("text", "What animal is this?", "a tabby cat", PROMPT_TOKENS, COMPLETION_TOKENS,
+         True)]
+
+
+@pytest.mark.parametrize("instrumentor", ["openinference", "openllmetry"])
+def test_concurrent_rows_of_an_async_agent_each_get_their_own_answer(
+        tmp_path: Path, llm_server: str, instrumentor: str) -> None:
+    """An asyncio agent answers many images at once (``asyncio.gather`` over rows, each
+    awaiting ``AsyncOpenAI``): the rows interleave, and each gets its own call."""
+    questions = list(ANSWERS) * 3
+    db = tmp_path / "async.duckdb"
+    vlmscope.configure(db=db)
+
+    async def row(i: int, question: str) -> None:
+        with vlmscope.trace_row(f"r{i:02d}", expected="x"):
+            await asyncio.sleep(0.01 * (len(questions) - i))  # the last starts first
+            await client.chat.completions.create(
+                model=REQUEST_MODEL, messages=[{"role": "user", "content": question}])
+
+    async def agent() -> None:
+        await asyncio.gather(*(row(i, q) for i, q in enumerate(questions)))
+
+    try:
+        with _Instrumented(instrumentor):
+            client = openai.AsyncOpenAI(base_url=llm_server, api_key="not-a-key",
+                                        max_retries=0)
+            asyncio.run(agent())
+    finally:
+        vlmscope.shutdown()
+    rows = query(db, "SELECT row_id, instruction, output FROM pipeline_rows ORDER BY row_id")
+    assert rows == [(f"r{i:02d}", q, ANSWERS[q]) for i, q in enumerate(questions)]
 
 
 def test_openllmetry_without_an_image_hook_loses_the_prompt_and_the_user_is_told_once(
