@@ -15,8 +15,10 @@ RegNet, MobileViT, ...), whose own output is the embedding (the layer ``""``, Py
 for the model itself). Any transformers ``*ForImageClassification`` with a ``classifier``
 (ViT, Swin, ConvNeXt, DINOv2, ...): the features are the classifier's input
 (``"classifier:input"``), since such a model may pool in its forward, with no module to
-hook. A library is only looked at when the user's program already imported it: recognising
-a model imports nothing.
+hook. A ``torch.compile``d, ``DataParallel`` or ``DistributedDataParallel`` model is
+recognised as the model it wraps, its layers named through the wrapper
+(``_orig_mod.avgpool``). A library is only looked at when the user's program already
+imported it: recognising a model imports nothing.
 
 Depth counts weight layers the ResNet way: 2 per basic block or 3 per bottleneck, plus the
 stem convolution and the final linear layer (so 18, 50, 101 for the classic ResNets); for a
@@ -64,8 +66,31 @@ def has_parameters(module: Any) -> bool:
     return next(iter(module.parameters()), None) is not None
 
 
+_WRAPPERS = {"OptimizedModule": "_orig_mod", "DataParallel": "module",
+             "DistributedDataParallel": "module"}
+"""Module wrappers (``torch.compile``'s, data parallel's) and the attribute holding the
+model they wrap: a wrapped model is the model it wraps, its layers named through it."""
+
+
+def unwrap(model: Any) -> Any:
+    """The model a ``torch.compile`` or data-parallel wrapper wraps (``model`` itself when
+    it is none): its weights are the wrapped model's, under names with a prefix."""
+    inner = getattr(model, _WRAPPERS.get(type(model).__name__, ""), None)
+    return model if inner is None or inner is model else unwrap(inner)
+
+
 def describe(model: Any) -> EncoderFamily:
     """The family of ``model``, or an unknown family named after its class."""
+    inner = getattr(model, _WRAPPERS.get(type(model).__name__, ""), None)
+    if inner is not None and inner is not model:
+        family = describe(inner)
+        if not family.known:
+            return family
+        attribute = _WRAPPERS[type(model).__name__]
+        return EncoderFamily(
+            family.architecture, family.depth,
+            None if family.layer is None else f"{attribute}.{family.layer}".rstrip("."),
+            None if family.classifier is None else f"{attribute}.{family.classifier}")
     for recognise in (_torchvision, _timm_wrapper, _transformers_resnet, _transformers_vision,
                       _transformers_image_classifier, _open_clip, _timm):
         family = recognise(model)

@@ -24,7 +24,13 @@ from opentelemetry.trace import Status, StatusCode
 from vlmscope import conventions as cv
 from vlmscope._optional import require
 from vlmscope.encoder import ZERO_SHOT_LOGIT_SCALE, EncoderSpan, ZeroShot, encoder_attributes
-from vlmscope.encoder_families import INPUT_SUFFIX, describe, has_parameters, pooling_layers
+from vlmscope.encoder_families import (
+    INPUT_SUFFIX,
+    describe,
+    has_parameters,
+    pooling_layers,
+    unwrap,
+)
 from vlmscope.rows import warn_once
 from vlmscope.tracing import get_tracer
 
@@ -35,11 +41,12 @@ _INSTRUMENTED_ATTR = "_vlmscope_encoder_handle"
 
 def checkpoint_sha256(model: Any) -> str:
     """SHA-256 (hex) of a torch module's weights: every ``state_dict`` entry's name, dtype,
-    shape and bytes, in order. Equal weights give equal hashes in any process."""
+    shape and bytes, in order. Equal weights give equal hashes in any process, and a
+    ``torch.compile``d or data-parallel model hashes as the model it wraps."""
     torch = require("torch", "checkpoint hashing")
     digest = hashlib.sha256()
     with torch.no_grad():
-        for name, tensor in model.state_dict().items():
+        for name, tensor in unwrap(model).state_dict().items():
             flat = tensor.detach().cpu().contiguous().reshape(-1)
             digest.update(f"{name}|{flat.dtype}|{tuple(tensor.shape)}|".encode())
             digest.update(flat.view(torch.uint8).numpy().tobytes())

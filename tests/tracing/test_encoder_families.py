@@ -347,6 +347,41 @@ def test_a_layer_named_with_input_records_what_goes_into_that_module(memory):
         torch.testing.assert_close(vector, expected[i], rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("wrap", ["torch.compile", "DataParallel"])
+def test_a_compiled_or_wrapped_encoder_is_the_model_it_wraps(wrap, memory):
+    """``torch.compile(model)`` (Dynamo with its eager backend: the same graph capture and
+    hook handling without generating code) and ``nn.DataParallel(model)`` are recognised as
+    the model inside, their layers named through the wrapper; the reading and the
+    checkpoint are the bare model's."""
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(weights=None, num_classes=10).eval()
+    images, _ = digit_images(2, size=32)
+    with torch.no_grad():
+        bare = model(images)
+        pooled = torch.flatten(model.avgpool(model.layer4(model.layer3(model.layer2(
+            model.layer1(model.maxpool(model.relu(model.bn1(model.conv1(images))))))))), 1)
+    wrapped = (torch.compile(model, backend="eager") if wrap == "torch.compile"
+               else torch.nn.DataParallel(model))
+    handle = vlmscope.instrument_encoder(wrapped, capture_embeddings=True)
+    with vlmscope.trace_batch(["a", "b"]), torch.no_grad():
+        out = wrapped(images)
+    handle.uninstrument()
+    assert torch.equal(out, bare)
+    (span,) = _encoder_spans(memory)
+    attrs = span.attributes
+    assert attrs[cv.VISION_ENCODER_ARCHITECTURE] == "resnet18"
+    assert attrs[cv.VISION_ENCODER_DEPTH] == 18
+    assert cv.VLMSCOPE_INSTRUMENTATION_ERROR not in attrs
+    # the same weights are the same checkpoint, wrapped or not
+    assert attrs[cv.VISION_ENCODER_CHECKPOINT_SHA256] == vlmscope.checkpoint_sha256(wrapped) \
+        == vlmscope.checkpoint_sha256(model)
+    assert list(attrs[cv.VISION_ENCODER_TOP_K_CLASS_IDS][::attrs[cv.VISION_ENCODER_TOP_K]]) \
+        == bare.argmax(dim=1).tolist()
+    for i in range(2):
+        vector = torch.tensor(attrs[cv.embedding_vector_key(i)])
+        torch.testing.assert_close(vector, pooled[i], rtol=0, atol=1e-6)
+
+
 def test_a_transformers_model_built_without_its_pooler_is_asked_for_its_layer():
     """ViT declares a pooled output, but built with ``add_pooling_layer=False`` it gives
     none: it is not taken for a pooling model."""
