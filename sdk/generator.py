@@ -155,11 +155,18 @@ class GeneratorInstrumentation:
         else:
             input_tokens = None
         generated = sequences if encoder_decoder else sequences[:, prompt_len:]
-        pad_id = getattr(getattr(self.model, "generation_config", None), "pad_token_id", None)
-        if pad_id is not None:
-            output_tokens = [int(x) for x in (generated != pad_id).sum(dim=1).tolist()]
-        else:
-            output_tokens = [int(generated.shape[1])] * int(generated.shape[0])
+        generation = getattr(self.model, "generation_config", None)
+        pad_id = getattr(generation, "pad_token_id", None)
+        counted = (generated != pad_id if pad_id is not None
+                   else generated.new_ones(generated.shape).bool())
+        # An encoder-decoder's sequences (and a captioner's, BLIP's) start with the token
+        # generation starts from, which the model did not generate.
+        start = getattr(generation, "decoder_start_token_id" if encoder_decoder
+                        else "bos_token_id", None)
+        if prompt_len == 0 and isinstance(start, int) and generated.shape[1] > 0 \
+                and (encoder_decoder or not hasattr(inputs_embeds, "shape")):
+            counted[:, 0] &= generated[:, 0] != start
+        output_tokens = [int(x) for x in counted.sum(dim=1).tolist()]
         if self.tokenizer is not None:
             texts = self.tokenizer.batch_decode(generated, skip_special_tokens=True)
         else:

@@ -224,10 +224,52 @@ def test_an_image_captioner_traced_as_users_have_it(traced):
                          "encoder_span_id IS NOT NULL FROM pipeline_rows ORDER BY row_id")
     assert rows == [(row, caption, "BlipVisionModel", 32, True)
                     for row, caption in zip("abc", captions, strict=True)]
+    # four tokens generated, the BOS BLIP starts from not among them; no prompt given
+    assert query(traced, "SELECT input_tokens, output_tokens FROM pipeline_rows "
+                         "WHERE row_id IN ('a', 'b')") == [(None, 4)] * 2
     with torch.no_grad():
         pooled = model.vision_model(images).pooler_output
     vectors = query(traced, "SELECT vector FROM embeddings ORDER BY row_id")
     for (vector,), expected in zip(vectors, [pooled[0], pooled[1], pooled[0]], strict=True):
+        torch.testing.assert_close(torch.tensor(vector), expected, rtol=0, atol=1e-6)
+
+
+def test_a_vision_encoder_decoder_captioner_traced_as_users_have_it(traced):
+    """A ``VisionEncoderDecoderModel`` (a ViT encoder and a GPT-2 decoder, as the common
+    ViT-GPT-2 captioners are built), from config: its ViT instrumented with no arguments,
+    ``generate(pixel_values)`` with the pixels positional. Each row's caption, its token
+    count (the decoder's start token not counted) and its image's pooled embedding."""
+    from vlmscope.demo import build_tokenizer
+
+    tokenizer = build_tokenizer()
+    torch.manual_seed(4)
+    encoder = transformers.ViTConfig(hidden_size=32, intermediate_size=64,
+                                     num_hidden_layers=2, num_attention_heads=2,
+                                     image_size=32, patch_size=8)
+    decoder = transformers.GPT2Config(n_layer=1, n_head=2, n_embd=32, vocab_size=len(tokenizer),
+                                      n_positions=32, bos_token_id=1, eos_token_id=2,
+                                      add_cross_attention=True, is_decoder=True)
+    config = transformers.VisionEncoderDecoderConfig.from_encoder_decoder_configs(encoder,
+                                                                                  decoder)
+    config.decoder_start_token_id, config.pad_token_id = 1, 0
+    model = transformers.VisionEncoderDecoderModel(config).eval()
+    enc = vlmscope.instrument_encoder(model.encoder, capture_embeddings=True)
+    gen = vlmscope.instrument_generator(model, tokenizer, name="tiny-vit-gpt2")
+    images, _ = digit_images(2, size=32)
+    with vlmscope.trace_batch(["a", "b"], instructions=["describe the image"] * 2):
+        out = model.generate(images, max_new_tokens=3, do_sample=False,
+                             suppress_tokens=[0, 1, 2])
+    enc.uninstrument()
+    gen.uninstrument()
+    vlmscope.shutdown()
+    captions = tokenizer.batch_decode(out, skip_special_tokens=True)
+    assert query(traced, "SELECT row_id, output, output_tokens, encoder_model, "
+                         "encoder_span_id IS NOT NULL FROM pipeline_rows ORDER BY row_id") == [
+        ("a", captions[0], 3, "ViTModel", True), ("b", captions[1], 3, "ViTModel", True)]
+    with torch.no_grad():
+        pooled = model.encoder(images).pooler_output
+    for (vector,), expected in zip(query(traced, "SELECT vector FROM embeddings ORDER BY "
+                                                 "row_id"), pooled, strict=True):
         torch.testing.assert_close(torch.tensor(vector), expected, rtol=0, atol=1e-6)
 
 
