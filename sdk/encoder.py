@@ -101,7 +101,9 @@ class EncoderSpan:
 
         ``top_k_labels``/``top_k_scores`` are per image, best first, scores as softmax
         probabilities in [0, 1] (sigmoid scores per label for a multi-label head); a flat
-        list (``["cat", "dog"]``, ``[0.9, 0.1]``) is one image's. A missing score (None, or
+        list (``["cat", "dog"]``, ``[0.9, 0.1]``) is one image's. A call keeps the same
+        number of labels for every image, the shortest list's (a warning names what the
+        longer ones lose). A missing score (None, or
         an image with fewer scores than labels) is recorded as NaN, which no reading counts
         as read. ``entropy`` in nats; ``embeddings`` are kept only when
         embedding capture is on (argument or ``VLMSCOPE_CAPTURE_EMBEDDINGS``), their norms,
@@ -117,6 +119,14 @@ class EncoderSpan:
         k = 0
         if top_k_labels is not None:
             k = min((len(labels) for labels in top_k_labels), default=0)
+            longest = max((len(labels) for labels in top_k_labels), default=0)
+            if longest > k:
+                # One k per span: the labels past it cannot be stored for this image alone.
+                warn_once("encoder-ragged-top-k",
+                          "encoder_span.record: images of one call have from %d to %d top-k "
+                          "labels; the first %d of each are recorded, the rest are dropped "
+                          "(give each image the same number of labels and scores, e.g. "
+                          "every label with its score)", k, longest, k)
             attrs[cv.VISION_ENCODER_TOP_K] = k
             attrs[cv.VISION_ENCODER_TOP_K_LABELS] = [
                 str(label) for labels in top_k_labels for label in labels[:k]

@@ -74,6 +74,24 @@ def test_the_manual_encoder_span_can_say_its_head_is_multi_label(memory):
     assert span.attributes[cv.VISION_ENCODER_MULTI_LABEL] is True
 
 
+def test_images_with_different_numbers_of_labels_are_cut_to_one_k_with_a_warning(
+        memory, caplog):
+    """A tagger that lists only each image's own tags gives ragged lists: one k per span
+    keeps each image's labels with its scores, and the user is told what was dropped."""
+    from vlmscope import rows
+
+    rows._warned.discard("encoder-ragged-top-k")
+    with caplog.at_level("WARNING", logger="vlmscope"), vlmscope.trace_batch(["a", "b"]), \
+            vlmscope.encoder_span("tagger", multi_label=True) as enc:
+        enc.record(top_k_labels=[["dog", "person"], ["cat"]],
+                   top_k_scores=[[0.9, 0.8], [0.7]])
+    (span,) = _spans(memory, cv.ROLE_ENCODER)
+    assert list(span.attributes[cv.VISION_ENCODER_TOP_K_LABELS]) == ["dog", "cat"]
+    assert list(span.attributes[cv.VISION_ENCODER_TOP_K_SCORES]) == pytest.approx([0.9, 0.7])
+    (message,) = [r.getMessage() for r in caplog.records if "top-k" in r.getMessage()]
+    assert "from 1 to 2" in message and "the same number of labels" in message
+
+
 def test_trace_batch_puts_its_size_on_row_encoder_and_llm_spans(memory):
     model = _tagger()
     images, _ = digit_images(3, size=32)
