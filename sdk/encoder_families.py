@@ -72,6 +72,14 @@ _WRAPPERS = {"OptimizedModule": "_orig_mod", "DataParallel": "module",
 model they wrap: a wrapped model is the model it wraps, its layers named through it."""
 
 
+def hf_pipeline(obj: Any) -> Any | None:
+    """``obj`` when it is a transformers ``Pipeline`` (``pipeline("image-classification",
+    ...)``), else None: it is instrumented through its ``model``."""
+    transformers = _module("transformers")
+    pipeline = getattr(transformers, "Pipeline", None)
+    return obj if isinstance(pipeline, type) and isinstance(obj, pipeline) else None
+
+
 def unwrap(model: Any) -> Any:
     """The model a ``torch.compile`` or data-parallel wrapper wraps (``model`` itself when
     it is none): its weights are the wrapped model's, under names with a prefix."""

@@ -11,6 +11,7 @@ import inspect
 from typing import Any
 
 from vlmscope import conventions as cv
+from vlmscope.encoder_families import hf_pipeline
 from vlmscope.llm import llm_span
 from vlmscope.rows import current_rows, warn_once
 
@@ -198,8 +199,14 @@ def instrument_generator(
     with ``batch_decode``), the decoded output of each row; without one there is no answer
     text to judge, and a warning says so once. Inside ``trace_row``/``trace_batch`` it
     carries the encoder's reading of the same rows and links to the encoder span.
+    A transformers ``Pipeline`` (``pipeline("image-text-to-text", ...)``) is instrumented
+    through its ``model``, with its processor or tokenizer unless one is given.
     Instrumenting twice replaces the first wrapper.
     """
+    if hf_pipeline(model) is not None:
+        tokenizer = tokenizer or getattr(model, "processor", None) or getattr(
+            model, "tokenizer", None)
+        model = model.model
     if tokenizer is None:
         warn_once("generator-no-tokenizer",
                   "instrument_generator(%s) has no tokenizer: each answer is recorded as its "

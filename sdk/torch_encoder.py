@@ -28,6 +28,7 @@ from vlmscope.encoder_families import (
     INPUT_SUFFIX,
     describe,
     has_parameters,
+    hf_pipeline,
     pooling_layers,
     unwrap,
 )
@@ -536,8 +537,11 @@ def instrument_encoder(
     tagging): the logits are read as independent sigmoid scores, the top-k are those scores
     sorted descending (no entropy), and the span says so (``vision.encoder.multi_label``).
 
-    Instrumenting a model twice replaces the first instrumentation.
+    A transformers ``Pipeline`` (``pipeline("image-classification", ...)``) is instrumented
+    through its ``model``. Instrumenting a model twice replaces the first instrumentation.
     """
+    if hf_pipeline(model) is not None:
+        model = model.model
     previous = getattr(model, _INSTRUMENTED_ATTR, None)
     if previous is not None:
         previous.uninstrument()

@@ -273,6 +273,52 @@ def test_a_vision_encoder_decoder_captioner_traced_as_users_have_it(traced):
         torch.testing.assert_close(torch.tensor(vector), expected, rtol=0, atol=1e-6)
 
 
+def _pil_images(n: int):
+    from PIL import Image
+
+    images, _ = digit_images(n, size=32)
+    return [Image.fromarray((img.permute(1, 2, 0).numpy() * 255).astype("uint8"))
+            for img in images]
+
+
+def test_transformers_pipelines_are_instrumented_through_their_model(traced):
+    """``pipeline(...)`` objects as users hold them: an image classifier's pipeline given to
+    ``instrument_encoder``, an image-text-to-text pipeline (BLIP, with its processor) given
+    to ``instrument_generator``; the rows get the pipeline's own top-k and caption."""
+    from vlmscope.demo import build_tokenizer
+
+    torch.manual_seed(5)
+    classifier = transformers.ResNetForImageClassification(transformers.ResNetConfig(
+        embedding_size=16, hidden_sizes=[16, 32, 64, 128], depths=[1, 1, 1, 1],
+        id2label={0: "zero", 1: "one", 2: "two"})).eval()
+    classify = transformers.pipeline(
+        "image-classification", model=classifier,
+        image_processor=transformers.ConvNextImageProcessor(size={"shortest_edge": 32}))
+    tokenizer = build_tokenizer()
+    processor = transformers.BlipProcessor(
+        image_processor=transformers.BlipImageProcessor(size={"height": 32, "width": 32}),
+        tokenizer=tokenizer)
+    captioner = _blip(len(tokenizer))
+    caption = transformers.pipeline("image-text-to-text", model=captioner,
+                                    processor=processor)
+    enc = vlmscope.instrument_encoder(classify, top_k=3)
+    gen = vlmscope.instrument_generator(caption)
+    image = _pil_images(1)[0]
+    with vlmscope.trace_row("r1", instruction="a picture of"):
+        labels = classify(image)
+        (captioned,) = caption(image, text="a picture of", max_new_tokens=3,
+                               suppress_tokens=[0, 1, 2])
+    enc.uninstrument()
+    gen.uninstrument()
+    vlmscope.shutdown()
+    ((top_k, scores, output, output_tokens),) = query(
+        traced, "SELECT top_k_labels, top_k_scores, output, output_tokens FROM pipeline_rows")
+    assert top_k == [d["label"] for d in labels]
+    assert scores == pytest.approx([d["score"] for d in labels], abs=1e-6)
+    # the pipeline puts the prompt's text before what BLIP gave back
+    assert output and captioned["generated_text"].endswith(output) and output_tokens == 4
+
+
 def test_a_generator_without_a_tokenizer_is_warned_about_once(caplog):
     from vlmscope import rows
 
