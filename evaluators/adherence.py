@@ -347,8 +347,9 @@ class ImageInstructionAdherence(SummarisedRowEvaluator):
         """The deterministic checks; then, with a judge, one LLM verdict per judged row,
         stored as evaluator ``instruction_adherence_judge`` (summary key ``judge``:
         rows and mean score)."""
-        # An older store's rows have no instruction kind.
-        with with_columns(con, source, [pa.field("instruction_kind", pa.string())],
+        # A relation without these optional columns (an older store's rows, a user's table).
+        with with_columns(con, source, [pa.field("instruction_kind", pa.string()),
+                                        pa.field("encoder_multi_label", pa.bool_())],
                           f"_vlmscope_adherence_{self._tag}") as rows:
             return self._run(con, rows, run_id)
 

@@ -62,10 +62,10 @@ def with_columns(con: duckdb.DuckDBPyConnection, source: str, columns: Sequence[
     widened = f"{tag}_widened"
     nulls = ", ".join(f"NULL::{_SQL_TYPES[f.type]} AS {f.name}" for f in absent)
     con.execute(f"CREATE OR REPLACE TEMP VIEW {widened} AS SELECT *, {nulls} FROM {source}")
-    try:
-        yield widened
-    finally:
-        con.execute(f"DROP VIEW IF EXISTS {widened}")
+    # Dropped after a success only: after an error the transaction may be aborted, and a
+    # statement there would hide the error (its rollback takes the view too).
+    yield widened
+    con.execute(f"DROP VIEW IF EXISTS {widened}")
 
 
 def with_stages(stages: Sequence[tuple[str, str]], final: str) -> str:

@@ -207,14 +207,15 @@ def test_per_row_and_batch_verdicts_agree_and_the_summary_averages_them() -> Non
 
 
 def test_rows_without_an_instruction_kind_column_are_classified_by_their_instruction() -> None:
-    """A store written before the column existed, or a user's own table: both evaluators
-    that read the kind run over it, and read it from the instruction."""
+    """A store written before the column existed, or a user's own table (here without the
+    multi-label flag too): both evaluators that read the kind run over it, and read it from
+    the instruction."""
     con = rows_store([("what digits are shown ?", "three five", ["three", "five"]),
                       ("how many digits are there ?", "2", ["three", "five"])])
     con.execute("ALTER TABLE rows DROP COLUMN instruction_kind")
+    con.execute("ALTER TABLE rows DROP COLUMN encoder_multi_label")
     con.execute("UPDATE rows SET expected = output, cohort = 'c', "
-                "top_k_labels = ['three', 'five'], top_k_scores = [0.9, 0.8], "
-                "encoder_multi_label = true")
+                "top_k_labels = ['three', 'five'], top_k_scores = [0.9, 0.8]")
     run = run_evaluations(con, [ADHERENCE, FailureAttribution()], source="rows")
     assert run.summaries["instruction_adherence"]["instruction_types"] == {
         "listing": 1, "counting": 1}
@@ -224,3 +225,19 @@ def test_rows_without_an_instruction_kind_column_are_classified_by_their_instruc
     kinds = con.execute("SELECT metadata->>'$.kind' FROM evaluations WHERE evaluator = "
                         "'failure_attribution' ORDER BY row_id").fetchall()
     assert kinds == [("list",), ("count",)]
+
+
+@pytest.mark.parametrize("evaluator", [ADHERENCE, FailureAttribution()],
+                         ids=["adherence", "blame"])
+def test_an_error_over_a_widened_relation_is_duckdbs_own(evaluator) -> None:
+    """A mistyped column fails with DuckDB's error naming it, not with an aborted
+    transaction's error from cleaning up after it."""
+    con = rows_store([("what digits are shown ?", "three five", ["three"])])
+    con.execute("ALTER TABLE rows DROP COLUMN instruction_kind")
+    con.execute("ALTER TABLE rows DROP COLUMN instruction")
+    con.execute("ALTER TABLE rows ADD COLUMN instruction INTEGER[] DEFAULT [1]")
+    con.execute("UPDATE rows SET expected = 'three', cohort = 'c'")
+    with pytest.raises(duckdb.BinderException, match="INTEGER"):
+        run_evaluations(con, [evaluator], source="rows")
+    # the store is left as it was, and usable
+    assert con.execute("SELECT count(*) FROM evaluations").fetchall() == [(0,)]
