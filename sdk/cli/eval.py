@@ -306,6 +306,15 @@ def _unranked_expected(con: duckdb.DuckDBPyConnection, filters: dict[str, Any]) 
     return count
 
 
+def _llm_calls_outside_rows(con: duckdb.DuckDBPyConnection) -> int:
+    """LLM calls in traces with no pipeline row: an app traced by an instrumentor alone,
+    without ``trace_row``; they are stored, but no row holds them, so none is scored."""
+    ((count,),) = con.execute(
+        "SELECT count(*) FROM llm_records l WHERE NOT EXISTS "
+        "(SELECT 1 FROM row_records r WHERE r.trace_id = l.trace_id)").fetchall()
+    return count
+
+
 def _shown(shown: int, total: int) -> str:
     """How much of a list a table shows: all of it, or that it is cut."""
     return f"all {total}" if shown >= total else f"{shown} of {total} shown, truncated"
@@ -380,8 +389,10 @@ def render_summary(summary: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def _evaluate_here(args: argparse.Namespace, evaluators: list[Any]) -> tuple[Any, Any, int]:
-    """The evaluation run, its checkpoint mix and the unranked rows, in this process."""
+def _evaluate_here(args: argparse.Namespace,
+                   evaluators: list[Any]) -> tuple[Any, Any, int, int]:
+    """The evaluation run, its checkpoint mix, the unranked rows and the LLM calls outside
+    any row, in this process."""
     import duckdb
 
     from vlmscope.collectors.shards import open_root
@@ -405,11 +416,12 @@ def _evaluate_here(args: argparse.Namespace, evaluators: list[Any]) -> tuple[Any
             unranked = _unranked_expected(con, filters) if any(
                 isinstance(e, ClassificationReport) and e.classes is None
                 and not e.classes_from_encoder for e in evaluators) else 0
+            outside = 0 if args.parquet else _llm_calls_outside_rows(con)
     except (FileNotFoundError, StoreError, ValueError) as error:
         raise CommandError(str(error)) from error
     except duckdb.Error as error:
         raise CommandError(f"evaluation failed: {error}") from error
-    return result, mix, unranked
+    return result, mix, unranked, outside
 
 
 def _evaluate_on_ray(args: argparse.Namespace, evaluators: list[Any]) -> tuple[Any, Any, int]:
@@ -473,15 +485,21 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise CommandError(str(error)) from error
     print(f"evaluating {args.parquet or args.db} ...", file=sys.stderr)
+    outside = 0
     if args.engine == "ray":
         result, mix, unranked = _evaluate_on_ray(args, evaluators)
     else:
-        result, mix, unranked = _evaluate_here(args, evaluators)
+        result, mix, unranked, outside = _evaluate_here(args, evaluators)
     summary = combined_summary(result.run_id, result.summaries, evaluators)
     summary.update(cohort=args.cohort, run=args.run, checkpoints=result.checkpoints,
                    mixed_checkpoints=mix.mixed, checkpoint_rows=mix.checkpoints)
     if mix.mixed:
         summary.setdefault("warnings", []).append(mix.describe())
+    if outside:
+        summary.setdefault("warnings", []).append(
+            f"{outside} LLM calls in this store belong to no pipeline row (traced with no "
+            "vlmscope.trace_row or trace_batch around them), so none of them is scored: wrap "
+            "each image's encoder and LLM calls in vlmscope.trace_row(row_id, expected=...)")
     if unranked:
         summary.setdefault("warnings", []).append(
             f"{unranked} rows expect an answer the encoder never ranks (a count, a yes/no, a "

@@ -202,3 +202,35 @@ def test_without_an_encoder_record_the_encoder_metrics_are_not_measured_not_zero
     for metric in ("macro_f1", "micro_f1", "weighted_f1"):
         status, out, _ = run_cli(capsys, "--db", str(db), "--fail-under", f"{metric}=0")
         assert status == 1 and f"FAIL {metric}" in out, out
+
+
+def test_llm_calls_outside_any_row_are_named_with_what_makes_them_rows(
+        tmp_path: Path, capsys) -> None:
+    """An app traced by an LLM instrumentor alone (here GenAI spans of a plain OTel tracer)
+    has LLM calls but no rows: eval says how many are left unscored and what to add, also
+    beside rows that are scored; a call inside a row's trace is not counted."""
+    from opentelemetry import trace
+
+    from vlmscope import conventions as cv
+
+    db = tmp_path / "calls.duckdb"
+    vlmscope.configure(db=db)
+    tracer = trace.get_tracer("my-agent")
+    for i in range(3):
+        with tracer.start_as_current_span("chat m", attributes={
+                cv.GEN_AI_OPERATION_NAME: "chat", cv.GEN_AI_REQUEST_MODEL: "m",
+                cv.GEN_AI_INPUT_MESSAGES: '[{"role": "user", "parts": [{"type": "text", '
+                                          '"content": "what animal?"}]}]',
+                cv.GEN_AI_OUTPUT_MESSAGES: f'[{{"role": "assistant", "parts": [{{"type": '
+                                           f'"text", "content": "cat {i}"}}]}}]'}):
+            pass
+    with vlmscope.trace_row("r1", expected="cat"), vlmscope.llm_span(
+            model="head", instruction="what animal?") as span:
+        span.set_output("cat")
+    vlmscope.shutdown()
+    status, out, _ = run_cli(capsys, "--db", str(db), "--format", "json")
+    summary = json.loads(out)
+    assert status == 0 and summary["answer_accuracy"] == 1.0
+    (warning,) = [w for w in summary["warnings"] if "LLM calls" in w]
+    assert warning.startswith("3 LLM calls in this store belong to no pipeline row")
+    assert "vlmscope.trace_row(" in warning
