@@ -80,6 +80,24 @@ def hf_pipeline(obj: Any) -> Any | None:
     return obj if isinstance(pipeline, type) and isinstance(obj, pipeline) else None
 
 
+IMAGE_TOWERS = ("vision_model", "vision_tower")
+"""Attributes holding the image tower of a model that is more than one (transformers'
+``CLIPModel``, ``SiglipModel``, BLIP's captioner: ``vision_model``)."""
+
+
+def image_tower(model: Any) -> Any | None:
+    """The image tower of a model vlmscope does not know but whose tower it does
+    (``CLIPModel.vision_model``, which both ``forward`` and ``get_image_features`` run), or
+    None."""
+    if describe(model).known:
+        return None
+    for name in IMAGE_TOWERS:
+        tower = getattr(model, name, None)
+        if tower is not None and tower is not model and describe(tower).known:
+            return tower
+    return None
+
+
 def unwrap(model: Any) -> Any:
     """The model a ``torch.compile`` or data-parallel wrapper wraps (``model`` itself when
     it is none): its weights are the wrapped model's, under names with a prefix."""

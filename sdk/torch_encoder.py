@@ -29,6 +29,7 @@ from vlmscope.encoder_families import (
     describe,
     has_parameters,
     hf_pipeline,
+    image_tower,
     pooling_layers,
     unwrap,
 )
@@ -538,10 +539,18 @@ def instrument_encoder(
     sorted descending (no entropy), and the span says so (``vision.encoder.multi_label``).
 
     A transformers ``Pipeline`` (``pipeline("image-classification", ...)``) is instrumented
-    through its ``model``. Instrumenting a model twice replaces the first instrumentation.
+    through its ``model``; a model of several towers that vlmscope does not know as a whole
+    (``CLIPModel``, ``SiglipModel``, BLIP's captioner) through its known image tower
+    (``vision_model``: its pooled output, before any projection the model applies after it).
+    Instrumenting a model twice replaces the first instrumentation.
     """
     if hf_pipeline(model) is not None:
         model = model.model
+    tower = image_tower(model) if layer is None and classifier is None else None
+    if tower is not None:
+        _log.info("instrumenting the image tower of %s (%s)", type(model).__name__,
+                  type(tower).__name__)
+        model = tower
     previous = getattr(model, _INSTRUMENTED_ATTR, None)
     if previous is not None:
         previous.uninstrument()

@@ -382,6 +382,35 @@ def test_a_compiled_or_wrapped_encoder_is_the_model_it_wraps(wrap, memory):
         torch.testing.assert_close(vector, pooled[i], rtol=0, atol=1e-6)
 
 
+def test_a_dual_encoder_is_instrumented_through_its_image_tower(memory):
+    """``instrument_encoder(CLIPModel)``: CLIP's users embed images with
+    ``get_image_features``, which runs the model's ``vision_model``, not its ``forward``; the
+    tower is instrumented, and each image's vector is the tower's pooled output (what
+    ``get_image_features`` then projects)."""
+    torch.manual_seed(0)
+    config = transformers.CLIPConfig(
+        vision_config={"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+                       "num_attention_heads": 2, "image_size": 32, "patch_size": 8},
+        text_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+                     "num_attention_heads": 2, "vocab_size": 50}, projection_dim=16)
+    model = transformers.CLIPModel(config).eval()
+    images, _ = digit_images(2, size=32)
+    with torch.no_grad():
+        pooled = model.vision_model(images).pooler_output
+        projected = model.get_image_features(pixel_values=images).pooler_output
+    handle = vlmscope.instrument_encoder(model, capture_embeddings=True)
+    assert handle.model is model.vision_model
+    with vlmscope.trace_batch(["a", "b"]), torch.no_grad():
+        features = model.get_image_features(pixel_values=images).pooler_output
+    handle.uninstrument()
+    torch.testing.assert_close(features, projected, rtol=0, atol=0)
+    (span,) = _encoder_spans(memory)
+    assert span.attributes[cv.VISION_ENCODER_ARCHITECTURE] == "CLIPVisionModel"
+    for i in range(2):
+        vector = torch.tensor(span.attributes[cv.embedding_vector_key(i)])
+        torch.testing.assert_close(vector, pooled[i], rtol=0, atol=1e-6)
+
+
 def test_a_transformers_model_built_without_its_pooler_is_asked_for_its_layer():
     """ViT declares a pooled output, but built with ``add_pooling_layer=False`` it gives
     none: it is not taken for a pooling model."""
