@@ -321,9 +321,11 @@ def _transformers_vision(model: Any) -> EncoderFamily | None:
     DeiT, BEiT, Swin, ConvNeXt, RegNet, EfficientNet, MobileViT, ... Its own output holds the
     embedding, so the hooked layer is the model itself. Not one built without its pooler
     (``add_pooling_layer=False``), nor a classifier (see
-    :func:`_transformers_image_classifier`)."""
+    :func:`_transformers_image_classifier`), nor a vision-language model (one with a
+    ``text_config``: BLIP's captioner declares ``image_embeds``, its tower's patch tokens;
+    :func:`image_tower` finds its tower)."""
     config = getattr(model, "config", None)
-    if getattr(config, "model_type", None) is None \
+    if getattr(config, "model_type", None) is None or hasattr(config, "text_config") \
             or getattr(model, "main_input_name", None) != "pixel_values" \
             or _has_submodule(model, "classifier") \
             or (hasattr(model, "pooler") and model.pooler is None):

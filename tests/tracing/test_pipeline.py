@@ -195,13 +195,15 @@ def test_an_image_captioner_traced_as_users_have_it(traced):
     """BLIP as users call it: ``generate(pixel_values)`` with the pixels positional (its
     generate takes them first, not token ids), then with a text prompt. Each row's answer is
     the caption BLIP's users read, decoded whole (BLIP gives the prompt's words back with
-    its caption), and its vision model, instrumented with no arguments, records the
-    pooled embedding of each image."""
+    its caption), and its vision model, found by instrumenting the captioner with no
+    arguments, records the pooled embedding of each image."""
     from vlmscope.demo import build_tokenizer
 
     tokenizer = build_tokenizer()
     model = _blip(len(tokenizer))
-    enc = vlmscope.instrument_encoder(model.vision_model, capture_embeddings=True)
+    # the captioner itself: vlmscope instruments its image tower
+    enc = vlmscope.instrument_encoder(model, capture_embeddings=True)
+    assert enc.model is model.vision_model
     gen = vlmscope.instrument_generator(model, tokenizer, name="tiny-blip")
     images, _ = digit_images(2, size=32)
     # As BLIP's processor gives a prompt: BOS, the words, then an end BLIP drops.
