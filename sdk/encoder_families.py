@@ -80,9 +80,10 @@ def hf_pipeline(obj: Any) -> Any | None:
     return obj if isinstance(pipeline, type) and isinstance(obj, pipeline) else None
 
 
-IMAGE_TOWERS = ("vision_model", "vision_tower")
-"""Attributes holding the image tower of a model that is more than one (transformers'
-``CLIPModel``, ``SiglipModel``, BLIP's captioner: ``vision_model``)."""
+IMAGE_TOWERS = ("vision_model", "vision_tower", "model.vision_tower", "model.vision_model")
+"""Where a model that is more than an image tower keeps its tower (transformers'
+``CLIPModel``, ``SiglipModel``, BLIP's captioner: ``vision_model``; LLaVA:
+``model.vision_tower``)."""
 
 
 def image_tower(model: Any) -> Any | None:
@@ -92,7 +93,9 @@ def image_tower(model: Any) -> Any | None:
     if describe(model).known:
         return None
     for name in IMAGE_TOWERS:
-        tower = getattr(model, name, None)
+        tower = model
+        for part in name.split("."):
+            tower = getattr(tower, part, None)
         if tower is not None and tower is not model and describe(tower).known:
             return tower
     return None

@@ -146,16 +146,18 @@ def _llava(vocab: int, image_token: int):
 
 
 def test_a_llava_style_model_traced_as_users_have_it(traced):
-    """The vision-language model users run: its own CLIP vision tower instrumented with no
-    arguments, its generate with the tokenizer. One row gets the tower's pooled embedding,
-    the decoded answer and the link between the two."""
+    """The vision-language model users run: the model given to instrument_encoder with no
+    arguments (its own CLIP vision tower is instrumented), its generate with the tokenizer.
+    One row gets the tower's pooled embedding, the decoded answer and the link between the
+    two."""
     from vlmscope.demo import build_tokenizer
 
     tokenizer = build_tokenizer()
     image_token = len(tokenizer)
     model = _llava(len(tokenizer) + 1, image_token)
     tower = model.model.vision_tower
-    enc = vlmscope.instrument_encoder(tower, capture_embeddings=True)
+    enc = vlmscope.instrument_encoder(model, capture_embeddings=True)  # through its tower
+    assert enc.model is tower
     gen = vlmscope.instrument_generator(model, tokenizer, name="tiny-llava")
     images, _ = digit_images(1, size=32)
     question = "how many digits are there ?"
