@@ -540,8 +540,8 @@ def instrument_encoder(
 
     A transformers ``Pipeline`` (``pipeline("image-classification", ...)``) is instrumented
     through its ``model``; a model of several towers that vlmscope does not know as a whole
-    (``CLIPModel``, ``SiglipModel``, BLIP's captioner) through its known image tower
-    (``vision_model``: its pooled output, before any projection the model applies after it).
+    (``CLIPModel``, ``SiglipModel``, BLIP's captioner, LLaVA) through its known image tower
+    (``vision_model``, ``model.vision_tower``: its pooled output, before any projection).
     Instrumenting a model twice replaces the first instrumentation.
     """
     if hf_pipeline(model) is not None:
