@@ -80,10 +80,11 @@ def hf_pipeline(obj: Any) -> Any | None:
     return obj if isinstance(pipeline, type) and isinstance(obj, pipeline) else None
 
 
-IMAGE_TOWERS = ("vision_model", "vision_tower", "model.vision_tower", "model.vision_model")
+IMAGE_TOWERS = ("vision_model", "vision_tower", "model.vision_tower", "model.vision_model",
+                "visual")
 """Where a model that is more than an image tower keeps its tower (transformers'
 ``CLIPModel``, ``SiglipModel``, BLIP's captioner: ``vision_model``; LLaVA:
-``model.vision_tower``)."""
+``model.vision_tower``; open_clip's ``CLIP``: ``visual``, which ``encode_image`` runs)."""
 
 
 def image_tower(model: Any) -> Any | None:

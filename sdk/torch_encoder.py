@@ -540,8 +540,9 @@ def instrument_encoder(
 
     A transformers ``Pipeline`` (``pipeline("image-classification", ...)``) is instrumented
     through its ``model``; a model of several towers that vlmscope does not know as a whole
-    (``CLIPModel``, ``SiglipModel``, BLIP's captioner, LLaVA) through its known image tower
-    (``vision_model``, ``model.vision_tower``: its pooled output, before any projection).
+    (``CLIPModel``, ``SiglipModel``, BLIP's captioner, LLaVA, open_clip's ``CLIP``) through
+    its image tower (``vision_model``, ``model.vision_tower``, ``visual``: its pooled
+    output, before any projection the model applies after it).
     Instrumenting a model twice replaces the first instrumentation.
     """
     if hf_pipeline(model) is not None:

@@ -411,6 +411,26 @@ def test_a_dual_encoder_is_instrumented_through_its_image_tower(memory):
         torch.testing.assert_close(vector, pooled[i], rtol=0, atol=1e-6)
 
 
+def test_an_open_clip_model_is_instrumented_through_its_visual_tower(memory):
+    """``open_clip.create_model(...)`` as users hold it: ``encode_image`` runs the model's
+    ``visual`` tower, which is instrumented; each vector is ``encode_image``'s."""
+    torch.manual_seed(0)
+    model = open_clip.create_model("ViT-S-32", pretrained=None, force_image_size=64).eval()
+    images, _ = digit_images(2, size=64)
+    with torch.no_grad():
+        expected = model.encode_image(images)
+    handle = vlmscope.instrument_encoder(model, capture_embeddings=True)
+    assert handle.model is model.visual
+    with vlmscope.trace_batch(["a", "b"]), torch.no_grad():
+        model.encode_image(images)
+    handle.uninstrument()
+    (span,) = _encoder_spans(memory)
+    assert span.attributes[cv.VISION_ENCODER_ARCHITECTURE] == "open_clip/ViT-S-32"
+    for i in range(2):
+        vector = torch.tensor(span.attributes[cv.embedding_vector_key(i)])
+        torch.testing.assert_close(vector, expected[i], rtol=0, atol=1e-6)
+
+
 def test_a_transformers_model_built_without_its_pooler_is_asked_for_its_layer():
     """ViT declares a pooled output, but built with ``add_pooling_layer=False`` it gives
     none: it is not taken for a pooling model."""
