@@ -17,8 +17,10 @@ for the model itself). Any transformers ``*ForImageClassification`` with a ``cla
 (``"classifier:input"``), since such a model may pool in its forward, with no module to
 hook. A ``torch.compile``d, ``DataParallel`` or ``DistributedDataParallel`` model is
 recognised as the model it wraps, its layers named through the wrapper
-(``_orig_mod.avgpool``). A library is only looked at when the user's program already
-imported it: recognising a model imports nothing.
+(``_orig_mod.avgpool``); a model of several towers vlmscope does not know as a whole
+(``CLIPModel``, BLIP's captioner, LLaVA, open_clip's ``CLIP``) is instrumented through its
+image tower when it knows that (:func:`image_tower`). A library is only looked at when the
+user's program already imported it: recognising a model imports nothing.
 
 Depth counts weight layers the ResNet way: 2 per basic block or 3 per bottleneck, plus the
 stem convolution and the final linear layer (so 18, 50, 101 for the classic ResNets); for a
