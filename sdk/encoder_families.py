@@ -201,6 +201,10 @@ def _timm(model: Any, prefix: str = "") -> EncoderFamily | None:
         return None
     classifier = None
     head = model.get_classifier()
+    if isinstance(head, tuple | list):
+        # Two heads averaged in the forward (distilled DeiT): no one module gives the
+        # features or the logits; the user names the layer.
+        return None
     if has_parameters(head):
         classifier = next((name for name, module in model.named_modules() if module is head),
                           None)

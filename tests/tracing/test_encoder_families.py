@@ -439,6 +439,15 @@ def test_a_transformers_model_built_without_its_pooler_is_asked_for_its_layer():
         vlmscope.instrument_encoder(model)
 
 
+def test_a_timm_model_with_two_heads_is_asked_for_its_layer_not_crashed_on():
+    """A distilled DeiT averages two heads in its forward (``get_classifier`` gives both):
+    no module is its classifier, and vlmscope asks for the layer instead of failing on the
+    pair."""
+    model = timm.create_model("deit_tiny_distilled_patch16_224", num_classes=3, img_size=32)
+    with pytest.raises(ValueError, match="pooled features of a VisionTransformerDistilled"):
+        vlmscope.instrument_encoder(model)
+
+
 def test_an_encoder_with_no_pooling_layer_is_asked_for_its_layer_with_its_top_level_layers():
     model = torch.nn.Sequential()
     model.add_module("stem", torch.nn.Conv2d(3, 4, 3))
