@@ -29,9 +29,12 @@ vision transformer it is its number of blocks.
 
 from __future__ import annotations
 
+import logging
 import sys
 from dataclasses import dataclass
 from typing import Any
+
+_log = logging.getLogger("vlmscope")
 
 POOL_TYPE_NAMES = ("AdaptiveAvgPool", "AdaptiveMaxPool", "SelectAdaptivePool",
                    "AttentionPool", "GlobalPool", "Pooler")
@@ -125,7 +128,12 @@ def describe(model: Any) -> EncoderFamily:
             None if family.classifier is None else f"{attribute}.{family.classifier}")
     for recognise in (_torchvision, _timm_wrapper, _transformers_resnet, _transformers_vision,
                       _transformers_image_classifier, _open_clip, _timm):
-        family = recognise(model)
+        try:
+            family = recognise(model)
+        except Exception as error:  # a library's class shaped as no rule here expects
+            _log.debug("%s: %s does not recognise it (%r)", type(model).__name__,
+                       recognise.__name__, error)
+            continue
         if family is not None:
             return family
     return EncoderFamily(type(model).__name__, None, None, None, known=False)
@@ -173,7 +181,8 @@ def _timm_depth(model: Any) -> int | None:
     """Depth of a timm ResNet (``layer1``..``layer4``) or ResNetV2 (``stages``)."""
     if all(hasattr(model, f"layer{i}") for i in range(1, 5)):
         stages = [getattr(model, f"layer{i}") for i in range(1, 5)]
-    elif hasattr(model, "stages") and all(hasattr(s, "blocks") for s in model.stages):
+    elif hasattr(getattr(model, "stages", None), "__iter__") \
+            and all(hasattr(s, "blocks") for s in model.stages):  # HRNet's is a method
         stages = [s.blocks for s in model.stages]
     else:
         return None

@@ -162,6 +162,9 @@ FAMILIES: dict[str, tuple[Callable, int, str, int, int, int | None]] = {
                                 "timm/resnet50", 50, 2048, None),
     "timm-resnetv2_50": (lambda: timm.create_model("resnetv2_50", num_classes=5), 32,
                          "timm/resnetv2_50", 50, 2048, 5),
+    # its ``stages`` is a method, not a list of stages
+    "timm-hrnet": (lambda: timm.create_model("hrnet_w18_small", num_classes=3), 64,
+                   "timm/hrnet_w18_small", None, 2048, 3),
     "hf-resnet-model": (lambda: transformers.ResNetModel(_hf_config()), 32,
                         "resnet18", 18, 128, None),
     "hf-resnet-backbone": (lambda: transformers.ResNetBackbone(_hf_config()), 32,
