@@ -208,6 +208,13 @@ SLOW_FAMILIES: dict[str, tuple[Callable, int, str, int, int, int | None]] = {
 }
 
 
+def _assert_vectors(attributes, expected) -> None:
+    """Each image's recorded vector equals its row of ``expected``, to 1e-6."""
+    for i, row in enumerate(expected):
+        vector = torch.tensor(attributes[cv.embedding_vector_key(i)])
+        torch.testing.assert_close(vector, row.float(), rtol=0, atol=1e-6)
+
+
 def _encoder_spans(memory: InMemorySpanExporter) -> list:
     return [s for s in memory.get_finished_spans()
             if s.attributes.get(cv.VLMSCOPE_SPAN_ROLE) == cv.ROLE_ENCODER]
@@ -275,9 +282,7 @@ def test_a_vision_transformers_embedding_is_its_librarys_own_pooled_output(famil
     handle.uninstrument()
     (span,) = _encoder_spans(memory)
     assert expected.shape[0] == 2
-    for i in range(2):
-        vector = torch.tensor(span.attributes[cv.embedding_vector_key(i)])
-        torch.testing.assert_close(vector, expected[i].float(), rtol=0, atol=1e-6)
+    _assert_vectors(span.attributes, expected)
 
 
 def _hf_small(config_class, **kwargs):
@@ -345,9 +350,7 @@ def test_a_layer_named_with_input_records_what_goes_into_that_module(memory):
     handle.uninstrument()
     (span,) = _encoder_spans(memory)
     assert span.attributes[cv.VISION_ENCODER_LAYER] == "head:input"
-    for i in range(2):
-        vector = torch.tensor(span.attributes[cv.embedding_vector_key(i)])
-        torch.testing.assert_close(vector, expected[i], rtol=0, atol=1e-6)
+    _assert_vectors(span.attributes, expected)
 
 
 @pytest.mark.parametrize("wrap", ["torch.compile", "DataParallel"])
@@ -380,9 +383,7 @@ def test_a_compiled_or_wrapped_encoder_is_the_model_it_wraps(wrap, memory):
         == vlmscope.checkpoint_sha256(model)
     assert list(attrs[cv.VISION_ENCODER_TOP_K_CLASS_IDS][::attrs[cv.VISION_ENCODER_TOP_K]]) \
         == bare.argmax(dim=1).tolist()
-    for i in range(2):
-        vector = torch.tensor(attrs[cv.embedding_vector_key(i)])
-        torch.testing.assert_close(vector, pooled[i], rtol=0, atol=1e-6)
+    _assert_vectors(attrs, pooled)
 
 
 def test_a_dual_encoder_is_instrumented_through_its_image_tower(memory):
@@ -409,9 +410,7 @@ def test_a_dual_encoder_is_instrumented_through_its_image_tower(memory):
     torch.testing.assert_close(features, projected, rtol=0, atol=0)
     (span,) = _encoder_spans(memory)
     assert span.attributes[cv.VISION_ENCODER_ARCHITECTURE] == "CLIPVisionModel"
-    for i in range(2):
-        vector = torch.tensor(span.attributes[cv.embedding_vector_key(i)])
-        torch.testing.assert_close(vector, pooled[i], rtol=0, atol=1e-6)
+    _assert_vectors(span.attributes, pooled)
 
 
 def test_an_open_clip_model_is_instrumented_through_its_visual_tower(memory):
@@ -429,9 +428,7 @@ def test_an_open_clip_model_is_instrumented_through_its_visual_tower(memory):
     handle.uninstrument()
     (span,) = _encoder_spans(memory)
     assert span.attributes[cv.VISION_ENCODER_ARCHITECTURE] == "open_clip/ViT-S-32"
-    for i in range(2):
-        vector = torch.tensor(span.attributes[cv.embedding_vector_key(i)])
-        torch.testing.assert_close(vector, expected[i], rtol=0, atol=1e-6)
+    _assert_vectors(span.attributes, expected)
 
 
 def test_a_transformers_model_built_without_its_pooler_is_asked_for_its_layer():
@@ -477,9 +474,7 @@ def test_pooled_features_are_the_global_average_of_the_hooked_map(memory):
     assert feature_map.shape[2:] == (2, 2)
     (span,) = _encoder_spans(memory)
     expected = feature_map.mean(dim=(2, 3))
-    for i in range(2):
-        vector = torch.tensor(span.attributes[cv.embedding_vector_key(i)])
-        torch.testing.assert_close(vector, expected[i], rtol=0, atol=1e-6)
+    _assert_vectors(span.attributes, expected)
     assert span.attributes[cv.VISION_ENCODER_EMBEDDING_DIM] == 128
 
 
