@@ -186,6 +186,7 @@ class EncoderInstrumentation:
         hash_images: bool,
         multi_label: bool = False,
         zero_shot: Any = None,
+        projection: Any = None,
     ) -> None:
         torch = require("torch", "instrument_encoder")
         if not isinstance(model, torch.nn.Module):
@@ -195,6 +196,11 @@ class EncoderInstrumentation:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
         self._torch = torch
         self.model = model
+        # A dual encoder's projection of the tower's pooled output (CLIPModel's
+        # visual_projection): applied to each reading, and hashed with the tower's weights.
+        self._projection = projection
+        self._weights = model if projection is None else torch.nn.ModuleDict(
+            {"tower": model, "projection": projection})
         self.family = describe(model)
         self.architecture = self.family.architecture
         self.depth = self.family.depth
@@ -277,9 +283,9 @@ class EncoderInstrumentation:
     @property
     def checkpoint_sha256(self) -> str:
         """The SHA-256 of the weights now, recomputed only when they changed."""
-        signature = _weights_signature(self.model)
+        signature = _weights_signature(self._weights)
         if signature != self._signature or self._checkpoint is None:
-            self._checkpoint = checkpoint_sha256(self.model)
+            self._checkpoint = checkpoint_sha256(self._weights)
             self._signature = signature
         return self._checkpoint
 
@@ -407,6 +413,10 @@ class EncoderInstrumentation:
                 _log.warning("%s gives %s per image (recorded as %d pooled values); the pooled "
                              "features of %s are at layer %r", where, _shape(features),
                              pooled.shape[1], self.architecture, self.family.layer)
+        if self._projection is not None:
+            with torch.no_grad():
+                weight = next(self._projection.parameters())
+                pooled = self._projection(pooled.to(weight.device, weight.dtype)).float()
         return pooled, None
 
     def _wrong_layer(self, call: _Call, problem: str) -> None:
@@ -541,23 +551,28 @@ def instrument_encoder(
     A transformers ``Pipeline`` (``pipeline("image-classification", ...)``) is instrumented
     through its ``model``; a model of several towers that vlmscope does not know as a whole
     (``CLIPModel``, ``SiglipModel``, BLIP's captioner, LLaVA, open_clip's ``CLIP``) through
-    its image tower (``vision_model``, ``model.vision_tower``, ``visual``: its pooled
-    output, before any projection the model applies after it).
+    its image tower (``vision_model``, ``model.vision_tower``, ``visual``): each reading is
+    the tower's pooled output, projected as the model projects it when it has a
+    ``visual_projection`` (``CLIPModel``: what ``get_image_features`` gives, so that
+    ``zero_shot`` takes ``get_text_features``' embeddings), and the checkpoint is the
+    tower's and the projection's weights.
     Instrumenting a model twice replaces the first instrumentation.
     """
     if hf_pipeline(model) is not None:
         model = model.model
     tower = image_tower(model) if layer is None and classifier is None else None
+    projection = None
     if tower is not None:
         _log.info("instrumenting the image tower of %s (%s)", type(model).__name__,
                   type(tower).__name__)
+        projection = getattr(model, "visual_projection", None)  # CLIP's, after the tower
         model = tower
     previous = getattr(model, _INSTRUMENTED_ATTR, None)
     if previous is not None:
         previous.uninstrument()
     handle = EncoderInstrumentation(
         model, labels, top_k, layer, classifier, capture_embeddings, name, hash_images,
-        multi_label, zero_shot,
+        multi_label, zero_shot, projection,
     )
     setattr(model, _INSTRUMENTED_ATTR, handle)
     return handle

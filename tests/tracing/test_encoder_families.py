@@ -386,31 +386,63 @@ def test_a_compiled_or_wrapped_encoder_is_the_model_it_wraps(wrap, memory):
     _assert_vectors(attrs, pooled)
 
 
-def test_a_dual_encoder_is_instrumented_through_its_image_tower(memory):
-    """``instrument_encoder(CLIPModel)``: CLIP's users embed images with
-    ``get_image_features``, which runs the model's ``vision_model``, not its ``forward``; the
-    tower is instrumented, and each image's vector is the tower's pooled output (what
-    ``get_image_features`` then projects)."""
+def _hf_clip():
     torch.manual_seed(0)
     config = transformers.CLIPConfig(
         vision_config={"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
                        "num_attention_heads": 2, "image_size": 32, "patch_size": 8},
         text_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
                      "num_attention_heads": 2, "vocab_size": 50}, projection_dim=16)
-    model = transformers.CLIPModel(config).eval()
+    return transformers.CLIPModel(config).eval()
+
+
+def test_a_dual_encoder_is_instrumented_through_its_image_tower(memory):
+    """``instrument_encoder(CLIPModel)``: CLIP's users embed images with
+    ``get_image_features``, which runs the model's ``vision_model``, not its ``forward``; the
+    tower is instrumented, each image's vector is ``get_image_features``' (the tower's
+    pooled output through ``visual_projection``), and the checkpoint covers both."""
+    model = _hf_clip()
     images, _ = digit_images(2, size=32)
     with torch.no_grad():
-        pooled = model.vision_model(images).pooler_output
         projected = model.get_image_features(pixel_values=images).pooler_output
     handle = vlmscope.instrument_encoder(model, capture_embeddings=True)
     assert handle.model is model.vision_model
     with vlmscope.trace_batch(["a", "b"]), torch.no_grad():
         features = model.get_image_features(pixel_values=images).pooler_output
+    checkpoint = handle.checkpoint_sha256
+    with torch.no_grad():
+        model.visual_projection.weight.mul_(2)  # a fine-tuned projection: another checkpoint
+    assert handle.checkpoint_sha256 != checkpoint
     handle.uninstrument()
     torch.testing.assert_close(features, projected, rtol=0, atol=0)
     (span,) = _encoder_spans(memory)
     assert span.attributes[cv.VISION_ENCODER_ARCHITECTURE] == "CLIPVisionModel"
-    _assert_vectors(span.attributes, pooled)
+    assert span.attributes[cv.VISION_ENCODER_EMBEDDING_DIM] == 16
+    assert span.attributes[cv.VISION_ENCODER_CHECKPOINT_SHA256] == checkpoint
+    _assert_vectors(span.attributes, projected)
+
+
+def test_a_clip_models_zero_shot_reading_is_its_own(memory):
+    """Zero-shot through ``instrument_encoder(CLIPModel, zero_shot=...)`` with the class
+    texts' ``get_text_features`` and CLIP's logit scale: the recorded top-k are the softmax of
+    the model's own ``logits_per_image``."""
+    model = _hf_clip()
+    images, _ = digit_images(2, size=32)
+    texts = torch.tensor([[1, 5, 9, 2], [1, 7, 3, 2], [1, 8, 8, 2]])
+    with torch.no_grad():
+        reference = model(input_ids=texts, pixel_values=images).logits_per_image.softmax(1)
+        text_embeddings = model.get_text_features(input_ids=texts).pooler_output
+    handle = vlmscope.instrument_encoder(
+        model, labels=["cat", "dog", "fox"], top_k=3,
+        zero_shot=vlmscope.ZeroShot(text_embeddings, logit_scale=model.logit_scale.exp()))
+    with vlmscope.trace_batch(["a", "b"]), torch.no_grad():
+        model.get_image_features(pixel_values=images)
+    handle.uninstrument()
+    (span,) = _encoder_spans(memory)
+    scores = torch.tensor(span.attributes[cv.VISION_ENCODER_TOP_K_SCORES]).reshape(2, 3)
+    ids = torch.tensor(span.attributes[cv.VISION_ENCODER_TOP_K_CLASS_IDS]).reshape(2, 3)
+    torch.testing.assert_close(scores, reference.gather(1, ids), rtol=0, atol=1e-5)
+    assert ids[:, 0].tolist() == reference.argmax(1).tolist()
 
 
 def test_an_open_clip_model_is_instrumented_through_its_visual_tower(memory):
