@@ -7,7 +7,9 @@ ResNet-RS, SE-ResNet, ResNetV2), transformers' ResNet models (``ResNetModel``,
 ``ResNetForImageClassification``, ``ResNetBackbone``) and timm wrappers
 (``TimmWrapperModel``, ``TimmWrapperForImageClassification``), and open_clip's
 ``ModifiedResNet`` vision towers (RN50, RN101, RN50x4, ...). Vision transformers: timm's
-(ViT, DeiT, EVA, BEiT: the pooled features are ``head_drop``'s output, the head's input),
+(ViT, DeiT, EVA, BEiT: the pooled features are ``head_drop``'s output, the head's input;
+any other timm model with one classifier and no pooling module, such as PiT, CoaT, VOLO or
+MambaOut: the classifier's input, ``forward_head(pre_logits=True)``),
 open_clip's ``VisionTransformer`` towers, and any transformers vision model that pools in
 its forward (its declared output has ``pooler_output`` or ``image_embeds``: CLIP's, SigLIP's,
 BLIP's and BLIP-2's vision models, DINOv2, ViT and DeiT with their pooler, Swin, ConvNeXt,
@@ -206,17 +208,21 @@ def _timm(model: Any, prefix: str = "") -> EncoderFamily | None:
         # A vision transformer (ViT, DeiT, EVA, BEiT): it pools in a function, not a module;
         # head_drop's output is forward_head(pre_logits=True), the head's input.
         layer, depth = "head_drop", len(model.blocks)
-    if layer is None:
-        return None
     classifier = None
     head = model.get_classifier()
     if isinstance(head, tuple | list):
-        # Two heads averaged in the forward (distilled DeiT): no one module gives the
+        # Two heads averaged in the forward (distilled DeiT, LeViT): no one module gives the
         # features or the logits; the user names the layer.
         return None
     if has_parameters(head):
         classifier = next((name for name, module in model.named_modules() if module is head),
                           None)
+    if layer is None and classifier is not None:
+        # Pooled in a function (PiT, CoaT, VOLO, MambaOut, RepViT): what goes into the
+        # classifier is forward_head(pre_logits=True).
+        layer = classifier + INPUT_SUFFIX
+    if layer is None:
+        return None
     return EncoderFamily(f"timm/{architecture}", depth, prefix + layer,
                          None if classifier is None else prefix + classifier)
 

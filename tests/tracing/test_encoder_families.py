@@ -79,7 +79,7 @@ def _hf_vision(config_class, **kwargs):
 
 # Vision transformers: (model builder, image size, name, depth, pooled dimension, classes or
 # None, the library's own pooled output of a batch).
-VIT_FAMILIES: dict[str, tuple[Callable, int, str, int, int, int | None, Callable]] = {
+VIT_FAMILIES: dict[str, tuple[Callable, int, str, int | None, int, int | None, Callable]] = {
     "timm-vit": (lambda: timm.create_model("vit_tiny_patch16_224", num_classes=7, img_size=32),
                  32, "timm/vit_tiny_patch16_224", 12, 192, 7,
                  lambda m, x: m.forward_head(m.forward_features(x), pre_logits=True)),
@@ -95,6 +95,13 @@ VIT_FAMILIES: dict[str, tuple[Callable, int, str, int, int, int | None, Callable
                                             img_size=32), 32,
                   "timm/beit_base_patch16_224", 12, 768, 4,
                   lambda m, x: m.forward_head(m.forward_features(x), pre_logits=True)),
+    # timm models that pool in a function with no module to hook: the classifier's input
+    **{f"timm-{name}": (lambda name=name, options=options: timm.create_model(
+        name, num_classes=3, **options), 64, f"timm/{name}", None, dim, 3,
+        lambda m, x: m.forward_head(m.forward_features(x), pre_logits=True))
+       for name, options, dim in [("pit_ti_224", {"img_size": 64}, 256),
+                                  ("coat_tiny", {"img_size": 64}, 152),
+                                  ("mambaout_femto", {}, 1152), ("repvit_m1", {}, 384)]},
     "open_clip-ViT-S-32": (lambda: _open_clip_vit_tower("ViT-S-32", 64), 64,
                            "open_clip/ViT-S-32", 12, 384, None, lambda m, x: m(x)),
     "hf-clip-vision": (lambda: transformers.CLIPVisionModel(_hf_vision(
