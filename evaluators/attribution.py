@@ -110,6 +110,7 @@ READING_COLUMNS = (("instruction_kind", pa.string()), ("encoder_multi_label", pa
 encoder is multi-label."""
 
 READING_FIELDS = tuple(pa.field(name, kind) for name, kind in READING_COLUMNS)
+""":data:`READING_COLUMNS` as Arrow fields (a relation without them is widened with NULLs)."""
 
 
 _ONE_ROW = "_vlmscope_blame_row"

@@ -31,8 +31,10 @@ vision transformer it is its number of blocks.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import sys
+import typing
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,12 +81,11 @@ _WRAPPERS = {"OptimizedModule": "_orig_mod", "DataParallel": "module",
 model they wrap: a wrapped model is the model it wraps, its layers named through it."""
 
 
-def hf_pipeline(obj: Any) -> Any | None:
-    """``obj`` when it is a transformers ``Pipeline`` (``pipeline("image-classification",
-    ...)``), else None: it is instrumented through its ``model``."""
-    transformers = _module("transformers")
-    pipeline = getattr(transformers, "Pipeline", None)
-    return obj if isinstance(pipeline, type) and isinstance(obj, pipeline) else None
+def is_hf_pipeline(obj: Any) -> bool:
+    """Whether ``obj`` is a transformers ``Pipeline`` (``pipeline("image-classification",
+    ...)``): it is instrumented through its ``model``."""
+    pipeline = getattr(_module("transformers"), "Pipeline", None)
+    return isinstance(pipeline, type) and isinstance(obj, pipeline)
 
 
 IMAGE_TOWERS = ("vision_model", "vision_tower", "model.vision_tower", "model.vision_model",
@@ -109,21 +110,28 @@ def image_tower(model: Any) -> Any | None:
     return None
 
 
+def _wrapped(model: Any) -> tuple[str, Any] | None:
+    """``(attribute, wrapped model)`` when ``model`` is a wrapper of :data:`_WRAPPERS`."""
+    attribute = _WRAPPERS.get(type(model).__name__)
+    inner = getattr(model, attribute, None) if attribute else None
+    return None if inner is None or inner is model else (attribute, inner)
+
+
 def unwrap(model: Any) -> Any:
     """The model a ``torch.compile`` or data-parallel wrapper wraps (``model`` itself when
     it is none): its weights are the wrapped model's, under names with a prefix."""
-    inner = getattr(model, _WRAPPERS.get(type(model).__name__, ""), None)
-    return model if inner is None or inner is model else unwrap(inner)
+    wrapped = _wrapped(model)
+    return model if wrapped is None else unwrap(wrapped[1])
 
 
 def describe(model: Any) -> EncoderFamily:
     """The family of ``model``, or an unknown family named after its class."""
-    inner = getattr(model, _WRAPPERS.get(type(model).__name__, ""), None)
-    if inner is not None and inner is not model:
+    wrapped = _wrapped(model)
+    if wrapped is not None:
+        attribute, inner = wrapped
         family = describe(inner)
         if not family.known:
             return family
-        attribute = _WRAPPERS[type(model).__name__]
         return EncoderFamily(
             family.architecture, family.depth,
             None if family.layer is None else f"{attribute}.{family.layer}".rstrip("."),
@@ -323,9 +331,6 @@ def _declared_output_fields(model: Any) -> set[str]:
     """The fields of the output class(es) ``model``'s forward declares it returns (its
     return annotation: a ``ModelOutput`` dataclass, or ``tuple | ModelOutput``); empty when
     the annotation cannot be read."""
-    import inspect
-    import typing
-
     forward = getattr(type(model), "forward", None)
     try:
         declared = inspect.signature(forward).return_annotation
@@ -343,7 +348,7 @@ def _transformers_vision(model: Any) -> EncoderFamily | None:
     """A transformers vision model that pools in its forward: one taking ``pixel_values``
     whose declared output holds a pooled embedding (``pooler_output``, or ``image_embeds``
     with a projection): CLIP's, SigLIP's, BLIP's and BLIP-2's vision models, DINOv2, ViT,
-    DeiT, BEiT, Swin, ConvNeXt, RegNet, EfficientNet, MobileViT, ... Its own output holds the
+    DeiT, BEiT, Swin, ConvNeXt, RegNet, MobileViT, ... Its own output holds the
     embedding, so the hooked layer is the model itself. Not one built without its pooler
     (``add_pooling_layer=False``), nor a classifier (see
     :func:`_transformers_image_classifier`), nor a vision-language model (one with a

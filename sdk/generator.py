@@ -11,7 +11,7 @@ import inspect
 from typing import Any
 
 from vlmscope import conventions as cv
-from vlmscope.encoder_families import hf_pipeline
+from vlmscope.encoder_families import is_hf_pipeline
 from vlmscope.llm import llm_span
 from vlmscope.rows import current_rows, warn_once
 
@@ -203,7 +203,7 @@ def instrument_generator(
     through its ``model``, with its processor or tokenizer unless one is given.
     Instrumenting twice replaces the first wrapper.
     """
-    if hf_pipeline(model) is not None:
+    if is_hf_pipeline(model):
         tokenizer = tokenizer or getattr(model, "processor", None) or getattr(
             model, "tokenizer", None)
         model = model.model

@@ -28,8 +28,8 @@ from vlmscope.encoder_families import (
     INPUT_SUFFIX,
     describe,
     has_parameters,
-    hf_pipeline,
     image_tower,
+    is_hf_pipeline,
     pooling_layers,
     unwrap,
 )
@@ -558,7 +558,7 @@ def instrument_encoder(
     tower's and the projection's weights.
     Instrumenting a model twice replaces the first instrumentation.
     """
-    if hf_pipeline(model) is not None:
+    if is_hf_pipeline(model):
         model = model.model
     tower = image_tower(model) if layer is None and classifier is None else None
     projection = None
