@@ -216,6 +216,12 @@ def is_llm_call(a: dict[str, Any]) -> bool:
     return (cv.GEN_AI_PROVIDER_NAME in a or cv.GEN_AI_SYSTEM in a) and bool(_first(a, _MODEL))
 
 
+def llm_answer(a: dict[str, Any]) -> str | None:
+    """The answer an OpenInference or OTel GenAI LLM span recorded (its first assistant
+    message's text), read as ``llm_records.output`` reads it; None when it recorded none."""
+    return _message_text(a, _OUTPUT, _ASSISTANT, last=False)
+
+
 def foreign_llm_rows(trace_id: str, span_id: str, start_ns: int, duration_ms: float,
                      status_code: str, a: dict[str, Any]) -> list[tuple[Any, ...]]:
     """The ``llm_records`` rows of a span without a vlmscope role that an OpenInference or
@@ -231,8 +237,7 @@ def foreign_llm_rows(trace_id: str, span_id: str, start_ns: int, duration_ms: fl
     values = (
         _text(_first(a, _MODEL)), _text(_first(a, _PROVIDER)),
         _message_text(a, _INSTRUCTION, _USER, last=True),
-        _message_text(a, _OUTPUT, _ASSISTANT, last=False),
-        _int(_first(a, _INPUT_TOKENS)), _int(_first(a, _OUTPUT_TOKENS)),
+        llm_answer(a), _int(_first(a, _INPUT_TOKENS)), _int(_first(a, _OUTPUT_TOKENS)),
         _text(a.get(cv.VISION_ENCODER_SPAN_ID)), start_ns, duration_ms, status_code,
         _text(a.get(cv.VLMSCOPE_INSTRUCTION_KIND)), _int(a.get(cv.VLMSCOPE_BATCH_SIZE)),
         _text(_first(a, _RESPONSE_MODEL)),

@@ -155,10 +155,17 @@ class _RowSpanProcessor(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         try:
             attributes = span.attributes
-            if attributes and (_ANSWER in attributes or _LEGACY_ANSWER in attributes) \
-                    and _PROMPT not in attributes and _LEGACY_PROMPT not in attributes \
-                    and cv.VLMSCOPE_SPAN_ROLE not in attributes:
-                _warn_prompt_missing(span)
+            if attributes:
+                role = attributes.get(cv.VLMSCOPE_SPAN_ROLE)
+                if role is None and (_ANSWER in attributes or _LEGACY_ANSWER in attributes) \
+                        and _PROMPT not in attributes and _LEGACY_PROMPT not in attributes:
+                    _warn_prompt_missing(span)
+                if role is None or role == cv.ROLE_LLM:
+                    row_ids = attributes.get(cv.VLMSCOPE_ROW_IDS)
+                    if row_ids is not None and len(row_ids) == 1:
+                        _unanswered.call_ended(span, attributes, row_ids[0])
+                elif role == cv.ROLE_ROW:
+                    _unanswered.row_ended(span, attributes.get(cv.VLMSCOPE_ROW_ID))
         except Exception:  # a check for the user's benefit never breaks their pipeline
             pass
         processor = _state.processor if self._forward and _state.provider is not None \
@@ -192,6 +199,77 @@ def _warn_prompt_missing(span: ReadableSpan) -> None:
               "OpenAIInstrumentor(upload_base64_image=vlmscope.image_reference)",
               span.name, scope)
 
+
+CONTENT_SWITCHES = (
+    ("com.anthropic.sdk", "the anthropic SDK's own tracing records the messages with "
+     "ANTHROPIC_OPEN_TELEMETRY_TRACES_CONTENT_MODE=content, or "
+     "Anthropic(open_telemetry={'traces': {'content_mode': 'content'}})"),
+    ("opentelemetry.instrumentation.", "OpenLLMetry records the messages unless "
+     "TRACELOOP_TRACE_CONTENT=false"),
+    ("openinference.instrumentation.", "OpenInference records the messages unless "
+     "OPENINFERENCE_HIDE_OUTPUTS is set"),
+)
+"""How each instrumentation is told to record an LLM call's messages, by the start of its
+scope name (:func:`_UnansweredRows.row_ended` names the one that applies)."""
+
+
+class _UnansweredRows:
+    """Tells the user once when a row's answer will be missing because its LLM call recorded
+    none: an instrumentation that records metadata only (the anthropic SDK's own tracing by
+    default, OpenLLMetry with ``TRACELOOP_TRACE_CONTENT=false``), or one that does not
+    assemble a streamed answer (the anthropic SDK's, for ``stream=True``). It follows the
+    store's rule for the row's answer (the LLM call that ended last,
+    :data:`vlmscope.collectors.spec.PARTS`): when that call succeeded without an answer, the
+    row's ``output`` is NULL, and every evaluator would score a missing answer."""
+
+    _MAX_ROWS = 10_000
+    """Rows followed at once; one whose row span never ends is forgotten past this."""
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[int, str], tuple[int, bool, str, str]] = {}
+        self._lock = threading.Lock()
+
+    def call_ended(self, span: ReadableSpan, attributes: Any, row_id: Any) -> None:
+        """An LLM call of the row ``row_id`` ended (a span that is not one is ignored)."""
+        if not isinstance(row_id, str) or span.end_time is None:
+            return
+        if attributes.get(cv.VLMSCOPE_SPAN_ROLE) == cv.ROLE_LLM:
+            answered = True  # vlmscope's own span: the user's set_output decides
+        else:
+            from vlmscope.collectors.normalize import is_llm_call, llm_answer
+
+            if not is_llm_call(dict(attributes)):
+                return
+            answered = (span.status.status_code is trace.StatusCode.ERROR
+                        or llm_answer(dict(attributes)) is not None)
+        scope = span.instrumentation_scope.name if span.instrumentation_scope else "?"
+        key = (span.context.trace_id, row_id)
+        with self._lock:
+            last = self._last.get(key)
+            if last is None or span.end_time >= last[0]:
+                if last is None and len(self._last) >= self._MAX_ROWS:
+                    self._last.pop(next(iter(self._last)))
+                self._last[key] = (span.end_time, answered, span.name, scope)
+
+    def row_ended(self, span: ReadableSpan, row_id: Any) -> None:
+        """The row ``row_id`` ended: warn once if its last LLM call recorded no answer."""
+        with self._lock:
+            last = self._last.pop((span.context.trace_id, row_id), None)
+        if last is None or last[1]:
+            return
+        from vlmscope.rows import warn_once
+
+        _, _, name, scope = last
+        switch = next((hint for prefix, hint in CONTENT_SWITCHES
+                       if scope.startswith(prefix)), None)
+        warn_once("answer-missing",
+                  "row %r has no answer: its last LLM call (span %r of %s) recorded none, so "
+                  "the row's output is NULL and evaluators score it as missing; the "
+                  "instrumentation records metadata only, or did not assemble a streamed "
+                  "answer%s", row_id, name, scope, f" ({switch})" if switch else "")
+
+
+_unanswered = _UnansweredRows()
 
 _attached: set[int] = set()  # ids of the providers a forwarding _RowSpanProcessor rides on
 _global_provider: TracerProvider | None = None  # the global provider vlmscope set, if any

@@ -389,10 +389,21 @@ def render_summary(summary: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def _unanswered_rows(con: duckdb.DuckDBPyConnection, filters: dict[str, Any]) -> int:
+    """Selected rows whose answering LLM call succeeded but recorded no answer (an
+    instrumentation recording metadata only, or hidden outputs): their output is NULL."""
+    ((count,),) = con.execute(f"""
+        SELECT count(*) FROM {_SELECTED_ROWS} p JOIN llm_records l
+            ON l.trace_id = p.trace_id AND l.span_id = p.llm_span_id
+        WHERE p.output IS NULL AND l.status_code IS DISTINCT FROM 'ERROR'
+          AND l.record_index = 0""", filters).fetchall()
+    return count
+
+
 def _evaluate_here(args: argparse.Namespace,
-                   evaluators: list[Any]) -> tuple[Any, Any, int, int]:
-    """The evaluation run, its checkpoint mix, the unranked rows and the LLM calls outside
-    any row, in this process."""
+                   evaluators: list[Any]) -> tuple[Any, Any, int, int, int]:
+    """The evaluation run, its checkpoint mix, the unranked rows, the LLM calls outside any
+    row and the rows whose LLM call recorded no answer, in this process."""
     import duckdb
 
     from vlmscope.collectors.shards import open_root
@@ -417,11 +428,12 @@ def _evaluate_here(args: argparse.Namespace,
                 isinstance(e, ClassificationReport) and e.classes is None
                 and not e.classes_from_encoder for e in evaluators) else 0
             outside = 0 if args.parquet else _llm_calls_outside_rows(con)
+            unanswered = _unanswered_rows(con, filters)
     except (FileNotFoundError, StoreError, ValueError) as error:
         raise CommandError(str(error)) from error
     except duckdb.Error as error:
         raise CommandError(f"evaluation failed: {error}") from error
-    return result, mix, unranked, outside
+    return result, mix, unranked, outside, unanswered
 
 
 def _evaluate_on_ray(args: argparse.Namespace, evaluators: list[Any]) -> tuple[Any, Any, int]:
@@ -485,11 +497,11 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise CommandError(str(error)) from error
     print(f"evaluating {args.parquet or args.db} ...", file=sys.stderr)
-    outside = 0
+    outside = unanswered = 0
     if args.engine == "ray":
         result, mix, unranked = _evaluate_on_ray(args, evaluators)
     else:
-        result, mix, unranked, outside = _evaluate_here(args, evaluators)
+        result, mix, unranked, outside, unanswered = _evaluate_here(args, evaluators)
     summary = combined_summary(result.run_id, result.summaries, evaluators)
     summary.update(cohort=args.cohort, run=args.run, checkpoints=result.checkpoints,
                    mixed_checkpoints=mix.mixed, checkpoint_rows=mix.checkpoints)
@@ -500,6 +512,14 @@ def run(args: argparse.Namespace) -> int:
             f"{outside} LLM calls in this store belong to no pipeline row (traced with no "
             "vlmscope.trace_row or trace_batch around them), so none of them is scored: wrap "
             "each image's encoder and LLM calls in vlmscope.trace_row(row_id, expected=...)")
+    if unanswered:
+        from vlmscope.tracing import CONTENT_SWITCHES
+
+        summary.setdefault("warnings", []).append(
+            f"{unanswered} rows have no answer although their LLM call succeeded: the call "
+            "recorded none (its instrumentation records metadata only or does not assemble a "
+            "streamed answer, or outputs are hidden), so each counts as a missing answer; "
+            + "; ".join(hint for _, hint in CONTENT_SWITCHES))
     if unranked:
         summary.setdefault("warnings", []).append(
             f"{unranked} rows expect an answer the encoder never ranks (a count, a yes/no, a "
