@@ -14,11 +14,12 @@ open_clip's ``VisionTransformer`` towers, and any transformers vision model that
 its forward (its declared output has ``pooler_output`` or ``image_embeds``: CLIP's, SigLIP's,
 BLIP's and BLIP-2's vision models, DINOv2, ViT and DeiT with their pooler, Swin, ConvNeXt,
 RegNet, MobileViT, ...), whose own output is the embedding (the layer ``""``, PyTorch's name
-for the model itself). Any transformers ``*ForImageClassification`` with a ``classifier``
-(ViT, Swin, ConvNeXt, DINOv2, ...): the features are the classifier's input
-(``"classifier:input"``), since such a model may pool in its forward, with no module to
-hook. A ``torch.compile``d, ``DataParallel`` or ``DistributedDataParallel`` model is
-recognised as the model it wraps, its layers named through the wrapper
+for the model itself). Any transformers ``*ForImageClassification`` with one head (its
+``classifier``: ViT, Swin, ConvNeXt, DINOv2, ...; ``fc``: HGNetV2, TextNet; ``head``:
+PP-LCNet): the features are the head's input (``"classifier:input"``), since such a model
+may pool in its forward, with no module to hook. A ``torch.compile``d, ``DataParallel`` or
+``DistributedDataParallel`` model is recognised as the model it wraps, its layers named
+through the wrapper
 (``_orig_mod.avgpool``); a model of several towers vlmscope does not know as a whole
 (``CLIPModel``, BLIP's captioner, LLaVA, open_clip's ``CLIP``) is instrumented through its
 image tower when it knows that (:func:`image_tower`). A library is only looked at when the
@@ -264,20 +265,37 @@ def _transformers_resnet(model: Any) -> EncoderFamily | None:
                          _classifier(model, "classifier"))
 
 
+HF_CLASSIFIER_HEADS = ("classifier", "fc", "head")
+"""Where a transformers ``*ForImageClassification`` keeps the layer that gives its logits, in
+the order they are tried: ``classifier`` for most (ViT, Swin, ConvNeXt, DINOv2, ...),
+``fc`` where ``classifier`` is a list of the pooling layers (HGNetV2, TextNet), ``head``
+(PP-LCNet). A list or dict of modules is never the head: it is not called."""
+
+
 def _transformers_image_classifier(model: Any) -> EncoderFamily | None:
-    """Any transformers ``*ForImageClassification`` with a ``classifier`` (ViT, DeiT, BEiT,
-    Swin, ConvNeXt, DINOv2, EfficientNet, ...): the pooled features are the classifier's
-    input, however the model pools (a first token, a pooler, a mean)."""
+    """Any transformers ``*ForImageClassification`` with one head (:data:`HF_CLASSIFIER_HEADS`:
+    ViT, DeiT, BEiT, Swin, ConvNeXt, DINOv2, EfficientNet, HGNetV2, ...): the pooled
+    features are the head's input, however the model pools (a first token, a pooler, a
+    mean). Not a model that averages two heads in its forward (SwiftFormer's ``head`` and
+    ``dist_head``): no module gives its logits."""
     config = getattr(model, "config", None)
-    if config is None or not type(model).__name__.endswith("ForImageClassification") \
-            or not _has_submodule(model, "classifier"):
+    if config is None or not type(model).__name__.endswith("ForImageClassification"):
+        return None
+    head = next((name for name in HF_CLASSIFIER_HEADS if _has_submodule(model, name)
+                 and type(model.get_submodule(name)).__name__ not in ("ModuleList",
+                                                                       "ModuleDict")), None)
+    labels = getattr(config, "num_labels", None)
+    heads = [child for child in model.children()
+             if type(child).__name__ == "Linear" and getattr(child, "out_features", None)
+             == labels]
+    if head is None or len(heads) > 1:
         return None
     # A transformer's depth is its blocks; a staged model's (Swin, ConvNeXt: ``depths``)
     # num_hidden_layers counts stages, not layers, so it has none here.
     depth = None if hasattr(config, "depths") else getattr(config, "num_hidden_layers", None)
     architecture = getattr(config, "_name_or_path", None) or type(model).__name__
     return EncoderFamily(architecture, depth if isinstance(depth, int) else None,
-                         "classifier" + INPUT_SUFFIX, _classifier(model, "classifier"))
+                         head + INPUT_SUFFIX, _classifier(model, head))
 
 
 def _open_clip(model: Any) -> EncoderFamily | None:

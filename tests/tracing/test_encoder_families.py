@@ -296,53 +296,90 @@ def _hf_small(config_class, **kwargs):
     return config_class(num_labels=5, **kwargs)
 
 
-# transformers' image classifiers: (model builder, its pooled features of a batch, depth)
-HF_CLASSIFIERS: dict[str, tuple[Callable, Callable, int | None]] = {
+def _randomised(model):
+    """``model`` with every parameter drawn from N(0, 0.1): HGNetV2 and PP-LCNet start with
+    logits of 1e-12, all tied in the softmax, and a tie has no argmax to compare."""
+    for parameter in model.parameters():
+        torch.nn.init.normal_(parameter, std=0.1)
+    return model
+
+
+# transformers' image classifiers: (model builder, its pooled features of a batch, depth,
+# the head whose input they are)
+HF_CLASSIFIERS: dict[str, tuple[Callable, Callable, int | None, str]] = {
     "vit": (lambda: transformers.ViTForImageClassification(
         _hf_vision(transformers.ViTConfig, num_labels=5)),
-        lambda m, x: m.vit(x).last_hidden_state[:, 0], 2),
+        lambda m, x: m.vit(x).last_hidden_state[:, 0], 2, "classifier"),
     "deit": (lambda: transformers.DeiTForImageClassification(
         _hf_vision(transformers.DeiTConfig, num_labels=5)),
-        lambda m, x: m.deit(x).last_hidden_state[:, 0], 2),
+        lambda m, x: m.deit(x).last_hidden_state[:, 0], 2, "classifier"),
     "dinov2": (lambda: transformers.Dinov2ForImageClassification(
         _hf_vision(transformers.Dinov2Config, num_labels=5)),
         lambda m, x: torch.cat([m.dinov2(x).last_hidden_state[:, 0],
-                                m.dinov2(x).last_hidden_state[:, 1:].mean(dim=1)], dim=1), 2),
+                                m.dinov2(x).last_hidden_state[:, 1:].mean(dim=1)], dim=1), 2,
+        "classifier"),
     "swin": (lambda: transformers.SwinForImageClassification(_hf_small(
         transformers.SwinConfig, image_size=32, patch_size=4, embed_dim=16, depths=[1, 1],
-        num_heads=[2, 2], window_size=2)), lambda m, x: m.swin(x).pooler_output, None),
+        num_heads=[2, 2], window_size=2)), lambda m, x: m.swin(x).pooler_output, None,
+        "classifier"),
     "convnext": (lambda: transformers.ConvNextForImageClassification(_hf_small(
         transformers.ConvNextConfig, hidden_sizes=[8, 16], depths=[1, 1], num_stages=2)),
-        lambda m, x: m.convnext(x).pooler_output, None),
+        lambda m, x: m.convnext(x).pooler_output, None, "classifier"),
+    # ``classifier`` is a list of the pooling layers there; ``fc`` gives the logits
+    "hgnet_v2": (lambda: _randomised(transformers.HGNetV2ForImageClassification(
+        _hf_small(transformers.HGNetV2Config))),
+        lambda m, x: m.flatten(m.avg_pool(m.encoder(m.embedder(x)).last_hidden_state)), None,
+        "fc"),
+    "textnet": (lambda: transformers.TextNetForImageClassification(
+        _hf_small(transformers.TextNetConfig)),
+        lambda m, x: m.flatten(m.avg_pool(m.textnet(x).last_hidden_state)), None, "fc"),
+    # its output names the logits last_hidden_state
+    "pp_lcnet": (lambda: _randomised(transformers.PPLCNetForImageClassification(
+        _hf_small(transformers.PPLCNetConfig))),
+        lambda m, x: m.flatten(m.act_fn(m.last_convolution(m.avg_pool(
+            m.encoder(x).last_hidden_state))) * (1 - m.hidden_dropout_prob)), None, "head"),
 }
 
 
 @pytest.mark.parametrize("family", list(HF_CLASSIFIERS))
 def test_a_transformers_image_classifier_records_its_classifiers_input(family, memory):
     """However the model pools (the first token, a pooler, DINOv2's token and patch mean),
-    the recorded vector is what its classifier reads, computed here from the backbone's own
+    the recorded vector is what its head reads, computed here from the backbone's own
     output, and the top-1 is the logits' argmax."""
-    build, pooled_of, depth = HF_CLASSIFIERS[family]
+    build, pooled_of, depth, head = HF_CLASSIFIERS[family]
     torch.manual_seed(4)
     model = build().eval()
     images, _ = digit_images(3, size=32)
+
+    def logits_of(output):
+        return output.logits if "logits" in output else output.last_hidden_state
+
     with torch.no_grad():
-        expected, logits = pooled_of(model, images), model(images).logits
+        expected, logits = pooled_of(model, images), logits_of(model(images))
     handle = vlmscope.instrument_encoder(model, capture_embeddings=True)
     with vlmscope.trace_batch(ROWS), torch.no_grad():
-        assert torch.equal(model(images).logits, logits)
+        assert torch.equal(logits_of(model(images)), logits)
     handle.uninstrument()
     (span,) = _encoder_spans(memory)
     attrs = span.attributes
     assert attrs[cv.VISION_ENCODER_ARCHITECTURE] == type(model).__name__
     assert attrs.get(cv.VISION_ENCODER_DEPTH) == depth
-    assert attrs[cv.VISION_ENCODER_LAYER] == "classifier:input"
+    assert attrs[cv.VISION_ENCODER_LAYER] == f"{head}:input"
     assert attrs[cv.VISION_ENCODER_EMBEDDING_DIM] == expected.shape[1]
     for i in range(len(ROWS)):
         vector = torch.tensor(attrs[cv.embedding_vector_key(i)])
         torch.testing.assert_close(vector, expected[i].float(), rtol=0, atol=1e-5)
     k = attrs[cv.VISION_ENCODER_TOP_K]
     assert list(attrs[cv.VISION_ENCODER_TOP_K_CLASS_IDS][::k]) == logits.argmax(dim=1).tolist()
+
+
+def test_a_transformers_classifier_averaging_two_heads_asks_for_its_layer():
+    """SwiftFormer averages ``head`` and ``dist_head`` in its forward: no module gives its
+    logits, so vlmscope asks for the layer rather than read one head as the model's."""
+    model = transformers.SwiftFormerForImageClassification(
+        _hf_small(transformers.SwiftFormerConfig)).eval()
+    with pytest.raises(ValueError, match="does not know where the pooled features"):
+        vlmscope.instrument_encoder(model)
 
 
 def test_a_layer_named_with_input_records_what_goes_into_that_module(memory):
