@@ -10,7 +10,8 @@ ResNet-RS, SE-ResNet, ResNetV2), transformers' ResNet models (``ResNetModel``,
 (ViT, DeiT, EVA, BEiT: the pooled features are ``head_drop``'s output, the head's input;
 any other timm model with one classifier and no pooling module, such as PiT, CoaT, VOLO or
 MambaOut: the classifier's input, ``forward_head(pre_logits=True)``),
-open_clip's ``VisionTransformer`` towers, and any transformers vision model that pools in
+open_clip's ``VisionTransformer`` towers and its towers of a timm trunk (``TimmModel``:
+SigLIP, EVA02, ConvNeXt, MobileCLIP, ...), and any transformers vision model that pools in
 its forward (its declared output has ``pooler_output`` or ``image_embeds``: CLIP's, SigLIP's,
 BLIP's and BLIP-2's vision models, DINOv2, ViT and DeiT with their pooler, Swin, ConvNeXt,
 RegNet, MobileViT, ...), whose own output is the embedding (the layer ``""``, PyTorch's name
@@ -317,7 +318,36 @@ def _open_clip(model: Any) -> EncoderFamily | None:
                  "patch_size": model.patch_size[0]}
         name = _open_clip_name(tower, model.output_dim, "VisionTransformer")
         return EncoderFamily(f"open_clip/{name}", blocks, "", None)
+    timm_tower = _module("open_clip.timm_model")
+    if timm_tower is not None and isinstance(model, timm_tower.TimmModel):
+        # A timm trunk and open_clip's pooling or projection head (SigLIP, SigLIP 2, EVA02,
+        # ConvNeXt, MobileCLIP, PE-Core, ViTamin): the tower's own output, encode_image's,
+        # is the embedding, as for a VisionTransformer tower.
+        trunk = model.trunk
+        timm_name = (getattr(trunk, "pretrained_cfg", None) or {}).get("architecture") \
+            or type(trunk).__name__
+        trunk_family = _timm(trunk)
+        depth = trunk_family.depth if trunk_family is not None else None
+        return EncoderFamily(f"open_clip/{_open_clip_timm_name(timm_name, model)}", depth,
+                             "", None)
     return None
+
+
+def _open_clip_timm_name(timm_name: str, tower: Any) -> str:
+    """The open_clip model config whose timm image tower is ``timm_name`` with ``tower``'s
+    output dimension (the shortest name when several are), else ``timm/<timm_name>``."""
+    open_clip = _module("open_clip")
+    projections = [m for m in tower.head.modules() if type(m).__name__ == "Linear"]
+    trunk = tower.trunk
+    output_dim = projections[-1].out_features if projections else (
+        getattr(trunk, "num_classes", 0) or getattr(trunk, "num_features", None))
+    matches = []
+    for name in getattr(open_clip, "list_models", list)():
+        config = open_clip.get_model_config(name) or {}
+        if (config.get("vision_cfg", {}).get("timm_model_name") == timm_name
+                and config.get("embed_dim") == output_dim):
+            matches.append(name)
+    return min(matches, key=lambda n: (len(n), n)) if matches else f"timm/{timm_name}"
 
 
 def _open_clip_name(tower: dict[str, Any], output_dim: int, fallback: str) -> str:

@@ -507,6 +507,29 @@ def test_an_open_clip_model_is_instrumented_through_its_visual_tower(memory):
     _assert_vectors(span.attributes, expected)
 
 
+@pytest.mark.parametrize(("name", "depth"), [("ViT-B-16-SigLIP", 12), ("convnext_tiny", None),
+                                           ("MobileCLIP2-S0", None)])
+def test_an_open_clip_model_with_a_timm_tower_is_instrumented_through_it(name, depth, memory):
+    """SigLIP, ConvNeXt and MobileCLIP in open_clip have a timm trunk and open_clip's own
+    pooling or projection head (``TimmModel``): the tower's output is ``encode_image``'s
+    (before its normalising), and the architecture is open_clip's config name."""
+    torch.manual_seed(0)
+    model = open_clip.create_model(name, pretrained=None).eval()
+    size = model.visual.image_size[0]
+    images, _ = digit_images(2, size=size)
+    with torch.no_grad():
+        expected = model.encode_image(images)
+    handle = vlmscope.instrument_encoder(model, capture_embeddings=True)
+    assert handle.model is model.visual
+    with vlmscope.trace_batch(["a", "b"]), torch.no_grad():
+        model.encode_image(images, normalize=True)
+    handle.uninstrument()
+    (span,) = _encoder_spans(memory)
+    assert span.attributes[cv.VISION_ENCODER_ARCHITECTURE] == f"open_clip/{name}"
+    assert span.attributes.get(cv.VISION_ENCODER_DEPTH) == depth
+    _assert_vectors(span.attributes, expected)
+
+
 def test_a_transformers_model_built_without_its_pooler_is_asked_for_its_layer():
     """ViT declares a pooled output, but built with ``add_pooling_layer=False`` it gives
     none: it is not taken for a pooling model."""
