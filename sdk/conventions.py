@@ -253,7 +253,8 @@ false or absent when they are one softmax distribution."""
 VISION_ENCODER_ZERO_SHOT = "vision.encoder.zero_shot"
 """True when the top-k are a CLIP-style zero-shot reading: softmax over the labels of the
 logit scale times the cosine similarity of the image embedding with each label's text
-embedding."""
+embedding; for SigLIP (a logit bias given), each label's own sigmoid of that plus the bias,
+and ``vision.encoder.multi_label`` is true."""
 
 VISION_ENCODER_SPAN_ID = "vision.encoder.span_id"
 """On an LLM span: hex span id of the encoder span whose reading it used (a link exists too)."""

@@ -33,7 +33,10 @@ class ZeroShot:
 
     ``text_embeddings`` is T x D (one row per label, in the order of ``labels``; a tensor or
     an array) or a callable that makes them from the list of labels; ``logit_scale`` is the
-    multiplier of the cosine similarities (``clip.logit_scale.exp()``).
+    multiplier of the cosine similarities (``clip.logit_scale.exp()``). ``logit_bias`` is
+    SigLIP's (``siglip.logit_bias``): with it, each label's score is its own sigmoid of the
+    scaled similarity plus the bias, as SigLIP computes it, and the reading is multi-label
+    (the labels scoring at least the threshold); without it, CLIP's softmax over the labels.
 
     >>> zs = vlmscope.ZeroShot(text_features, clip.logit_scale.exp())  # doctest: +SKIP
     >>> vlmscope.instrument_encoder(clip.visual, labels=names, zero_shot=zs)  # doctest: +SKIP
@@ -41,6 +44,7 @@ class ZeroShot:
 
     text_embeddings: Any
     logit_scale: float = ZERO_SHOT_LOGIT_SCALE
+    logit_bias: float | None = None
 
 
 def resolve_row_ids(n: int, explicit: Sequence[str] | None = None) -> list[str] | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -127,20 +128,27 @@ def _shape(tensor: Any) -> str:
 
 @dataclass(frozen=True)
 class _ZeroShotHead:
-    """Unit-norm class text embeddings (T x D, float32) and the logit scale."""
+    """Unit-norm class text embeddings (T x D, float32), the logit scale and SigLIP's logit
+    bias (None for CLIP's softmax reading)."""
 
     text: Any
     logit_scale: float
+    logit_bias: float | None = None
 
 
 def _zero_shot_head(zero_shot: Any, labels: list[str], torch: Any) -> _ZeroShotHead:
     """The text side of a zero-shot reading, checked against the class names."""
-    source, scale = zero_shot, ZERO_SHOT_LOGIT_SCALE
+    source, scale, bias = zero_shot, ZERO_SHOT_LOGIT_SCALE, None
     if isinstance(zero_shot, ZeroShot):
-        source, scale = zero_shot.text_embeddings, zero_shot.logit_scale
+        source, scale, bias = zero_shot.text_embeddings, zero_shot.logit_scale, \
+            zero_shot.logit_bias
     scale = float(scale.item() if hasattr(scale, "item") else scale)
     if not scale > 0:
         raise ValueError(f"the zero-shot logit scale must be positive, got {scale}")
+    if bias is not None:
+        bias = float(bias.item() if hasattr(bias, "item") else bias)
+        if not math.isfinite(bias):
+            raise ValueError(f"the zero-shot logit bias must be a finite number, got {bias}")
     if callable(source) and not isinstance(source, torch.Tensor):
         with torch.no_grad():
             source = source(list(labels))
@@ -154,7 +162,7 @@ def _zero_shot_head(zero_shot: Any, labels: list[str], torch: Any) -> _ZeroShotH
     if text.dim() != 2 or text.shape[0] != len(labels):
         raise ValueError(f"zero_shot text embeddings must be {len(labels)} x D, one per label; "
                          f"got shape {tuple(text.shape)}")
-    return _ZeroShotHead(torch.nn.functional.normalize(text, dim=1), scale)
+    return _ZeroShotHead(torch.nn.functional.normalize(text, dim=1), scale, bias)
 
 
 def _label_list(labels: Sequence[str] | Mapping[int, str]) -> list[str]:
@@ -210,11 +218,14 @@ class EncoderInstrumentation:
         if zero_shot is not None:
             if labels is None:
                 raise ValueError("zero_shot needs labels=[class names], one per text embedding")
-            if classifier is not None or self.multi_label:
-                raise ValueError("zero_shot reads the image embedding against class texts; it "
-                                 "takes neither classifier= nor multi_label=True")
             labels = _label_list(labels)  # the text embeddings' order names the classes
             self._zero_shot = _zero_shot_head(zero_shot, labels, torch)
+            sigmoid = self._zero_shot.logit_bias is not None  # SigLIP: a sigmoid per label
+            if classifier is not None or (self.multi_label and not sigmoid):
+                raise ValueError("zero_shot reads the image embedding against class texts; it "
+                                 "takes no classifier=, and multi_label=True only with a "
+                                 "logit_bias (SigLIP's sigmoid per label)")
+            self.multi_label = sigmoid
             self.classifier = None
         else:
             self.classifier = classifier or self.family.classifier
@@ -233,7 +244,6 @@ class EncoderInstrumentation:
         self.top_k = top_k
         self.capture_embeddings = capture_embeddings
         self.hash_images = hash_images
-        self.multi_label = bool(multi_label)
         self._labels_given = labels
         self._labels: list[str] | None = None
         self._signature: tuple[tuple[int, int], ...] | None = None
@@ -478,14 +488,16 @@ class EncoderInstrumentation:
 
     def _zero_shot_logits(self, pooled: Any) -> Any:
         """CLIP's zero-shot logits: cosine similarity of the image embedding with each
-        class text embedding, times the logit scale (softmaxed by the caller)."""
+        class text embedding, times the logit scale (softmaxed by the caller); SigLIP's add
+        the logit bias (each one's sigmoid taken by the caller)."""
         head = self._zero_shot
         text = head.text if head.text.device == pooled.device else head.text.to(pooled.device)
         if pooled.shape[1] != text.shape[1]:
             raise ValueError(f"the image embedding has {pooled.shape[1]} dimensions and the "
                              f"zero-shot text embeddings {text.shape[1]}")
         image = self._torch.nn.functional.normalize(pooled, dim=1)
-        return head.logit_scale * image @ text.T
+        logits = head.logit_scale * image @ text.T
+        return logits if head.logit_bias is None else logits + head.logit_bias
 
     def uninstrument(self) -> None:
         """Remove every hook this instrumentation added; the model is as it was."""
@@ -542,7 +554,9 @@ def instrument_encoder(
     label, as a tensor or array), a callable making them from the list of ``labels`` (e.g.
     with the user's text tower), or :class:`vlmscope.ZeroShot` to give the logit scale too.
     The top-k are then ``softmax(logit_scale * cos(image embedding, text embedding))`` over
-    the labels, as CLIP computes them, recorded on the same encoder span.
+    the labels, as CLIP computes them, recorded on the same encoder span; with a
+    ``ZeroShot(..., logit_bias=)`` (SigLIP) each label's
+    ``sigmoid(logit_scale * cos + logit_bias)``, read as a multi-label encoder's.
 
     ``multi_label=True`` is for heads trained with one sigmoid per label (multi-label
     tagging): the logits are read as independent sigmoid scores, the top-k are those scores

@@ -3,6 +3,8 @@ encode_text on a CLIP RN50 built from config (random weights, 64x64 images)."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -150,9 +152,16 @@ def test_bad_zero_shot_arguments_are_refused_with_what_was_expected(clip):
         vlmscope.instrument_encoder(clip.visual, zero_shot=text)
     with pytest.raises(ValueError, match=r"must be 10 x D, one per label; got shape \(3, 1024\)"):
         vlmscope.instrument_encoder(clip.visual, labels=DIGITS, zero_shot=text[:3])
-    with pytest.raises(ValueError, match="takes neither classifier"):
+    with pytest.raises(ValueError, match="takes no classifier="):
         vlmscope.instrument_encoder(clip.visual, labels=DIGITS, zero_shot=text,
                                     classifier="attnpool.c_proj")
+    # CLIP's softmax over the labels is not a multi-label reading; SigLIP's sigmoids are
+    with pytest.raises(ValueError, match="multi_label=True only with a logit_bias"):
+        vlmscope.instrument_encoder(clip.visual, labels=DIGITS, zero_shot=text,
+                                    multi_label=True)
+    with pytest.raises(ValueError, match="logit bias must be a finite number, got nan"):
+        vlmscope.instrument_encoder(clip.visual, labels=DIGITS, zero_shot=vlmscope.ZeroShot(
+            text, 10.0, logit_bias=float("nan")))
     with pytest.raises(ValueError, match="logit scale must be positive"):
         vlmscope.instrument_encoder(clip.visual, labels=DIGITS,
                                     zero_shot=vlmscope.ZeroShot(text, 0.0))
@@ -180,3 +189,70 @@ def test_zero_shot_on_a_vit_tower_equals_open_clips_own(tokenizer, memory):
     images, _ = digit_images(6, size=64)
     _check_zero_shot(memory, vit, text, images, vit.logit_scale.exp().item(), top_k=3,
                      name="open_clip/ViT-S-32")
+
+
+def test_siglips_zero_shot_reading_is_a_sigmoid_per_label_as_open_clip_computes_it(memory):
+    """open_clip's SigLIP (a timm tower) with ``ZeroShot(..., logit_bias=)``: each label's
+    score is ``sigmoid(logit_scale * cos + logit_bias)``, as open_clip's README computes
+    SigLIP's probabilities, sorted; the reading is multi-label, so each score stands alone
+    (no softmax: they need not sum to one)."""
+    torch.manual_seed(0)
+    model = open_clip.create_model("ViT-B-16-SigLIP", pretrained=None).eval()
+    images, _ = digit_images(3, size=model.visual.image_size[0])
+    # SigLIP's tokenizer is a download: the class texts are token ids drawn at random
+    tokens = torch.randint(1, model.text.vocab_size, (len(DIGITS), model.context_length))
+    with torch.no_grad():
+        # a scale and bias that spread the scores (the init's give every label 5e-5)
+        model.logit_scale.fill_(math.log(10.0))
+        model.logit_bias.fill_(0.0)
+        image = model.encode_image(images, normalize=True)
+        text = model.encode_text(tokens, normalize=True)
+        scale, bias = model.logit_scale.exp(), model.logit_bias
+        reference = torch.sigmoid(image @ text.T * scale + bias)
+    handle = vlmscope.instrument_encoder(
+        model, labels=DIGITS, top_k=10,
+        zero_shot=vlmscope.ZeroShot(text, logit_scale=scale, logit_bias=bias))
+    assert handle.multi_label
+    with vlmscope.trace_batch(["a", "b", "c"]), torch.no_grad():
+        model.encode_image(images)
+    handle.uninstrument()
+    span = _encoder_span(memory)
+    assert span.attributes[cv.VISION_ENCODER_MULTI_LABEL] is True
+    labels, scores = _recorded(span, 3)
+    expected, order = reference.sort(dim=1, descending=True)
+    torch.testing.assert_close(scores, expected, rtol=0, atol=1e-5)
+    assert labels == [[DIGITS[i] for i in row] for row in order.tolist()]
+    assert not torch.allclose(scores.sum(dim=1), torch.ones(3))
+
+
+def test_a_siglip_models_zero_shot_reading_is_its_own(memory):
+    """transformers' ``SiglipModel`` (built from config) with its own text features, scale
+    and bias: the recorded scores are the sigmoid of the model's ``logits_per_image``."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.SiglipConfig(
+        vision_config={"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+                       "num_attention_heads": 2, "image_size": 32, "patch_size": 8},
+        text_config={"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+                     "num_attention_heads": 2, "vocab_size": 50})
+    model = transformers.SiglipModel(config).eval()
+    with torch.no_grad():  # a bias and scale of a trained model, not the init's
+        model.logit_scale.fill_(2.0)
+        model.logit_bias.fill_(-1.5)
+    images, _ = digit_images(2, size=32)
+    texts = torch.tensor([[1, 5, 9, 2], [1, 7, 3, 2], [1, 8, 8, 2]])
+    with torch.no_grad():
+        reference = torch.sigmoid(model(input_ids=texts, pixel_values=images).logits_per_image)
+        text_embeddings = model.get_text_features(input_ids=texts)
+        text_embeddings = getattr(text_embeddings, "pooler_output", text_embeddings)
+    handle = vlmscope.instrument_encoder(
+        model, labels=["cat", "dog", "fox"], top_k=3, zero_shot=vlmscope.ZeroShot(
+            text_embeddings, logit_scale=model.logit_scale.exp(), logit_bias=model.logit_bias))
+    with vlmscope.trace_batch(["a", "b"]), torch.no_grad():
+        model.get_image_features(pixel_values=images)
+    handle.uninstrument()
+    span = _encoder_span(memory)
+    _, scores = _recorded(span, 2)
+    ids = torch.tensor(span.attributes[cv.VISION_ENCODER_TOP_K_CLASS_IDS]).reshape(2, 3)
+    torch.testing.assert_close(scores, reference.gather(1, ids), rtol=0, atol=1e-5)
+    assert ids[:, 0].tolist() == reference.argmax(1).tolist()
