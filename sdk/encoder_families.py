@@ -1,7 +1,9 @@
 """Known image encoders: their real name and depth, and where their pooled features and
 classifier are, so that ``instrument_encoder(model)`` needs no arguments for them.
 
-Recognised: torchvision ResNets (and ResNeXt / wide variants), timm models with timm's
+Recognised: torchvision ResNets (and ResNeXt / wide variants) and torchvision's other
+classifiers (ViT, Swin, ConvNeXt, EfficientNet, RegNet, MobileNet, DenseNet, VGG, ...: the
+features are the last linear layer's input), timm models with timm's
 classifier API (the ResNet family named and given a depth: ResNet, ResNeXt, wide, ResNet-D,
 ResNet-RS, SE-ResNet, ResNetV2), transformers' ResNet models (``ResNetModel``,
 ``ResNetForImageClassification``, ``ResNetBackbone``) and timm wrappers
@@ -138,7 +140,8 @@ def describe(model: Any) -> EncoderFamily:
             family.architecture, family.depth,
             None if family.layer is None else f"{attribute}.{family.layer}".rstrip("."),
             None if family.classifier is None else f"{attribute}.{family.classifier}")
-    for recognise in (_torchvision, _timm_wrapper, _transformers_resnet, _transformers_vision,
+    for recognise in (_torchvision, _torchvision_classifier, _timm_wrapper,
+                      _transformers_resnet, _transformers_vision,
                       _transformers_image_classifier, _open_clip, _timm):
         try:
             family = recognise(model)
@@ -187,6 +190,37 @@ def _torchvision(model: Any) -> EncoderFamily | None:
         elif width != 64:
             name = f"wide_resnet{depth}_{width // 64}"
     return EncoderFamily(name, depth, "avgpool", _classifier(model, "fc"))
+
+
+_TORCHVISION_NOT_CLASSIFIERS = ("detection", "segmentation", "video", "optical_flow",
+                                "quantization")
+"""torchvision's model packages whose models are not image classifiers (or not float ones)."""
+
+
+def _torchvision_classifier(model: Any) -> EncoderFamily | None:
+    """Any other torchvision classification model (ViT, Swin, MaxViT, ConvNeXt,
+    EfficientNet, RegNet, MobileNet, DenseNet, VGG, Inception, ...): its logits are its last
+    linear layer's output (registered last, after any auxiliary head), and its features that
+    layer's input, however the model pools (its class token, an ``avgpool``, a mean in the
+    forward). SqueezeNet, whose classifier is a convolution, reads the classifier's input
+    map. A ViT's depth is its blocks."""
+    parts = type(model).__module__.split(".")
+    if len(parts) != 3 or parts[:2] != ["torchvision", "models"] \
+            or parts[2] in _TORCHVISION_NOT_CLASSIFIERS:
+        return None
+    linears = [name for name, module in model.named_modules()
+               if type(module).__name__ == "Linear"]
+    if linears:
+        head = linears[-1]
+    elif _has_submodule(model, "classifier"):
+        head = "classifier"
+    else:
+        return None
+    layers = getattr(getattr(model, "encoder", None), "layers", None)
+    depth = len(layers) if type(model).__name__ == "VisionTransformer" \
+        and hasattr(layers, "__len__") else None
+    return EncoderFamily(type(model).__name__, depth, head + INPUT_SUFFIX,
+                         _classifier(model, head))
 
 
 def _timm_depth(model: Any) -> int | None:

@@ -373,6 +373,68 @@ def test_a_transformers_image_classifier_records_its_classifiers_input(family, m
     assert list(attrs[cv.VISION_ENCODER_TOP_K_CLASS_IDS][::k]) == logits.argmax(dim=1).tolist()
 
 
+# torchvision's other classifiers: (builder name, extra arguments, the head whose input is
+# recorded, depth); each built with 5 classes, run on 64x64 digits
+TORCHVISION_CLASSIFIERS = [
+    ("vit_b_16", {"image_size": 64}, "heads.head", 12),
+    ("swin_t", {}, "head", None),
+    ("convnext_tiny", {}, "classifier.2", None),
+    ("efficientnet_b0", {}, "classifier.1", None),
+    ("regnet_y_400mf", {}, "fc", None),
+    ("mobilenet_v3_small", {}, "classifier.3", None),
+    ("densenet121", {}, "classifier", None),
+    ("googlenet", {"aux_logits": False, "init_weights": True}, "fc", None),
+    ("vgg11", {}, "classifier.6", None),
+    ("squeezenet1_0", {}, "classifier", None),
+]
+
+
+@pytest.mark.parametrize(("name", "options", "head", "depth"), TORCHVISION_CLASSIFIERS,
+                         ids=[c[0] for c in TORCHVISION_CLASSIFIERS])
+def test_a_torchvision_classifier_records_its_last_layers_input(name, options, head, depth,
+                                                               memory):
+    """torchvision's ViT, Swin, ConvNeXt, EfficientNet, RegNet, MobileNet, DenseNet,
+    GoogLeNet and VGG, instrumented with no arguments: each recorded vector, put through the
+    model's last linear layer, gives the model's own logits (so it is that layer's input),
+    and the top-k scores are the logits' softmax, sorted. SqueezeNet's classifier is a
+    convolution: its vector is the mean of the map going into it."""
+    torch.manual_seed(6)
+    model = torchvision.models.get_model(name, weights=None, num_classes=5, **options).eval()
+    images, _ = digit_images(3, size=64)
+    with torch.no_grad():
+        logits = model(images)
+    handle = vlmscope.instrument_encoder(model, capture_embeddings=True)
+    with vlmscope.trace_batch(ROWS), torch.no_grad():
+        assert torch.equal(model(images), logits)
+    handle.uninstrument()
+    (span,) = _encoder_spans(memory)
+    attrs = span.attributes
+    assert attrs[cv.VISION_ENCODER_ARCHITECTURE] == type(model).__name__
+    assert attrs.get(cv.VISION_ENCODER_DEPTH) == depth
+    assert attrs[cv.VISION_ENCODER_LAYER] == f"{head}:input"
+    vectors = torch.tensor([attrs[cv.embedding_vector_key(i)] for i in range(len(ROWS))])
+    layer = model.get_submodule(head)
+    with torch.no_grad():
+        if name == "squeezenet1_0":
+            torch.testing.assert_close(vectors, model.features(images).mean(dim=(2, 3)),
+                                       rtol=0, atol=1e-5)
+        else:
+            torch.testing.assert_close(layer(vectors), logits, rtol=1e-4, atol=1e-5)
+    k = attrs[cv.VISION_ENCODER_TOP_K]
+    scores = torch.tensor(attrs[cv.VISION_ENCODER_TOP_K_SCORES]).reshape(len(ROWS), k)
+    torch.testing.assert_close(scores, logits.softmax(dim=1).sort(dim=1, descending=True)
+                               .values[:, :k], rtol=0, atol=1e-6)
+
+
+def test_a_torchvision_detector_is_not_taken_for_a_classifier():
+    """A detection model's last linear layer boxes or scores regions, not the image: it is
+    asked for its layer."""
+    model = torchvision.models.detection.fasterrcnn_mobilenet_v3_large_fpn(
+        weights=None, weights_backbone=None, num_classes=3)
+    with pytest.raises(ValueError, match="does not know where the pooled features"):
+        vlmscope.instrument_encoder(model)
+
+
 def test_a_transformers_classifier_averaging_two_heads_asks_for_its_layer():
     """SwiftFormer averages ``head`` and ``dist_head`` in its forward: no module gives its
     logits, so vlmscope asks for the layer rather than read one head as the model's."""
