@@ -200,6 +200,13 @@ class EncoderInstrumentation:
         if not isinstance(model, torch.nn.Module):
             raise TypeError(
                 f"instrument_encoder needs a torch.nn.Module, got {type(model).__name__}")
+        if isinstance(model, torch.jit.ScriptModule):
+            raise TypeError(
+                f"instrument_encoder needs an eager model, got a TorchScript module "
+                f"({type(model).__name__}, from torch.jit.script or torch.jit.trace): it runs "
+                f"its layers outside Python, where no hook sees them; instrument the model "
+                f"before scripting it, or compile it with torch.compile, which vlmscope "
+                f"instruments")
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
         self._torch = torch

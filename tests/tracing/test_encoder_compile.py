@@ -102,3 +102,16 @@ def test_an_inductor_compiled_instrumented_model_matches_the_bare_one(memory):
     spans = [s for s in memory.get_finished_spans()
              if s.attributes.get(cv.VLMSCOPE_SPAN_ROLE) == cv.ROLE_ENCODER]
     assert len(spans) == CALLS
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit is deprecated in torch 2.10+
+@pytest.mark.parametrize("kind", ["script", "trace"])
+def test_a_torchscript_module_is_refused_with_what_to_do_instead(kind):
+    """A TorchScript module runs its layers outside Python: no hook would see them (and
+    its submodules cannot even be looked up), so vlmscope says so and what works."""
+    model = torchvision.models.resnet18(weights=None, num_classes=3).eval()
+    scripted = torch.jit.script(model) if kind == "script" else torch.jit.trace(
+        model, torch.randn(1, 3, 32, 32))
+    for layers in ({}, {"layer": "avgpool", "classifier": "fc"}):
+        with pytest.raises(TypeError, match="got a TorchScript module .* torch.compile"):
+            vlmscope.instrument_encoder(scripted, **layers)
