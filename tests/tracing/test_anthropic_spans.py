@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,7 @@ torchvision = pytest.importorskip("torchvision")
 anthropic = pytest.importorskip("anthropic")
 
 import vlmscope  # noqa: E402
-from tests.helpers import digit_images, query  # noqa: E402
+from tests.helpers import digit_images, local_server, query  # noqa: E402
 from vlmscope.cli import main  # noqa: E402
 
 REQUEST_MODEL, RESPONSE_MODEL = "claude-head", "claude-head-2026-01-01"
@@ -91,10 +90,8 @@ class _Messages(BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def messages_server() -> Iterator[str]:
     """The base URL of a local Messages API server."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Messages)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+    with local_server(_Messages) as url:
+        yield url
 
 
 @pytest.fixture
@@ -169,6 +166,20 @@ _ROWS = "SELECT row_id, llm_model, instruction, output, input_tokens, output_tok
         "top_k_labels IS NOT NULL FROM pipeline_rows ORDER BY row_id"
 
 
+def _trace_into(db: Path, base_url: str, instrumentor: str | None = None) -> None:
+    """The three rows of :func:`_run_pipeline` into the store ``db`` (the SDK's own tracing,
+    with ``instrumentor``'s beside it when one is named)."""
+    vlmscope.configure(db=db)
+    try:
+        if instrumentor is None:
+            _run_pipeline(base_url)
+        else:
+            with _Instrumented(instrumentor):
+                _run_pipeline(base_url)
+    finally:
+        vlmscope.shutdown()
+
+
 def test_the_sdks_own_tracing_in_content_mode_is_the_rows_llm_record(
         tmp_path: Path, messages_server: str, monkeypatch: pytest.MonkeyPatch,
         told: Callable[[], list[str]]) -> None:
@@ -176,11 +187,7 @@ def test_the_sdks_own_tracing_in_content_mode_is_the_rows_llm_record(
     (the text beside the image), answer (streamed too) and tokens."""
     monkeypatch.setenv(CONTENT_MODE, "content")
     db = tmp_path / "sdk.duckdb"
-    vlmscope.configure(db=db)
-    try:
-        _run_pipeline(messages_server)
-    finally:
-        vlmscope.shutdown()
+    _trace_into(db, messages_server)
     assert query(db, _ROWS) == [
         ("failed", REQUEST_MODEL, "What is this?", None, None, None, True),
         ("streamed", REQUEST_MODEL, "How many digits?", "two digits", INPUT_TOKENS,
@@ -200,11 +207,7 @@ def test_the_sdks_metadata_only_tracing_leaves_rows_without_an_answer_and_says_h
     messages on; the failed call is not counted."""
     monkeypatch.delenv(CONTENT_MODE, raising=False)
     db = tmp_path / "metadata.duckdb"
-    vlmscope.configure(db=db)
-    try:
-        _run_pipeline(messages_server)
-    finally:
-        vlmscope.shutdown()
+    _trace_into(db, messages_server)
     assert query(db, _ROWS) == [
         ("failed", REQUEST_MODEL, None, None, None, None, True),
         ("streamed", REQUEST_MODEL, None, None, INPUT_TOKENS, OUTPUT_TOKENS, True),
@@ -229,12 +232,7 @@ def test_an_instrumentor_beside_the_sdks_own_tracing_answers_the_row(
     instrumentor's, which ends last, and nobody is told of a missing answer."""
     monkeypatch.delenv(CONTENT_MODE, raising=False)
     db = tmp_path / f"{instrumentor}.duckdb"
-    vlmscope.configure(db=db)
-    try:
-        with _Instrumented(instrumentor):
-            _run_pipeline(messages_server)
-    finally:
-        vlmscope.shutdown()
+    _trace_into(db, messages_server, instrumentor)
     rows = query(db, "SELECT row_id, instruction, output, s.scope_name FROM pipeline_rows p "
                      "JOIN spans s ON s.span_id = p.llm_span_id ORDER BY row_id")
     assert [r[:3] for r in rows] == [("failed", "What is this?", None),

@@ -296,6 +296,24 @@ def _hf_small(config_class, **kwargs):
     return config_class(num_labels=5, **kwargs)
 
 
+def _classifier_reading(model, images, head: str, depth, memory, logits_of=lambda o: o):
+    """``model`` instrumented with no arguments and run on ``images`` (its output unchanged
+    by the hooks): its encoder span's attributes, checked to name the model's class,
+    ``depth`` and ``head``'s input as the layer, and the model's logits."""
+    with torch.no_grad():
+        logits = logits_of(model(images))
+    handle = vlmscope.instrument_encoder(model, capture_embeddings=True)
+    with vlmscope.trace_batch(ROWS), torch.no_grad():
+        assert torch.equal(logits_of(model(images)), logits)
+    handle.uninstrument()
+    (span,) = _encoder_spans(memory)
+    attrs = span.attributes
+    assert attrs[cv.VISION_ENCODER_ARCHITECTURE] == type(model).__name__
+    assert attrs.get(cv.VISION_ENCODER_DEPTH) == depth
+    assert attrs[cv.VISION_ENCODER_LAYER] == f"{head}:input"
+    return attrs, logits
+
+
 def _randomised(model):
     """``model`` with every parameter drawn from N(0, 0.1): HGNetV2 and PP-LCNet start with
     logits of 1e-12, all tied in the softmax, and a tie has no argmax to compare."""
@@ -351,20 +369,11 @@ def test_a_transformers_image_classifier_records_its_classifiers_input(family, m
     model = build().eval()
     images, _ = digit_images(3, size=32)
 
-    def logits_of(output):
-        return output.logits if "logits" in output else output.last_hidden_state
-
     with torch.no_grad():
-        expected, logits = pooled_of(model, images), logits_of(model(images))
-    handle = vlmscope.instrument_encoder(model, capture_embeddings=True)
-    with vlmscope.trace_batch(ROWS), torch.no_grad():
-        assert torch.equal(logits_of(model(images)), logits)
-    handle.uninstrument()
-    (span,) = _encoder_spans(memory)
-    attrs = span.attributes
-    assert attrs[cv.VISION_ENCODER_ARCHITECTURE] == type(model).__name__
-    assert attrs.get(cv.VISION_ENCODER_DEPTH) == depth
-    assert attrs[cv.VISION_ENCODER_LAYER] == f"{head}:input"
+        expected = pooled_of(model, images)
+    attrs, logits = _classifier_reading(
+        model, images, head, depth, memory,
+        lambda output: output.logits if "logits" in output else output.last_hidden_state)
     assert attrs[cv.VISION_ENCODER_EMBEDDING_DIM] == expected.shape[1]
     for i in range(len(ROWS)):
         vector = torch.tensor(attrs[cv.embedding_vector_key(i)])
@@ -401,17 +410,7 @@ def test_a_torchvision_classifier_records_its_last_layers_input(name, options, h
     torch.manual_seed(6)
     model = torchvision.models.get_model(name, weights=None, num_classes=5, **options).eval()
     images, _ = digit_images(3, size=64)
-    with torch.no_grad():
-        logits = model(images)
-    handle = vlmscope.instrument_encoder(model, capture_embeddings=True)
-    with vlmscope.trace_batch(ROWS), torch.no_grad():
-        assert torch.equal(model(images), logits)
-    handle.uninstrument()
-    (span,) = _encoder_spans(memory)
-    attrs = span.attributes
-    assert attrs[cv.VISION_ENCODER_ARCHITECTURE] == type(model).__name__
-    assert attrs.get(cv.VISION_ENCODER_DEPTH) == depth
-    assert attrs[cv.VISION_ENCODER_LAYER] == f"{head}:input"
+    attrs, logits = _classifier_reading(model, images, head, depth, memory)
     vectors = torch.tensor([attrs[cv.embedding_vector_key(i)] for i in range(len(ROWS))])
     layer = model.get_submodule(head)
     with torch.no_grad():

@@ -20,9 +20,8 @@ import json
 import subprocess
 import sys
 import textwrap
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -32,7 +31,7 @@ torchvision = pytest.importorskip("torchvision")
 openai = pytest.importorskip("openai")
 
 import vlmscope  # noqa: E402
-from tests.helpers import collector, digit_images, query  # noqa: E402
+from tests.helpers import collector, digit_images, local_server, query  # noqa: E402
 from vlmscope import conventions as cv  # noqa: E402
 from vlmscope.cli import main  # noqa: E402
 from vlmscope.collectors import convert  # noqa: E402
@@ -119,10 +118,8 @@ class _ChatCompletions(BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def llm_server() -> Iterator[str]:
     """The base URL of a local OpenAI-compatible server."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _ChatCompletions)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/v1"
-    server.shutdown()
+    with local_server(_ChatCompletions) as url:
+        yield f"{url}/v1"
 
 
 class _Instrumented:
