@@ -192,12 +192,21 @@ def trace_row(
     from the instruction when it is not given; another value raises ``ValueError``). An
     exception raised inside marks the row ``ERROR`` and propagates unchanged.
 
+    Inside :func:`trace_batch`, ``trace_row`` with one of the batch's row ids is that row,
+    not a new one: what runs inside (a hosted LLM asked once per image after a batched
+    encoder forward, its instrumentor's span included) is tied to it, and the arguments
+    given here are added to it.
+
     >>> with vlmscope.trace_row("img-17", cohort="night", expected="cat"):  # doctest: +SKIP
     ...     answer = pipeline(image)
     """
     _check_kinds([instruction_kind])
     attrs = _row_attributes(row_id, cohort, expected, objects, image, instruction, run,
                             attributes, instruction_kind)
+    batch = _current.get()
+    if batch is not None and batch.batch_size is not None and str(row_id) in batch.row_ids:
+        yield from _batch_row(batch, str(row_id), attrs, instruction)
+        return
     tracer = get_tracer()
     try:
         with tracer.start_as_current_span(
@@ -211,6 +220,25 @@ def trace_row(
                 _current.reset(token)
     finally:
         flush_if_forked()
+
+
+def _batch_row(batch: RowContext, row_id: str, attrs: dict[str, Any],
+               instruction: str | None) -> Iterator[trace.Span]:
+    """The body of ``trace_row(row_id)`` inside a batch holding ``row_id``: the batch's row
+    span, current for the block and given ``attrs``; calls inside are the row's own (no
+    batch size: an LLM asked for this row alone takes its whole time, not a share)."""
+    i = batch.row_ids.index(row_id)
+    span = batch.row_spans[i]
+    span.set_attributes(attrs)
+    context = RowContext((row_id,), (span,), (instruction or batch.instructions[i],),
+                         readings=batch.readings, outputs=batch.outputs)
+    with trace.use_span(span, end_on_exit=False, record_exception=True,
+                        set_status_on_exception=True):
+        token = _current.set(context)
+        try:
+            yield span
+        finally:
+            _current.reset(token)
 
 
 def _check_kinds(kinds: Sequence[str | None]) -> None:

@@ -267,3 +267,33 @@ def test_an_answer_the_user_sets_on_llm_span_is_the_rows_and_silences_the_warnin
     assert query(db, "SELECT instruction, output FROM pipeline_rows") == [
         ("Which digit is this?", "three")]
     assert told() == []
+
+
+def test_claude_asked_per_image_after_a_batched_encoder_answers_each_row(
+        tmp_path: Path, messages_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One batched encoder forward, then Claude asked per image inside ``trace_row`` for
+    each of the batch's rows: each row gets its own call's instruction and answer, and the
+    batch keeps one row per id."""
+    monkeypatch.setenv(CONTENT_MODE, "content")
+    db = tmp_path / "batched.duckdb"
+    vlmscope.configure(db=db)
+    encoder = torchvision.models.resnet18(weights=None).eval()
+    hooks = vlmscope.instrument_encoder(encoder, top_k=3)
+    client = anthropic.Anthropic(base_url=messages_server, api_key="not-a-key", max_retries=0)
+    images, _ = digit_images(2)
+    questions = {"r0": "Which digit is this?", "r1": "How many digits?"}
+    try:
+        with vlmscope.trace_batch(list(questions), expected=["three", "two"]), torch.no_grad():
+            encoder(images)
+            for row_id, question in questions.items():
+                with vlmscope.trace_row(row_id):
+                    client.messages.create(model=REQUEST_MODEL, max_tokens=16, messages=[
+                        {"role": "user", "content": question}])
+    finally:
+        hooks.uninstrument()
+        vlmscope.shutdown()
+    assert query(db, "SELECT row_id, expected, instruction, output, "
+                     "top_k_labels IS NOT NULL, batch_size FROM pipeline_rows "
+                     "ORDER BY row_id") == [
+        ("r0", "three", "Which digit is this?", "three", True, 2),
+        ("r1", "two", "How many digits?", "two digits", True, 2)]

@@ -42,3 +42,40 @@ def test_each_row_of_a_batch_records_the_batch_size_and_its_share_of_the_time(tr
         assert llm_share == pytest.approx(llm_ms / 4)
     size, encoder_ms, encoder_share, llm_ms, llm_share = rows["alone"]
     assert size is None and encoder_share == encoder_ms and llm_share == llm_ms
+
+
+def test_trace_row_inside_a_batch_is_that_row_for_a_call_made_per_image(traced: Path):
+    """A batched encoder forward, then the head asked once per image: ``trace_row(row_id)``
+    inside the batch is the batch's row (one row per id, not a second one without its
+    expected answer), the call inside is that row's own (its whole time, not a share), its
+    span is a child of the row's, and the arguments given there are the row's. An error
+    inside one row's block marks that row alone."""
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(weights=None, num_classes=10).eval()
+    handle = vlmscope.instrument_encoder(model)
+    images, _ = digit_images(3, size=32)
+    with vlmscope.trace_batch(["b0", "b1", "b2"], expected=["one", "two", "three"]), \
+            torch.no_grad():
+        model(images)
+        for i, row_id in enumerate(["b0", "b1", "b2"]):
+            try:
+                with vlmscope.trace_row(row_id, instruction=f"which digit? ({i})"), \
+                        vlmscope.llm_span("head", instruction=f"which digit? ({i})") as llm:
+                    if row_id == "b2":
+                        raise TimeoutError("the head timed out")
+                    llm.set_output(f"answer {i}")
+            except TimeoutError:
+                pass
+    handle.uninstrument()
+    vlmscope.shutdown()
+    rows = query(traced, "SELECT row_id, expected, instruction, output, batch_size, status, "
+                         "abs(encoder_share_ms * 3 - encoder_ms) < 1e-6, llm_share_ms = llm_ms "
+                         "FROM pipeline_rows ORDER BY row_id")
+    assert rows == [
+        ("b0", "one", "which digit? (0)", "answer 0", 3, "OK", True, True),
+        ("b1", "two", "which digit? (1)", "answer 1", 3, "OK", True, True),
+        ("b2", "three", "which digit? (2)", None, 3, "ERROR", True, True)]
+    parents = query(traced, "SELECT p.name, p.attributes->>'$.\"vlmscope.row.id\"' "
+                            "FROM spans s JOIN spans p ON p.span_id = s.parent_span_id "
+                            "WHERE s.kind = 'CLIENT' ORDER BY 2")
+    assert parents == [("vlmscope.row", "b0"), ("vlmscope.row", "b1"), ("vlmscope.row", "b2")]
