@@ -307,11 +307,12 @@ def _unranked_expected(con: duckdb.DuckDBPyConnection, filters: dict[str, Any]) 
 
 
 def _llm_calls_outside_rows(con: duckdb.DuckDBPyConnection) -> int:
-    """LLM calls in traces with no pipeline row: an app traced by an instrumentor alone,
-    without ``trace_row``; they are stored, but no row holds them, so none is scored."""
+    """LLM calls that no pipeline row holds: an app traced by an instrumentor alone, without
+    ``trace_row``, or a head asked per image inside ``trace_batch`` without
+    ``trace_row(row_id)`` around each call; they are stored, but none is scored."""
     ((count,),) = con.execute(
-        "SELECT count(*) FROM llm_records l WHERE NOT EXISTS "
-        "(SELECT 1 FROM row_records r WHERE r.trace_id = l.trace_id)").fetchall()
+        "SELECT count(*) FROM llm_records l WHERE NOT EXISTS (SELECT 1 FROM row_records r "
+        "WHERE r.trace_id = l.trace_id AND r.row_id = l.row_id)").fetchall()
     return count
 
 
@@ -510,8 +511,10 @@ def run(args: argparse.Namespace) -> int:
     if outside:
         summary.setdefault("warnings", []).append(
             f"{outside} LLM calls in this store belong to no pipeline row (traced with no "
-            "vlmscope.trace_row or trace_batch around them), so none of them is scored: wrap "
-            "each image's encoder and LLM calls in vlmscope.trace_row(row_id, expected=...)")
+            "vlmscope.trace_row or trace_batch around them, or made once per image inside "
+            "trace_batch), so none of them is scored: wrap each image's encoder and LLM calls "
+            "in vlmscope.trace_row(row_id, expected=...), and inside a batch each call in "
+            "trace_row(row_id)")
     if unanswered:
         from vlmscope.tracing import CONTENT_SWITCHES
 

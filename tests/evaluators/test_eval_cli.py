@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -227,10 +228,20 @@ def test_llm_calls_outside_any_row_are_named_with_what_makes_them_rows(
     with vlmscope.trace_row("r1", expected="cat"), vlmscope.llm_span(
             model="head", instruction="what animal?") as span:
         span.set_output("cat")
+    # asked per image inside a batch: the first call in no row (counted), the second in
+    # trace_row(row_id), that row's (not counted)
+    with vlmscope.trace_batch(["b1", "b2"], expected=["cat", "dog"]):
+        for row_id in ("b1", "b2"):
+            with contextlib.ExitStack() as stack:
+                if row_id == "b2":
+                    stack.enter_context(vlmscope.trace_row(row_id))
+                with tracer.start_as_current_span("chat m", attributes={
+                        cv.GEN_AI_OPERATION_NAME: "chat", cv.GEN_AI_REQUEST_MODEL: "m"}):
+                    pass
     vlmscope.shutdown()
     status, out, _ = run_cli(capsys, "--db", str(db), "--format", "json")
     summary = json.loads(out)
-    assert status == 0 and summary["answer_accuracy"] == 1.0
+    assert status == 0 and summary["answer_accuracy"] == 1 / 3
     (warning,) = [w for w in summary["warnings"] if "LLM calls" in w]
-    assert warning.startswith("3 LLM calls in this store belong to no pipeline row")
-    assert "vlmscope.trace_row(" in warning
+    assert warning.startswith("4 LLM calls in this store belong to no pipeline row")
+    assert "vlmscope.trace_row(" in warning and "inside a batch" in warning
