@@ -50,6 +50,8 @@ class RowContext:
     """The last answer a language-head span recorded for each row (by row id)."""
     batch_size: int | None = None
     """Rows of the enclosing ``trace_batch`` (None inside a lone ``trace_row``)."""
+    batch_span: trace.Span | None = None
+    """The enclosing ``trace_batch``'s span (None inside a lone ``trace_row``)."""
 
 
 _current: contextvars.ContextVar[RowContext | None] = contextvars.ContextVar(
@@ -323,7 +325,7 @@ def trace_batch(
                 for i in range(n)
             )
             token = _current.set(RowContext(tuple(ids), row_spans, tuple(instruction_list),
-                                            batch_size=n))
+                                            batch_size=n, batch_span=batch_span))
             error: BaseException | None = None
             try:
                 yield batch_span

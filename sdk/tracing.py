@@ -164,6 +164,8 @@ class _RowSpanProcessor(SpanProcessor):
                     row_ids = attributes.get(cv.VLMSCOPE_ROW_IDS)
                     if row_ids is not None and len(row_ids) == 1:
                         _unanswered.call_ended(span, attributes, row_ids[0])
+                    elif row_ids is None and role is None:
+                        _warn_if_in_a_batch(span, attributes)
                 elif role == cv.ROLE_ROW:
                     _unanswered.row_ended(span, attributes.get(cv.VLMSCOPE_ROW_ID))
         except Exception:  # a check for the user's benefit never breaks their pipeline
@@ -198,6 +200,25 @@ def _warn_prompt_missing(span: ReadableSpan) -> None:
               "image unless its instrumentor is given an image hook: "
               "OpenAIInstrumentor(upload_base64_image=vlmscope.image_reference)",
               span.name, scope)
+
+
+def _warn_if_in_a_batch(span: ReadableSpan, attributes: Any) -> None:
+    """Say once that an LLM call made right inside ``trace_batch`` (its parent the batch's
+    span, not ``trace_row(row_id)``'s nor a span of the user's, such as an ``llm_span`` that
+    records the rows' answers) is tied to no row: one call is not one row there."""
+    from vlmscope.rows import current_rows, warn_once
+
+    rows = current_rows()
+    if rows is None or rows.batch_span is None or span.parent is None \
+            or rows.batch_span.get_span_context().span_id != span.parent.span_id:
+        return
+    from vlmscope.collectors.normalize import is_llm_call
+
+    if is_llm_call(dict(attributes)):
+        warn_once("batch-call-unrowed",
+                  "the LLM call %r inside trace_batch is tied to no row, so its answer reaches "
+                  "none; for a call made per image, wrap it in vlmscope.trace_row(row_id) "
+                  "inside the batch", span.name)
 
 
 CONTENT_SWITCHES = (

@@ -79,3 +79,38 @@ def test_trace_row_inside_a_batch_is_that_row_for_a_call_made_per_image(traced: 
                             "FROM spans s JOIN spans p ON p.span_id = s.parent_span_id "
                             "WHERE s.kind = 'CLIENT' ORDER BY 2")
     assert parents == [("vlmscope.row", "b0"), ("vlmscope.row", "b1"), ("vlmscope.row", "b2")]
+
+
+def test_an_llm_call_right_inside_a_batch_is_told_to_be_tied_to_no_row(
+        traced: Path, caplog: pytest.LogCaptureFixture):
+    """An instrumentor's LLM call made right inside ``trace_batch`` reaches no row: the user
+    is told once, with what ties it. Not one inside ``trace_row(row_id)``, nor one inside
+    the user's own ``llm_span`` that gives the rows their answers."""
+    from opentelemetry import trace
+
+    from vlmscope import conventions as cv
+    from vlmscope import rows
+
+    rows._warned.discard("batch-call-unrowed")
+    tracer = trace.get_tracer("my-agent")
+
+    def call() -> None:
+        with tracer.start_as_current_span("chat m", attributes={
+                cv.GEN_AI_OPERATION_NAME: "chat", cv.GEN_AI_REQUEST_MODEL: "m"}):
+            pass
+
+    def told() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "tied to no row" in r.getMessage()]
+
+    with caplog.at_level("WARNING", "vlmscope"), vlmscope.trace_batch(["b1", "b2"]):
+        with vlmscope.trace_row("b1"):
+            call()
+        with vlmscope.llm_span("head", instruction=["q1", "q2"]) as llm:
+            call()
+            llm.set_output(["a1", "a2"])
+        assert told() == []
+        call()
+        call()
+    vlmscope.shutdown()
+    (warning,) = told()
+    assert "'chat m' inside trace_batch" in warning and "trace_row(row_id)" in warning
