@@ -225,13 +225,18 @@ CONTENT_SWITCHES = (
     ("com.anthropic.sdk", "the anthropic SDK's own tracing records the messages with "
      "ANTHROPIC_OPEN_TELEMETRY_TRACES_CONTENT_MODE=content, or "
      "Anthropic(open_telemetry={'traces': {'content_mode': 'content'}})"),
+    *((f"opentelemetry.instrumentation.{name}", "OpenTelemetry's GenAI instrumentations "
+       "put the messages on the span with OTEL_SEMCONV_STABILITY_OPT_IN="
+       "gen_ai_latest_experimental and OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT="
+       "span_only") for name in ("openai_v2", "google_genai", "vertexai")),
     ("opentelemetry.instrumentation.", "OpenLLMetry records the messages unless "
      "TRACELOOP_TRACE_CONTENT=false"),
     ("openinference.instrumentation.", "OpenInference records the messages unless "
      "OPENINFERENCE_HIDE_OUTPUTS is set"),
 )
 """How each instrumentation is told to record an LLM call's messages, by the start of its
-scope name (:func:`_UnansweredRows.row_ended` names the one that applies)."""
+scope name, the first that applies (:func:`_UnansweredRows.row_ended` names it):
+OpenTelemetry's own GenAI instrumentations before OpenLLMetry's, which share the prefix."""
 
 
 class _UnansweredRows:

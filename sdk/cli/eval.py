@@ -522,7 +522,7 @@ def run(args: argparse.Namespace) -> int:
             f"{unanswered} rows have no answer although their LLM call succeeded: the call "
             "recorded none (its instrumentation records metadata only or does not assemble a "
             "streamed answer, or outputs are hidden), so each counts as a missing answer; "
-            + "; ".join(hint for _, hint in CONTENT_SWITCHES))
+            + "; ".join(dict.fromkeys(hint for _, hint in CONTENT_SWITCHES)))
     if unranked:
         summary.setdefault("warnings", []).append(
             f"{unranked} rows expect an answer the encoder never ranks (a count, a yes/no, a "

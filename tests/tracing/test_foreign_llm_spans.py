@@ -637,3 +637,39 @@ def test_set_global_false_leaves_the_global_provider_alone(tmp_path: Path) -> No
         vlmscope.shutdown()
     """, str(tmp_path / "x.duckdb"))
     assert done.stdout.split() == ["ProxyTracerProvider", "TracerProvider"]
+
+
+@pytest.mark.parametrize(("scope", "switch"), [
+    ("opentelemetry.instrumentation.openai_v2",
+     "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=span_only"),
+    ("opentelemetry.instrumentation.openai.v1", "TRACELOOP_TRACE_CONTENT=false"),
+    ("openinference.instrumentation.openai", "OPENINFERENCE_HIDE_OUTPUTS"),
+    ("my-agent", None)])
+def test_a_row_whose_llm_call_recorded_no_answer_names_its_instrumentations_switch(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, scope: str, switch: str | None
+) -> None:
+    """A GenAI span that recorded no messages (an instrumentation's default that keeps
+    content off) leaves its row without an answer: the user is told once, with the switch of
+    the instrumentation that wrote it (by its scope), OpenTelemetry's own before OpenLLMetry's,
+    whose scopes share a prefix; none for a tracer vlmscope does not know."""
+    from opentelemetry import trace
+
+    from vlmscope import rows
+
+    rows._warned.discard("answer-missing")
+    vlmscope.configure(db=tmp_path / "s.duckdb")
+    try:
+        with caplog.at_level("WARNING", "vlmscope"), vlmscope.trace_row("r", expected="cat"), \
+                trace.get_tracer(scope).start_as_current_span("chat m", attributes={
+                    cv.GEN_AI_OPERATION_NAME: "chat", cv.GEN_AI_REQUEST_MODEL: "m"}):
+            pass
+    finally:
+        vlmscope.shutdown()
+    (warning,) = [r.getMessage() for r in caplog.records if "has no answer" in r.getMessage()]
+    assert scope in warning
+    if switch is None:
+        assert "did not assemble a streamed answer (vlmscope goes on" in warning
+    else:
+        assert switch in warning and sum(
+            name in warning for name in ("TRACELOOP", "OTEL_INSTRUMENTATION_GENAI",
+                                         "OPENINFERENCE", "ANTHROPIC")) == 1
