@@ -196,26 +196,30 @@ _TORCHVISION_NOT_CLASSIFIERS = ("detection", "segmentation", "video", "optical_f
                                 "quantization")
 """torchvision's model packages whose models are not image classifiers (or not float ones)."""
 
+TORCHVISION_HEADS = ("classifier", "heads", "head", "fc")
+"""Where torchvision's classifiers keep their head: ``classifier`` (ConvNeXt, EfficientNet,
+MobileNet, DenseNet, VGG, MaxViT, SqueezeNet, ...), ``heads`` (ViT), ``head`` (Swin), ``fc``
+(RegNet, ShuffleNet, GoogLeNet, Inception)."""
+
 
 def _torchvision_classifier(model: Any) -> EncoderFamily | None:
     """Any other torchvision classification model (ViT, Swin, MaxViT, ConvNeXt,
-    EfficientNet, RegNet, MobileNet, DenseNet, VGG, Inception, ...): its logits are its last
-    linear layer's output (registered last, after any auxiliary head), and its features that
-    layer's input, however the model pools (its class token, an ``avgpool``, a mean in the
-    forward). SqueezeNet, whose classifier is a convolution, reads the classifier's input
-    map. A ViT's depth is its blocks."""
+    EfficientNet, RegNet, MobileNet, DenseNet, VGG, Inception, ...): its logits are the last
+    linear layer of its head (:data:`TORCHVISION_HEADS`), and its features that layer's
+    input, however the model pools (its class token, an ``avgpool``, a mean in the forward).
+    SqueezeNet, whose head is a convolution, reads the head's input map. A head replaced by
+    ``nn.Identity`` (the usual way to get embeddings) leaves the head's input and no
+    classifier. A ViT's depth is its blocks."""
     parts = type(model).__module__.split(".")
     if len(parts) != 3 or parts[:2] != ["torchvision", "models"] \
             or parts[2] in _TORCHVISION_NOT_CLASSIFIERS:
         return None
-    linears = [name for name, module in model.named_modules()
-               if type(module).__name__ == "Linear"]
-    if linears:
-        head = linears[-1]
-    elif _has_submodule(model, "classifier"):
-        head = "classifier"
-    else:
+    attribute = next((name for name in TORCHVISION_HEADS if _has_submodule(model, name)), None)
+    if attribute is None:
         return None
+    linears = [name for name, module in model.get_submodule(attribute).named_modules()
+               if type(module).__name__ == "Linear"]
+    head = f"{attribute}.{linears[-1]}".rstrip(".") if linears else attribute
     layers = getattr(getattr(model, "encoder", None), "layers", None)
     depth = len(layers) if type(model).__name__ == "VisionTransformer" \
         and hasattr(layers, "__len__") else None

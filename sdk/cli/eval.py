@@ -395,9 +395,9 @@ def _unanswered_rows(con: duckdb.DuckDBPyConnection, filters: dict[str, Any]) ->
     instrumentation recording metadata only, or hidden outputs): their output is NULL."""
     ((count,),) = con.execute(f"""
         SELECT count(*) FROM {_SELECTED_ROWS} p JOIN llm_records l
-            ON l.trace_id = p.trace_id AND l.span_id = p.llm_span_id
-        WHERE p.output IS NULL AND l.status_code IS DISTINCT FROM 'ERROR'
-          AND l.record_index = 0""", filters).fetchall()
+            ON l.trace_id = p.trace_id AND l.span_id = p.llm_span_id AND l.row_id = p.row_id
+        WHERE p.output IS NULL AND l.status_code IS DISTINCT FROM 'ERROR'""",
+        filters).fetchall()
     return count
 
 

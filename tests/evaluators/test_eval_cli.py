@@ -245,3 +245,21 @@ def test_llm_calls_outside_any_row_are_named_with_what_makes_them_rows(
     (warning,) = [w for w in summary["warnings"] if "LLM calls" in w]
     assert warning.startswith("4 LLM calls in this store belong to no pipeline row")
     assert "vlmscope.trace_row(" in warning and "inside a batch" in warning
+
+
+def test_rows_whose_answers_were_hidden_are_counted_each_also_in_a_batch(
+        tmp_path: Path, capsys, monkeypatch) -> None:
+    """A batched head's answers, hidden (``VLMSCOPE_HIDE_OUTPUTS``): every row of the batch
+    is counted as having no answer, not only the first (each row has its own record of the
+    one call)."""
+    monkeypatch.setenv("VLMSCOPE_HIDE_OUTPUTS", "1")
+    db = tmp_path / "hidden.duckdb"
+    vlmscope.configure(db=db)
+    with vlmscope.trace_batch(["b1", "b2", "b3"], expected=["cat", "dog", "fox"]), \
+            vlmscope.llm_span("head", instruction=["what animal?"] * 3) as llm:
+        llm.set_output(["cat", "dog", "fox"])
+    vlmscope.shutdown()
+    status, out, _ = run_cli(capsys, "--db", str(db), "--format", "json")
+    (warning,) = [w for w in json.loads(out)["warnings"] if "have no answer" in w]
+    assert warning.startswith("3 rows have no answer although their LLM call succeeded")
+    assert "outputs are hidden" in warning

@@ -425,6 +425,34 @@ def test_a_torchvision_classifier_records_its_last_layers_input(name, options, h
                                .values[:, :k], rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize(("name", "head", "features_of"), [
+    ("vit_b_16", "heads",
+     lambda m, x: m.encoder(torch.cat([m.class_token.expand(x.shape[0], -1, -1),
+                                       m._process_input(x)], dim=1))[:, 0]),
+    ("efficientnet_b0", "classifier", lambda m, x: m.avgpool(m.features(x)).flatten(1))])
+def test_a_torchvision_model_whose_head_is_an_identity_records_its_embedding(
+        name, head, features_of, memory):
+    """The usual way to embed images with torchvision: the head replaced by
+    ``nn.Identity``. The recorded vector is the model's own output (the head's input), with
+    no top-k, not a layer inside the backbone taken for the head."""
+    torch.manual_seed(7)
+    options = {"image_size": 64} if name == "vit_b_16" else {}
+    model = torchvision.models.get_model(name, weights=None, **options).eval()
+    setattr(model, head, torch.nn.Identity())
+    images, _ = digit_images(2, size=64)
+    with torch.no_grad():
+        embeddings = model(images)
+        torch.testing.assert_close(features_of(model, images), embeddings)
+    handle = vlmscope.instrument_encoder(model, capture_embeddings=True)
+    with vlmscope.trace_batch(["a", "b"]), torch.no_grad():
+        model(images)
+    handle.uninstrument()
+    (span,) = _encoder_spans(memory)
+    assert span.attributes[cv.VISION_ENCODER_LAYER] == f"{head}:input"
+    assert cv.VISION_ENCODER_TOP_K_LABELS not in span.attributes
+    _assert_vectors(span.attributes, embeddings)
+
+
 def test_a_torchvision_detector_is_not_taken_for_a_classifier():
     """A detection model's last linear layer boxes or scores regions, not the image: it is
     asked for its layer."""
