@@ -264,10 +264,11 @@ class _UnansweredRows:
         else:
             from vlmscope.collectors.normalize import is_llm_call, llm_answer
 
-            if not is_llm_call(dict(attributes)):
+            values = dict(attributes)
+            if not is_llm_call(values):
                 return
             answered = (span.status.status_code is trace.StatusCode.ERROR
-                        or llm_answer(dict(attributes)) is not None)
+                        or llm_answer(values) is not None)
         scope = span.instrumentation_scope.name if span.instrumentation_scope else "?"
         key = (span.context.trace_id, row_id)
         with self._lock:

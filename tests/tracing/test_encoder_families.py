@@ -368,7 +368,6 @@ def test_a_transformers_image_classifier_records_its_classifiers_input(family, m
     torch.manual_seed(4)
     model = build().eval()
     images, _ = digit_images(3, size=32)
-
     with torch.no_grad():
         expected = pooled_of(model, images)
     attrs, logits = _classifier_reading(
